@@ -1,0 +1,43 @@
+"""``pipepulse db``: schema migrations and status."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipepulse.settings import Settings
+from store.db import connect, describe_url, schema_status, upgrade
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="database schema: upgrade, status, backup")
+    dsub = p.add_subparsers(dest="db_command", metavar="COMMAND")
+    dsub.required = True
+    up = dsub.add_parser("upgrade", help="create or migrate the schema to the newest version (safe to repeat)")
+    up.set_defaults(handler=cmd_upgrade)
+    st = dsub.add_parser("status", help="show the database, its schema revision and row counts")
+    st.set_defaults(handler=cmd_status)
+
+
+def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    engine = connect(settings.database_url)
+    before = schema_status(engine)
+    after = upgrade(engine)
+    if before.current == after.current:
+        print(f"{describe_url(settings.database_url)}: already at schema {after.current}")
+    else:
+        print(f"{describe_url(settings.database_url)}: migrated {before.current or '(empty)'} -> {after.current}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from store.stats import table_counts
+
+    engine = connect(settings.database_url, create_dirs=False)
+    status = schema_status(engine)
+    print(f"database: {describe_url(settings.database_url)}")
+    state = "up to date" if status.up_to_date else ("NEWER than this code" if status.newer_than_code else "needs `pipepulse db upgrade`")
+    print(f"schema:   {status.current or '(empty)'} (code head {status.head}; {state})")
+    if status.up_to_date:
+        for table, count in table_counts(engine).items():
+            print(f"  {table:<22} {count:>12,}")
+    return 0 if status.up_to_date else 1

@@ -1,0 +1,315 @@
+"""The one settings object: built once per entry point, then passed down.
+
+Sources, later ones winning: built-in defaults (which work on a laptop), the TOML config file
+(``pipepulse.toml`` in the working directory, or ``PIPEPULSE_CONFIG``), then ``PIPEPULSE_*``
+environment variables. No other module reads ``os.environ``.
+
+Areas with their own config section (``[collectors]``, ``[alerts]``, ``[dashboard]``,
+``[retention]``) parse it from ``Settings.section(name)`` with the helpers at the bottom of this
+module, so every config error names the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipepulse.errors import ConfigError
+
+__all__ = [
+    "PipelineConfig",
+    "Prices",
+    "Settings",
+    "load_settings",
+    "opt",
+    "require_table",
+]
+
+DEFAULT_CONFIG_NAME = "pipepulse.toml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prices:
+    """Public AWS list prices (us-east-1) used for estimates. Override under ``[prices]``."""
+
+    lambda_gb_second: float = 0.0000166667
+    lambda_request: float = 0.0000002
+    glue_dpu_hour: float = 0.44
+    sfn_transition: float = 0.000025
+    s3_put_request: float = 0.000005
+    s3_get_request: float = 0.0000004
+    s3_gb_month: float = 0.023
+    cloudwatch_put_metric_request: float = 0.00001
+    cloudwatch_logs_gb_ingested: float = 0.50
+    ce_request: float = 0.01
+    cloudwatch_metrics_requested_per_1000: float = 0.01
+    compute_vcpu_hour: float = 0.04048  # Fargate vCPU-hour: the reference pipeline's compute
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    """One watched pipeline: where its runs come from and when they are expected."""
+
+    name: str
+    source: str = "reference"  # reference | stepfunctions | glue
+    schedule: str | None = None  # cron expression, UTC
+    interval_seconds: int | None = None  # or a fixed interval
+    freshness_sla_seconds: int = 3600  # how late a run may be before it is "late"
+    owner: str = ""
+    cost_tag: str | None = None  # value of the cost-allocation tag naming this pipeline
+    resource: str | None = None  # state machine ARN / Glue job name for AWS sources
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything an entry point needs; see ``describe()`` for each field's meaning."""
+
+    database_url: str
+    data_dir: Path
+    config_path: Path | None = None
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    local_aws: bool = True
+    log_level: str = "INFO"
+    log_format: str = "json"
+    dashboard_url: str = "http://localhost:8501"
+    cost_tag_key: str = "pipeline"
+    currency: str = "USD"
+    budget_monthly: float | None = None
+    budgets_by_pipeline: Mapping[str, float] = field(default_factory=dict)
+    pipelines: tuple[PipelineConfig, ...] = ()
+    prices: Prices = field(default_factory=Prices)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """The raw ``[name]`` table of the config file (empty when absent)."""
+        value = self.raw.get(name, {})
+        return require_table(value, self.config_label, name)
+
+    @property
+    def config_label(self) -> str:
+        return str(self.config_path) if self.config_path else "(no config file)"
+
+    def pipeline(self, name: str) -> PipelineConfig | None:
+        return next((p for p in self.pipelines if p.name == name), None)
+
+
+DESCRIPTIONS = {
+    "database_url": "SQLAlchemy URL; SQLite file under the data folder by default, "
+    "postgresql+psycopg://user@host:5432/db in production (PIPEPULSE_DATABASE_URL)",
+    "data_dir": "folder for the SQLite file, the demo's files and backups (PIPEPULSE_DATA_DIR)",
+    "aws_region": "AWS region the collectors read (PIPEPULSE_AWS_REGION)",
+    "aws_endpoint_url": "endpoint for every AWS client, e.g. a moto server (AWS_ENDPOINT_URL)",
+    "local_aws": "start an in-process moto server when no endpoint is given (PIPEPULSE_LOCAL_AWS)",
+    "log_level": "DEBUG, INFO, WARNING or ERROR (PIPEPULSE_LOG_LEVEL)",
+    "log_format": "json or text (PIPEPULSE_LOG_FORMAT)",
+    "dashboard_url": "base URL that alert links point at (PIPEPULSE_DASHBOARD_URL)",
+    "cost_tag_key": "cost-allocation tag key whose value names the pipeline",
+    "budget_monthly": "monthly budget for the whole account, in the billing currency",
+}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, config_path: str | Path | None = None
+) -> Settings:
+    """Build the settings from defaults, the config file and the environment."""
+    env = os.environ if env is None else env
+    path = _config_path(env, config_path)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(path)
+    label = str(path) if path else "(environment)"
+
+    database = require_table(raw.get("database", {}), label, "database")
+    aws = require_table(raw.get("aws", {}), label, "aws")
+    general = require_table(raw.get("pipepulse", {}), label, "pipepulse")
+    budgets = require_table(raw.get("budgets", {}), label, "budgets")
+
+    data_dir = Path(env.get("PIPEPULSE_DATA_DIR") or opt(general, "data_dir", str, label, "pipepulse") or "data")
+    database_url = (
+        env.get("PIPEPULSE_DATABASE_URL")
+        or opt(database, "url", str, label, "database")
+        or f"sqlite:///{(data_dir / 'pipepulse.db').as_posix()}"
+    )
+    if "://" not in database_url:
+        raise ConfigError(
+            f"{label}: database url {database_url!r} is not a URL; expected e.g. "
+            "sqlite:///data/pipepulse.db or postgresql+psycopg://postgres@127.0.0.1:5432/pipepulse"
+        )
+    endpoint = env.get("AWS_ENDPOINT_URL") or opt(aws, "endpoint_url", str, label, "aws")
+    local_raw = env.get("PIPEPULSE_LOCAL_AWS")
+    local_aws = _bool(local_raw, "PIPEPULSE_LOCAL_AWS") if local_raw is not None else bool(
+        opt(aws, "local", bool, label, "aws", default=endpoint is None)
+    )
+    log_level = (env.get("PIPEPULSE_LOG_LEVEL") or opt(general, "log_level", str, label, "pipepulse") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"PIPEPULSE_LOG_LEVEL / [pipepulse] log_level: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+    log_format = (env.get("PIPEPULSE_LOG_FORMAT") or opt(general, "log_format", str, label, "pipepulse") or "json").lower()
+    if log_format not in {"json", "text"}:
+        raise ConfigError(f"PIPEPULSE_LOG_FORMAT / [pipepulse] log_format: expected json or text, got {log_format!r}")
+
+    budget_pipes = require_table(budgets.get("pipelines", {}), label, "budgets.pipelines")
+    for k, v in budget_pipes.items():
+        if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{label}: [budgets.pipelines] {k}: expected a non-negative number, got {v!r}")
+    monthly = opt(budgets, "monthly", (int, float), label, "budgets")
+    if env.get("PIPEPULSE_BUDGET_MONTHLY"):
+        monthly = _float(env["PIPEPULSE_BUDGET_MONTHLY"], "PIPEPULSE_BUDGET_MONTHLY")
+
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        config_path=path,
+        aws_region=env.get("PIPEPULSE_AWS_REGION") or opt(aws, "region", str, label, "aws") or "us-east-1",
+        aws_endpoint_url=endpoint,
+        local_aws=local_aws,
+        log_level=log_level,
+        log_format=log_format,
+        dashboard_url=(env.get("PIPEPULSE_DASHBOARD_URL") or opt(general, "dashboard_url", str, label, "pipepulse") or "http://localhost:8501").rstrip("/"),
+        cost_tag_key=opt(general, "cost_tag_key", str, label, "pipepulse") or "pipeline",
+        currency=opt(general, "currency", str, label, "pipepulse") or "USD",
+        budget_monthly=float(monthly) if monthly is not None else None,
+        budgets_by_pipeline={k: float(v) for k, v in budget_pipes.items()},
+        pipelines=_pipelines(raw.get("pipelines", []), label),
+        prices=_prices(require_table(raw.get("prices", {}), label, "prices"), label),
+        raw=raw,
+    )
+
+
+# ---- helpers for every config section -------------------------------------------------------
+
+
+def require_table(value: Any, label: str, where: str) -> Mapping[str, Any]:
+    """``value`` as a TOML table, or a ConfigError naming the file and the section."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{label}: [{where}] must be a table (key = value lines), got {type(value).__name__}")
+    return value
+
+
+def opt(
+    table: Mapping[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    label: str,
+    where: str,
+    *,
+    default: Any = None,
+) -> Any:
+    """``table[key]`` checked against ``kind``; ``default`` when absent."""
+    if key not in table:
+        return default
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        ok = False
+    else:
+        ok = isinstance(value, kinds)
+    if not ok:
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"{label}: [{where}] {key}: expected {names}, got {value!r}")
+    return value
+
+
+def _config_path(env: Mapping[str, str], given: str | Path | None) -> Path | None:
+    if given is not None:
+        path = Path(given)
+    elif env.get("PIPEPULSE_CONFIG"):
+        path = Path(env["PIPEPULSE_CONFIG"])
+    else:
+        path = Path(DEFAULT_CONFIG_NAME)
+        return path if path.is_file() else None
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; create it or unset PIPEPULSE_CONFIG")
+    return path
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+
+
+def _pipelines(value: Any, label: str) -> tuple[PipelineConfig, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{label}: pipelines must be an array of tables ([[pipelines]]), got {type(value).__name__}")
+    out: list[PipelineConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        where = f"pipelines #{i + 1}"
+        item = require_table(item, label, where)
+        name = opt(item, "name", str, label, where)
+        if not name:
+            raise ConfigError(f"{label}: [[pipelines]] #{i + 1}: name is required")
+        if name in seen:
+            raise ConfigError(f"{label}: [[pipelines]] {name!r} is defined twice")
+        seen.add(name)
+        where = f"pipelines {name}"
+        source = opt(item, "source", str, label, where, default="reference")
+        if source not in {"reference", "stepfunctions", "glue"}:
+            raise ConfigError(f"{label}: [{where}] source: expected reference, stepfunctions or glue, got {source!r}")
+        schedule = opt(item, "schedule", str, label, where)
+        if schedule is not None:
+            from pipepulse.cron import CronSchedule
+
+            try:
+                CronSchedule(schedule)
+            except ValueError as exc:
+                raise ConfigError(f"{label}: [{where}] schedule: {exc}") from exc
+        interval = opt(item, "interval_minutes", int, label, where)
+        sla = opt(item, "freshness_sla_minutes", int, label, where, default=60)
+        for key, v in (("interval_minutes", interval), ("freshness_sla_minutes", sla)):
+            if v is not None and v <= 0:
+                raise ConfigError(f"{label}: [{where}] {key}: expected a positive whole number of minutes, got {v}")
+        known = {"name", "source", "schedule", "interval_minutes", "freshness_sla_minutes", "owner", "cost_tag", "resource"}
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        out.append(
+            PipelineConfig(
+                name=name,
+                source=source,
+                schedule=schedule,
+                interval_seconds=interval * 60 if interval else None,
+                freshness_sla_seconds=sla * 60,
+                owner=opt(item, "owner", str, label, where, default=""),
+                cost_tag=opt(item, "cost_tag", str, label, where, default=name),
+                resource=opt(item, "resource", str, label, where),
+            )
+        )
+    return tuple(out)
+
+
+def _prices(table: Mapping[str, Any], label: str) -> Prices:
+    known = {f.name for f in fields(Prices)}
+    values: dict[str, float] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{label}: [prices] unknown key {key!r}; known keys: {', '.join(sorted(known))}")
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{label}: [prices] {key}: expected a non-negative number, got {value!r}")
+        values[key] = float(value)
+    return Prices(**values)
+
+
+def _bool(value: str, name: str) -> bool:
+    v = value.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _float(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from exc

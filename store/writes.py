@@ -1,0 +1,207 @@
+"""Idempotent bulk upserts on SQLite and PostgreSQL.
+
+``upsert(conn, table, rows)`` inserts new rows and updates existing ones (matched on the
+primary key, or on ``key=`` columns), and touches a row only when one of its values really
+changed: a second upsert of the same rows writes nothing and returns 0.
+
+PostgreSQL path: binary COPY into a temporary staging table, then one
+``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM ...``.
+SQLite path: ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ...``.
+Column names come from the schema, never from callers' strings.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+__all__ = ["upsert", "rows_of"]
+
+BATCH = 50_000
+
+
+def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as dicts with NaN/NaT as None and numpy scalars as Python ones."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return clean.to_dict("records")
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
+    *,
+    key: Sequence[str] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Insert or update ``rows`` into ``table``; returns how many rows were inserted or changed."""
+    if isinstance(rows, pd.DataFrame):
+        if rows.empty:
+            return 0
+        columns = [c for c in rows.columns if c in table.c]
+        unknown = [c for c in rows.columns if c not in table.c]
+        if unknown:
+            raise ValueError(f"{table.name} has no column(s) {unknown}")
+        iterator: Iterable[Mapping[str, Any]] = rows_of(rows[columns])
+    else:
+        iterator = iter(rows)
+        first = next(iterator, None)  # type: ignore[call-overload]
+        if first is None:
+            return 0
+        columns = list(first.keys())
+        unknown = [c for c in columns if c not in table.c]
+        if unknown:
+            raise ValueError(f"{table.name} has no column(s) {unknown}")
+        iterator = itertools.chain([first], iterator)
+
+    key_cols = list(key) if key else [c.name for c in table.primary_key.columns]
+    missing = [c for c in key_cols if c not in columns]
+    if missing:
+        raise ValueError(f"rows for {table.name} lack key column(s) {missing}")
+    stamp = "updated_at" in table.c and "updated_at" not in columns
+    if stamp:
+        columns = [*columns, "updated_at"]
+        ts = now or datetime.now(UTC)
+    tuples = (
+        tuple([*(r.get(c) for c in columns[:-1]), ts]) if stamp else tuple(r.get(c) for c in columns)
+        for r in iterator
+    )
+    if conn.dialect.name == "postgresql":
+        return _upsert_pg(conn, table, columns, key_cols, tuples)
+    return _upsert_sqlite(conn, table, columns, key_cols, tuples)
+
+
+def _value_cols(columns: list[str], key_cols: list[str]) -> list[str]:
+    return [c for c in columns if c not in key_cols]
+
+
+def _upsert_sqlite(conn, table, columns, key_cols, tuples) -> int:
+    q = _quote(conn)
+    values = _value_cols(columns, key_cols)
+    compare = [c for c in values if c != "updated_at"]
+    sql = (
+        f"INSERT INTO {q(table.name)} ({', '.join(map(q, columns))}) "
+        f"VALUES ({', '.join('?' for _ in columns)}) "
+        f"ON CONFLICT ({', '.join(map(q, key_cols))}) "
+    )
+    if values:
+        sql += "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in values)
+        if compare:
+            sql += " WHERE " + " OR ".join(f"{q(table.name)}.{q(c)} IS NOT excluded.{q(c)}" for c in compare)
+    else:
+        sql += "DO NOTHING"
+    conv = _sqlite_converters(table, columns)
+    raw = conn.connection.driver_connection
+    before = raw.total_changes
+    cur = raw.cursor()
+    for batch in _batches(tuples):
+        cur.executemany(sql, [tuple(f(v) if f else v for f, v in zip(conv, row, strict=True)) for row in batch])
+    cur.close()
+    return raw.total_changes - before
+
+
+def _sqlite_converters(table: sa.Table, columns: list[str]):
+    """Turn datetimes into the text SQLAlchemy's SQLite dialect writes, so reads agree."""
+    out = []
+    for c in columns:
+        t = table.c[c].type
+        if isinstance(t, sa.DateTime):
+            out.append(_sqlite_ts)
+        elif isinstance(t, sa.Date):
+            out.append(_sqlite_date)
+        else:
+            out.append(None)
+    return out
+
+
+def _sqlite_ts(v):
+    if v is None:
+        return None
+    if isinstance(v, pd.Timestamp):
+        if v is pd.NaT:
+            return None
+        v = v.to_pydatetime()
+    if isinstance(v, datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(UTC).replace(tzinfo=None)
+        return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return v
+
+
+def _sqlite_date(v):
+    if v is None:
+        return None
+    if isinstance(v, datetime | pd.Timestamp):
+        return v.strftime("%Y-%m-%d")
+    return v.isoformat() if hasattr(v, "isoformat") else v
+
+
+def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
+    q = _quote(conn)
+    values = _value_cols(columns, key_cols)
+    compare = [c for c in values if c != "updated_at"]
+    stage = f"_pp_stage_{table.name}"
+    raw = conn.connection.driver_connection
+    total = 0
+    with raw.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {q(stage)} "
+            f"(LIKE {q(table.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        types = [_pg_type(table.c[c].type) for c in columns]
+        insert = (
+            f"INSERT INTO {q(table.name)} AS t ({', '.join(map(q, columns))}) "
+            f"SELECT DISTINCT ON ({', '.join(map(q, key_cols))}) {', '.join(map(q, columns))} FROM {q(stage)} "
+            f"ON CONFLICT ({', '.join(map(q, key_cols))}) "
+        )
+        if values:
+            insert += "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in values)
+            if compare:
+                insert += (
+                    f" WHERE ({', '.join('t.' + q(c) for c in compare)}{',' if len(compare) == 1 else ''}) "
+                    f"IS DISTINCT FROM ({', '.join('EXCLUDED.' + q(c) for c in compare)}{',' if len(compare) == 1 else ''})"
+                )
+        else:
+            insert += "DO NOTHING"
+        for batch in _batches(tuples):
+            cur.execute(f"TRUNCATE {q(stage)}")
+            with cur.copy(f"COPY {q(stage)} ({', '.join(map(q, columns))}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for row in batch:
+                    copy.write_row(row)
+            cur.execute(insert)
+            total += cur.rowcount
+    return total
+
+
+def _pg_type(t: sa.types.TypeEngine) -> str:
+    if isinstance(t, sa.DateTime):
+        return "timestamptz" if t.timezone else "timestamp"
+    if isinstance(t, sa.Date):
+        return "date"
+    if isinstance(t, sa.BigInteger):
+        return "int8"
+    if isinstance(t, sa.Integer):
+        return "int4"
+    if isinstance(t, sa.Float):
+        return "float8"
+    if isinstance(t, sa.Boolean):
+        return "bool"
+    return "text"
+
+
+def _batches(tuples):
+    it = iter(tuples)
+    while batch := list(itertools.islice(it, BATCH)):
+        yield batch
+
+
+def _quote(conn):
+    prep = conn.dialect.identifier_preparer
+    return prep.quote

@@ -1,0 +1,126 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), a local AWS over HTTP, a fixed clock.
+
+Which databases the storage-touching tests run on comes from ``PIPEPULSE_TEST_DBS``
+(comma-separated: ``sqlite``, ``postgresql``; default ``sqlite``). ``.ci/run`` sets both, so
+every test that takes ``engine`` or ``db_url`` runs once per database.
+PostgreSQL is reached at ``PIPEPULSE_TEST_PG_URL`` (default the local ``test`` database); each
+session works in a database of its own, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from store.db import connect, upgrade
+from store.schema import metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+TEST_DBS = [d.strip() for d in os.environ.get("PIPEPULSE_TEST_DBS", "sqlite").split(",") if d.strip()]
+PG_ADMIN_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+FIXED_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def pytest_configure(config):
+    unknown = set(TEST_DBS) - {"sqlite", "postgresql"}
+    if unknown:
+        raise pytest.UsageError(f"PIPEPULSE_TEST_DBS: unknown database(s) {sorted(unknown)}; use sqlite, postgresql")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` beside the checkout (real third-party data and tools)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"{SHARED} is missing: the tests read real data from ../shared/data")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = connect(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str]:
+    name = f"pp_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = connect(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"),
+                {"n": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=TEST_DBS)
+def db_url(request, tmp_path) -> str:
+    """URL of an empty, migrated database; one test per database in PIPEPULSE_TEST_DBS."""
+    if request.param == "sqlite":
+        path = tmp_path / "pipepulse.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("_pg_database")
+    engine = sa.create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def engine(db_url) -> Iterator[sa.Engine]:
+    eng = connect(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The injected clock: a fixed moment, so results are exact."""
+    return FIXED_NOW
+
+
+@pytest.fixture(scope="session")
+def local_aws():
+    """One local AWS server (moto + stand-ins) for the session, over real HTTP."""
+    from pipepulse.localaws import LocalAWS
+
+    server = LocalAWS().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(local_aws, monkeypatch):
+    """A clean local AWS for one test, with boto3 pointed at it through the environment."""
+    local_aws.reset()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local_aws.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MOTO_PORT", str(local_aws.port))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return local_aws

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from pipepulse.errors import SchemaError, StoreError
+from store.db import check_schema, connect, schema_status, upgrade
+from store.schema import metadata
+
+
+def test_upgrade_is_a_noop_when_at_head(engine):
+    before = schema_status(engine)
+    assert before.up_to_date
+    after = upgrade(engine)
+    assert after.current == before.current == before.head
+    tables = set(sa.inspect(engine).get_table_names())
+    assert {t.name for t in metadata.sorted_tables} <= tables
+
+
+def test_empty_sqlite_is_migrated_and_checked(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path / 'new.db'}")
+    with pytest.raises(SchemaError, match="pipepulse db upgrade"):
+        check_schema(engine)
+    status = upgrade(engine)
+    assert status.up_to_date
+    check_schema(engine)
+
+
+def test_database_newer_than_code_is_refused(engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    with pytest.raises(SchemaError, match="newer than this version of pipepulse"):
+        upgrade(engine)
+    with pytest.raises(SchemaError, match="9999_from_the_future"):
+        check_schema(engine)
+
+
+def test_unreachable_postgres_names_host_and_port():
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:1 "):
+        connect("postgresql+psycopg://postgres@127.0.0.1:1/nope")
+
+
+def test_unwritable_data_folder_is_named(tmp_path):
+    # A regular file where the folder should be: unwritable even for root (CI runs as root).
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match=r"cannot create the data folder .*data/sub"):
+        connect(f"sqlite:///{blocker / 'sub' / 'x.db'}")
