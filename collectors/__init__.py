@@ -1,0 +1,1 @@
+"""Collectors: one module per source, the interface in ``base.py``, ``runner.py`` persists."""
