@@ -30,6 +30,14 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "pipepulse.toml"
+# Any of these means the user has set up real AWS credentials, so no local AWS by default.
+_CREDENTIAL_VARS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +112,8 @@ DESCRIPTIONS = {
     "data_dir": "folder for the SQLite file, the demo's files and backups (PIPEPULSE_DATA_DIR)",
     "aws_region": "AWS region the collectors read (PIPEPULSE_AWS_REGION)",
     "aws_endpoint_url": "endpoint for every AWS client, e.g. a moto server (AWS_ENDPOINT_URL)",
-    "local_aws": "start an in-process moto server when no endpoint is given (PIPEPULSE_LOCAL_AWS)",
+    "local_aws": "use a local moto server when no endpoint is given; default on when no AWS "
+    "credentials are configured (PIPEPULSE_LOCAL_AWS=false for real AWS)",
     "log_level": "DEBUG, INFO, WARNING or ERROR (PIPEPULSE_LOG_LEVEL)",
     "log_format": "json or text (PIPEPULSE_LOG_FORMAT)",
     "dashboard_url": "base URL that alert links point at (PIPEPULSE_DASHBOARD_URL)",
@@ -142,8 +151,9 @@ def load_settings(
         )
     endpoint = env.get("AWS_ENDPOINT_URL") or opt(aws, "endpoint_url", str, label, "aws")
     local_raw = env.get("PIPEPULSE_LOCAL_AWS")
+    has_credentials = any(env.get(k) for k in _CREDENTIAL_VARS)
     local_aws = _bool(local_raw, "PIPEPULSE_LOCAL_AWS") if local_raw is not None else bool(
-        opt(aws, "local", bool, label, "aws", default=endpoint is None)
+        opt(aws, "local", bool, label, "aws", default=endpoint is None and not has_credentials)
     )
     log_level = (env.get("PIPEPULSE_LOG_LEVEL") or opt(general, "log_level", str, label, "pipepulse") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:

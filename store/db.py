@@ -84,6 +84,8 @@ def _sqlite_engine(parsed: sa.URL, *, create_dirs: bool) -> Engine:
                     f"cannot create the data folder {folder}: {exc.strerror}; choose another with "
                     "PIPEPULSE_DATA_DIR or PIPEPULSE_DATABASE_URL"
                 ) from exc
+        elif not Path(path).exists():
+            raise StoreError(f"SQLite database {path} does not exist yet: run `pipepulse db upgrade`")
         if not os.access(folder, os.W_OK):
             raise StoreError(
                 f"the data folder {folder} is not writable; fix its permissions or choose another "
