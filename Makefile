@@ -17,13 +17,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
-## demo: build 90 days of demo data in SQLite (data/demo.db) and serve the dashboard on :8501
+## demo: build 90 days of demo data in SQLite (data/demo/) and serve the dashboard on :8501
+DEMO_CONFIG ?= examples/demo.toml
+
 demo: install
-	$(BIN)/pipepulse demo build
-	$(BIN)/pipepulse demo serve
+	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo up
 
 demo-data: install
-	$(BIN)/pipepulse demo build
+	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo build
 
 ## test: every test; PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both
 test: install browser
@@ -47,4 +48,4 @@ bench: install
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) data/demo.db* .pytest_cache
+	rm -rf $(VENV) data/demo .pytest_cache
