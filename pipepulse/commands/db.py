@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.set_defaults(handler=cmd_upgrade)
     st = dsub.add_parser("status", help="show the database, its schema revision and row counts")
     st.set_defaults(handler=cmd_status)
+    bk = dsub.add_parser("backup", help="copy the SQLite database to PATH while it is in use (PostgreSQL: pg_dump)")
+    bk.add_argument("path", metavar="PATH", help="file to write, e.g. backups/pipepulse-2026-11-20.db")
+    bk.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    bk.set_defaults(handler=cmd_backup)
 
 
 def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,3 +45,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         for table, count in table_counts(engine).items():
             print(f"  {table:<22} {count:>12,}")
     return 0 if status.up_to_date else 1
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from pipepulse.ops.backup import backup_sqlite
+
+    result = backup_sqlite(settings.database_url, args.path, overwrite=args.force)
+    print(f"backed up {result.source} to {result.path} ({result.bytes:,} bytes in {result.seconds:.1f} s)")
+    return 0

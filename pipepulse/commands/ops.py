@@ -1,0 +1,48 @@
+"""``pipepulse retention``: prune raw data older than the configured days (see pipepulse.ops).
+
+Registered from the ``ops`` entry of GROUPS. ``pipepulse db backup`` lives with the other
+``db`` commands (pipepulse/commands/db.py) and calls ``pipepulse.ops.backup``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from pipepulse.settings import Settings
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("retention", help="delete raw data older than the configured days; rollups stay")
+    rsub = p.add_subparsers(dest="retention_command", metavar="COMMAND")
+    rsub.required = True
+    ap = rsub.add_parser(
+        "apply",
+        help="delete old metric points, logs, run steps, collector passes and notifications in batches",
+        description="Days per table come from [retention] in the config (see docs/deploy.md). "
+        "run_daily and cost_daily, which the dashboard reads, are never pruned.",
+    )
+    ap.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    ap.set_defaults(handler=cmd_apply)
+
+
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from pipepulse.ops.retention import apply_retention, plan_retention, retention_config
+    from store.db import check_schema, connect
+
+    config = retention_config(settings)  # config errors before touching the database
+    engine = connect(settings.database_url, create_dirs=False)
+    try:
+        check_schema(engine)
+        now = datetime.now(UTC)
+        counts = (plan_retention if args.dry_run else apply_retention)(settings, engine, now=now)
+    finally:
+        engine.dispose()
+    verb = "would delete" if args.dry_run else "deleted"
+    for table, n in counts.items():
+        days = config.days[table]
+        print(f"{table:<16} {verb} {n:>10,} rows older than {days} days")
+    print(f"total            {verb} {sum(counts.values()):>10,} rows")
+    return 0
