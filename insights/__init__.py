@@ -1,0 +1,1 @@
+"""Pure insight functions: DataFrames in, DataFrames or dataclasses out (no DB, no clock)."""
