@@ -1,0 +1,354 @@
+"""All cost SQL: writing daily cost rows per source, and reading them without double counting.
+
+Rows live in ``cost_daily`` keyed by (source, day, provider, account, service, region,
+usage_type, pipeline); ``''`` means unknown. Sources: ``focus`` and ``cur`` (export files),
+``ce`` (Cost Explorer API), ``estimate`` (pipepulse's own usage x price).
+
+Reading rule: a read that is not given a source takes, **for each day**, the rows of one source
+only, by priority focus > cur > ce > estimate (summing sources would count the same spend twice).
+
+Cost Explorer rows carry ``'*'`` in the dimensions their query did not break down (CE allows only
+two GroupBy keys, so no one query gives service x region x usage type x pipeline). The CE
+collector stores three *shapes* for the same days, each summing to the day's total:
+
+    shape      service  region   usage_type  pipeline   answers by=
+    REGION     value    value    '*'         '*'        (none), service, region, account, provider
+    USAGE      value    '*'      value       '*'        usage_type
+    PIPELINE   value    '*'      '*'         value/''   pipeline (or a pipeline filter)
+
+``daily_cost`` picks the one shape that answers the question, so CE days never sum twice either.
+Anyone reading ``cost_daily`` directly must do the same; prefer the functions here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.schema import cost_daily, forecast_points, forecast_snapshots
+from store.writes import upsert
+
+__all__ = [
+    "ALL",
+    "BY_CHOICES",
+    "COST_KEY",
+    "SOURCE_PRIORITY",
+    "cost_periods",
+    "cost_sources",
+    "daily_cost",
+    "latest_forecast",
+    "month_to_date",
+    "replace_cost_rows",
+    "save_forecast",
+]
+
+ALL = "*"  # "not broken down by this dimension" (Cost Explorer shapes; see module docstring)
+SOURCE_PRIORITY = ("focus", "cur", "ce", "estimate")
+BY_CHOICES = ("service", "region", "usage_type", "account", "pipeline", "provider")
+COST_KEY = ("source", "day", "provider", "account", "service", "region", "usage_type", "pipeline")
+VALUE_COLUMNS = ("billed_cost", "effective_cost", "usage_quantity", "currency")
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def replace_cost_rows(
+    conn: Connection,
+    source: str,
+    start: date,
+    end: date,
+    rows: pd.DataFrame | Iterable[Mapping[str, Any]],
+    *,
+    now: datetime,
+    where: Mapping[str, str] | None = None,
+) -> int:
+    """Make ``source``'s rows for ``start <= day < end`` (and ``where`` column equalities) exactly
+    ``rows``, in the caller's transaction. Returns rows inserted, changed or deleted: 0 when the
+    stored rows already are ``rows`` (a re-import stores nothing)."""
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if frame.empty:
+        frame = pd.DataFrame(columns=[*COST_KEY, *VALUE_COLUMNS])
+    where = dict(where or {})
+    for col in where:
+        if col not in cost_daily.c or col in ("source", "day"):
+            raise ValueError(f"replace_cost_rows: cannot scope on {col!r}")
+    frame["source"] = source
+    for col in ("provider", "account", "service", "region", "usage_type", "pipeline"):
+        if col not in frame.columns:
+            frame[col] = ""
+        frame[col] = frame[col].fillna("").astype(str)
+    if not frame.empty:
+        days = pd.to_datetime(frame["day"]).dt.date
+        outside = frame[(days < start) | (days >= end)]
+        if not outside.empty:
+            raise ValueError(f"replace_cost_rows: {len(outside)} row(s) fall outside {start}..{end}")
+        frame["day"] = days
+        for col, value in where.items():
+            if (frame[col] != value).any():
+                raise ValueError(f"replace_cost_rows: rows outside the scope {col}={value!r}")
+    cond = [cost_daily.c.source == source, cost_daily.c.day >= start, cost_daily.c.day < end]
+    cond += [cost_daily.c[col] == value for col, value in where.items()]
+    existing = conn.execute(sa.select(*[cost_daily.c[c] for c in COST_KEY]).where(*cond)).all()
+    new_keys = set(
+        zip(*(frame[c] for c in COST_KEY), strict=True)
+    ) if not frame.empty else set()
+    stale = [dict(zip(COST_KEY, k, strict=True)) for k in existing if _norm_key(k) not in new_keys]
+    deleted = 0
+    if stale:
+        stmt = cost_daily.delete().where(*[cost_daily.c[c] == sa.bindparam(f"k_{c}") for c in COST_KEY])
+        conn.execute(stmt, [{f"k_{c}": r[c] for c in COST_KEY} for r in stale])
+        deleted = len(stale)
+    if frame.empty:
+        return deleted
+    columns = [c for c in (*COST_KEY, *VALUE_COLUMNS) if c in frame.columns]
+    return deleted + upsert(conn, cost_daily, frame[columns], now=now)
+
+
+def _norm_key(k: tuple) -> tuple:
+    day = k[1]
+    if isinstance(day, datetime):
+        day = day.date()
+    elif isinstance(day, str):
+        day = date.fromisoformat(day[:10])
+    return (k[0], day, *k[2:])
+
+
+def save_forecast(
+    conn: Connection,
+    *,
+    created_at: datetime,
+    method: str,
+    subject: str,
+    level: float,
+    points: pd.DataFrame,
+    month_end_mean: float | None = None,
+    month_end_lower: float | None = None,
+    month_end_upper: float | None = None,
+    train_start: date | None = None,
+    train_end: date | None = None,
+    budget: float | None = None,
+) -> int:
+    """Store a forecast snapshot with its daily points (``day, mean, lower, upper``).
+
+    At most one snapshot per (method, subject, UTC day): a later one the same day replaces it,
+    and an identical one writes nothing. Returns rows written (0 when nothing changed)."""
+    values = {
+        "level": float(level),
+        "month_end_mean": month_end_mean,
+        "month_end_lower": month_end_lower,
+        "month_end_upper": month_end_upper,
+        "train_start": train_start,
+        "train_end": train_end,
+        "budget": budget,
+    }
+    pts = [
+        {"day": _as_date(r["day"]), "mean": float(r["mean"]), "lower": _opt_float(r.get("lower")), "upper": _opt_float(r.get("upper"))}
+        for r in points.to_dict("records")
+    ]
+    day_start = datetime.combine(created_at.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
+    same_day = conn.execute(
+        sa.select(forecast_snapshots)
+        .where(
+            forecast_snapshots.c.method == method,
+            forecast_snapshots.c.subject == subject,
+            forecast_snapshots.c.created_at >= day_start,
+            forecast_snapshots.c.created_at < day_start + timedelta(days=1),
+        )
+        .order_by(forecast_snapshots.c.created_at.desc())
+    ).mappings().all()
+    for snap in same_day:
+        old_pts = conn.execute(
+            sa.select(forecast_points.c.day, forecast_points.c.mean, forecast_points.c.lower, forecast_points.c.upper)
+            .where(forecast_points.c.snapshot_id == snap["snapshot_id"])
+            .order_by(forecast_points.c.day)
+        ).mappings().all()
+        same = all(_close(snap[k], v) for k, v in values.items()) and [
+            (_as_date(p["day"]), p["mean"], p["lower"], p["upper"]) for p in old_pts
+        ] == [(p["day"], p["mean"], p["lower"], p["upper"]) for p in sorted(pts, key=lambda p: p["day"])]
+        if same and len(same_day) == 1:
+            return 0
+    ids = [s["snapshot_id"] for s in same_day]
+    if ids:
+        conn.execute(forecast_points.delete().where(forecast_points.c.snapshot_id.in_(ids)))
+        conn.execute(forecast_snapshots.delete().where(forecast_snapshots.c.snapshot_id.in_(ids)))
+    result = conn.execute(forecast_snapshots.insert().values(created_at=created_at, method=method, subject=subject, **values))
+    snapshot_id = int(result.inserted_primary_key[0])
+    if pts:
+        conn.execute(forecast_points.insert(), [{"snapshot_id": snapshot_id, **p} for p in pts])
+    return 1 + len(pts)
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, datetime):
+        a = a.date()
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def _as_date(v: Any) -> date:
+    if isinstance(v, datetime | pd.Timestamp):
+        return v.date()
+    if isinstance(v, str):
+        return date.fromisoformat(v[:10])
+    return v
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and pd.isna(v)) else float(v)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def daily_cost(
+    conn: Connection,
+    start: date,
+    end: date,
+    *,
+    by: str | None = None,
+    source: str | None = None,
+    pipeline: str | None = None,
+    account: str | None = None,
+    service: str | None = None,
+) -> pd.DataFrame:
+    """Cost per day from ``start`` to ``end`` (both included), optionally per ``by`` dimension.
+
+    Columns: ``day`` (date), ``<by>`` when given, ``source``, ``billed_cost``, ``effective_cost``,
+    ``currency``; sorted by day then ``<by>``. Without ``source``, each day comes from the best
+    source that has rows for it (focus > cur > ce > estimate). ``by`` is one of ``BY_CHOICES``.
+    Days without rows are absent (not zero)."""
+    if by is not None and by not in BY_CHOICES:
+        raise ValueError(f"by must be one of {', '.join(BY_CHOICES)}, got {by!r}")
+    if source is not None and source not in SOURCE_PRIORITY:
+        raise ValueError(f"source must be one of {', '.join(SOURCE_PRIORITY)}, got {source!r}")
+    c = cost_daily.c
+    cols = [c.day, c.source]
+    if by is not None:
+        cols.append(c[by])
+    q = sa.select(
+        *cols,
+        c.currency,
+        sa.func.sum(c.billed_cost).label("billed_cost"),
+        sa.func.sum(c.effective_cost).label("effective_cost"),
+    ).where(c.day >= start, c.day <= end, _ce_shape(by, pipeline))
+    if source is not None:
+        q = q.where(c.source == source)
+    if pipeline is not None:
+        q = q.where(c.pipeline == pipeline)
+    if account is not None:
+        q = q.where(c.account == account)
+    if service is not None:
+        q = q.where(c.service == service)
+    q = q.group_by(*cols, c.currency)
+    frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=[col.name for col in cols] + ["currency", "billed_cost", "effective_cost"])
+    if source is None:
+        chosen = _source_per_day(conn, start, end)
+        if not frame.empty:
+            frame["day"] = frame["day"].map(_as_date)
+            frame = frame[frame["source"] == frame["day"].map(chosen)]
+    out_cols = ["day", *([by] if by else []), "source", "billed_cost", "effective_cost", "currency"]
+    if frame.empty:
+        return pd.DataFrame({k: pd.Series(dtype="float64" if k.endswith("_cost") else "object") for k in out_cols})
+    frame["day"] = frame["day"].map(_as_date)
+    frame = frame[out_cols].sort_values(["day", *([by] if by else [])], kind="stable").reset_index(drop=True)
+    frame["billed_cost"] = frame["billed_cost"].astype(float)
+    frame["effective_cost"] = frame["effective_cost"].astype(float)
+    return frame
+
+
+def _ce_shape(by: str | None, pipeline: str | None):
+    """The SQL condition keeping one Cost Explorer shape (others' rows pass untouched)."""
+    c = cost_daily.c
+    if by == "pipeline" or pipeline is not None:
+        shape = sa.and_(c.pipeline != ALL, c.region == ALL, c.usage_type == ALL)
+    elif by == "usage_type":
+        shape = sa.and_(c.pipeline == ALL, c.region == ALL, c.usage_type != ALL)
+    else:
+        shape = sa.and_(c.pipeline == ALL, c.region != ALL, c.usage_type == ALL)
+    return sa.or_(c.source != "ce", shape)
+
+
+def _source_per_day(conn: Connection, start: date, end: date) -> dict[date, str]:
+    c = cost_daily.c
+    pairs = conn.execute(sa.select(c.day, c.source).where(c.day >= start, c.day <= end).distinct()).all()
+    rank = {s: i for i, s in enumerate(SOURCE_PRIORITY)}
+    best: dict[date, str] = {}
+    for day, src in pairs:
+        d = _as_date(day)
+        if d not in best or rank.get(src, 99) < rank.get(best[d], 99):
+            best[d] = src
+    return best
+
+
+def month_to_date(conn: Connection, today: date, *, by: str | None = None, source: str | None = None) -> pd.DataFrame:
+    """``daily_cost`` from the first of ``today``'s month to ``today``."""
+    return daily_cost(conn, today.replace(day=1), today, by=by, source=source)
+
+
+def cost_sources(conn: Connection) -> pd.DataFrame:
+    """Per source: ``source, first_day, last_day, days, rows, billed_cost, updated_at``."""
+    c = cost_daily.c
+    q = (
+        sa.select(
+            c.source,
+            sa.func.min(c.day).label("first_day"),
+            sa.func.max(c.day).label("last_day"),
+            sa.func.count(sa.distinct(c.day)).label("days"),
+            sa.func.count().label("rows"),
+            sa.func.max(c.updated_at).label("updated_at"),
+        )
+        .group_by(c.source)
+        .order_by(c.source)
+    )
+    frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=["source", "first_day", "last_day", "days", "rows", "updated_at"])
+    # billed total per source without CE's extra shapes (one shape sums to the total)
+    totals = conn.execute(
+        sa.select(c.source, sa.func.sum(c.billed_cost)).where(_ce_shape(None, None)).group_by(c.source)
+    ).all()
+    frame["billed_cost"] = frame["source"].map({s: float(v or 0.0) for s, v in totals}).astype(float)
+    for col in ("first_day", "last_day"):
+        frame[col] = frame[col].map(_as_date)
+    if not frame.empty:
+        frame["updated_at"] = pd.to_datetime(frame["updated_at"], utc=True)
+    return frame
+
+
+def cost_periods(conn: Connection, source: str) -> pd.DataFrame:
+    """Billing months stored for ``source``: ``month`` (YYYY-MM), ``rows``, ``billed_cost``, ``effective_cost``."""
+    c = cost_daily.c
+    rows = conn.execute(
+        sa.select(c.day, sa.func.count(), sa.func.sum(c.billed_cost), sa.func.sum(c.effective_cost))
+        .where(c.source == source, _ce_shape(None, None))
+        .group_by(c.day)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["day", "rows", "billed_cost", "effective_cost"])
+    if frame.empty:
+        return pd.DataFrame({"month": [], "rows": [], "billed_cost": [], "effective_cost": []})
+    frame["month"] = frame["day"].map(lambda d: _as_date(d).strftime("%Y-%m"))
+    return frame.groupby("month", as_index=False)[["rows", "billed_cost", "effective_cost"]].sum()
+
+
+def latest_forecast(conn: Connection, method: str, subject: str = "total") -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """The newest snapshot of ``method`` for ``subject`` and its points, or None."""
+    snap = conn.execute(
+        sa.select(forecast_snapshots)
+        .where(forecast_snapshots.c.method == method, forecast_snapshots.c.subject == subject)
+        .order_by(forecast_snapshots.c.created_at.desc(), forecast_snapshots.c.snapshot_id.desc())
+        .limit(1)
+    ).mappings().first()
+    if snap is None:
+        return None
+    pts = conn.execute(
+        sa.select(forecast_points.c.day, forecast_points.c.mean, forecast_points.c.lower, forecast_points.c.upper)
+        .where(forecast_points.c.snapshot_id == snap["snapshot_id"])
+        .order_by(forecast_points.c.day)
+    ).mappings().all()
+    frame = pd.DataFrame(pts, columns=["day", "mean", "lower", "upper"])
+    frame["day"] = frame["day"].map(_as_date)
+    return dict(snap), frame
