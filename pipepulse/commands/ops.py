@@ -1,4 +1,5 @@
-"""``pipepulse retention``: prune raw data older than the configured days (see pipepulse.ops).
+"""``pipepulse retention`` (prune raw data older than the configured days) and ``pipepulse
+healthcheck`` (the container's health probe); see pipepulse.ops.
 
 Registered from the ``ops`` entry of GROUPS. ``pipepulse db backup`` lives with the other
 ``db`` commands (pipepulse/commands/db.py) and calls ``pipepulse.ops.backup``.
@@ -27,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     ap.set_defaults(handler=cmd_apply)
 
+    hc = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when the database is reachable with a current schema (and --url answers 2xx)",
+    )
+    hc.add_argument("--url", help="also GET this URL, e.g. http://127.0.0.1:8501/_stcore/health")
+    hc.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for --url (default 5)")
+    hc.set_defaults(handler=cmd_healthcheck)
+
 
 def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     from pipepulse.ops.retention import apply_retention, plan_retention, retention_config
@@ -45,4 +54,12 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
         days = config.days[table]
         print(f"{table:<16} {verb} {n:>10,} rows older than {days} days")
     print(f"total            {verb} {sum(counts.values()):>10,} rows")
+    return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    from pipepulse.ops.health import check_health
+
+    for line in check_health(settings, url=args.url, timeout=args.timeout):
+        print(f"ok: {line}")
     return 0

@@ -1,0 +1,64 @@
+# pipepulse: one image for the dashboard, the scheduler and one-shot commands.
+# The command picks the role (ENTRYPOINT is `pipepulse`):
+#   docker run IMAGE                                   -> dashboard on 0.0.0.0:8501 (needs a login, below)
+#   docker run IMAGE schedule                          -> collectors and digests on their schedules
+#   docker run IMAGE db upgrade | retention apply | collect | alerts digest ...
+# The dashboard refuses a non-loopback address without a login: compose and ECS mount a Streamlit
+# secrets file with [pipepulse.users.*] (or OIDC [auth]) at /run/secrets/dashboard.toml.
+#
+# Base pinned by exact tag. To pin by digest as well, resolve it where a registry is reachable:
+#   docker buildx imagetools inspect python:3.11.14-slim-bookworm --format '{{json .Manifest.Digest}}'
+# and write FROM python:3.11.14-slim-bookworm@sha256:<digest>.
+FROM python:3.11.14-slim-bookworm AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/pipepulse
+ENV PATH=/opt/pipepulse/bin:$PATH
+WORKDIR /src
+# Dependencies first (exactly requirements.txt, all pinned) so code changes reuse this layer.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+COPY pyproject.toml README.md ./
+COPY pipepulse ./pipepulse
+COPY store ./store
+COPY pipeline ./pipeline
+COPY collectors ./collectors
+COPY insights ./insights
+COPY dashboard ./dashboard
+COPY alerts ./alerts
+# --no-deps: nothing beyond requirements.txt gets in.
+RUN pip install --no-cache-dir --no-deps . && pip check
+
+
+FROM python:3.11.14-slim-bookworm
+
+LABEL org.opencontainers.image.title="pipepulse" \
+      org.opencontainers.image.description="Observability and cost dashboard for data pipelines on AWS" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+ENV PATH=/opt/pipepulse/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIPEPULSE_DATA_DIR=/var/lib/pipepulse \
+    PIPEPULSE_LOG_FORMAT=json \
+    PIPEPULSE_LOCAL_AWS=false \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
+
+RUN groupadd --system --gid 10001 pipepulse \
+    && useradd --system --uid 10001 --gid pipepulse --home-dir /var/lib/pipepulse --create-home --shell /usr/sbin/nologin pipepulse
+
+COPY --from=build /opt/pipepulse /opt/pipepulse
+
+USER 10001:10001
+WORKDIR /var/lib/pipepulse
+VOLUME ["/var/lib/pipepulse"]
+EXPOSE 8501
+
+# Database reachable and schema current; the dashboard service adds --url .../_stcore/health.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["pipepulse", "healthcheck"]
+
+ENTRYPOINT ["pipepulse"]
+CMD ["dashboard", "serve", "--address", "0.0.0.0", "--port", "8501", "--secrets", "/run/secrets/dashboard.toml"]
