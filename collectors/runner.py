@@ -1,0 +1,315 @@
+"""One collection pass: run each configured source, persist what it returns, record the pass.
+
+For every source the runner records a ``collector_runs`` row when the pass begins (committed at
+once, so a crashed pass stays visible as ``running``), calls ``collect(ctx)``, then in ONE
+transaction upserts the rows, advances the watermarks, refreshes the ``run_daily`` days touched
+and closes the pass record with rows, API calls and their price. A failure anywhere rolls all of
+that back together, so the next pass resumes from the last committed watermark: nothing lost,
+nothing twice. A failing source is recorded as failed and the others still run.
+
+Sources live in ``SOURCES`` as module names imported lazily; each module has
+``create(settings) -> Collector``. Configuration, under ``[collectors]``::
+
+    [collectors]
+    sources = ["reference", "stepfunctions"]   # optional: which sources run by default
+    [collectors.glue]
+    enabled = true            # default: true for the built-in sources
+    cron = "*/15 * * * *"     # for `pipepulse schedule`
+    # ... plus each source's own keys (see its module)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import boto3
+from sqlalchemy.engine import Connection, Engine
+
+from collectors.base import Batch, Collector, Context, default_client_config, persist
+from pipepulse.errors import ConfigError, PipepulseError
+from pipepulse.settings import Settings, opt, require_table
+
+__all__ = [
+    "DEFAULT_CRON",
+    "SOURCES",
+    "PassResult",
+    "SourceConfig",
+    "collect",
+    "configured_sources",
+    "run_source",
+    "source_config",
+]
+
+log = logging.getLogger(__name__)
+
+# name -> module (imported when the source runs) or a factory ``(settings) -> Collector``.
+# Order matters: run sources before `logs`, which reads the failed runs they stored.
+SOURCES: dict[str, str | Callable[[Settings], Collector]] = {
+    "reference": "collectors.reference",
+    "stepfunctions": "collectors.stepfunctions",
+    "glue": "collectors.glue",
+    "cloudwatch": "collectors.cloudwatch",
+    "logs": "collectors.logs",
+    "ce": "collectors.costexplorer",
+    "focus": "collectors.focus",
+    "cur": "collectors.cur",
+}
+# Sources that run when the config says nothing (cost files need a path, so they are opt-in).
+DEFAULT_ENABLED = ("reference", "stepfunctions", "glue", "cloudwatch", "logs", "ce")
+DEFAULT_CRON = {
+    "reference": "*/5 * * * *",
+    "stepfunctions": "*/5 * * * *",
+    "glue": "*/15 * * * *",
+    "cloudwatch": "*/5 * * * *",
+    "logs": "*/15 * * * *",
+    "ce": "0 */6 * * *",
+    "focus": "0 */6 * * *",
+    "cur": "0 */6 * * *",
+}
+COMMON_KEYS = {"enabled", "cron"}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One source's ``[collectors.<name>]`` table, checked for the common keys."""
+
+    name: str
+    enabled: bool
+    explicit: bool  # enabled by the config (not only by default)
+    cron: str
+    options: Mapping[str, Any]
+
+
+@dataclass
+class PassResult:
+    """The outcome of one source's pass, as recorded in ``collector_runs``."""
+
+    source: str
+    status: str  # succeeded | failed
+    rows_written: int = 0
+    api_calls: int = 0
+    api_cost_usd: float = 0.0
+    error: str | None = None
+    collector_run_id: int | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    calls: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def _collectors_table(settings: Settings) -> Mapping[str, Any]:
+    return settings.section("collectors")
+
+
+def source_config(settings: Settings, name: str) -> SourceConfig:
+    """The checked config of source ``name`` (ConfigError naming file and key when wrong)."""
+    label = settings.config_label
+    table = _collectors_table(settings)
+    listed = opt(table, "sources", list, label, "collectors")
+    if listed is not None:
+        unknown = [s for s in listed if s not in SOURCES]
+        if unknown:
+            raise ConfigError(f"{label}: [collectors] sources: unknown source {unknown[0]!r}; known: {', '.join(SOURCES)}")
+    own = require_table(table.get(name, {}), label, f"collectors.{name}")
+    enabled_flag = opt(own, "enabled", bool, label, f"collectors.{name}")
+    if enabled_flag is not None:
+        enabled, explicit = enabled_flag, enabled_flag
+    elif listed is not None:
+        enabled, explicit = name in listed, name in listed
+    else:
+        enabled, explicit = name in DEFAULT_ENABLED, False
+    cron = opt(own, "cron", str, label, f"collectors.{name}", default=DEFAULT_CRON.get(name, "*/15 * * * *"))
+    from pipepulse.cron import CronSchedule
+
+    try:
+        CronSchedule(cron)
+    except ValueError as exc:
+        raise ConfigError(f"{label}: [collectors.{name}] cron: {exc}") from exc
+    return SourceConfig(name=name, enabled=enabled, explicit=explicit, cron=cron, options=own)
+
+
+def configured_sources(settings: Settings) -> list[SourceConfig]:
+    """Every known source's config, in run order."""
+    table = _collectors_table(settings)
+    for key, value in table.items():
+        if isinstance(value, Mapping) and key not in SOURCES:
+            raise ConfigError(f"{settings.config_label}: [collectors.{key}]: unknown source; known: {', '.join(SOURCES)}")
+    return [source_config(settings, name) for name in SOURCES]
+
+
+def _load(name: str, settings: Settings) -> Collector:
+    target = SOURCES[name]
+    if callable(target):
+        return target(settings)
+    module = importlib.import_module(target)
+    return module.create(settings)
+
+
+def _available(name: str) -> bool:
+    target = SOURCES[name]
+    if callable(target):
+        return True
+    return importlib.util.find_spec(target) is not None
+
+
+def collect(
+    settings: Settings,
+    engine: Engine,
+    *,
+    sources: Sequence[str] | None = None,
+    now: datetime,
+    session_factory: Callable[[], Any] | None = None,
+) -> list[PassResult]:
+    """One pass of each source (``sources``, or every enabled one); a failure does not stop the rest."""
+    configs = {c.name: c for c in configured_sources(settings)}
+    if sources:
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown:
+            raise ConfigError(f"unknown collector source {unknown[0]!r}; known: {', '.join(SOURCES)}")
+        chosen = [configs[name] for name in SOURCES if name in sources]
+    else:
+        # Enabled by default but not built yet (a cost module not landed): skip quietly.
+        chosen = [c for c in configs.values() if c.enabled and (c.explicit or _available(c.name))]
+    sync_pipelines(settings, engine, now=now)
+    return [run_source(settings, engine, c, now=now, session_factory=session_factory) for c in chosen]
+
+
+def sync_pipelines(settings: Settings, engine: Engine, *, now: datetime) -> int:
+    """Upsert the ``pipelines`` rows from the settings."""
+    from store.collecting import upsert_pipelines
+
+    rows = [
+        {
+            "name": p.name,
+            "source": p.source,
+            "schedule": p.schedule,
+            "interval_seconds": p.interval_seconds,
+            "freshness_sla_seconds": p.freshness_sla_seconds,
+            "owner": p.owner,
+            "cost_tag": p.cost_tag,
+            "resource": p.resource,
+            "account": _account_of(p.resource),
+            "region": settings.aws_region if p.source != "reference" else "",
+        }
+        for p in settings.pipelines
+    ]
+    if not rows:
+        return 0
+    with engine.begin() as conn:
+        return upsert_pipelines(conn, rows, now=now)
+
+
+def _account_of(resource: str | None) -> str:
+    if resource and resource.startswith("arn:"):
+        parts = resource.split(":")
+        return parts[4] if len(parts) > 4 else ""
+    return ""
+
+
+def run_source(
+    settings: Settings,
+    engine: Engine,
+    config: SourceConfig | str,
+    *,
+    now: datetime,
+    session_factory: Callable[[], Any] | None = None,
+) -> PassResult:
+    """One pass of one source, recorded in ``collector_runs``; never raises for a source failure."""
+    from store.collecting import source_watermarks
+    from store.state import finish_collector_run, start_collector_run
+
+    if isinstance(config, str):
+        config = source_config(settings, config)
+    name = config.name
+    t0 = time.perf_counter()
+    run_id = start_collector_run(engine, name, now=now)
+    with engine.connect() as conn:
+        marks = source_watermarks(conn, name)
+
+    def reader(fn: Callable[[Connection], Any]) -> Any:
+        with engine.connect() as conn:
+            return fn(conn)
+
+    ctx = Context(
+        settings=settings,
+        session_factory=session_factory or boto3.Session,
+        now=now,
+        watermarks=marks,
+        client_config=default_client_config(),
+        source=name,
+        options=config.options,
+        reader=reader,
+    )
+    result = PassResult(source=name, status="failed", collector_run_id=run_id)
+    try:
+        collector = _load(name, settings)
+        batch = collector.collect(ctx)
+        _check_batch(name, batch)
+        details = _details(ctx, batch)
+        with engine.begin() as conn:
+            rows = persist(conn, name, batch, now=now)
+            days = run_days(batch)
+            if days:
+                from store.rollups import refresh_run_daily
+
+                refresh_run_daily(conn, days=days, now=now)
+            finish_collector_run(
+                conn, run_id, now=now, status="succeeded", rows_written=rows, api_calls=ctx.calls.total,
+                api_cost_usd=ctx.calls.cost(settings.prices), details=details,
+                window_start=batch.window_start, window_end=batch.window_end,
+            )
+        result.status = "succeeded"
+        result.rows_written = rows
+        result.window_start, result.window_end = batch.window_start, batch.window_end
+    except Exception as exc:  # noqa: BLE001 - a source's failure is recorded, the others run
+        message = str(exc) if isinstance(exc, PipepulseError) else f"{name}: unexpected {type(exc).__name__}: {exc}"
+        log.warning("collector pass failed", extra={"source": name, "error": message}, exc_info=not isinstance(exc, PipepulseError))
+        with engine.begin() as conn:
+            finish_collector_run(
+                conn, run_id, now=now, status="failed", api_calls=ctx.calls.total,
+                api_cost_usd=ctx.calls.cost(settings.prices), error=message, details=_details(ctx, None),
+            )
+        result.error = message
+    result.api_calls = ctx.calls.total
+    result.api_cost_usd = ctx.calls.cost(settings.prices)
+    result.calls = dict(ctx.calls.calls)
+    result.retries = dict(ctx.calls.retries)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _check_batch(name: str, batch: Any) -> None:
+    if not isinstance(batch, Batch):
+        from pipepulse.errors import CollectorError
+
+        raise CollectorError(name, f"collect() returned {type(batch).__name__}, expected a Batch")
+
+
+def _details(ctx: Context, batch: Batch | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"calls": dict(ctx.calls.calls), "retries": dict(ctx.calls.retries)}
+    if batch is not None:
+        out["rows"] = {t: len(r) for t, r in batch.rows.items()}
+        out.update(batch.details)
+    return out
+
+
+def run_days(batch: Batch) -> set[date]:
+    """UTC days of the runs in ``batch`` (the ``run_daily`` days to refresh)."""
+    days: set[date] = set()
+    for row in batch.rows.get("runs", []):
+        ts = row.get("started_at")
+        if ts is not None:
+            days.add(ts.astimezone(UTC).date())
+    return days

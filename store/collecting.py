@@ -1,0 +1,41 @@
+"""Reads and writes the collectors need besides plain upserts: all watermarks of a source, the
+configured pipelines, failed runs awaiting their logs, and the runs a source still sees running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.schema import pipelines, runs, watermarks
+from store.writes import upsert
+
+__all__ = ["failed_runs_since", "source_watermarks", "upsert_pipelines"]
+
+
+def source_watermarks(conn: Connection, source: str) -> dict[str, str]:
+    """``{key: value}`` of every watermark stored for ``source``."""
+    rows = conn.execute(sa.select(watermarks.c.key, watermarks.c.value).where(watermarks.c.source == source))
+    return {k: v for k, v in rows}
+
+
+def upsert_pipelines(conn: Connection, rows: Iterable[dict], *, now: datetime) -> int:
+    """Insert or update the ``pipelines`` rows (from the settings)."""
+    return upsert(conn, pipelines, list(rows), now=now)
+
+
+def failed_runs_since(conn: Connection, since: datetime | None, *, ended_after: datetime | None = None, limit: int = 1000) -> list[dict]:
+    """Failed or timed-out runs updated at or after ``since``, oldest update first."""
+    r = runs.c
+    q = sa.select(
+        r.run_id, r.pipeline, r.source, r.correlation_id, r.started_at, r.ended_at, r.updated_at
+    ).where(r.status.in_(("FAILED", "TIMED_OUT")))
+    if since is not None:
+        q = q.where(r.updated_at >= since)
+    if ended_after is not None:
+        q = q.where(sa.or_(r.ended_at.is_(None), r.ended_at >= ended_after))
+    q = q.order_by(r.updated_at, r.run_id).limit(limit)
+    return [dict(m) for m in conn.execute(q).mappings().all()]
