@@ -1,0 +1,297 @@
+"""Reads of pipeline runs for KPIs, freshness, cost per run and run detail.
+
+Every read filters on ``started_at`` with a plain range (``started_at >= :start AND
+started_at < :end``) so the ``ix_runs_started_at`` / ``ix_runs_pipeline_started_at`` indexes
+serve it, with bound parameters only. Aggregates over big windows are done in SQL:
+``kpi_aggregates`` counts and sums per pipeline in the database, and takes percentiles with
+``percentile_cont`` on PostgreSQL; SQLite has no percentile function, so there it fetches only
+the few numeric columns of the window and takes the same (linear) percentiles in pandas. Both
+give the columns of ``insights.kpis.window_kpis`` (minus the time-to-recover ones, which come
+from ``recovery_runs`` + ``insights.kpis.time_to_recover``).
+
+Times come back tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from store.schema import run_steps, runs
+
+__all__ = [
+    "ALL",
+    "AGGREGATE_COLUMNS",
+    "RunDetail",
+    "freshness_runs",
+    "kpi_aggregates",
+    "recent_failures",
+    "recovery_runs",
+    "run_cost_summary",
+    "run_detail",
+    "runs_frame",
+]
+
+ALL = "(all)"  # the overall row, as in insights.kpis
+FAILED = ("FAILED", "TIMED_OUT")
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED")
+TIME_COLUMNS = ("scheduled_for", "queued_at", "started_at", "ended_at", "updated_at")
+AGGREGATE_COLUMNS = [
+    "runs", "finished", "succeeded", "failed", "success_rate", "error_rate",
+    "duration_p50", "duration_p95", "duration_max", "queue_p50", "queue_mean",
+    "records_in", "records_out", "records_rejected", "records_per_minute", "records_per_run",
+    "rejected_rate", "retries", "retried_runs", "cost_usd",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """One run (the ``runs`` row as a dict) with its steps, every attempt, in start order."""
+
+    run: dict[str, Any]
+    steps: pd.DataFrame
+
+
+def _window(start: datetime, end: datetime, pipeline: str | None):
+    cond = [runs.c.started_at >= start, runs.c.started_at < end]
+    if pipeline is not None:
+        cond.append(runs.c.pipeline == pipeline)
+    return cond
+
+
+def _frame(rows, columns) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    for c in columns:
+        if c in TIME_COLUMNS or c.endswith("_at"):
+            frame[c] = pd.to_datetime(frame[c], utc=True)
+    return frame
+
+
+def runs_frame(
+    conn: Connection,
+    start: datetime,
+    end: datetime,
+    *,
+    pipeline: str | None = None,
+    statuses: tuple[str, ...] | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Runs that started in ``[start, end)`` (one pipeline or all), every column, by start time.
+    ``limit`` keeps the newest ``limit`` runs."""
+    q = sa.select(runs).where(*_window(start, end, pipeline))
+    if statuses:
+        q = q.where(runs.c.status.in_(statuses))
+    if limit is not None:
+        q = q.order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)
+    frame = _frame(conn.execute(q).mappings().all(), [c.name for c in runs.c])
+    return frame.sort_values(["started_at", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def recent_failures(
+    conn: Connection, *, since: datetime, until: datetime | None = None, pipeline: str | None = None, limit: int = 50
+) -> pd.DataFrame:
+    """FAILED and TIMED_OUT runs started since ``since``, newest first."""
+    end = until or datetime.max.replace(tzinfo=since.tzinfo)
+    q = (
+        sa.select(runs)
+        .where(*_window(since, end, pipeline), runs.c.status.in_(FAILED))
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(limit)
+    )
+    return _frame(conn.execute(q).mappings().all(), [c.name for c in runs.c])
+
+
+def run_detail(conn: Connection, run_id: str) -> RunDetail | None:
+    """The run and its steps, or None when there is no such run."""
+    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+    if row is None:
+        return None
+    steps = conn.execute(
+        sa.select(run_steps)
+        .where(run_steps.c.run_id == run_id)
+        .order_by(run_steps.c.started_at, run_steps.c.stage, run_steps.c.attempt)
+    ).mappings().all()
+    return RunDetail(run=dict(row), steps=_frame(steps, [c.name for c in run_steps.c]))
+
+
+def recovery_runs(conn: Connection, start: datetime, end: datetime, *, pipeline: str | None = None) -> pd.DataFrame:
+    """The narrow frame ``insights.kpis.time_to_recover`` needs: failed and succeeded runs
+    (pipeline, status, started_at, ended_at) from ``start`` to ``end``."""
+    r = runs.c
+    q = sa.select(r.pipeline, r.status, r.started_at, r.ended_at).where(
+        *_window(start, end, pipeline), r.status.in_((*FAILED, "SUCCEEDED"))
+    )
+    return _frame(conn.execute(q).all(), ["pipeline", "status", "started_at", "ended_at"])
+
+
+def freshness_runs(conn: Connection, *, now: datetime, lookback: timedelta = timedelta(days=2)) -> pd.DataFrame:
+    """Runs ``insights.freshness`` needs: every run started in ``[now - lookback, now]`` plus each
+    pipeline's last successful run, however old (pipeline, status, scheduled_for, started_at,
+    ended_at)."""
+    r = runs.c
+    cols = [r.pipeline, r.status, r.scheduled_for, r.started_at, r.ended_at]
+    recent = sa.select(*cols).where(r.started_at >= now - lookback, r.started_at <= now)
+    last_ok = (
+        sa.select(r.pipeline, sa.func.max(r.started_at).label("started_at"))
+        .where(r.status == "SUCCEEDED", r.started_at <= now)
+        .group_by(r.pipeline)
+        .subquery()
+    )
+    older = sa.select(*cols).join(
+        last_ok, sa.and_(r.pipeline == last_ok.c.pipeline, r.started_at == last_ok.c.started_at)
+    ).where(r.status == "SUCCEEDED")
+    names = ["pipeline", "status", "scheduled_for", "started_at", "ended_at"]
+    frame = _frame(conn.execute(sa.union(recent, older)).all(), names)
+    return frame.sort_values(["pipeline", "started_at"], kind="stable").reset_index(drop=True)
+
+
+def run_cost_summary(conn: Connection, start: datetime, end: datetime, *, pipeline: str | None = None) -> pd.DataFrame:
+    """Per pipeline, in SQL: the columns of ``insights.costs.run_cost_summary``."""
+    r = runs.c
+    ok = r.status == "SUCCEEDED"
+    cost = sa.func.coalesce(r.cost_usd, 0.0)
+    retry = sa.or_(r.attempt > 1, r.trigger == "retry")
+    q = (
+        sa.select(
+            r.pipeline,
+            sa.func.count().label("runs"),
+            sa.func.sum(sa.case((ok, 1), else_=0)).label("succeeded"),
+            sa.func.sum(sa.case((r.status.in_(FAILED), 1), else_=0)).label("failed"),
+            sa.func.sum(sa.case((ok, sa.func.coalesce(r.records_out, 0)), else_=0)).label("records_out"),
+            sa.func.sum(cost).label("cost_usd"),
+            sa.func.sum(sa.case((r.status.in_(FAILED), cost), else_=0.0)).label("failed_cost_usd"),
+            sa.func.sum(sa.case((retry, cost), else_=0.0)).label("retry_cost_usd"),
+        )
+        .where(*_window(start, end, pipeline))
+        .group_by(r.pipeline)
+        .order_by(r.pipeline)
+    )
+    cols = ["pipeline", "runs", "succeeded", "failed", "records_out", "cost_usd", "failed_cost_usd", "retry_cost_usd"]
+    frame = pd.DataFrame(conn.execute(q).all(), columns=cols)
+    for c in cols[1:4]:
+        frame[c] = frame[c].astype(int)
+    for c in cols[4:]:
+        frame[c] = frame[c].astype(float)
+    return frame
+
+
+def kpi_aggregates(conn: Connection, start: datetime, end: datetime, *, pipeline: str | None = None) -> pd.DataFrame:
+    """KPIs of runs started in ``[start, end)`` per pipeline plus the ``ALL`` row, indexed by
+    pipeline, columns ``AGGREGATE_COLUMNS`` (same definitions as ``insights.kpis``)."""
+    if conn.dialect.name == "postgresql":
+        per = _aggregate_pg(conn, start, end, pipeline, by_pipeline=True)
+        overall = _aggregate_pg(conn, start, end, pipeline, by_pipeline=False)
+        overall.index = [ALL]
+        out = pd.concat([per, overall]) if not per.empty else overall
+    else:
+        out = _aggregate_fetch(conn, start, end, pipeline)
+    out.index.name = "pipeline"
+    return out[AGGREGATE_COLUMNS]
+
+
+def _duration():
+    r = runs.c
+    return sa.func.coalesce(r.duration_seconds, sa.extract("epoch", r.ended_at - r.started_at))
+
+
+def _aggregate_pg(conn, start, end, pipeline, *, by_pipeline: bool) -> pd.DataFrame:
+    r = runs.c
+    fin = r.status.in_(TERMINAL)
+    ok = r.status == "SUCCEEDED"
+    dur = _duration()
+    queue = sa.extract("epoch", r.started_at - r.queued_at)
+    cols = [
+        sa.func.count().label("runs"),
+        sa.func.count().filter(fin).label("finished"),
+        sa.func.count().filter(ok).label("succeeded"),
+        sa.func.count().filter(r.status.in_(FAILED)).label("failed"),
+        sa.func.percentile_cont(0.5).within_group(dur).filter(fin).label("duration_p50"),
+        sa.func.percentile_cont(0.95).within_group(dur).filter(fin).label("duration_p95"),
+        sa.func.max(dur).filter(fin).label("duration_max"),
+        sa.func.percentile_cont(0.5).within_group(queue).label("queue_p50"),
+        sa.func.avg(queue).label("queue_mean"),
+        sa.func.coalesce(sa.func.sum(r.records_in).filter(fin), 0).label("records_in"),
+        sa.func.coalesce(sa.func.sum(r.records_out).filter(fin), 0).label("records_out"),
+        sa.func.coalesce(sa.func.sum(r.records_rejected).filter(fin), 0).label("records_rejected"),
+        sa.func.sum(r.records_out).filter(ok).label("ok_records"),
+        sa.func.sum(dur).filter(ok).label("ok_seconds"),
+        sa.func.avg(r.records_out).filter(ok).label("records_per_run"),
+        sa.func.coalesce(sa.func.sum(r.retries), 0).label("retries"),
+        sa.func.count().filter(r.attempt > 1).label("retried_runs"),
+        sa.func.coalesce(sa.func.sum(r.cost_usd), 0.0).label("cost_usd"),
+    ]
+    q = sa.select(*([r.pipeline] if by_pipeline else []), *cols).where(*_window(start, end, pipeline))
+    if by_pipeline:
+        q = q.group_by(r.pipeline).order_by(r.pipeline)
+    rows = conn.execute(q).mappings().all()
+    frame = pd.DataFrame([dict(x) for x in rows])
+    if frame.empty:
+        return pd.DataFrame(columns=AGGREGATE_COLUMNS)
+    if by_pipeline:
+        frame = frame.set_index("pipeline")
+    return _finish(frame)
+
+
+def _finish(f: pd.DataFrame) -> pd.DataFrame:
+    f = f.astype({c: float for c in f.columns})
+    fin = f["finished"]
+    f["success_rate"] = np.where(fin > 0, f["succeeded"] / fin.where(fin > 0, 1), np.nan)
+    f["error_rate"] = np.where(fin > 0, f["failed"] / fin.where(fin > 0, 1), np.nan)
+    mins = f["ok_seconds"] / 60.0
+    f["records_per_minute"] = np.where(mins > 0, f["ok_records"] / mins.where(mins > 0, 1), np.nan)
+    rin = f["records_in"]
+    f["rejected_rate"] = np.where(rin > 0, f["records_rejected"] / rin.where(rin > 0, 1), np.nan)
+    for c in ("runs", "finished", "succeeded", "failed", "retried_runs"):
+        f[c] = f[c].astype(int)
+    f = f.astype(object).where(f.notna(), None)
+    return f
+
+
+def _aggregate_fetch(conn, start, end, pipeline) -> pd.DataFrame:
+    r = runs.c
+    q = sa.select(
+        r.pipeline, r.status, r.attempt, r.queued_at, r.started_at, r.ended_at, r.duration_seconds,
+        r.records_in, r.records_out, r.records_rejected, r.retries, r.cost_usd,
+    ).where(*_window(start, end, pipeline))
+    names = ["pipeline", "status", "attempt", "queued_at", "started_at", "ended_at", "duration_seconds",
+             "records_in", "records_out", "records_rejected", "retries", "cost_usd"]
+    raw = _frame(conn.execute(q).all(), names)
+    for c in ("duration_seconds", "records_in", "records_out", "records_rejected", "retries", "cost_usd"):
+        raw[c] = pd.to_numeric(raw[c], errors="coerce").astype(float)
+    raw["duration_seconds"] = raw["duration_seconds"].fillna((raw["ended_at"] - raw["started_at"]).dt.total_seconds())
+    raw["queue"] = (raw["started_at"] - raw["queued_at"]).dt.total_seconds()
+    groups = {name: g for name, g in raw.groupby("pipeline", sort=True)}
+    groups[ALL] = raw
+    rows = {}
+    for name, g in groups.items():
+        fin = g[g["status"].isin(TERMINAL)]
+        ok = g[g["status"] == "SUCCEEDED"]
+        dur = fin["duration_seconds"].dropna()
+        queue = g["queue"].dropna()
+        rows[name] = {
+            "runs": len(g),
+            "finished": len(fin),
+            "succeeded": len(ok),
+            "failed": int(g["status"].isin(FAILED).sum()),
+            "duration_p50": float(np.percentile(dur, 50)) if len(dur) else np.nan,
+            "duration_p95": float(np.percentile(dur, 95)) if len(dur) else np.nan,
+            "duration_max": float(dur.max()) if len(dur) else np.nan,
+            "queue_p50": float(np.percentile(queue, 50)) if len(queue) else np.nan,
+            "queue_mean": float(queue.mean()) if len(queue) else np.nan,
+            "records_in": fin["records_in"].sum(),
+            "records_out": fin["records_out"].sum(),
+            "records_rejected": fin["records_rejected"].sum(),
+            "ok_records": ok["records_out"].sum() if ok["records_out"].notna().any() else np.nan,
+            "ok_seconds": ok["duration_seconds"].sum() if len(ok) else np.nan,
+            "records_per_run": ok["records_out"].mean() if ok["records_out"].notna().any() else np.nan,
+            "retries": g["retries"].fillna(0).sum(),
+            "retried_runs": int((pd.to_numeric(g["attempt"]).fillna(1) > 1).sum()),
+            "cost_usd": g["cost_usd"].fillna(0).sum(),
+        }
+    return _finish(pd.DataFrame.from_dict(rows, orient="index"))
