@@ -1,0 +1,61 @@
+"""pipepulse dashboard: the entry point (``pipepulse dashboard serve`` runs it with Streamlit).
+
+Signs the user in (``auth``), draws the global controls (``state``, kept in the URL) and runs the
+selected page from ``pages/``. Pages get the filters from ``state.current()``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from dashboard import auth, data, state
+from pipepulse.errors import PipepulseError
+
+st.set_page_config(page_title="pipepulse", page_icon=":material/monitor_heart:", layout="wide")
+
+user = auth.require_user()
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("pages/pipelines.py", title="Pipelines", icon=":material/account_tree:", url_path="pipelines"),
+    st.Page("pages/run_detail.py", title="Run detail", icon=":material/receipt_long:", url_path="run"),
+    st.Page("pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
+    st.Page("pages/anomalies.py", title="Anomalies", icon=":material/crisis_alert:", url_path="anomalies"),
+    st.Page("pages/collectors.py", title="Collectors", icon=":material/cloud_sync:", url_path="collectors"),
+]
+page = st.navigation(PAGES)
+
+try:
+    cfg = data.config()
+    now_day = state.now_minute().date()
+    pipeline_options = data.pipeline_options(now_day.replace(day=1).replace(year=now_day.year - 1))
+    account_options = data.account_options(now_day.replace(day=1).replace(year=now_day.year - 1))
+except PipepulseError as exc:
+    st.error(f"The dashboard cannot read its data: {exc}")
+    st.stop()
+
+filters = state.controls(pipeline_options, account_options, default_range=cfg.default_range)
+st.session_state["_pp_filters"] = filters
+
+if st.sidebar.toggle("Auto-refresh", key="refresh", bind="query-params", help=f"Rerun every {cfg.refresh_seconds} s"):
+    st.session_state["_pp_last_full_run"] = time.monotonic()
+
+    @st.fragment(run_every=cfg.refresh_seconds)
+    def _auto_refresh() -> None:
+        # The first call happens within the full run; later calls come from the timer.
+        if time.monotonic() - st.session_state.get("_pp_last_full_run", 0) >= cfg.refresh_seconds - 1:
+            st.rerun(scope="app")
+
+    with st.sidebar:
+        _auto_refresh()
+        st.caption(f"Refreshed {filters.now:%H:%M} UTC; every {cfg.refresh_seconds} s")
+
+auth.sign_out_button(user)
+st.sidebar.caption(f"Window: {filters.start:%Y-%m-%d %H:%M} to {filters.end:%Y-%m-%d %H:%M} UTC")
+
+try:
+    page.run()
+except PipepulseError as exc:
+    st.error(f"The dashboard cannot read its data: {exc}")

@@ -1,0 +1,317 @@
+"""Chart builders: pure functions from small DataFrames to plotly figures (no Streamlit, no I/O).
+
+Text that comes from data (pipeline, service and stage names, errors) is escaped before plotly
+sees it: plotly renders a few HTML tags in labels, and a name like ``<b>x</b>`` must show as
+typed. Lines use SVG (``go.Scatter``), never WebGL, so a browser test can see what was drawn.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import plotly.graph_objects as go
+
+__all__ = [
+    "STATUS_COLORS",
+    "collector_api_cost",
+    "cost_per_run",
+    "cost_stacked",
+    "duration_trend",
+    "estimate_vs_bill",
+    "forecast_vs_actual",
+    "health_grid",
+    "movers",
+    "run_timeline",
+    "runs_by_status",
+    "throughput_trend",
+]
+
+STATUS_COLORS = {
+    "SUCCEEDED": "#2e9e5b",
+    "FAILED": "#d62728",
+    "TIMED_OUT": "#8c1c13",
+    "CANCELLED": "#9e9e9e",
+    "RUNNING": "#1f77b4",
+    "QUEUED": "#9ecae1",
+    "AWAITING_RETRY": "#ff9f1c",
+}
+PALETTE = [
+    "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",
+    "#9d755d", "#bab0ac", "#6b6ecf", "#8ca252",
+]
+OTHER = "other"
+HEIGHT = 320
+
+
+def _t(value: object) -> str:
+    """Data text made safe for plotly labels (shown literally)."""
+    return html.escape("" if value is None else str(value), quote=False)
+
+
+def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, ytitle: str | None = None) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h", "y": -0.15},
+        template="plotly_white",
+        hovermode="closest",
+    )
+    if ytitle:
+        fig.update_yaxes(title_text=ytitle)
+    return fig
+
+
+def _empty(title: str, message: str = "no data in this window") -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+# ---- runs --------------------------------------------------------------------------------------
+
+
+def health_grid(recent: pd.DataFrame) -> go.Figure:
+    """Each pipeline's recent runs as squares coloured by status (x: start time)."""
+    title = "Recent runs by pipeline"
+    if recent.empty:
+        return _empty(title)
+    fig = go.Figure()
+    for status, color in STATUS_COLORS.items():
+        part = recent[recent["status"] == status]
+        if part.empty:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=part["started_at"],
+                y=[_t(p) for p in part["pipeline"]],
+                mode="markers",
+                name=status.lower(),
+                marker={"symbol": "square", "size": 13, "color": color},
+                text=[_t(r) for r in part["run_id"]],
+                hovertemplate="%{y}<br>%{x}<br>" + status.lower() + "<br>%{text}<extra></extra>",
+            )
+        )
+    pipelines = recent["pipeline"].nunique()
+    fig = _layout(fig, title, height=max(200, 60 + 34 * pipelines))
+    fig.update_yaxes(type="category", categoryorder="category descending")
+    return fig
+
+
+def runs_by_status(daily: pd.DataFrame) -> go.Figure:
+    """Runs per day stacked by outcome (succeeded, failed, other), from the daily rollup."""
+    title = "Runs per day"
+    if daily.empty:
+        return _empty(title)
+    g = daily.groupby("day", as_index=False)[["runs", "succeeded", "failed"]].sum()
+    g["other"] = g["runs"] - g["succeeded"] - g["failed"]
+    fig = go.Figure()
+    for col, color in (("succeeded", STATUS_COLORS["SUCCEEDED"]), ("failed", STATUS_COLORS["FAILED"]), ("other", STATUS_COLORS["CANCELLED"])):
+        fig.add_trace(go.Bar(x=g["day"], y=g[col], name=col, marker_color=color))
+    fig.update_layout(barmode="stack")
+    return _layout(fig, title, ytitle="runs")
+
+
+def _markers(fig: go.Figure, marks: pd.DataFrame | None, name: str) -> None:
+    if marks is None or marks.empty:
+        return
+    fig.add_trace(
+        go.Scatter(
+            x=marks["window_start"],
+            y=marks["observed"],
+            mode="markers",
+            name=name,
+            marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
+            text=[f"{_t(s)} ({_t(v)})" for s, v in zip(marks["subject"], marks["severity"], strict=True)],
+            hovertemplate="%{text}<br>observed %{y:,.1f}<extra></extra>",
+        )
+    )
+
+
+def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
+    """Daily p50 and p95 run duration per pipeline (rollup), with duration anomalies marked."""
+    title = "Duration p50 / p95 (seconds)"
+    if daily.empty:
+        return _empty(title)
+    fig = go.Figure()
+    for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True)):
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=part["day"], y=part["duration_p95"], mode="lines", name=f"{_t(name)} p95", line={"color": color}))
+        fig.add_trace(
+            go.Scatter(x=part["day"], y=part["duration_p50"], mode="lines", name=f"{_t(name)} p50", line={"color": color, "dash": "dot"})
+        )
+    _markers(fig, marks, "duration anomaly")
+    return _layout(fig, title, ytitle="seconds")
+
+
+def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
+    """Records out per day per pipeline (rollup), with throughput anomalies marked."""
+    title = "Throughput (records out per day)"
+    if daily.empty:
+        return _empty(title)
+    fig = go.Figure()
+    for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True)):
+        fig.add_trace(
+            go.Scatter(x=part["day"], y=part["records_out"], mode="lines+markers", name=_t(name), line={"color": PALETTE[i % len(PALETTE)]}, marker={"size": 4})
+        )
+    _markers(fig, marks, "throughput anomaly")
+    return _layout(fig, title, ytitle="records")
+
+
+def run_timeline(steps: pd.DataFrame) -> go.Figure:
+    """A run's stages as a timeline: one bar per attempt (queue time in grey before it)."""
+    title = "Stages"
+    if steps.empty:
+        return _empty(title, "no stage records for this run")
+    s = steps.copy()
+    s["label"] = [f"{_t(st)} #{int(a)}" for st, a in zip(s["stage"], s["attempt"], strict=True)]
+    order = list(dict.fromkeys(s["label"]))
+    fig = go.Figure()
+    queued = s[s["queued_at"].notna() & s["started_at"].notna() & (s["queued_at"] < s["started_at"])]
+    if not queued.empty:
+        fig.add_trace(
+            go.Bar(
+                y=queued["label"],
+                base=queued["queued_at"],
+                x=(queued["started_at"] - queued["queued_at"]).dt.total_seconds() * 1000,
+                orientation="h",
+                name="queued",
+                marker_color="#d9d9d9",
+                hovertemplate="%{y}: queued %{x:,.0f} ms<extra></extra>",
+            )
+        )
+    ran = s[s["started_at"].notna()].copy()
+    end = ran["ended_at"].fillna(ran["started_at"])
+    ran["ms"] = (end - ran["started_at"]).dt.total_seconds() * 1000
+    for status, part in ran.groupby("status", sort=True):
+        fig.add_trace(
+            go.Bar(
+                y=part["label"],
+                base=part["started_at"],
+                x=part["ms"].clip(lower=500),
+                orientation="h",
+                name=str(status).lower(),
+                marker_color=STATUS_COLORS.get(str(status), "#7f7f7f"),
+                hovertemplate="%{y}: " + str(status).lower() + " %{x:,.0f} ms<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="overlay")
+    fig.update_xaxes(type="date")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)))
+    return _layout(fig, title, height=max(220, 80 + 32 * len(order)))
+
+
+# ---- cost --------------------------------------------------------------------------------------
+
+
+def _top_keys(frame: pd.DataFrame, top: int) -> list[str]:
+    totals = frame.groupby("key")["cost"].sum().sort_values(ascending=False)
+    return list(totals.index[:top])
+
+
+def cost_stacked(by_day: pd.DataFrame, by: str, *, top: int = 10, currency: str = "USD") -> go.Figure:
+    """Daily spend stacked by ``by``: the ``top`` largest keys, the rest as "other"."""
+    title = f"Daily spend by {by.replace('_', ' ')} ({currency})"
+    if by_day.empty:
+        return _empty(title)
+    keep = _top_keys(by_day, top)
+    f = by_day.assign(key=by_day["key"].where(by_day["key"].isin(keep), OTHER))
+    f["key"] = f["key"].replace("", "(untagged)" if by == "pipeline" else "(none)")
+    g = f.groupby(["day", "key"], as_index=False)["cost"].sum()
+    order = [k if k != "" else ("(untagged)" if by == "pipeline" else "(none)") for k in keep]
+    if OTHER in set(g["key"]):
+        order.append(OTHER)
+    fig = go.Figure()
+    for i, key in enumerate(order):
+        part = g[g["key"] == key]
+        fig.add_trace(go.Bar(x=part["day"], y=part["cost"], name=_t(key), marker_color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(barmode="stack")
+    return _layout(fig, title, height=380, ytitle=currency)
+
+
+def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
+    """Change in spend against the previous window, largest first."""
+    title = f"Top movers by {by.replace('_', ' ')} ({currency}, vs previous window)"
+    if frame.empty:
+        return _empty(title)
+    f = frame.iloc[::-1]
+    colors = ["#d62728" if c > 0 else "#2e9e5b" for c in f["change"]]
+    labels = [_t(k) if k != "" else "(none)" for k in f[by]]
+    fig = go.Figure(go.Bar(x=f["change"], y=labels, orientation="h", marker_color=colors, hovertemplate="%{y}: %{x:+,.2f}<extra></extra>"))
+    return _layout(fig, title, height=max(220, 60 + 26 * len(f)))
+
+
+def forecast_vs_actual(
+    actual: pd.DataFrame, points: pd.DataFrame, *, level: float | None = None, currency: str = "USD"
+) -> go.Figure:
+    """Actual daily spend, the forecast mean, and its prediction band."""
+    pct = f"{level * 100:.0f}% band" if level else "band"
+    title = f"Forecast against actual ({currency}/day, {pct})"
+    if actual.empty and points.empty:
+        return _empty(title)
+    fig = go.Figure()
+    if not points.empty and points["upper"].notna().any():
+        fig.add_trace(go.Scatter(x=points["day"], y=points["upper"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=points["day"], y=points["lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                fillcolor="rgba(76,120,168,0.2)", name=pct,
+            )
+        )
+    if not points.empty:
+        fig.add_trace(go.Scatter(x=points["day"], y=points["mean"], mode="lines", name="forecast", line={"color": "#4c78a8", "dash": "dash"}))
+    if not actual.empty:
+        fig.add_trace(go.Scatter(x=actual["day"], y=actual["cost"], mode="lines+markers", name="actual", line={"color": "#222"}, marker={"size": 4}))
+    return _layout(fig, title, ytitle=currency)
+
+
+def cost_per_run(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
+    """Estimated cost per run by pipeline."""
+    title = f"Cost per run ({currency})"
+    f = frame.dropna(subset=["cost_per_run"]) if not frame.empty else frame
+    if f.empty:
+        return _empty(title)
+    fig = go.Figure(go.Bar(x=[_t(p) for p in f["pipeline"]], y=f["cost_per_run"], marker_color="#4c78a8", hovertemplate="%{x}: %{y:,.4f}<extra></extra>"))
+    return _layout(fig, title, ytitle=currency)
+
+
+def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
+    """Per pipeline: the run-level estimate beside the tagged bill."""
+    title = f"Estimate against bill by pipeline ({currency})"
+    if frame.empty:
+        return _empty(title)
+    names = [_t(p) for p in frame["pipeline"]]
+    fig = go.Figure(
+        [
+            go.Bar(x=names, y=frame["estimate"], name="run estimates", marker_color="#72b7b2"),
+            go.Bar(x=names, y=frame["billed"], name="bill (tagged)", marker_color="#4c78a8"),
+        ]
+    )
+    fig.update_layout(barmode="group")
+    return _layout(fig, title, ytitle=currency)
+
+
+# ---- collectors --------------------------------------------------------------------------------
+
+
+def collector_api_cost(passes: pd.DataFrame) -> go.Figure:
+    """The price of the API calls the collectors made, per day and source."""
+    title = "What watching costs: API calls priced (USD/day)"
+    if passes.empty:
+        return _empty(title)
+    f = passes.assign(day=pd.to_datetime(passes["started_at"], utc=True).dt.floor("D"))
+    g = f.groupby(["day", "source"], as_index=False)[["api_cost_usd", "api_calls"]].sum()
+    fig = go.Figure()
+    for i, (source, part) in enumerate(g.groupby("source", sort=True)):
+        fig.add_trace(
+            go.Bar(
+                x=part["day"], y=part["api_cost_usd"], name=_t(source), marker_color=PALETTE[i % len(PALETTE)],
+                customdata=part["api_calls"], hovertemplate="%{x}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
+            )
+        )
+    fig.update_layout(barmode="stack")
+    return _layout(fig, title, ytitle="USD")
+

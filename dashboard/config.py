@@ -1,0 +1,46 @@
+"""The ``[dashboard]`` section of the config file.
+
+    [dashboard]
+    refresh_seconds = 60       # auto-refresh interval when switched on
+    default_range = "7d"       # 24h, 7d, 30d, 90d, 180d or 365d
+    title = "pipepulse"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipepulse.errors import ConfigError
+from pipepulse.settings import Settings, opt
+
+__all__ = ["RANGES", "DashboardConfig", "dashboard_config"]
+
+RANGES = ("24h", "7d", "30d", "90d", "180d", "365d")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardConfig:
+    refresh_seconds: int = 60
+    default_range: str = "7d"
+    title: str = "pipepulse"
+
+
+def dashboard_config(settings: Settings) -> DashboardConfig:
+    """Parse ``[dashboard]``; errors name the file, the key and the expectation."""
+    table = settings.section("dashboard")
+    label = settings.config_label
+    known = {"refresh_seconds", "default_range", "title"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{label}: [dashboard] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    refresh = opt(table, "refresh_seconds", int, label, "dashboard", default=60)
+    if refresh < 5:
+        raise ConfigError(f"{label}: [dashboard] refresh_seconds: expected at least 5 seconds, got {refresh}")
+    default_range = opt(table, "default_range", str, label, "dashboard", default="7d")
+    if default_range not in RANGES:
+        raise ConfigError(f"{label}: [dashboard] default_range: expected one of {', '.join(RANGES)}, got {default_range!r}")
+    return DashboardConfig(
+        refresh_seconds=refresh,
+        default_range=default_range,
+        title=opt(table, "title", str, label, "dashboard", default="pipepulse"),
+    )

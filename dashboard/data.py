@@ -1,0 +1,404 @@
+"""Every read the pages make, cached: the only module with ``st.cache_*`` and the only one that
+calls ``store/`` and ``insights/``.
+
+- ``settings()`` and ``engine()`` are ``st.cache_resource`` (one per server process, built on
+  first use, never at import time).
+- Reads are ``st.cache_data(ttl=TTL)`` keyed by their (hashable) arguments. Callers pass time
+  windows rounded to the minute (``state.Filters``), so reruns within a minute hit the cache.
+- Writes (anomaly status) clear the cached reads they affect.
+
+To add a read: a function here calling one store function (SQL lives in ``store/``) and, where
+it needs one, an ``insights`` function; return DataFrames or plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.engine import Engine
+
+from dashboard.config import DashboardConfig, dashboard_config
+from insights import costs as cost_insights
+from insights.freshness import format_duration, freshness_table
+from pipepulse.settings import Settings, load_settings
+from store import costs as costs_store
+from store import dashboard_reads as reads
+from store.state import collector_runs_frame
+
+__all__ = [
+    "TTL",
+    "account_options",
+    "anomalies",
+    "collector_runs",
+    "collector_summary",
+    "cost_by_day",
+    "cost_movers",
+    "cost_per_run",
+    "daily_total_cost",
+    "engine",
+    "estimate_vs_bill",
+    "failures",
+    "forecast",
+    "freshness",
+    "health_grid",
+    "kpis",
+    "pipeline_options",
+    "run_daily",
+    "run_detail",
+    "runs",
+    "set_anomaly_status",
+    "settings",
+    "spend_month_to_date",
+]
+
+TTL = timedelta(seconds=60)
+
+
+# ---- resources ---------------------------------------------------------------------------------
+
+
+@st.cache_resource
+def settings() -> Settings:
+    """The settings, built once per server from the environment and ``--config`` after ``--``."""
+    from pipepulse.commands.dashboard import app_arguments
+
+    ns = app_arguments(sys.argv[1:])
+    return load_settings(config_path=ns.config)
+
+
+@st.cache_resource
+def config() -> DashboardConfig:
+    return dashboard_config(settings())
+
+
+@st.cache_resource
+def engine() -> Engine:
+    """One engine (pool) per server process; refuses a database with the wrong schema."""
+    from store.db import check_schema, connect
+
+    eng = connect(settings().database_url, create_dirs=False)
+    check_schema(eng)
+    return eng
+
+
+def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values else None
+
+
+# ---- filters' options --------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def pipeline_options(since: date) -> list[str]:
+    configured = {p.name for p in settings().pipelines}
+    with engine().connect() as conn:
+        return sorted(configured | set(reads.pipeline_names(conn, since=since)))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def account_options(since: date) -> list[str]:
+    with engine().connect() as conn:
+        return reads.accounts(conn, since=since)
+
+
+# ---- health ------------------------------------------------------------------------------------
+
+
+def _rates(stats: dict[str, float], p: dict[float, float | None], hours: float) -> dict[str, float | None]:
+    terminal = stats["terminal"]
+    return {
+        "runs": stats["runs"],
+        "failed": stats["failed"],
+        "success_rate": (stats["succeeded"] / terminal * 100.0) if terminal else None,
+        "p50": p.get(0.5),
+        "p95": p.get(0.95),
+        "records_out": stats["records_out"],
+        "throughput_per_hour": stats["records_out"] / hours if hours else None,
+        "retries": stats["retries"],
+        "cost_usd": stats["cost_usd"],
+    }
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def kpis(
+    start: datetime, end: datetime, prev_start: datetime, prev_end: datetime, pipelines: tuple[str, ...] | None
+) -> dict[str, dict[str, float | None]]:
+    """Run KPIs of the window and of the previous window of the same length."""
+    out: dict[str, dict[str, float | None]] = {}
+    with engine().connect() as conn:
+        for name, (a, b) in {"current": (start, end), "previous": (prev_start, prev_end)}.items():
+            stats = reads.run_window_stats(conn, a, b, pipelines=pipelines)
+            q = reads.duration_quantiles(conn, a, b, pipelines=pipelines)
+            out[name] = _rates(stats, q, (b - a).total_seconds() / 3600.0)
+    return out
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def health_grid(since: datetime, pipelines: tuple[str, ...] | None, per_pipeline: int = 24) -> pd.DataFrame:
+    with engine().connect() as conn:
+        return reads.recent_runs(conn, since, pipelines=pipelines, per_pipeline=per_pipeline)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
+    """Per configured pipeline: on time, late or missed against its schedule
+    (``insights.freshness``), with the latest run's status."""
+    configs = [p for p in settings().pipelines if not pipelines or p.name in pipelines]
+    cols = ["pipeline", "state", "kind", "due_at", "deadline", "last_success_at", "late_by", "message", "last_run_status", "last_started_at"]
+    if not configs:
+        return pd.DataFrame(columns=cols)
+    # two days cover a daily schedule's current and previous slot; older successes come along
+    with engine().connect() as conn:
+        recent = reads.freshness_runs(conn, now - timedelta(days=2), pipelines=[c.name for c in configs])
+        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=[c.name for c in configs])
+    table = freshness_table(configs, recent, now=now)
+    table = table.merge(last[["pipeline", "last_status", "last_started_at"]].rename(columns={"last_status": "last_run_status"}), on="pipeline", how="left")
+    table["late_by"] = [None if pd.isna(v) else format_duration(v) for v in table["late_by"]]
+    return table[cols]
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def failures(start: datetime, end: datetime, pipelines: tuple[str, ...] | None, limit: int = 50) -> pd.DataFrame:
+    with engine().connect() as conn:
+        return reads.failures(conn, start, end, pipelines=pipelines, limit=limit)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_daily(start: date, end: date, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
+    """The daily rollup (one row per day and pipeline): the source of every run trend chart."""
+    with engine().connect() as conn:
+        return reads.run_daily_frame(conn, start, end, pipelines=pipelines)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def runs(
+    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, statuses: tuple[str, ...] | None = None, limit: int = 2000
+) -> pd.DataFrame:
+    with engine().connect() as conn:
+        return reads.runs_frame(conn, start, end, pipelines=pipelines, statuses=statuses, limit=limit)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_detail(run_id: str) -> tuple[dict[str, Any] | None, pd.DataFrame, pd.DataFrame]:
+    """A run, its steps (every attempt) and its log lines (by run id or correlation id)."""
+    with engine().connect() as conn:
+        row = reads.run(conn, run_id)
+        if row is None:
+            return None, pd.DataFrame(), pd.DataFrame()
+        steps = reads.run_steps_frame(conn, run_id)
+        logs = reads.run_logs_frame(conn, run_id=run_id, correlation_id=row.get("correlation_id"))
+        day = row["started_at"].date() if row.get("started_at") else None
+        if day is not None:
+            roll = reads.run_daily_frame(conn, day, day, pipelines=[row["pipeline"]])
+            if not roll.empty and roll["runs"].iloc[0]:
+                row["pipeline_day_cost_per_run"] = float(roll["cost_usd"].iloc[0] or 0) / float(roll["runs"].iloc[0])
+    return row, steps, logs
+
+
+# ---- cost --------------------------------------------------------------------------------------
+
+AMOUNT_COLUMNS = {"billed": "billed_cost", "effective": "effective_cost"}
+
+
+def _daily_cost(
+    conn, start: date, end: date, by: str | None, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
+) -> pd.DataFrame:
+    """``store.costs.daily_cost`` for every chosen account x pipeline (it takes one of each)."""
+    frames = [
+        costs_store.daily_cost(conn, start, end, by=by, account=acc, pipeline=pipe)
+        for acc in (accounts or (None,))
+        for pipe in (pipelines or (None,))
+    ]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return costs_store.daily_cost(conn, start, start - timedelta(days=1), by=by)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cost_by_day(
+    start: date, end: date, by: str, amount: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
+) -> pd.DataFrame:
+    """Daily spend per ``by`` value (columns day, key, cost), grouped in SQL by ``store.costs``."""
+    with engine().connect() as conn:
+        frame = _daily_cost(conn, start, end, by, accounts, pipelines)
+    out = pd.DataFrame(
+        {"day": pd.to_datetime(frame["day"]), "key": frame[by].astype(str), "cost": frame[AMOUNT_COLUMNS[amount]].astype(float)}
+    )
+    return out.groupby(["day", "key"], as_index=False)["cost"].sum()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def daily_total_cost(
+    start: date, end: date, amount: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
+) -> pd.DataFrame:
+    """Daily total spend (day, cost)."""
+    with engine().connect() as conn:
+        frame = _daily_cost(conn, start, end, None, accounts, pipelines)
+    out = pd.DataFrame({"day": pd.to_datetime(frame["day"]), "cost": frame[AMOUNT_COLUMNS[amount]].astype(float)})
+    return out.groupby("day", as_index=False)["cost"].sum()
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def spend_month_to_date(
+    today: date, amount: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
+) -> dict[str, float]:
+    """Month-to-date spend and the same days of the previous month."""
+    start = today.replace(day=1)
+    prev_end = start - timedelta(days=1)
+    prev_start = prev_end.replace(day=1)
+    prev_to = min(prev_start + (today - start), prev_end)
+    col = AMOUNT_COLUMNS[amount]
+    with engine().connect() as conn:
+        cur = _daily_cost(conn, start, today, None, accounts, pipelines)
+        prev = _daily_cost(conn, prev_start, prev_to, None, accounts, pipelines)
+    return {"mtd": float(cur[col].sum()), "previous": float(prev[col].sum()), "has_data": not cur.empty}
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cost_movers(
+    start: date, end: date, by: str, amount: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None, top: int = 10
+) -> pd.DataFrame:
+    """The ``top`` ``by`` values whose spend changed most against the previous window
+    (``insights.costs.top_movers``): by, current, previous, change, change_pct."""
+    span = end - start + timedelta(days=1)
+    with engine().connect() as conn:
+        frame = _daily_cost(conn, start - span, end, by, accounts, pipelines)
+    return cost_insights.top_movers(frame, by=by, start=start, end=end + timedelta(days=1), n=top, value=AMOUNT_COLUMNS[amount])
+
+
+def _run_summary_and_bill(start: date, end: date, pipelines: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    a = datetime.combine(start, datetime.min.time(), UTC)
+    b = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+    with engine().connect() as conn:
+        summary = reads.run_cost_summary(conn, a, b, pipelines=pipelines)
+        billed = _daily_cost(conn, start, end, "pipeline", None, pipelines)
+    return summary, billed
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def cost_per_run(start: date, end: date, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
+    """Per pipeline: cost per run, per successful run and per million records
+    (``insights.costs.unit_costs``: the tagged bill when there is one, else run estimates)."""
+    summary, billed = _run_summary_and_bill(start, end, pipelines)
+    if summary.empty:
+        return cost_insights.unit_costs(summary.assign(pipeline=pd.Series(dtype=str)), billed)
+    return cost_insights.unit_costs(summary, billed)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def estimate_vs_bill(start: date, end: date, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
+    """Per pipeline: run-level estimates against the tagged bill (``insights.costs.estimate_vs_bill``)."""
+    summary, billed = _run_summary_and_bill(start, end, pipelines)
+    if summary.empty and billed.empty:
+        return pd.DataFrame(columns=["pipeline", "estimate", "billed", "gap", "gap_pct"])
+    return cost_insights.estimate_vs_bill(summary, billed)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def forecast(subject: str = "total") -> tuple[dict[str, Any] | None, pd.DataFrame]:
+    """The newest stored forecast snapshot for ``subject`` (pipepulse's own, else AWS's) and its points."""
+    with engine().connect() as conn:
+        for method in ("pipepulse", "aws"):
+            found = costs_store.latest_forecast(conn, method, subject)
+            if found is not None:
+                snap, points = found
+                points["day"] = pd.to_datetime(points["day"])
+                return snap, points
+    return None, pd.DataFrame(columns=["day", "mean", "lower", "upper"])
+
+
+# ---- anomalies ---------------------------------------------------------------------------------
+
+
+def _root_cause_text(raw: str | None) -> str:
+    if not raw:
+        return ""
+    try:
+        items = json.loads(raw)
+    except (TypeError, ValueError):
+        return str(raw)
+    parts = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            impact = item.get("impact")
+            impact_s = f" ({impact:+,.2f})" if isinstance(impact, int | float) else ""
+            parts.append(f"{item.get('dimension', '?')}={item.get('value', '?')}{impact_s}")
+    return "; ".join(parts)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def anomalies(
+    statuses: tuple[str, ...] | None = None,
+    kinds: tuple[str, ...] | None = None,
+    pipelines: tuple[str, ...] | None = None,
+    since: datetime | None = None,
+) -> pd.DataFrame:
+    """Anomalies with a readable ``root_cause_text``; a snooze that has ended counts as open."""
+    with engine().connect() as conn:
+        frame = reads.anomalies_frame(conn, kinds=kinds, pipelines=pipelines, since=since)
+    if frame.empty:
+        frame["root_cause_text"] = pd.Series(dtype=str)
+        frame["effective_status"] = pd.Series(dtype=str)
+        return frame
+    now = datetime.now(UTC)
+    expired = (frame["status"] == "snoozed") & (frame["snoozed_until"].notna()) & (frame["snoozed_until"] <= now)
+    frame["effective_status"] = frame["status"].where(~expired, "open")
+    frame["root_cause_text"] = [_root_cause_text(r) for r in frame["root_cause"]]
+    if statuses:
+        frame = frame[frame["effective_status"].isin(statuses)].reset_index(drop=True)
+    return frame
+
+
+def set_anomaly_status(
+    fingerprint: str, status: str, *, by: str, note: str | None = None, snoozed_until: datetime | None = None
+) -> bool:
+    """Store a status change (who, when, note, snooze end) and drop the cached reads."""
+    now = datetime.now(UTC)
+    with engine().begin() as conn:
+        changed = reads.set_anomaly_status(conn, fingerprint, status, by=by, now=now, note=note, snoozed_until=snoozed_until)
+    st.cache_data.clear()
+    return changed
+
+
+# ---- collectors --------------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def collector_runs(since: datetime) -> pd.DataFrame:
+    with engine().connect() as conn:
+        return collector_runs_frame(conn, since=since)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def collector_summary(since: datetime, now: datetime) -> pd.DataFrame:
+    """Per source: last pass and status, lag (now minus the end of the last window), failed
+    passes, last error, rows written, API calls and their price since ``since``."""
+    passes = collector_runs(since)
+    rows = []
+    for source, part in passes.groupby("source", sort=True):
+        last = part.iloc[0]  # newest first
+        ends = part["window_end"].dropna()
+        lag_from = ends.max() if not ends.empty else part["ended_at"].dropna().max()
+        rows.append(
+            {
+                "source": source,
+                "last_pass": last["started_at"],
+                "last_status": last["status"],
+                "lag_minutes": round((now - lag_from).total_seconds() / 60.0, 1) if pd.notna(lag_from) else None,
+                "passes": len(part),
+                "failed_passes": int((part["status"] == "failed").sum()),
+                "last_error": next((e for e in part["error"] if isinstance(e, str) and e), None),
+                "rows": int(part["rows_written"].sum()),
+                "api_calls": int(part["api_calls"].sum()),
+                "api_cost_usd": float(part["api_cost_usd"].sum()),
+            }
+        )
+    cols = ["source", "last_pass", "last_status", "lag_minutes", "passes", "failed_passes", "last_error", "rows", "api_calls", "api_cost_usd"]
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,74 @@
+"""Anomalies: open, acknowledged, snoozed, resolved; acknowledge, snooze or resolve (admins).
+
+A status set here is stored with who set it, when and the note; the alert digests leave out
+acknowledged, resolved and still-snoozed anomalies. A snooze that has ended counts as open.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import streamlit as st
+
+from dashboard import auth, data, state, ui
+from store.schema import ANOMALY_STATUSES
+
+f = state.current()
+user = auth.current_user()
+
+st.title("Anomalies")
+if flash := st.session_state.pop("_pp_flash", None):
+    st.success(ui.esc(flash))
+a, b = st.columns(2)
+statuses = a.multiselect("Status", ANOMALY_STATUSES, default=["open"], key="status", bind="query-params")
+kinds = b.multiselect(
+    "Kind", ["metric", "duration", "throughput", "failure_rate", "cost"], key="kind", bind="query-params", placeholder="All kinds"
+)
+frame = data.anomalies(statuses=tuple(statuses) or None, kinds=tuple(kinds) or None, pipelines=f.pipelines)
+if frame.empty:
+    total = data.anomalies()
+    if total.empty:
+        ui.empty("No anomalies detected yet", "pipepulse detect")
+    else:
+        st.success("No anomalies with this status.")
+    st.stop()
+
+cols = ["effective_status", "severity", "kind", "subject", "pipeline", "window_start", "observed", "expected", "lower", "upper", "root_cause_text", "status_by", "status_note", "snoozed_until", "last_seen", "fingerprint"]
+ui.table(frame[cols], key="anomalies", filename="anomalies.csv", height=360, column_config={
+    "effective_status": "status",
+    "window_start": st.column_config.DatetimeColumn("window", format="YYYY-MM-DD HH:mm"),
+    "last_seen": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
+    "snoozed_until": st.column_config.DatetimeColumn("snoozed until", format="YYYY-MM-DD HH:mm"),
+    "root_cause_text": st.column_config.TextColumn("root cause", width="medium"),
+})
+
+st.subheader("Act on one")
+labels = {fp: f"{sev} {kind}: {subj} ({fp[:8]})" for fp, sev, kind, subj in zip(frame["fingerprint"], frame["severity"], frame["kind"], frame["subject"], strict=True)}
+fp = st.selectbox("Anomaly", list(labels), format_func=labels.get, key="fp", bind="query-params")
+row = frame[frame["fingerprint"] == fp].iloc[0]
+st.text(f"{row['subject']}\nobserved {row['observed']}, expected {row['expected']} ({row['lower']} to {row['upper']}), score {row['score']}")
+if row["root_cause_text"]:
+    st.text(f"root cause: {row['root_cause_text']}")
+st.caption(f"status: {row['effective_status']}")
+
+if not user.is_admin:
+    st.info("Only admins can acknowledge, snooze or resolve anomalies.")
+    st.stop()
+
+note = st.text_input("Note", key="anomaly_note", placeholder="what you found, or why it is fine")
+c = st.columns(3)
+until = c[1].date_input("Snooze until", value=f.now.date() + timedelta(days=7), min_value=f.now.date() + timedelta(days=1), key="snooze_until")
+done = None
+if c[0].button("Acknowledge", key="ack", type="primary"):
+    done = ("acknowledged", None)
+if c[1].button("Snooze", key="snooze"):
+    done = ("snoozed", datetime.combine(until, time(0), UTC))
+if c[2].button("Resolve", key="resolve"):
+    done = ("resolved", None)
+if done is not None:
+    status, snooze = done
+    if data.set_anomaly_status(fp, status, by=user.name, note=note or None, snoozed_until=snooze):
+        st.session_state["_pp_flash"] = f"{status.capitalize()}: {row['subject']}"
+    else:
+        st.session_state["_pp_flash"] = "That anomaly no longer exists."
+    st.rerun()

@@ -1,0 +1,28 @@
+"""Collectors: each source's last pass, lag, errors, rows, and the API calls made with their price."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, state, ui
+
+f = state.current()
+st.title("Collectors")
+passes = data.collector_runs(f.start)
+if passes.empty:
+    ui.empty("No collector passes in this window", "pipepulse collect")
+    st.stop()
+
+table = data.collector_summary(f.start, f.now)
+c = st.columns(3)
+c[0].metric("Sources", len(table), border=True)
+c[1].metric("API calls", f"{int(table['api_calls'].sum()):,}", border=True)
+c[2].metric("API cost", f"{table['api_cost_usd'].sum():,.4f} USD", border=True, help=f"Collector passes in the last {f.range}")
+ui.table(table, key="collector_summary", filename="collectors.csv", column_config={
+    "last_pass": st.column_config.DatetimeColumn("last pass", format="YYYY-MM-DD HH:mm"),
+    "api_cost_usd": st.column_config.NumberColumn("API cost USD", format="%.4f"),
+    "last_error": st.column_config.TextColumn("last error", width="large"),
+})
+st.plotly_chart(charts.collector_api_cost(passes), key="collector_cost", config={"displaylogo": False})
+st.subheader("Passes")
+ui.table(passes, key="passes", filename="collector_passes.csv", height=400)

@@ -1,0 +1,71 @@
+"""Pipelines: run history, duration and throughput trends with anomalies marked, freshness."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, state, ui
+
+f = state.current()
+
+st.title("Pipelines")
+names = ", ".join(f.pipelines) if f.pipelines else "all pipelines"
+st.caption(f"{ui.esc(names)}, last {f.range}. Trends come from the daily rollup.")
+
+daily = data.run_daily(f.start_day, f.end_day, f.pipelines)
+if daily.empty:
+    ui.empty("No runs in this window", "pipepulse collect")
+else:
+    marks = data.anomalies(kinds=("duration",), pipelines=f.pipelines, since=f.start)
+    tmarks = data.anomalies(kinds=("throughput",), pipelines=f.pipelines, since=f.start)
+    a, b = st.columns(2)
+    with a:
+        st.plotly_chart(charts.duration_trend(daily, marks), key="duration_trend", config={"displaylogo": False})
+    with b:
+        st.plotly_chart(charts.throughput_trend(daily, tmarks), key="throughput_trend", config={"displaylogo": False})
+    st.plotly_chart(charts.runs_by_status(daily), key="runs_by_status", config={"displaylogo": False})
+
+st.subheader("Freshness against schedule")
+fresh = data.freshness(f.now, f.pipelines)
+if fresh.empty:
+    ui.empty("No pipelines yet", "pipepulse collect")
+else:
+    ui.table(
+        fresh,
+        key="freshness",
+        filename="freshness.csv",
+        column_config={
+            "last_started_at": st.column_config.DatetimeColumn("last start", format="YYYY-MM-DD HH:mm"),
+            "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
+            "due_at": st.column_config.DatetimeColumn("due", format="YYYY-MM-DD HH:mm"),
+            "deadline": st.column_config.DatetimeColumn("deadline", format="YYYY-MM-DD HH:mm"),
+            "message": st.column_config.TextColumn("freshness", width="large"),
+        },
+    )
+
+st.subheader("Run history")
+statuses = st.multiselect(
+    "Status", ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "RUNNING", "QUEUED", "AWAITING_RETRY"],
+    key="status", bind="query-params", placeholder="All statuses",
+)
+history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None)
+if history.empty:
+    st.info("No runs match.")
+else:
+    view = history[["started_at", "pipeline", "status", "trigger", "attempt", "duration_seconds", "records_in", "records_out", "records_rejected", "retries", "cost_usd", "error_message", "run_id"]].copy()
+    view.insert(0, "open", [ui.run_link(r) for r in view["run_id"]])
+    if len(history) >= 2000:
+        st.caption("Newest 2,000 runs shown; narrow the window or the pipelines to see older ones.")
+    ui.table(
+        view,
+        key="history",
+        filename="runs.csv",
+        height=420,
+        column_config={
+            "open": st.column_config.LinkColumn("run", display_text="details", width="small"),
+            "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),
+            "duration_seconds": st.column_config.NumberColumn("duration s", format="%.0f"),
+            "cost_usd": st.column_config.NumberColumn("cost", format="%.4f"),
+            "error_message": st.column_config.TextColumn("error", width="medium"),
+        },
+    )

@@ -1,0 +1,72 @@
+"""Run detail: the stages as a timeline with retries and queue time, the error, the logs, the cost."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import charts, data, ui
+
+st.title("Run detail")
+run_id = st.text_input("Run id", key="run", bind="query-params", placeholder="reference:..., stepfunctions:arn:..., glue:job:run")
+if not run_id:
+    st.info("Pick a run from Overview or Pipelines (the *details* links), or paste a run id.")
+    st.stop()
+
+run, steps, logs = data.run_detail(run_id.strip())
+if run is None:
+    st.warning("No run with that id is stored.")
+    st.stop()
+
+st.subheader("Pipeline")
+st.text(run["pipeline"])
+c = st.columns(5)
+c[0].metric("Status", run["status"], border=True)
+c[1].metric("Duration", f"{run['duration_seconds']:,.0f} s" if run.get("duration_seconds") is not None else "n/a", border=True)
+queued = (run["started_at"] - run["queued_at"]).total_seconds() if run.get("started_at") and run.get("queued_at") else None
+c[2].metric("Queue time", f"{queued:,.0f} s" if queued is not None else "n/a", border=True)
+c[3].metric("Step retries", f"{run.get('retries') or 0}", border=True)
+cost = run.get("cost_usd")
+per_run = run.get("pipeline_day_cost_per_run")
+c[4].metric(
+    "Cost (estimate)",
+    f"{cost:,.4f} {data.settings().currency}" if cost is not None else "n/a",
+    f"{cost - per_run:+,.4f} vs the day's average run" if cost is not None and per_run else None,
+    delta_color="inverse",
+    border=True,
+)
+meta = {
+    "run id": run["run_id"],
+    "trigger": run.get("trigger"),
+    "attempt": run.get("attempt"),
+    "scheduled for": run.get("scheduled_for"),
+    "queued at": run.get("queued_at"),
+    "started at": run.get("started_at"),
+    "ended at": run.get("ended_at"),
+    "records in / out / rejected": f"{run.get('records_in')} / {run.get('records_out')} / {run.get('records_rejected')}",
+    "correlation id": run.get("correlation_id"),
+    "account / region": f"{run.get('account') or '-'} / {run.get('region') or '-'}",
+}
+st.dataframe({"field": list(meta), "value": [("" if v is None else str(v)) for v in meta.values()]}, hide_index=True, width="stretch")
+
+if run.get("error_message") or run.get("error_type"):
+    st.subheader("Error")
+    # st.code shows the text exactly as stored: never Markdown, never HTML
+    st.code(f"{run.get('error_type') or ''}: {run.get('error_message') or ''}".strip(": "), language=None, wrap_lines=True)
+
+st.subheader("Stages")
+st.plotly_chart(charts.run_timeline(steps), key="timeline", config={"displaylogo": False})
+if not steps.empty:
+    ui.table(
+        steps[["stage", "attempt", "status", "queued_at", "started_at", "ended_at", "duration_seconds", "records_in", "records_out", "records_rejected", "error_type", "error_message", "next_retry_at"]],
+        key="steps",
+        filename="steps.csv",
+    )
+
+st.subheader("Log lines")
+if run.get("correlation_id"):
+    st.caption("Correlation id")
+    st.code(run["correlation_id"], language=None)
+if logs.empty:
+    ui.empty("No log lines stored for this run", "pipepulse collect --source logs")
+else:
+    ui.table(logs, key="logs", filename="logs.csv", height=360, column_config={"message": st.column_config.TextColumn("message", width="large")})

@@ -1,0 +1,254 @@
+"""``pipepulse dashboard``: serve the Streamlit dashboard, and make password hashes for its login.
+
+Bound to a loopback address the dashboard has no login. Bound to any other address it needs one,
+configured in Streamlit secrets (``.streamlit/secrets.toml``, or ``--secrets FILE``):
+
+- passwords: ``[pipepulse.users.<name>]`` tables with ``password_hash`` (from
+  ``pipepulse dashboard hash-password``) and ``role = "viewer" | "admin"``;
+- or OpenID Connect: Streamlit's ``[auth]`` section (needs Authlib), with
+  ``[pipepulse] admins = ["email", ...]``; other signed-in users are viewers.
+
+``serve`` refuses to start on a non-loopback address without one of these. The helpers below are
+also what the app uses to check passwords, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets as _secrets
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pipepulse.errors import ConfigError, InputError
+from pipepulse.settings import Settings
+
+__all__ = [
+    "ROLES",
+    "auth_mode",
+    "hash_password",
+    "is_loopback",
+    "register",
+    "verify_password",
+]
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+ROLES = ("viewer", "admin")
+# scrypt cost: 2**14 x 8 takes ~50 ms and 16 MB, the usual interactive-login setting.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$salt$hash`` (base64) for ``password``, for the secrets file."""
+    if not password:
+        raise InputError("the password is empty")
+    salt = salt or _secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches ``stored`` (a ``hash_password`` string); constant-time."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        want = base64.b64decode(digest)
+        got = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(want)
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, want)
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``; an empty address means every interface."""
+    if not address:
+        return False
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def password_users(secrets: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``{name: {password_hash, role}}`` from ``[pipepulse.users.*]``; raises ConfigError on a bad entry."""
+    section = secrets.get("pipepulse", {}) or {}
+    users = section.get("users", {}) or {}
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in users.items():
+        if not isinstance(entry, Mapping) or not str(entry.get("password_hash", "")).startswith("scrypt$"):
+            raise ConfigError(
+                f"secrets [pipepulse.users.{name}]: password_hash must be a hash from "
+                "`pipepulse dashboard hash-password`"
+            )
+        role = entry.get("role", "viewer")
+        if role not in ROLES:
+            raise ConfigError(f"secrets [pipepulse.users.{name}] role: expected viewer or admin, got {role!r}")
+        out[str(name)] = {"password_hash": str(entry["password_hash"]), "role": role}
+    return out
+
+
+def oidc_configured(secrets: Mapping[str, Any]) -> bool:
+    auth = secrets.get("auth")
+    if not isinstance(auth, Mapping):
+        return False
+    return bool(auth.get("redirect_uri") and auth.get("cookie_secret"))
+
+
+def auth_mode(secrets: Mapping[str, Any]) -> str | None:
+    """``"oidc"``, ``"password"`` or None (no login configured)."""
+    if oidc_configured(secrets):
+        return "oidc"
+    if password_users(secrets):
+        return "password"
+    return None
+
+
+# ---- the CLI -----------------------------------------------------------------------------------
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="serve the web dashboard")
+    dsub = p.add_subparsers(dest="dashboard_command", metavar="COMMAND")
+    dsub.required = True
+    serve = dsub.add_parser(
+        "serve",
+        help="run the dashboard (Streamlit); a login is required unless bound to localhost",
+        description="Serve the dashboard. On 127.0.0.1/localhost there is no login; on any other "
+        "address a login must be configured in the Streamlit secrets file, or it refuses to start.",
+    )
+    serve.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    serve.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="Streamlit secrets file with the login (default: ./.streamlit/secrets.toml, then ~/.streamlit/secrets.toml)",
+    )
+    serve.add_argument("--dev", action="store_true", help="reload pages when their files change")
+    serve.set_defaults(handler=cmd_serve)
+    hp = dsub.add_parser("hash-password", help="print a password hash for [pipepulse.users.<name>] in secrets")
+    hp.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of a prompt")
+    hp.set_defaults(handler=cmd_hash_password)
+
+
+def _secrets_file(given: str | None) -> Path | None:
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise ConfigError(f"secrets file {path} does not exist")
+        return path
+    for path in (Path(".streamlit/secrets.toml"), Path.home() / ".streamlit" / "secrets.toml"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _read_secrets(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The ``streamlit run`` command line for ``args`` (checks the login rule first)."""
+    secrets_path = _secrets_file(args.secrets)
+    secrets = _read_secrets(secrets_path)
+    mode = auth_mode(secrets)
+    if not is_loopback(args.address) and mode is None:
+        raise ConfigError(
+            f"refusing to serve the dashboard on {args.address or 'every interface'} without a login: "
+            "add users to the Streamlit secrets file ([pipepulse.users.<name>] with password_hash from "
+            "`pipepulse dashboard hash-password` and role = \"viewer\" or \"admin\"), or configure "
+            "OpenID Connect under [auth]; or bind to 127.0.0.1"
+        )
+    if mode == "oidc":
+        import importlib.util
+
+        if importlib.util.find_spec("authlib") is None:
+            raise ConfigError("secrets [auth] configures OpenID Connect, which needs Authlib: pip install 'Authlib>=1.3.2'")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        args.address,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "auto" if args.dev else "none",
+        "--server.runOnSave",
+        "true" if args.dev else "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--theme.base",
+        "light",
+    ]
+    if secrets_path is not None:
+        cmd += ["--secrets.files", str(secrets_path.resolve())]
+    cmd.append("--")
+    if settings.config_path is not None:
+        cmd += ["--config", str(Path(settings.config_path).resolve())]
+    return cmd
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    cmd = serve_command(args, settings)
+    host = "localhost" if is_loopback(args.address) else args.address
+    print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    # The child gets this process's environment as is, so it builds the same settings.
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 130
+
+
+def cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise InputError("the two passwords differ")
+    print(hash_password(password))
+    return 0
+
+
+# Streamlit runs the app with the arguments after "--"; the app parses them with this.
+def app_arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse the arguments ``serve`` passes to the app (``--config FILE``)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config")
+    ns, _ = p.parse_known_args(argv)
+    if ns.config and not os.path.isfile(ns.config):
+        raise ConfigError(f"config file {ns.config} does not exist")
+    return ns
