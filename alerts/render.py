@@ -1,0 +1,399 @@
+"""Turn a digest's items and context into a subject, an HTML part, a plain-text part and a chart.
+
+Layout, most urgent first: a one-line summary, then sections ordered by their worst severity
+(failures, late or missed runs, success rates, anomalies, budget, collectors; ties keep that
+order), then spend against forecast and budget with a 14-day sparkline, then the period's runs per
+pipeline. Every string that comes from data (pipeline names, errors, subjects) goes through
+``html.escape``; every link points at the dashboard (see ``alerts.links``).
+
+The HTML is table-free except for data tables and uses inline styles only, because email
+clients strip ``<style>`` blocks and external CSS.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from alerts import links
+from alerts.chart import spend_sparkline
+from alerts.collect import Context, Item, severity_rank
+
+__all__ = ["SPARKLINE_CID", "Rendered", "render_digest", "subject_line"]
+
+SPARKLINE_CID = "spend-sparkline@pipepulse"
+ERROR_CHARS = 600  # longer errors are cut; the run page has the rest
+
+SECTIONS = (
+    ("failed_runs", "Failed runs"),
+    ("freshness", "Late or missed runs"),
+    ("success_rate", "Success rate below target"),
+    ("anomalies", "Anomalies"),
+    ("budget", "Budget"),
+    ("collector_failing", "Collectors failing"),
+)
+SEVERITY_COLORS = {"critical": "#9b1c1c", "high": "#c2410c", "medium": "#a16207", "low": "#4b5563"}
+FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+    images: dict[str, bytes] = field(default_factory=dict)  # Content-ID -> PNG
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _money(value: float | None, currency: str) -> str:
+    if value is None:
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    prefix = "$" if currency == "USD" else ""
+    suffix = "" if currency == "USD" else f" {currency}"
+    text = f"{v:,.0f}" if v >= 1000 else f"{v:,.2f}"
+    return f"{sign}{prefix}{text}{suffix}"
+
+
+def _when(ts: datetime | None) -> str:
+    return ts.astimezone(UTC).strftime("%a %d %b %H:%M UTC") if ts else "unknown time"
+
+
+def _value(kind: str, v: float | None, currency: str) -> str:
+    if v is None:
+        return "n/a"
+    if kind == "cost":
+        return _money(v, currency)
+    if kind == "duration":
+        return f"{v / 60:.1f} min" if v >= 120 else f"{v:.0f} s"
+    if kind == "failure_rate":
+        return f"{v:.0%}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _change(observed: float | None, expected: float | None) -> str:
+    if observed is None or expected is None or expected == 0:
+        return ""
+    return f"{(observed - expected) / abs(expected):+.0%}"
+
+
+# ---- counts and subject ---------------------------------------------------------------------------
+
+
+def _counts(items: Sequence[Item]) -> dict[str, int]:
+    c = {k: 0 for k, _ in SECTIONS}
+    c["late"] = c["missed"] = 0
+    for it in items:
+        c[it.kind] = c.get(it.kind, 0) + 1
+        if it.kind == "freshness":
+            c["missed" if it.fields.get("state") == "missed" else "late"] += 1
+    return c
+
+
+def subject_line(period: str, items: Sequence[Item], context: Context) -> str:
+    """``pipepulse daily: 3 failures, 1 late, 2 anomalies, spend on track``."""
+    c = _counts(items)
+    parts = []
+    if c["failed_runs"]:
+        parts.append(_plural(c["failed_runs"], "failure"))
+    if c["missed"]:
+        parts.append(f"{c['missed']} missed")
+    if c["late"]:
+        parts.append(f"{c['late']} late")
+    if c["success_rate"]:
+        parts.append(f"{c['success_rate']} below success target")
+    if c["anomalies"]:
+        parts.append(_plural(c["anomalies"], "anomaly", "anomalies"))
+    if c["collector_failing"]:
+        parts.append(_plural(c["collector_failing"], "collector") + " failing")
+    spend = context.spend
+    if spend.status == "over budget" and spend.over_by is not None:
+        parts.append(f"spend {spend.over_by:.0%} over budget")
+    elif spend.status == "on track":
+        parts.append("spend on track")
+    elif c["budget"]:
+        parts.append(_plural(c["budget"], "budget") + " at risk")
+    if not any(c[k] for k, _ in SECTIONS):
+        parts.insert(0, "all clear")
+    return f"pipepulse {period}: " + ", ".join(parts)
+
+
+# ---- sections ----------------------------------------------------------------------------------
+
+
+def _chip(severity: str) -> str:
+    color = SEVERITY_COLORS.get(severity, "#4b5563")
+    return (
+        f'<span style="display:inline-block;padding:1px 7px;border-radius:9px;font-size:11px;'
+        f'font-weight:600;color:#fff;background:{color};text-transform:uppercase">{_e(severity)}</span>'
+    )
+
+
+def _a(href: str, label: str) -> str:
+    return f'<a href="{_e(href)}" style="color:#1d4ed8;text-decoration:none">{_e(label)}</a>'
+
+
+def _item_html(it: Item, currency: str) -> tuple[str, str]:
+    """(HTML block, plain-text block) for one item."""
+    f = it.fields
+    if it.kind == "failed_runs":
+        err = str(f.get("error", ""))
+        cut = err if len(err) <= ERROR_CHARS else err[:ERROR_CHARS] + "…"
+        head = f"<b>{_e(it.pipeline)}</b> {_chip(it.severity)} run {_e(str(f['status']).replace('_', ' ').lower())} at {_e(_when(it.at))}"
+        meta = f"attempt {f.get('attempt')} · trigger {_e(f.get('trigger'))} · run {_e(f.get('run_id'))}"
+        body = (
+            f'<div style="font-family:Menlo,Consolas,monospace;font-size:12px;background:#fef2f2;'
+            f'border-left:3px solid #dc2626;padding:6px 8px;margin:4px 0;white-space:pre-wrap;'
+            f'word-break:break-word">{_e(cut)}</div>'
+        )
+        h = f"{head}<div style='color:#6b7280;font-size:12px'>{meta}</div>{body}{_a(it.link, 'Open the run →')}"
+        t = (
+            f"- {it.pipeline}: run {str(f['status']).lower()} at {_when(it.at)} (attempt {f.get('attempt')}, "
+            f"{f.get('trigger')})\n  {cut}\n  {it.link}"
+        )
+        return h, t
+    if it.kind == "freshness":
+        state = f.get("state", "late")
+        expected = f.get("expected_at")
+        detail = str(f.get("detail") or "")
+        h = (
+            f"<b>{_e(it.pipeline)}</b> {_chip(it.severity)} {_e(state)}: {_e(detail)}"
+            f"<div style='color:#6b7280;font-size:12px'>expected {_e(_when(expected))}"
+            f"{' · last success ' + _e(_when(f.get('last_success_at'))) if f.get('last_success_at') else ''}</div>"
+            f"{_a(it.link, 'Open the pipeline →')}"
+        )
+        t = f"- {it.pipeline}: {state}: {detail} (expected {_when(expected)})\n  {it.link}"
+        return h, t
+    if it.kind == "success_rate":
+        h = (
+            f"<b>{_e(it.pipeline)}</b> {_chip(it.severity)} {f['rate']:.0%} succeeded "
+            f"({f['succeeded']} of {f['finished']} finished runs in the last {f['window_hours']:g} h; "
+            f"target {f['threshold']:.0%})<br>{_a(it.link, 'Open the pipeline →')}"
+        )
+        t = (
+            f"- {it.pipeline}: {f['rate']:.0%} succeeded ({f['succeeded']} of {f['finished']} in "
+            f"{f['window_hours']:g} h; target {f['threshold']:.0%})\n  {it.link}"
+        )
+        return h, t
+    if it.kind == "anomalies":
+        kind = str(f.get("anomaly_kind", ""))
+        obs = _value(kind, f.get("observed"), currency)
+        exp = _value(kind, f.get("expected"), currency)
+        change = _change(f.get("observed"), f.get("expected"))
+        band = ""
+        if f.get("lower") is not None and f.get("upper") is not None:
+            band = f" (normal {_value(kind, f['lower'], currency)}–{_value(kind, f['upper'], currency)})"
+        causes = f.get("root_cause") or []
+        cause_t = "; ".join(
+            f"{c['dimension']} {c['value']}" + (f" {_money(c['impact'], currency)}" if c.get("impact") is not None else "")
+            for c in causes[:3]
+        )
+        cause_h = ""
+        if causes:
+            lis = "".join(
+                f"<li>{_e(c['dimension'])} <b>{_e(c['value'])}</b>"
+                + (f" {_e(('+' if c['impact'] > 0 else '') + _money(c['impact'], currency))}" if c.get("impact") is not None else "")
+                + "</li>"
+                for c in causes[:3]
+            )
+            cause_h = f"<div style='font-size:12px;color:#374151'>Root cause:<ul style='margin:2px 0 0 18px;padding:0'>{lis}</ul></div>"
+        window = f"{_when(f.get('window_start'))} – {_when(f.get('window_end'))}"
+        h = (
+            f"<b>{_e(it.title)}</b> {_chip(it.severity)}"
+            f"<div>observed <b>{_e(obs)}</b> vs expected {_e(exp)}{_e(band)} <b>{_e(change)}</b></div>"
+            f"<div style='color:#6b7280;font-size:12px'>{_e(kind)} · {_e(window)}"
+            f"{' · ' + _e(it.pipeline) if it.pipeline else ''}</div>{cause_h}{_a(it.link, 'Acknowledge or snooze →')}"
+        )
+        t = f"- [{it.severity}] {it.title}: observed {obs} vs expected {exp}{band} {change}".rstrip()
+        if cause_t:
+            t += f"\n  root cause: {cause_t}"
+        t += f"\n  {it.link}"
+        return h, t
+    if it.kind == "budget":
+        rng = ""
+        if f.get("lower") is not None and f.get("upper") is not None:
+            rng = f" (80% range {_money(f['lower'], currency)}–{_money(f['upper'], currency)})"
+        cross = f" Crosses the budget on {f['cross_day']}." if f.get("cross_day") else ""
+        h = (
+            f"{_chip(it.severity)} {_e(it.title)}{_e(rng)}.{_e(cross)}<br>{_a(it.link, 'Open costs →')}"
+        )
+        t = f"- [{it.severity}] {it.title}{rng}.{cross}\n  {it.link}"
+        return h, t
+    # collector_failing
+    h = (
+        f"<b>{_e(f.get('source'))}</b> {_chip(it.severity)} {_e(it.title)}, failing since "
+        f"{_e(_when(f.get('failing_since')))}"
+        f"<div style='font-family:Menlo,Consolas,monospace;font-size:12px;color:#7f1d1d'>{_e(f.get('error'))}</div>"
+        f"{_a(it.link, 'Open collectors →')}"
+    )
+    t = f"- {it.title}, failing since {_when(f.get('failing_since'))}: {f.get('error')}\n  {it.link}"
+    return h, t
+
+
+def _section_order(items: Sequence[Item]) -> list[tuple[str, str, list[Item]]]:
+    out = []
+    for pos, (kind, title) in enumerate(SECTIONS):
+        group = sorted((i for i in items if i.kind == kind), key=lambda i: i.sort_key)
+        if group:
+            out.append((pos, kind, title, group))
+    out.sort(key=lambda s: (-max(severity_rank(i.severity) for i in s[3]), s[0]))
+    return [(kind, title, group) for _, kind, title, group in out]
+
+
+def _spend_html(context: Context) -> tuple[str, str, dict[str, bytes]]:
+    s = context.spend
+    cur = context.currency
+    days_in_month = _days_in_month(s.month)
+    pace = s.budget / days_in_month if s.budget else None
+    values = [v for _, v in s.daily]
+    images: dict[str, bytes] = {}
+    img = ""
+    if any(v > 0 for v in values):
+        images[SPARKLINE_CID] = spend_sparkline(values, pace=pace)
+        first, last = s.daily[0][0], s.daily[-1][0]
+        img = (
+            f'<div style="margin:8px 0 2px"><img src="cid:{SPARKLINE_CID}" width="280" height="56" '
+            f'alt="Daily spend {first:%d %b} to {last:%d %b}" style="display:block;border:0"></div>'
+            f"<div style='color:#6b7280;font-size:11px'>daily spend, {first:%d %b} – {last:%d %b}"
+            f"{'; dashed: budget pace ' + _e(_money(pace, cur)) + '/day' if pace else ''}</div>"
+        )
+    status = s.status
+    color = {"over budget": "#b91c1c", "on track": "#15803d"}.get(status, "#4b5563")
+    over = f" ({s.over_by:+.0%})" if s.over_by is not None else ""
+    rng = ""
+    if s.forecast_lower is not None and s.forecast_upper is not None:
+        rng = f" <span style='color:#6b7280'>(80%: {_e(_money(s.forecast_lower, cur))}–{_e(_money(s.forecast_upper, cur))})</span>"
+    rows = [
+        ("Month to date", _e(_money(s.month_to_date, cur))),
+        ("Forecast month end", f"<b>{_e(_money(s.forecast_mean, cur))}</b>{rng}"),
+        ("Budget", _e(_money(s.budget, cur)) if s.budget else "not set"),
+    ]
+    cells = "".join(
+        f"<tr><td style='padding:2px 12px 2px 0;color:#6b7280'>{k}</td><td style='padding:2px 0'>{v}</td></tr>" for k, v in rows
+    )
+    h = (
+        f"<div style='font-size:15px'>Spend {_e(s.month)}: <b style='color:{color}'>{_e(status)}{_e(over)}</b></div>"
+        f"<table style='border-collapse:collapse;font-size:13px;margin-top:4px'>{cells}</table>{img}"
+        f"<div style='margin-top:6px'>{_a(s.link, 'Open costs →')}</div>"
+    )
+    t = (
+        f"Spend {s.month}: {status}{over}\n"
+        f"  month to date {_money(s.month_to_date, cur)}; forecast month end {_money(s.forecast_mean, cur)}"
+        + (f" (80%: {_money(s.forecast_lower, cur)}-{_money(s.forecast_upper, cur)})" if rng else "")
+        + f"; budget {_money(s.budget, cur) if s.budget else 'not set'}\n  {s.link}"
+    )
+    return h, t, images
+
+
+def _days_in_month(month: str) -> int:
+    y, m = (int(x) for x in month.split("-"))
+    nxt = datetime(y + (m == 12), m % 12 + 1, 1)
+    return (nxt - datetime(y, m, 1)).days
+
+
+def _runs_html(context: Context) -> tuple[str, str]:
+    df = context.summary
+    start, end = context.days
+    if df.empty:
+        return "<div style='color:#6b7280'>No runs started in this period.</div>", "No runs started in this period."
+    th = "padding:4px 8px;text-align:left;border-bottom:1px solid #e5e7eb;color:#6b7280;font-weight:600;font-size:12px"
+    head = "".join(f"<th style='{th}'>{c}</th>" for c in ("Pipeline", "Runs", "Failed", "Success rate"))
+    body = []
+    lines = []
+    for r in df.itertuples(index=False):
+        rate = r.success_rate
+        rate_s = "n/a" if rate is None or (isinstance(rate, float) and math.isnan(rate)) else f"{rate:.1%}"
+        red = "color:#b91c1c;font-weight:600" if r.failed else ""
+        link = links.pipeline_link(context.dashboard_url, r.pipeline, start, end)
+        td = "padding:4px 8px;border-bottom:1px solid #f3f4f6;font-size:13px"
+        body.append(
+            f"<tr><td style='{td}'>{_a(link, r.pipeline)}</td><td style='{td}'>{int(r.runs)}</td>"
+            f"<td style='{td};{red}'>{int(r.failed)}</td><td style='{td}'>{rate_s}</td></tr>"
+        )
+        lines.append(f"  {r.pipeline:<24} {int(r.runs):>5} runs {int(r.failed):>4} failed  {rate_s:>6}")
+    h = f"<table style='border-collapse:collapse;width:100%'><tr>{head}</tr>{''.join(body)}</table>"
+    return h, "\n".join(lines)
+
+
+def render_digest(
+    items: Sequence[Item], context: Context, *, rules: Sequence[str] = (), all_clear: bool = False
+) -> Rendered:
+    """The message for ``items`` (new since the last digest) in ``context``."""
+    period = context.period
+    subject = subject_line(period, items, context)
+    start, end = context.days
+    span = f"{_when(context.start)} – {_when(context.end)}"
+    sections_h: list[str] = []
+    sections_t: list[str] = []
+    h2 = "font-size:16px;margin:22px 0 8px;padding-bottom:4px;border-bottom:2px solid #e5e7eb"
+    for kind, title, group in _section_order(items):
+        blocks = [_item_html(i, context.currency) for i in group]
+        sections_h.append(
+            f"<h2 style='{h2}'>{_e(title)} ({len(group)})</h2>"
+            + "".join(f"<div style='margin:0 0 14px'>{bh}</div>" for bh, _ in blocks)
+        )
+        sections_t.append(f"{title.upper()} ({len(group)})\n" + "\n".join(bt for _, bt in blocks))
+    if context.still_open:
+        lis = "".join(
+            f"<li>{_a(i.link, i.title)} <span style='color:#6b7280'>({_e(i.severity)}, since {_e(_when(i.fields.get('first_seen')))})</span></li>"
+            for i in sorted(context.still_open, key=lambda i: i.sort_key)
+        )
+        sections_h.append(
+            f"<h2 style='{h2}'>Still open ({len(context.still_open)})</h2>"
+            f"<div style='font-size:12px;color:#6b7280'>Reported before and not acknowledged yet.</div>"
+            f"<ul style='margin:4px 0 0 18px;padding:0;font-size:13px'>{lis}</ul>"
+            f"<div style='margin-top:6px'>{_a(links.anomalies_link(context.dashboard_url), 'All open anomalies →')}</div>"
+        )
+        sections_t.append(
+            f"STILL OPEN ({len(context.still_open)})\n"
+            + "\n".join(f"- {i.title} ({i.severity})\n  {i.link}" for i in context.still_open)
+        )
+    spend_h, spend_t, images = _spend_html(context)
+    runs_h, runs_t = _runs_html(context)
+    intro = (
+        "Nothing new needs your attention." if not items else f"{_plural(len(items), 'new item')}, most urgent first."
+    )
+    if all_clear and not items:
+        intro = "All clear: no new failures, late runs or anomalies in this period."
+    overview = links.overview_link(context.dashboard_url, start, end)
+    rules_note = f"Rules: {', '.join(rules)}. " if rules else ""
+    body = (
+        f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+        f"<title>{_e(subject)}</title></head>"
+        f"<body style='margin:0;padding:0;background:#f3f4f6'>"
+        f"<div style='max-width:640px;margin:0 auto;padding:20px;background:#ffffff;font-family:{FONT};"
+        f"color:#111827;font-size:14px;line-height:1.45'>"
+        f"<div style='font-size:12px;color:#6b7280'>pipepulse {_e(period)} digest · {_e(span)}</div>"
+        f"<h1 style='font-size:20px;margin:4px 0 6px'>{_e(subject.split(': ', 1)[1])}</h1>"
+        f"<div style='color:#374151'>{_e(intro)} {_a(overview, 'Open the dashboard →')}</div>"
+        + "".join(sections_h)
+        + f"<h2 style='{h2}'>Spend</h2>{spend_h}"
+        + f"<h2 style='{h2}'>Runs in this period</h2>{runs_h}"
+        + f"<div style='margin-top:24px;font-size:11px;color:#9ca3af'>{_e(rules_note)}Each item is reported once "
+        "until it changes; acknowledged and snoozed anomalies are left out. "
+        f"{_a(links.anomalies_link(context.dashboard_url), 'Manage anomalies')}</div>"
+        "</div></body></html>"
+    )
+    text = "\n\n".join(
+        [
+            f"{subject}\n{span}\n{intro}\n{overview}",
+            *sections_t,
+            spend_t,
+            f"RUNS IN THIS PERIOD\n{runs_t}",
+            f"{rules_note}Each item is reported once until it changes; acknowledged and snoozed anomalies are left out.",
+        ]
+    )
+    return Rendered(subject=subject, html=body, text=text + "\n", images=images)

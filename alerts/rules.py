@@ -1,0 +1,300 @@
+"""Alert rules and delivery settings, parsed from the config file's ``[alerts]`` section.
+
+Example::
+
+    [alerts]
+    channel = "smtp"                  # smtp | ses
+    sender = "pipepulse <pipepulse@example.com>"
+    suppression_hours = 24            # an item that changed is held back this long after its last send
+    send_all_clear = false            # a short "all clear" when a period has nothing new
+
+    [alerts.smtp]
+    host = "smtp.example.com"
+    port = 587
+    security = "starttls"             # starttls | ssl | none
+    username = "pipepulse"
+    password_file = "/run/secrets/smtp_password"   # or password = "..." (not recommended)
+
+    [alerts.ses]
+    region = "eu-west-1"              # default: [aws] region
+
+    [[alerts.rules]]
+    name = "pipeline failures"
+    kind = "failed_runs"              # see KINDS
+    recipients = ["oncall@example.com"]
+    frequency = "daily"               # immediate | daily | weekly
+    pipelines = ["orders"]            # optional: only these pipelines
+
+Extend with a new kind: add it to ``KINDS`` (with its options in ``_KIND_OPTIONS``) and a fetch
+function in ``alerts.collect``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from pipepulse.errors import ConfigError
+from pipepulse.settings import Settings, opt, require_table
+from store.schema import SEVERITIES
+
+__all__ = [
+    "CHANNELS",
+    "FREQUENCIES",
+    "KINDS",
+    "AlertConfig",
+    "Rule",
+    "SesConfig",
+    "SmtpConfig",
+    "load_alert_config",
+    "validate_address",
+]
+
+KINDS = ("failed_runs", "freshness", "success_rate", "anomalies", "budget", "collector_failing")
+FREQUENCIES = ("immediate", "daily", "weekly")
+CHANNELS = ("smtp", "ses")
+SECURITY = ("starttls", "ssl", "none")
+
+_COMMON = {"name", "kind", "recipients", "frequency", "pipelines", "suppression_hours"}
+_KIND_OPTIONS = {
+    "failed_runs": set(),
+    "freshness": set(),
+    "success_rate": {"threshold", "window_hours"},
+    "anomalies": {"min_severity"},
+    "budget": {"tolerance"},
+    "collector_failing": {"min_failures"},
+}
+# Deliberately simple: one @, no spaces or brackets, a dot in the domain. SMTP servers judge the rest.
+_ADDRESS = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[A-Za-z0-9-]{2,}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    """One alert rule: what to watch, for whom, how often."""
+
+    name: str
+    kind: str
+    recipients: tuple[str, ...]
+    frequency: str = "daily"
+    pipelines: tuple[str, ...] = ()  # empty: every pipeline
+    suppression: timedelta | None = None  # None: the [alerts] default
+    threshold: float = 0.95  # success_rate: alert below this share of finished runs
+    window: timedelta = timedelta(hours=24)  # success_rate: look-back window
+    min_severity: str = "medium"  # anomalies
+    tolerance: float = 0.0  # budget: alert when month-end mean > budget x (1 + tolerance)
+    min_failures: int = 1  # collector_failing: consecutive failed passes before alerting
+
+    def covers(self, pipeline: str | None) -> bool:
+        """Whether an item about ``pipeline`` falls under this rule's pipeline filter."""
+        return not self.pipelines or pipeline is None or pipeline in self.pipelines
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"  # starttls | ssl | none
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # trust this CA (PEM) besides the system's, e.g. a private relay
+    timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SesConfig:
+    region: str = "us-east-1"
+    configuration_set: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertConfig:
+    """The whole ``[alerts]`` section, validated."""
+
+    channel: str = "smtp"
+    sender: str = "pipepulse@localhost.localdomain"
+    suppression: timedelta = timedelta(hours=24)
+    send_all_clear: bool = False
+    dashboard_url: str = "http://localhost:8501"
+    currency: str = "USD"
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    ses: SesConfig = field(default_factory=SesConfig)
+    rules: tuple[Rule, ...] = ()
+
+    def rules_for(self, period: str) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.frequency == period)
+
+    def suppression_for(self, rule: Rule) -> timedelta:
+        return rule.suppression if rule.suppression is not None else self.suppression
+
+
+def validate_address(value: Any, context: str) -> str:
+    """``value`` if it is one email address (``a@b.org`` or ``Name <a@b.org>``), else ConfigError.
+
+    ``context`` says where the value came from (file and key) and starts the error message.
+    """
+    if isinstance(value, str):
+        _, addr = parseaddr(value)
+        if addr and _ADDRESS.match(addr) and ("<" in value) == (">" in value):
+            return value.strip()
+    raise ConfigError(
+        f"{context}: {value!r} is not an email address (expected e.g. oncall@example.com "
+        'or "On-call <oncall@example.com>")'
+    )
+
+
+def load_alert_config(settings: Settings) -> AlertConfig:
+    """Parse and check ``[alerts]``; every error names the file, the rule and the key."""
+    label = settings.config_label
+    table = settings.section("alerts")
+    known = {"channel", "sender", "suppression_hours", "send_all_clear", "smtp", "ses", "rules"}
+    _no_unknown(table, known, label, "alerts")
+
+    channel = opt(table, "channel", str, label, "alerts", default="smtp")
+    if channel not in CHANNELS:
+        raise ConfigError(f"{label}: [alerts] channel: expected smtp or ses, got {channel!r}")
+    sender = opt(table, "sender", str, label, "alerts", default="pipepulse@localhost.localdomain")
+    sender = validate_address(sender, f"{label}: [alerts] sender")
+    hours = opt(table, "suppression_hours", (int, float), label, "alerts", default=24)
+    if hours < 0:
+        raise ConfigError(f"{label}: [alerts] suppression_hours: expected zero or more hours, got {hours}")
+
+    return AlertConfig(
+        channel=channel,
+        sender=sender,
+        suppression=timedelta(hours=hours),
+        send_all_clear=opt(table, "send_all_clear", bool, label, "alerts", default=False),
+        dashboard_url=settings.dashboard_url.rstrip("/"),
+        currency=settings.currency,
+        smtp=_smtp(require_table(table.get("smtp", {}), label, "alerts.smtp"), label),
+        ses=_ses(require_table(table.get("ses", {}), label, "alerts.ses"), label, settings.aws_region),
+        rules=_rules(table.get("rules", []), label),
+    )
+
+
+def _no_unknown(table: Mapping[str, Any], known: set[str], label: str, where: str) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+
+
+def _smtp(table: Mapping[str, Any], label: str) -> SmtpConfig:
+    where = "alerts.smtp"
+    _no_unknown(
+        table,
+        {"host", "port", "security", "username", "password", "password_file", "ca_file", "timeout_seconds"},
+        label,
+        where,
+    )
+    security = opt(table, "security", str, label, where, default="starttls")
+    if security not in SECURITY:
+        raise ConfigError(f"{label}: [{where}] security: expected starttls, ssl or none, got {security!r}")
+    port = opt(table, "port", int, label, where, default=465 if security == "ssl" else 587)
+    if not 0 < port < 65536:
+        raise ConfigError(f"{label}: [{where}] port: expected 1-65535, got {port}")
+    password = opt(table, "password", str, label, where)
+    password_file = opt(table, "password_file", str, label, where)
+    if password is not None and password_file is not None:
+        raise ConfigError(f"{label}: [{where}] give either password or password_file, not both")
+    if password_file is not None:
+        # A secrets file (Docker/Kubernetes secret, systemd credential) keeps the password out of
+        # the config and out of the environment; a trailing newline is not part of it.
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{label}: [{where}] password_file: cannot read {password_file}: {exc.strerror}") from exc
+    ca_file = opt(table, "ca_file", str, label, where)
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise ConfigError(f"{label}: [{where}] ca_file: {ca_file} does not exist")
+    timeout = opt(table, "timeout_seconds", (int, float), label, where, default=20)
+    if timeout <= 0:
+        raise ConfigError(f"{label}: [{where}] timeout_seconds: expected a positive number, got {timeout}")
+    return SmtpConfig(
+        host=opt(table, "host", str, label, where, default="localhost"),
+        port=port,
+        security=security,
+        username=opt(table, "username", str, label, where),
+        password=password,
+        ca_file=Path(ca_file) if ca_file else None,
+        timeout_seconds=float(timeout),
+    )
+
+
+def _ses(table: Mapping[str, Any], label: str, default_region: str) -> SesConfig:
+    where = "alerts.ses"
+    _no_unknown(table, {"region", "configuration_set"}, label, where)
+    return SesConfig(
+        region=opt(table, "region", str, label, where, default=default_region),
+        configuration_set=opt(table, "configuration_set", str, label, where),
+    )
+
+
+def _rules(value: Any, label: str) -> tuple[Rule, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{label}: alerts.rules must be an array of tables ([[alerts.rules]]), got {type(value).__name__}")
+    out: list[Rule] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        item = require_table(item, label, f"alerts.rules #{i + 1}")
+        name = opt(item, "name", str, label, f"alerts.rules #{i + 1}")
+        if not name:
+            raise ConfigError(f"{label}: [[alerts.rules]] #{i + 1}: name is required")
+        if name in seen:
+            raise ConfigError(f"{label}: [[alerts.rules]] {name!r} is defined twice")
+        seen.add(name)
+        where = f"alerts.rules {name}"
+        kind = opt(item, "kind", str, label, where)
+        if kind not in KINDS:
+            raise ConfigError(
+                f"{label}: [[alerts.rules]] {name!r}: unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
+            )
+        _no_unknown(item, _COMMON | _KIND_OPTIONS[kind], label, where)
+        recipients = item.get("recipients")
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        if not isinstance(recipients, list) or not recipients:
+            raise ConfigError(f"{label}: [{where}] recipients: expected a list of email addresses, got {recipients!r}")
+        addresses = tuple(validate_address(r, f"{label}: [[alerts.rules]] {name!r} recipients") for r in recipients)
+        frequency = opt(item, "frequency", str, label, where, default="daily")
+        if frequency not in FREQUENCIES:
+            raise ConfigError(f"{label}: [{where}] frequency: expected immediate, daily or weekly, got {frequency!r}")
+        pipelines = item.get("pipelines", [])
+        if not isinstance(pipelines, list) or not all(isinstance(p, str) for p in pipelines):
+            raise ConfigError(f"{label}: [{where}] pipelines: expected a list of pipeline names, got {pipelines!r}")
+        kw: dict[str, Any] = {}
+        if "suppression_hours" in item:
+            hours = opt(item, "suppression_hours", (int, float), label, where)
+            if hours < 0:
+                raise ConfigError(f"{label}: [{where}] suppression_hours: expected zero or more hours, got {hours}")
+            kw["suppression"] = timedelta(hours=hours)
+        if kind == "success_rate":
+            threshold = opt(item, "threshold", (int, float), label, where, default=0.95)
+            if not 0 < threshold <= 1:
+                raise ConfigError(f"{label}: [{where}] threshold: expected a share between 0 and 1 (0.95 = 95%), got {threshold}")
+            window = opt(item, "window_hours", (int, float), label, where, default=24)
+            if window <= 0:
+                raise ConfigError(f"{label}: [{where}] window_hours: expected a positive number, got {window}")
+            kw.update(threshold=float(threshold), window=timedelta(hours=window))
+        elif kind == "anomalies":
+            sev = opt(item, "min_severity", str, label, where, default="medium")
+            if sev not in SEVERITIES:
+                raise ConfigError(f"{label}: [{where}] min_severity: expected one of {', '.join(SEVERITIES)}, got {sev!r}")
+            kw["min_severity"] = sev
+        elif kind == "budget":
+            tol = opt(item, "tolerance", (int, float), label, where, default=0.0)
+            if tol < 0:
+                raise ConfigError(f"{label}: [{where}] tolerance: expected zero or more (0.05 = 5% over), got {tol}")
+            kw["tolerance"] = float(tol)
+        elif kind == "collector_failing":
+            n = opt(item, "min_failures", int, label, where, default=1)
+            if n < 1:
+                raise ConfigError(f"{label}: [{where}] min_failures: expected 1 or more, got {n}")
+            kw["min_failures"] = n
+        out.append(
+            Rule(name=name, kind=kind, recipients=addresses, frequency=frequency, pipelines=tuple(pipelines), **kw)
+        )
+    return tuple(out)
