@@ -1,0 +1,232 @@
+"""``run_detection``: anomaly detection over what the store holds, results stored by fingerprint.
+
+A recipe: read settings -> read planned windows -> for each kind of series (CloudWatch metric
+series; per pipeline: duration and throughput per hour, failure rate per day; daily cost in
+total and per service, region, usage type and pipeline) read it, scan it with the one detector
+family of ``insights.anomaly``, group anomalous points into incidents, attach a root cause to
+cost incidents -> upsert every incident by fingerprint.
+
+Settings, all optional, under ``[anomalies]``::
+
+    sensitivity = 2.0            # threshold multiplier of the learned deviation quantile
+    lookback_days = 14           # metric and run history scanned
+    cost_lookback_days = 90
+    cost_floor_usd = 1.0         # a cost change smaller than this never alerts
+    cost_rel_floor = 0.2         # ... nor one smaller than 20% of the expected day
+    duration_floor_seconds = 60
+    throughput_floor_records = 100
+    failure_rate_floor = 0.2     # failure-rate change (0..1) that can alert
+    metric_rel_floor = 0.0
+    [[anomalies.planned]]        # planned windows (besides the maintenance_windows table)
+    subject = "nightly-etl"      # a pipeline, a subject, or "*"
+    start = 2026-11-01T02:00:00Z
+    end = 2026-11-01T04:00:00Z
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from insights.anomaly import DetectorConfig, events, fingerprint, scan_frame
+from insights.rootcause import DIMENSIONS, root_cause
+from pipepulse.errors import ConfigError
+from pipepulse.settings import Settings, opt, require_table
+
+__all__ = ["AnomalySettings", "DetectionSummary", "anomaly_settings", "run_detection"]
+
+DETECTOR = "pipepulse-online-1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnomalySettings:
+    """The ``[anomalies]`` section, validated."""
+
+    sensitivity: float = 2.0
+    lookback_days: int = 14
+    cost_lookback_days: int = 90
+    cost_floor_usd: float = 1.0
+    cost_rel_floor: float = 0.2
+    duration_floor_seconds: float = 60.0
+    throughput_floor_records: float = 100.0
+    failure_rate_floor: float = 0.2
+    metric_rel_floor: float = 0.0
+    planned: tuple[tuple[str, datetime, datetime], ...] = ()
+
+
+@dataclass
+class DetectionSummary:
+    """What a detection pass did."""
+
+    series_scanned: int = 0
+    anomalies: int = 0
+    inserted: int = 0
+    updated: int = 0
+    reopened: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_kind.items())) or "none"
+        return (f"{self.series_scanned} series scanned; {self.anomalies} anomalies ({kinds}); "
+                f"{self.inserted} new, {self.updated} updated, {self.reopened} reopened")
+
+
+def anomaly_settings(settings: Settings) -> AnomalySettings:
+    """Parse ``[anomalies]`` (errors name the file, the key and what was expected)."""
+    label, where = settings.config_label, "anomalies"
+    table = settings.section("anomalies")
+    known = {f for f in AnomalySettings.__dataclass_fields__}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{label}: [anomalies] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    values: dict[str, Any] = {}
+    for key in ("sensitivity", "cost_floor_usd", "cost_rel_floor", "duration_floor_seconds",
+                "throughput_floor_records", "failure_rate_floor", "metric_rel_floor"):
+        v = opt(table, key, (int, float), label, where)
+        if v is not None:
+            if v < 0 or (key == "sensitivity" and v == 0):
+                raise ConfigError(f"{label}: [anomalies] {key}: expected a {'positive' if key == 'sensitivity' else 'non-negative'} number, got {v!r}")
+            values[key] = float(v)
+    for key in ("lookback_days", "cost_lookback_days"):
+        v = opt(table, key, int, label, where)
+        if v is not None:
+            if v < 2:
+                raise ConfigError(f"{label}: [anomalies] {key}: expected at least 2 days, got {v}")
+            values[key] = v
+    planned = table.get("planned", [])
+    if not isinstance(planned, list):
+        raise ConfigError(f"{label}: [anomalies] planned: expected an array of tables ([[anomalies.planned]])")
+    items = []
+    for i, item in enumerate(planned):
+        w = f"anomalies.planned #{i + 1}"
+        item = require_table(item, label, w)
+        start, end = _when(item.get("start"), label, w, "start"), _when(item.get("end"), label, w, "end")
+        if end <= start:
+            raise ConfigError(f"{label}: [{w}] end must be after start")
+        items.append((opt(item, "subject", str, label, w, default="*"), start, end))
+    values["planned"] = tuple(items)
+    return AnomalySettings(**values)
+
+
+def _when(v: Any, label: str, where: str, key: str) -> datetime:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    if isinstance(v, str):
+        try:
+            ts = pd.Timestamp(v)
+        except ValueError:
+            ts = None
+        if ts is not None:
+            return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    raise ConfigError(f"{label}: [{where}] {key}: expected a date-time like 2026-11-01T02:00:00Z, got {v!r}")
+
+
+def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> DetectionSummary:
+    """Scan every stored series, store incidents by fingerprint; returns what it did."""
+    from store.anomalies import maintenance_windows_frame, metric_points_frame, metric_series_frame, upsert_anomalies
+    from store.costs import daily_cost
+    from store.runs import runs_frame
+
+    cfg = anomaly_settings(settings)
+    summary = DetectionSummary()
+    # Align the scanned history to whole days so repeated passes see the same start.
+    end = now
+    start = (now - timedelta(days=cfg.lookback_days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    cost_start = (now - timedelta(days=cfg.cost_lookback_days)).date()
+    rows: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        windows = maintenance_windows_frame(conn, end=end)
+        planned = [(r.subject, r.starts_at, r.ends_at) for r in windows.itertuples()] + list(cfg.planned)
+
+        # CloudWatch metric series
+        series = metric_series_frame(conn)
+        points = metric_points_frame(conn, start, end) if not series.empty else pd.DataFrame(columns=["series_id", "ts", "value"])
+        for s in series.itertuples():
+            part = points[points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
+            if part.empty:
+                continue
+            dims = json.loads(s.dimensions or "{}")
+            dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
+            subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
+            config = DetectorConfig.for_step(float(s.period_seconds), sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor)
+            rows += _incidents(part, config, "metric", subject, s.pipeline, planned, summary)
+
+        # runs per pipeline
+        runs = runs_frame(conn, start, end)
+        if not runs.empty:
+            runs = runs[runs["started_at"].notna()]
+        for pipeline, group in (runs.groupby("pipeline") if not runs.empty else []):
+            finished = group[group["status"].isin(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"])]
+            hourly = finished.set_index("started_at").resample("1h")
+            dur = hourly["duration_seconds"].mean().dropna()
+            thr = hourly["records_out"].sum(min_count=1).dropna()
+            rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up"),
+                               "duration", f"duration:{pipeline}", pipeline, planned, summary)
+            rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records),
+                               "throughput", f"throughput:{pipeline}", pipeline, planned, summary)
+            daily = finished.set_index("started_at").resample("1D")["status"]
+            failed = daily.apply(lambda s: float(s.isin(["FAILED", "TIMED_OUT"]).mean()) if len(s) else np.nan).dropna()
+            rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
+                               "failure_rate", f"failure_rate:{pipeline}", pipeline, planned, summary)
+
+        # daily cost: total and per dimension, with the root cause of each incident
+        cost_cfg = DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.cost_floor_usd, rel_floor=cfg.cost_rel_floor, direction="up")
+        per_dim = {dim: daily_cost(conn, cost_start, now.date(), by=dim) for dim in DIMENSIONS}
+        total = daily_cost(conn, cost_start, now.date())
+        frames = [f for f in per_dim.values() if not f.empty]
+        long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        cost_series = [("cost:total", None, total.groupby("day")["billed_cost"].sum() if not total.empty else pd.Series(dtype=float))]
+        for dim, f in per_dim.items():
+            if f.empty:
+                continue
+            for value, g in f.groupby(dim):
+                if dim == "pipeline" and value in ("", "*"):
+                    continue
+                cost_series.append((f"cost:{dim}={value}", value if dim == "pipeline" else None, g.groupby("day")["billed_cost"].sum()))
+        for subject, pipeline, s in cost_series:
+            if s.empty:
+                continue
+            frame = _series(s.rename(index=lambda d: pd.Timestamp(d, tz="UTC")))
+            found = _incidents(frame, cost_cfg, "cost", subject, pipeline, planned, summary, bucket=86400)
+            for r in found:
+                day = r["window_end"].date()
+                r["root_cause"] = root_cause(long, day) if not long.empty else []
+            rows += found
+
+    with engine.begin() as conn:
+        counts = upsert_anomalies(conn, rows, now=now)
+    summary.inserted, summary.updated, summary.reopened = counts.inserted, counts.updated, counts.reopened
+    return summary
+
+
+def _series(s: pd.Series) -> pd.DataFrame:
+    frame = s.rename("value").rename_axis("timestamp").reset_index()
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
+
+
+def _incidents(frame: pd.DataFrame, config: DetectorConfig, kind: str, subject: str, pipeline: str | None,
+               planned: list, summary: DetectionSummary, *, bucket: int = 86400) -> list[dict[str, Any]]:
+    if frame.empty:
+        return []
+    summary.series_scanned += 1
+    wins = [(a, b) for subj, a, b in planned if subj in ("*", pipeline, subject)]
+    scanned = scan_frame(frame[["timestamp", "value"]].sort_values("timestamp").reset_index(drop=True), config, planned=wins)
+    out = []
+    for ev in events(scanned, gap=config.suppress):
+        out.append({
+            "fingerprint": fingerprint(kind, subject, ev.window_start.to_pydatetime(), bucket_seconds=bucket),
+            "kind": kind, "subject": subject, "pipeline": pipeline,
+            "window_start": ev.window_start.to_pydatetime(), "window_end": ev.window_end.to_pydatetime(),
+            "observed": ev.observed, "expected": ev.expected, "lower": ev.lower, "upper": ev.upper,
+            "score": ev.score, "severity": ev.severity, "detector": DETECTOR,
+        })
+        summary.anomalies += 1
+        summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+    return out
