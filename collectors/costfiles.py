@@ -1,0 +1,595 @@
+"""Cost export files (FOCUS and legacy CUR) -> daily cost rows: finding, reading, storing.
+
+``import_cost_files(engine, ["s3://bucket/prefix", "path/", "file.csv.gz"], ...)`` finds the
+files (a local file, a folder searched recursively, or every object under an ``s3://`` prefix
+as AWS Data Exports writes them: ``.../data/BILLING_PERIOD=YYYY-MM/*.csv.gz|*.parquet``), tells
+FOCUS from CUR by their columns (``collectors.focus`` / ``collectors.cur`` read them), rejects
+malformed rows with file, line and reason, sums the rest per day and key, and stores them.
+
+Storing: per source, each calendar month that the imported charges fall in is *replaced* in one
+transaction (``store.costs.replace_cost_rows``): a restated export replaces its month, and
+importing the same files again changes nothing. So import every file of a month together (a
+folder or prefix does); a lone second part of a month would replace the first.
+
+Line numbers: CSV data rows are numbered as lines of the file (header = line 1), which is exact
+unless a quoted value spans lines; Parquet rows are numbered from 1 as ``row N``.
+
+Extending to another format: write ``parse_<format>(table, file, tag_key) -> Parsed`` producing
+the ``LINE_COLUMNS`` frame, and teach ``detect_kind`` its columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipepulse.errors import CollectorError, InputError
+
+__all__ = [
+    "CostFile",
+    "ImportResult",
+    "LINE_COLUMNS",
+    "Parsed",
+    "Rejection",
+    "daily_rows",
+    "detect_kind",
+    "find_files",
+    "import_cost_files",
+    "read_cost_file",
+]
+
+log = logging.getLogger(__name__)
+
+LINE_COLUMNS = (
+    "line", "billing_period", "day", "provider", "account", "service", "region", "usage_type",
+    "pipeline", "billed_cost", "effective_cost", "usage_quantity", "currency",
+)
+KEY_COLUMNS = ("day", "provider", "account", "service", "region", "usage_type", "pipeline", "currency")
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".csv.zip")
+NULL_STRINGS = ["NULL", "null", ""]
+STRING_LIMITS = {"provider": 64, "account": 64, "service": 200, "region": 64, "usage_type": 300, "pipeline": 200, "currency": 8}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row left out of the import, and why."""
+
+    file: str
+    line: int | None  # CSV line (header is 1) or Parquet row (from 1); None when unknown
+    reason: str
+    unit: str = "line"  # "line" (CSV) or "row" (Parquet)
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.unit == "line" and self.line else f"{self.file} row {self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class Parsed:
+    """One file read: its kind, the good rows (``LINE_COLUMNS``), the rejected ones."""
+
+    kind: str  # focus | cur
+    file: str
+    lines: pd.DataFrame
+    rejections: list[Rejection]
+    rows_read: int
+
+
+@dataclass(frozen=True)
+class CostFile:
+    """A file to import: a local path, or an S3 object (``bucket``, ``key``)."""
+
+    name: str  # what messages show: the path or s3://bucket/key
+    path: Path | None = None
+    bucket: str | None = None
+    key: str | None = None
+    etag: str | None = None
+
+
+@dataclass
+class ImportResult:
+    """What an import did, for the CLI and the collectors."""
+
+    files: list[tuple[str, str, int, int]] = field(default_factory=list)  # name, kind, rows read, rejected
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # name, reason
+    rejections: list[Rejection] = field(default_factory=list)  # the first ``keep_rejections``
+    rows_read: int = 0
+    rows_rejected: int = 0
+    daily_rows: int = 0  # cost_daily rows the good rows sum into
+    rows_stored: int = 0  # cost_daily rows inserted, changed or deleted
+    months: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (source, billing month) -> totals
+    replaced: dict[str, list[str]] = field(default_factory=dict)  # source -> calendar months replaced
+
+    @property
+    def ok(self) -> bool:
+        return not self.unreadable
+
+
+# ---- finding files ---------------------------------------------------------------------------
+
+
+def find_files(sources: Iterable[str], *, s3_client: Any = None, client_factory: Callable[[], Any] | None = None) -> tuple[list[CostFile], list[tuple[str, str]]]:
+    """Expand paths, folders and ``s3://`` prefixes into files; returns (files, problems)."""
+    files: list[CostFile] = []
+    problems: list[tuple[str, str]] = []
+    for source in sources:
+        if source.startswith("s3://"):
+            bucket, _, prefix = source[5:].partition("/")
+            if not bucket:
+                problems.append((source, "an S3 location needs a bucket: s3://bucket/prefix"))
+                continue
+            if s3_client is None:
+                s3_client = client_factory() if client_factory else _default_s3()
+            found = [
+                CostFile(name=f"s3://{bucket}/{o['Key']}", bucket=bucket, key=o["Key"], etag=str(o.get("ETag", "")).strip('"'))
+                for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for o in page.get("Contents", [])
+                if _is_cost_file(o["Key"])
+            ]
+            if not found:
+                problems.append((source, "no .csv, .csv.gz or .parquet objects under this prefix"))
+            files.extend(sorted(found, key=lambda f: f.name))
+            continue
+        path = Path(source)
+        if path.is_dir():
+            found = [CostFile(name=str(p), path=p) for p in sorted(path.rglob("*")) if p.is_file() and _is_cost_file(p.name)]
+            if not found:
+                problems.append((source, "no .csv, .csv.gz or .parquet files in this folder"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(CostFile(name=str(path), path=path))
+        else:
+            problems.append((source, "no such file or folder"))
+    return files, problems
+
+
+def _is_cost_file(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(SUFFIXES) and not low.rsplit("/", 1)[-1].startswith(".")
+
+
+def _default_s3() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def _open_bytes(f: CostFile, s3_client: Any) -> bytes:
+    if f.path is not None:
+        return f.path.read_bytes()
+    obj = s3_client.get_object(Bucket=f.bucket, Key=f.key)
+    return obj["Body"].read()
+
+
+def normalise_name(name: str) -> str:
+    """``lineItem/UsageStartDate`` -> ``line_item_usage_start_date`` (CUR CSV to Athena names)."""
+    if "/" not in name and ":" not in name and name == name.lower():
+        return name
+    parts = re.split(r"[/:]", name)
+    return "_".join(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", p).lower() for p in parts)
+
+
+def detect_kind(columns: Sequence[str]) -> str | None:
+    """``focus``, ``cur`` or None from a file's column names."""
+    cols = set(columns)
+    if {"BilledCost", "ChargePeriodStart"} <= cols:
+        return "focus"
+    norm = {normalise_name(c) for c in columns}
+    if {"line_item_unblended_cost", "line_item_usage_start_date"} <= norm:
+        return "cur"
+    return None
+
+
+def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parsed:
+    """Read one FOCUS or CUR file; raises InputError when it cannot be read at all."""
+    from collectors import cur, focus
+
+    try:
+        data = _open_bytes(f, s3_client)
+    except OSError as exc:
+        raise InputError(f"{f.name}: cannot read: {exc.strerror or exc}") from exc
+    low = f.name.lower()
+    try:
+        if low.endswith(".parquet"):
+            pf = pq.ParquetFile(pa.BufferReader(data))
+            columns = pf.schema_arrow.names
+            kind = detect_kind(columns)
+            if kind is None:
+                raise InputError(f"{f.name}: neither FOCUS (BilledCost, ChargePeriodStart) nor CUR (line_item_unblended_cost, line_item_usage_start_date) columns")
+            wanted = (focus if kind == "focus" else cur).wanted_columns(columns, tag_key)
+            table = pf.read(columns=wanted)
+            table = table.rename_columns([normalise_name(c) if kind == "cur" else c for c in table.column_names])
+            lines = np.arange(1, table.num_rows + 1, dtype=np.int64)
+            unit, early = "row", []
+        else:
+            raw = _decompress(data, low, f.name)
+            header = _csv_header(raw, f.name)
+            kind = detect_kind(header)
+            if kind is None:
+                raise InputError(f"{f.name}: neither FOCUS (BilledCost, ChargePeriodStart) nor CUR (lineItem/UnblendedCost, lineItem/UsageStartDate) columns")
+            wanted = (focus if kind == "focus" else cur).wanted_columns(header, tag_key)
+            table, lines, early = _read_csv(raw, wanted, f.name)
+            if kind == "cur":
+                table = table.rename_columns([normalise_name(c) for c in table.column_names])
+            unit = "line"
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
+        raise InputError(f"{f.name}: not a readable {'Parquet' if low.endswith('.parquet') else 'CSV'} file: {exc}") from exc
+    parser = focus.parse_focus if kind == "focus" else cur.parse_cur
+    parsed = parser(table, file=f.name, lines=lines, unit=unit, tag_key=tag_key)
+    parsed.rejections[:0] = early
+    parsed.rows_read += len(early)
+    return parsed
+
+
+def _decompress(data: bytes, low: str, name: str) -> bytes:
+    if low.endswith(".gz"):
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{name}: not a readable gzip file: {exc}") from exc
+    if low.endswith(".zip"):
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = [m for m in z.namelist() if m.lower().endswith(".csv")]
+            if len(members) != 1:
+                raise InputError(f"{name}: expected one .csv inside the zip, found {len(members)}")
+            return z.read(members[0])
+    return data
+
+
+def _csv_header(raw: bytes, name: str) -> list[str]:
+    first = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="strict").rstrip("\r")
+    if not first.strip():
+        raise InputError(f"{name}: empty file (no header line)")
+    return next(csv.reader([first]))
+
+
+def _read_csv(raw: bytes, wanted: list[str], name: str) -> tuple[pa.Table, np.ndarray, list[Rejection]]:
+    """All wanted columns as strings (values are checked per row later) and each row's line."""
+    bad: list[Rejection] = []
+
+    def on_invalid(row: Any) -> str:
+        bad.append(Rejection(name, row.number, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
+        return "skip"
+
+    table = pacsv.read_csv(
+        pa.BufferReader(raw),
+        read_options=pacsv.ReadOptions(use_threads=True, block_size=16 << 20),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=wanted,
+            column_types={c: pa.string() for c in wanted},
+            null_values=NULL_STRINGS,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    total = table.num_rows + len(bad)
+    lines = np.arange(2, total + 2, dtype=np.int64)
+    skipped = {r.line for r in bad if r.line is not None}
+    if skipped:
+        lines = lines[~np.isin(lines, list(skipped))][: table.num_rows]
+    return table, lines, bad
+
+
+# ---- helpers the format parsers share --------------------------------------------------------
+
+
+def to_number(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Float values and a mask of present-but-not-a-number entries (NaN where null or bad)."""
+    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type):
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
+    try:
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        series = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
+        values = pd.to_numeric(series.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(values) & series.notna().to_numpy()
+        return values, bad
+
+
+def to_day(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """UTC days (datetime64[D]) and a mask of present-but-unparseable entries (NaT where null/bad)."""
+    if pa.types.is_timestamp(arr.type):
+        if arr.type.tz is not None:
+            arr = pc.cast(arr, pa.timestamp(arr.type.unit, "UTC"))
+        days = pc.cast(pc.floor_temporal(arr, unit="day"), pa.timestamp("s")).to_numpy(zero_copy_only=False)
+        return days.astype("datetime64[D]"), np.zeros(len(days), dtype=bool)
+    if pa.types.is_date(arr.type):
+        days = arr.to_numpy(zero_copy_only=False).astype("datetime64[D]")
+        return days, np.zeros(len(days), dtype=bool)
+    codes, uniques = pd.factorize(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), use_na_sentinel=True)
+    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), utc=True, errors="coerce", format="ISO8601")
+    udays = parsed.dt.tz_convert(None).dt.floor("D").to_numpy().astype("datetime64[D]")
+    out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[D]")
+    present = codes >= 0
+    out[present] = udays[codes[present]]
+    bad = present & np.isnat(out)
+    return out, bad
+
+
+def text(arr: pa.ChunkedArray | pa.Array | None, n: int, default: str = "") -> np.ndarray:
+    """A string column as an object array with ``default`` for nulls (and absent columns)."""
+    if arr is None:
+        return np.full(n, default, dtype=object)
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    return pc.fill_null(arr, default).to_numpy(zero_copy_only=False).astype(object)
+
+
+def month_of(days: np.ndarray) -> np.ndarray:
+    """``YYYY-MM`` strings for datetime64[D] values ('' for NaT)."""
+    months = days.astype("datetime64[M]")
+    codes, uniques = pd.factorize(months, use_na_sentinel=True)
+    labels = np.array([str(u)[:7] for u in uniques] + [""], dtype=object)
+    return labels[np.where(codes >= 0, codes, len(uniques))]
+
+
+def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str, Any], problems: list[tuple[np.ndarray, Callable[[int], str]]]) -> Parsed:
+    """Build a Parsed from column arrays and (mask, reason-of-row-index) problem checks."""
+    n = len(lines)
+    rejected = np.zeros(n, dtype=bool)
+    rejections: list[Rejection] = []
+    for mask, reason in problems:
+        new = mask & ~rejected
+        for i in np.flatnonzero(new):
+            rejections.append(Rejection(file, int(lines[i]), reason(int(i)), unit))
+        rejected |= new
+    rejections.sort(key=lambda r: r.line or 0)
+    keep = ~rejected
+    frame = pd.DataFrame({"line": lines[keep], **{k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in columns.items()}})
+    for col, limit in STRING_LIMITS.items():
+        if col in frame and len(frame):
+            frame[col] = frame[col].str.slice(0, limit)
+    return Parsed(kind=kind, file=file, lines=frame[list(LINE_COLUMNS)], rejections=rejections, rows_read=n)
+
+
+# ---- summing and storing ---------------------------------------------------------------------
+
+
+def daily_rows(lines: pd.DataFrame) -> pd.DataFrame:
+    """Good line items summed per day and key: the ``cost_daily`` rows of one source."""
+    if lines.empty:
+        return pd.DataFrame(columns=[*KEY_COLUMNS, "billed_cost", "effective_cost", "usage_quantity"])
+    grouped = lines.groupby(list(KEY_COLUMNS), sort=True, dropna=False, observed=True)
+    out = grouped.agg(
+        billed_cost=("billed_cost", "sum"),
+        effective_cost=("effective_cost", "sum"),
+        usage_quantity=("usage_quantity", "sum"),
+        _q=("usage_quantity", "count"),
+    ).reset_index()
+    out.loc[out["_q"] == 0, "usage_quantity"] = np.nan
+    out = out.drop(columns="_q")
+    out["day"] = pd.to_datetime(out["day"]).dt.date
+    return out
+
+
+def read_all(files: Sequence[CostFile], *, tag_key: str, s3_client: Any, result: ImportResult,
+             keep_rejections: int = 1000, kinds: Sequence[str] = ("focus", "cur")) -> list[Parsed]:
+    """Read every file, recording what was read, rejected or unreadable in ``result``."""
+    parsed: list[Parsed] = []
+    for f in files:
+        try:
+            p = read_cost_file(f, tag_key=tag_key, s3_client=s3_client)
+        except InputError as exc:
+            result.unreadable.append((f.name, str(exc).removeprefix(f"{f.name}: ")))
+            continue
+        if p.kind not in kinds:
+            result.unreadable.append((f.name, f"a {p.kind.upper()} file where {' or '.join(k.upper() for k in kinds)} was expected"))
+            continue
+        parsed.append(p)
+        result.files.append((f.name, p.kind, p.rows_read, len(p.rejections)))
+        result.rows_read += p.rows_read
+        result.rows_rejected += len(p.rejections)
+        room = keep_rejections - len(result.rejections)
+        if room > 0:
+            result.rejections.extend(p.rejections[:room])
+    return parsed
+
+
+def import_cost_files(
+    engine: Any,
+    sources: Sequence[str],
+    *,
+    tag_key: str,
+    now: datetime,
+    s3_client: Any = None,
+    keep_rejections: int = 1000,
+    files: Sequence[CostFile] | None = None,
+    kinds: Sequence[str] = ("focus", "cur"),
+) -> ImportResult:
+    """Import FOCUS/CUR files from ``sources`` (paths, folders, s3:// prefixes) into cost_daily."""
+    result = ImportResult()
+    if files is None:
+        files, problems = find_files(sources, s3_client=s3_client)
+        result.unreadable.extend(problems)
+    parsed = read_all(files, tag_key=tag_key, s3_client=s3_client, result=result, keep_rejections=keep_rejections, kinds=kinds)
+    store_parsed(engine, parsed, now=now, result=result)
+    return result
+
+
+@dataclass
+class Plan:
+    """The daily rows of one source and the calendar months they replace."""
+
+    kind: str
+    rows: pd.DataFrame
+    months: list[date]
+
+
+def summarise(parsed: Sequence[Parsed], result: ImportResult) -> list[Plan]:
+    """Sum parsed files per source into daily rows; fills the per-month totals of ``result``."""
+    by_kind: dict[str, list[pd.DataFrame]] = {}
+    for p in parsed:
+        by_kind.setdefault(p.kind, []).append(p.lines)
+    plans = []
+    for kind, frames in by_kind.items():
+        lines = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if lines.empty:
+            continue
+        totals = lines.groupby("billing_period").agg(
+            billed_cost=("billed_cost", "sum"), effective_cost=("effective_cost", "sum"), rows=("billed_cost", "size")
+        )
+        for period, row in totals.iterrows():
+            result.months[(kind, str(period))] = {"billed_cost": float(row["billed_cost"]), "effective_cost": float(row["effective_cost"]), "rows": int(row["rows"])}
+        rows = daily_rows(lines)
+        result.daily_rows += len(rows)
+        months = sorted({d.replace(day=1) for d in rows["day"]})
+        result.replaced[kind] = [m.strftime("%Y-%m") for m in months]
+        plans.append(Plan(kind, rows, months))
+    return plans
+
+
+def write_plans(conn: Any, plans: Sequence[Plan], *, now: datetime) -> int:
+    """Replace each planned month of each source (in the caller's transaction); rows changed."""
+    from store.costs import replace_cost_rows
+
+    changed = 0
+    for plan in plans:
+        month_of_row = plan.rows["day"].map(lambda d: d.replace(day=1))
+        for m in plan.months:
+            nxt = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
+            changed += replace_cost_rows(conn, plan.kind, m, nxt, plan.rows[month_of_row == m], now=now)
+    return changed
+
+
+def store_parsed(engine: Any, parsed: Sequence[Parsed], *, now: datetime, result: ImportResult) -> ImportResult:
+    """Sum and store parsed files: per source, each month they touch is replaced in one transaction."""
+    plans = summarise(parsed, result)
+    if plans:
+        with engine.begin() as conn:
+            result.rows_stored += write_plans(conn, plans, now=now)
+    return result
+
+
+def to_collector_error(source: str, result: ImportResult) -> CollectorError | None:
+    """A CollectorError when files could not be read (for collectors), else None."""
+    if not result.unreadable:
+        return None
+    first = "; ".join(f"{n}: {r}" for n, r in result.unreadable[:3])
+    more = f" (and {len(result.unreadable) - 3} more)" if len(result.unreadable) > 3 else ""
+    return CollectorError(source, f"{len(result.unreadable)} file(s) could not be read: {first}{more}")
+
+
+def parse_tags(arr: pa.ChunkedArray | pa.Array | None, n: int, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``key``'s value from a JSON tags column, and a mask of rows whose tags are not a JSON object.
+
+    Each distinct tags string is parsed once (exports repeat a handful of tag sets)."""
+    if arr is None:
+        return np.full(n, "", dtype=object), np.zeros(n, dtype=bool)
+    codes, uniques = pd.factorize(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), use_na_sentinel=True)
+    values = np.empty(len(uniques) + 1, dtype=object)
+    bad_u = np.zeros(len(uniques) + 1, dtype=bool)
+    for i, s in enumerate(uniques):
+        try:
+            obj = json.loads(s)
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict):
+            values[i] = ""
+            bad_u[i] = True
+            continue
+        v = obj.get(key, "")
+        values[i] = "" if v is None else str(v)
+    values[len(uniques)] = ""
+    idx = np.where(codes >= 0, codes, len(uniques))
+    return values[idx], bad_u[idx]
+
+
+# ---- the collector the runner runs for ``focus`` and ``cur`` ---------------------------------
+
+
+class ExportCollector:
+    """Imports the export files under ``[collectors.<name>] paths`` (s3:// prefixes or folders).
+
+    Files are grouped by folder (AWS Data Exports write one folder per billing period); a group
+    is read again only when its files changed (names and ETags, or sizes and mtimes), so a pass
+    with nothing new makes one ListObjectsV2 call per prefix and stores nothing."""
+
+    def __init__(self, name: str, settings: Any) -> None:
+        self.name = name
+        self.settings = settings
+
+    def _paths(self, ctx: Any) -> list[str]:
+        from pipepulse.errors import ConfigError
+        from pipepulse.settings import opt
+
+        label, where = self.settings.config_label, f"collectors.{self.name}"
+        paths = opt(ctx.options, "paths", list, label, where)
+        if not paths or not all(isinstance(p, str) and p for p in paths):
+            raise ConfigError(f"{label}: [{where}] paths: expected a list of s3://bucket/prefix or folder paths, got {paths!r}")
+        return paths
+
+    def collect(self, ctx: Any) -> Any:
+        import hashlib
+
+        from collectors.base import Batch
+
+        paths = self._paths(ctx)
+        tag_key = ctx.options.get("tag_key", self.settings.cost_tag_key)
+        needs_s3 = any(p.startswith("s3://") for p in paths)
+        s3 = ctx.client("s3") if needs_s3 else None
+        files, problems = find_files(paths, s3_client=s3)
+        if problems:
+            raise CollectorError(self.name, "; ".join(f"{n}: {r}" for n, r in problems))
+        groups: dict[str, list[CostFile]] = {}
+        for f in files:
+            groups.setdefault(f.name.rsplit("/", 1)[0], []).append(f)
+        changed: list[CostFile] = []
+        marks: dict[str, str] = {}
+        for group, members in sorted(groups.items()):
+            stamp = hashlib.sha256(
+                "\n".join(f"{f.name}|{f.etag or _local_stamp(f)}" for f in sorted(members, key=lambda f: f.name)).encode()
+            ).hexdigest()[:32]
+            if ctx.watermark(f"files:{group}") != stamp:
+                changed.extend(members)
+                marks[f"files:{group}"] = stamp
+        result = ImportResult()
+        parsed = read_all(changed, tag_key=tag_key, s3_client=s3, result=result, kinds=(self.name,))
+        error = to_collector_error(self.name, result)
+        if error is not None:
+            raise error
+        plans = summarise(parsed, result)
+        now = ctx.now
+        batch = Batch(
+            watermarks=marks,
+            details={
+                "files": len(files), "files_read": len(changed), "rows_read": result.rows_read,
+                "rows_rejected": result.rows_rejected, "rejections": [str(r) for r in result.rejections[:20]],
+                "months": {f"{k}:{m}": round(v["billed_cost"], 6) for (k, m), v in sorted(result.months.items())},
+            },
+        )
+        if plans:
+            batch.writes.append(lambda conn: write_plans(conn, plans, now=now))
+        return batch
+
+
+def _local_stamp(f: CostFile) -> str:
+    if f.path is None:
+        return ""
+    st = f.path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -1,0 +1,152 @@
+"""Legacy AWS Cost and Usage Reports (Athena Parquet, or CSV) -> daily cost rows (source ``cur``).
+
+Columns are found by name, never by position: the column set changes from month to month (new
+products, tags and reservation/savings-plan columns appear and vanish). CSV headers in the
+``lineItem/UsageStartDate`` style are mapped to the Athena names (``line_item_usage_start_date``).
+
+Required: line_item_usage_start_date (the day, UTC) and line_item_unblended_cost (billed).
+Optional, each with a fallback: line_item_usage_account_id (else bill_payer_account_id),
+product_product_name (else line_item_product_code), product_region (else the availability zone
+without its letter), line_item_usage_type, line_item_usage_amount, line_item_currency_code
+(else USD), bill_billing_period_start_date (else the day's month), ``resource_tags_user_<key>``
+for the pipeline tag. Effective cost is AWS's amortized cost, from whichever of these columns the
+month has (absent ones count as 0):
+
+    SavingsPlanCoveredUsage  savings_plan_savings_plan_effective_cost
+    SavingsPlanRecurringFee  savings_plan_total_commitment_to_date - savings_plan_used_commitment
+    SavingsPlanNegation, SavingsPlanUpfrontFee   0
+    DiscountedUsage          reservation_effective_cost
+    RIFee                    reservation_unused_amortized_upfront_fee_for_billing_period
+                             + reservation_unused_recurring_fee
+    Fee with a reservation ARN (RI upfront)      0
+    anything else            line_item_unblended_cost
+
+A row is rejected (file, line/row, reason) when its start date or unblended cost is empty or
+malformed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from collectors.costfiles import Parsed, finish, month_of, normalise_name, text, to_day, to_number
+
+__all__ = ["create", "parse_cur", "tag_column", "wanted_columns"]
+
+REQUIRED = ("line_item_usage_start_date", "line_item_unblended_cost")
+OPTIONAL = (
+    "line_item_usage_account_id", "bill_payer_account_id", "product_product_name", "line_item_product_code",
+    "product_region", "line_item_availability_zone", "line_item_usage_type", "line_item_usage_amount",
+    "line_item_currency_code", "bill_billing_period_start_date", "line_item_line_item_type",
+    "savings_plan_savings_plan_effective_cost", "savings_plan_total_commitment_to_date",
+    "savings_plan_used_commitment", "reservation_effective_cost",
+    "reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee",
+    "reservation_reservation_a_r_n",
+)
+
+
+def tag_column(tag_key: str) -> str:
+    """The Athena column of user tag ``tag_key`` (``resource_tags_user_<key>``, lower snake case)."""
+    return "resource_tags_user_" + re.sub(r"[^a-z0-9]+", "_", normalise_name(tag_key).lower()).strip("_")
+
+
+def wanted_columns(columns: Sequence[str], tag_key: str) -> list[str]:
+    """The file's own names of the columns to read."""
+    wanted = {*REQUIRED, *OPTIONAL, tag_column(tag_key)}
+    return [c for c in columns if normalise_name(c) in wanted]
+
+
+def _col(table: pa.Table, name: str) -> Any:
+    return table.column(name) if name in table.column_names else None
+
+
+def _num(table: pa.Table, name: str, n: int) -> np.ndarray:
+    col = _col(table, name)
+    if col is None:
+        return np.zeros(n)
+    values, _ = to_number(col)
+    return np.nan_to_num(values, nan=0.0)
+
+
+def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_key: str) -> Parsed:
+    """Typed line items and rejections from a CUR table with Athena column names."""
+    n = table.num_rows
+    start_col = table.column("line_item_usage_start_date")
+    days, bad_day = to_day(start_col)
+    cost_col = table.column("line_item_unblended_cost")
+    unblended, bad_cost = to_number(cost_col)
+
+    kind = text(_col(table, "line_item_line_item_type"), n)
+    arn = text(_col(table, "reservation_reservation_a_r_n"), n)
+    base = np.nan_to_num(unblended, nan=0.0)
+    effective = np.select(
+        [
+            kind == "SavingsPlanCoveredUsage",
+            kind == "SavingsPlanRecurringFee",
+            (kind == "SavingsPlanNegation") | (kind == "SavingsPlanUpfrontFee"),
+            kind == "DiscountedUsage",
+            kind == "RIFee",
+            (kind == "Fee") & (arn != ""),
+        ],
+        [
+            _num(table, "savings_plan_savings_plan_effective_cost", n),
+            _num(table, "savings_plan_total_commitment_to_date", n) - _num(table, "savings_plan_used_commitment", n),
+            np.zeros(n),
+            _num(table, "reservation_effective_cost", n),
+            _num(table, "reservation_unused_amortized_upfront_fee_for_billing_period", n) + _num(table, "reservation_unused_recurring_fee", n),
+            np.zeros(n),
+        ],
+        default=base,
+    )
+    service = text(_col(table, "product_product_name"), n)
+    service = np.where(service == "", text(_col(table, "line_item_product_code"), n), service)
+    region = text(_col(table, "product_region"), n)
+    az = text(_col(table, "line_item_availability_zone"), n)
+    az_region = np.array([a[:-1] if a and a[-1].isalpha() and a[-2:-1].isdigit() else a for a in az], dtype=object) if n else az
+    region = np.where(region == "", az_region, region)
+    account = text(_col(table, "line_item_usage_account_id"), n)
+    account = np.where(account == "", text(_col(table, "bill_payer_account_id"), n), account)
+    currency = text(_col(table, "line_item_currency_code"), n, default="USD")
+    currency = np.where(currency == "", "USD", currency)
+    bp_col = _col(table, "bill_billing_period_start_date")
+    bp_days = to_day(bp_col)[0] if bp_col is not None else days
+    bp_days = np.where(np.isnat(bp_days), days, bp_days)
+    qty_col = _col(table, "line_item_usage_amount")
+    quantity = to_number(qty_col)[0] if qty_col is not None else np.full(n, np.nan)
+
+    def value(col: Any, i: int) -> str:
+        return str(col[i].as_py())[:60]
+
+    problems = [
+        (np.isnat(days) & ~bad_day, lambda i: "line_item_usage_start_date is empty"),
+        (bad_day, lambda i: f"line_item_usage_start_date {value(start_col, i)!r} is not a timestamp"),
+        (np.isnan(unblended) & ~bad_cost, lambda i: "line_item_unblended_cost is empty"),
+        (bad_cost, lambda i: f"line_item_unblended_cost {value(cost_col, i)!r} is not a number"),
+    ]
+    columns = {
+        "billing_period": month_of(bp_days),
+        "day": days,
+        "provider": "AWS",
+        "account": account,
+        "service": service,
+        "region": region,
+        "usage_type": text(_col(table, "line_item_usage_type"), n),
+        "pipeline": text(_col(table, tag_column(tag_key)), n),
+        "billed_cost": unblended,
+        "effective_cost": effective,
+        "usage_quantity": quantity,
+        "currency": currency,
+    }
+    return finish("cur", file, lines, unit, columns, problems)
+
+
+def create(settings: Any) -> Any:
+    """The collector the runner loads for source ``cur``."""
+    from collectors.costfiles import ExportCollector
+
+    return ExportCollector("cur", settings)

@@ -1,0 +1,118 @@
+"""FOCUS 1.0 cost exports (CSV or Parquet, gzip ok) -> daily cost rows (source ``focus``).
+
+Columns used (found by name; the rest are ignored): ChargePeriodStart (the day, UTC),
+BilledCost, EffectiveCost (FOCUS requires it; absent -> BilledCost), BillingCurrency,
+ProviderName (1.2: ServiceProviderName), SubAccountId (else BillingAccountId), ServiceName,
+RegionId (1.0-preview: Region), x_UsageType (AWS's extra column; else ChargeDescription),
+ConsumedQuantity, BillingPeriodStart (the billing month for totals), Tags (a JSON object; the
+``cost_tag_key`` value names the pipeline). The string ``NULL`` and empty fields are nulls.
+ChargeFrequency and ChargeCategory are not filtered on: every charge counts, so the stored total
+is the file's BilledCost total (mixed casing such as ``Usage-based`` does not matter).
+
+A row is rejected (file, line, reason) when ChargePeriodStart, BilledCost or BillingCurrency is
+empty or malformed, EffectiveCost is not a number, or Tags is not a JSON object.
+
+``create(settings)`` gives the collector the runner runs for source ``focus``: it imports the
+files under ``[collectors.focus] paths`` (``s3://`` prefixes or local folders).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from collectors.costfiles import Parsed, finish, month_of, parse_tags, text, to_day, to_number
+
+__all__ = ["create", "parse_focus", "wanted_columns"]
+
+OPTIONAL = (
+    "EffectiveCost", "BillingCurrency", "ProviderName", "ServiceProviderName", "SubAccountId",
+    "BillingAccountId", "ServiceName", "RegionId", "Region", "x_UsageType", "ChargeDescription",
+    "ConsumedQuantity", "BillingPeriodStart", "Tags",
+)
+REQUIRED = ("ChargePeriodStart", "BilledCost")
+
+
+def wanted_columns(columns: Sequence[str], tag_key: str) -> list[str]:
+    """The columns to read from a file that has ``columns``."""
+    have = set(columns)
+    return [c for c in (*REQUIRED, *OPTIONAL) if c in have]
+
+
+def _col(table: pa.Table, *names: str) -> Any:
+    for n in names:
+        if n in table.column_names:
+            return table.column(n)
+    return None
+
+
+def parse_focus(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_key: str) -> Parsed:
+    """Typed line items and rejections from a FOCUS table (all-string CSV or typed Parquet)."""
+    n = table.num_rows
+    raw_start = table.column("ChargePeriodStart")
+    days, bad_day = to_day(raw_start)
+    billed, bad_billed = to_number(table.column("BilledCost"))
+    eff_col = _col(table, "EffectiveCost")
+    if eff_col is not None:
+        effective, bad_eff = to_number(eff_col)
+    else:
+        effective, bad_eff = billed.copy(), np.zeros(n, dtype=bool)
+    currency = text(_col(table, "BillingCurrency"), n)
+    qty_col = _col(table, "ConsumedQuantity")
+    quantity = to_number(qty_col)[0] if qty_col is not None else np.full(n, np.nan)
+    pipeline, bad_tags = parse_tags(_col(table, "Tags"), n, tag_key)
+    bp_col = _col(table, "BillingPeriodStart")
+    if bp_col is not None:
+        bp_days, _ = to_day(bp_col)
+        bp_days = np.where(np.isnat(bp_days), days, bp_days)
+    else:
+        bp_days = days
+    usage = text(_col(table, "x_UsageType"), n) if "x_UsageType" in table.column_names else text(_col(table, "ChargeDescription"), n)
+    if "x_UsageType" in table.column_names and "ChargeDescription" in table.column_names:
+        fallback = text(_col(table, "ChargeDescription"), n)
+        usage = np.where(usage == "", fallback, usage)
+    account = text(_col(table, "SubAccountId"), n)
+    if "BillingAccountId" in table.column_names:
+        account = np.where(account == "", text(_col(table, "BillingAccountId"), n), account)
+
+    def value(col: Any, i: int) -> str:
+        v = col[i].as_py()
+        return str(v)[:60]
+
+    billed_col, start_col = table.column("BilledCost"), raw_start
+    problems = [
+        (np.isnat(days) & ~bad_day, lambda i: "ChargePeriodStart is empty"),
+        (bad_day, lambda i: f"ChargePeriodStart {value(start_col, i)!r} is not a timestamp"),
+        (np.isnan(billed) & ~bad_billed, lambda i: "BilledCost is empty"),
+        (bad_billed, lambda i: f"BilledCost {value(billed_col, i)!r} is not a number"),
+        (bad_eff, lambda i: f"EffectiveCost {value(eff_col, i)!r} is not a number"),
+        (currency == "", lambda i: "BillingCurrency is empty"),
+        (bad_tags, lambda i: f"Tags {value(_col(table, 'Tags'), i)!r} is not a JSON object"),
+    ]
+    # an empty EffectiveCost counts as BilledCost (some exports leave it out on credits)
+    effective = np.where(np.isnan(effective), billed, effective)
+    columns = {
+        "billing_period": month_of(bp_days),
+        "day": days,
+        "provider": text(_col(table, "ProviderName", "ServiceProviderName"), n),
+        "account": account,
+        "service": text(_col(table, "ServiceName"), n),
+        "region": text(_col(table, "RegionId", "Region"), n),
+        "usage_type": usage,
+        "pipeline": pipeline,
+        "billed_cost": billed,
+        "effective_cost": effective,
+        "usage_quantity": quantity,
+        "currency": currency,
+    }
+    return finish("focus", file, lines, unit, columns, problems)
+
+
+def create(settings: Any) -> Any:
+    """The collector the runner loads for source ``focus``."""
+    from collectors.costfiles import ExportCollector
+
+    return ExportCollector("focus", settings)
