@@ -52,6 +52,7 @@ __all__ = [
     "Forecast",
     "budget_cross_day",
     "forecast_daily",
+    "score_forecasts",
     "seasonal_naive",
 ]
 
@@ -115,7 +116,8 @@ def forecast_daily(
     budget: float | None = None,
     backtest_horizon: int = DEFAULT_BACKTEST_HORIZON,
 ) -> Forecast:
-    """Forecast daily spend ``horizon`` days ahead and to the end of the month of the last day.
+    """Forecast daily spend ``horizon`` days ahead and to the end of the month (the month of
+    the first forecast day, i.e. the day after the last day of history).
 
     ``history``: a Series indexed by day (dates or timestamps) or a frame with ``date`` and
     ``amount``; it must be complete (one value per day, no gaps) and at least ``MIN_HISTORY``
@@ -130,7 +132,8 @@ def forecast_daily(
     n = len(y)
     days = [d.date() for d in y_series.index]
     last = days[-1]
-    month_start = last.replace(day=1)
+    # the month forecast is the one the first forecast day falls in
+    month_start = (last + timedelta(days=1)).replace(day=1)
     month_end = (pd.Timestamp(month_start) + pd.offsets.MonthEnd(0)).date()
     left = (month_end - last).days
     steps = max(horizon, left, 1)
@@ -192,6 +195,40 @@ def budget_cross_day(
     path = pd.concat(parts).sort_index().cumsum()
     hit = path[path >= budget]
     return None if hit.empty else hit.index[0]
+
+
+def score_forecasts(points: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    """Score stored forecasts against what was spent.
+
+    ``points``: ``method, subject, snapshot_id, day, mean, lower, upper`` (``lower``/``upper``
+    may be empty, as for a forecast without an interval); ``actuals``: ``subject, day, actual``.
+    Only days with an actual are scored. One row per (method, subject): ``snapshots``, ``days``
+    (points scored), ``mae``, ``mape`` (zero actuals skipped), ``bias``
+    (sum(forecast - actual) / sum(actual)), ``coverage`` (share inside the interval, over points
+    that have one)."""
+    cols = ["method", "subject", "snapshots", "days", "mae", "mape", "bias", "coverage"]
+    if points.empty or actuals.empty:
+        return pd.DataFrame(columns=cols)
+    a = actuals.assign(day=pd.to_datetime(actuals["day"]).dt.date)
+    p = points.assign(day=pd.to_datetime(points["day"]).dt.date).merge(a, on=["subject", "day"], how="inner")
+    rows = []
+    for (method, subject), g in p.groupby(["method", "subject"], sort=True):
+        err = g["mean"].astype(float) - g["actual"].astype(float)
+        nz = g["actual"] != 0
+        total = float(g["actual"].sum())
+        has = g["lower"].notna() & g["upper"].notna()
+        inside = (g["actual"] >= g["lower"]) & (g["actual"] <= g["upper"])
+        rows.append({
+            "method": method,
+            "subject": subject,
+            "snapshots": int(g["snapshot_id"].nunique()),
+            "days": len(g),
+            "mae": float(err.abs().mean()),
+            "mape": float((err[nz].abs() / g.loc[nz, "actual"].abs()).mean()) if nz.any() else None,
+            "bias": float(err.sum() / total) if total else None,
+            "coverage": float(inside[has].mean()) if has.any() else None,
+        })
+    return pd.DataFrame(rows, columns=cols)
 
 
 def seasonal_naive(history: np.ndarray, horizon: int, period: int = PERIOD) -> np.ndarray:
