@@ -239,8 +239,9 @@ def scan_matrix(
     ts = _epoch_seconds(timestamps)
     if len(ts) != n:
         raise ValueError(f"{len(ts)} timestamps for {n} points")
-    if n > 1 and np.any(np.diff(ts) < 0):
-        raise ValueError("timestamps must be in ascending order")
+    # Points are taken in arrival order; a clock that steps back (real exports have such
+    # lines) is read as "no later than the latest time seen", which keeps the scan online.
+    ts = np.maximum.accumulate(ts) if n else ts
     ex = np.zeros((m, n), dtype=bool) if excluded is None else np.broadcast_to(excluded, (m, n)).copy()
     scales = tuple(sorted(set(cfg.scales)))
     S = len(scales)
