@@ -1,0 +1,141 @@
+"""pipepulse.forecasting over the store (both DBs) and the `pipepulse forecast` CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from pipepulse.cli import main
+from pipepulse.errors import ConfigError
+from pipepulse.forecasting import forecast_options, score_snapshots, snapshot_forecasts
+from pipepulse.settings import Settings
+from store.forecasts import latest_snapshots, save_snapshot, snapshot_points
+from store.schema import cost_daily
+
+
+def _settings(db_url, tmp_path, **raw):
+    return Settings(database_url=db_url, data_dir=tmp_path, budget_monthly=300.0,
+                    budgets_by_pipeline={"orders": 50.0, "clicks": 10.0}, raw=raw)
+
+
+def _cost_rows(now):
+    rows = []
+    day = date(2026, 10, 1)
+    while day <= date(2026, 11, 19):
+        for service, pipeline, cost in (("Amazon S3", "", 10.0), ("AWS Glue", "orders", 2.0)):
+            rows.append({"source": "focus", "day": day, "provider": "AWS", "account": "123", "service": service,
+                         "region": "us-east-1", "usage_type": "x", "pipeline": pipeline, "billed_cost": cost,
+                         "effective_cost": cost, "usage_quantity": 1.0, "currency": "USD", "updated_at": now})
+        day += timedelta(days=1)
+    return rows
+
+
+def test_snapshot_forecasts_total_and_budgeted_pipelines(engine, db_url, tmp_path, now):
+    with engine.begin() as conn:
+        conn.execute(cost_daily.insert(), _cost_rows(now))
+    settings = _settings(db_url, tmp_path, forecast={"horizon_days": 10})
+    ids = snapshot_forecasts(settings, engine, now=now)  # now = 20 Nov 12:00
+    assert len(ids) == 2  # clicks has no spend: skipped
+    with engine.connect() as conn:
+        snaps = latest_snapshots(conn, method="pipepulse").set_index("subject")
+        pts = snapshot_points(conn, int(snaps.loc["total", "snapshot_id"]))
+    total = snaps.loc["total"]
+    assert total["train_end"] == date(2026, 11, 19) and total["train_start"] == date(2026, 10, 1)
+    assert total["month_end_mean"] == pytest.approx(360.0)  # 19 x 12 spent + 11 x 12 to come
+    assert total["budget"] == 300.0 and total["budget_cross_day"] == date(2026, 11, 25)
+    assert total["backtest_points"] > 0 and total["coverage"] == 1.0
+    orders = snaps.loc["pipeline:orders"]
+    assert orders["month_end_mean"] == pytest.approx(60.0) and orders["budget_cross_day"] == date(2026, 11, 25)
+    assert pts["day"].tolist()[0] == date(2026, 11, 20) and len(pts) == 11
+    assert pts["mean"].tolist() == pytest.approx([12.0] * 11)
+    # the same day again replaces rather than adds
+    snapshot_forecasts(settings, engine, now=now + timedelta(hours=1))
+    with engine.connect() as conn:
+        assert len(latest_snapshots(conn)) == 2
+
+
+def test_score_ours_and_aws_against_actuals(engine, db_url, tmp_path, now):
+    with engine.begin() as conn:
+        conn.execute(cost_daily.insert(), _cost_rows(now))
+        days = [date(2026, 11, 10) + timedelta(days=i) for i in range(12)]
+        save_snapshot(conn, created_at=datetime(2026, 11, 10, 6, tzinfo=UTC), method="aws", subject="total",
+                      level=0.8, points=pd.DataFrame({"day": days, "mean": 13.0, "lower": 12.5, "upper": 14.0}))
+        save_snapshot(conn, created_at=datetime(2026, 11, 10, 6, tzinfo=UTC), method="pipepulse", subject="total",
+                      level=0.8, points=pd.DataFrame({"day": days, "mean": 12.0, "lower": 11.0, "upper": 13.0}))
+    table = score_snapshots(_settings(db_url, tmp_path), engine, now=now).set_index("method")
+    # settled: days up to 18 Nov (two days' restatement margin): 10..18 Nov = 9 days
+    aws = table.loc["aws"]
+    assert (aws["days"], aws["mae"], aws["coverage"]) == (9, 1.0, 0.0)
+    assert aws["bias"] == pytest.approx(1 / 12)
+    ours = table.loc["pipepulse"]
+    assert (ours["days"], ours["mae"], ours["bias"], ours["coverage"]) == (9, 0.0, 0.0, 1.0)
+
+
+def test_forecast_options_errors(tmp_path):
+    s = _settings("sqlite://", tmp_path, forecast={"level": 80})
+    with pytest.raises(ConfigError, match=r"\[forecast\] level"):
+        forecast_options(s)
+    with pytest.raises(ConfigError, match="unknown key 'horizon'"):
+        forecast_options(_settings("sqlite://", tmp_path, forecast={"horizon": 3}))
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPEPULSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("PIPEPULSE_CONFIG", raising=False)
+    return tmp_path
+
+
+def _write(path, days, amount=lambda i: 100.0 + (i % 7) * 10):
+    lines = ["date,amount"] + [f"{date(2026, 9, 1) + timedelta(days=i)},{amount(i)}" for i in range(days)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_round_trip(cli_env, capsys):
+    src = _write(cli_env / "in.csv", 42)
+    out = cli_env / "out.csv"
+    assert main(["forecast", str(src), "--horizon", "5", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "MASE" in err and "80% interval coverage 100.0%" in err
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["date", "mean", "lower", "upper"]
+    assert frame["date"].tolist() == ["2026-10-13", "2026-10-14", "2026-10-15", "2026-10-16", "2026-10-17"]
+    # 42 days of an exact weekly pattern from Tue 1 Sep: day i is worth 100 + (i % 7) x 10
+    assert frame["mean"].tolist() == pytest.approx([100.0 + (i % 7) * 10 for i in range(42, 47)])
+    assert main(["forecast", str(src), "--horizon", "3", "--level", "0.9"]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.splitlines()[0] == "date,mean,lower,upper" and len(stdout.splitlines()) == 4
+
+
+def test_cli_errors(cli_env, capsys):
+    bad = cli_env / "bad.csv"
+    bad.write_text("date,amount\n2026-01-01,1\n2026-01-2x,2\n")
+    assert main(["forecast", str(bad), "--horizon", "3"]) == 1
+    assert f"{bad}, line 3: date '2026-01-2x' is not YYYY-MM-DD" in capsys.readouterr().err
+    gap = _write(cli_env / "gap.csv", 30)
+    gap.write_text("\n".join(line for line in gap.read_text().splitlines() if not line.startswith("2026-09-10")) + "\n")
+    assert main(["forecast", str(gap), "--horizon", "3"]) == 1
+    assert "1 day(s) missing between 2026-09-01 and 2026-09-30, first 2026-09-10" in capsys.readouterr().err
+    assert main(["forecast", str(gap), "--horizon", "3", "--fill-missing"]) == 0
+    capsys.readouterr()
+    short = _write(cli_env / "short.csv", 9)
+    assert main(["forecast", str(short), "--horizon", "3"]) == 1
+    assert f"{short}: history too short: 9 days" in capsys.readouterr().err
+    header = cli_env / "header.csv"
+    header.write_text("day,cost\n2026-01-01,1\n")
+    assert main(["forecast", str(header), "--horizon", "3"]) == 1
+    assert "line 1: header must name columns date and amount" in capsys.readouterr().err
+    assert main(["forecast", str(short)]) == 1
+    assert "--horizon N is required" in capsys.readouterr().err
+
+
+def test_cli_snapshot_on_empty_store(cli_env, db_url, monkeypatch, capsys):
+    monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
+    assert main(["forecast", "snapshot"]) == 0
+    assert capsys.readouterr().out.strip() == "stored 0 forecast snapshot(s) (no subject had enough history)"
+    assert main(["forecast", "score"]) == 0
+    assert "no stored forecast" in capsys.readouterr().out
