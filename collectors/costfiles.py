@@ -237,8 +237,9 @@ def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parse
         raise InputError(f"{f.name}: not a readable {'Parquet' if low.endswith('.parquet') else 'CSV'} file: {exc}") from exc
     parser = focus.parse_focus if kind == "focus" else cur.parse_cur
     parsed = parser(table, file=f.name, lines=lines, unit=unit, tag_key=tag_key)
-    parsed.rejections[:0] = early
-    parsed.rows_read += len(early)
+    if early:
+        parsed.rejections = sorted([*early, *parsed.rejections], key=lambda r: r.line or 0)
+        parsed.rows_read += len(early)
     return parsed
 
 
@@ -274,18 +275,25 @@ def _read_csv(raw: bytes, wanted: list[str], name: str) -> tuple[pa.Table, np.nd
         bad.append(Rejection(name, row.number, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
         return "skip"
 
-    table = pacsv.read_csv(
-        pa.BufferReader(raw),
-        read_options=pacsv.ReadOptions(use_threads=True, block_size=16 << 20),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            include_columns=wanted,
-            column_types={c: pa.string() for c in wanted},
-            null_values=NULL_STRINGS,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    def read(threads: bool) -> pa.Table:
+        return pacsv.read_csv(
+            pa.BufferReader(raw),
+            read_options=pacsv.ReadOptions(use_threads=threads, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted,
+                column_types={c: pa.string() for c in wanted},
+                null_values=NULL_STRINGS,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    table = read(True)
+    if any(r.line is None for r in bad):
+        # pyarrow knows line numbers of bad rows only when reading on one thread
+        bad.clear()
+        table = read(False)
     total = table.num_rows + len(bad)
     lines = np.arange(2, total + 2, dtype=np.int64)
     skipped = {r.line for r in bad if r.line is not None}
