@@ -110,7 +110,7 @@ def _sqlite_converters(table: sa.Table, columns: list[str]):
     """Turn datetimes into the text SQLAlchemy's SQLite dialect writes, so reads agree."""
     out = []
     for c in columns:
-        t = table.c[c].type
+        t = _base_type(table.c[c].type)
         if isinstance(t, sa.DateTime):
             out.append(_sqlite_ts)
         elif isinstance(t, sa.Date):
@@ -154,7 +154,7 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
             f"CREATE TEMP TABLE IF NOT EXISTS {q(stage)} "
             f"(LIKE {q(table.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        types = [_pg_type(table.c[c].type) for c in columns]
+        types = [_pg_type(_base_type(table.c[c].type)) for c in columns]
         insert = (
             f"INSERT INTO {q(table.name)} AS t ({', '.join(map(q, columns))}) "
             f"SELECT DISTINCT ON ({', '.join(map(q, key_cols))}) {', '.join(map(q, columns))} FROM {q(stage)} "
@@ -163,9 +163,10 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
         if values:
             insert += "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in values)
             if compare:
+                # ROW(...) also for one column: PostgreSQL rejects the "(x,)" tuple spelling
                 insert += (
-                    f" WHERE ({', '.join('t.' + q(c) for c in compare)}{',' if len(compare) == 1 else ''}) "
-                    f"IS DISTINCT FROM ({', '.join('EXCLUDED.' + q(c) for c in compare)}{',' if len(compare) == 1 else ''})"
+                    f" WHERE ROW({', '.join('t.' + q(c) for c in compare)}) "
+                    f"IS DISTINCT FROM ROW({', '.join('EXCLUDED.' + q(c) for c in compare)})"
                 )
         else:
             insert += "DO NOTHING"
@@ -178,6 +179,11 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
             cur.execute(insert)
             total += cur.rowcount
     return total
+
+
+def _base_type(t: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """The underlying type of a TypeDecorator (``store.schema.TS`` wraps DateTime)."""
+    return t.impl_instance if isinstance(t, sa.types.TypeDecorator) else t
 
 
 def _pg_type(t: sa.types.TypeEngine) -> str:
