@@ -53,15 +53,16 @@ def _compute_pg(conn: Connection, start: datetime, end: datetime) -> pd.DataFram
             sa.func.count().label("runs"),
             sa.func.count().filter(r.status == "SUCCEEDED").label("succeeded"),
             sa.func.count().filter(failed).label("failed"),
-            sa.func.coalesce(sa.func.sum(r.retries), 0).label("retries"),
+            sa.cast(sa.func.coalesce(sa.func.sum(r.retries), 0), sa.Integer).label("retries"),
             sa.func.percentile_cont(0.5).within_group(r.duration_seconds).label("duration_p50"),
             sa.func.percentile_cont(0.95).within_group(r.duration_seconds).label("duration_p95"),
             sa.func.max(r.duration_seconds).label("duration_max"),
             sa.func.sum(r.duration_seconds).label("duration_sum"),
-            sa.func.sum(sa.extract("epoch", r.started_at - r.queued_at)).label("queue_seconds_sum"),
-            sa.func.sum(r.records_in).label("records_in"),
-            sa.func.sum(r.records_out).label("records_out"),
-            sa.func.sum(r.records_rejected).label("records_rejected"),
+            sa.cast(sa.func.sum(sa.extract("epoch", r.started_at - r.queued_at)), sa.Float).label("queue_seconds_sum"),
+            # sum(bigint) is numeric in PostgreSQL: cast back so values are ints, not Decimals
+            sa.cast(sa.func.sum(r.records_in), sa.BigInteger).label("records_in"),
+            sa.cast(sa.func.sum(r.records_out), sa.BigInteger).label("records_out"),
+            sa.cast(sa.func.sum(r.records_rejected), sa.BigInteger).label("records_rejected"),
             sa.func.sum(r.cost_usd).label("cost_usd"),
             sa.func.sum(r.cost_usd).filter(failed).label("failed_cost_usd"),
         )
@@ -69,10 +70,7 @@ def _compute_pg(conn: Connection, start: datetime, end: datetime) -> pd.DataFram
         .group_by(day, r.pipeline)
     )
     rows = conn.execute(q).mappings().all()
-    frame = pd.DataFrame(rows, columns=[c.name for c in run_daily.c if c.name != "updated_at"])
-    for col in ("queue_seconds_sum",):
-        frame[col] = frame[col].astype(float)
-    return frame
+    return pd.DataFrame(rows, columns=[c.name for c in run_daily.c if c.name != "updated_at"])
 
 
 def _compute_pandas(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
