@@ -27,7 +27,11 @@ from alerts.rules import AlertConfig, Rule
 from insights.freshness import check_freshness
 from pipepulse.settings import Settings
 from store import alerts as store_alerts
+from store import anomalies as store_anomalies
 from store import costs as store_costs
+from store import forecasts as store_forecasts
+from store import runs as store_runs
+from store import state as store_state
 from store.schema import SEVERITIES
 
 __all__ = [
@@ -40,6 +44,14 @@ __all__ = [
 ]
 
 SPARK_DAYS = 14
+
+
+_RANGES = (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30)), ("90d", timedelta(days=90)))
+
+
+def _range_for(window: timedelta) -> str:
+    """The smallest dashboard range that shows ``window``."""
+    return next((k for k, length in _RANGES if window <= length), "365d")
 
 
 def severity_rank(severity: str) -> int:
@@ -108,15 +120,19 @@ class Context:
     end: datetime
     dashboard_url: str
     currency: str
-    summary: pd.DataFrame  # store.alerts.run_summary over [start, end)
+    summary: pd.DataFrame  # run_summary over [start, end)
     spend: Spend
     still_open: list[Item] = field(default_factory=list)  # reported before, still open
 
     @property
-    def days(self) -> tuple[date, date]:
-        """The period as inclusive UTC days, for dashboard links."""
-        last = (self.end - timedelta(microseconds=1)).date()
-        return self.start.date(), last
+    def range_key(self) -> str:
+        """The dashboard range that shows this period (``24h``, ``7d``)."""
+        return links.PERIOD_RANGE[self.period]
+
+    @property
+    def to(self) -> date:
+        """The UTC day the period ends on, for dashboard links."""
+        return (self.end - timedelta(microseconds=1)).date()
 
 
 def _f(value: Any) -> float | None:
@@ -186,9 +202,25 @@ def _failed_runs(conn: Connection, rule: Rule, *, start: datetime, end: datetime
     return items
 
 
+def run_summary(conn: Connection, start: datetime, end: datetime, pipelines: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per pipeline, runs started in ``[start, end)``: runs, finished, succeeded, failed,
+    success_rate, duration_p95, cost_usd (``store.runs.kpi_aggregates`` without the overall row)."""
+    agg = store_runs.kpi_aggregates(conn, start, end)
+    agg = agg[agg.index != store_runs.ALL]
+    if pipelines:
+        agg = agg[agg.index.isin(list(pipelines))]
+    cols = ["runs", "finished", "succeeded", "failed", "success_rate", "duration_p95", "cost_usd"]
+    out = agg[cols].reset_index().sort_values("pipeline", kind="stable").reset_index(drop=True)
+    for c in ("runs", "finished", "succeeded", "failed"):
+        out[c] = out[c].astype("int64")
+    for c in ("success_rate", "duration_p95", "cost_usd"):
+        out[c] = pd.to_numeric(out[c], errors="coerce").astype("float64")
+    return out
+
+
 def _success_rate(conn: Connection, rule: Rule, *, now: datetime, base: str, **_) -> list[Item]:
     start = now - rule.window
-    df = store_alerts.run_summary(conn, start, now, pipelines=rule.pipelines or None)
+    df = run_summary(conn, start, now, rule.pipelines or None)
     items = []
     for r in df.itertuples(index=False):
         rate = _f(r.success_rate)
@@ -205,7 +237,7 @@ def _success_rate(conn: Connection, rule: Rule, *, now: datetime, base: str, **_
                 version=f"band{band}|{severity}",
                 severity=severity,
                 title=f"{r.pipeline}: {rate:.0%} of runs succeeded in the last {hours:g} h (threshold {rule.threshold:.0%})",
-                link=links.pipeline_link(base, r.pipeline, start.date(), now.date()),
+                link=links.pipeline_link(base, r.pipeline, range_key=_range_for(rule.window), to=now.date()),
                 pipeline=r.pipeline,
                 at=now,
                 fields={
@@ -238,7 +270,13 @@ def _root_cause(raw: Any) -> list[dict[str, Any]]:
 
 
 def _anomalies(conn: Connection, rule: Rule, *, now: datetime, base: str, **_) -> list[Item]:
-    df = store_alerts.alertable_anomalies(conn, now=now, min_severity=rule.min_severity, pipelines=rule.pipelines or None)
+    df = store_anomalies.list_anomalies(conn, status=("open", "snoozed"))
+    # acknowledged and resolved never come back; snoozed ones only once their snooze has ended
+    due = (df["status"] == "open") | (df["snoozed_until"].notna() & (df["snoozed_until"] <= pd.Timestamp(now)))
+    wanted = df["severity"].map(severity_rank) >= severity_rank(rule.min_severity)
+    df = df[due & wanted]
+    if rule.pipelines:
+        df = df[df["pipeline"].isin(list(rule.pipelines))]
     items = []
     for r in df.itertuples(index=False):
         # Reopened (status set back to open) or back from a snooze: a new version, told at once
@@ -287,7 +325,7 @@ def _budget_for(subject: str, settings: Settings, snapshot_budget: float | None)
 
 
 def _latest_month_forecasts(conn: Connection, now: datetime) -> pd.DataFrame:
-    df = store_alerts.latest_forecasts(conn)
+    df = store_forecasts.latest_snapshots(conn)
     if df.empty:
         return df
     month = now.strftime("%Y-%m")
@@ -303,7 +341,7 @@ def _budget(conn: Connection, rule: Rule, *, now: datetime, base: str, settings:
     df = _latest_month_forecasts(conn, now)
     items = []
     month = now.strftime("%Y-%m")
-    first = now.date().replace(day=1)
+    now.date().replace(day=1)
     for r in df.itertuples(index=False):
         subject = str(r.subject)
         pipeline = subject.split(":", 1)[1] if subject.startswith("pipeline:") else None
@@ -328,7 +366,7 @@ def _budget(conn: Connection, rule: Rule, *, now: datetime, base: str, settings:
                 version=f"over|{severity}",
                 severity=severity,
                 title=f"{what} heading for {mean:,.0f} {settings.currency} at month end, {over:.0%} over the {budget:,.0f} budget",
-                link=links.costs_link(base, first, now.date()),
+                link=links.costs_link(base, to=now.date()),
                 pipeline=pipeline,
                 at=_ts(r.created_at),
                 fields={
@@ -346,44 +384,69 @@ def _budget(conn: Connection, rule: Rule, *, now: datetime, base: str, settings:
     return items
 
 
+def collector_streaks(passes: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per source (``passes`` newest first, as ``store.state.collector_runs_frame`` gives them):
+    the newest pass and the run of failed passes since the last success."""
+    out = []
+    done = passes[passes["status"].isin(["succeeded", "failed"])]
+    for source, g in done.groupby("source", sort=True):
+        streak = []
+        for p in g.itertuples(index=False):
+            if p.status != "failed":
+                break
+            streak.append(p)
+        ok = g[g["status"] == "succeeded"]
+        out.append(
+            {
+                "source": source,
+                "last": g.iloc[0],
+                "streak": streak,
+                "last_success_at": _ts(ok["started_at"].iloc[0]) if len(ok) else None,
+            }
+        )
+    return out
+
+
 def _collector_failing(conn: Connection, rule: Rule, *, now: datetime, base: str, **_) -> list[Item]:
-    df = store_alerts.collector_health(conn, since=now - timedelta(days=7))
+    passes = store_state.collector_runs_frame(conn, since=now - timedelta(days=7))
     items = []
-    for r in df.itertuples(index=False):
-        if r.last_status != "failed" or int(r.failures) < rule.min_failures:
+    for s in collector_streaks(passes):
+        streak = s["streak"]
+        if len(streak) < rule.min_failures or not streak:
             continue
-        since = _ts(r.failing_since)
-        severity = "high" if int(r.failures) >= 3 else "medium"
+        first, last = streak[-1], streak[0]
+        n = len(streak)
+        severity = "high" if n >= 3 else "medium"
         items.append(
             Item(
                 rule=rule.name,
                 kind=rule.kind,
-                key=f"collector:{r.source}",
-                version=f"streak{int(r.first_failed_id)}|{severity}",
+                key=f"collector:{s['source']}",
+                version=f"streak{int(first.collector_run_id)}|{severity}",
                 severity=severity,
-                title=f"collector {r.source}: {int(r.failures)} failed pass{'es' if int(r.failures) != 1 else ''} in a row",
-                link=links.collector_link(base, r.source),
-                at=_ts(r.last_started_at),
+                title=f"collector {s['source']}: {n} failed pass{'es' if n != 1 else ''} in a row",
+                link=links.collectors_link(base, range_key="7d", to=now.date()),
+                at=_ts(last.started_at),
                 fields={
-                    "source": r.source,
-                    "failures": int(r.failures),
-                    "failing_since": since,
-                    "last_success_at": _ts(r.last_success_at),
-                    "error": _none(r.last_error) or "(no error recorded)",
+                    "source": s["source"],
+                    "failures": n,
+                    "failing_since": _ts(first.started_at),
+                    "last_success_at": s["last_success_at"],
+                    "error": _none(last.error) or "(no error recorded)",
                 },
             )
         )
     return items
 
 
-FRESHNESS_LOOKBACK = timedelta(days=8)  # runs read to judge freshness (a daily slot and its SLA fit easily)
+FRESHNESS_LOOKBACK = timedelta(days=2)  # recent runs read to judge freshness (plus each pipeline's last success)
 
 
 def _freshness(conn: Connection, rule: Rule, *, now: datetime, base: str, settings: Settings, **_) -> list[Item]:
     configs = [p for p in settings.pipelines if rule.covers(p.name)]
     if not configs:
         return []
-    runs_df = store_alerts.runs_since(conn, now - FRESHNESS_LOOKBACK, pipelines=[p.name for p in configs])
+    runs_df = store_runs.freshness_runs(conn, now=now, lookback=FRESHNESS_LOOKBACK)
     items = []
     for cfg in configs:
         f = check_freshness(cfg, runs_df, now=now)
@@ -400,7 +463,7 @@ def _freshness(conn: Connection, rule: Rule, *, now: datetime, base: str, settin
                 version=f"{f.state}|{severity}",
                 severity=severity,
                 title=f"{cfg.name}: {f.message}",
-                link=links.pipeline_link(base, cfg.name, (now - timedelta(days=7)).date(), now.date()),
+                link=links.pipeline_link(base, cfg.name, range_key="7d", to=now.date()),
                 pipeline=cfg.name,
                 at=anchor or now,
                 fields={
@@ -461,7 +524,7 @@ def build_context(
     pipelines: Sequence[str] | None = None,
 ) -> Context:
     """The period's runs per pipeline and the month's spend against forecast and budget."""
-    summary = store_alerts.run_summary(conn, start, end, pipelines=pipelines or None)
+    summary = run_summary(conn, start, end, pipelines or None)
     today = now.astimezone(UTC).date()
     first = today.replace(day=1)
     spark_start = today - timedelta(days=SPARK_DAYS)
@@ -483,7 +546,7 @@ def build_context(
         budget=_budget_for("total", settings, _f(snap["budget"]) if snap is not None else None),
         budget_cross_day=_none(snap["budget_cross_day"]) if snap is not None else None,
         daily=daily,
-        link=links.costs_link(config.dashboard_url, first, today),
+        link=links.costs_link(config.dashboard_url, to=today),
     )
     return Context(
         period=period,

@@ -306,7 +306,6 @@ def _days_in_month(month: str) -> int:
 
 def _runs_html(context: Context) -> tuple[str, str]:
     df = context.summary
-    start, end = context.days
     if df.empty:
         return "<div style='color:#6b7280'>No runs started in this period.</div>", "No runs started in this period."
     th = "padding:4px 8px;text-align:left;border-bottom:1px solid #e5e7eb;color:#6b7280;font-weight:600;font-size:12px"
@@ -317,7 +316,7 @@ def _runs_html(context: Context) -> tuple[str, str]:
         rate = r.success_rate
         rate_s = "n/a" if rate is None or (isinstance(rate, float) and math.isnan(rate)) else f"{rate:.1%}"
         red = "color:#b91c1c;font-weight:600" if r.failed else ""
-        link = links.pipeline_link(context.dashboard_url, r.pipeline, start, end)
+        link = links.pipeline_link(context.dashboard_url, r.pipeline, range_key=context.range_key, to=context.to)
         td = "padding:4px 8px;border-bottom:1px solid #f3f4f6;font-size:13px"
         body.append(
             f"<tr><td style='{td}'>{_a(link, r.pipeline)}</td><td style='{td}'>{int(r.runs)}</td>"
@@ -334,12 +333,11 @@ def render_digest(
     """The message for ``items`` (new since the last digest) in ``context``."""
     period = context.period
     subject = subject_line(period, items, context)
-    start, end = context.days
     span = f"{_when(context.start)} – {_when(context.end)}"
     sections_h: list[str] = []
     sections_t: list[str] = []
     h2 = "font-size:16px;margin:22px 0 8px;padding-bottom:4px;border-bottom:2px solid #e5e7eb"
-    for kind, title, group in _section_order(items):
+    for _kind, title, group in _section_order(items):
         blocks = [_item_html(i, context.currency) for i in group]
         sections_h.append(
             f"<h2 style='{h2}'>{_e(title)} ({len(group)})</h2>"
@@ -368,7 +366,7 @@ def render_digest(
     )
     if all_clear and not items:
         intro = "All clear: no new failures, late runs or anomalies in this period."
-    overview = links.overview_link(context.dashboard_url, start, end)
+    overview = links.overview_link(context.dashboard_url, range_key=context.range_key, to=context.to)
     rules_note = f"Rules: {', '.join(rules)}. " if rules else ""
     body = (
         f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"

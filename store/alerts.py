@@ -1,10 +1,11 @@
-"""SQL for alert digests: what to report, and what was already sent.
+"""SQL for alert digests: what failed in a period, and what was already sent.
 
-Reads that other store modules do not provide (runs in a window with their errors, a run summary
-per pipeline, alertable anomalies, the newest forecast per subject, collector health; spend comes
-from ``store.costs``, which knows not to count a day twice) and the
-bookkeeping of the ``digests`` and ``notifications`` tables. Bound parameters only; every read
-returns a DataFrame (times tz-aware UTC) or plain values.
+The one read other store modules do not provide: runs that *ended* failed in a window (a digest
+must not miss a run that started before its period and failed inside it, which a read by start
+time would). And the bookkeeping of the ``digests`` and ``notifications`` tables. Everything
+else a digest shows comes from ``store.runs``, ``store.anomalies``, ``store.forecasts``,
+``store.costs`` and ``store.state``. Bound parameters only; reads return DataFrames (times
+tz-aware UTC) or plain values.
 
 A notification row records one item (``item_key`` at ``item_version``) for one rule and recipient.
 Its status is ``pending`` while a send is under way, ``sent`` once the server accepted the
@@ -20,28 +21,15 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.schema import (
-    SEVERITIES,
-    anomalies,
-    collector_runs,
-    digests,
-    forecast_snapshots,
-    notifications,
-    runs,
-)
+from store.schema import digests, notifications, runs
 
 __all__ = [
     "FAILED_STATUSES",
-    "alertable_anomalies",
-    "collector_health",
     "failed_runs",
     "finish_digest",
-    "latest_forecasts",
     "notification_state",
     "oldest_unsent",
     "record_attempt",
-    "run_summary",
-    "runs_since",
 ]
 
 FAILED_STATUSES = ("FAILED", "TIMED_OUT")
@@ -82,156 +70,6 @@ def failed_runs(
     if pipelines:
         q = q.where(runs.c.pipeline.in_(list(pipelines)))
     return _frame(conn.execute(q).mappings().all(), [c.name for c in cols])
-
-
-def run_summary(
-    conn: Connection, start: datetime, end: datetime, *, pipelines: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Per pipeline, the runs that started in ``[start, end)``: counts by outcome and success rate.
-
-    ``success_rate`` is succeeded / finished (runs still going are not counted against it) and
-    NaN when nothing finished.
-    """
-    finished = runs.c.status.in_(("SUCCEEDED", *FAILED_STATUSES, "CANCELLED"))
-    q = (
-        sa.select(
-            runs.c.pipeline,
-            sa.func.count().label("runs"),
-            sa.func.sum(sa.case((runs.c.status == "SUCCEEDED", 1), else_=0)).label("succeeded"),
-            sa.func.sum(sa.case((runs.c.status.in_(FAILED_STATUSES), 1), else_=0)).label("failed"),
-            sa.func.sum(sa.case((finished, 1), else_=0)).label("finished"),
-            sa.func.sum(runs.c.retries).label("retries"),
-            sa.func.sum(runs.c.cost_usd).label("cost_usd"),
-        )
-        .where(runs.c.started_at >= _utc(start), runs.c.started_at < _utc(end))
-        .group_by(runs.c.pipeline)
-        .order_by(runs.c.pipeline)
-    )
-    if pipelines:
-        q = q.where(runs.c.pipeline.in_(list(pipelines)))
-    cols = ["pipeline", "runs", "succeeded", "failed", "finished", "retries", "cost_usd"]
-    df = _frame(conn.execute(q).mappings().all(), cols)
-    for c in ("runs", "succeeded", "failed", "finished", "retries"):
-        df[c] = df[c].fillna(0).astype("int64")
-    df["cost_usd"] = df["cost_usd"].astype("float64")
-    df["success_rate"] = (df["succeeded"] / df["finished"].where(df["finished"] > 0)).astype("float64")
-    return df
-
-
-def alertable_anomalies(
-    conn: Connection, *, now: datetime, min_severity: str = "low", pipelines: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Anomalies a digest may report: open ones, and snoozed ones whose snooze has ended.
-
-    Acknowledged and resolved anomalies are left out, and so are snoozed ones until their date.
-    Ordered by severity (worst first), then most recently seen.
-    """
-    if min_severity not in SEVERITIES:
-        raise ValueError(f"unknown severity {min_severity!r}; expected one of {', '.join(SEVERITIES)}")
-    allowed = list(SEVERITIES[SEVERITIES.index(min_severity) :])
-    q = (
-        sa.select(anomalies)
-        .where(
-            anomalies.c.severity.in_(allowed),
-            sa.or_(
-                anomalies.c.status == "open",
-                sa.and_(
-                    anomalies.c.status == "snoozed",
-                    anomalies.c.snoozed_until.is_not(None),
-                    anomalies.c.snoozed_until <= _utc(now),
-                ),
-            ),
-        )
-        .order_by(anomalies.c.last_seen.desc(), anomalies.c.fingerprint)
-    )
-    if pipelines:
-        q = q.where(anomalies.c.pipeline.in_(list(pipelines)))
-    df = _frame(conn.execute(q).mappings().all(), [c.name for c in anomalies.c])
-    if not df.empty:
-        rank = df["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
-        df = df.assign(_rank=rank).sort_values(["_rank", "last_seen"], ascending=[False, False], kind="stable")
-        df = df.drop(columns="_rank").reset_index(drop=True)
-    return df
-
-
-def latest_forecasts(conn: Connection, *, method: str | None = None) -> pd.DataFrame:
-    """The newest forecast snapshot per (method, subject)."""
-    fs = forecast_snapshots
-    newest = sa.select(fs.c.method, fs.c.subject, sa.func.max(fs.c.created_at).label("created_at")).group_by(
-        fs.c.method, fs.c.subject
-    )
-    if method is not None:
-        newest = newest.where(fs.c.method == method)
-    sub = newest.subquery()
-    q = (
-        sa.select(fs)
-        .join(sub, sa.and_(fs.c.method == sub.c.method, fs.c.subject == sub.c.subject, fs.c.created_at == sub.c.created_at))
-        .order_by(fs.c.method, fs.c.subject)
-    )
-    return _frame(conn.execute(q).mappings().all(), [c.name for c in fs.c])
-
-
-def runs_since(conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None) -> pd.DataFrame:
-    """Runs started (or scheduled) at or after ``since``: the columns freshness checks need."""
-    cols = [runs.c.run_id, runs.c.pipeline, runs.c.status, runs.c.scheduled_for, runs.c.started_at, runs.c.ended_at]
-    q = sa.select(*cols).where(
-        sa.or_(runs.c.started_at >= _utc(since), runs.c.scheduled_for >= _utc(since))
-    ).order_by(runs.c.pipeline, runs.c.started_at)
-    if pipelines:
-        q = q.where(runs.c.pipeline.in_(list(pipelines)))
-    df = _frame(conn.execute(q).mappings().all(), [c.name for c in cols])
-    for c in ("scheduled_for", "started_at", "ended_at"):
-        df[c] = pd.to_datetime(df[c], utc=True)
-    return df
-
-
-def collector_health(conn: Connection, *, since: datetime) -> pd.DataFrame:
-    """Per collector source: its newest pass, the newest success, and the failing streak.
-
-    ``failing_since`` is the start of the first failed pass after the last success (NaT when the
-    newest pass did not fail); ``failures`` counts the passes in that streak; ``first_failed_id``
-    identifies the streak. Only passes started at or after ``since`` are looked at.
-    """
-    cr = collector_runs
-    rows = conn.execute(
-        sa.select(cr.c.collector_run_id, cr.c.source, cr.c.started_at, cr.c.status, cr.c.error)
-        .where(cr.c.started_at >= _utc(since), cr.c.status.in_(("succeeded", "failed")))
-        .order_by(cr.c.source, cr.c.started_at.desc(), cr.c.collector_run_id.desc())
-    ).all()
-    out: list[dict] = []
-    by_source: dict[str, list] = {}
-    for r in rows:
-        by_source.setdefault(r.source, []).append(r)
-    for source, passes in sorted(by_source.items()):
-        streak = []
-        for p in passes:  # newest first
-            if p.status != "failed":
-                break
-            streak.append(p)
-        last_ok = next((p.started_at for p in passes if p.status == "succeeded"), None)
-        out.append(
-            {
-                "source": source,
-                "last_started_at": passes[0].started_at,
-                "last_status": passes[0].status,
-                "last_error": passes[0].error,
-                "last_success_at": last_ok,
-                "failures": len(streak),
-                "failing_since": streak[-1].started_at if streak else None,
-                "first_failed_id": streak[-1].collector_run_id if streak else None,
-            }
-        )
-    cols = [
-        "source",
-        "last_started_at",
-        "last_status",
-        "last_error",
-        "last_success_at",
-        "failures",
-        "failing_since",
-        "first_failed_id",
-    ]
-    return pd.DataFrame(out, columns=cols)
 
 
 # ---- what was sent ----------------------------------------------------------------------------

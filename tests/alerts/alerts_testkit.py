@@ -99,11 +99,12 @@ def tls_cert(tmp_path_factory) -> tuple[Path, Path]:
 
 def make_cert(folder: Path) -> tuple[Path, Path]:
     """Write ``cert.pem`` and ``key.pem`` (self-signed, 127.0.0.1 and localhost) into ``folder``."""
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import sqlalchemy as sa
+from alerts_testkit import (
+    DASH,
+    NOW,
+    PASSWORD,
+    SCRIPT_ERROR,
+    body,
+    make_settings,
+    parts,
+    smtp_alerts,
+)
 
 from alerts.digest import run_digest
-from pipepulse.errors import ConfigError
 from store.schema import anomalies, digests, notifications, runs
-
-from alerts_testkit import DASH, NOW, PASSWORD, SCRIPT_ERROR, body, make_settings, parts, smtp_alerts
 
 SUBJECT = (
     "pipepulse daily: 2 failures, 1 missed, 1 below success target, 1 anomaly, 1 collector failing, "
@@ -96,21 +101,26 @@ def test_daily_digest_arrives_with_both_parts_the_items_and_working_links(seeded
     links = hrefs_of(html)
     assert links.imgs == ["cid:spend-sparkline@pipepulse"]
     assert all(h.startswith(DASH + "/") for h in links.hrefs)
-    run_links = [h for h in links.hrefs if "/run_detail?" in h]
+    run_links = [h for h in links.hrefs if h.startswith(f"{DASH}/run?")]
     assert run_links == [
-        f"{DASH}/run_detail?run=reference%3Aorders-112007",
-        f"{DASH}/run_detail?run=reference%3Aorders-112003",
+        f"{DASH}/run?run=reference%3Aorders-112007",
+        f"{DASH}/run?run=reference%3Aorders-112003",
     ]
     # each run link names a run that exists
     with seeded.connect() as conn:
         for h in run_links:
             run_id = parse_qs(urlsplit(h).query)["run"][0]
             assert conn.execute(sa.select(runs.c.status).where(runs.c.run_id == run_id)).scalar_one() in {"FAILED", "TIMED_OUT"}
-    assert f"{DASH}/anomalies?anomaly=a1cost" in links.hrefs
-    assert f"{DASH}/costs?from=2026-11-01&to=2026-11-20" in links.hrefs
-    assert f"{DASH}/collectors?source=ce" in links.hrefs
-    assert f"{DASH}/pipelines?pipeline=orders&from=2026-11-19&to=2026-11-20" in links.hrefs
-    assert f"{DASH}/run_detail?run=reference%3Aorders-112003" in text
+    # every page a link names is one of the dashboard's pages (dashboard/app.py url_path)
+    assert {urlsplit(h).path for h in links.hrefs} == {
+        "/run", "/pipelines", "/anomalies", "/costs", "/collectors", "/"}
+    assert f"{DASH}/anomalies?status=open&status=snoozed&fp=a1cost" in links.hrefs
+    assert f"{DASH}/costs?range=30d&to=2026-11-20" in links.hrefs
+    assert f"{DASH}/collectors?range=7d&to=2026-11-20" in links.hrefs
+    assert f"{DASH}/pipelines?range=24h&to=2026-11-20&pipeline=orders" in links.hrefs  # runs table, success rate
+    assert f"{DASH}/pipelines?range=7d&to=2026-11-20&pipeline=finance_daily" in links.hrefs  # the missed run
+    assert f"{DASH}/?range=24h&to=2026-11-20" in links.hrefs
+    assert f"{DASH}/run?run=reference%3Aorders-112003" in text
 
     [d] = rows(seeded, digests, digests.c.created_at)
     assert (d["status"], d["period"], d["channel"], d["recipients"], d["subject"]) == (
@@ -199,7 +209,7 @@ def test_a_refused_send_is_recorded_failed_and_retried_next_pass(seeded, smtp_se
     failed = run_digest(settings, seeded, period="daily", now=NOW)
     [d] = failed.digests
     assert d.status == "failed"
-    assert d.error == "the SMTP server 127.0.0.1:%d refused the message: 554 5.7.1 Message rejected by policy" % smtp_server.port
+    assert d.error == f"the SMTP server 127.0.0.1:{smtp_server.port} refused the message: 554 5.7.1 Message rejected by policy"
     assert not failed.ok
     assert smtp_server.recorder.messages == []
     [rec] = rows(seeded, digests, digests.c.created_at)
@@ -355,3 +365,19 @@ def test_the_cli_digest_dry_run(seeded, tmp_path, db_url, monkeypatch, capsys, s
     assert f"wrote {out}" in captured
     assert out.read_text().startswith("<!doctype html>")
     assert smtp_server.recorder.messages == []
+
+
+def test_an_acknowledged_anomaly_that_is_reopened_is_sent_again_at_once(seeded, smtp_server, tmp_path, db_url):
+    from store.anomalies import set_status
+
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
+    run_digest(settings, seeded, period="daily", now=NOW)
+    with seeded.begin() as conn:
+        set_status(conn, "a1cost", "acknowledged", by="ana", note="looking", now=NOW + timedelta(minutes=30))
+    assert run_digest(settings, seeded, period="daily", now=NOW + timedelta(hours=1)).digests == []
+    with seeded.begin() as conn:
+        set_status(conn, "a1cost", "open", by="ana", note="it came back", now=NOW + timedelta(hours=2))
+    again = run_digest(settings, seeded, period="daily", now=NOW + timedelta(hours=3))
+    [d] = again.digests
+    assert d.items == ("anomaly:a1cost",)  # inside the 24 h suppression interval, but reopened
+    assert "Daily cost of Amazon S3 for orders" in body(smtp_server.recorder.messages[-1][1], "text/html")
