@@ -27,14 +27,25 @@ def upsert_pipelines(conn: Connection, rows: Iterable[dict], *, now: datetime) -
     return upsert(conn, pipelines, list(rows), now=now)
 
 
-def failed_runs_since(conn: Connection, since: datetime | None, *, ended_after: datetime | None = None, limit: int = 1000) -> list[dict]:
-    """Failed or timed-out runs updated at or after ``since``, oldest update first."""
+def failed_runs_since(
+    conn: Connection,
+    since: datetime | None,
+    *,
+    done_at_since: Iterable[str] = (),
+    ended_after: datetime | None = None,
+    limit: int = 1000,
+) -> list[dict]:
+    """Failed or timed-out runs updated at or after ``since`` (minus ``done_at_since``, the ones
+    updated exactly at ``since`` and already handled), oldest update first."""
     r = runs.c
     q = sa.select(
         r.run_id, r.pipeline, r.source, r.correlation_id, r.started_at, r.ended_at, r.updated_at
     ).where(r.status.in_(("FAILED", "TIMED_OUT")))
     if since is not None:
         q = q.where(r.updated_at >= since)
+        done = list(done_at_since)
+        if done:
+            q = q.where(sa.not_(sa.and_(r.updated_at == since, r.run_id.in_(done))))
     if ended_after is not None:
         q = q.where(sa.or_(r.ended_at.is_(None), r.ended_at >= ended_after))
     q = q.order_by(r.updated_at, r.run_id).limit(limit)

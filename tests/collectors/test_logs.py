@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import sqlalchemy as sa
+
+from collectors.runner import collect
+from store.schema import run_logs
+
+T0 = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
+
+
+def _ledger_run(ledger, rid, status, **kw):
+    ledger.run(run_id=rid, pipeline="orders", status=status, trigger="schedule", attempt=1, started_at=T0.isoformat(),
+               ended_at=(T0 + timedelta(minutes=10)).isoformat(), correlation_id=f"c-{rid}", **kw)
+
+
+def _event(minute, cid, level, message, stage="load"):
+    return {"timestamp": int((T0 + timedelta(minutes=minute)).timestamp() * 1000),
+            "message": json.dumps({"correlation_id": cid, "run_id": cid[2:], "stage": stage, "level": level, "message": message})}
+
+
+def test_error_and_warning_events_of_failed_runs(aws, make_settings, engine, ledger, now):
+    _ledger_run(ledger, "r1", "SUCCEEDED")
+    _ledger_run(ledger, "r2", "FAILED", error_type="ValueError", error_message="bad row")
+    logs = boto3.client("logs")
+    group = "/pipepulse/reference/orders"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="2026/11/19/r2")
+    logs.put_log_events(logGroupName=group, logStreamName="2026/11/19/r2", logEvents=[
+        _event(1, "c-r2", "INFO", "started"),
+        _event(2, "c-r2", "WARNING", "3 rows rejected", stage="validate"),
+        _event(3, "c-r22", "ERROR", "another run whose id contains c-r2"),
+        _event(4, "c-r2", "ERROR", "bad row"),
+        _event(5, "c-r1", "ERROR", "not this run"),
+    ])
+    settings = make_settings('[collectors]\nsources = ["reference", "logs"]\n')
+
+    first = {p.source: p for p in collect(settings, engine, now=now)}
+    assert first["logs"].status == "succeeded", first["logs"].error
+    assert first["logs"].calls == {"logs:FilterLogEvents": 1}  # only the failed run is looked up
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(run_logs.c.run_id, run_logs.c.level, run_logs.c.stage, run_logs.c.message, run_logs.c.ts,
+                                     run_logs.c.log_stream).order_by(run_logs.c.ts)).all()
+    assert got == [
+        ("reference:r2", "WARN", "validate", "3 rows rejected", T0 + timedelta(minutes=2), "2026/11/19/r2"),
+        ("reference:r2", "ERROR", "load", "bad row", T0 + timedelta(minutes=4), "2026/11/19/r2"),
+    ]
+
+    second = {p.source: p for p in collect(settings, engine, now=now + timedelta(minutes=5))}
+    assert (second["logs"].rows_written, second["logs"].api_calls) == (0, 0)
+
+
+def test_missing_log_group_is_not_an_error(aws, make_settings, engine, ledger, now):
+    _ledger_run(ledger, "r9", "FAILED")
+    settings = make_settings('[collectors]\nsources = ["reference", "logs"]\n')
+    results = {p.source: p for p in collect(settings, engine, now=now)}
+    assert (results["logs"].status, results["logs"].rows_written) == ("succeeded", 0)

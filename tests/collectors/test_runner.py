@@ -1,0 +1,153 @@
+"""Faults, retries and atomicity of a collection pass."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+import sqlalchemy as sa
+
+import collectors.base as base
+import store.rollups
+from collectors.runner import collect
+from pipepulse.errors import ConfigError
+from pipepulse.localaws.faults import FaultInjector
+from store.schema import collector_runs, run_steps, runs, watermarks
+
+T0 = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
+GLUE = """
+[collectors]
+sources = ["reference", "glue"]
+"""
+
+
+def _ledger(ledger, n=3):
+    for i in range(n):
+        start = T0 + timedelta(hours=i)
+        ledger.run(run_id=f"r{i}", pipeline="orders", status="SUCCEEDED", trigger="schedule", attempt=1,
+                   started_at=start.isoformat(), ended_at=(start + timedelta(minutes=5)).isoformat())
+        ledger.step(run_id=f"r{i}", stage="extract", attempt=1, status="SUCCEEDED", started_at=start.isoformat(),
+                    ended_at=(start + timedelta(minutes=2)).isoformat())
+
+
+def _glue_runs(n=2):
+    glue = boto3.client("glue")
+    glue.create_job(Name="compaction", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://b/j.py"},
+                    MaxCapacity=2.0, ExecutionProperty={"MaxConcurrentRuns": 10})
+    return [glue.start_job_run(JobName="compaction")["JobRunId"] for _ in range(n)]
+
+
+def _count(engine, table):
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def test_throttled_twice_then_retried(aws, make_settings, engine, now):
+    faults = aws.app(FaultInjector)
+    ids = _glue_runs(2)
+    rule = faults.add(service="glue", operation="GetJobRuns", code="ThrottlingException", status=400, times=2)
+    [result] = collect(make_settings('[collectors]\nsources = ["glue"]\n'), engine, now=now)
+    assert result.status == "succeeded", result.error
+    assert rule.hits == 2
+    assert result.retries == {"glue:GetJobRuns": 2}
+    assert result.calls["glue:GetJobRuns"] == 3  # every attempt is a request AWS counts
+    assert _count(engine, runs) == len(ids)
+    with engine.connect() as conn:
+        details = json.loads(conn.execute(sa.select(collector_runs.c.details)).scalar_one())
+        assert details["retries"] == {"glue:GetJobRuns": 2}
+        assert conn.execute(sa.select(collector_runs.c.api_calls)).scalar_one() == result.api_calls == 4  # GetJobs + 3 GetJobRuns
+
+
+def test_source_that_keeps_failing_then_resumes(aws, make_settings, engine, ledger, now):
+    faults = aws.app(FaultInjector)
+    _ledger(ledger)
+    ids = _glue_runs(2)
+    settings = make_settings(GLUE)
+    rule = faults.add(service="glue", operation="GetJobRuns", code="InternalFailure", status=500, times=-1)
+
+    first = {p.source: p for p in collect(settings, engine, now=now)}
+    assert first["reference"].status == "succeeded"  # the other source still ran
+    assert first["glue"].status == "failed"
+    assert "InternalFailure" in first["glue"].error and f"after {base.MAX_ATTEMPTS} attempts" in first["glue"].error
+    assert rule.hits == base.MAX_ATTEMPTS
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(collector_runs.c.source, collector_runs.c.status, collector_runs.c.api_calls)
+                            .order_by(collector_runs.c.collector_run_id)).all() == [
+            ("reference", "succeeded", 0), ("glue", "failed", 1 + base.MAX_ATTEMPTS)]
+        assert conn.execute(sa.select(watermarks.c.source)).scalars().all() == ["reference"]
+        assert conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.source == "glue")).scalar_one() == 0
+
+    faults.reset()
+    second = {p.source: p for p in collect(settings, engine, now=now + timedelta(minutes=5))}
+    assert (second["glue"].status, second["glue"].rows_written) == ("succeeded", len(ids))
+    assert second["reference"].rows_written == 0
+    third = {p.source: p for p in collect(settings, engine, now=now + timedelta(minutes=10))}
+    assert third["glue"].rows_written == 0
+    assert _count(engine, runs) == 3 + len(ids)  # nothing doubled
+
+
+def test_killed_mid_pass_rolls_back_rows_and_watermark(make_settings, engine, ledger, now, monkeypatch):
+    _ledger(ledger)
+    settings = make_settings('[collectors]\nsources = ["reference"]\n')
+
+    def crash(conn, **kw):  # runs after the rows were written, inside the same transaction
+        assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one() == 3
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(store.rollups, "refresh_run_daily", crash)
+    with pytest.raises(KeyboardInterrupt):
+        collect(settings, engine, now=now)
+    assert (_count(engine, runs), _count(engine, run_steps), _count(engine, watermarks)) == (0, 0, 0)
+    with engine.connect() as conn:  # the pass record stays, visibly unfinished
+        assert conn.execute(sa.select(collector_runs.c.status)).scalar_one() == "running"
+
+    monkeypatch.undo()
+    [again] = collect(settings, engine, now=now + timedelta(minutes=5))
+    assert (again.status, again.rows_written) == ("succeeded", 6)
+    assert (_count(engine, runs), _count(engine, run_steps)) == (3, 3)
+
+
+def test_failure_inside_the_transaction_is_recorded(make_settings, engine, ledger, now, monkeypatch):
+    _ledger(ledger)
+    settings = make_settings('[collectors]\nsources = ["reference"]\n')
+    monkeypatch.setattr(store.rollups, "refresh_run_daily", lambda conn, **kw: 1 / 0)
+    [result] = collect(settings, engine, now=now)
+    assert result.status == "failed" and "ZeroDivisionError" in result.error
+    assert (_count(engine, runs), _count(engine, watermarks)) == (0, 0)
+
+
+def test_access_denied_names_the_iam_action(aws, make_settings, engine, now):
+    aws.app(FaultInjector).add(service="states", operation="ListStateMachines", code="AccessDeniedException", status=400, times=-1)
+    [result] = collect(make_settings('[collectors]\nsources = ["stepfunctions"]\n'), engine, now=now)
+    assert result.status == "failed"
+    assert "grant states:ListStateMachines" in result.error
+    assert result.api_calls == 1  # not retried
+
+
+def test_missing_credentials_is_a_clear_error(aws, make_settings, engine, now, monkeypatch, tmp_path):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    [result] = collect(make_settings('[collectors]\nsources = ["glue"]\n'), engine, now=now)
+    assert result.status == "failed"
+    assert "no AWS credentials" in result.error and "AWS_ACCESS_KEY_ID" in result.error
+
+
+def test_unknown_region_is_a_clear_error(make_settings, engine, now, monkeypatch):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    settings = make_settings('[aws]\nregion = "moon-central-1"\nlocal = false\n[collectors]\nsources = ["glue"]\n')
+    [result] = collect(settings, engine, now=now)
+    assert result.status == "failed" and "unknown AWS region 'moon-central-1'" in result.error
+
+
+def test_bad_config_names_file_and_key(make_settings, engine, now):
+    with pytest.raises(ConfigError, match=r"pipepulse.toml: \[collectors.glue\] cron: .*not a 5-field cron"):
+        collect(make_settings('[collectors.glue]\ncron = "every minute"\n'), engine, now=now)
+    with pytest.raises(ConfigError, match=r"\[collectors.glu\]: unknown source"):
+        collect(make_settings('[collectors.glu]\nenabled = true\n'), engine, now=now)
+    with pytest.raises(ConfigError, match="unknown collector source 'nope'"):
+        collect(make_settings(""), engine, sources=["nope"], now=now)
