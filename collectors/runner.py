@@ -43,6 +43,7 @@ __all__ = [
     "SourceConfig",
     "collect",
     "configured_sources",
+    "enabled_sources",
     "run_source",
     "source_config",
 ]
@@ -149,6 +150,12 @@ def configured_sources(settings: Settings) -> list[SourceConfig]:
     return [source_config(settings, name) for name in SOURCES]
 
 
+def enabled_sources(settings: Settings) -> list[SourceConfig]:
+    """The sources a pass runs when none are named, in run order."""
+    # Enabled only by default but not installed (e.g. a cost module not there): skip quietly.
+    return [c for c in configured_sources(settings) if c.enabled and (c.explicit or _available(c.name))]
+
+
 def _load(name: str, settings: Settings) -> Collector:
     target = SOURCES[name]
     if callable(target):
@@ -180,8 +187,7 @@ def collect(
             raise ConfigError(f"unknown collector source {unknown[0]!r}; known: {', '.join(SOURCES)}")
         chosen = [configs[name] for name in SOURCES if name in sources]
     else:
-        # Enabled by default but not built yet (a cost module not landed): skip quietly.
-        chosen = [c for c in configs.values() if c.enabled and (c.explicit or _available(c.name))]
+        chosen = enabled_sources(settings)
     sync_pipelines(settings, engine, now=now)
     return [run_source(settings, engine, c, now=now, session_factory=session_factory) for c in chosen]
 
