@@ -75,29 +75,37 @@ def _empty(title: str, message: str = "no data in this window") -> go.Figure:
 
 
 def health_grid(recent: pd.DataFrame) -> go.Figure:
-    """Each pipeline's recent runs as squares coloured by status (x: start time)."""
-    title = "Recent runs by pipeline"
+    """Each pipeline's recent runs, oldest to newest, as squares coloured by status.
+
+    ``recent``: pipeline, started_at, status, run_id (``store.dashboard_reads.recent_runs``).
+    The x axis counts runs back from the newest (0), so hourly and daily pipelines line up.
+    """
+    title = "Recent runs by pipeline (newest on the right)"
     if recent.empty:
         return _empty(title)
+    f = recent.sort_values(["pipeline", "started_at"]).copy()
+    f["pos"] = f.groupby("pipeline").cumcount() - f.groupby("pipeline")["started_at"].transform("size") + 1
     fig = go.Figure()
     for status, color in STATUS_COLORS.items():
-        part = recent[recent["status"] == status]
+        part = f[f["status"] == status]
         if part.empty:
             continue
         fig.add_trace(
             go.Scatter(
-                x=part["started_at"],
+                x=part["pos"],
                 y=[_t(p) for p in part["pipeline"]],
                 mode="markers",
                 name=status.lower(),
-                marker={"symbol": "square", "size": 13, "color": color},
-                text=[_t(r) for r in part["run_id"]],
-                hovertemplate="%{y}<br>%{x}<br>" + status.lower() + "<br>%{text}<extra></extra>",
+                marker={"symbol": "square", "size": 14, "color": color},
+                customdata=[[_t(r), f"{t:%Y-%m-%d %H:%M}"] for r, t in zip(part["run_id"], part["started_at"], strict=True)],
+                hovertemplate="%{y} " + status.lower() + "<br>%{customdata[1]} UTC<br>%{customdata[0]}<extra></extra>",
             )
         )
-    pipelines = recent["pipeline"].nunique()
-    fig = _layout(fig, title, height=max(200, 60 + 34 * pipelines))
+    pipelines = f["pipeline"].nunique()
+    fig = _layout(fig, title, height=max(200, 90 + 34 * pipelines))
     fig.update_yaxes(type="category", categoryorder="category descending")
+    fig.update_xaxes(zeroline=False, dtick=4)
+    fig.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"})
     return fig
 
 

@@ -318,7 +318,7 @@ def forecast(subject: str = "total") -> tuple[dict[str, Any] | None, pd.DataFram
 
 
 def _root_cause_text(raw: str | None) -> str:
-    if not raw:
+    if not isinstance(raw, str) or not raw:
         return ""
     try:
         items = json.loads(raw)

@@ -46,7 +46,9 @@ class Filters:
 
     @property
     def start_day(self) -> date:
-        return self.start.date()
+        """First day of day-granular reads: whole days, ``range`` of them ending at ``end_day``."""
+        days = RANGE_LENGTHS[self.range].days
+        return self.end_day - timedelta(days=days - 1) if days > 1 else self.start.date()
 
     @property
     def end_day(self) -> date:

@@ -41,6 +41,8 @@ def table(
 ) -> None:
     """A dataframe (text cells are drawn as text) with a button to download it as CSV."""
     shown = frame.drop(columns=[c for c in hide if c in frame.columns])
+    if isinstance(height, int):
+        height = min(height, 38 + 35 * max(len(frame), 1))  # no empty rows under a short table
     st.dataframe(shown, hide_index=True, column_config=column_config, height=height, width="stretch", key=f"df_{key}")
     st.download_button(
         "Download CSV",

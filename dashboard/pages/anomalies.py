@@ -13,6 +13,12 @@ import streamlit as st
 from dashboard import auth, data, state, ui
 from store.schema import ANOMALY_STATUSES
 
+
+
+def _num(v: object) -> str:
+    return "n/a" if v is None or v != v else f"{float(v):,.4g}"  # v != v: NaN
+
+
 f = state.current()
 user = auth.current_user()
 
@@ -44,9 +50,15 @@ ui.table(frame[cols], key="anomalies", filename="anomalies.csv", height=360, col
 
 st.subheader("Act on one")
 labels = {fp: f"{sev} {kind}: {subj} ({fp[:8]})" for fp, sev, kind, subj in zip(frame["fingerprint"], frame["severity"], frame["kind"], frame["subject"], strict=True)}
-fp = st.selectbox("Anomaly", list(labels), format_func=labels.get, key="fp", bind="query-params")
+# kept in the URL as ?fp=<fingerprint> (a bound selectbox would put the long label there)
+wanted = st.query_params.get("fp")
+fp = st.selectbox("Anomaly", list(labels), index=list(labels).index(wanted) if wanted in labels else 0, format_func=labels.get, key="fp_pick")
+st.query_params["fp"] = fp
 row = frame[frame["fingerprint"] == fp].iloc[0]
-st.text(f"{row['subject']}\nobserved {row['observed']}, expected {row['expected']} ({row['lower']} to {row['upper']}), score {row['score']}")
+st.text(
+    f"{row['subject']}\nobserved {_num(row['observed'])}, expected {_num(row['expected'])} "
+    f"(band {_num(row['lower'])} to {_num(row['upper'])}), score {_num(row['score'])}"
+)
 if row["root_cause_text"]:
     st.text(f"root cause: {row['root_cause_text']}")
 st.caption(f"status: {row['effective_status']}")
@@ -55,15 +67,16 @@ if not user.is_admin:
     st.info("Only admins can acknowledge, snooze or resolve anomalies.")
     st.stop()
 
-note = st.text_input("Note", key="anomaly_note", placeholder="what you found, or why it is fine")
-c = st.columns(3)
-until = c[1].date_input("Snooze until", value=f.now.date() + timedelta(days=7), min_value=f.now.date() + timedelta(days=1), key="snooze_until")
+a, b = st.columns([3, 1])
+note = a.text_input("Note", key="anomaly_note", placeholder="what you found, or why it is fine")
+until = b.date_input("Snooze until", value=f.now.date() + timedelta(days=7), min_value=f.now.date() + timedelta(days=1), key="snooze_until")
+c = st.columns([1, 1, 1, 3])
 done = None
-if c[0].button("Acknowledge", key="ack", type="primary"):
+if c[0].button("Acknowledge", key="ack", type="primary", width="stretch"):
     done = ("acknowledged", None)
-if c[1].button("Snooze", key="snooze"):
+if c[1].button("Snooze", key="snooze", width="stretch"):
     done = ("snoozed", datetime.combine(until, time(0), UTC))
-if c[2].button("Resolve", key="resolve"):
+if c[2].button("Resolve", key="resolve", width="stretch"):
     done = ("resolved", None)
 if done is not None:
     status, snooze = done

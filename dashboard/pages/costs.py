@@ -13,7 +13,7 @@ DIMENSIONS = ("service", "region", "usage_type", "account", "pipeline")
 
 st.title("Costs")
 a, b = st.columns(2)
-by = a.selectbox("Group by", DIMENSIONS, key="by", bind="query-params", format_func=lambda d: d.replace("_", " "))
+by = a.selectbox("Group by", DIMENSIONS, key="by", bind="query-params")
 amount = b.selectbox(
     "Amount", ("billed", "effective"), key="amount", bind="query-params",
     help="billed: what the invoice says; effective: after amortised commitments and discounts",

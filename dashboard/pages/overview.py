@@ -34,7 +34,10 @@ def _value(key: str, fmt: str, none: str = "n/a") -> str:
 c = st.columns(4)
 c[0].metric("Success rate", _value("success_rate", "{:.1f}%"), _delta("success_rate", "{:+.1f} pts"), border=True)
 c[1].metric("p95 duration", _value("p95", "{:,.0f} s"), _delta("p95", "{:+,.0f} s"), delta_color="inverse", border=True)
-c[2].metric("Throughput", _value("throughput_per_hour", "{:,.0f} rec/h"), _delta("throughput_per_hour", "{:+,.0f} rec/h"), border=True)
+c[2].metric(
+    "Throughput (records/h)", _value("throughput_per_hour", "{:,.0f}"), _delta("throughput_per_hour", "{:+,.0f}"), border=True,
+    help="Records out per hour over the window",
+)
 c[3].metric("Failed runs", _value("failed", "{:,.0f}"), _delta("failed", "{:+,.0f}"), delta_color="inverse", border=True)
 
 spend = data.spend_month_to_date(f.now.date(), "billed", f.accounts, f.pipelines)
@@ -44,8 +47,8 @@ c = st.columns(4)
 if spend["has_data"]:
     c[0].metric(
         "Spend month to date",
-        f"{spend['mtd']:,.2f} {cur}",
-        f"{spend['mtd'] - spend['previous']:+,.2f} vs same days last month" if spend["previous"] else None,
+        f"{spend['mtd']:,.0f} {cur}",
+        f"{spend['mtd'] - spend['previous']:+,.0f} vs last month" if spend["previous"] else None,
         delta_color="inverse",
         border=True,
     )

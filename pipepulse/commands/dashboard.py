@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 import os
 import secrets as _secrets
+import signal
 import subprocess
 import sys
 import tomllib
@@ -221,6 +222,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     # The child gets this process's environment as is, so it builds the same settings.
     proc = subprocess.Popen(cmd)
+
+    def _stop(signum, _frame):
+        proc.terminate()
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -230,6 +236,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:

@@ -187,7 +187,7 @@ def _costs(rnd, last: date, days: int) -> list[dict]:
                 for usage in usages:
                     for acc_i, account in enumerate(ACCOUNTS):
                         tag = tags[(si + acc_i + len(usage)) % len(tags)]
-                        base = (si + 1) * 3.0 * (1.0 if region == "us-east-1" else 0.4) * (1.0 if acc_i == 0 else 0.5)
+                        base = (si + 1) * 1.0 * (1.0 if region == "us-east-1" else 0.4) * (1.0 if acc_i == 0 else 0.5)
                         spike = 3.0 if service == "AWS Glue" and d == 2 else 1.0  # the cost anomaly
                         amount = round(base * weekday * spike * rnd.uniform(0.9, 1.1), 4)
                         rows.append(

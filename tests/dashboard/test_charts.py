@@ -1,0 +1,131 @@
+"""Chart builders: pure functions, checked on small hand-made frames."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from dashboard import charts
+
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_health_grid_counts_runs_back_from_the_newest_and_colours_by_status():
+    recent = pd.DataFrame(
+        {
+            "pipeline": ["orders", "orders", "orders", "daily"],
+            "started_at": [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2), T0],
+            "status": ["SUCCEEDED", "FAILED", "SUCCEEDED", "RUNNING"],
+            "run_id": ["r1", "r2", "r3", "d1"],
+        }
+    )
+    fig = charts.health_grid(recent)
+    by_name = {t.name: t for t in fig.data}
+    assert sorted(by_name) == ["failed", "running", "succeeded"]
+    assert list(by_name["succeeded"].x) == [-2, 0]
+    assert list(by_name["failed"].x) == [-1]
+    assert list(by_name["running"].x) == [0]  # the newest (only) run of "daily"
+    assert by_name["failed"].marker.color == charts.STATUS_COLORS["FAILED"]
+
+
+def test_labels_from_data_are_escaped_for_plotly():
+    recent = pd.DataFrame(
+        {"pipeline": ["<b>x</b>"], "started_at": [T0], "status": ["FAILED"], "run_id": ["<script>alert(1)</script>"]}
+    )
+    fig = charts.health_grid(recent)
+    assert list(fig.data[0].y) == ["&lt;b&gt;x&lt;/b&gt;"]
+    assert fig.data[0].customdata[0][0] == "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_runs_by_status_stacks_succeeded_failed_and_the_rest():
+    daily = pd.DataFrame(
+        {"day": pd.to_datetime(["2026-11-01", "2026-11-01", "2026-11-02"]), "pipeline": ["a", "b", "a"],
+         "runs": [10, 5, 8], "succeeded": [9, 4, 8], "failed": [1, 0, 0]}
+    )
+    fig = charts.runs_by_status(daily)
+    values = {t.name: list(t.y) for t in fig.data}
+    assert values == {"succeeded": [13, 8], "failed": [1, 0], "other": [1, 0]}
+    assert fig.layout.barmode == "stack"
+
+
+def test_duration_trend_draws_p50_and_p95_per_pipeline_and_marks_anomalies():
+    daily = pd.DataFrame(
+        {"day": pd.to_datetime(["2026-11-01", "2026-11-02"]), "pipeline": ["a", "a"],
+         "duration_p50": [10.0, 11.0], "duration_p95": [20.0, 40.0]}
+    )
+    marks = pd.DataFrame({"window_start": [T0], "observed": [40.0], "subject": ["a p95"], "severity": ["high"]})
+    fig = charts.duration_trend(daily, marks)
+    assert [t.name for t in fig.data] == ["a p95", "a p50", "duration anomaly"]
+    assert list(fig.data[0].y) == [20.0, 40.0]
+    assert list(fig.data[2].y) == [40.0]
+    assert all(t.type == "scatter" for t in fig.data)  # SVG, not WebGL
+
+
+def test_cost_stacked_keeps_the_top_keys_and_folds_the_rest_into_other():
+    by_day = pd.DataFrame(
+        {"day": pd.to_datetime(["2026-11-01"] * 3 + ["2026-11-02"] * 3), "key": ["S3", "Glue", "Lambda"] * 2,
+         "cost": [5.0, 10.0, 1.0, 6.0, 12.0, 2.0]}
+    )
+    fig = charts.cost_stacked(by_day, "service", top=2)
+    assert [t.name for t in fig.data] == ["Glue", "S3", "other"]
+    assert list(fig.data[2].y) == [1.0, 2.0]
+    assert list(fig.data[0].y) == [10.0, 12.0]
+
+
+def test_cost_stacked_names_untagged_pipeline_spend():
+    by_day = pd.DataFrame({"day": pd.to_datetime(["2026-11-01", "2026-11-01"]), "key": ["", "orders"], "cost": [3.0, 1.0]})
+    fig = charts.cost_stacked(by_day, "pipeline")
+    assert [t.name for t in fig.data] == ["(untagged)", "orders"]
+
+
+def test_forecast_vs_actual_draws_band_mean_and_actual():
+    actual = pd.DataFrame({"day": pd.to_datetime(["2026-11-01", "2026-11-02"]), "cost": [100.0, 110.0]})
+    points = pd.DataFrame({"day": pd.to_datetime(["2026-11-03"]), "mean": [105.0], "lower": [95.0], "upper": [120.0]})
+    fig = charts.forecast_vs_actual(actual, points, level=0.8)
+    names = [t.name for t in fig.data]
+    assert names == [None, "80% band", "forecast", "actual"]
+    assert fig.data[1].fill == "tonexty"
+    assert list(fig.data[0].y) == [120.0] and list(fig.data[1].y) == [95.0]
+
+
+def test_run_timeline_shows_queue_time_and_each_attempt():
+    steps = pd.DataFrame(
+        {
+            "stage": ["ingest", "transform", "transform"],
+            "attempt": [1, 1, 2],
+            "status": ["SUCCEEDED", "FAILED", "SUCCEEDED"],
+            "queued_at": [T0, T0 + timedelta(seconds=60), T0 + timedelta(seconds=100)],
+            "started_at": [T0 + timedelta(seconds=10), T0 + timedelta(seconds=60), T0 + timedelta(seconds=130)],
+            "ended_at": [T0 + timedelta(seconds=60), T0 + timedelta(seconds=90), T0 + timedelta(seconds=200)],
+        }
+    )
+    fig = charts.run_timeline(steps)
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["queued"].y) == ["ingest #1", "transform #2"]
+    assert list(by_name["queued"].x) == [10_000.0, 30_000.0]
+    assert list(by_name["failed"].y) == ["transform #1"]
+    assert list(by_name["succeeded"].x) == [50_000.0, 70_000.0]
+
+
+def test_movers_colours_increases_red_and_decreases_green():
+    frame = pd.DataFrame({"service": ["Glue", "S3"], "current": [30.0, 5.0], "previous": [10.0, 8.0], "change": [20.0, -3.0]})
+    fig = charts.movers(frame, "service")
+    assert list(fig.data[0].y) == ["S3", "Glue"]  # largest at the top
+    assert list(fig.data[0].marker.color) == ["#2e9e5b", "#d62728"]
+
+
+def test_empty_frames_give_a_figure_that_says_so():
+    fig = charts.cost_stacked(pd.DataFrame(columns=["day", "key", "cost"]), "service")
+    assert fig.layout.annotations[0].text == "no data in this window"
+
+
+def test_collector_api_cost_sums_per_day_and_source():
+    passes = pd.DataFrame(
+        {"started_at": [T0, T0 + timedelta(hours=2), T0], "source": ["ce", "ce", "logs"],
+         "api_cost_usd": [0.03, 0.03, 0.0], "api_calls": [3, 3, 2]}
+    )
+    fig = charts.collector_api_cost(passes)
+    by_name = {t.name: t for t in fig.data}
+    assert list(by_name["ce"].y) == [0.06]
+    assert list(by_name["ce"].customdata) == [6]

@@ -1,0 +1,87 @@
+"""``pipepulse dashboard``: the login rule at start-up, the streamlit command line, password hashes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DEMO_CONFIG, ROOT
+from pipepulse.cli import build_parser
+from pipepulse.commands.dashboard import auth_mode, hash_password, is_loopback, serve_command, verify_password
+from pipepulse.errors import ConfigError
+from pipepulse.settings import load_settings
+
+
+def _args(*argv: str):
+    return build_parser().parse_args(["dashboard", "serve", *argv])
+
+
+def test_password_hash_round_trip_and_rejects_others():
+    stored = hash_password("s3cret")
+    assert stored.startswith("scrypt$16384$8$1$")
+    assert verify_password("s3cret", stored)
+    assert not verify_password("s3cret ", stored)
+    assert not verify_password("s3cret", "not-a-hash")
+    assert hash_password("x", salt=b"a" * 16) == hash_password("x", salt=b"a" * 16)
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [("127.0.0.1", True), ("127.1.2.3", True), ("localhost", True), ("::1", True), ("[::1]", True),
+     ("0.0.0.0", False), ("", False), (None, False), ("10.0.0.5", False), ("::", False), ("example.com", False)],
+)
+def test_is_loopback(address, loopback):
+    assert is_loopback(address) is loopback
+
+
+def test_auth_mode_reads_users_or_oidc():
+    assert auth_mode({}) is None
+    assert auth_mode({"pipepulse": {"users": {"a": {"password_hash": hash_password("p"), "role": "admin"}}}}) == "password"
+    assert auth_mode({"auth": {"redirect_uri": "https://x/oauth2callback", "cookie_secret": "k"}}) == "oidc"
+    with pytest.raises(ConfigError, match="role: expected viewer or admin"):
+        auth_mode({"pipepulse": {"users": {"a": {"password_hash": hash_password("p"), "role": "root"}}}})
+    with pytest.raises(ConfigError, match="hash-password"):
+        auth_mode({"pipepulse": {"users": {"a": {"password_hash": "plain"}}}})
+
+
+def test_serve_refuses_a_public_address_without_login(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings(env={}, config_path=DEMO_CONFIG)
+    with pytest.raises(ConfigError, match="refusing to serve the dashboard on 0.0.0.0 without a login"):
+        serve_command(_args("--address", "0.0.0.0"), settings)
+
+
+def test_serve_command_on_a_public_address_with_users(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[pipepulse.users.ann]\npassword_hash = "{hash_password("pw")}"\nrole = "admin"\n')
+    settings = load_settings(env={}, config_path=DEMO_CONFIG)
+    cmd = serve_command(_args("--address", "0.0.0.0", "--port", "9000", "--secrets", str(secrets)), settings)
+    joined = " ".join(cmd)
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    for pair in ("--server.address 0.0.0.0", "--server.port 9000", "--server.headless true",
+                 "--browser.gatherUsageStats false", "--server.fileWatcherType none", f"--secrets.files {secrets}"):
+        assert pair in joined
+    assert cmd[-3:] == ["--", "--config", str(DEMO_CONFIG.resolve())]
+
+
+def test_cli_exits_with_a_clear_message(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "pipepulse.cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0"],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 1
+    assert "refusing to serve the dashboard on 0.0.0.0 without a login" in out.stderr
+
+
+def test_hash_password_command_reads_stdin():
+    out = subprocess.run(
+        [sys.executable, "-m", "pipepulse.cli", "dashboard", "hash-password", "--password-stdin"],
+        input="pw\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert verify_password("pw", out.stdout.strip())

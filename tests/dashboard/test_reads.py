@@ -1,0 +1,141 @@
+"""store.dashboard_reads on SQLite and PostgreSQL, with hand-made rows and exact answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from store import dashboard_reads as reads
+from store.schema import anomalies, pipelines, run_logs, run_steps, runs
+from store.writes import upsert
+
+T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+
+
+def _run(i, pipeline, status, *, hours, duration, records=100, cost=0.5, attempt=1, trigger="schedule", retries=0):
+    start = T0 + timedelta(hours=hours)
+    return {
+        "run_id": f"reference:{pipeline}-{i}", "pipeline": pipeline, "source": "reference", "status": status,
+        "trigger": trigger, "attempt": attempt, "queued_at": start - timedelta(seconds=30), "started_at": start,
+        "ended_at": start + timedelta(seconds=duration), "duration_seconds": float(duration), "records_in": records,
+        "records_out": records, "records_rejected": 0, "retries": retries, "cost_usd": cost,
+        "error_message": "boom" if status == "FAILED" else None, "correlation_id": f"c-{i}",
+    }
+
+
+@pytest.fixture
+def filled(engine, now):
+    rows = [
+        _run(1, "orders", "SUCCEEDED", hours=1, duration=10),
+        _run(2, "orders", "SUCCEEDED", hours=2, duration=20, retries=2),
+        _run(3, "orders", "FAILED", hours=3, duration=30, records=0, attempt=2, trigger="retry"),
+        _run(4, "orders", "SUCCEEDED", hours=4, duration=40),
+        _run(5, "daily", "TIMED_OUT", hours=5, duration=100, cost=2.0),
+        _run(6, "daily", "SUCCEEDED", hours=30, duration=50, records=1000, cost=1.0),
+    ]
+    with engine.begin() as conn:
+        upsert(conn, runs, rows, now=now)
+        upsert(conn, pipelines, [{"name": "orders"}, {"name": "daily"}, {"name": "idle"}], now=now)
+        upsert(conn, run_steps, [
+            {"run_id": "reference:orders-3", "stage": "load", "attempt": a, "status": s, "started_at": T0 + timedelta(hours=3, seconds=a)}
+            for a, s in ((1, "FAILED"), (2, "FAILED"))
+        ], now=now)
+        upsert(conn, run_logs, [
+            {"log_id": "g:1", "run_id": "reference:orders-3", "correlation_id": "c-3", "ts": T0 + timedelta(hours=3), "message": "start"},
+            {"log_id": "g:2", "run_id": None, "correlation_id": "c-3", "ts": T0 + timedelta(hours=3, seconds=5), "level": "ERROR", "message": "<script>alert(1)</script>"},
+            {"log_id": "g:3", "run_id": "reference:orders-4", "correlation_id": "c-4", "ts": T0 + timedelta(hours=4), "message": "other"},
+        ])
+    return engine
+
+
+def test_run_window_stats_counts_and_sums_in_sql(filled):
+    with filled.connect() as conn:
+        got = reads.run_window_stats(conn, T0, T0 + timedelta(hours=24))
+        orders = reads.run_window_stats(conn, T0, T0 + timedelta(hours=24), pipelines=["orders"])
+    assert got == {"runs": 5, "succeeded": 3, "failed": 2, "terminal": 5, "retries": 2, "records_in": 400,
+                   "records_out": 400, "records_rejected": 0, "cost_usd": 4.0}
+    assert orders["runs"] == 4 and orders["failed"] == 1
+
+
+def test_duration_quantiles_interpolate_like_numpy(filled):
+    with filled.connect() as conn:
+        q = reads.duration_quantiles(conn, T0, T0 + timedelta(hours=24), pipelines=["orders"])
+        none = reads.duration_quantiles(conn, T0 - timedelta(days=9), T0 - timedelta(days=8))
+    assert q[0.5] == pytest.approx(25.0)
+    assert q[0.95] == pytest.approx(38.5)
+    assert none == {0.5: None, 0.95: None}
+
+
+def test_recent_runs_keeps_the_newest_per_pipeline(filled):
+    with filled.connect() as conn:
+        got = reads.recent_runs(conn, T0, per_pipeline=2)
+    assert list(zip(got["pipeline"], got["run_id"], strict=True)) == [
+        ("daily", "reference:daily-5"), ("daily", "reference:daily-6"),
+        ("orders", "reference:orders-3"), ("orders", "reference:orders-4"),
+    ]
+    assert str(got["started_at"].dt.tz) == "UTC"
+
+
+def test_last_runs_and_freshness_runs(filled):
+    with filled.connect() as conn:
+        last = reads.last_runs(conn, T0)
+        fresh = reads.freshness_runs(conn, T0 + timedelta(hours=4), pipelines=["orders", "daily"])
+    assert list(last["pipeline"]) == ["daily", "orders"]
+    assert list(last["last_status"]) == ["SUCCEEDED", "SUCCEEDED"]
+    assert last.loc[1, "last_success_at"] == T0 + timedelta(hours=4, seconds=40)
+    # orders-4, daily-5 and daily-6 started in the window; nothing older is needed
+    assert sorted(fresh["pipeline"] + ":" + fresh["status"]) == ["daily:SUCCEEDED", "daily:TIMED_OUT", "orders:SUCCEEDED"]
+    with filled.connect() as conn:
+        older = reads.freshness_runs(conn, T0 + timedelta(hours=40), pipelines=["orders"])
+    assert list(older["started_at"]) == [T0 + timedelta(hours=4)]  # the last success, older than the window
+
+
+def test_run_cost_summary_matches_the_insights_definition(filled):
+    from insights.costs import run_cost_summary
+
+    with filled.connect() as conn:
+        sql = reads.run_cost_summary(conn, T0, T0 + timedelta(days=2))
+        raw = reads.runs_frame(conn, T0, T0 + timedelta(days=2))
+    py = run_cost_summary(raw)
+    assert sql.to_dict("records") == [
+        {"pipeline": "daily", "runs": 2, "succeeded": 1, "failed": 1, "records_out": 1000, "cost_usd": 3.0, "failed_cost_usd": 2.0, "retry_cost_usd": 0.0},
+        {"pipeline": "orders", "runs": 4, "succeeded": 3, "failed": 1, "records_out": 300, "cost_usd": 2.0, "failed_cost_usd": 0.5, "retry_cost_usd": 0.5},
+    ]
+    assert py[sql.columns].astype(sql.dtypes.to_dict()).to_dict("records") == sql.to_dict("records")
+
+
+def test_run_detail_reads_steps_and_logs_by_run_or_correlation_id(filled):
+    with filled.connect() as conn:
+        run = reads.run(conn, "reference:orders-3")
+        steps = reads.run_steps_frame(conn, "reference:orders-3")
+        logs = reads.run_logs_frame(conn, run_id="reference:orders-3", correlation_id=run["correlation_id"])
+        missing = reads.run(conn, "reference:nope")
+    assert run["status"] == "FAILED" and run["started_at"].tzinfo is not None
+    assert list(steps["attempt"]) == [1, 2]
+    assert list(logs["message"]) == ["start", "<script>alert(1)</script>"]
+    assert missing is None
+
+
+def test_pipeline_names_include_stored_definitions(filled):
+    with filled.connect() as conn:
+        assert reads.pipeline_names(conn) == ["daily", "idle", "orders"]
+
+
+def test_set_anomaly_status_stores_who_when_note_and_snooze(engine, now):
+    row = {"fingerprint": "fp1", "kind": "cost", "subject": "spend", "window_start": now, "window_end": now,
+           "severity": "high", "first_seen": now, "last_seen": now}
+    with engine.begin() as conn:
+        upsert(conn, anomalies, [row])
+    until = now + timedelta(days=3)
+    with engine.begin() as conn:
+        assert reads.set_anomaly_status(conn, "fp1", "snoozed", by="alice", now=now, note="known", snoozed_until=until)
+        assert not reads.set_anomaly_status(conn, "nope", "resolved", by="alice", now=now)
+    with engine.connect() as conn:
+        got = reads.anomalies_frame(conn, statuses=["snoozed"]).iloc[0]
+        assert reads.anomalies_frame(conn, statuses=["open"]).empty
+    assert (got["status"], got["status_by"], got["status_note"]) == ("snoozed", "alice", "known")
+    assert got["snoozed_until"] == until and got["status_at"] == now
+    with pytest.raises(ValueError, match="snoozed_until"):
+        with engine.begin() as conn:
+            reads.set_anomaly_status(conn, "fp1", "snoozed", by="alice", now=now)
