@@ -1,0 +1,406 @@
+"""N days of the reference pipelines' history on a simulated clock, with realistic faults.
+
+``backfill(settings, *, days, end, seed=7, progress=False)`` replays every run the configured
+reference pipelines would have made in ``[end - days, end)``: cron slots, interval runs ("every N
+minutes from the last start"), and file-arrival runs (a partner drops 2-4 files a day; a poll
+every 5 minutes notices them). Each run goes through the same DAG executor, ledger, metrics, logs
+and cost code as a live run; only time is simulated (the clock is set to the run's slot, stages
+report how long they would have taken, nothing sleeps) and so are most of the records.
+
+Real files, sparingly: the first run of each pipeline in every ``sample_every_hours`` (default
+24) reads a real source file written to S3 for it (with the day's bad records in it, so real
+rejects land in the quarantine) and loads real output; every other run processes *synthetic*
+counts drawn from the same volume model, so the series have no seams. That keeps a 90-day
+backfill to a few hundred small S3 objects instead of thousands.
+
+Faults, placed by fractions of the window so that short backfills have them too, all from
+``seed`` (same seed, same history, ids included):
+
+- transient errors: ~1.5% of stage attempts fail with S3 ``SlowDown``; retries absorb them
+- bad-data day (day ``0.4 x days``): a quarter of ``orders`` records are malformed
+- slow upstream (days ``0.7 x days`` .. +2): ``clickstream`` ingest 5x slower, some attempts
+  time out and are retried
+- outage (day ``0.55 x days``, 09:00-13:00 UTC): the lake bucket answers 503; loads fail after
+  their retries, runs FAIL, and each failed run is retried once an hour later (trigger ``retry``)
+- runaway (days ``0.8 x days`` .. +3): ``clickstream``'s transform runs with 3x the DPUs
+- volume growth: +35% over the window, weekends 20% quieter
+- in the bill only: a two-day data-transfer spike (day ``0.3 x days``)
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from pipeline import focus, states
+from pipeline.config import PipelineSection, pipeline_section, profile_for
+from pipeline.dag import InlineExecutor, StageResult
+from pipeline.emit import Logs, Metrics
+from pipeline.ledger import Ledger
+from pipeline.run import RunRequest, Runtime, Synthetic, run_pipeline
+from pipeline.storage import S3Storage, SourceFile, location
+from pipepulse.cron import CronSchedule
+from pipepulse.errors import PipelineError
+from pipepulse.settings import PipelineConfig, Settings
+
+__all__ = ["BackfillSummary", "Faults", "backfill"]
+
+POLL_SECONDS = 300  # how often the file-arrival sensor looks (simulated)
+TRANSIENT_RATE = 0.015
+GROWTH = 0.35
+
+DEFAULT_PIPELINES = (PipelineConfig(name="orders", schedule="0 * * * *"),)
+
+
+@dataclass
+class BackfillSummary:
+    start: datetime
+    end: datetime
+    days: int
+    seed: int
+    ledger_path: str
+    runs: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    by_pipeline: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    records_in: int = 0
+    records_rejected: int = 0
+    cost_usd: float = 0.0
+    sampled_runs: int = 0
+    metric_points: int = 0
+    metric_calls: int = 0
+    log_calls: int = 0
+    export_keys: list[str] = field(default_factory=list)
+    export_rows: int = 0
+    export_total_usd: float = 0.0
+    wall_seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """A human summary."""
+        st = ", ".join(f"{k} {v}" for k, v in sorted(self.by_status.items()))
+        return [
+            f"backfill {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M} UTC ({self.days} days, seed {self.seed})",
+            f"runs: {self.runs} ({st}); step retries {self.retries}; {self.sampled_runs} runs read real files",
+            f"records: {self.records_in:,} in, {self.records_rejected:,} rejected; estimated cost ${self.cost_usd:,.2f}",
+            f"metrics: {self.metric_points:,} points in {self.metric_calls} PutMetricData calls; logs: {self.log_calls} calls",
+            f"cost export: {self.export_rows:,} FOCUS rows, ${self.export_total_usd:,.2f}, {len(self.export_keys)} file(s)",
+            f"ledger: {self.ledger_path}; took {self.wall_seconds:.1f} s",
+        ]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Where the window's incidents fall (see module docstring)."""
+
+    start: datetime
+    days: int
+
+    def day(self, frac: float) -> date:
+        return (self.start + timedelta(days=int(self.days * frac))).date()
+
+    @property
+    def bad_data_day(self) -> date:
+        return self.day(0.4)
+
+    @property
+    def outage(self) -> tuple[datetime, datetime]:
+        d = datetime.combine(self.day(0.55), datetime.min.time(), UTC)
+        return d + timedelta(hours=9), d + timedelta(hours=13)
+
+    @property
+    def slow_days(self) -> tuple[date, date]:
+        d = self.day(0.7)
+        return d, d + timedelta(days=2)
+
+    @property
+    def runaway_days(self) -> tuple[date, date]:
+        d = self.day(0.8)
+        return d, d + timedelta(days=3)
+
+    @property
+    def dt_spike_day(self) -> date:
+        return self.day(0.3)
+
+
+class _SimClock:
+    def __init__(self) -> None:
+        self.t = datetime(2000, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int = 7, progress: bool = False) -> BackfillSummary:
+    """Simulate ``days`` days of runs ending at ``end`` (see module docstring)."""
+    if days <= 0:
+        raise ValueError("days must be positive")
+    t_wall = time.perf_counter()
+    section = pipeline_section(settings)
+    if isinstance(end, datetime):
+        end_dt = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    else:
+        end_dt = datetime.combine(end, datetime.min.time(), UTC)
+    start = end_dt - timedelta(days=days)
+    pipelines = [p for p in settings.pipelines if p.source == "reference"] or list(DEFAULT_PIPELINES)
+    faults = Faults(start, days)
+
+    clock = _SimClock()
+    source = location(section.source)
+    rt = Runtime(
+        section=section,
+        prices=settings.prices,
+        ledger=Ledger(section.ledger_path),
+        metrics=Metrics(),
+        logs=Logs(),
+        source=source,
+        output=location(section.output),
+        quarantine=location(section.quarantine),
+        clock=clock,
+        sleep=clock.sleep,
+        rng=random.Random(f"backoff:{seed}"),
+        pool=InlineExecutor(),  # simulated stages: parallel on the virtual clock, inline in fact
+        flush_each_run=False,
+    )
+    for st in (rt.source, rt.output, rt.quarantine):
+        st.ensure()
+    summary = BackfillSummary(start=start, end=end_dt, days=days, seed=seed, ledger_path=str(section.ledger_path))
+    ids = random.Random(f"ids:{seed}")
+    usage: dict[tuple[date, str], dict[str, float]] = {}
+    try:
+        rt.ledger.forget(pipelines=[p.name for p in pipelines], start=start, end=end_dt)
+        events = _events(pipelines, start, end_dt, seed)
+        heap = [(t, i, name, trig, 1) for i, (t, name, trig) in enumerate(events)]
+        heapq.heapify(heap)
+        seq = len(heap)
+        last_sample: dict[str, datetime] = {}
+        by_name = {p.name: p for p in pipelines}
+        total_days = days
+        current_day: date | None = None
+        ticker = _Progress(total_days, enabled=progress)
+        while heap:
+            t, _, name, trig, attempt = heapq.heappop(heap)
+            if t >= end_dt:
+                continue
+            if current_day != t.date():
+                if current_day is not None:
+                    rt.logs.flush()
+                    ticker.step()
+                current_day = t.date()
+            cfg = by_name[name]
+            sample = name not in last_sample or t - last_sample[name] >= timedelta(hours=section.sample_every_hours)
+            if sample:
+                last_sample[name] = t
+            run_key = f"{seed}:{name}:{t.isoformat()}:{attempt}"
+            req = _request(rt, cfg, t, trig, attempt, run_key, faults, start, days, sample, ids)
+            clock.t = t
+            with rt.ledger.transaction():
+                result = run_pipeline(rt, req)
+            summary.runs += 1
+            summary.sampled_runs += sample
+            summary.by_status[result.status] = summary.by_status.get(result.status, 0) + 1
+            summary.by_pipeline[name] = summary.by_pipeline.get(name, 0) + 1
+            summary.retries += result.retries
+            summary.records_in += result.records_in
+            summary.records_rejected += result.records_rejected
+            summary.cost_usd += result.cost_usd
+            bucket = usage.setdefault((t.date(), name), {})
+            for k, v in result.usage.items():
+                bucket[k] = bucket.get(k, 0.0) + v
+            if trig == "interval" and cfg.interval_seconds:
+                nxt = (result.started_at or t) + timedelta(seconds=cfg.interval_seconds)
+                seq += 1
+                heapq.heappush(heap, (nxt, seq, name, "interval", 1))
+            if result.status != states.SUCCEEDED and attempt == 1:
+                seq += 1
+                heapq.heappush(heap, (t + timedelta(hours=1), seq, name, "retry", 2))
+        ticker.step()
+        ticker.close()
+        rt.metrics.flush()
+        rt.logs.flush()
+        rows = focus.account_rows(start.date(), (end_dt - timedelta(microseconds=1)).date() + timedelta(days=1), usage,
+                                  settings.prices, seed=seed, dt_spike_day=faults.dt_spike_day)
+        summary.export_keys = focus.write_export(rows, section.export_bucket)
+        summary.export_rows = len(rows)
+        summary.export_total_usd = round(sum(float(r["BilledCost"]) for r in rows), 2)
+    finally:
+        summary.metric_points = rt.metrics.sent
+        summary.metric_calls = rt.metrics.calls
+        summary.log_calls = rt.logs.calls
+        rt.pool.shutdown(wait=True)
+        rt.ledger.close()
+    summary.cost_usd = round(summary.cost_usd, 2)
+    summary.wall_seconds = time.perf_counter() - t_wall
+    return summary
+
+
+def _events(pipelines: list[PipelineConfig], start: datetime, end: datetime, seed: int) -> list[tuple[datetime, str, str]]:
+    """The first runs: every cron slot, the first interval run, every file-arrival run."""
+    out: list[tuple[datetime, str, str]] = []
+    for p in pipelines:
+        if p.schedule:
+            out += [(t, p.name, "schedule") for t in CronSchedule(p.schedule).between(start, end)]
+        elif p.interval_seconds:
+            offset = random.Random(f"offset:{seed}:{p.name}").randint(60, 900)
+            out.append((start + timedelta(seconds=offset), p.name, "interval"))
+        else:
+            rng = random.Random(f"arrivals:{seed}:{p.name}")
+            day = start.replace(hour=0)
+            while day < end:
+                for _ in range(rng.randint(2, 4)):
+                    arrival = day + timedelta(seconds=rng.randint(7 * 3600, 19 * 3600))
+                    noticed = arrival + timedelta(seconds=POLL_SECONDS - arrival.timestamp() % POLL_SECONDS)
+                    if start <= noticed < end:
+                        out.append((noticed, p.name, "event"))
+                day += timedelta(days=1)
+    return sorted(out)
+
+
+def _request(rt: Runtime, cfg: PipelineConfig, t: datetime, trigger: str, attempt: int, run_key: str, faults: Faults,
+             start: datetime, days: int, sample: bool, ids: random.Random) -> RunRequest:
+    profile = profile_for(cfg.name)
+    rng = random.Random(run_key)
+    progress_frac = (t - start).total_seconds() / (days * 86400)
+    weekend = t.weekday() >= 5
+    records = int(profile.records_per_run * (1 + GROWTH * progress_frac) * (0.8 if weekend else 1.0) * rng.gauss(1.0, 0.08))
+    records = max(records, 10)
+    reject_rate = profile.reject_rate
+    if cfg.name == "orders" and t.date() == faults.bad_data_day:
+        reject_rate = 0.25
+    rejected = sum(1 for _ in range(min(records, 5000)) if rng.random() < reject_rate) * max(1, records // 5000)
+    rejected = min(rejected, records)
+    slow = cfg.name == "clickstream" and faults.slow_days[0] <= t.date() <= faults.slow_days[1]
+    runaway = cfg.name == "clickstream" and faults.runaway_days[0] <= t.date() <= faults.runaway_days[1]
+    out_start, out_end = faults.outage
+    in_outage = out_start <= t < out_end
+    dpus = profile.transform_dpus * (3 if runaway else 1)
+    timeout = rt.section.stage_timeout_seconds
+
+    def seconds(stage: str, n: int, k: int, r: random.Random) -> float:
+        base = {
+            "ingest": 4 + n * 0.004,
+            "validate": 2 + n * 0.001,
+            "transform": 60 + n / 1000 * profile.transform_seconds_per_1k,
+            "quarantine": 1 + n * 0.002,
+            "load": 3 + n * 0.002,
+        }[stage]
+        if stage == "ingest" and slow:
+            base *= 5
+            if r.random() < 0.3:
+                base = timeout * 1.5  # the upstream hangs: this attempt times out
+        if stage == "transform" and runaway:
+            base *= 1.2
+        return round(base * r.lognormvariate(0, 0.1), 3)
+
+    def fault(stage: str, n_attempt: int) -> None:
+        r = random.Random(f"{run_key}:{stage}:{n_attempt}:fault")
+        if in_outage and stage == "load":
+            exc = PipelineError("PutObject on the lake bucket: 503 Service Unavailable", error_type="ServiceUnavailable", transient=True)
+            exc.seconds = round(2 + r.random() * 3, 3)  # type: ignore[attr-defined]
+            raise exc
+        if r.random() < TRANSIENT_RATE:
+            exc = PipelineError("S3 SlowDown: please reduce your request rate", error_type="SlowDown", transient=True)
+            exc.seconds = round(1 + r.random() * 5, 3)  # type: ignore[attr-defined]
+            raise exc
+
+    def timing(stage: str, n_attempt: int, result: StageResult) -> float:
+        r = random.Random(f"{run_key}:{stage}:{n_attempt}:time")
+        return seconds(stage, result.records_in or 0, result.records_rejected or 0, r)
+
+    req = RunRequest(
+        cfg.name,
+        trigger=trigger,
+        scheduled_for=t,
+        run_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)),
+        correlation_id=str(uuid.UUID(int=ids.getrandbits(128), version=4)),
+        attempt=attempt,
+        faults=fault,
+        timing=timing,
+        queue_seconds=round(rng.uniform(0.5, 20.0), 3),
+        dpus=dpus,
+    )
+    if sample and isinstance(rt.source, S3Storage):
+        body = _source_file(profile, records, rejected, rng, t)
+        key = f"{cfg.name}/{t:%Y/%m/%d}/{cfg.name}-{t:%Y%m%dT%H%M%S}-{attempt}.{profile.fmt}"
+        resp = rt.source.s3.put_object(Bucket=rt.source.bucket, Key=rt.source._k(key), Body=body)
+        req.inputs = [(rt.source, SourceFile(key, len(body), resp["ETag"].strip('"')))]
+    else:
+        avg = {"csv": 48, "jsonl": 130}[profile.fmt]
+        req.synthetic = Synthetic(records=records, rejected=rejected, bytes=records * avg)
+    return req
+
+
+def _source_file(profile, records: int, rejected: int, rng: random.Random, t: datetime) -> bytes:
+    """A source file of ``records`` records, ``rejected`` of them bad in one of several ways."""
+    bad = set(rng.sample(range(records), rejected)) if rejected else set()
+    ts = t.isoformat()
+    lines: list[str] = []
+    if profile.dataset == "clickstream":
+        types = ("view", "click", "add_to_cart", "purchase")
+        for i in range(records):
+            rec: dict[str, Any] = {"event_id": f"e{t:%Y%m%d%H%M}-{i}", "session_id": f"s{rng.randint(1, 9999)}",
+                                   "event_type": types[i % 4], "url": f"/p/{i % 97}?ref=x", "ts": ts}
+            if i in bad:
+                kind = i % 3
+                if kind == 0:
+                    lines.append("{broken json")
+                    continue
+                if kind == 1:
+                    del rec["session_id"]
+                else:
+                    rec["event_type"] = "hover"
+            lines.append(json.dumps(rec, separators=(",", ":")))
+        return ("\n".join(lines) + "\n").encode()
+    if profile.dataset == "finance":
+        lines.append("entry_id,account,amount,posted_on")
+        for i in range(records):
+            row = f"f{t:%Y%m%d}-{i},{4000 + i % 40},{rng.uniform(-5000, 5000):.2f},{t:%Y-%m-%d}"
+            if i in bad:
+                row = [f"f{t:%Y%m%d}-{i},{4000 + i % 40},n/a,{t:%Y-%m-%d}", f"f{t:%Y%m%d}-{i},{4000 + i % 40},12.00,31/12/2026", f"f{t:%Y%m%d}-{i},{4000}"][i % 3]
+            lines.append(row)
+    elif profile.dataset == "partner":
+        lines.append("sku,partner,qty,price")
+        for i in range(records):
+            row = f"SKU{i:06d},acme,{rng.randint(1, 50)},{rng.uniform(1, 200):.2f}"
+            if i in bad:
+                row = [f"SKU{i:06d},acme,-3,9.99", f"SKU{i:06d},acme,many,9.99", f"SKU{i:06d},acme"][i % 3]
+            lines.append(row)
+    else:
+        lines.append("order_id,customer_id,amount,currency,created_at")
+        for i in range(records):
+            row = f"o{t:%Y%m%d%H%M}-{i},c{rng.randint(1, 5000)},{rng.uniform(5, 400):.2f},USD,{ts}"
+            if i in bad:
+                row = [f"o{t:%Y%m%d%H%M}-{i},c1,abc,USD,{ts}", f"o{t:%Y%m%d%H%M}-{i},c1,10.00,XXX,{ts}",
+                       f"o{t:%Y%m%d%H%M}-{i},c1,10.00", f"o{t:%Y%m%d%H%M}-{i},,10.00,USD,{ts}"][i % 4]
+            lines.append(row)
+    return ("\n".join(lines) + "\n").encode()
+
+
+class _Progress:
+    """A day-by-day progress bar (pipepulse.progress: drawn only when stderr is a terminal)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.gen = None
+        if enabled:
+            from pipepulse.progress import progress
+
+            self.gen = progress(range(total + 1), total=total + 1, label="backfill days")
+            next(self.gen, None)
+
+    def step(self) -> None:
+        if self.gen is not None:
+            next(self.gen, None)
+
+    def close(self) -> None:
+        if self.gen is not None:
+            for _ in self.gen:
+                pass

@@ -1,0 +1,132 @@
+"""What the pipeline tells AWS about itself: CloudWatch metrics and CloudWatch Logs.
+
+``Metrics`` buffers datums and sends them with PutMetricData, up to 1,000 per call (AWS's
+limit), in namespace ``Pipepulse/Reference`` with dimensions ``Pipeline`` and ``Stage``.
+``Logs`` writes structured JSON events to group ``/pipepulse/reference/<pipeline>``, stream
+``<YYYY/MM/DD>/<run_id>``, one PutLogEvents call per stream per flush (events sorted by time, as
+CloudWatch Logs requires), and echoes each event as a JSON line to ``echo`` (stdout for a live
+run). Both use plain boto3 clients, so ``AWS_ENDPOINT_URL`` decides where they go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, TextIO
+
+import boto3
+from botocore.exceptions import ClientError
+
+__all__ = ["NAMESPACE", "Logs", "Metrics", "log_group", "log_stream"]
+
+NAMESPACE = "Pipepulse/Reference"
+MAX_DATUMS_PER_PUT = 1000
+MAX_EVENTS_PER_PUT = 10_000
+MAX_BYTES_PER_PUT = 1_000_000
+
+
+def log_group(pipeline: str) -> str:
+    return f"/pipepulse/reference/{pipeline}"
+
+
+def log_stream(day: datetime, run_id: str) -> str:
+    return f"{day:%Y/%m/%d}/{run_id}"
+
+
+class Metrics:
+    """A buffer of metric datums for one namespace; ``flush()`` sends them in batches."""
+
+    def __init__(self, *, client=None, namespace: str = NAMESPACE, batch: int = MAX_DATUMS_PER_PUT) -> None:
+        self.cw = client or boto3.client("cloudwatch")
+        self.namespace = namespace
+        self.batch = batch
+        self.pending: list[dict[str, Any]] = []
+        self.calls = 0
+        self.sent = 0
+
+    def add(self, name: str, value: float, at: datetime, *, unit: str, pipeline: str, stage: str | None = None) -> None:
+        dims = [{"Name": "Pipeline", "Value": pipeline}]
+        if stage is not None:
+            dims.append({"Name": "Stage", "Value": stage})
+        self.pending.append({"MetricName": name, "Dimensions": dims, "Timestamp": at, "Value": float(value), "Unit": unit})
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        while self.pending:
+            chunk, self.pending = self.pending[: self.batch], self.pending[self.batch :]
+            self.cw.put_metric_data(Namespace=self.namespace, MetricData=chunk)
+            self.calls += 1
+            self.sent += len(chunk)
+
+
+class Logs:
+    """Buffered structured log events per (group, stream)."""
+
+    def __init__(self, *, client=None, echo: TextIO | None = None) -> None:
+        self.logs = client or boto3.client("logs")
+        self.echo = echo
+        self.pending: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+        self._groups: set[str] = set()
+        self._streams: set[tuple[str, str]] = set()
+        self.calls = 0
+        self.bytes = 0
+
+    def event(self, group: str, stream: str, at: datetime, fields: dict[str, Any]) -> int:
+        """Queue one JSON event; returns its size in bytes (what CloudWatch Logs bills)."""
+        body = {"ts": at.isoformat(), **fields}
+        line = json.dumps(body, default=str, separators=(",", ":"))
+        self.pending[(group, stream)].append((int(at.timestamp() * 1000), line))
+        if self.echo is not None:
+            self.echo.write(line + "\n")
+        size = len(line.encode()) + 26  # AWS counts 26 bytes of overhead per event
+        self.bytes += size
+        return size
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, defaultdict(list)
+        for group in sorted({g for g, _ in pending}):
+            self._ensure_group(group)
+        # one stream after another: threads do not help against an in-process moto (one GIL)
+        for (g, s), ev in sorted(pending.items()):
+            self._flush_stream(g, s, ev)
+
+    def _flush_stream(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
+        self._ensure_stream(group, stream)
+        events.sort(key=lambda e: e[0])
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for ts, msg in events:
+            n = len(msg.encode()) + 26
+            if batch and (len(batch) >= MAX_EVENTS_PER_PUT or size + n > MAX_BYTES_PER_PUT):
+                self._put(group, stream, batch)
+                batch, size = [], 0
+            batch.append({"timestamp": ts, "message": msg})
+            size += n
+        if batch:
+            self._put(group, stream, batch)
+
+    def _put(self, group: str, stream: str, batch: list[dict[str, Any]]) -> None:
+        self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+        self.calls += 1
+
+    def _ensure_group(self, group: str) -> None:
+        if group not in self._groups:
+            try:
+                self.logs.create_log_group(logGroupName=group)
+                self.calls += 1
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                    raise
+            self._groups.add(group)
+
+    def _ensure_stream(self, group: str, stream: str) -> None:
+        if (group, stream) not in self._streams:
+            try:
+                self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+                self.calls += 1
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+                    raise
+            self._streams.add((group, stream))

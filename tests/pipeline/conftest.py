@@ -1,0 +1,58 @@
+"""Fixtures for the reference pipeline's tests: a runtime on the local AWS with a fixed clock."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+import pipeline.dag as dag
+from pipeline.config import PipelineSection
+from pipeline.run import Runtime
+from pipepulse.settings import Prices
+
+
+class SimClock:
+    """A clock that only moves when slept on; records every sleep."""
+
+    def __init__(self, start):
+        self.t = start
+        self.sleeps: list[float] = []
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.t += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(now):
+    return SimClock(now)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    monkeypatch.setattr(dag, "BACKOFF_BASE_SECONDS", 0.0)
+
+
+@pytest.fixture
+def section(tmp_path):
+    return PipelineSection(
+        ledger_path=tmp_path / "ledger.db",
+        source="s3://landing/incoming",
+        output="s3://lake/curated",
+        quarantine="s3://lake/quarantine",
+        export_bucket="billing",
+    )
+
+
+@pytest.fixture
+def runtime(aws, section, clock):
+    rt = Runtime.create(section, Prices(), clock=clock, sleep=clock.sleep, rng=random.Random(1))
+    for st in (rt.source, rt.output, rt.quarantine):
+        st.ensure()
+    yield rt
+    rt.close()
