@@ -23,6 +23,7 @@ import pandas as pd
 from sqlalchemy.engine import Connection
 
 from alerts import links
+from alerts.fmt import money
 from alerts.rules import AlertConfig, Rule
 from insights.freshness import check_freshness
 from pipepulse.settings import Settings
@@ -174,7 +175,7 @@ def _failed_runs(conn: Connection, rule: Rule, *, start: datetime, end: datetime
     for r in df.itertuples(index=False):
         ended = _ts(r.ended_at) or _ts(r.started_at)
         severity = "high"
-        error = " ".join(x for x in (_none(r.error_type), _none(r.error_message)) if x)
+        error = ": ".join(x for x in (_none(r.error_type), _none(r.error_message)) if x)
         items.append(
             Item(
                 rule=rule.name,
@@ -259,13 +260,21 @@ def _root_cause(raw: Any) -> list[dict[str, Any]]:
     try:
         parsed = json.loads(raw) if isinstance(raw, str) else raw
     except (TypeError, ValueError):
-        return [{"dimension": "", "value": str(raw), "impact": None}]
+        return [{"dimension": "", "value": str(raw), "impact": None, "observed": None, "expected": None}]
     if not isinstance(parsed, list):
         return []
     out = []
     for p in parsed:
         if isinstance(p, Mapping):
-            out.append({"dimension": str(p.get("dimension", "")), "value": str(p.get("value", "")), "impact": _f(p.get("impact"))})
+            out.append(
+                {
+                    "dimension": str(p.get("dimension", "")),
+                    "value": str(p.get("value", "")),
+                    "impact": _f(p.get("impact")),
+                    "observed": _f(p.get("observed")),
+                    "expected": _f(p.get("expected")),
+                }
+            )
     return out
 
 
@@ -365,7 +374,10 @@ def _budget(conn: Connection, rule: Rule, *, now: datetime, base: str, settings:
                 key=f"budget:{subject}:{month}",
                 version=f"over|{severity}",
                 severity=severity,
-                title=f"{what} heading for {mean:,.0f} {settings.currency} at month end, {over:.0%} over the {budget:,.0f} budget",
+                title=(
+                    f"{what} heading for {money(mean, settings.currency)} at month end, "
+                    f"{over:.0%} over the {money(budget, settings.currency)} budget"
+                ),
                 link=links.costs_link(base, to=now.date()),
                 pipeline=pipeline,
                 at=_ts(r.created_at),

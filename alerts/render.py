@@ -16,11 +16,12 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from alerts import links
 from alerts.chart import spend_sparkline
 from alerts.collect import Context, Item, severity_rank
+from alerts.fmt import money, when
 
 __all__ = ["SPARKLINE_CID", "Rendered", "render_digest", "subject_line"]
 
@@ -36,7 +37,8 @@ SECTIONS = (
     ("collector_failing", "Collectors failing"),
 )
 SEVERITY_COLORS = {"critical": "#9b1c1c", "high": "#c2410c", "medium": "#a16207", "low": "#4b5563"}
-FONT = "-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif"
+# No quotes: the font list sits inside single-quoted style attributes.
+FONT = "-apple-system,BlinkMacSystemFont,Segoe UI,Roboto,Helvetica,Arial,sans-serif"
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,8 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def _money(value: float | None, currency: str) -> str:
-    if value is None:
-        return "n/a"
-    sign = "-" if value < 0 else ""
-    v = abs(value)
-    prefix = "$" if currency == "USD" else ""
-    suffix = "" if currency == "USD" else f" {currency}"
-    text = f"{v:,.0f}" if v >= 1000 else f"{v:,.2f}"
-    return f"{sign}{prefix}{text}{suffix}"
-
-
-def _when(ts: datetime | None) -> str:
-    return ts.astimezone(UTC).strftime("%a %d %b %H:%M UTC") if ts else "unknown time"
+_money = money
+_when = when
 
 
 def _value(kind: str, v: float | None, currency: str) -> str:
@@ -82,6 +73,26 @@ def _value(kind: str, v: float | None, currency: str) -> str:
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     return f"{v:.3g}"
+
+
+def _cause(c: dict, currency: str, *, name: bool = True) -> str:
+    """``usage type USE1-Requests-Tier1 +$27.90 ($3.10 → $31.00)`` (without the name for HTML)."""
+    parts = [f"{c['dimension'].replace('_', ' ')} {c['value']}"] if name else []
+    if c.get("impact") is not None:
+        parts.append(("+" if c["impact"] > 0 else "") + _money(c["impact"], currency))
+    if c.get("observed") is not None and c.get("expected") is not None:
+        parts.append(f"({_money(c['expected'], currency)} → {_money(c['observed'], currency)})")
+    return " ".join(parts)
+
+
+def _num(v: object) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
 
 
 def _change(observed: float | None, expected: float | None) -> str:
@@ -161,21 +172,24 @@ def _item_html(it: Item, currency: str) -> tuple[str, str]:
         )
         h = f"{head}<div style='color:#6b7280;font-size:12px'>{meta}</div>{body}{_a(it.link, 'Open the run →')}"
         t = (
-            f"- {it.pipeline}: run {str(f['status']).lower()} at {_when(it.at)} (attempt {f.get('attempt')}, "
+            f"- {it.pipeline}: run {str(f['status']).replace('_', ' ').lower()} at {_when(it.at)} (attempt {f.get('attempt')}, "
             f"{f.get('trigger')})\n  {cut}\n  {it.link}"
         )
         return h, t
     if it.kind == "freshness":
-        state = f.get("state", "late")
-        expected = f.get("expected_at")
+        state = str(f.get("state", "late"))
         detail = str(f.get("detail") or "")
+        meta = [f"expected {_when(f['expected_at'])}"] if f.get("expected_at") else []
+        if f.get("last_success_at"):
+            meta.append(f"last success {_when(f['last_success_at'])}")
+        if f.get("owner"):
+            meta.append(f"owner {f['owner']}")
         h = (
-            f"<b>{_e(it.pipeline)}</b> {_chip(it.severity)} {_e(state)}: {_e(detail)}"
-            f"<div style='color:#6b7280;font-size:12px'>expected {_e(_when(expected))}"
-            f"{' · last success ' + _e(_when(f.get('last_success_at'))) if f.get('last_success_at') else ''}</div>"
+            f"<b>{_e(it.pipeline)}</b> {_chip(it.severity)} <b>{_e(state)}</b>: {_e(detail)}"
+            f"<div style='color:#6b7280;font-size:12px'>{_e(' · '.join(meta))}</div>"
             f"{_a(it.link, 'Open the pipeline →')}"
         )
-        t = f"- {it.pipeline}: {state}: {detail} (expected {_when(expected)})\n  {it.link}"
+        t = f"- {it.pipeline}: {state}: {detail}" + (f" ({'; '.join(meta)})" if meta else "") + f"\n  {it.link}"
         return h, t
     if it.kind == "success_rate":
         h = (
@@ -197,16 +211,11 @@ def _item_html(it: Item, currency: str) -> tuple[str, str]:
         if f.get("lower") is not None and f.get("upper") is not None:
             band = f" (normal {_value(kind, f['lower'], currency)}–{_value(kind, f['upper'], currency)})"
         causes = f.get("root_cause") or []
-        cause_t = "; ".join(
-            f"{c['dimension']} {c['value']}" + (f" {_money(c['impact'], currency)}" if c.get("impact") is not None else "")
-            for c in causes[:3]
-        )
+        cause_t = "; ".join(_cause(c, currency) for c in causes[:3])
         cause_h = ""
         if causes:
             lis = "".join(
-                f"<li>{_e(c['dimension'])} <b>{_e(c['value'])}</b>"
-                + (f" {_e(('+' if c['impact'] > 0 else '') + _money(c['impact'], currency))}" if c.get("impact") is not None else "")
-                + "</li>"
+                f"<li>{_e(c['dimension'].replace('_', ' '))} <b>{_e(c['value'])}</b> {_e(_cause(c, currency, name=False))}</li>"
                 for c in causes[:3]
             )
             cause_h = f"<div style='font-size:12px;color:#374151'>Root cause:<ul style='margin:2px 0 0 18px;padding:0'>{lis}</ul></div>"
@@ -233,9 +242,10 @@ def _item_html(it: Item, currency: str) -> tuple[str, str]:
         t = f"- [{it.severity}] {it.title}{rng}.{cross}\n  {it.link}"
         return h, t
     # collector_failing
+    n = int(f.get("failures", 0))
     h = (
-        f"<b>{_e(f.get('source'))}</b> {_chip(it.severity)} {_e(it.title)}, failing since "
-        f"{_e(_when(f.get('failing_since')))}"
+        f"<b>{_e(f.get('source'))}</b> {_chip(it.severity)} {n} failed pass{'es' if n != 1 else ''} in a row, "
+        f"failing since {_e(_when(f.get('failing_since')))}"
         f"<div style='font-family:Menlo,Consolas,monospace;font-size:12px;color:#7f1d1d'>{_e(f.get('error'))}</div>"
         f"{_a(it.link, 'Open collectors →')}"
     )
@@ -285,17 +295,22 @@ def _spend_html(context: Context) -> tuple[str, str, dict[str, bytes]]:
         f"<tr><td style='padding:2px 12px 2px 0;color:#6b7280'>{k}</td><td style='padding:2px 0'>{v}</td></tr>" for k, v in rows
     )
     h = (
-        f"<div style='font-size:15px'>Spend {_e(s.month)}: <b style='color:{color}'>{_e(status)}{_e(over)}</b></div>"
+        f"<div style='font-size:15px'>Spend in {_e(_month_name(s.month))}: <b style='color:{color}'>{_e(status)}{_e(over)}</b></div>"
         f"<table style='border-collapse:collapse;font-size:13px;margin-top:4px'>{cells}</table>{img}"
         f"<div style='margin-top:6px'>{_a(s.link, 'Open costs →')}</div>"
     )
     t = (
-        f"Spend {s.month}: {status}{over}\n"
+        f"Spend in {_month_name(s.month)}: {status}{over}\n"
         f"  month to date {_money(s.month_to_date, cur)}; forecast month end {_money(s.forecast_mean, cur)}"
         + (f" (80%: {_money(s.forecast_lower, cur)}-{_money(s.forecast_upper, cur)})" if rng else "")
         + f"; budget {_money(s.budget, cur) if s.budget else 'not set'}\n  {s.link}"
     )
     return h, t, images
+
+
+def _month_name(month: str) -> str:
+    y, m = (int(x) for x in month.split("-"))
+    return datetime(y, m, 1).strftime("%B %Y")
 
 
 def _days_in_month(month: str) -> int:
@@ -309,20 +324,21 @@ def _runs_html(context: Context) -> tuple[str, str]:
     if df.empty:
         return "<div style='color:#6b7280'>No runs started in this period.</div>", "No runs started in this period."
     th = "padding:4px 8px;text-align:left;border-bottom:1px solid #e5e7eb;color:#6b7280;font-weight:600;font-size:12px"
-    head = "".join(f"<th style='{th}'>{c}</th>" for c in ("Pipeline", "Runs", "Failed", "Success rate"))
+    head = "".join(f"<th style='{th}'>{c}</th>" for c in ("Pipeline", "Runs", "Failed", "Success rate", "p95 duration"))
     body = []
     lines = []
     for r in df.itertuples(index=False):
         rate = r.success_rate
         rate_s = "n/a" if rate is None or (isinstance(rate, float) and math.isnan(rate)) else f"{rate:.1%}"
         red = "color:#b91c1c;font-weight:600" if r.failed else ""
+        p95 = _value("duration", _num(getattr(r, "duration_p95", None)), context.currency)
         link = links.pipeline_link(context.dashboard_url, r.pipeline, range_key=context.range_key, to=context.to)
         td = "padding:4px 8px;border-bottom:1px solid #f3f4f6;font-size:13px"
         body.append(
             f"<tr><td style='{td}'>{_a(link, r.pipeline)}</td><td style='{td}'>{int(r.runs)}</td>"
-            f"<td style='{td};{red}'>{int(r.failed)}</td><td style='{td}'>{rate_s}</td></tr>"
+            f"<td style='{td};{red}'>{int(r.failed)}</td><td style='{td}'>{rate_s}</td><td style='{td}'>{p95}</td></tr>"
         )
-        lines.append(f"  {r.pipeline:<24} {int(r.runs):>5} runs {int(r.failed):>4} failed  {rate_s:>6}")
+        lines.append(f"  {r.pipeline:<24} {int(r.runs):>5} runs {int(r.failed):>4} failed  {rate_s:>6}  p95 {p95}")
     h = f"<table style='border-collapse:collapse;width:100%'><tr>{head}</tr>{''.join(body)}</table>"
     return h, "\n".join(lines)
 

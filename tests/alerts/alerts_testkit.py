@@ -12,6 +12,7 @@ import datetime as dt
 import email
 import email.policy
 import json
+import logging
 import socket
 import ssl
 from collections.abc import Iterator
@@ -29,6 +30,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pipepulse.settings import load_settings
 from store.costs import save_forecast
 from store.schema import anomalies, collector_runs, cost_daily, runs
+
+# aiosmtpd logs connection chatter at INFO from its own thread, sometimes after a test's log
+# capture has closed; only its warnings matter here.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 DASH = "http://dash.test"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -161,7 +166,7 @@ def ssl_server(tls_cert) -> Iterator[SmtpServer]:
         ssl_context=_server_context(tls_cert),
         authenticator=_authenticator,
         auth_required=True,
-        auth_require_tls=False,  # the whole connection is TLS; aiosmtpd only counts STARTTLS
+        auth_require_tls=False,  # the whole connection is TLS; aiosmtpd only counts STARTTLS (and warns)
     )
     yield SmtpServer("127.0.0.1", port, recorder, cert=tls_cert[0])
     controller.stop()
