@@ -1,0 +1,163 @@
+"""Backfill: same seed, same history; the faults show up; the bill matches the ledger's runs."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from pipeline.backfill import Faults, backfill
+from pipeline.focus import COLUMNS
+from pipeline.ledger import Ledger
+from pipepulse.errors import ConfigError
+from pipepulse.settings import load_settings
+
+END = datetime(2026, 11, 20, tzinfo=UTC)
+CONFIG = """
+[[pipelines]]
+name = "orders"
+schedule = "0 * * * *"
+[[pipelines]]
+name = "clickstream"
+interval_minutes = 60
+[[pipelines]]
+name = "finance_daily"
+schedule = "0 6 * * *"
+[[pipelines]]
+name = "partner_feed"
+[[pipelines]]
+name = "sfn_customer_etl"
+source = "stepfunctions"
+schedule = "30 * * * *"
+
+[pipeline]
+ledger_path = "{ledger}"
+source = "s3://landing/incoming"
+output = "s3://lake/curated"
+quarantine = "s3://lake/quarantine"
+export_bucket = "billing"
+sample_every_hours = 24
+"""
+
+
+def _settings(tmp_path, name):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(CONFIG.format(ledger=tmp_path / f"{name}.db"))
+    return load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)}, config_path=path)
+
+
+def _dump(path):
+    with Ledger(path) as led:
+        return led.runs(), led.steps()
+
+
+def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
+    s1 = _settings(tmp_path, "a")
+    summary = backfill(s1, days=3, end=END, seed=7)
+    runs, steps = _dump(tmp_path / "a.db")
+
+    # same seed, same history (ids and seq included), even into another ledger
+    backfill(_settings(tmp_path, "b"), days=3, end=END, seed=7)
+    assert _dump(tmp_path / "b.db") == (runs, steps)
+    # a backfill of the same window again replaces it instead of clashing
+    again = backfill(s1, days=3, end=END, seed=7)
+    assert again.runs == summary.runs
+    assert [r["run_id"] for r in _dump(tmp_path / "a.db")[0]] == [r["run_id"] for r in runs]
+
+    # only reference pipelines, with their triggers
+    per = Counter((r["pipeline"], r["trigger"]) for r in runs)
+    assert per[("orders", "schedule")] == 72
+    assert per[("finance_daily", "schedule")] == 3
+    assert 70 <= per[("clickstream", "interval")] <= 72
+    assert per[("partner_feed", "event")] >= 6
+    assert "sfn_customer_etl" not in {r["pipeline"] for r in runs}
+    assert summary.runs == len(runs) == sum(summary.by_status.values())
+
+    faults = Faults(summary.start, 3)
+    # the outage: every load in 09:00-13:00 on its day fails after its retries, the run FAILS,
+    # and is retried an hour later with trigger "retry"
+    o_start, o_end = faults.outage
+    failed = [r for r in runs if r["status"] == "FAILED"]
+    assert failed and all(r["error_type"] == "ServiceUnavailable" for r in failed)
+    assert all(o_start.isoformat() <= r["scheduled_for"] < o_end.isoformat() for r in failed)
+    retries_of_failed = [r for r in runs if r["trigger"] == "retry"]
+    assert len(retries_of_failed) == len([r for r in failed if r["trigger"] != "retry"]) + sum(
+        1 for r in runs if r["status"] == "TIMED_OUT" and r["trigger"] != "retry")
+    assert {r["attempt"] for r in retries_of_failed} == {2}
+    # transient errors absorbed: step attempts > 1 in runs that SUCCEEDED
+    ok_ids = {r["run_id"] for r in runs if r["status"] == "SUCCEEDED"}
+    absorbed = [s for s in steps if s["attempt"] > 1 and s["run_id"] in ok_ids]
+    assert absorbed and summary.retries > 0
+    assert {s["status"] for s in steps if s["attempt"] == 1 and s["error_type"] == "SlowDown"} == {"FAILED"}
+    # the bad-data day: orders reject about a quarter of their records that day only
+    def reject_share(day):
+        rows = [r for r in runs if r["pipeline"] == "orders" and r["scheduled_for"][:10] == day and r["records_in"]]
+        return sum(r["records_rejected"] for r in rows) / sum(r["records_in"] for r in rows)
+    bad = faults.bad_data_day.isoformat()
+    assert 0.2 < reject_share(bad) < 0.3
+    assert all(reject_share(d) < 0.01 for d in {r["scheduled_for"][:10] for r in runs} - {bad})
+    # slow upstream: clickstream ingest attempts time out on the slow days
+    assert any(s["status"] == "TIMED_OUT" and s["stage"] == "ingest" for s in steps)
+    # every run has a cost from its usage
+    assert all(r["cost_usd"] > 0 and json.loads(r["usage_json"])["glue_dpu_seconds"] >= 60 for r in runs)
+
+    # sampled runs read real files: their rejects are in the quarantine with line numbers
+    s3 = boto3.client("s3")
+    sources = s3.list_objects_v2(Bucket="landing", Prefix="incoming/")["Contents"]
+    assert summary.sampled_runs == len(sources) >= 12
+    qkeys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="quarantine/").get("Contents", [])]
+    assert qkeys
+    first = json.loads(s3.get_object(Bucket="lake", Key=qkeys[0])["Body"].read().decode().splitlines()[0])
+    assert first["line"] >= 2 and first["reason"]
+
+    # metrics and logs went out
+    assert summary.metric_points == 11 * summary.runs  # 6 run metrics + 5 stage durations
+    pages = boto3.client("logs").get_paginator("describe_log_streams").paginate(logGroupName="/pipepulse/reference/orders")
+    streams = [st for page in pages for st in page["logStreams"]]
+    assert len(streams) == per[("orders", "schedule")] + sum(1 for r in runs if r["pipeline"] == "orders" and r["trigger"] == "retry")
+
+    _check_focus_export(summary, runs)
+
+
+def _check_focus_export(summary, runs):
+    """The FOCUS export of the same backfill: the whole account, pipeline costs near the ledger's."""
+    s3 = boto3.client("s3")
+    key = "focus/pipepulse-demo/data/BILLING_PERIOD=2026-11/pipepulse-demo-00001.csv.gz"
+    assert summary.export_keys == [key]
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(s3.get_object(Bucket="billing", Key=key)["Body"].read()).decode())))
+    assert tuple(rows[0]) == COLUMNS
+    assert {r["ChargePeriodStart"][:10] for r in rows} == {"2026-11-17", "2026-11-18", "2026-11-19"}
+    assert {r["x_ServiceCode"] for r in rows} >= {"AmazonEC2", "AmazonRDS", "AmazonS3", "AWSDataTransfer", "AWSLambda",
+                                                 "AmazonCloudWatch", "AWSStepFunctions", "AWSGlue", "AmazonECS"}
+    assert {r["RegionId"] for r in rows} == {"us-east-1", "eu-west-1"}
+    daily = Counter()
+    for r in rows:
+        daily[r["ChargePeriodStart"][:10]] += float(r["BilledCost"])
+    assert all(60 < v < 200 for v in daily.values())  # the demo account spends ~$70-90 a day (+ incidents)
+    # pipeline-tagged bill vs the ledger's estimate for the same runs: near, not equal
+    for pipeline in ("orders", "clickstream"):
+        estimate = sum(r["cost_usd"] for r in runs if r["pipeline"] == pipeline)
+        billed = sum(float(r["BilledCost"]) for r in rows if r["Tags"] and json.loads(r["Tags"]) == {"pipeline": pipeline}
+                     and r["x_UsageType"] != "TimedStorage-ByteHrs")
+        assert billed != pytest.approx(estimate, rel=1e-6)
+        assert billed == pytest.approx(estimate, rel=0.05)
+    manifest = s3.get_object(Bucket="billing", Key="focus/pipepulse-demo/metadata/BILLING_PERIOD=2026-11/pipepulse-demo-Manifest.json")
+    assert json.loads(manifest["Body"].read())["rowCount"] == len(rows)
+
+
+def test_bad_pipeline_config_names_the_file_and_key(tmp_path):
+    from pipeline.config import pipeline_section
+
+    path = tmp_path / "bad.toml"
+    path.write_text('[pipeline]\nmax_attempts = "three"\n')
+    with pytest.raises(ConfigError, match=r"bad.toml: \[pipeline\] max_attempts: expected int, got 'three'"):
+        pipeline_section(load_settings({}, config_path=path))
+    path.write_text('[pipeline]\nsourc = "s3://x"\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'sourc'"):
+        pipeline_section(load_settings({}, config_path=path))
