@@ -26,8 +26,9 @@ hour at 5 minutes, ...):
    ``rel_floor x |baseline|``, so tiny changes on tiny lines never alert.
 
 A point is anomalous when any scale passes all of the above. Reported detections
-(``is_anomaly``) mark the onset of an incident: after one, further anomalous points within
-``suppress`` points are still scored but not reported again (one alert per incident).
+(``is_anomaly``) mark the onset of an incident: an anomalous point is reported only when none of
+the ``suppress`` points before it was anomalous, so an incident that keeps flaring is one alert
+(its later points are still scored, ``anomalous`` and ``score >= 0.5``).
 
 ``score`` is ``1 - 2 ** -r`` where ``r`` is the largest deviation-to-threshold ratio (capped
 just below 1 for scales the seasonal gate or a floor rejected): 0.5 exactly at the threshold.
@@ -52,6 +53,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
+    "STEP_POINTS",
     "AnomalyEvent",
     "DetectorConfig",
     "ScanResult",
@@ -67,6 +69,7 @@ __all__ = [
 SEVERITY_RATIOS = ((6.0, "critical"), (3.0, "high"), (1.5, "medium"))
 _BELOW = 0.999  # ratio cap for a scale that the seasonal gate or a floor rejected
 DAY = 86_400.0
+STEP_POINTS = 13  # points the default sampling step is read from
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +83,7 @@ class DetectorConfig:
     sensitivity: float = 2.0  # threshold = sensitivity x quantile of past deviations
     warmup: int = 288
     refresh: int = 12  # recompute learned thresholds every this many points
-    suppress: int = 144  # after a reported detection, stay quiet this many points
+    suppress: int = 144  # quiet points needed before a new incident is reported
     persist: int = 36  # a deviation longer than this is a level shift, learnt as normal
     period_seconds: float | None = DAY  # seasonality; None switches the gate off
     season_cycles: int = 7
@@ -172,10 +175,14 @@ def scan(
     *,
     excluded: np.ndarray | None = None,
 ) -> ScanResult:
-    """Scan one series online. ``excluded`` marks planned points (never flagged, never learnt)."""
+    """Scan one series online. ``excluded`` marks planned points (never flagged, never learnt).
+
+    Without ``config``, defaults come from ``DetectorConfig.for_step`` with the sampling step
+    read from the first 13 points only, which are inside every warm-up, so the choice never
+    depends on later points."""
     x = np.asarray(values, dtype=float)[None, :]
     ts = _epoch_seconds(timestamps)
-    cfg = config or DetectorConfig.for_step(_step(ts))
+    cfg = config or DetectorConfig.for_step(_step(ts[:STEP_POINTS]))
     ex = None if excluded is None else np.asarray(excluded, dtype=bool)[None, :]
     r = scan_matrix(x, ts, cfg, excluded=ex)
     return ScanResult(*(getattr(r, f)[0] for f in ScanResult.__dataclass_fields__))
@@ -325,9 +332,11 @@ def scan_matrix(
         if len(shift):
             a = max(0, t - cfg.persist)
             clean[shift, a : t + 1] = x[shift, a : t + 1]
+        # Report the onset of an incident only: an anomalous point after at least `suppress`
+        # points with no anomaly at all (a burst of bursts is one incident, one alert).
         rep = e & (t - last > cfg.suppress)
         reported[:, t] = rep
-        last = np.where(rep, t, last)
+        last = np.where(e, t, last)
 
     return ScanResult(score, reported, anomalous, expected, lower, upper, ratio_out)
 
