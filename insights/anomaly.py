@@ -115,7 +115,7 @@ class DetectorConfig:
         """Time-based defaults for a series sampled every ``step_seconds``.
 
         Intraday (<= 15 min): 1 h baseline and smoothing, 3 days of learned history, 1 day
-        warm-up, daily seasonality +- 1 h. Hourly-ish: the same in hours. Daily or coarser:
+        warm-up, daily seasonality +- 1 h from the second day on. Hourly-ish: the same in hours. Daily or coarser:
         one-week baseline, weekly seasonality on the same weekday, 8 weeks of history.
         """
         step = float(step_seconds)
@@ -135,6 +135,7 @@ class DetectorConfig:
                 suppress=pts(12 * 3600, 1),
                 persist=pts(3 * 3600, 3),
                 period_seconds=DAY,
+                min_cycles=1,  # yesterday around the same hour already tells a daily job
                 season_window=pts(3600, 1),
             )
         else:
@@ -254,8 +255,10 @@ def scan_matrix(
     S = len(scales)
     rows = np.arange(m)
 
-    # Windowed means of the raw series (trailing, so online) and their seasonal envelopes.
-    csum = np.concatenate([np.zeros((m, 1)), np.cumsum(x, axis=1)], axis=1)
+    # Windowed means of the series (trailing, so online) and their seasonal envelopes. Planned
+    # points count as the last value seen before them, so a window's mean never carries them.
+    xs = _carry_forward(x, ex)
+    csum = np.concatenate([np.zeros((m, 1)), np.cumsum(xs, axis=1)], axis=1)
     Z = []
     for s in scales:
         idx = np.arange(n)
@@ -339,6 +342,16 @@ def scan_matrix(
         last = np.where(e, t, last)
 
     return ScanResult(score, reported, anomalous, expected, lower, upper, ratio_out)
+
+
+def _carry_forward(x: np.ndarray, ex: np.ndarray) -> np.ndarray:
+    """``x`` with excluded cells replaced by the last earlier non-excluded value of the row."""
+    if not ex.any():
+        return x
+    idx = np.where(~ex, np.arange(x.shape[1])[None, :], 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    out = np.take_along_axis(x, idx, axis=1)
+    return np.where(ex & (idx == 0) & ex[:, :1], x, out)
 
 
 def _quantile_rows(h: np.ndarray, drop: np.ndarray, q: float) -> np.ndarray:

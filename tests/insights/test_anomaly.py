@@ -1,0 +1,193 @@
+"""The online detector on small hand-made series with exact expectations."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from insights.anomaly import (
+    DetectorConfig,
+    events,
+    fingerprint,
+    planned_mask,
+    scan,
+    scan_frame,
+    scan_matrix,
+    severity_of,
+)
+from insights.rootcause import root_cause
+
+
+def five_minute(days: int = 6, seed: int = 1, level: float = 10.0, noise: float = 0.5):
+    n = days * 288
+    ts = pd.date_range("2026-11-01", periods=n, freq="5min", tz="UTC")
+    x = level + np.random.default_rng(seed).normal(0, noise, n)
+    return ts, x
+
+
+def daily_cost(days: int = 60, level: float = 0.10, seed: int = 3):
+    ts = pd.date_range("2026-09-01", periods=days, freq="D", tz="UTC")
+    x = level + np.random.default_rng(seed).normal(0, level * 0.02, days)
+    return ts, x
+
+
+def test_daily_batch_spike_with_jitter_is_seasonal_not_anomalous():
+    ts, x = five_minute()
+    hours = ts.hour + ts.minute / 60
+    for day, jitter_min in enumerate([0, 5, -5, 10, 0, -10]):
+        on = (ts.day == 1 + day) & (hours >= 3 + jitter_min / 60) & (hours < 3 + (jitter_min + 10) / 60)
+        x[on] += 30.0  # a ten-minute batch job around 03:00, +-10 minutes
+    r = scan(x, ts)
+    assert np.flatnonzero(r.anomalous).tolist() == []
+    # the same ten-minute bump at an hour it never happens is an anomaly
+    y = x.copy()
+    y[5 * 288 + 17 * 12 : 5 * 288 + 17 * 12 + 2] += 30.0
+    r2 = scan(y, ts)
+    assert np.flatnonzero(r2.is_anomaly).tolist() == [5 * 288 + 17 * 12]
+
+
+def test_spike_is_flagged_at_its_point_once():
+    ts, x = five_minute()
+    x[1500] += 8.0
+    r = scan(x, ts)
+    assert np.flatnonzero(r.is_anomaly).tolist() == [1500]
+    assert r.score[1500] > 0.5
+    assert r.score[1400] < 0.5
+    assert r.expected[1500] == pytest.approx(10.0, abs=0.5)
+
+
+def test_level_shift_is_flagged_then_learnt_as_the_new_normal():
+    ts, x = five_minute()
+    x[1500:] += 5.0
+    r = scan(x, ts)
+    flagged = np.flatnonzero(r.anomalous)
+    assert np.flatnonzero(r.is_anomaly).tolist() == [1500]
+    assert flagged[0] == 1500
+    # persists for `persist` points (3 h at 5 min) and is then the baseline
+    assert flagged[-1] < 1500 + 48
+    assert not r.anomalous[1600:].any()
+    assert r.expected[1700] == pytest.approx(15.0, abs=0.5)
+
+
+def test_forty_cents_on_a_ten_cent_line_is_not_an_anomaly():
+    ts, x = daily_cost()
+    x[50] = 0.50  # +$0.40: five times the line, but forty cents
+    floored = scan(x, ts, DetectorConfig.for_step(86400, abs_floor=1.0, rel_floor=0.2))
+    assert np.flatnonzero(floored.anomalous).tolist() == []
+    # the floor is what keeps it quiet: without it the jump is (relatively) huge
+    bare = scan(x, ts, DetectorConfig.for_step(86400))
+    assert np.flatnonzero(bare.is_anomaly).tolist() == [50]
+    # and a real jump on a real line alerts with the same floors
+    big = x * 100  # a $10 line, +$40
+    assert np.flatnonzero(scan(big, ts, DetectorConfig.for_step(86400, abs_floor=1.0, rel_floor=0.2)).is_anomaly).tolist() == [50]
+
+
+def test_planned_window_is_not_an_anomaly():
+    ts, x = five_minute()
+    x[1500:1506] += 8.0
+    frame = pd.DataFrame({"timestamp": ts, "value": x})
+    out = scan_frame(frame, planned=[(ts[1495].to_pydatetime(), ts[1510].to_pydatetime())])
+    assert out["anomalous"].sum() == 0
+    assert out["is_anomaly"].sum() == 0
+    assert out["score"].iloc[1500] < 0.5
+    # the same incident outside the window alerts
+    plain = scan_frame(frame)
+    assert plain.index[plain["is_anomaly"] == 1].tolist() == [1500]
+    assert planned_mask(ts[1494:1497], [(ts[1495], ts[1510])]).tolist() == [False, True, True]
+
+
+def test_an_earlier_incident_is_not_learnt_the_second_is_still_flagged():
+    ts, x = five_minute(days=7)
+    first, second = 2 * 288 + 14 * 12, 4 * 288 + 14 * 12  # 14:00 on day 3 and day 5
+    for start in (first, second):
+        x[start : start + 12] += 6.0
+    r = scan(x, ts)
+    assert np.flatnonzero(r.is_anomaly).tolist() == [first, second]
+    assert r.score[second] > 0.5 and r.score[first] > 0.5
+
+
+def test_online_a_prefix_scans_exactly_the_same(shared_dir):
+    path = shared_dir / "data" / "nab-aws" / "data" / "ec2_cpu_utilization_24ae8d.csv"
+    frame = pd.read_csv(path)
+    ts = pd.to_datetime(frame["timestamp"], utc=True)
+    full = scan(frame["value"].to_numpy(), ts)
+    for cut in (300, 1777, 3548, 4000):
+        part = scan(frame["value"].to_numpy()[:cut], ts[:cut])
+        np.testing.assert_array_equal(part.score, full.score[:cut])
+        np.testing.assert_array_equal(part.is_anomaly, full.is_anomaly[:cut])
+        np.testing.assert_array_equal(part.anomalous, full.anomalous[:cut])
+    # changing the future never changes the past
+    future = frame["value"].to_numpy().copy()
+    future[3000:] = 1e6
+    moved = scan(future, ts)
+    np.testing.assert_array_equal(moved.score[:3000], full.score[:3000])
+    assert full.is_anomaly.sum() > 0
+
+
+def test_matrix_scan_equals_one_by_one():
+    ts, a = five_minute(days=3, seed=5)
+    _, b = five_minute(days=3, seed=6)
+    b[700] += 9
+    cfg = DetectorConfig.for_step(300)
+    both = scan_matrix(np.vstack([a, b]), ts, cfg)
+    for i, x in enumerate((a, b)):
+        one = scan(x, ts, cfg)
+        np.testing.assert_array_equal(both.score[i], one.score)
+        np.testing.assert_array_equal(both.is_anomaly[i], one.is_anomaly)
+    assert np.flatnonzero(both.is_anomaly[1]).tolist() == [700]
+
+
+def test_events_severity_and_fingerprint():
+    ts, x = five_minute()
+    x[1500:1503] += 30.0
+    out = scan_frame(pd.DataFrame({"timestamp": ts, "value": x}))
+    evs = events(out, gap=12)
+    assert len(evs) == 1
+    ev = evs[0]
+    assert ev.window_start == ts[1500]
+    assert ev.direction == "up"
+    assert ev.severity == "critical"
+    assert ev.observed == pytest.approx(x[1500:1503].max())
+    assert [severity_of(r) for r in (1.1, 2.0, 4.0, 9.0, float("inf"))] == ["low", "medium", "high", "critical", "critical"]
+    a = fingerprint("metric", "cpu", ts[1500].to_pydatetime())
+    assert a == fingerprint("metric", "cpu", ts[1510].to_pydatetime())  # same day bucket
+    assert a != fingerprint("metric", "cpu", (ts[1500] + pd.Timedelta(days=1)).to_pydatetime())
+    assert a != fingerprint("cost", "cpu", ts[1500].to_pydatetime())
+
+
+def test_direction_and_config_validation():
+    ts, x = five_minute()
+    x[1500] -= 8.0
+    assert scan(x, ts, DetectorConfig.for_step(300, direction="up")).is_anomaly.sum() == 0
+    assert np.flatnonzero(scan(x, ts, DetectorConfig.for_step(300, direction="down")).is_anomaly).tolist() == [1500]
+    with pytest.raises(ValueError, match="direction"):
+        DetectorConfig(direction="sideways")
+    with pytest.raises(ValueError, match="finite"):
+        scan([1.0, float("nan")], ts[:2])
+    daily = DetectorConfig.for_step(86400)
+    assert daily.period_seconds == 7 * 86400 and daily.scales == (1,)
+
+
+def test_root_cause_ranks_the_service_that_moved_the_most_dollars_first():
+    rows = []
+    start = date(2026, 10, 1)
+    for i in range(15):
+        day = start + timedelta(days=i)
+        last = i == 14
+        rows += [
+            {"day": day, "service": "Amazon S3", "region": "us-east-1", "billed_cost": 10.0},
+            {"day": day, "service": "AWS Glue", "region": "us-east-1", "billed_cost": 45.0 if last else 5.0},
+            {"day": day, "service": "AWS Lambda", "region": "eu-west-1", "billed_cost": 3.0 if last else 1.0},
+        ]
+    causes = root_cause(pd.DataFrame(rows), start + timedelta(days=14), dimensions=("service", "region"))
+    assert [(c["dimension"], c["value"], c["impact"]) for c in causes] == [
+        ("region", "us-east-1", 40.0),
+        ("service", "AWS Glue", 40.0),
+        ("region", "eu-west-1", 2.0),
+        ("service", "AWS Lambda", 2.0),
+    ]
+    services = [c for c in causes if c["dimension"] == "service"]
+    assert services[0]["value"] == "AWS Glue" and services[0]["expected"] == 5.0 and services[0]["observed"] == 45.0
