@@ -77,6 +77,7 @@ class DigestResult:
     already_sent: int = 0  # pairs skipped because that version was sent before
     suppressed: int = 0  # pairs held back by the suppression interval
     locked: bool = False  # another pass of this period was running; nothing done
+    rules: int = 0  # rules of this period in the config
     out: Path | None = None
 
     @property
@@ -146,7 +147,7 @@ def run_digest(
     now = now.astimezone(UTC)
     config = load_alert_config(settings)
     rules = config.rules_for(period)
-    result = DigestResult(period=period, now=now, out=Path(out) if out else None)
+    result = DigestResult(period=period, now=now, out=Path(out) if out else None, rules=len(rules))
     owner = f"digest-{uuid.uuid4().hex[:12]}"
     lock = f"alerts.digest.{period}"
     if not dry_run and not acquire_lock(engine, lock, owner, now=now, ttl=LOCK_TTL):

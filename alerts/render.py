@@ -139,7 +139,8 @@ def subject_line(period: str, items: Sequence[Item], context: Context) -> str:
         parts.append(_plural(c["budget"], "budget") + " at risk")
     if not any(c[k] for k, _ in SECTIONS):
         parts.insert(0, "all clear")
-    return f"pipepulse {period}: " + ", ".join(parts)
+    label = "alert" if period == "immediate" else period  # immediate rules send as soon as something happens
+    return f"pipepulse {label}: " + ", ".join(parts)
 
 
 # ---- sections ----------------------------------------------------------------------------------
@@ -390,7 +391,7 @@ def render_digest(
         f"<body style='margin:0;padding:0;background:#f3f4f6'>"
         f"<div style='max-width:640px;margin:0 auto;padding:20px;background:#ffffff;font-family:{FONT};"
         f"color:#111827;font-size:14px;line-height:1.45'>"
-        f"<div style='font-size:12px;color:#6b7280'>pipepulse {_e(period)} digest · {_e(span)}</div>"
+        f"<div style='font-size:12px;color:#6b7280'>pipepulse {_e('alert' if period == 'immediate' else period + ' digest')} · {_e(span)}</div>"
         f"<h1 style='font-size:20px;margin:4px 0 6px'>{_e(subject.split(': ', 1)[1])}</h1>"
         f"<div style='color:#374151'>{_e(intro)} {_a(overview, 'Open the dashboard →')}</div>"
         + "".join(sections_h)

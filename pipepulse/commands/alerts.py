@@ -52,7 +52,10 @@ def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"FAILED to {to}: {d.error} (its items stay pending and are retried next pass)")
     if not result.digests:
-        print(f"{args.period}: nothing new to send ({result.already_sent} already sent, {result.suppressed} held back)")
+        if result.rules == 0:
+            print(f"{args.period}: no [[alerts.rules]] with frequency = \"{args.period}\" in {settings.config_label}; nothing to do")
+        else:
+            print(f"{args.period}: nothing new to send ({result.already_sent} already sent, {result.suppressed} held back)")
     if result.out is not None:
         print(f"wrote {result.out}")
     return 0 if result.ok else 1
@@ -63,7 +66,7 @@ def cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
     config = load_alert_config(settings)
     where = f"{config.smtp.host}:{config.smtp.port} ({config.smtp.security})" if config.channel == "smtp" else config.ses.region
-    print(f"channel {config.channel} via {where}, sender {config.sender}, suppression {config.suppression}")
+    print(f"channel {config.channel} via {where}, sender {config.sender}, suppression {config.suppression.total_seconds() / 3600:g} h")
     if not config.rules:
         print("no rules: add [[alerts.rules]] tables to the config (see alerts/rules.py)")
     for r in config.rules:

@@ -386,3 +386,36 @@ def test_an_acknowledged_anomaly_that_is_reopened_is_sent_again_at_once(seeded, 
     [d] = again.digests
     assert d.items == ("anomaly:a1cost",)  # inside the 24 h suppression interval, but reopened
     assert "Daily cost of Amazon S3 for orders" in body(smtp_server.recorder.messages[-1][1], "text/html")
+
+
+def test_immediate_rules_send_as_an_alert(seeded, smtp_server, tmp_path, db_url):
+    rules = """
+[[alerts.rules]]
+name = "page me"
+kind = "failed_runs"
+frequency = "immediate"
+pipelines = ["orders"]
+recipients = ["pager@example.com"]
+"""
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server, extra="send_all_clear = true"), rules=rules)
+    [d] = run_digest(settings, seeded, period="immediate", now=NOW).digests
+    msg = smtp_server.recorder.messages[0][1]
+    assert msg["Subject"] == "pipepulse alert: 2 failures, spend 12% over budget"
+    assert "pipepulse alert · Thu 19 Nov 12:00 UTC – Fri 20 Nov 12:00 UTC" in body(msg, "text/html")
+    # five minutes later: nothing new, and no all-clear for immediate rules
+    assert run_digest(settings, seeded, period="immediate", now=NOW + timedelta(minutes=5)).digests == []
+
+
+def test_the_cli_says_when_a_period_has_no_rules(seeded, tmp_path, db_url, monkeypatch, capsys, smtp_server):
+    from pipepulse.cli import main
+
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
+    monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
+    assert main(["--config", str(settings.config_path), "alerts", "digest", "--period", "weekly"]) == 0
+    assert capsys.readouterr().out == (
+        f'weekly: no [[alerts.rules]] with frequency = "weekly" in {settings.config_path}; nothing to do\n'
+    )
+    assert main(["--config", str(settings.config_path), "alerts", "rules"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"channel smtp via 127.0.0.1:{smtp_server.port} (none), sender pipepulse <alerts@pipepulse.test>, suppression 24 h"
+    assert out[1].split() == ["failures", "failed_runs", "daily", "all", "pipelines;", "to", "oncall@example.com"]
