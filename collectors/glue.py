@@ -150,13 +150,22 @@ class GlueCollector:
             attempt=int(run.get("Attempt") or 0) + 1,
             started_at=started,
             ended_at=_utc(run.get("CompletedOn")) if ended else None,
-            duration_seconds=float(run["ExecutionTime"]) if ended and run.get("ExecutionTime") is not None else None,
+            duration_seconds=self._duration(run, started) if ended else None,
             error_type=state if STATUS[state] in {"FAILED", "TIMED_OUT"} else None,
             error_message=run.get("ErrorMessage") if STATUS[state] != "SUCCEEDED" else None,
             correlation_id=run["Id"],
             cost_usd=dpu_s / 3600 * self.settings.prices.glue_dpu_hour if dpu_s is not None else None,
             region=self.settings.aws_region,
         )
+
+
+    @staticmethod
+    def _duration(run: dict[str, Any], started: datetime | None) -> float | None:
+        """Wall-clock seconds (CompletedOn - StartedOn); ``ExecutionTime`` (billed seconds) if unknown."""
+        completed = _utc(run.get("CompletedOn"))
+        if completed is not None and started is not None and completed >= started:
+            return (completed - started).total_seconds()
+        return float(run["ExecutionTime"]) if run.get("ExecutionTime") is not None else None
 
 
 def create(settings: Settings) -> GlueCollector:

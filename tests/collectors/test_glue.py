@@ -46,13 +46,13 @@ def test_job_runs_with_failure_and_dpu_cost(aws, manual_glue_runs, make_settings
 
     [first] = collect(settings, engine, now=now)
     assert first.status == "succeeded", first.error
-    cost = 10 * 2.0 * 123 / 3600 * settings.prices.glue_dpu_hour  # G.2X = 2 DPU, ExecutionTime 123 s
+    cost = 10 * 2.0 * 123 / 3600 * settings.prices.glue_dpu_hour  # G.2X = 2 DPU x ExecutionTime (moto: 123 s); duration is wall clock
     with engine.connect() as conn:
         got = conn.execute(sa.select(runs.c.run_id, runs.c.pipeline, runs.c.status, runs.c.duration_seconds,
                                      runs.c.cost_usd, runs.c.error_type).order_by(runs.c.started_at)).all()
         assert got == [
-            (f"glue:nightly-compaction:{ids[0]}", "glue_nightly", "SUCCEEDED", 123.0, cost, None),
-            (f"glue:nightly-compaction:{ids[1]}", "glue_nightly", "FAILED", 123.0, cost, "FAILED"),
+            (f"glue:nightly-compaction:{ids[0]}", "glue_nightly", "SUCCEEDED", 180.0, cost, None),
+            (f"glue:nightly-compaction:{ids[1]}", "glue_nightly", "FAILED", 180.0, cost, "FAILED"),
             (f"glue:nightly-compaction:{ids[2]}", "glue_nightly", "RUNNING", None, None, None),
         ]
         day = conn.execute(sa.select(run_daily.c.runs, run_daily.c.succeeded, run_daily.c.failed,
