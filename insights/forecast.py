@@ -351,6 +351,29 @@ def _rank_quantiles(errors: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _window_intervals(E: np.ndarray, h: int, origins: np.ndarray, first: int, level: float):
+    """``_rank_quantiles`` of ``_past_errors(E, h, t)`` for many origins at once.
+
+    Returns (lo, hi, count). Same numbers as numpy's "median_unbiased" quantile (Hyndman and
+    Fan type 8: virtual index m*q + (1+q)/3 - 1, clipped, linear interpolation)."""
+    k = np.arange(WINDOW)
+    idx = (origins - h - WINDOW)[:, None] + k[None, :]  # t' = t-h-WINDOW .. t-h-1
+    valid = idx >= first
+    vals = np.where(valid, E[np.clip(idx, 0, None), h], np.nan)
+    count = np.sum(~np.isnan(vals), axis=1)
+    rows = np.sort(vals, axis=1)  # NaN last
+    out = []
+    tail = (1 - level) / 2
+    for q in (tail, 1 - tail):
+        v = np.clip(count * q + (1 + q) / 3 - 1, 0, np.maximum(count - 1, 0))
+        lo_i = np.floor(v).astype(int)
+        hi_i = np.minimum(lo_i + 1, np.maximum(count - 1, 0))
+        r = np.arange(len(origins))
+        a, b = rows[r, lo_i], rows[r, hi_i]
+        out.append(a + (v - lo_i) * (b - a))
+    return out[0], out[1], count
+
+
 def _past_errors(E: np.ndarray, h: int, t: int) -> np.ndarray:
     """Errors at horizon index h of forecasts whose target (origin + h + 1) is <= t."""
     col = E[: max(t - h, 0), h]
@@ -393,22 +416,22 @@ def _cumulative_quantiles(E: np.ndarray, k: int, level: float, t: int) -> tuple[
 def _backtest(y: np.ndarray, run: _Run, bt_h: int, level: float) -> Backtest:
     n = len(y)
     fc, act, lo, hi, sn = [], [], [], [], []
-    for t in range(run.first_origin, n - 1):
-        g = run.choice[t]
-        for h in range(min(bt_h, n - 1 - t)):
-            past = _past_errors(run.E, h, t)
-            if len(past) < MIN_ERRORS:
-                continue
-            q_lo, q_hi = _rank_quantiles(past, level)
-            m = max(run.F[t, h, g], 0.0)
-            fc.append(m)
-            act.append(y[t + h + 1])
-            lo.append(max(m + q_lo, 0.0))
-            hi.append(max(m + q_hi, 0.0))
-            sn.append(y[t + h + 1 - PERIOD * math.ceil((h + 1) / PERIOD)])
-    if not fc:
+    for h in range(bt_h):
+        ts = np.arange(run.first_origin, n - 1 - h)
+        if len(ts) == 0:
+            continue
+        q_lo, q_hi, count = _window_intervals(run.E, h, ts, run.first_origin, level)
+        keep = count >= MIN_ERRORS
+        ts, q_lo, q_hi = ts[keep], q_lo[keep], q_hi[keep]
+        m = np.maximum(run.F[ts, h, run.choice[ts]], 0.0)
+        fc.append(m)
+        act.append(y[ts + h + 1])
+        lo.append(np.maximum(m + q_lo, 0.0))
+        hi.append(np.maximum(m + q_hi, 0.0))
+        sn.append(y[ts + h + 1 - PERIOD * math.ceil((h + 1) / PERIOD)])
+    fc, act, lo, hi, sn = (np.concatenate(a) if a else np.empty(0) for a in (fc, act, lo, hi, sn))
+    if len(fc) == 0:
         return Backtest(None, None, None, None, None, None, 0, bt_h, level)
-    fc, act, lo, hi, sn = map(np.asarray, (fc, act, lo, hi, sn))
     err = fc - act
     mae = float(np.mean(np.abs(err)))
     nz = act != 0
