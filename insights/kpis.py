@@ -33,7 +33,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-__all__ = ["ALL", "KPI_COLUMNS", "compare", "kpis", "time_to_recover", "window_kpis"]
+__all__ = ["ALL", "KPI_COLUMNS", "ROLLUP_COLUMNS", "compare", "kpis", "rollup_kpis", "time_to_recover", "window_kpis"]
 
 ALL = "(all)"
 FAILED = frozenset({"FAILED", "TIMED_OUT"})
@@ -77,7 +77,7 @@ def compare(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
     """Long frame: pipeline, metric, value, previous, change (value - previous) and
     change_pct (change / |previous|, None when previous is 0 or missing)."""
     rows = []
-    metrics = [c for c in KPI_COLUMNS if c != "failing_since"]
+    metrics = [c for c in current.columns if c != "failing_since"]
     for name in current.index:
         for m in metrics:
             v = _num(current.at[name, m])
@@ -125,6 +125,60 @@ def time_to_recover(runs: pd.DataFrame, *, start: datetime | None = None, end: d
         out = out[out["first_start"] < end]
     out = out.assign(seconds=(pd.to_datetime(out["recovered_at"], utc=True) - pd.to_datetime(out["failed_at"], utc=True)).dt.total_seconds())
     return out.drop(columns="first_start").reset_index(drop=True)
+
+
+ROLLUP_COLUMNS = [
+    "runs", "succeeded", "failed", "success_rate", "error_rate", "duration_mean", "duration_p95_max",
+    "duration_max", "queue_mean", "records_in", "records_out", "records_rejected", "records_per_minute",
+    "records_per_run", "rejected_rate", "retries", "cost_usd", "failed_cost_usd",
+]  # fmt: skip
+
+
+def rollup_kpis(daily: pd.DataFrame, *, start, end) -> pd.DataFrame:
+    """KPIs for days ``start <= day < end`` from the ``run_daily`` rollup (``store.rollups.
+    run_daily_frame``): cheap for long windows over millions of runs. Daily percentiles cannot be
+    combined, so instead of p50/p95 it gives ``duration_mean`` (from ``duration_sum``) and
+    ``duration_p95_max`` (the worst day's p95). Rates are over ``succeeded + failed`` (the
+    rollup keeps no count of cancelled runs). Indexed by pipeline plus ``ALL``; ``compare`` works
+    on two of these too."""
+    d = daily.copy()
+    d["day"] = pd.to_datetime(d["day"]).dt.date
+    d = d[(d["day"] >= start) & (d["day"] < end)]
+    rows = {name: _rollup_one(g) for name, g in d.groupby("pipeline", sort=True)}
+    rows[ALL] = _rollup_one(d)
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=ROLLUP_COLUMNS)
+    out.index.name = "pipeline"
+    return out
+
+
+def _rollup_one(g: pd.DataFrame) -> dict:
+    num = {c: pd.to_numeric(g[c], errors="coerce") for c in g.columns if c not in ("day", "pipeline", "updated_at")}
+    runs, ok, bad = int(num["runs"].sum()), int(num["succeeded"].sum()), int(num["failed"].sum())
+    done = ok + bad
+    dur_sum = float(num["duration_sum"].sum())
+    rin, rout = float(num["records_in"].sum()), float(num["records_out"].sum())
+    minutes = dur_sum / 60.0
+    return {
+        "runs": runs,
+        "succeeded": ok,
+        "failed": bad,
+        "success_rate": ok / done if done else None,
+        "error_rate": bad / done if done else None,
+        "duration_mean": dur_sum / runs if runs and num["duration_sum"].notna().any() else None,
+        "duration_p95_max": float(num["duration_p95"].max()) if num["duration_p95"].notna().any() else None,
+        "duration_max": float(num["duration_max"].max()) if num["duration_max"].notna().any() else None,
+        "queue_mean": float(num["queue_seconds_sum"].sum()) / runs if runs and num["queue_seconds_sum"].notna().any() else None,
+        "records_in": rin,
+        "records_out": rout,
+        "records_rejected": float(num["records_rejected"].sum()),
+        # all runs' records over all runs' time: the rollup does not split records by status
+        "records_per_minute": rout / minutes if minutes > 0 else None,
+        "records_per_run": rout / runs if runs else None,
+        "rejected_rate": float(num["records_rejected"].sum()) / rin if rin > 0 else None,
+        "retries": float(num["retries"].sum()),
+        "cost_usd": float(num["cost_usd"].sum()),
+        "failed_cost_usd": float(num["failed_cost_usd"].sum()),
+    }
 
 
 # ---- helpers -----------------------------------------------------------------------------------

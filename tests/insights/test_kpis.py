@@ -106,3 +106,31 @@ def test_compare_handles_zero_previous():
     out = compare(cur, prev).set_index(["pipeline", "metric"])
     f = out.loc[("a", "failed")]
     assert f["value"] == 1 and f["previous"] == 0 and f["change"] == 1 and pd.isna(f["change_pct"])
+
+
+def test_rollup_kpis_and_compare():
+    from datetime import date
+
+    from insights.kpis import rollup_kpis
+
+    base = {"retries": 1, "duration_p50": 50.0, "queue_seconds_sum": 20.0, "records_in": 1000,
+            "records_out": 900, "records_rejected": 100, "cost_usd": 2.0, "failed_cost_usd": 0.5}
+    daily = pd.DataFrame([
+        {**base, "day": date(2026, 11, 18), "pipeline": "orders", "runs": 4, "succeeded": 4, "failed": 0,
+         "duration_p95": 90.0, "duration_max": 100.0, "duration_sum": 240.0, "failed_cost_usd": 0.0},
+        {**base, "day": date(2026, 11, 19), "pipeline": "orders", "runs": 4, "succeeded": 3, "failed": 1,
+         "duration_p95": 110.0, "duration_max": 120.0, "duration_sum": 300.0},
+        {**base, "day": date(2026, 11, 20), "pipeline": "orders", "runs": 2, "succeeded": 1, "failed": 1,
+         "duration_p95": 70.0, "duration_max": 80.0, "duration_sum": 120.0},
+    ])
+    cur = rollup_kpis(daily, start=date(2026, 11, 19), end=date(2026, 11, 21))
+    o = cur.loc["orders"]
+    assert (o["runs"], o["succeeded"], o["failed"]) == (6, 4, 2)
+    assert o["success_rate"] == pytest.approx(4 / 6) and o["duration_mean"] == 70.0
+    assert o["duration_p95_max"] == 110.0 and o["duration_max"] == 120.0
+    assert o["records_per_minute"] == pytest.approx(1800 / 7.0) and o["rejected_rate"] == 0.1
+    assert o["cost_usd"] == 4.0 and o["failed_cost_usd"] == 1.0
+    prev = rollup_kpis(daily, start=date(2026, 11, 17), end=date(2026, 11, 19))
+    ch = compare(cur, prev).set_index(["pipeline", "metric"])
+    assert ch.loc[("orders", "error_rate"), "change"] == pytest.approx(1 / 3)
+    assert ch.loc[("orders", "duration_mean"), "previous"] == 60.0
