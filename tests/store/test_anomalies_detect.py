@@ -1,0 +1,111 @@
+"""pipepulse.detect.run_detection over a real store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from pipepulse.detect import anomaly_settings, run_detection
+from pipepulse.errors import ConfigError
+from pipepulse.settings import Settings
+from store.anomalies import add_maintenance_window, list_anomalies, set_status
+from store.schema import cost_daily, metric_points, metric_series, runs
+
+
+def seed(engine, now):
+    rng = np.random.default_rng(11)
+    start = (now - timedelta(days=4)).replace(hour=0, minute=0)
+    n = 4 * 288
+    values = 50 + rng.normal(0, 1.0, n)
+    spike, planned = 3 * 288 + 60, 3 * 288 + 20  # day 4, 05:00 and 01:40
+    values[spike] = 80.0
+    values[planned] = 80.0
+    ts = [start + timedelta(minutes=5 * i) for i in range(n)]
+    days = 60
+    first = now.date() - timedelta(days=days - 1)
+    cost_rows = []
+    for i in range(days):
+        day = first + timedelta(days=i)
+        lines = {"Amazon S3": 10.0, "AWS Glue": 45.0 if i == 50 else 5.0, "AWS Lambda": 1.0, "Amazon SNS": 0.50 if i == 55 else 0.10}
+        for service, cost in lines.items():
+            cost *= 1 + 0.01 * rng.normal()
+            cost_rows.append({"source": "focus", "day": day, "provider": "AWS", "account": "111", "service": service,
+                              "region": "us-east-1", "usage_type": f"{service}-usage", "pipeline": "etl" if service == "AWS Glue" else "",
+                              "billed_cost": cost, "effective_cost": cost, "updated_at": now})
+    run_rows = []
+    for h in range(10 * 24):
+        started = now - timedelta(hours=10 * 24 - h)
+        dur = 3000.0 if h == 200 else 300.0 + 10 * rng.normal()
+        run_rows.append({"run_id": f"reference:r{h}", "pipeline": "etl", "source": "reference", "status": "SUCCEEDED",
+                         "started_at": started, "ended_at": started + timedelta(seconds=dur), "duration_seconds": dur,
+                         "records_out": 1000, "updated_at": now})
+    with engine.begin() as conn:
+        sid = conn.execute(metric_series.insert().values(series_key="k1", namespace="Pipepulse/Reference", metric_name="RecordsIn",
+                                                         dimensions=json.dumps({"Pipeline": "etl"}), stat="Sum", period_seconds=300,
+                                                         pipeline="etl")).inserted_primary_key[0]
+        conn.execute(metric_points.insert(), [{"series_id": sid, "ts": t, "value": float(v)} for t, v in zip(ts, values, strict=True)])
+        conn.execute(cost_daily.insert(), cost_rows)
+        conn.execute(runs.insert(), run_rows)
+        add_maintenance_window(conn, starts_at=ts[planned - 2], ends_at=ts[planned + 3], subject="etl", reason="backfill", now=now)
+    return ts[spike], first + timedelta(days=50), run_rows[200]["started_at"]
+
+
+def settings(db_url, tmp_path, **anomalies):
+    return Settings(database_url=db_url, data_dir=tmp_path, raw={"anomalies": anomalies})
+
+
+def test_run_detection_finds_the_incidents_and_stores_them_once(engine, db_url, tmp_path, now):
+    spike_at, glue_day, slow_run = seed(engine, now)
+    s = settings(db_url, tmp_path)
+    first = run_detection(s, engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn)
+    kinds = sorted(zip(found["kind"], found["subject"], strict=True))
+    assert kinds == [
+        ("cost", "cost:pipeline=etl"),
+        ("cost", "cost:region=us-east-1"),
+        ("cost", "cost:service=AWS Glue"),
+        ("cost", "cost:total"),
+        ("cost", "cost:usage_type=AWS Glue-usage"),
+        ("duration", "duration:etl"),
+        ("metric", "Pipepulse/Reference/RecordsIn{Pipeline=etl}"),
+    ]
+    metric = found[found["kind"] == "metric"].iloc[0]
+    assert metric["window_start"] == spike_at  # the planned-window spike is not there
+    assert metric["observed"] == 80.0
+    glue = found[found["subject"] == "cost:service=AWS Glue"].iloc[0]
+    assert glue["window_start"].date() == glue_day
+    causes = json.loads(glue["root_cause"])
+    assert causes[0]["impact"] == pytest.approx(40.0, abs=1.0)
+    assert {(c["dimension"], c["value"]) for c in causes[:4]} >= {("service", "AWS Glue"), ("pipeline", "etl")}
+    assert [c["value"] for c in causes if c["dimension"] == "service"][0] == "AWS Glue"
+    assert found[found["kind"] == "duration"].iloc[0]["window_start"].floor("h") == slow_run.replace(minute=0, second=0, microsecond=0)
+    # the $0.40 jump on the $0.10 SNS line is below the floors
+    assert not found["subject"].str.contains("SNS").any()
+    assert (first.anomalies, first.inserted, first.updated) == (7, 7, 0)
+
+    with engine.begin() as conn:
+        set_status(conn, glue["fingerprint"], "acknowledged", by="ana", now=now)
+    second = run_detection(s, engine, now=now + timedelta(minutes=5))
+    with engine.connect() as conn:
+        again = list_anomalies(conn)
+    assert (second.inserted, second.updated) == (0, 7)
+    assert len(again) == 7
+    assert again.set_index("fingerprint").loc[glue["fingerprint"], "status"] == "acknowledged"
+    assert set(again["version"]) == {1}
+
+
+def test_anomaly_settings_are_validated(tmp_path):
+    ok = anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {
+        "sensitivity": 3, "planned": [{"subject": "etl", "start": "2026-11-01T02:00:00Z", "end": "2026-11-01T04:00:00Z"}]}}))
+    assert ok.sensitivity == 3.0 and ok.planned[0][0] == "etl"
+    with pytest.raises(ConfigError, match="unknown key 'sensitivty'"):
+        anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"sensitivty": 3}}))
+    with pytest.raises(ConfigError, match="cost_floor_usd: expected int or float"):
+        anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"cost_floor_usd": "1"}}))
+    with pytest.raises(ConfigError, match="end must be after start"):
+        anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {
+            "planned": [{"start": "2026-11-01T04:00:00Z", "end": "2026-11-01T02:00:00Z"}]}}))
