@@ -419,3 +419,19 @@ def test_the_cli_says_when_a_period_has_no_rules(seeded, tmp_path, db_url, monke
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"channel smtp via 127.0.0.1:{smtp_server.port} (none), sender pipepulse <alerts@pipepulse.test>, suppression 24 h"
     assert out[1].split() == ["failures", "failed_runs", "daily", "all", "pipelines;", "to", "oncall@example.com"]
+
+
+def test_pipeline_names_and_anomaly_subjects_are_escaped(seeded, smtp_server, tmp_path, db_url):
+    evil = '<img src=x onerror="alert(1)">'
+    with seeded.begin() as conn:
+        conn.execute(runs.update().where(runs.c.run_id == "reference:orders-112003").values(pipeline=evil))
+        conn.execute(anomalies.update().where(anomalies.c.fingerprint == "a1cost").values(subject=f"cost of {evil}"))
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
+    run_digest(settings, seeded, period="daily", now=NOW)
+    html = body(smtp_server.recorder.messages[0][1], "text/html")
+    assert "<img src=x" not in html
+    escaped = "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;"
+    assert f"<b>{escaped}</b>" in html  # the failure's pipeline
+    assert f">{escaped}</a>" in html  # the runs table
+    assert f"<b>cost of {escaped}</b>" in html  # the anomaly
+    assert hrefs_of(html).imgs == ["cid:spend-sparkline@pipepulse"]  # no image but the chart
