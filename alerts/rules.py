@@ -25,6 +25,24 @@ Example::
     frequency = "daily"               # immediate | daily | weekly
     pipelines = ["orders"]            # optional: only these pipelines
 
+Kinds and their options (every rule also takes ``recipients``, ``frequency``, ``pipelines`` and
+``suppression_hours``, which overrides the ``[alerts]`` one):
+
+====================  ==========================================================================
+kind                  reports
+====================  ==========================================================================
+failed_runs           runs that ended FAILED or TIMED_OUT in the period, with error and a link
+freshness             pipelines late or missed against their schedule (``[[pipelines]]``)
+success_rate          ``threshold`` (default 0.95) not met over ``window_hours`` (default 24)
+anomalies             open anomalies (and snoozes that ended) at or above ``min_severity``
+                      (low | medium | high | critical; default medium); acknowledged left out
+budget                month-end forecast over the budget by more than ``tolerance`` (default 0)
+collector_failing     a collector whose last ``min_failures`` (default 1) passes failed
+====================  ==========================================================================
+
+The SMTP password comes from ``password_file`` (a secrets file, first line) or ``password``;
+nothing here reads the environment (only ``pipepulse.settings`` does).
+
 Extend with a new kind: add it to ``KINDS`` (with its options in ``_KIND_OPTIONS``) and a fetch
 function in ``alerts.collect``.
 """
