@@ -82,11 +82,11 @@ class Rejection:
 
 @dataclass
 class Parsed:
-    """One file read: its kind, the good rows (``LINE_COLUMNS``), the rejected ones."""
+    """One file read: its kind, the good rows (``LINE_COLUMNS``, Arrow), the rejected ones."""
 
     kind: str  # focus | cur
     file: str
-    lines: pd.DataFrame
+    lines: pa.Table
     rejections: list[Rejection]
     rows_read: int
 
@@ -261,7 +261,8 @@ def _decompress(data: bytes, low: str, name: str) -> bytes:
 
 
 def _csv_header(raw: bytes, name: str) -> list[str]:
-    first = raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="strict").rstrip("\r")
+    end = raw.find(b"\n")
+    first = raw[: end if end >= 0 else len(raw)].decode("utf-8-sig", errors="strict").rstrip("\r")
     if not first.strip():
         raise InputError(f"{name}: empty file (no header line)")
     return next(csv.reader([first]))
@@ -278,7 +279,7 @@ def _read_csv(raw: bytes, wanted: list[str], name: str) -> tuple[pa.Table, np.nd
     def read(threads: bool) -> pa.Table:
         return pacsv.read_csv(
             pa.BufferReader(raw),
-            read_options=pacsv.ReadOptions(use_threads=threads, block_size=16 << 20),
+            read_options=pacsv.ReadOptions(use_threads=threads),
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 include_columns=wanted,
@@ -307,17 +308,28 @@ def _read_csv(raw: bytes, wanted: list[str], name: str) -> tuple[pa.Table, np.nd
 
 def to_number(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """Float values and a mask of present-but-not-a-number entries (NaN where null or bad)."""
-    if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type):
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
+    n = len(arr)
     try:
         values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return values.astype(np.float64, copy=False), np.zeros(len(values), dtype=bool)
+        return values.astype(np.float64, copy=False), np.zeros(n, dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        series = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
-        values = pd.to_numeric(series.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(values) & series.notna().to_numpy()
-        return values, bad
+        pass
+    # slow path, only for a column holding something that is not a number
+    codes, uniques = _encode(arr)
+    parsed = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    values = np.full(n, np.nan)
+    present = codes >= 0
+    values[present] = parsed[codes[present]]
+    return values, present & np.isnan(values)
+
+
+def _encode(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary codes (-1 for null) and the distinct values, without a Python object per row."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    enc = pc.dictionary_encode(arr)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, enc.dictionary.to_pylist()
 
 
 def to_day(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -330,31 +342,44 @@ def to_day(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if pa.types.is_date(arr.type):
         days = arr.to_numpy(zero_copy_only=False).astype("datetime64[D]")
         return days, np.zeros(len(days), dtype=bool)
-    codes, uniques = pd.factorize(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), use_na_sentinel=True)
+    # each distinct timestamp string is parsed once (an hourly month has ~720)
+    codes, uniques = _encode(arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string()))
     parsed = pd.to_datetime(pd.Series(uniques, dtype=object), utc=True, errors="coerce", format="ISO8601")
     udays = parsed.dt.tz_convert(None).dt.floor("D").to_numpy().astype("datetime64[D]")
     out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[D]")
     present = codes >= 0
     out[present] = udays[codes[present]]
-    bad = present & np.isnat(out)
-    return out, bad
+    return out, present & np.isnat(out)
 
 
-def text(arr: pa.ChunkedArray | pa.Array | None, n: int, default: str = "") -> np.ndarray:
-    """A string column as an object array with ``default`` for nulls (and absent columns)."""
+def text(arr: pa.ChunkedArray | pa.Array | None, n: int, default: str = "") -> pa.Array:
+    """A string column with ``default`` for nulls (and for an absent column), as an Arrow array."""
     if arr is None:
-        return np.full(n, default, dtype=object)
-    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        return pc.fill_null(pa.nulls(n, pa.string()), default)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not pa.types.is_string(arr.type):
         arr = pc.cast(arr, pa.string())
-    return pc.fill_null(arr, default).to_numpy(zero_copy_only=False).astype(object)
+    return pc.fill_null(arr, default)
+
+
+def fallback(primary: pa.Array, secondary: pa.Array) -> pa.Array:
+    """``primary`` where it is not empty, else ``secondary``."""
+    return pc.if_else(pc.equal(primary, ""), secondary, primary)
+
+
+def is_value(arr: pa.Array, value: str) -> np.ndarray:
+    """A numpy mask of ``arr == value``."""
+    return pc.equal(arr, value).to_numpy(zero_copy_only=False)
 
 
 def month_of(days: np.ndarray) -> np.ndarray:
-    """``YYYY-MM`` strings for datetime64[D] values ('' for NaT)."""
-    months = days.astype("datetime64[M]")
-    codes, uniques = pd.factorize(months, use_na_sentinel=True)
-    labels = np.array([str(u)[:7] for u in uniques] + [""], dtype=object)
-    return labels[np.where(codes >= 0, codes, len(uniques))]
+    """Months since 1970 (int64) for datetime64[D] values; see ``month_label``."""
+    return days.astype("datetime64[M]").astype(np.int64)
+
+
+def month_label(m: int) -> str:
+    return f"{1970 + m // 12:04d}-{m % 12 + 1:02d}"
 
 
 def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str, Any], problems: list[tuple[np.ndarray, Callable[[int], str]]]) -> Parsed:
@@ -368,32 +393,42 @@ def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str
             rejections.append(Rejection(file, int(lines[i]), reason(int(i)), unit))
         rejected |= new
     rejections.sort(key=lambda r: r.line or 0)
-    keep = ~rejected
-    frame = pd.DataFrame({"line": lines[keep], **{k: (v[keep] if isinstance(v, np.ndarray) else v) for k, v in columns.items()}})
-    for col, limit in STRING_LIMITS.items():
-        if col in frame and len(frame):
-            frame[col] = frame[col].str.slice(0, limit)
-    return Parsed(kind=kind, file=file, lines=frame[list(LINE_COLUMNS)], rejections=rejections, rows_read=n)
+    arrays: dict[str, Any] = {"line": pa.array(lines)}
+    for name in LINE_COLUMNS[1:]:
+        v = columns[name]
+        if isinstance(v, str):
+            arr = pc.fill_null(pa.nulls(n, pa.string()), v)
+        elif isinstance(v, np.ndarray):
+            arr = pa.array(v, from_pandas=True) if v.dtype.kind in "fM" else pa.array(v)
+        else:
+            arr = v
+        if name in STRING_LIMITS and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > STRING_LIMITS[name]:
+            arr = pc.utf8_slice_codeunits(arr, 0, STRING_LIMITS[name])
+        arrays[name] = arr
+    table = pa.table(arrays)
+    if rejected.any():
+        table = table.filter(pa.array(~rejected))
+    return Parsed(kind=kind, file=file, lines=table, rejections=rejections, rows_read=n)
 
 
 # ---- summing and storing ---------------------------------------------------------------------
 
 
-def daily_rows(lines: pd.DataFrame) -> pd.DataFrame:
+def daily_rows(lines: pa.Table) -> pd.DataFrame:
     """Good line items summed per day and key: the ``cost_daily`` rows of one source."""
-    if lines.empty:
+    if lines.num_rows == 0:
         return pd.DataFrame(columns=[*KEY_COLUMNS, "billed_cost", "effective_cost", "usage_quantity"])
-    grouped = lines.groupby(list(KEY_COLUMNS), sort=True, dropna=False, observed=True)
-    out = grouped.agg(
-        billed_cost=("billed_cost", "sum"),
-        effective_cost=("effective_cost", "sum"),
-        usage_quantity=("usage_quantity", "sum"),
-        _q=("usage_quantity", "count"),
-    ).reset_index()
-    out.loc[out["_q"] == 0, "usage_quantity"] = np.nan
-    out = out.drop(columns="_q")
-    out["day"] = pd.to_datetime(out["day"]).dt.date
-    return out
+    out = lines.group_by(list(KEY_COLUMNS), use_threads=False).aggregate(
+        [("billed_cost", "sum"), ("effective_cost", "sum"), ("usage_quantity", "sum")]
+    )
+    frame = out.rename_columns([c.removesuffix("_sum") for c in out.column_names]).to_pandas(
+        types_mapper=None, date_as_object=True
+    )
+    frame = frame.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+    for col in KEY_COLUMNS:
+        if col != "day":
+            frame[col] = frame[col].astype(object)
+    return frame
 
 
 def read_all(files: Sequence[CostFile], *, tag_key: str, s3_client: Any, result: ImportResult,
@@ -451,22 +486,23 @@ class Plan:
 
 def summarise(parsed: Sequence[Parsed], result: ImportResult) -> list[Plan]:
     """Sum parsed files per source into daily rows; fills the per-month totals of ``result``."""
-    by_kind: dict[str, list[pd.DataFrame]] = {}
+    by_kind: dict[str, list[pa.Table]] = {}
     for p in parsed:
         by_kind.setdefault(p.kind, []).append(p.lines)
     plans = []
-    for kind, frames in by_kind.items():
-        lines = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        if lines.empty:
+    for kind, tables in by_kind.items():
+        lines = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if lines.num_rows == 0:
             continue
-        totals = lines.groupby("billing_period").agg(
-            billed_cost=("billed_cost", "sum"), effective_cost=("effective_cost", "sum"), rows=("billed_cost", "size")
-        )
-        for period, row in totals.iterrows():
-            result.months[(kind, str(period))] = {"billed_cost": float(row["billed_cost"]), "effective_cost": float(row["effective_cost"]), "rows": int(row["rows"])}
+        totals = lines.group_by("billing_period").aggregate(
+            [("billed_cost", "sum"), ("effective_cost", "sum"), ("billed_cost", "count")]
+        ).to_pylist()
+        for t in sorted(totals, key=lambda t: t["billing_period"]):
+            result.months[(kind, month_label(t["billing_period"]))] = {
+                "billed_cost": float(t["billed_cost_sum"]), "effective_cost": float(t["effective_cost_sum"]), "rows": int(t["billed_cost_count"])}
         rows = daily_rows(lines)
         result.daily_rows += len(rows)
-        months = sorted({d.replace(day=1) for d in rows["day"]})
+        months = sorted({d.replace(day=1) for d in set(rows["day"])})
         result.replaced[kind] = [m.strftime("%Y-%m") for m in months]
         plans.append(Plan(kind, rows, months))
     return plans
@@ -478,7 +514,8 @@ def write_plans(conn: Any, plans: Sequence[Plan], *, now: datetime) -> int:
 
     changed = 0
     for plan in plans:
-        month_of_row = plan.rows["day"].map(lambda d: d.replace(day=1))
+        first = {d: d.replace(day=1) for d in set(plan.rows["day"])}
+        month_of_row = plan.rows["day"].map(first)
         for m in plan.months:
             nxt = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
             changed += replace_cost_rows(conn, plan.kind, m, nxt, plan.rows[month_of_row == m], now=now)
@@ -503,29 +540,29 @@ def to_collector_error(source: str, result: ImportResult) -> CollectorError | No
     return CollectorError(source, f"{len(result.unreadable)} file(s) could not be read: {first}{more}")
 
 
-def parse_tags(arr: pa.ChunkedArray | pa.Array | None, n: int, key: str) -> tuple[np.ndarray, np.ndarray]:
+def parse_tags(arr: pa.ChunkedArray | pa.Array | None, n: int, key: str) -> tuple[pa.Array, np.ndarray]:
     """``key``'s value from a JSON tags column, and a mask of rows whose tags are not a JSON object.
 
     Each distinct tags string is parsed once (exports repeat a handful of tag sets)."""
     if arr is None:
-        return np.full(n, "", dtype=object), np.zeros(n, dtype=bool)
-    codes, uniques = pd.factorize(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), use_na_sentinel=True)
-    values = np.empty(len(uniques) + 1, dtype=object)
+        return text(None, n), np.zeros(n, dtype=bool)
+    codes, uniques = _encode(arr)
+    values: list[str] = []
     bad_u = np.zeros(len(uniques) + 1, dtype=bool)
     for i, s in enumerate(uniques):
         try:
             obj = json.loads(s)
-        except ValueError:
+        except (ValueError, TypeError):
             obj = None
         if not isinstance(obj, dict):
-            values[i] = ""
+            values.append("")
             bad_u[i] = True
             continue
         v = obj.get(key, "")
-        values[i] = "" if v is None else str(v)
-    values[len(uniques)] = ""
+        values.append("" if v is None else str(v))
+    values.append("")
     idx = np.where(codes >= 0, codes, len(uniques))
-    return values[idx], bad_u[idx]
+    return pa.array(values, pa.string()).take(pa.array(idx)), bad_u[idx]
 
 
 # ---- the collector the runner runs for ``focus`` and ``cur`` ---------------------------------

@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from collectors.costfiles import Parsed, finish, month_of, normalise_name, text, to_day, to_number
+import pyarrow.compute as pc
+
+from collectors.costfiles import Parsed, fallback, finish, is_value, month_of, normalise_name, text, to_day, to_number
 
 __all__ = ["create", "parse_cur", "tag_column", "wanted_columns"]
 
@@ -86,12 +88,12 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
     base = np.nan_to_num(unblended, nan=0.0)
     effective = np.select(
         [
-            kind == "SavingsPlanCoveredUsage",
-            kind == "SavingsPlanRecurringFee",
-            (kind == "SavingsPlanNegation") | (kind == "SavingsPlanUpfrontFee"),
-            kind == "DiscountedUsage",
-            kind == "RIFee",
-            (kind == "Fee") & (arn != ""),
+            is_value(kind, "SavingsPlanCoveredUsage"),
+            is_value(kind, "SavingsPlanRecurringFee"),
+            is_value(kind, "SavingsPlanNegation") | is_value(kind, "SavingsPlanUpfrontFee"),
+            is_value(kind, "DiscountedUsage"),
+            is_value(kind, "RIFee"),
+            is_value(kind, "Fee") & ~is_value(arn, ""),
         ],
         [
             _num(table, "savings_plan_savings_plan_effective_cost", n),
@@ -103,16 +105,12 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
         ],
         default=base,
     )
-    service = text(_col(table, "product_product_name"), n)
-    service = np.where(service == "", text(_col(table, "line_item_product_code"), n), service)
-    region = text(_col(table, "product_region"), n)
-    az = text(_col(table, "line_item_availability_zone"), n)
-    az_region = np.array([a[:-1] if a and a[-1].isalpha() and a[-2:-1].isdigit() else a for a in az], dtype=object) if n else az
-    region = np.where(region == "", az_region, region)
-    account = text(_col(table, "line_item_usage_account_id"), n)
-    account = np.where(account == "", text(_col(table, "bill_payer_account_id"), n), account)
-    currency = text(_col(table, "line_item_currency_code"), n, default="USD")
-    currency = np.where(currency == "", "USD", currency)
+    service = fallback(text(_col(table, "product_product_name"), n), text(_col(table, "line_item_product_code"), n))
+    # an availability zone ("us-east-1d") without its letter; some rows hold a region there already
+    az_region = pc.replace_substring_regex(text(_col(table, "line_item_availability_zone"), n), pattern=r"^(.*\d)[a-z]$", replacement=r"\1")
+    region = fallback(text(_col(table, "product_region"), n), az_region)
+    account = fallback(text(_col(table, "line_item_usage_account_id"), n), text(_col(table, "bill_payer_account_id"), n))
+    currency = fallback(text(_col(table, "line_item_currency_code"), n), text(None, n, "USD"))
     bp_col = _col(table, "bill_billing_period_start_date")
     bp_days = to_day(bp_col)[0] if bp_col is not None else days
     bp_days = np.where(np.isnat(bp_days), days, bp_days)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from collectors.costfiles import Parsed, finish, month_of, parse_tags, text, to_day, to_number
+from collectors.costfiles import Parsed, fallback, finish, is_value, month_of, parse_tags, text, to_day, to_number
 
 __all__ = ["create", "parse_focus", "wanted_columns"]
 
@@ -70,13 +70,8 @@ def parse_focus(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag
         bp_days = np.where(np.isnat(bp_days), days, bp_days)
     else:
         bp_days = days
-    usage = text(_col(table, "x_UsageType"), n) if "x_UsageType" in table.column_names else text(_col(table, "ChargeDescription"), n)
-    if "x_UsageType" in table.column_names and "ChargeDescription" in table.column_names:
-        fallback = text(_col(table, "ChargeDescription"), n)
-        usage = np.where(usage == "", fallback, usage)
-    account = text(_col(table, "SubAccountId"), n)
-    if "BillingAccountId" in table.column_names:
-        account = np.where(account == "", text(_col(table, "BillingAccountId"), n), account)
+    usage = fallback(text(_col(table, "x_UsageType"), n), text(_col(table, "ChargeDescription"), n))
+    account = fallback(text(_col(table, "SubAccountId"), n), text(_col(table, "BillingAccountId"), n))
 
     def value(col: Any, i: int) -> str:
         v = col[i].as_py()
@@ -89,7 +84,7 @@ def parse_focus(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag
         (np.isnan(billed) & ~bad_billed, lambda i: "BilledCost is empty"),
         (bad_billed, lambda i: f"BilledCost {value(billed_col, i)!r} is not a number"),
         (bad_eff, lambda i: f"EffectiveCost {value(eff_col, i)!r} is not a number"),
-        (currency == "", lambda i: "BillingCurrency is empty"),
+        (is_value(currency, ""), lambda i: "BillingCurrency is empty"),
         (bad_tags, lambda i: f"Tags {value(_col(table, 'Tags'), i)!r} is not a JSON object"),
     ]
     # an empty EffectiveCost counts as BilledCost (some exports leave it out on credits)

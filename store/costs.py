@@ -26,12 +26,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.schema import cost_daily, forecast_points, forecast_snapshots
-from store.writes import upsert
 
 __all__ = [
     "ALL",
@@ -69,53 +69,97 @@ def replace_cost_rows(
 ) -> int:
     """Make ``source``'s rows for ``start <= day < end`` (and ``where`` column equalities) exactly
     ``rows``, in the caller's transaction. Returns rows inserted, changed or deleted: 0 when the
-    stored rows already are ``rows`` (a re-import stores nothing)."""
-    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if frame.empty:
-        frame = pd.DataFrame(columns=[*COST_KEY, *VALUE_COLUMNS])
+    stored rows already are ``rows`` (a re-import stores nothing, and leaves ``updated_at``).
+
+    Only the differences are written: stale rows are deleted, new and changed rows inserted
+    (in bulk: binary COPY on PostgreSQL, one executemany on SQLite)."""
+    frame = _cost_frame(rows, source)
     where = dict(where or {})
     for col in where:
         if col not in cost_daily.c or col in ("source", "day"):
             raise ValueError(f"replace_cost_rows: cannot scope on {col!r}")
-    frame["source"] = source
-    for col in ("provider", "account", "service", "region", "usage_type", "pipeline"):
-        if col not in frame.columns:
-            frame[col] = ""
-        frame[col] = frame[col].fillna("").astype(str)
     if not frame.empty:
-        days = pd.to_datetime(frame["day"]).dt.date
-        outside = frame[(days < start) | (days >= end)]
+        outside = frame[(frame["day"] < start) | (frame["day"] >= end)]
         if not outside.empty:
             raise ValueError(f"replace_cost_rows: {len(outside)} row(s) fall outside {start}..{end}")
-        frame["day"] = days
         for col, value in where.items():
             if (frame[col] != value).any():
                 raise ValueError(f"replace_cost_rows: rows outside the scope {col}={value!r}")
+        if frame.duplicated(list(COST_KEY)).any():
+            raise ValueError("replace_cost_rows: rows repeat a key; sum them first")
     cond = [cost_daily.c.source == source, cost_daily.c.day >= start, cost_daily.c.day < end]
     cond += [cost_daily.c[col] == value for col, value in where.items()]
-    existing = conn.execute(sa.select(*[cost_daily.c[c] for c in COST_KEY]).where(*cond)).all()
-    new_keys = set(
-        zip(*(frame[c] for c in COST_KEY), strict=True)
-    ) if not frame.empty else set()
-    stale = [dict(zip(COST_KEY, k, strict=True)) for k in existing if _norm_key(k) not in new_keys]
-    deleted = 0
-    if stale:
+    stored = pd.DataFrame(
+        conn.execute(sa.select(*[cost_daily.c[c] for c in (*COST_KEY, *VALUE_COLUMNS)]).where(*cond)).all(),
+        columns=[*COST_KEY, *VALUE_COLUMNS],
+    )
+    if stored.empty:
+        _bulk_insert(conn, frame, now)
+        return len(frame)
+    stored = _cost_frame(stored, source)
+    merged = stored.merge(frame, on=list(COST_KEY), how="outer", suffixes=("_old", ""), indicator=True)
+    same = merged["_merge"] == "both"
+    for col in VALUE_COLUMNS:
+        old, new = merged[f"{col}_old"], merged[col]
+        same &= (old == new) | (old.isna() & new.isna())
+    stale = merged[(merged["_merge"] == "left_only") | ((merged["_merge"] == "both") & ~same)]
+    fresh = merged[(merged["_merge"] == "right_only") | ((merged["_merge"] == "both") & ~same)]
+    if len(stale) > len(stored) // 2:
+        # most of the scope changed: clearing it is cheaper than deleting key by key
+        conn.execute(cost_daily.delete().where(*cond))
+        _bulk_insert(conn, frame, now)
+        return int((merged["_merge"] != "both").sum() + ((merged["_merge"] == "both") & ~same).sum())
+    if not stale.empty:
         stmt = cost_daily.delete().where(*[cost_daily.c[c] == sa.bindparam(f"k_{c}") for c in COST_KEY])
-        conn.execute(stmt, [{f"k_{c}": r[c] for c in COST_KEY} for r in stale])
-        deleted = len(stale)
+        conn.execute(stmt, [{f"k_{c}": v for c, v in zip(COST_KEY, key, strict=True)} for key in stale[list(COST_KEY)].itertuples(index=False)])
+    _bulk_insert(conn, fresh[[*COST_KEY, *VALUE_COLUMNS]], now)
+    return int((merged["_merge"] == "left_only").sum() + len(fresh))
+
+
+def _cost_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]], source: str) -> pd.DataFrame:
+    """Rows as a frame with every key and value column, days as ``date`` and '' for unknowns."""
+    frame = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    frame["source"] = source
+    for col in ("provider", "account", "service", "region", "usage_type", "pipeline"):
+        frame[col] = frame[col].fillna("").astype(str) if col in frame.columns else ""
+    if "day" not in frame.columns:
+        frame["day"] = pd.Series(dtype=object)
+    frame["day"] = [_as_date(d) for d in frame["day"]]
+    for col in ("billed_cost", "effective_cost", "usage_quantity"):
+        frame[col] = pd.to_numeric(frame[col], errors="raise").astype(float) if col in frame.columns else (0.0 if col != "usage_quantity" else float("nan"))
+    frame["currency"] = frame["currency"].fillna("USD").astype(str) if "currency" in frame.columns else "USD"
+    return frame[[*COST_KEY, *VALUE_COLUMNS]].reset_index(drop=True)
+
+
+def _bulk_insert(conn: Connection, frame: pd.DataFrame, now: datetime) -> None:
+    """Insert rows known to be new (no conflict handling): COPY on PostgreSQL, executemany on SQLite."""
     if frame.empty:
-        return deleted
-    columns = [c for c in (*COST_KEY, *VALUE_COLUMNS) if c in frame.columns]
-    return deleted + upsert(conn, cost_daily, frame[columns], now=now)
-
-
-def _norm_key(k: tuple) -> tuple:
-    day = k[1]
-    if isinstance(day, datetime):
-        day = day.date()
-    elif isinstance(day, str):
-        day = date.fromisoformat(day[:10])
-    return (k[0], day, *k[2:])
+        return
+    columns = [*COST_KEY, *VALUE_COLUMNS, "updated_at"]
+    values = [frame[c].tolist() for c in (*COST_KEY, *VALUE_COLUMNS)]
+    qty = columns.index("usage_quantity")
+    values[qty] = [None if v != v else v for v in values[qty]]  # NaN -> NULL
+    q = conn.dialect.identifier_preparer.quote
+    names = ", ".join(q(c) for c in columns)
+    raw = conn.connection.driver_connection
+    n = len(frame)
+    if conn.dialect.name == "postgresql":
+        types = ["text", "date", "text", "text", "text", "text", "text", "text", "float8", "float8", "float8", "text", "timestamptz"]
+        stamp = now.astimezone(UTC)
+        with raw.cursor() as cur, cur.copy(f"COPY {q(cost_daily.name)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in zip(*values, [stamp] * n, strict=True):
+                copy.write_row(row)
+        return
+    # SQLite: the text SQLAlchemy's dialect writes for Date and naive-UTC DateTime
+    values[1] = [d.isoformat() for d in values[1]]
+    stamp_text = now.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    cur = raw.cursor()
+    cur.executemany(
+        f"INSERT INTO {q(cost_daily.name)} ({names}) VALUES ({', '.join('?' for _ in columns)})",
+        list(zip(*values, [stamp_text] * n, strict=True)),
+    )
+    cur.close()
 
 
 def save_forecast(
@@ -192,10 +236,12 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def _as_date(v: Any) -> date:
-    if isinstance(v, datetime | pd.Timestamp):
+    if isinstance(v, datetime):  # pd.Timestamp too
         return v.date()
     if isinstance(v, str):
         return date.fromisoformat(v[:10])
+    if isinstance(v, np.datetime64):
+        return pd.Timestamp(v).date()
     return v
 
 
