@@ -435,3 +435,22 @@ def test_pipeline_names_and_anomaly_subjects_are_escaped(seeded, smtp_server, tm
     assert f">{escaped}</a>" in html  # the runs table
     assert f"<b>cost of {escaped}</b>" in html  # the anomaly
     assert hrefs_of(html).imgs == ["cid:spend-sparkline@pipepulse"]  # no image but the chart
+
+
+def test_a_change_held_back_by_the_suppression_interval_goes_out_after_it(seeded, smtp_server, tmp_path, db_url):
+    rules = """
+[[alerts.rules]]
+name = "anomalies"
+kind = "anomalies"
+recipients = ["oncall@example.com"]
+suppression_hours = 6
+"""
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server), rules=rules)
+    run_digest(settings, seeded, period="daily", now=NOW)
+    with seeded.begin() as conn:
+        conn.execute(anomalies.update().where(anomalies.c.fingerprint == "a1cost").values(version=2, observed=530.0))
+    held = run_digest(settings, seeded, period="daily", now=NOW + timedelta(hours=5, minutes=59))
+    assert (held.digests, held.suppressed) == ([], 1)
+    [d] = run_digest(settings, seeded, period="daily", now=NOW + timedelta(hours=6)).digests
+    assert d.items == ("anomaly:a1cost",)
+    assert "observed <b>$530</b>" in body(smtp_server.recorder.messages[-1][1], "text/html")
