@@ -27,6 +27,8 @@ __all__ = ["SPARKLINE_CID", "Rendered", "render_digest", "subject_line"]
 
 SPARKLINE_CID = "spend-sparkline@pipepulse"
 ERROR_CHARS = 600  # longer errors are cut; the run page has the rest
+PER_SECTION = 10  # items shown per section; the rest are counted with a link
+PER_PIPELINE = 3  # failed runs shown per pipeline
 
 SECTIONS = (
     ("failed_runs", "Failed runs"),
@@ -254,6 +256,41 @@ def _item_html(it: Item, currency: str) -> tuple[str, str]:
     return h, t
 
 
+def _trim(kind: str, group: list[Item], context: Context) -> tuple[list[Item], list[tuple[str, str]]]:
+    """The items a section shows, and ``(label, link)`` lines for the rest.
+
+    A pipeline failing every run must not bury everything else: at most ``PER_PIPELINE`` failures
+    per pipeline (the newest), and at most ``PER_SECTION`` items in any section (most urgent
+    first); the rest are counted, with a link to the dashboard view that lists them.
+    """
+    base, to, rng = context.dashboard_url, context.to, context.range_key
+    more: list[tuple[str, str]] = []
+    shown = group
+    if kind == "failed_runs":
+        seen: dict[str, int] = {}
+        kept, extra = [], {}
+        for it in group:  # most urgent, then newest first
+            p = it.pipeline or ""
+            seen[p] = seen.get(p, 0) + 1
+            if seen[p] <= PER_PIPELINE:
+                kept.append(it)
+            else:
+                extra[p] = extra.get(p, 0) + 1
+        shown = kept
+        for p, n in extra.items():
+            more.append((f"{_plural(n, 'more failed run')} of {p}", links.pipeline_link(base, p, range_key=rng, to=to)))
+    if len(shown) > PER_SECTION:
+        rest = len(shown) - PER_SECTION
+        shown = shown[:PER_SECTION]
+        section_link = {
+            "anomalies": links.anomalies_link(base),
+            "budget": context.spend.link,
+            "collector_failing": links.collectors_link(base, range_key=rng, to=to),
+        }.get(kind, links.overview_link(base, range_key=rng, to=to))
+        more.append((f"{rest} more", section_link))
+    return shown, more
+
+
 def _section_order(items: Sequence[Item]) -> list[tuple[str, str, list[Item]]]:
     out = []
     for pos, (kind, title) in enumerate(SECTIONS):
@@ -354,13 +391,23 @@ def render_digest(
     sections_h: list[str] = []
     sections_t: list[str] = []
     h2 = "font-size:16px;margin:22px 0 8px;padding-bottom:4px;border-bottom:2px solid #e5e7eb"
-    for _kind, title, group in _section_order(items):
-        blocks = [_item_html(i, context.currency) for i in group]
+    for kind, title, group in _section_order(items):
+        shown, more = _trim(kind, group, context)
+        blocks = [_item_html(i, context.currency) for i in shown]
+        more_h = "".join(
+            f"<div style='margin:0 0 14px;color:#374151'>…and {_e(label)}. {_a(link, 'See them all →')}</div>"
+            for label, link in more
+        )
         sections_h.append(
             f"<h2 style='{h2}'>{_e(title)} ({len(group)})</h2>"
             + "".join(f"<div style='margin:0 0 14px'>{bh}</div>" for bh, _ in blocks)
+            + more_h
         )
-        sections_t.append(f"{title.upper()} ({len(group)})\n" + "\n".join(bt for _, bt in blocks))
+        sections_t.append(
+            f"{title.upper()} ({len(group)})\n"
+            + "\n".join(bt for _, bt in blocks)
+            + "".join(f"\n…and {label}: {link}" for label, link in more)
+        )
     if context.still_open:
         lis = "".join(
             f"<li>{_a(i.link, i.title)} <span style='color:#6b7280'>({_e(i.severity)}, since {_e(_when(i.fields.get('first_seen')))})</span></li>"

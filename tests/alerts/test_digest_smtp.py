@@ -454,3 +454,19 @@ suppression_hours = 6
     [d] = run_digest(settings, seeded, period="daily", now=NOW + timedelta(hours=6)).digests
     assert d.items == ("anomaly:a1cost",)
     assert "observed <b>$530</b>" in body(smtp_server.recorder.messages[-1][1], "text/html")
+
+
+def test_a_pipeline_failing_every_run_does_not_bury_the_rest(seeded, smtp_server, tmp_path, db_url):
+    with seeded.begin() as conn:
+        conn.execute(runs.update().where(runs.c.pipeline == "orders", runs.c.started_at >= NOW - timedelta(hours=6),
+                                         runs.c.started_at < NOW).values(status="FAILED", error_message="disk full"))
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
+    [d] = run_digest(settings, seeded, period="daily", now=NOW).digests
+    assert sum(k.startswith("run:") for k in d.items) == 7  # 03:00, and the six runs from 06:00 to 11:00
+    msg = smtp_server.recorder.messages[0][1]
+    assert msg["Subject"].startswith("pipepulse daily: 7 failures, ")
+    html, text = body(msg, "text/html"), body(msg, "text/plain")
+    assert "Failed runs (7)" in html
+    assert html.count("Open the run →") == 3  # the three newest
+    assert "…and 4 more failed runs of orders. " in html
+    assert f"…and 4 more failed runs of orders: {DASH}/pipelines?range=24h&to=2026-11-20&pipeline=orders" in text
