@@ -470,3 +470,19 @@ def test_a_pipeline_failing_every_run_does_not_bury_the_rest(seeded, smtp_server
     assert html.count("Open the run →") == 3  # the three newest
     assert "…and 4 more failed runs of orders. " in html
     assert f"…and 4 more failed runs of orders: {DASH}/pipelines?range=24h&to=2026-11-20&pipeline=orders" in text
+
+
+def test_tls_problems_say_what_to_check(seeded, smtp_server, tls_server, tmp_path, db_url):
+    # the plain server offers no STARTTLS
+    conf = smtp_alerts(smtp_server, security="starttls")
+    [d] = run_digest(make_settings(tmp_path, db_url, conf), seeded, period="daily", now=NOW).digests
+    assert d.error == (
+        f'the SMTP server 127.0.0.1:{smtp_server.port} does not offer STARTTLS; set [alerts.smtp] security = "ssl" '
+        '(implicit TLS, usually port 465) or "none" on a trusted network'
+    )
+    # a certificate nobody told us to trust
+    conf = smtp_alerts(None, security="starttls", port=tls_server.port, auth=True) + f'\npassword = "{PASSWORD}"'
+    [d] = run_digest(make_settings(tmp_path, db_url, conf), seeded, period="daily", now=NOW + timedelta(minutes=1)).digests
+    assert d.error.startswith(f"TLS with the SMTP server 127.0.0.1:{tls_server.port} failed: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert d.error.endswith("; check [alerts.smtp] security and ca_file")
+    assert smtp_server.recorder.messages == [] and tls_server.recorder.messages == []
