@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import boto3
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 from moto.glue.models import glue_backends
 from moto.moto_api import state_manager
 
