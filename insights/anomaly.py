@@ -401,16 +401,20 @@ def _envelope(z: np.ndarray, ts: np.ndarray, cfg: DetectorConfig):
         Ms[j - 1] = np.where(ok, mx[:, i], np.nan)
         Ns[j - 1] = np.where(ok, mn[:, i], np.nan)
     cnt = np.sum(~np.isnan(Ms), axis=0)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mU = np.nanmedian(Ms, axis=0)
-            mL = np.nanmedian(Ns, axis=0)
-            sU = 1.4826 * np.nanmedian(np.abs(Ms - mU), axis=0)
-            sL = 1.4826 * np.nanmedian(np.abs(Ns - mL), axis=0)
+    mU, mL = _nanmedian0(Ms, cnt), _nanmedian0(Ns, cnt)
+    sU = 1.4826 * _nanmedian0(np.abs(Ms - mU), cnt)
+    sL = 1.4826 * _nanmedian0(np.abs(Ns - mL), cnt)
     return mU, mL, sU, sL, cnt
+
+
+def _nanmedian0(a: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Median over axis 0 ignoring NaN (``cnt`` valid values per cell; NaN where none).
+    Sorting a short axis is far faster than ``np.nanmedian`` on big arrays."""
+    srt = np.sort(a, axis=0)  # NaN last
+    lo = np.clip((cnt - 1) // 2, 0, a.shape[0] - 1)[None]
+    hi = np.clip(cnt // 2, 0, a.shape[0] - 1)[None]
+    med = 0.5 * (np.take_along_axis(srt, lo, 0)[0] + np.take_along_axis(srt, hi, 0)[0])
+    return np.where(cnt > 0, med, np.nan)
 
 
 def _epoch_seconds(timestamps) -> np.ndarray:
