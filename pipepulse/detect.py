@@ -129,7 +129,12 @@ def _when(v: Any, label: str, where: str, key: str) -> datetime:
 
 def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> DetectionSummary:
     """Scan every stored series, store incidents by fingerprint; returns what it did."""
-    from store.anomalies import maintenance_windows_frame, metric_points_frame, metric_series_frame, upsert_anomalies
+    from store.anomalies import (
+        maintenance_windows_frame,
+        metric_points_frame,
+        metric_series_frame,
+        upsert_anomalies,
+    )
     from store.costs import daily_cost
     from store.runs import runs_frame
 

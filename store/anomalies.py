@@ -25,7 +25,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipepulse.errors import InputError
-from store.schema import ANOMALY_STATUSES, SEVERITIES, anomalies, maintenance_windows, metric_points, metric_series
+from store.schema import (
+    ANOMALY_STATUSES,
+    SEVERITIES,
+    anomalies,
+    maintenance_windows,
+    metric_points,
+    metric_series,
+)
 
 __all__ = [
     "UpsertCounts",

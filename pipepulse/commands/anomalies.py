@@ -112,11 +112,14 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
 
 
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
-    from insights.anomaly import DetectorConfig, scan
+    from insights.anomaly import STEP_POINTS, DetectorConfig, scan
 
     frame = read_series_csv(args.input)
     ts = pd.DatetimeIndex(frame["_ts"])
-    step = float(pd.Series(ts).diff().dt.total_seconds().median()) if len(ts) > 1 else 300.0
+    # the sampling step from the first points only (all inside the warm-up): stays online
+    head = pd.Series(ts[:STEP_POINTS]).diff().dt.total_seconds()
+    head = head[head > 0]
+    step = float(head.median()) if len(head) else 300.0
     overrides = {"sensitivity": args.sensitivity} if args.sensitivity else {}
     try:
         config = DetectorConfig.for_step(step, **overrides)
