@@ -33,10 +33,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-
 import pyarrow.compute as pc
 
-from collectors.costfiles import Parsed, fallback, finish, is_value, month_of, normalise_name, text, to_day, to_number
+from collectors.costfiles import (
+    Parsed,
+    fallback,
+    finish,
+    is_value,
+    month_of,
+    normalise_name,
+    text,
+    to_day,
+    to_number,
+)
 
 __all__ = ["create", "parse_cur", "tag_column", "wanted_columns"]
 

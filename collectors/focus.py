@@ -24,7 +24,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from collectors.costfiles import Parsed, fallback, finish, is_value, month_of, parse_tags, text, to_day, to_number
+from collectors.costfiles import (
+    Parsed,
+    fallback,
+    finish,
+    is_value,
+    month_of,
+    parse_tags,
+    text,
+    to_day,
+    to_number,
+)
 
 __all__ = ["create", "parse_focus", "wanted_columns"]
 

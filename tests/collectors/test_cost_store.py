@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from store.costs import ALL, cost_sources, daily_cost, latest_forecast, month_to_date, replace_cost_rows, save_forecast
+from store.costs import (
+    ALL,
+    cost_sources,
+    daily_cost,
+    latest_forecast,
+    month_to_date,
+    replace_cost_rows,
+    save_forecast,
+)
 from store.schema import cost_daily, forecast_snapshots
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
