@@ -9,7 +9,8 @@ cost incidents -> upsert every incident by fingerprint.
 Settings, all optional, under ``[anomalies]``::
 
     sensitivity = 2.0            # threshold multiplier of the learned deviation quantile
-    lookback_days = 14           # metric and run history scanned
+    lookback_days = 14           # metric history scanned
+    runs_lookback_days = 90      # run history (aggregated per hour / day) scanned
     cost_lookback_days = 90
     cost_floor_usd = 1.0         # a cost change smaller than this never alerts
     cost_rel_floor = 0.2         # ... nor one smaller than 20% of the expected day
@@ -34,7 +35,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from insights.anomaly import DetectorConfig, events, fingerprint, scan_frame
+from insights.anomaly import (
+    DetectorConfig,
+    ScanResult,
+    events,
+    fingerprint,
+    planned_mask,
+    scan_frame,
+    scan_matrix,
+)
 from insights.rootcause import DIMENSIONS, root_cause
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt, require_table
@@ -50,6 +59,7 @@ class AnomalySettings:
 
     sensitivity: float = 2.0
     lookback_days: int = 14
+    runs_lookback_days: int = 90
     cost_lookback_days: int = 90
     cost_floor_usd: float = 1.0
     cost_rel_floor: float = 0.2
@@ -93,7 +103,7 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
             if v < 0 or (key == "sensitivity" and v == 0):
                 raise ConfigError(f"{label}: [anomalies] {key}: expected a {'positive' if key == 'sensitivity' else 'non-negative'} number, got {v!r}")
             values[key] = float(v)
-    for key in ("lookback_days", "cost_lookback_days"):
+    for key in ("lookback_days", "runs_lookback_days", "cost_lookback_days"):
         v = opt(table, key, int, label, where)
         if v is not None:
             if v < 2:
@@ -143,15 +153,17 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
     # Align the scanned history to whole days so repeated passes see the same start.
     end = now
     start = (now - timedelta(days=cfg.lookback_days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    runs_start = (now - timedelta(days=cfg.runs_lookback_days)).replace(hour=0, minute=0, second=0, microsecond=0)
     cost_start = (now - timedelta(days=cfg.cost_lookback_days)).date()
     rows: list[dict[str, Any]] = []
     with engine.connect() as conn:
         windows = maintenance_windows_frame(conn, end=end)
         planned = [(r.subject, r.starts_at, r.ends_at) for r in windows.itertuples()] + list(cfg.planned)
 
-        # CloudWatch metric series
+        # CloudWatch metric series: those sharing one time axis are scanned together
         series = metric_series_frame(conn)
         points = metric_points_frame(conn, start, end) if not series.empty else pd.DataFrame(columns=["series_id", "ts", "value"])
+        groups: dict[tuple, list[tuple[str, str | None, pd.DataFrame]]] = {}
         for s in series.itertuples():
             part = points[points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
             if part.empty:
@@ -159,11 +171,21 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
             dims = json.loads(s.dimensions or "{}")
             dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
             subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
-            config = DetectorConfig.for_step(float(s.period_seconds), sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor)
-            rows += _incidents(part, config, "metric", subject, s.pipeline, planned, summary)
+            key = tuple(part["timestamp"].astype("int64"))
+            groups.setdefault(key, []).append((subject, s.pipeline, part.reset_index(drop=True)))
+        for members in groups.values():
+            ts = members[0][2]["timestamp"]
+            step = float(ts.diff().dt.total_seconds().median()) if len(ts) > 1 else 300.0
+            config = DetectorConfig.for_step(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor)
+            x = np.vstack([m[2]["value"].to_numpy(float) for m in members])
+            ex = np.vstack([planned_mask(ts, _windows_for(planned, m[1], m[0])) for m in members])
+            result = scan_matrix(x, ts, config, excluded=ex)
+            for i, (subject, pipeline, part) in enumerate(members):
+                scanned = _frame_of(part, result, i)
+                rows += _incidents_of(scanned, config, "metric", subject, pipeline, summary)
 
         # runs per pipeline
-        runs = runs_frame(conn, start, end)
+        runs = runs_frame(conn, runs_start, end)
         if not runs.empty:
             runs = runs[runs["started_at"].notna()]
         for pipeline, group in (runs.groupby("pipeline") if not runs.empty else []):
@@ -216,13 +238,31 @@ def _series(s: pd.Series) -> pd.DataFrame:
     return frame
 
 
+def _windows_for(planned: list, pipeline: str | None, subject: str) -> list[tuple[datetime, datetime]]:
+    return [(a, b) for subj, a, b in planned if subj in ("*", pipeline, subject)]
+
+
+def _frame_of(part: pd.DataFrame, result: ScanResult, i: int) -> pd.DataFrame:
+    out = part[["timestamp", "value"]].copy()
+    for name in ("expected", "lower", "upper", "score", "ratio"):
+        out[name] = getattr(result, name)[i]
+    out["is_anomaly"] = result.is_anomaly[i].astype(int)
+    out["anomalous"] = result.anomalous[i]
+    return out
+
+
 def _incidents(frame: pd.DataFrame, config: DetectorConfig, kind: str, subject: str, pipeline: str | None,
                planned: list, summary: DetectionSummary, *, bucket: int = 86400) -> list[dict[str, Any]]:
     if frame.empty:
         return []
-    summary.series_scanned += 1
-    wins = [(a, b) for subj, a, b in planned if subj in ("*", pipeline, subject)]
+    wins = _windows_for(planned, pipeline, subject)
     scanned = scan_frame(frame[["timestamp", "value"]].sort_values("timestamp").reset_index(drop=True), config, planned=wins)
+    return _incidents_of(scanned, config, kind, subject, pipeline, summary, bucket=bucket)
+
+
+def _incidents_of(scanned: pd.DataFrame, config: DetectorConfig, kind: str, subject: str, pipeline: str | None,
+                  summary: DetectionSummary, *, bucket: int = 86400) -> list[dict[str, Any]]:
+    summary.series_scanned += 1
     out = []
     for ev in events(scanned, gap=config.suppress):
         out.append({
