@@ -92,6 +92,22 @@ class DigestResult:
     def ok(self) -> bool:
         return not self.failed
 
+    @property
+    def status(self) -> str:
+        """``failed`` (a message failed), ``sent``, ``dry-run``, ``locked`` or ``nothing`` (for the scheduler)."""
+        if self.failed:
+            return "failed"
+        if self.locked:
+            return "locked"
+        if self.sent:
+            return "sent"
+        return "dry-run" if self.digests else "nothing"
+
+    @property
+    def error(self) -> str:
+        """The failed messages' errors, one per line ('' when none failed)."""
+        return "\n".join(f"{', '.join(d.recipients)}: {d.error}" for d in self.failed)
+
 
 def _severity_of(version: str) -> str:
     return version.rsplit("|", 1)[-1] if "|" in version else "low"

@@ -216,6 +216,7 @@ def test_a_refused_send_is_recorded_failed_and_retried_next_pass(seeded, smtp_se
     assert d.status == "failed"
     assert d.error == f"the SMTP server 127.0.0.1:{smtp_server.port} refused the message: 554 5.7.1 Message rejected by policy"
     assert not failed.ok
+    assert (failed.status, failed.error) == ("failed", f"oncall@example.com: {d.error}")  # what the scheduler reads
     assert smtp_server.recorder.messages == []
     [rec] = rows(seeded, digests, digests.c.created_at)
     assert (rec["status"], rec["error"], rec["sent_at"]) == ("failed", d.error, None)
@@ -225,7 +226,7 @@ def test_a_refused_send_is_recorded_failed_and_retried_next_pass(seeded, smtp_se
     smtp_server.recorder.refuse_data = None
     nxt = run_digest(settings, seeded, period="daily", now=NOW + timedelta(days=1))
     [sent] = nxt.digests
-    assert sent.status == "sent"
+    assert (sent.status, nxt.status, nxt.error) == ("sent", "sent", "")
     assert set(sent.items) == {
         "run:reference:orders-112003",
         "run:reference:orders-112007",
