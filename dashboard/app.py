@@ -1,7 +1,11 @@
 """pipepulse dashboard: the entry point (``pipepulse dashboard serve`` runs it with Streamlit).
 
 Signs the user in (``auth``), draws the global controls (``state``, kept in the URL) and runs the
-selected page from ``pages/``. Pages get the filters from ``state.current()``.
+selected page from ``views/``. Pages get the filters from ``state.current()``.
+
+The pages live in ``views/``, not ``pages/``: Streamlit maps a URL such as ``/costs`` straight to
+``pages/costs.py`` when that folder exists, which would run a page without this script (and so
+without the login wall).
 """
 
 from __future__ import annotations
@@ -15,16 +19,15 @@ from pipepulse.errors import PipepulseError
 
 st.set_page_config(page_title="pipepulse", page_icon=":material/monitor_heart:", layout="wide")
 
-user = auth.require_user()
-
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
-    st.Page("pages/pipelines.py", title="Pipelines", icon=":material/account_tree:", url_path="pipelines"),
-    st.Page("pages/run_detail.py", title="Run detail", icon=":material/receipt_long:", url_path="run"),
-    st.Page("pages/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
-    st.Page("pages/anomalies.py", title="Anomalies", icon=":material/crisis_alert:", url_path="anomalies"),
-    st.Page("pages/collectors.py", title="Collectors", icon=":material/cloud_sync:", url_path="collectors"),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("views/pipelines.py", title="Pipelines", icon=":material/account_tree:", url_path="pipelines"),
+    st.Page("views/run_detail.py", title="Run detail", icon=":material/receipt_long:", url_path="run"),
+    st.Page("views/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
+    st.Page("views/anomalies.py", title="Anomalies", icon=":material/crisis_alert:", url_path="anomalies"),
+    st.Page("views/collectors.py", title="Collectors", icon=":material/cloud_sync:", url_path="collectors"),
 ]
+user = auth.require_user([p.url_path for p in PAGES])
 page = st.navigation(PAGES)
 
 try:

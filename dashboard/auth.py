@@ -54,52 +54,60 @@ def current_user() -> User:
     return user
 
 
-def require_user() -> User:
-    """The signed-in user; draws the login form and stops the script when there is none."""
-    user = _require_user()
+def require_user(url_paths: list[str]) -> User:
+    """The signed-in user. Without one, every page URL (``url_paths``, the first the default)
+    shows the sign-in form, so a deep link still opens its page after signing in; and
+    ``st.navigation`` is always called before anything is drawn."""
+    user = _signed_in()
+    if user is None:
+        pages = [
+            st.Page(_login_view, title=f"Sign in ({path})", url_path=path, default=i == 0)
+            for i, path in enumerate(url_paths)
+        ]
+        st.navigation(pages, position="hidden").run()
+        st.stop()
     st.session_state["_pp_current"] = user
     return user
 
 
-def _require_user() -> User:
-    address = st.get_option("server.address")
-    if is_loopback(address):
-        return User(name="local", role="admin")
+def _mode_and_secrets() -> tuple[str | None, dict]:
     secrets = _secrets()
     try:
-        mode = auth_mode(secrets)
+        return auth_mode(secrets), secrets
     except ConfigError as exc:
         st.error(str(exc))
         st.stop()
+        raise
+
+
+def _signed_in() -> User | None:
+    if is_loopback(st.get_option("server.address")):
+        return User(name="local", role="admin")
+    mode, secrets = _mode_and_secrets()
     if mode == "oidc":
-        return _oidc(secrets)
-    if mode == "password":
-        return _password(password_users(secrets))
-    st.error(
-        "This dashboard is served on a non-local address without a login configured, so it shows "
-        "nothing. Add users to the Streamlit secrets file (see `pipepulse dashboard hash-password`)."
-    )
-    st.stop()
-    raise AssertionError("unreachable")
-
-
-def _oidc(secrets: dict) -> User:
-    if not st.user.is_logged_in:
-        st.title("pipepulse")
-        st.write("Sign in to see the dashboard.")
-        st.button("Sign in", on_click=st.login, type="primary")
-        st.stop()
-    email = str(st.user.get("email") or st.user.get("name") or "user")
-    admins = {str(a).lower() for a in (secrets.get("pipepulse", {}) or {}).get("admins", [])}
-    return User(name=email, role="admin" if email.lower() in admins else "viewer")
-
-
-def _password(users: dict[str, dict[str, str]]) -> User:
+        if not st.user.is_logged_in:
+            return None
+        email = str(st.user.get("email") or st.user.get("name") or "user")
+        admins = {str(a).lower() for a in (secrets.get("pipepulse", {}) or {}).get("admins", [])}
+        return User(name=email, role="admin" if email.lower() in admins else "viewer")
     found = st.session_state.get("_pp_user")
-    if isinstance(found, User):
-        return found
+    return found if mode == "password" and isinstance(found, User) else None
+
+
+def _login_view() -> None:
+    mode, secrets = _mode_and_secrets()
     st.title("pipepulse")
+    if mode is None:
+        st.error(
+            "This dashboard is served on a non-local address without a login configured, so it shows "
+            "nothing. Add users to the Streamlit secrets file (see `pipepulse dashboard hash-password`)."
+        )
+        return
     st.caption("Sign in to see the dashboard.")
+    if mode == "oidc":
+        st.button("Sign in", on_click=st.login, type="primary")
+        return
+    users = password_users(secrets)
     with st.form("login"):
         name = st.text_input("User name", key="_pp_login_name")
         password = st.text_input("Password", type="password", key="_pp_login_password")
@@ -108,15 +116,11 @@ def _password(users: dict[str, dict[str, str]]) -> User:
         entry = users.get(name)
         # verify against a real hash even for unknown names, so timing does not reveal them
         stored = entry["password_hash"] if entry else next(iter(users.values()))["password_hash"]
-        ok = verify_password(password, stored) and entry is not None
-        if ok:
-            user = User(name=name, role=entry["role"])
-            st.session_state["_pp_user"] = user
+        if verify_password(password, stored) and entry is not None:
+            st.session_state["_pp_user"] = User(name=name, role=entry["role"])
             st.rerun()
         time.sleep(FAILED_LOGIN_DELAY)
         st.error("Wrong user name or password.")
-    st.stop()
-    raise AssertionError("unreachable")
 
 
 def sign_out_button(user: User) -> None:

@@ -54,7 +54,7 @@ def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, ytitle: str | N
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
         template="plotly_white",
         hovermode="closest",
     )
@@ -141,15 +141,20 @@ def _markers(fig: go.Figure, marks: pd.DataFrame | None, name: str) -> None:
 
 def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
     """Daily p50 and p95 run duration per pipeline (rollup), with duration anomalies marked."""
-    title = "Duration p50 / p95 (seconds)"
+    title = "Duration p95 (solid) and p50 (dotted), seconds"
     if daily.empty:
         return _empty(title)
     fig = go.Figure()
     for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True)):
         color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=part["day"], y=part["duration_p95"], mode="lines", name=f"{_t(name)} p95", line={"color": color}))
+        # one legend entry per pipeline: p95 solid, p50 dotted, toggled together
         fig.add_trace(
-            go.Scatter(x=part["day"], y=part["duration_p50"], mode="lines", name=f"{_t(name)} p50", line={"color": color, "dash": "dot"})
+            go.Scatter(x=part["day"], y=part["duration_p95"], mode="lines", name=f"{_t(name)} p95", legendgroup=str(i),
+                       line={"color": color})
+        )
+        fig.add_trace(
+            go.Scatter(x=part["day"], y=part["duration_p50"], mode="lines", name=f"{_t(name)} p50", legendgroup=str(i),
+                       showlegend=False, line={"color": color, "dash": "dot"})
         )
     _markers(fig, marks, "duration anomaly")
     return _layout(fig, title, ytitle="seconds")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from conftest import APP
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP
 from pipepulse.commands.dashboard import hash_password
 from store.schema import anomalies
 
-PAGES = ["pages/overview.py", "pages/pipelines.py", "pages/run_detail.py", "pages/costs.py", "pages/anomalies.py", "pages/collectors.py"]
+PAGES = ["views/overview.py", "views/pipelines.py", "views/run_detail.py", "views/costs.py", "views/anomalies.py", "views/collectors.py"]
 
 
 def _open(page: str | None = None, *, query: dict | None = None, secrets: dict | None = None) -> AppTest:
@@ -69,7 +69,7 @@ def test_deep_link_applies_filters(filled_db, app_env):
 def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
     url, ds = filled_db
     app_env(url)
-    at = _open("pages/pipelines.py", query={"status": "FAILED"})
+    at = _open("views/pipelines.py", query={"status": "FAILED"})
     assert not at.exception
     history = [d.value for d in at.dataframe if "trigger" in d.value.columns][0]
     assert set(history["status"]) == {"FAILED"}
@@ -79,7 +79,7 @@ def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
 def test_run_detail_shows_an_html_error_as_text(filled_db, app_env):
     url, ds = filled_db
     app_env(url)
-    at = _open("pages/run_detail.py", query={"run": ds.run_ids["script"]})
+    at = _open("views/run_detail.py", query={"run": ds.run_ids["script"]})
     assert not at.exception
     assert any("<script>alert(1)</script>" in c.value for c in at.code)
     assert not any("<script>" in m.value for m in at.markdown)  # never through Markdown/HTML
@@ -89,7 +89,7 @@ def test_run_detail_shows_an_html_error_as_text(filled_db, app_env):
 def test_retried_run_lists_both_attempts(filled_db, app_env):
     url, ds = filled_db
     app_env(url)
-    at = _open("pages/run_detail.py", query={"run": ds.run_ids["retried"]})
+    at = _open("views/run_detail.py", query={"run": ds.run_ids["retried"]})
     steps = [d.value for d in at.dataframe if "stage" in d.value.columns][0]
     assert list(steps.loc[steps["stage"] == "transform", "attempt"]) == [1, 2]
     assert list(steps.loc[steps["stage"] == "transform", "status"]) == ["FAILED", "SUCCEEDED"]
@@ -102,9 +102,9 @@ def test_empty_database_says_what_to_run(db_url, app_env):
     text = _texts(at)
     assert "No runs in this window: run `pipepulse collect`" in text
     assert "No costs yet: run `pipepulse collect` or `pipepulse costs import PATH`" in text
-    at = _open("pages/costs.py")
+    at = _open("views/costs.py")
     assert "No forecast yet: run `pipepulse forecast`" in _texts(at)
-    at = _open("pages/anomalies.py")
+    at = _open("views/anomalies.py")
     assert "No anomalies detected yet: run `pipepulse detect`" in _texts(at)
 
 
@@ -112,7 +112,7 @@ def test_admin_acknowledges_an_anomaly(filled_db, app_env):
     url, ds = filled_db
     app_env(url)
     fp = ds.fingerprints["dur"]
-    at = _open("pages/anomalies.py", query={"fp": fp})
+    at = _open("views/anomalies.py", query={"fp": fp})
     assert at.selectbox(key="fp_pick").value == fp
     at.text_input(key="anomaly_note").input("deploy made it slow; rollback planned")
     at.button(key="ack").click().run()
@@ -159,7 +159,7 @@ def test_public_address_requires_login_and_viewers_cannot_act(filled_db, app_env
     _login(at, "vic", "viewer-pw")
     assert not at.exception
     assert any(m.label == "Open anomalies" for m in at.metric)
-    at.switch_page("pages/anomalies.py").run()
+    at.switch_page("views/anomalies.py").run()
     assert any("Only admins" in i.value for i in at.info)
     assert not [b for b in at.button if b.key in ("ack", "snooze", "resolve")]
 

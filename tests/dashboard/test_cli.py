@@ -6,10 +6,16 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import DEMO_CONFIG, ROOT
+
 from pipepulse.cli import build_parser
-from pipepulse.commands.dashboard import auth_mode, hash_password, is_loopback, serve_command, verify_password
+from pipepulse.commands.dashboard import (
+    auth_mode,
+    hash_password,
+    is_loopback,
+    serve_command,
+    verify_password,
+)
 from pipepulse.errors import ConfigError
 from pipepulse.settings import load_settings
 

@@ -19,7 +19,7 @@ if run is None:
 
 st.subheader("Pipeline")
 st.text(run["pipeline"])
-c = st.columns(5)
+c = st.columns([1.4, 1, 1, 1, 1.4])
 c[0].metric("Status", run["status"], border=True)
 c[1].metric("Duration", f"{run['duration_seconds']:,.0f} s" if run.get("duration_seconds") is not None else "n/a", border=True)
 queued = (run["started_at"] - run["queued_at"]).total_seconds() if run.get("started_at") and run.get("queued_at") else None
@@ -28,9 +28,9 @@ c[3].metric("Step retries", f"{run.get('retries') or 0}", border=True)
 cost = run.get("cost_usd")
 per_run = run.get("pipeline_day_cost_per_run")
 c[4].metric(
-    "Cost (estimate)",
-    f"{cost:,.4f} {data.settings().currency}" if cost is not None else "n/a",
-    f"{cost - per_run:+,.4f} vs the day's average run" if cost is not None and per_run else None,
+    f"Cost ({data.settings().currency}, estimate)",
+    f"{cost:,.4f}" if cost is not None else "n/a",
+    f"{cost - per_run:+,.4f} vs day avg" if cost is not None and per_run else None,
     delta_color="inverse",
     border=True,
 )

@@ -14,7 +14,6 @@ from dashboard import auth, data, state, ui
 from store.schema import ANOMALY_STATUSES
 
 
-
 def _num(v: object) -> str:
     return "n/a" if v is None or v != v else f"{float(v):,.4g}"  # v != v: NaN
 

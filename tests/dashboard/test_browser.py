@@ -1,0 +1,274 @@
+"""End to end in headless Chromium: the real ``pipepulse dashboard serve`` over a realistic
+database (SQLite, and PostgreSQL when ``PIPEPULSE_TEST_DBS`` has it), every page, deep links,
+acknowledging an anomaly, HTML shown as text, and the login wall on a non-local address.
+
+Screenshots of every page go to ``artifacts/screenshots/<page>.png`` (``<page>-postgresql.png``).
+Needs Debian's ``/usr/bin/chromium``; skipped without it unless ``PIPEPULSE_REQUIRE_BROWSER=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dataset
+import pytest
+import sqlalchemy as sa
+from conftest import DEMO_CONFIG, ROOT
+
+from pipepulse.commands.dashboard import hash_password
+from store.db import connect, upgrade
+from store.schema import anomalies
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+SHOTS = ROOT / "artifacts" / "screenshots"
+TEST_DBS = [d.strip() for d in os.environ.get("PIPEPULSE_TEST_DBS", "sqlite").split(",") if d.strip()]
+PG_ADMIN_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# page path, screenshot name, plotly charts it draws with the dataset, a text it must show
+PAGES = [
+    ("/", "overview", 1, "Recent failures"),
+    ("/pipelines", "pipelines", 3, "Run history"),
+    ("/costs", "costs", 5, "Estimate against bill"),
+    ("/anomalies", "anomalies", 0, "Act on one"),
+    ("/collectors", "collectors", 1, "Passes"),
+]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("PIPEPULSE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{CHROMIUM} is missing and PIPEPULSE_REQUIRE_BROWSER=1: install Debian's chromium", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser tests)", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``pipepulse dashboard serve`` as a subprocess, up once /_stcore/health answers."""
+
+    def __init__(self, db_url: str, *, cwd: Path, address: str = "127.0.0.1", secrets: Path | None = None):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "pipepulse.cli", "--config", str(DEMO_CONFIG), "dashboard", "serve",
+               "--address", address, "--port", str(self.port)]
+        if secrets:
+            cmd += ["--secrets", str(secrets)]
+        env = {**os.environ, "PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_LOG_FORMAT": "text"}
+        self.log = cwd / f"server-{self.port}.log"
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dashboard exited with {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.base + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.25)
+        raise AssertionError(f"dashboard did not answer in 60 s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _database(kind: str, tmp: Path):
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'browser.db'}", None
+    name = f"pp_dash_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    return admin.url.set(database=name).render_as_string(hide_password=False), (admin, name)
+
+
+def _drop(handle) -> None:
+    admin, name = handle
+    with admin.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module", params=TEST_DBS)
+def served(request, tmp_path_factory):
+    """``(server, Dataset, db_url, kind)`` for one database kind."""
+    kind = request.param
+    tmp = tmp_path_factory.mktemp(f"browser-{kind}")
+    url, handle = _database(kind, tmp)
+    engine = connect(url)
+    upgrade(engine)
+    ds = dataset.build(engine, end=datetime.now(UTC))
+    engine.dispose()
+    server = Server(url, cwd=tmp)
+    yield server, ds, url, kind
+    server.stop()
+    if handle:
+        _drop(handle)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
+    pg = ctx.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.dialogs = dialogs
+    yield pg
+    ctx.close()
+
+
+def _settle(pg, *, plots: int = 0, text: str | None = None, timeout: float = 45_000) -> None:
+    """Wait until the script has run and ``plots`` plotly charts are drawn (and ``text`` shows)."""
+    pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    if text:
+        pg.get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)
+    if plots:
+        pg.wait_for_function(
+            "n => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n", arg=plots, timeout=timeout
+        )
+    pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+
+
+def _shot(pg, name: str, kind: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / (f"{name}.png" if kind == "sqlite" else f"{name}-{kind}.png")
+    pg.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_every_page_draws_without_errors(served, page):
+    server, ds, _, kind = served
+    for path, name, plots, text in PAGES:
+        page.goto(server.base + path)
+        _settle(page, plots=plots, text=text)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0, name
+        assert page.locator(".js-plotly-plot").count() == plots, name
+        _shot(page, name, kind)
+    # the run detail page, for a run that retried a stage
+    page.goto(server.base + "/run?run=" + ds.run_ids["retried"])
+    _settle(page, plots=1, text="Log lines")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "SUCCEEDED"
+    _shot(page, "run_detail", kind)
+
+
+def test_deep_link_applies_its_filters(served, page):
+    server, *_ = served
+    page.goto(server.base + "/pipelines?pipeline=orders&range=30d&status=FAILED")
+    _settle(page, plots=3, text="Run history")
+    assert page.get_by_text("orders, last 30d").count() == 1
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.locator('[data-testid="stMultiSelect"]').first.get_by_text("orders").count() == 1
+    assert sidebar.locator('[data-testid="stSelectbox"] input').first.input_value() == "30d"
+    assert "pipeline=orders" in page.url and "range=30d" in page.url
+    # the duration chart has one pipeline: its p95 and p50 lines
+    names = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[0].data.map(t => t.name)")
+    assert names[:2] == ["orders p95", "orders p50"]
+
+
+def test_html_in_an_error_is_shown_as_text(served, page):
+    server, ds, _, _ = served
+    page.goto(server.base + "/run?run=" + ds.run_ids["script"])
+    _settle(page, plots=1, text="Log lines")
+    code = page.locator('[data-testid="stCode"]').first.inner_text()
+    assert "<script>alert(1)</script>" in code
+    assert page.evaluate("() => [...document.scripts].some(s => s.textContent.includes('alert(1)'))") is False
+    assert page.dialogs == []
+
+
+def test_acknowledge_as_admin_is_stored(served, page):
+    server, ds, url, _ = served
+    fp = ds.fingerprints["thr"]
+    page.goto(server.base + "/anomalies?fp=" + fp)
+    _settle(page, text="Act on one")
+    page.get_by_label("Note").fill("seasonal dip, expected")
+    page.get_by_label("Note").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Acknowledge").click()
+    page.get_by_text("Acknowledged: orders records out").wait_for(timeout=30_000)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(anomalies).where(anomalies.c.fingerprint == fp)).mappings().one()
+    engine.dispose()
+    assert (row["status"], row["status_by"], row["status_note"]) == ("acknowledged", "local", "seasonal dip, expected")
+
+
+def test_login_wall_on_a_non_local_address(served, page, tmp_path):
+    server, _, url, kind = served
+    if kind != "sqlite":
+        pytest.skip("the login wall does not depend on the database")
+    # without a login configured, serve refuses to start
+    refused = subprocess.run(
+        [sys.executable, "-m", "pipepulse.cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0",
+         "--port", str(_free_port())],
+        cwd=tmp_path, env={**os.environ, "PIPEPULSE_DATABASE_URL": url, "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert refused.returncode == 1
+    assert "refusing to serve the dashboard on 0.0.0.0 without a login" in refused.stderr
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        f'[pipepulse.users.ann]\npassword_hash = "{hash_password("admin-pw")}"\nrole = "admin"\n'
+        f'[pipepulse.users.vic]\npassword_hash = "{hash_password("viewer-pw")}"\nrole = "viewer"\n'
+    )
+    guarded = Server(url, cwd=tmp_path, address="0.0.0.0", secrets=secrets)
+    try:
+        page.goto(guarded.base + "/costs?range=30d")
+        _settle(page, text="Sign in to see the dashboard")
+        assert page.locator(".js-plotly-plot").count() == 0
+        assert page.locator('[data-testid="stMetric"]').count() == 0
+        _shot(page, "login", kind)
+        page.get_by_label("User name").fill("vic")
+        page.get_by_label("Password", exact=True).fill("nope")
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Wrong user name or password.").wait_for(timeout=30_000)
+        assert page.locator(".js-plotly-plot").count() == 0
+        page.get_by_label("User name").fill("vic")
+        page.get_by_label("Password", exact=True).fill("viewer-pw")
+        page.get_by_role("button", name="Sign in").click()
+        _settle(page, plots=5, text="Estimate against bill")
+        assert page.get_by_text("Signed in as vic (viewer)").count() == 1
+        # a viewer sees anomalies but cannot act on them
+        page.goto(guarded.base + "/anomalies")
+        _settle(page, text="Sign in to see the dashboard")  # a new page load is a new session
+        page.get_by_label("User name").fill("vic")
+        page.get_by_label("Password", exact=True).fill("viewer-pw")
+        page.get_by_role("button", name="Sign in").click()
+        _settle(page, text="Only admins can acknowledge")
+        assert page.get_by_role("button", name="Acknowledge").count() == 0
+    finally:
+        guarded.stop()
+    shutil.rmtree(tmp_path / ".streamlit", ignore_errors=True)
