@@ -23,6 +23,9 @@ the rest of the month runs at most once per UTC day and is stored as a ``forecas
 row with method ``aws`` (subject ``total``) and daily ``forecast_points``; too little history
 (``DataUnavailableException``) is recorded in the pass details, not a failure.
 
+Cost Explorer is a global API (botocore always calls ``ce.us-east-1``), so ``[aws] region`` does
+not apply to it; AccessDenied names ``ce:GetCostAndUsage`` / ``ce:GetCostForecast`` to grant.
+
 Options (``[collectors.ce]``): ``backfill_days``, ``restate_days``, ``tag_key`` (default
 ``[pipepulse] cost_tag_key``), ``forecast`` (true), ``forecast_level`` (80).
 """

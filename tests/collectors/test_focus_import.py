@@ -198,3 +198,17 @@ def test_s3_export_prefix_and_collector_pass(engine, sample, aws, make_settings)
     [third] = collect(settings, engine, now=NOW + timedelta(hours=12))
     assert third.calls == {"s3:ListObjectsV2": 1, "s3:GetObject": 1}
     assert round(_stored(engine)["billed_cost"].sum(), 6) == round(pd.to_numeric(f["BilledCost"]).sum(), 6)
+
+
+def test_export_collector_unknown_region_and_no_credentials(engine, make_settings, monkeypatch):
+    toml = '[collectors]\nsources = ["focus"]\n[collectors.focus]\npaths = ["s3://exports/focus/"]\n'
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    [result] = collect(make_settings(toml, PIPEPULSE_AWS_REGION="mars-north-9"), engine, now=NOW)
+    assert result.status == "failed"
+    assert result.error == "focus: unknown AWS region 'mars-north-9' for s3; set [aws] region (e.g. us-east-1)"
+
+
+def test_export_collector_needs_paths(engine, make_settings):
+    [result] = collect(make_settings('[collectors]\nsources = ["focus"]\n'), engine, now=NOW)
+    assert result.status == "failed"
+    assert "[collectors.focus] paths: expected a list of s3://bucket/prefix or folder paths, got None" in result.error
