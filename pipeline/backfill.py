@@ -30,11 +30,12 @@ Faults, placed by fractions of the window so that short backfills have them too,
 from __future__ import annotations
 
 import heapq
+import sys
 import json
 import random
 import time
 import uuid
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -140,8 +141,13 @@ class _SimClock:
         self.t += timedelta(seconds=seconds)
 
 
-def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int = 7, progress: bool = False) -> BackfillSummary:
-    """Simulate ``days`` days of runs ending at ``end`` (see module docstring)."""
+def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int = 7,
+             progress: bool | Callable[[int, int], None] = False) -> BackfillSummary:
+    """Simulate ``days`` days of runs ending at ``end`` (see module docstring).
+
+    ``progress``: True draws a bar on stderr when it is a terminal; a callable gets ``(days done,
+    days)`` after each simulated day.
+    """
     if days <= 0:
         raise ValueError("days must be positive")
     t_wall = time.perf_counter()
@@ -223,7 +229,6 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
             if result.status != states.SUCCEEDED and attempt == 1:
                 seq += 1
                 heapq.heappush(heap, (t + timedelta(hours=1), seq, name, "retry", 2))
-        ticker.step()
         ticker.close()
         rt.metrics.flush()
         rt.logs.flush()
@@ -276,8 +281,9 @@ def _request(rt: Runtime, cfg: PipelineConfig, t: datetime, trigger: str, attemp
     reject_rate = profile.reject_rate
     if cfg.name == "orders" and t.date() == faults.bad_data_day:
         reject_rate = 0.25
-    rejected = sum(1 for _ in range(min(records, 5000)) if rng.random() < reject_rate) * max(1, records // 5000)
-    rejected = min(rejected, records)
+    # binomial(records, reject_rate), by its normal approximation
+    mean = records * reject_rate
+    rejected = min(records, max(0, round(rng.gauss(mean, (mean * (1 - reject_rate)) ** 0.5))))
     slow = cfg.name == "clickstream" and faults.slow_days[0] <= t.date() <= faults.slow_days[1]
     runaway = cfg.name == "clickstream" and faults.runaway_days[0] <= t.date() <= faults.runaway_days[1]
     out_start, out_end = faults.outage
@@ -386,21 +392,34 @@ def _source_file(profile, records: int, rejected: int, rng: random.Random, t: da
 
 
 class _Progress:
-    """A day-by-day progress bar (pipepulse.progress: drawn only when stderr is a terminal)."""
+    """Days done, reported to a callback ``(done, total)`` or drawn as a bar on a terminal.
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.gen = None
-        if enabled:
-            from pipepulse.progress import progress
+    (pipeline/ may not import pipepulse.progress, so ``progress=True`` draws its own bar; the CLI
+    passes a callback.)
+    """
 
-            self.gen = progress(range(total + 1), total=total + 1, label="backfill days")
-            next(self.gen, None)
+    def __init__(self, total: int, *, enabled: bool | Callable[[int, int], None]) -> None:
+        self.total = total
+        self.done = 0
+        self.callback: Callable[[int, int], None] | None = None
+        if callable(enabled):
+            self.callback = enabled
+        elif enabled and sys.stderr.isatty():
+            self.callback = self._draw
+
+    def _draw(self, done: int, total: int) -> None:
+        filled = int(30 * done / total)
+        sys.stderr.write(f"\rbackfill [{'#' * filled}{'.' * (30 - filled)}] {done}/{total} days")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
 
     def step(self) -> None:
-        if self.gen is not None:
-            next(self.gen, None)
+        self.done = min(self.total, self.done + 1)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
 
     def close(self) -> None:
-        if self.gen is not None:
-            for _ in self.gen:
-                pass
+        if self.callback is not None and self.done < self.total:
+            self.done = self.total
+            self.callback(self.done, self.total)

@@ -133,12 +133,31 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     end = _parse_time(args.end, "--end") if args.end else datetime.now(UTC)
     server = ensure_aws(settings)
     try:
-        summary = backfill(settings, days=args.days, end=end, seed=args.seed, progress=True)
+        summary = backfill(settings, days=args.days, end=end, seed=args.seed, progress=_progress_bar())
     finally:
         if server is not None:
             server.stop()
     print("\n".join(summary.lines()))
     return 0
+
+
+def _progress_bar():
+    """A ``(done, total)`` callback drawing pipepulse's progress bar (only on a terminal)."""
+    from pipepulse.progress import progress
+
+    state: dict = {"n": 0}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = progress(range(total), total=total, label="backfill days")
+        while state["n"] < done:
+            next(state["bar"], None)
+            state["n"] += 1
+        if done >= total:
+            for _ in state["bar"]:
+                pass
+
+    return update
 
 
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,0 +1,173 @@
+"""Store ingest: ``store.writes.upsert`` on PostgreSQL against a raw psycopg COPY, same run.
+
+    python -m bench.bench_store_ingest [--runs 1000000] [--points 5000000] [--url postgresql+psycopg://...]
+
+Works in a database of its own (created and dropped; default server: the local test one).
+For each table (``runs``: 1,000,000 rows of 23 columns; ``metric_points``: 5,000,000 rows of 3):
+
+* **baseline**: ``COPY <copy table> FROM STDIN`` through psycopg's ``copy.write_row``, in text
+  format and in binary format with the column types set; the faster of the two is the baseline.
+  Into an identical table (``CREATE TABLE ... (LIKE <table> INCLUDING ALL)``: same
+  columns, primary key and indexes), in one transaction.
+* **upsert**: ``store.writes.upsert(conn, table, rows)`` into the empty schema table, one
+  transaction.
+* **again**: the same rows upserted a second time; it must change nothing (prints the count).
+
+Rows are made in chunks of 100,000 dicts outside the timed region (the clock runs only while
+rows are written), all chunks in one transaction per path. Ratio = upsert rows/s / COPY rows/s
+(target >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from store.db import connect, upgrade
+from store.schema import metric_points, runs
+from store.writes import _base_type, _pg_type, upsert
+
+DEFAULT_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+T0 = datetime(2026, 8, 1, tzinfo=UTC)
+PIPES = [f"pipeline_{i:02d}" for i in range(40)]
+STATUSES = ["SUCCEEDED"] * 18 + ["FAILED", "TIMED_OUT"]
+
+
+CHUNK = 100_000
+
+
+def run_rows(lo: int, hi: int) -> Iterator[dict]:
+    stamp = datetime(2026, 11, 20, tzinfo=UTC)
+    for i in range(lo, hi):
+        start = T0 + timedelta(seconds=i * 7)
+        status = STATUSES[i % 20]
+        failed = status != "SUCCEEDED"
+        yield {
+            "run_id": f"reference:{i:09d}",
+            "pipeline": PIPES[i % 40],
+            "source": "reference",
+            "status": status,
+            "trigger": "schedule",
+            "attempt": 1,
+            "scheduled_for": start,
+            "queued_at": start,
+            "started_at": start + timedelta(seconds=3),
+            "ended_at": start + timedelta(seconds=300 + i % 97),
+            "duration_seconds": 297.0 + i % 97,
+            "records_in": 1000 + i % 5000,
+            "records_out": 990 + i % 5000,
+            "records_rejected": 10,
+            "bytes_in": 50_000 + i,
+            "retries": i % 3,
+            "error_type": "ServiceUnavailable" if failed else None,
+            "error_message": "stage load: 503\tService Unavailable" if failed else None,
+            "correlation_id": f"c-{i:09d}",
+            "cost_usd": 0.2 + (i % 100) / 1000,
+            "account": "123456789012",
+            "region": "us-east-1",
+            "updated_at": stamp,
+        }
+
+
+def point_rows(lo: int, hi: int) -> Iterator[dict]:
+    per_series = 5000
+    for i in range(lo, hi):
+        yield {"series_id": i // per_series + 1, "ts": T0 + timedelta(minutes=5 * (i % per_series)), "value": float(i % 1000) / 7}
+
+
+def _chunks(make, n: int):
+    for lo in range(0, n, CHUNK):
+        yield list(make(lo, min(n, lo + CHUNK)))
+
+
+def _copy(engine: sa.Engine, table: str, columns: list[str], make, n: int, *, binary_types: list[str] | None = None) -> float:
+    spent = 0.0
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            cur.execute(f"TRUNCATE {table}")
+            t = time.perf_counter()
+            fmt = " (FORMAT BINARY)" if binary_types else ""
+            with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{fmt}") as copy:
+                if binary_types:
+                    copy.set_types(binary_types)
+                spent += time.perf_counter() - t
+                for rows in _chunks(make, n):
+                    t = time.perf_counter()
+                    for r in rows:
+                        copy.write_row(tuple(r[c] for c in columns))
+                    spent += time.perf_counter() - t
+                t = time.perf_counter()
+        raw.commit()
+        spent += time.perf_counter() - t
+    return spent
+
+
+def _upsert(engine: sa.Engine, table: sa.Table, make, n: int) -> tuple[float, int]:
+    spent = 0.0
+    changed = 0
+    with engine.connect() as conn:
+        trans = conn.begin()
+        for rows in _chunks(make, n):
+            t = time.perf_counter()
+            changed += upsert(conn, table, rows)
+            spent += time.perf_counter() - t
+        t = time.perf_counter()
+        trans.commit()
+        spent += time.perf_counter() - t
+    return spent, changed
+
+
+def bench_table(engine: sa.Engine, table: sa.Table, make, n: int) -> float:
+    columns = [c.name for c in table.columns]
+    copy_name = f"bench_copy_{table.name}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {copy_name} (LIKE {table.name} INCLUDING ALL)"))
+    copy_text = _copy(engine, copy_name, columns, make, n)
+    copy_bin = _copy(engine, copy_name, columns, make, n, binary_types=[_pg_type(_base_type(c.type)) for c in table.columns])
+    copy_s = min(copy_text, copy_bin)
+    up_s, inserted = _upsert(engine, table, make, n)
+    again_s, changed = _upsert(engine, table, make, n)
+    with engine.connect() as conn:
+        count = conn.execute(sa.text(f"SELECT count(*) FROM {table.name}")).scalar_one()
+    ratio = copy_s / up_s
+    print(f"{table.name}: {n:,} rows x {len(columns)} columns")
+    print(f"  COPY text (write_row)      {copy_text:7.1f} s  {n / copy_text:>10,.0f} rows/s")
+    print(f"  COPY binary (write_row)    {copy_bin:7.1f} s  {n / copy_bin:>10,.0f} rows/s   <- baseline: the faster COPY")
+    print(f"  store.writes.upsert        {up_s:7.1f} s  {n / up_s:>10,.0f} rows/s  ratio {ratio:.2f}x COPY "
+          f"({'meets' if ratio >= 0.5 else 'MISSES'} the 0.5x target); {inserted:,} rows written")
+    print(f"  upsert again (same rows)   {again_s:7.1f} s  changed {changed} rows; table holds {count:,} rows")
+    return ratio
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=1_000_000)
+    ap.add_argument("--points", type=int, default=5_000_000)
+    ap.add_argument("--url", default=DEFAULT_URL)
+    args = ap.parse_args()
+    admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
+    name = f"pp_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        engine = connect(admin.url.set(database=name).render_as_string(hide_password=False))
+        upgrade(engine)
+        bench_table(engine, runs, run_rows, args.runs)
+        bench_table(engine, metric_points, point_rows, args.points)
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
