@@ -33,7 +33,7 @@ import boto3
 from sqlalchemy.engine import Connection, Engine
 
 from collectors.base import Batch, Collector, Context, default_client_config, persist
-from pipepulse.errors import ConfigError, PipepulseError
+from pipepulse.errors import CollectorError, ConfigError, PipepulseError
 from pipepulse.settings import Settings, opt, require_table
 
 __all__ = [
@@ -261,7 +261,12 @@ def run_source(
     result = PassResult(source=name, status="failed", collector_run_id=run_id)
     try:
         collector = _load(name, settings)
-        batch = collector.collect(ctx)
+        try:
+            batch = collector.collect(ctx)
+        except (KeyError, TypeError, AttributeError) as exc:
+            # a field missing or of another type in an AWS answer (or a ledger row)
+            raise CollectorError(name, f"unexpected shape of an answer: {type(exc).__name__}: {exc}; "
+                                       "please report it with the collector_runs details") from exc
         _check_batch(name, batch)
         details = _details(ctx, batch)
         with engine.begin() as conn:
@@ -298,8 +303,6 @@ def run_source(
 
 def _check_batch(name: str, batch: Any) -> None:
     if not isinstance(batch, Batch):
-        from pipepulse.errors import CollectorError
-
         raise CollectorError(name, f"collect() returned {type(batch).__name__}, expected a Batch")
 
 

@@ -151,3 +151,19 @@ def test_bad_config_names_file_and_key(make_settings, engine, now):
         collect(make_settings('[collectors.glu]\nenabled = true\n'), engine, now=now)
     with pytest.raises(ConfigError, match="unknown collector source 'nope'"):
         collect(make_settings(""), engine, sources=["nope"], now=now)
+
+
+def test_unexpected_answer_shape_is_a_clear_failure(make_settings, engine, now, monkeypatch):
+    import collectors.runner as runner
+
+    class Odd:
+        name = "reference"
+
+        def collect(self, ctx):
+            answer = {"executions": [{"name": "x"}]}  # no startDate
+            return answer["executions"][0]["startDate"]
+
+    monkeypatch.setitem(runner.SOURCES, "reference", lambda settings: Odd())
+    [result] = collect(make_settings('[collectors]\nsources = ["reference"]\n'), engine, now=now)
+    assert result.status == "failed"
+    assert result.error == "reference: unexpected shape of an answer: KeyError: 'startDate'; please report it with the collector_runs details"
