@@ -186,3 +186,21 @@ def test_a_failed_ingest_never_reaches_the_transform(sfn, handler_results):
     assert desc["status"] == "FAILED"
     assert "Transform" not in entered
     assert entered[-2:] == ["IngestFailed", "Failed"]
+
+
+def test_a_transient_failure_is_retried_then_caught(sfn, handler_results):
+    ingested, _, _ = handler_results
+    defn = _definition()
+    tasks = _lambda_tasks(defn)
+    defn["States"]["Ingest"] = _as_pass(tasks["Ingest"], ingested)
+    failing = _as_failing(tasks["Transform"], "TransientStageError", "transform: SlowDown: please reduce your request rate")
+    # same retry policy, shortened so the test does not wait minutes: 2 retries, 1 s then 2 s at most
+    failing["Retry"][0].update(IntervalSeconds=1, MaxAttempts=2, MaxDelaySeconds=2)
+    defn["States"]["Transform"] = failing
+    desc, entered, events = _run(sfn, defn, {"trigger": "schedule", "pipeline": "orders", "key": ""}, "transient")
+    assert desc["status"] == "FAILED"
+    # the first attempt plus two retries, then the Catch
+    assert entered.count("Transform") == 1
+    assert [e["type"] for e in events].count("ParallelStateStarted") == 3, [e["type"] for e in events]
+    failed = [e for e in events if e["type"] == "ExecutionFailed"][-1]["executionFailedEventDetails"]
+    assert failed["error"] == "TransientStageError"
