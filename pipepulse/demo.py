@@ -77,9 +77,9 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
         log.info("demo step done", extra={"step": name, "seconds": round(dt, 2)})
         return result
 
-    step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=progress), _describe)
+    filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=progress), _describe_backfill)
     step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end), _describe)
-    step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws), _describe)
+    step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: collect(settings, engine, now=end + timedelta(minutes=5)), _describe_passes)
     failed = [p for p in passes if getattr(p, "status", "") != "succeeded"]
     if failed:
@@ -90,16 +90,43 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
     return summary
 
 
-def _load_cost_explorer(settings: Settings, local_aws: Any) -> Any:
-    """Give the Cost Explorer stand-in the demo account's line items (from the FOCUS export)."""
+def _load_cost_explorer(settings: Settings, local_aws: Any, export_keys: list[str]) -> str:
+    """Give the Cost Explorer stand-in the demo account's line items, read back from the FOCUS
+    export the backfill wrote, so Cost Explorer and the export describe the same bill."""
+    import csv
+    import gzip
+    import io
+    import json
+
+    import boto3
+
+    from pipeline.config import pipeline_section
     from pipepulse.localaws.costexplorer import CostExplorerStandIn
 
-    from pipeline.costs import demo_line_items
-
+    bucket = pipeline_section(settings).export_bucket
+    s3 = boto3.client("s3", region_name=settings.aws_region)
+    items: list[dict[str, Any]] = []
+    for key in export_keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        text = gzip.decompress(body).decode() if key.endswith(".gz") else body.decode()
+        for row in csv.DictReader(io.StringIO(text)):
+            items.append(
+                {
+                    "date": row["ChargePeriodStart"][:10],
+                    "account": row["SubAccountId"],
+                    "service": row["ServiceName"],
+                    "region": row["RegionId"],
+                    "usage_type": row["x_UsageType"],
+                    "tags": json.loads(row["Tags"]) if row.get("Tags") else {},
+                    "unblended_cost": float(row["BilledCost"] or 0),
+                    "amortized_cost": float(row["EffectiveCost"] or 0),
+                    "usage_quantity": float(row["ConsumedQuantity"] or 0),
+                }
+            )
     standin = local_aws.app(CostExplorerStandIn)
-    items = demo_line_items(settings)
+    standin.configure(today=max(i["date"] for i in items) if items else None)
     standin.load_line_items(items)
-    return f"{len(items):,} line items"
+    return f"{len(items):,} line items from {len(export_keys)} export file(s)"
 
 
 def _describe(result: Any) -> str:
@@ -111,6 +138,11 @@ def _describe(result: Any) -> str:
         return f"{len(result)} item(s)"
     text = str(result)
     return text if len(text) < 200 else text[:197] + "..."
+
+
+def _describe_backfill(summary: Any) -> str:
+    st = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_status.items()))
+    return f"{summary.runs:,} runs ({st}), {summary.retries} step retries, ${summary.export_total_usd:,.0f} billed"
 
 
 def _describe_passes(passes: Any) -> str:

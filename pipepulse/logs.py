@@ -37,5 +37,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "alembic", "moto", "s3transfer"):
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "alembic", "s3transfer"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # moto is only ever the local AWS: it logs the demo's intended failures as errors.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
