@@ -88,27 +88,6 @@ def test_source_that_keeps_failing_then_resumes(aws, make_settings, engine, ledg
     assert _count(engine, runs) == 3 + len(ids)  # nothing doubled
 
 
-def test_killed_mid_pass_rolls_back_rows_and_watermark(make_settings, engine, ledger, now, monkeypatch):
-    _ledger(ledger)
-    settings = make_settings('[collectors]\nsources = ["reference"]\n')
-
-    def crash(conn, **kw):  # runs after the rows were written, inside the same transaction
-        assert conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one() == 3
-        raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(store.rollups, "refresh_run_daily", crash)
-    with pytest.raises(KeyboardInterrupt):
-        collect(settings, engine, now=now)
-    assert (_count(engine, runs), _count(engine, run_steps), _count(engine, watermarks)) == (0, 0, 0)
-    with engine.connect() as conn:  # the pass record stays, visibly unfinished
-        assert conn.execute(sa.select(collector_runs.c.status)).scalar_one() == "running"
-
-    monkeypatch.undo()
-    [again] = collect(settings, engine, now=now + timedelta(minutes=5))
-    assert (again.status, again.rows_written) == ("succeeded", 6)
-    assert (_count(engine, runs), _count(engine, run_steps)) == (3, 3)
-
-
 def test_failure_inside_the_transaction_is_recorded(make_settings, engine, ledger, now, monkeypatch):
     _ledger(ledger)
     settings = make_settings('[collectors]\nsources = ["reference"]\n')
@@ -167,3 +146,79 @@ def test_unexpected_answer_shape_is_a_clear_failure(make_settings, engine, now, 
     [result] = collect(make_settings('[collectors]\nsources = ["reference"]\n'), engine, now=now)
     assert result.status == "failed"
     assert result.error == "reference: unexpected shape of an answer: KeyError: 'startDate'; please report it with the collector_runs details"
+
+
+def test_backoff_is_exponential_capped_and_jittered(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from pipepulse.errors import TransientError
+
+    waits: list[float] = []
+    monkeypatch.setattr(base, "BACKOFF_BASE", 1.0)
+    monkeypatch.setattr(base, "BACKOFF_CAP", 3.0)
+    monkeypatch.setattr(base, "_sleep", waits.append)
+    monkeypatch.setattr(base, "_jitter", lambda: 1.0)  # the top of the jitter range
+    calls = base.CallCounter()
+
+    def throttled():
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "ListExecutions")
+
+    with pytest.raises(TransientError, match=f"gave up after {base.MAX_ATTEMPTS} attempts"):
+        base.call_with_retry(throttled, source="stepfunctions", service="states", operation="ListExecutions", calls=calls)
+    assert waits == [1.0, 2.0, 3.0, 3.0]
+    assert calls.retries == {"states:ListExecutions": 4}
+    monkeypatch.setattr(base, "_jitter", lambda: 0.0)  # the bottom: half the step
+    waits.clear()
+    with pytest.raises(TransientError):
+        base.call_with_retry(throttled, source="stepfunctions", service="states", operation="ListExecutions")
+    assert waits == [0.5, 1.0, 1.5, 1.5]
+
+
+CHILD = """
+import sys, time
+from datetime import datetime
+from pathlib import Path
+import store.rollups
+from collectors.runner import collect
+from pipepulse.settings import load_settings
+from store.db import connect
+
+def hang(conn, **kw):  # rows and watermark are written, the transaction is open: get killed here
+    Path(sys.argv[3]).write_text("in transaction")
+    time.sleep(120)
+
+store.rollups.refresh_run_daily = hang
+settings = load_settings({"PIPEPULSE_DATABASE_URL": sys.argv[1], "PIPEPULSE_DATA_DIR": sys.argv[2]},
+                         config_path=sys.argv[4])
+collect(settings, connect(sys.argv[1]), now=datetime.fromisoformat(sys.argv[5]))
+"""
+
+
+def test_process_killed_mid_pass_loses_and_doubles_nothing(make_settings, engine, db_url, ledger, tmp_path, now):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _ledger(ledger)
+    settings = make_settings('[collectors]\nsources = ["reference"]\n')
+    marker = tmp_path / "marker"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, db_url, str(tmp_path / "data"), str(marker),
+                              str(tmp_path / "pipepulse.toml"), now.isoformat()])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None and time.monotonic() < deadline, "the child pass did not reach its transaction"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(30)
+    assert (_count(engine, runs), _count(engine, run_steps), _count(engine, watermarks)) == (0, 0, 0)
+    with engine.connect() as conn:  # the pass record stays, visibly unfinished
+        assert conn.execute(sa.select(collector_runs.c.status)).scalar_one() == "running"
+    [again] = collect(settings, engine, now=now + timedelta(minutes=5))
+    assert (again.status, again.rows_written) == ("succeeded", 6)
+    [third] = collect(settings, engine, now=now + timedelta(minutes=10))
+    assert third.rows_written == 0
+    assert (_count(engine, runs), _count(engine, run_steps)) == (3, 3)
