@@ -107,11 +107,11 @@ _sleep = time.sleep  # tests may replace
 _jitter = random.random
 
 
-def default_client_config() -> Any:
+def default_client_config(*, read_timeout: float = 60.0, connect_timeout: float = 5.0) -> Any:
     """botocore Config: our retries instead of botocore's, bounded timeouts."""
     from botocore.config import Config
 
-    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
 
 def classify_error(exc: BaseException, *, source: str, service: str, operation: str) -> PipepulseError:

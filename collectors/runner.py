@@ -12,6 +12,7 @@ Sources live in ``SOURCES`` as module names imported lazily; each module has
 
     [collectors]
     sources = ["reference", "stepfunctions"]   # optional: which sources run by default
+    read_timeout_seconds = 60                  # a slower AWS answer is retried
     [collectors.glue]
     enabled = true            # default: true for the built-in sources
     cron = "*/15 * * * *"     # for `pipepulse schedule`
@@ -253,7 +254,7 @@ def run_source(
         session_factory=session_factory or boto3.Session,
         now=now,
         watermarks=marks,
-        client_config=default_client_config(),
+        client_config=default_client_config(read_timeout=_read_timeout(settings)),
         source=name,
         options=config.options,
         reader=reader,
@@ -299,6 +300,15 @@ def run_source(
     result.retries = dict(ctx.calls.retries)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _read_timeout(settings: Settings) -> float:
+    """``[collectors] read_timeout_seconds``: how long one AWS answer may take before it is retried."""
+    label = settings.config_label
+    value = opt(_collectors_table(settings), "read_timeout_seconds", (int, float), label, "collectors", default=60)
+    if value <= 0:
+        raise ConfigError(f"{label}: [collectors] read_timeout_seconds: expected a positive number, got {value}")
+    return float(value)
 
 
 def _check_batch(name: str, batch: Any) -> None:

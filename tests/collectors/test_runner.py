@@ -222,3 +222,12 @@ def test_process_killed_mid_pass_loses_and_doubles_nothing(make_settings, engine
     [third] = collect(settings, engine, now=now + timedelta(minutes=10))
     assert third.rows_written == 0
     assert (_count(engine, runs), _count(engine, run_steps)) == (3, 3)
+
+
+def test_slow_answer_times_out_and_is_retried(aws, make_settings, engine, now):
+    ids = _glue_runs(1)
+    rule = aws.app(FaultInjector).add(service="glue", operation="GetJobRuns", code=None, delay_seconds=1.0, times=1)
+    settings = make_settings('[collectors]\nsources = ["glue"]\nread_timeout_seconds = 0.3\n')
+    [result] = collect(settings, engine, now=now)
+    assert (result.status, result.rows_written, rule.hits) == ("succeeded", len(ids), 1)
+    assert result.retries == {"glue:GetJobRuns": 1}
