@@ -5,7 +5,8 @@ primary key, or on ``key=`` columns), and touches a row only when one of its val
 changed: a second upsert of the same rows writes nothing and returns 0.
 
 PostgreSQL path: binary COPY into a temporary staging table, then one
-``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM ...``.
+``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM ...`` per batch
+(``DISTINCT ON`` the key only for a batch that repeats a key; see ``_upsert_pg``).
 SQLite path: ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ...``.
 Column names come from the schema, never from callers' strings.
 """
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -155,29 +157,47 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
             f"(LIKE {q(table.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         types = [_pg_type(_base_type(table.c[c].type)) for c in columns]
-        insert = (
-            f"INSERT INTO {q(table.name)} AS t ({', '.join(map(q, columns))}) "
-            f"SELECT DISTINCT ON ({', '.join(map(q, key_cols))}) {', '.join(map(q, columns))} FROM {q(stage)} "
-            f"ON CONFLICT ({', '.join(map(q, key_cols))}) "
-        )
+        cols = ", ".join(map(q, columns))
+        keys = ", ".join(map(q, key_cols))
+        tail = f"FROM {q(stage)} ON CONFLICT ({keys}) "
         if values:
-            insert += "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in values)
+            tail += "DO UPDATE SET " + ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in values)
             if compare:
                 # ROW(...) also for one column: PostgreSQL rejects the "(x,)" tuple spelling
-                insert += (
+                tail += (
                     f" WHERE ROW({', '.join('t.' + q(c) for c in compare)}) "
                     f"IS DISTINCT FROM ROW({', '.join('EXCLUDED.' + q(c) for c in compare)})"
                 )
         else:
-            insert += "DO NOTHING"
+            tail += "DO NOTHING"
+        head = f"INSERT INTO {q(table.name)} AS t ({cols}) SELECT "
+        # Speed: most batches have unique keys, so try without DISTINCT ON (a sort of the whole
+        # batch, which spills to disk at the default work_mem); a batch that repeats a key makes
+        # DO UPDATE fail with CardinalityViolation, and is redone with DISTINCT ON.
+        fast = head + cols + " " + tail
+        safe = head + f"DISTINCT ON ({keys}) " + cols + " " + tail
+        savepoints = bool(values) and not raw.autocommit
         for batch in _batches(tuples):
             cur.execute(f"TRUNCATE {q(stage)}")
-            with cur.copy(f"COPY {q(stage)} ({', '.join(map(q, columns))}) FROM STDIN (FORMAT BINARY)") as copy:
+            with cur.copy(f"COPY {q(stage)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(types)
                 for row in batch:
                     copy.write_row(row)
-            cur.execute(insert)
-            total += cur.rowcount
+            if not values:
+                cur.execute(fast)  # DO NOTHING tolerates repeated keys
+                total += cur.rowcount
+            elif savepoints:
+                cur.execute("SAVEPOINT _pp_upsert")
+                try:
+                    cur.execute(fast)
+                except psycopg.errors.CardinalityViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT _pp_upsert")
+                    cur.execute(safe)
+                total += cur.rowcount
+                cur.execute("RELEASE SAVEPOINT _pp_upsert")
+            else:
+                cur.execute(safe)
+                total += cur.rowcount
     return total
 
 
