@@ -50,17 +50,39 @@ def floor_seconds(runs: int, *, events_per_run: int = 13, datums_per_run: int = 
     group = "/bench/floor"
     logs.create_log_group(logGroupName=group)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    msg = '{"level":"INFO","correlation_id":"' + "c" * 36 + '","run_id":"' + "r" * 36 + '","message":"stage transform succeeded in 171.2 s"}'
+    msg = (
+        '{"level":"INFO","correlation_id":"'
+        + "c" * 36
+        + '","run_id":"'
+        + "r" * 36
+        + '","message":"stage transform succeeded in 171.2 s"}'
+    )
     datums: list[dict] = []
     start = time.perf_counter()
     for i in range(runs):
         stream = f"2026/01/01/{i:08d}"
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": int((t0 + timedelta(hours=i, seconds=j)).timestamp() * 1000), "message": msg} for j in range(events_per_run)])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[
+                {
+                    "timestamp": int((t0 + timedelta(hours=i, seconds=j)).timestamp() * 1000),
+                    "message": msg,
+                }
+                for j in range(events_per_run)
+            ],
+        )
         for j in range(datums_per_run):
-            datums.append({"MetricName": f"M{j}", "Dimensions": [{"Name": "Pipeline", "Value": "p"}],
-                           "Timestamp": t0 + timedelta(hours=i), "Value": float(j), "Unit": "Count"})
+            datums.append(
+                {
+                    "MetricName": f"M{j}",
+                    "Dimensions": [{"Name": "Pipeline", "Value": "p"}],
+                    "Timestamp": t0 + timedelta(hours=i),
+                    "Value": float(j),
+                    "Unit": "Count",
+                }
+            )
         if len(datums) >= 1000:
             cw.put_metric_data(Namespace="Bench/Floor", MetricData=datums[:1000])
             datums = datums[1000:]
@@ -79,8 +101,12 @@ def main() -> None:
     from pipepulse.localaws import LocalAWS
 
     server = LocalAWS().start()
-    os.environ.update(AWS_ENDPOINT_URL=server.endpoint, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        AWS_ENDPOINT_URL=server.endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     from pipeline.backfill import backfill
     from pipepulse.settings import load_settings
 
@@ -90,7 +116,9 @@ def main() -> None:
         settings = load_settings({"PIPEPULSE_DATA_DIR": tmp}, config_path=cfg)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()
-        summary = backfill(settings, days=args.days, end=datetime(2026, 11, 20, tzinfo=UTC), seed=args.seed)
+        summary = backfill(
+            settings, days=args.days, end=datetime(2026, 11, 20, tzinfo=UTC), seed=args.seed
+        )
         wall = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         server.reset()
@@ -98,10 +126,14 @@ def main() -> None:
         floor = floor_seconds(tenth) * summary.runs / tenth
     server.stop()
     print("\n".join(summary.lines()))
-    print(f"backfill: {args.days} days, {summary.runs:,} runs of 3 pipelines in {wall:.1f} s "
-          f"({summary.runs / wall:,.0f} runs/s); peak RSS {peak / 1024:,.0f} MB (before: {rss0 / 1024:,.0f} MB)")
-    print(f"floor (unavoidable log + metric calls, scaled from {tenth:,} runs): {floor:.1f} s; "
-          f"backfill / floor = {wall / floor:.2f}x")
+    print(
+        f"backfill: {args.days} days, {summary.runs:,} runs of 3 pipelines in {wall:.1f} s "
+        f"({summary.runs / wall:,.0f} runs/s); peak RSS {peak / 1024:,.0f} MB (before: {rss0 / 1024:,.0f} MB)"
+    )
+    print(
+        f"floor (unavoidable log + metric calls, scaled from {tenth:,} runs): {floor:.1f} s; "
+        f"backfill / floor = {wall / floor:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from store.db import connect, upgrade
 from store.schema import metric_points, runs
 from store.writes import _base_type, _pg_type, upsert
 
-DEFAULT_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEFAULT_URL = os.environ.get(
+    "PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 T0 = datetime(2026, 8, 1, tzinfo=UTC)
 PIPES = [f"pipeline_{i:02d}" for i in range(40)]
 STATUSES = ["SUCCEEDED"] * 18 + ["FAILED", "TIMED_OUT"]
@@ -78,7 +80,11 @@ def run_rows(lo: int, hi: int) -> Iterator[dict]:
 def point_rows(lo: int, hi: int) -> Iterator[dict]:
     per_series = 5000
     for i in range(lo, hi):
-        yield {"series_id": i // per_series + 1, "ts": T0 + timedelta(minutes=5 * (i % per_series)), "value": float(i % 1000) / 7}
+        yield {
+            "series_id": i // per_series + 1,
+            "ts": T0 + timedelta(minutes=5 * (i % per_series)),
+            "value": float(i % 1000) / 7,
+        }
 
 
 def _chunks(make, n: int):
@@ -86,7 +92,15 @@ def _chunks(make, n: int):
         yield list(make(lo, min(n, lo + CHUNK)))
 
 
-def _copy(engine: sa.Engine, table: str, columns: list[str], make, n: int, *, binary_types: list[str] | None = None) -> float:
+def _copy(
+    engine: sa.Engine,
+    table: str,
+    columns: list[str],
+    make,
+    n: int,
+    *,
+    binary_types: list[str] | None = None,
+) -> float:
     spent = 0.0
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
@@ -130,7 +144,14 @@ def bench_table(engine: sa.Engine, table: sa.Table, make, n: int) -> float:
     with engine.begin() as conn:
         conn.execute(sa.text(f"CREATE TABLE {copy_name} (LIKE {table.name} INCLUDING ALL)"))
     copy_text = _copy(engine, copy_name, columns, make, n)
-    copy_bin = _copy(engine, copy_name, columns, make, n, binary_types=[_pg_type(_base_type(c.type)) for c in table.columns])
+    copy_bin = _copy(
+        engine,
+        copy_name,
+        columns,
+        make,
+        n,
+        binary_types=[_pg_type(_base_type(c.type)) for c in table.columns],
+    )
     copy_s = min(copy_text, copy_bin)
     up_s, inserted = _upsert(engine, table, make, n)
     again_s, changed = _upsert(engine, table, make, n)
@@ -139,10 +160,16 @@ def bench_table(engine: sa.Engine, table: sa.Table, make, n: int) -> float:
     ratio = copy_s / up_s
     print(f"{table.name}: {n:,} rows x {len(columns)} columns")
     print(f"  COPY text (write_row)      {copy_text:7.1f} s  {n / copy_text:>10,.0f} rows/s")
-    print(f"  COPY binary (write_row)    {copy_bin:7.1f} s  {n / copy_bin:>10,.0f} rows/s   <- baseline: the faster COPY")
-    print(f"  store.writes.upsert        {up_s:7.1f} s  {n / up_s:>10,.0f} rows/s  ratio {ratio:.2f}x COPY "
-          f"({'meets' if ratio >= 0.5 else 'MISSES'} the 0.5x target); {inserted:,} rows written")
-    print(f"  upsert again (same rows)   {again_s:7.1f} s  changed {changed} rows; table holds {count:,} rows")
+    print(
+        f"  COPY binary (write_row)    {copy_bin:7.1f} s  {n / copy_bin:>10,.0f} rows/s   <- baseline: the faster COPY"
+    )
+    print(
+        f"  store.writes.upsert        {up_s:7.1f} s  {n / up_s:>10,.0f} rows/s  ratio {ratio:.2f}x COPY "
+        f"({'meets' if ratio >= 0.5 else 'MISSES'} the 0.5x target); {inserted:,} rows written"
+    )
+    print(
+        f"  upsert again (same rows)   {again_s:7.1f} s  changed {changed} rows; table holds {count:,} rows"
+    )
     return ratio
 
 
@@ -164,7 +191,12 @@ def main() -> None:
         engine.dispose()
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 

@@ -30,9 +30,9 @@ Faults, placed by fractions of the window so that short backfills have them too,
 from __future__ import annotations
 
 import heapq
-import sys
 import json
 import random
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -40,8 +40,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from pipeline import focus, states
-from pipeline.config import PipelineSection, pipeline_section, profile_for
+from pipeline.config import pipeline_section, profile_for
 from pipeline.dag import InlineExecutor, StageResult
 from pipeline.emit import Logs, Metrics
 from pipeline.ledger import Ledger
@@ -56,6 +59,8 @@ __all__ = ["BackfillSummary", "Faults", "backfill"]
 POLL_SECONDS = 300  # how often the file-arrival sensor looks (simulated)
 TRANSIENT_RATE = 0.015
 GROWTH = 0.35
+
+_FAST = Config(parameter_validation=False)
 
 DEFAULT_PIPELINES = (PipelineConfig(name="orders", schedule="0 * * * *"),)
 
@@ -141,8 +146,14 @@ class _SimClock:
         self.t += timedelta(seconds=seconds)
 
 
-def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int = 7,
-             progress: bool | Callable[[int, int], None] = False) -> BackfillSummary:
+def backfill(
+    settings: Settings,
+    *,
+    days: int,
+    end: datetime | date,
+    seed: int = 7,
+    progress: bool | Callable[[int, int], None] = False,
+) -> BackfillSummary:
     """Simulate ``days`` days of runs ending at ``end`` (see module docstring).
 
     ``progress``: True draws a bar on stderr when it is a terminal; a callable gets ``(days done,
@@ -157,7 +168,9 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
     else:
         end_dt = datetime.combine(end, datetime.min.time(), UTC)
     start = end_dt - timedelta(days=days)
-    pipelines = [p for p in settings.pipelines if p.source == "reference"] or list(DEFAULT_PIPELINES)
+    pipelines = [p for p in settings.pipelines if p.source == "reference"] or list(
+        DEFAULT_PIPELINES
+    )
     faults = Faults(start, days)
 
     clock = _SimClock()
@@ -166,8 +179,9 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
         section=section,
         prices=settings.prices,
         ledger=Ledger(section.ledger_path),
-        metrics=Metrics(),
-        logs=Logs(),
+        # thousands of calls with parameters we build ourselves: skip botocore's validation
+        metrics=Metrics(client=boto3.client("cloudwatch", config=_FAST)),
+        logs=Logs(client=boto3.client("logs", config=_FAST)),
         source=source,
         output=location(section.output),
         quarantine=location(section.quarantine),
@@ -179,7 +193,9 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
     )
     for st in (rt.source, rt.output, rt.quarantine):
         st.ensure()
-    summary = BackfillSummary(start=start, end=end_dt, days=days, seed=seed, ledger_path=str(section.ledger_path))
+    summary = BackfillSummary(
+        start=start, end=end_dt, days=days, seed=seed, ledger_path=str(section.ledger_path)
+    )
     ids = random.Random(f"ids:{seed}")
     usage: dict[tuple[date, str], dict[str, float]] = {}
     try:
@@ -203,7 +219,9 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
                     ticker.step()
                 current_day = t.date()
             cfg = by_name[name]
-            sample = name not in last_sample or t - last_sample[name] >= timedelta(hours=section.sample_every_hours)
+            sample = name not in last_sample or t - last_sample[name] >= timedelta(
+                hours=section.sample_every_hours
+            )
             if sample:
                 last_sample[name] = t
             run_key = f"{seed}:{name}:{t.isoformat()}:{attempt}"
@@ -232,8 +250,14 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
         ticker.close()
         rt.metrics.flush()
         rt.logs.flush()
-        rows = focus.account_rows(start.date(), (end_dt - timedelta(microseconds=1)).date() + timedelta(days=1), usage,
-                                  settings.prices, seed=seed, dt_spike_day=faults.dt_spike_day)
+        rows = focus.account_rows(
+            start.date(),
+            (end_dt - timedelta(microseconds=1)).date() + timedelta(days=1),
+            usage,
+            settings.prices,
+            seed=seed,
+            dt_spike_day=faults.dt_spike_day,
+        )
         summary.export_keys = focus.write_export(rows, section.export_bucket)
         summary.export_rows = len(rows)
         summary.export_total_usd = round(sum(float(r["BilledCost"]) for r in rows), 2)
@@ -248,7 +272,9 @@ def backfill(settings: Settings, *, days: int, end: datetime | date, seed: int =
     return summary
 
 
-def _events(pipelines: list[PipelineConfig], start: datetime, end: datetime, seed: int) -> list[tuple[datetime, str, str]]:
+def _events(
+    pipelines: list[PipelineConfig], start: datetime, end: datetime, seed: int
+) -> list[tuple[datetime, str, str]]:
     """The first runs: every cron slot, the first interval run, every file-arrival run."""
     out: list[tuple[datetime, str, str]] = []
     for p in pipelines:
@@ -263,20 +289,38 @@ def _events(pipelines: list[PipelineConfig], start: datetime, end: datetime, see
             while day < end:
                 for _ in range(rng.randint(2, 4)):
                     arrival = day + timedelta(seconds=rng.randint(7 * 3600, 19 * 3600))
-                    noticed = arrival + timedelta(seconds=POLL_SECONDS - arrival.timestamp() % POLL_SECONDS)
+                    noticed = arrival + timedelta(
+                        seconds=POLL_SECONDS - arrival.timestamp() % POLL_SECONDS
+                    )
                     if start <= noticed < end:
                         out.append((noticed, p.name, "event"))
                 day += timedelta(days=1)
     return sorted(out)
 
 
-def _request(rt: Runtime, cfg: PipelineConfig, t: datetime, trigger: str, attempt: int, run_key: str, faults: Faults,
-             start: datetime, days: int, sample: bool, ids: random.Random) -> RunRequest:
+def _request(
+    rt: Runtime,
+    cfg: PipelineConfig,
+    t: datetime,
+    trigger: str,
+    attempt: int,
+    run_key: str,
+    faults: Faults,
+    start: datetime,
+    days: int,
+    sample: bool,
+    ids: random.Random,
+) -> RunRequest:
     profile = profile_for(cfg.name)
     rng = random.Random(run_key)
     progress_frac = (t - start).total_seconds() / (days * 86400)
     weekend = t.weekday() >= 5
-    records = int(profile.records_per_run * (1 + GROWTH * progress_frac) * (0.8 if weekend else 1.0) * rng.gauss(1.0, 0.08))
+    records = int(
+        profile.records_per_run
+        * (1 + GROWTH * progress_frac)
+        * (0.8 if weekend else 1.0)
+        * rng.gauss(1.0, 0.08)
+    )
     records = max(records, 10)
     reject_rate = profile.reject_rate
     if cfg.name == "orders" and t.date() == faults.bad_data_day:
@@ -285,7 +329,9 @@ def _request(rt: Runtime, cfg: PipelineConfig, t: datetime, trigger: str, attemp
     mean = records * reject_rate
     rejected = min(records, max(0, round(rng.gauss(mean, (mean * (1 - reject_rate)) ** 0.5))))
     slow = cfg.name == "clickstream" and faults.slow_days[0] <= t.date() <= faults.slow_days[1]
-    runaway = cfg.name == "clickstream" and faults.runaway_days[0] <= t.date() <= faults.runaway_days[1]
+    runaway = (
+        cfg.name == "clickstream" and faults.runaway_days[0] <= t.date() <= faults.runaway_days[1]
+    )
     out_start, out_end = faults.outage
     in_outage = out_start <= t < out_end
     dpus = profile.transform_dpus * (3 if runaway else 1)
@@ -310,11 +356,19 @@ def _request(rt: Runtime, cfg: PipelineConfig, t: datetime, trigger: str, attemp
     def fault(stage: str, n_attempt: int) -> None:
         r = random.Random(f"{run_key}:{stage}:{n_attempt}:fault")
         if in_outage and stage == "load":
-            exc = PipelineError("PutObject on the lake bucket: 503 Service Unavailable", error_type="ServiceUnavailable", transient=True)
+            exc = PipelineError(
+                "PutObject on the lake bucket: 503 Service Unavailable",
+                error_type="ServiceUnavailable",
+                transient=True,
+            )
             exc.seconds = round(2 + r.random() * 3, 3)  # type: ignore[attr-defined]
             raise exc
         if r.random() < TRANSIENT_RATE:
-            exc = PipelineError("S3 SlowDown: please reduce your request rate", error_type="SlowDown", transient=True)
+            exc = PipelineError(
+                "S3 SlowDown: please reduce your request rate",
+                error_type="SlowDown",
+                transient=True,
+            )
             exc.seconds = round(1 + r.random() * 5, 3)  # type: ignore[attr-defined]
             raise exc
 
@@ -353,8 +407,13 @@ def _source_file(profile, records: int, rejected: int, rng: random.Random, t: da
     if profile.dataset == "clickstream":
         types = ("view", "click", "add_to_cart", "purchase")
         for i in range(records):
-            rec: dict[str, Any] = {"event_id": f"e{t:%Y%m%d%H%M}-{i}", "session_id": f"s{rng.randint(1, 9999)}",
-                                   "event_type": types[i % 4], "url": f"/p/{i % 97}?ref=x", "ts": ts}
+            rec: dict[str, Any] = {
+                "event_id": f"e{t:%Y%m%d%H%M}-{i}",
+                "session_id": f"s{rng.randint(1, 9999)}",
+                "event_type": types[i % 4],
+                "url": f"/p/{i % 97}?ref=x",
+                "ts": ts,
+            }
             if i in bad:
                 kind = i % 3
                 if kind == 0:
@@ -371,22 +430,34 @@ def _source_file(profile, records: int, rejected: int, rng: random.Random, t: da
         for i in range(records):
             row = f"f{t:%Y%m%d}-{i},{4000 + i % 40},{rng.uniform(-5000, 5000):.2f},{t:%Y-%m-%d}"
             if i in bad:
-                row = [f"f{t:%Y%m%d}-{i},{4000 + i % 40},n/a,{t:%Y-%m-%d}", f"f{t:%Y%m%d}-{i},{4000 + i % 40},12.00,31/12/2026", f"f{t:%Y%m%d}-{i},{4000}"][i % 3]
+                row = [
+                    f"f{t:%Y%m%d}-{i},{4000 + i % 40},n/a,{t:%Y-%m-%d}",
+                    f"f{t:%Y%m%d}-{i},{4000 + i % 40},12.00,31/12/2026",
+                    f"f{t:%Y%m%d}-{i},{4000}",
+                ][i % 3]
             lines.append(row)
     elif profile.dataset == "partner":
         lines.append("sku,partner,qty,price")
         for i in range(records):
             row = f"SKU{i:06d},acme,{rng.randint(1, 50)},{rng.uniform(1, 200):.2f}"
             if i in bad:
-                row = [f"SKU{i:06d},acme,-3,9.99", f"SKU{i:06d},acme,many,9.99", f"SKU{i:06d},acme"][i % 3]
+                row = [
+                    f"SKU{i:06d},acme,-3,9.99",
+                    f"SKU{i:06d},acme,many,9.99",
+                    f"SKU{i:06d},acme",
+                ][i % 3]
             lines.append(row)
     else:
         lines.append("order_id,customer_id,amount,currency,created_at")
         for i in range(records):
             row = f"o{t:%Y%m%d%H%M}-{i},c{rng.randint(1, 5000)},{rng.uniform(5, 400):.2f},USD,{ts}"
             if i in bad:
-                row = [f"o{t:%Y%m%d%H%M}-{i},c1,abc,USD,{ts}", f"o{t:%Y%m%d%H%M}-{i},c1,10.00,XXX,{ts}",
-                       f"o{t:%Y%m%d%H%M}-{i},c1,10.00", f"o{t:%Y%m%d%H%M}-{i},,10.00,USD,{ts}"][i % 4]
+                row = [
+                    f"o{t:%Y%m%d%H%M}-{i},c1,abc,USD,{ts}",
+                    f"o{t:%Y%m%d%H%M}-{i},c1,10.00,XXX,{ts}",
+                    f"o{t:%Y%m%d%H%M}-{i},c1,10.00",
+                    f"o{t:%Y%m%d%H%M}-{i},,10.00,USD,{ts}",
+                ][i % 4]
             lines.append(row)
     return ("\n".join(lines) + "\n").encode()
 

@@ -27,7 +27,14 @@ from pathlib import Path
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt
 
-__all__ = ["DEFAULT_PROFILE", "PROFILES", "PipelineSection", "Profile", "pipeline_section", "profile_for"]
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "PipelineSection",
+    "Profile",
+    "pipeline_section",
+    "profile_for",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,19 +56,51 @@ class Profile:
     fmt: str  # csv | jsonl
     records_per_run: int  # at the start of a backfill, before growth
     transform_dpus: int  # Glue DPUs of the transform stage
-    transform_seconds_per_1k: float  # simulated transform time per 1,000 records (after 60 s startup)
+    transform_seconds_per_1k: (
+        float  # simulated transform time per 1,000 records (after 60 s startup)
+    )
     reject_rate: float = 0.002  # share of bad records on an ordinary day
 
 
 # Sized so the demo's pipelines cost about $10 a day together (mostly Glue DPU-hours), within the
 # demo's per-pipeline budgets, and so a sampled run's real file stays small (< 0.5 MB).
 PROFILES: dict[str, Profile] = {
-    "orders": Profile(dataset="orders", fmt="csv", records_per_run=1_200, transform_dpus=10, transform_seconds_per_1k=90),
-    "clickstream": Profile(dataset="clickstream", fmt="jsonl", records_per_run=3_000, transform_dpus=8, transform_seconds_per_1k=30),
-    "finance_daily": Profile(dataset="finance", fmt="csv", records_per_run=8_000, transform_dpus=20, transform_seconds_per_1k=60),
-    "partner_feed": Profile(dataset="partner", fmt="csv", records_per_run=600, transform_dpus=4, transform_seconds_per_1k=100),
+    "orders": Profile(
+        dataset="orders",
+        fmt="csv",
+        records_per_run=1_200,
+        transform_dpus=10,
+        transform_seconds_per_1k=90,
+    ),
+    "clickstream": Profile(
+        dataset="clickstream",
+        fmt="jsonl",
+        records_per_run=3_000,
+        transform_dpus=8,
+        transform_seconds_per_1k=30,
+    ),
+    "finance_daily": Profile(
+        dataset="finance",
+        fmt="csv",
+        records_per_run=8_000,
+        transform_dpus=20,
+        transform_seconds_per_1k=60,
+    ),
+    "partner_feed": Profile(
+        dataset="partner",
+        fmt="csv",
+        records_per_run=600,
+        transform_dpus=4,
+        transform_seconds_per_1k=100,
+    ),
 }
-DEFAULT_PROFILE = Profile(dataset="orders", fmt="csv", records_per_run=1_000, transform_dpus=2, transform_seconds_per_1k=60)
+DEFAULT_PROFILE = Profile(
+    dataset="orders",
+    fmt="csv",
+    records_per_run=1_000,
+    transform_dpus=2,
+    transform_seconds_per_1k=60,
+)
 
 
 def profile_for(name: str) -> Profile:
@@ -73,29 +112,48 @@ def pipeline_section(settings: Settings) -> PipelineSection:
     table = settings.section("pipeline")
     label = settings.config_label
     known = {
-        "ledger_path", "source", "output", "quarantine", "export_bucket", "max_attempts",
-        "stage_timeout_seconds", "poll_seconds", "sample_every_hours",
+        "ledger_path",
+        "source",
+        "output",
+        "quarantine",
+        "export_bucket",
+        "max_attempts",
+        "stage_timeout_seconds",
+        "poll_seconds",
+        "sample_every_hours",
     }
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"{label}: [pipeline] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"{label}: [pipeline] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}"
+        )
     ledger = opt(table, "ledger_path", str, label, "pipeline")
     out = PipelineSection(
         ledger_path=Path(ledger) if ledger else Path(settings.data_dir) / "ledger.db",
         source=opt(table, "source", str, label, "pipeline", default=PipelineSection.source),
         output=opt(table, "output", str, label, "pipeline", default=PipelineSection.output),
-        quarantine=opt(table, "quarantine", str, label, "pipeline", default=PipelineSection.quarantine),
-        export_bucket=opt(table, "export_bucket", str, label, "pipeline", default=PipelineSection.export_bucket),
+        quarantine=opt(
+            table, "quarantine", str, label, "pipeline", default=PipelineSection.quarantine
+        ),
+        export_bucket=opt(
+            table, "export_bucket", str, label, "pipeline", default=PipelineSection.export_bucket
+        ),
         max_attempts=opt(table, "max_attempts", int, label, "pipeline", default=3),
-        stage_timeout_seconds=float(opt(table, "stage_timeout_seconds", (int, float), label, "pipeline", default=900)),
+        stage_timeout_seconds=float(
+            opt(table, "stage_timeout_seconds", (int, float), label, "pipeline", default=900)
+        ),
         poll_seconds=float(opt(table, "poll_seconds", (int, float), label, "pipeline", default=60)),
         sample_every_hours=opt(table, "sample_every_hours", int, label, "pipeline", default=72),
     )
     for key in ("max_attempts", "stage_timeout_seconds", "poll_seconds", "sample_every_hours"):
         if getattr(out, key) <= 0:
-            raise ConfigError(f"{label}: [pipeline] {key}: expected a positive number, got {getattr(out, key)!r}")
+            raise ConfigError(
+                f"{label}: [pipeline] {key}: expected a positive number, got {getattr(out, key)!r}"
+            )
     for key in ("source", "output", "quarantine"):
         value = getattr(out, key)
         if value.startswith("s3://") and not value[5:].split("/", 1)[0]:
-            raise ConfigError(f"{label}: [pipeline] {key}: {value!r} names no bucket; expected s3://bucket/prefix")
+            raise ConfigError(
+                f"{label}: [pipeline] {key}: {value!r} names no bucket; expected s3://bucket/prefix"
+            )
     return out

@@ -19,19 +19,26 @@ from pipepulse.settings import Prices
 __all__ = ["USAGE_KEYS", "cost_usd", "priced"]
 
 USAGE_KEYS = (
-    "compute_vcpu_seconds", "glue_dpu_seconds", "s3_get_requests", "s3_put_requests",
-    "metric_put_requests", "log_bytes",
+    "compute_vcpu_seconds",
+    "glue_dpu_seconds",
+    "s3_get_requests",
+    "s3_put_requests",
+    "metric_put_requests",
+    "log_bytes",
 )
 
 
 def priced(usage: Mapping[str, float], prices: Prices) -> dict[str, float]:
     """Dollars per usage key."""
     return {
-        "compute_vcpu_seconds": usage.get("compute_vcpu_seconds", 0.0) / 3600 * prices.compute_vcpu_hour,
+        "compute_vcpu_seconds": usage.get("compute_vcpu_seconds", 0.0)
+        / 3600
+        * prices.compute_vcpu_hour,
         "glue_dpu_seconds": usage.get("glue_dpu_seconds", 0.0) / 3600 * prices.glue_dpu_hour,
         "s3_get_requests": usage.get("s3_get_requests", 0.0) * prices.s3_get_request,
         "s3_put_requests": usage.get("s3_put_requests", 0.0) * prices.s3_put_request,
-        "metric_put_requests": usage.get("metric_put_requests", 0.0) * prices.cloudwatch_put_metric_request,
+        "metric_put_requests": usage.get("metric_put_requests", 0.0)
+        * prices.cloudwatch_put_metric_request,
         "log_bytes": usage.get("log_bytes", 0.0) / 1e9 * prices.cloudwatch_logs_gb_ingested,
     }
 

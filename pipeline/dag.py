@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ReadTimeoutError
+from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from pipeline import states
 from pipepulse.errors import PipelineError
@@ -57,9 +58,18 @@ BACKOFF_MAX_SECONDS = 120.0
 BACKOFF_JITTER = 0.5
 
 _TRANSIENT_CODES = {
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "SlowDown",
-    "RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure",
-    "ServiceUnavailable", "ServiceUnavailableException", "TooManyRequestsException",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TooManyRequestsException",
 }
 
 
@@ -135,7 +145,9 @@ class Outcome:
     retries: int = 0
     error_type: str | None = None
     error_message: str | None = None
-    attempts: list[tuple[str, int, float, StageResult | None]] = field(default_factory=list)  # stage, attempt, seconds, result
+    attempts: list[tuple[str, int, float, StageResult | None]] = field(
+        default_factory=list
+    )  # stage, attempt, seconds, result
 
 
 class Observer(Protocol):
@@ -143,9 +155,18 @@ class Observer(Protocol):
 
     def run_state(self, status: str, at: datetime) -> None: ...
 
-    def step_state(self, stage: str, attempt: int, status: str, *, started_at: datetime, ended_at: datetime | None = None,
-                   result: StageResult | None = None, error: BaseException | None = None,
-                   next_retry_at: datetime | None = None) -> None: ...
+    def step_state(
+        self,
+        stage: str,
+        attempt: int,
+        status: str,
+        *,
+        started_at: datetime,
+        ended_at: datetime | None = None,
+        result: StageResult | None = None,
+        error: BaseException | None = None,
+        next_retry_at: datetime | None = None,
+    ) -> None: ...
 
 
 def execute(
@@ -165,14 +186,15 @@ def execute(
                 raise ValueError(f"stage {s.name} depends on unknown stage {d}")
     start = clock()
     done: dict[str, StageResult] = {}
-    retry_due: dict[str, tuple[int, datetime, str]] = {}  # stage -> (next attempt, when, status of failed attempt)
+    retry_due: dict[
+        str, tuple[int, datetime, str]
+    ] = {}  # stage -> (next attempt, when, status of failed attempt)
     outcome = Outcome(states.SUCCEEDED, start, start, done)
     run_status = states.RUNNING
     observer.run_state(states.RUNNING, start)
     while len(done) < len(stages):
         wave = sorted(
-            s.name for s in stages
-            if s.name not in done and all(d in done for d in s.deps)
+            s.name for s in stages if s.name not in done and all(d in done for d in s.deps)
         )
         if not wave:
             raise ValueError("the stages have a cycle")
@@ -195,7 +217,13 @@ def execute(
             attempts[name] = attempt
             observer.step_state(name, attempt, states.RUNNING, started_at=t0)
         futures = {
-            name: pool.submit(_timed, by_name[name].fn, StageContext(name, attempts[name], t0, {d: done[d].value for d in by_name[name].deps}))
+            name: pool.submit(
+                _timed,
+                by_name[name].fn,
+                StageContext(
+                    name, attempts[name], t0, {d: done[d].value for d in by_name[name].deps}
+                ),
+            )
             for name in wave
         }
         wave_end = t0
@@ -209,7 +237,9 @@ def execute(
             elif error is not None and getattr(error, "seconds", None) is not None:
                 seconds = error.seconds  # a simulated failure says how long it took to fail
             if error is None and seconds > stage.timeout_seconds:
-                error = StageTimeout(f"stage {name} ran over its {stage.timeout_seconds:g} s timeout")
+                error = StageTimeout(
+                    f"stage {name} ran over its {stage.timeout_seconds:g} s timeout"
+                )
             if isinstance(error, StageTimeout):
                 seconds = stage.timeout_seconds
             end = t0 + timedelta(seconds=seconds)
@@ -218,7 +248,9 @@ def execute(
             if error is None:
                 assert result is not None
                 done[name] = result
-                observer.step_state(name, attempt, states.SUCCEEDED, started_at=t0, ended_at=end, result=result)
+                observer.step_state(
+                    name, attempt, states.SUCCEEDED, started_at=t0, ended_at=end, result=result
+                )
                 continue
             timed_out = isinstance(error, StageTimeout)
             failed_status = states.TIMED_OUT if timed_out else states.FAILED
@@ -226,10 +258,26 @@ def execute(
                 next_at = end + timedelta(seconds=backoff_delay(attempt, rng))
                 retry_due[name] = (attempt + 1, next_at, failed_status)
                 outcome.retries += 1
-                observer.step_state(name, attempt, states.AWAITING_RETRY, started_at=t0, ended_at=end, result=result,
-                                    error=error, next_retry_at=next_at)
+                observer.step_state(
+                    name,
+                    attempt,
+                    states.AWAITING_RETRY,
+                    started_at=t0,
+                    ended_at=end,
+                    result=result,
+                    error=error,
+                    next_retry_at=next_at,
+                )
             else:
-                observer.step_state(name, attempt, failed_status, started_at=t0, ended_at=end, result=result, error=error)
+                observer.step_state(
+                    name,
+                    attempt,
+                    failed_status,
+                    started_at=t0,
+                    ended_at=end,
+                    result=result,
+                    error=error,
+                )
                 if failure is None:
                     failure = (name, error, failed_status)
         # the simulated clock catches up with the wave; a real one is already there
@@ -268,13 +316,17 @@ class InlineExecutor(cf.Executor):
         return future
 
 
-def _timed(fn: Callable[[StageContext], StageResult], ctx: StageContext) -> tuple[StageResult, float]:
+def _timed(
+    fn: Callable[[StageContext], StageResult], ctx: StageContext
+) -> tuple[StageResult, float]:
     t = time.perf_counter()
     result = fn(ctx)
     return result, time.perf_counter() - t
 
 
-def _wait(future: cf.Future, timeout: float) -> tuple[StageResult | None, BaseException | None, float]:
+def _wait(
+    future: cf.Future, timeout: float
+) -> tuple[StageResult | None, BaseException | None, float]:
     t = time.perf_counter()
     try:
         result, seconds = future.result(timeout=timeout)

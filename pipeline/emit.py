@@ -37,7 +37,9 @@ def log_stream(day: datetime, run_id: str) -> str:
 class Metrics:
     """A buffer of metric datums for one namespace; ``flush()`` sends them in batches."""
 
-    def __init__(self, *, client=None, namespace: str = NAMESPACE, batch: int = MAX_DATUMS_PER_PUT) -> None:
+    def __init__(
+        self, *, client=None, namespace: str = NAMESPACE, batch: int = MAX_DATUMS_PER_PUT
+    ) -> None:
         self.cw = client or boto3.client("cloudwatch")
         self.namespace = namespace
         self.batch = batch
@@ -45,11 +47,28 @@ class Metrics:
         self.calls = 0
         self.sent = 0
 
-    def add(self, name: str, value: float, at: datetime, *, unit: str, pipeline: str, stage: str | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        value: float,
+        at: datetime,
+        *,
+        unit: str,
+        pipeline: str,
+        stage: str | None = None,
+    ) -> None:
         dims = [{"Name": "Pipeline", "Value": pipeline}]
         if stage is not None:
             dims.append({"Name": "Stage", "Value": stage})
-        self.pending.append({"MetricName": name, "Dimensions": dims, "Timestamp": at, "Value": float(value), "Unit": unit})
+        self.pending.append(
+            {
+                "MetricName": name,
+                "Dimensions": dims,
+                "Timestamp": at,
+                "Value": float(value),
+                "Unit": unit,
+            }
+        )
         if len(self.pending) >= self.batch:
             self.flush()
 

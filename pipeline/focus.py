@@ -38,16 +38,54 @@ ACCOUNT_NAME = "pipepulse-demo"
 EXPORT_NAME = "pipepulse-demo"
 
 COLUMNS = (
-    "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
-    "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription",
-    "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "CommitmentDiscountCategory",
-    "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountStatus",
-    "CommitmentDiscountType", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
-    "ContractedUnitPrice", "EffectiveCost", "InvoiceIssuerName", "ListCost", "ListUnitPrice",
-    "PricingCategory", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "RegionId",
-    "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName",
-    "SkuId", "SkuPriceId", "SubAccountId", "SubAccountName", "Tags",
-    "x_CostCategories", "x_Discounts", "x_Operation", "x_ServiceCode", "x_UsageType",
+    "AvailabilityZone",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "CommitmentDiscountCategory",
+    "CommitmentDiscountId",
+    "CommitmentDiscountName",
+    "CommitmentDiscountStatus",
+    "CommitmentDiscountType",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "ServiceCategory",
+    "ServiceName",
+    "SkuId",
+    "SkuPriceId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+    "x_CostCategories",
+    "x_Discounts",
+    "x_Operation",
+    "x_ServiceCode",
+    "x_UsageType",
 )
 
 REGIONS = {"us-east-1": "US East (N. Virginia)", "eu-west-1": "Europe (Ireland)"}
@@ -67,29 +105,207 @@ SERVICES = {  # service code -> (ServiceName, ServiceCategory)
 # (service, region, usage type, operation, unit, unit price, base quantity per day, weekday
 #  swing, daily growth, resource id, pipeline tag)
 _BASE = (
-    ("AmazonEC2", "us-east-1", "BoxUsage:m5.xlarge", "RunInstances", "Hrs", 0.192, 144.0, 0.10, 0.0005, "i-0a1b2c3d4e5f60001", None),
-    ("AmazonEC2", "eu-west-1", "EU-BoxUsage:m5.large", "RunInstances", "Hrs", 0.107, 72.0, 0.05, 0.0, "i-0a1b2c3d4e5f60002", None),
-    ("AmazonRDS", "us-east-1", "InstanceUsage:db.r5.large", "CreateDBInstance:0014", "Hrs", 0.25, 48.0, 0.0, 0.0, "arn:aws:rds:us-east-1:123456789012:db:orders-db", None),
-    ("AmazonRDS", "us-east-1", "RDS:GP2-Storage", "CreateDBInstance:0014", "GB-Mo", 0.115, 16.7, 0.0, 0.002, "arn:aws:rds:us-east-1:123456789012:db:orders-db", None),
-    ("AmazonS3", "us-east-1", "TimedStorage-ByteHrs", "StandardStorage", "GB-Mo", 0.023, 266.0, 0.0, 0.003, "pipepulse-demo-archive", None),
-    ("AWSDataTransfer", "us-east-1", "DataTransfer-Out-Bytes", "PublicIP-Out", "GB", 0.09, 60.0, 0.25, 0.003, "", None),
-    ("AWSLambda", "us-east-1", "Lambda-GB-Second", "Invoke", "Lambda-GB-Second", 0.0000166667, 150_000.0, 0.30, 0.004, "arn:aws:lambda:us-east-1:123456789012:function:api-handler", None),
-    ("AWSLambda", "us-east-1", "Request", "Invoke", "Requests", 0.0000002, 3_000_000.0, 0.30, 0.004, "arn:aws:lambda:us-east-1:123456789012:function:api-handler", None),
-    ("AmazonCloudWatch", "us-east-1", "CW:MetricMonitorUsage", "MetricStorage", "Metrics", 0.01, 300.0, 0.0, 0.001, "", None),
-    ("AWSStepFunctions", "us-east-1", "StateTransition", "StartExecution", "StateTransitions", 0.000025, 40_000.0, 0.15, 0.002,
-     "arn:aws:states:us-east-1:123456789012:stateMachine:customer-etl", "sfn_customer_etl"),
-    ("AWSGlue", "us-east-1", "USE1-ETL-DPU-Hour", "Jobrun", "DPU-Hour", 0.44, 5.0, 0.0, 0.002,
-     "arn:aws:glue:us-east-1:123456789012:job/nightly-compaction", "glue_nightly"),
+    (
+        "AmazonEC2",
+        "us-east-1",
+        "BoxUsage:m5.xlarge",
+        "RunInstances",
+        "Hrs",
+        0.192,
+        144.0,
+        0.10,
+        0.0005,
+        "i-0a1b2c3d4e5f60001",
+        None,
+    ),
+    (
+        "AmazonEC2",
+        "eu-west-1",
+        "EU-BoxUsage:m5.large",
+        "RunInstances",
+        "Hrs",
+        0.107,
+        72.0,
+        0.05,
+        0.0,
+        "i-0a1b2c3d4e5f60002",
+        None,
+    ),
+    (
+        "AmazonRDS",
+        "us-east-1",
+        "InstanceUsage:db.r5.large",
+        "CreateDBInstance:0014",
+        "Hrs",
+        0.25,
+        48.0,
+        0.0,
+        0.0,
+        "arn:aws:rds:us-east-1:123456789012:db:orders-db",
+        None,
+    ),
+    (
+        "AmazonRDS",
+        "us-east-1",
+        "RDS:GP2-Storage",
+        "CreateDBInstance:0014",
+        "GB-Mo",
+        0.115,
+        16.7,
+        0.0,
+        0.002,
+        "arn:aws:rds:us-east-1:123456789012:db:orders-db",
+        None,
+    ),
+    (
+        "AmazonS3",
+        "us-east-1",
+        "TimedStorage-ByteHrs",
+        "StandardStorage",
+        "GB-Mo",
+        0.023,
+        266.0,
+        0.0,
+        0.003,
+        "pipepulse-demo-archive",
+        None,
+    ),
+    (
+        "AWSDataTransfer",
+        "us-east-1",
+        "DataTransfer-Out-Bytes",
+        "PublicIP-Out",
+        "GB",
+        0.09,
+        60.0,
+        0.25,
+        0.003,
+        "",
+        None,
+    ),
+    (
+        "AWSLambda",
+        "us-east-1",
+        "Lambda-GB-Second",
+        "Invoke",
+        "Lambda-GB-Second",
+        0.0000166667,
+        150_000.0,
+        0.30,
+        0.004,
+        "arn:aws:lambda:us-east-1:123456789012:function:api-handler",
+        None,
+    ),
+    (
+        "AWSLambda",
+        "us-east-1",
+        "Request",
+        "Invoke",
+        "Requests",
+        0.0000002,
+        3_000_000.0,
+        0.30,
+        0.004,
+        "arn:aws:lambda:us-east-1:123456789012:function:api-handler",
+        None,
+    ),
+    (
+        "AmazonCloudWatch",
+        "us-east-1",
+        "CW:MetricMonitorUsage",
+        "MetricStorage",
+        "Metrics",
+        0.01,
+        300.0,
+        0.0,
+        0.001,
+        "",
+        None,
+    ),
+    (
+        "AWSStepFunctions",
+        "us-east-1",
+        "StateTransition",
+        "StartExecution",
+        "StateTransitions",
+        0.000025,
+        40_000.0,
+        0.15,
+        0.002,
+        "arn:aws:states:us-east-1:123456789012:stateMachine:customer-etl",
+        "sfn_customer_etl",
+    ),
+    (
+        "AWSGlue",
+        "us-east-1",
+        "USE1-ETL-DPU-Hour",
+        "Jobrun",
+        "DPU-Hour",
+        0.44,
+        5.0,
+        0.0,
+        0.002,
+        "arn:aws:glue:us-east-1:123456789012:job/nightly-compaction",
+        "glue_nightly",
+    ),
 )
 
 # ledger usage key -> (service, usage type, operation, unit, unit price attr, quantity divisor)
 _PIPELINE_LINES = (
-    ("glue_dpu_seconds", "AWSGlue", "USE1-ETL-DPU-Hour", "Jobrun", "DPU-Hour", "glue_dpu_hour", 3600.0),
-    ("compute_vcpu_seconds", "AmazonECS", "USE1-Fargate-vCPU-Hours:perCPU", "FargateTask", "vCPU-Hours", "compute_vcpu_hour", 3600.0),
-    ("s3_put_requests", "AmazonS3", "Requests-Tier1", "PutObject", "Requests", "s3_put_request", 1.0),
-    ("s3_get_requests", "AmazonS3", "Requests-Tier2", "GetObject", "Requests", "s3_get_request", 1.0),
-    ("log_bytes", "AmazonCloudWatch", "DataProcessing-Bytes", "PutLogEvents", "GB", "cloudwatch_logs_gb_ingested", 1e9),
-    ("metric_put_requests", "AmazonCloudWatch", "CW:Requests", "PutMetricData", "Requests", "cloudwatch_put_metric_request", 1.0),
+    (
+        "glue_dpu_seconds",
+        "AWSGlue",
+        "USE1-ETL-DPU-Hour",
+        "Jobrun",
+        "DPU-Hour",
+        "glue_dpu_hour",
+        3600.0,
+    ),
+    (
+        "compute_vcpu_seconds",
+        "AmazonECS",
+        "USE1-Fargate-vCPU-Hours:perCPU",
+        "FargateTask",
+        "vCPU-Hours",
+        "compute_vcpu_hour",
+        3600.0,
+    ),
+    (
+        "s3_put_requests",
+        "AmazonS3",
+        "Requests-Tier1",
+        "PutObject",
+        "Requests",
+        "s3_put_request",
+        1.0,
+    ),
+    (
+        "s3_get_requests",
+        "AmazonS3",
+        "Requests-Tier2",
+        "GetObject",
+        "Requests",
+        "s3_get_request",
+        1.0,
+    ),
+    (
+        "log_bytes",
+        "AmazonCloudWatch",
+        "DataProcessing-Bytes",
+        "PutLogEvents",
+        "GB",
+        "cloudwatch_logs_gb_ingested",
+        1e9,
+    ),
+    (
+        "metric_put_requests",
+        "AmazonCloudWatch",
+        "CW:Requests",
+        "PutMetricData",
+        "Requests",
+        "cloudwatch_put_metric_request",
+        1.0,
+    ),
 )
 
 
@@ -110,8 +326,17 @@ def account_rows(
     while day < end:
         weekday = day.weekday() < 5
         for svc, region, usage, op, unit, price, qty, swing, growth, resource, tag in _BASE:
-            q = qty * (1 + growth * n) * ((1 + swing) if weekday else (1 - swing)) * rng.gauss(1.0, 0.03)
-            if dt_spike_day is not None and svc == "AWSDataTransfer" and dt_spike_day <= day < dt_spike_day + timedelta(days=2):
+            q = (
+                qty
+                * (1 + growth * n)
+                * ((1 + swing) if weekday else (1 - swing))
+                * rng.gauss(1.0, 0.03)
+            )
+            if (
+                dt_spike_day is not None
+                and svc == "AWSDataTransfer"
+                and dt_spike_day <= day < dt_spike_day + timedelta(days=2)
+            ):
                 q *= 6.0  # incident: a replication job sent the lake across the internet for two days
             rows.append(_row(day, svc, region, usage, op, unit, price, max(q, 0.0), resource, tag))
         for pipeline in sorted({p for d, p in pipeline_usage if d == day}):
@@ -121,11 +346,36 @@ def account_rows(
                 if amount <= 0:
                     continue
                 q = amount / div * rng.gauss(1.0, 0.02)  # the bill's metering is not the estimate's
-                rows.append(_row(day, svc, "us-east-1", usage, op, unit, getattr(prices, attr), q, _pipeline_resource(svc, pipeline), pipeline))
+                rows.append(
+                    _row(
+                        day,
+                        svc,
+                        "us-east-1",
+                        usage,
+                        op,
+                        unit,
+                        getattr(prices, attr),
+                        q,
+                        _pipeline_resource(svc, pipeline),
+                        pipeline,
+                    )
+                )
             # the output the pipeline keeps in the lake: billed, but in no run's estimate
             stored_gb = 4.0 + 0.05 * n
-            rows.append(_row(day, "AmazonS3", "us-east-1", "TimedStorage-ByteHrs", "StandardStorage", "GB-Mo", 0.023,
-                             stored_gb * 24 / 720 * 30, f"pipepulse-demo-lake/{pipeline}", pipeline))
+            rows.append(
+                _row(
+                    day,
+                    "AmazonS3",
+                    "us-east-1",
+                    "TimedStorage-ByteHrs",
+                    "StandardStorage",
+                    "GB-Mo",
+                    0.023,
+                    stored_gb * 24 / 720 * 30,
+                    f"pipepulse-demo-lake/{pipeline}",
+                    pipeline,
+                )
+            )
         day += timedelta(days=1)
         n += 1
     return rows
@@ -141,8 +391,18 @@ def _pipeline_resource(svc: str, pipeline: str) -> str:
     return f"arn:aws:logs:us-east-1:{ACCOUNT_ID}:log-group:/pipepulse/reference/{pipeline}"
 
 
-def _row(day: date, svc: str, region: str, usage: str, op: str, unit: str, price: float, qty: float,
-         resource: str, tag: str | None) -> dict[str, str]:
+def _row(
+    day: date,
+    svc: str,
+    region: str,
+    usage: str,
+    op: str,
+    unit: str,
+    price: float,
+    qty: float,
+    resource: str,
+    tag: str | None,
+) -> dict[str, str]:
     name, category = SERVICES[svc]
     cost = round(qty * price, 10)
     period_start = day.replace(day=1)
@@ -229,7 +489,9 @@ def write_export(rows: list[dict[str, str]], bucket: str, *, client=None) -> lis
         w.writerows(by_period[period])
         body = gzip.compress(buf.getvalue().encode(), mtime=0)
         key = export_key(date.fromisoformat(period + "-01"))
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/csv", ContentEncoding="gzip")
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="text/csv", ContentEncoding="gzip"
+        )
         manifest = {
             "exportName": EXPORT_NAME,
             "billingPeriod": period,
@@ -239,7 +501,10 @@ def write_export(rows: list[dict[str, str]], bucket: str, *, client=None) -> lis
             "format": "csv.gz",
             "schema": "FOCUS_1_0_AWS",
         }
-        s3.put_object(Bucket=bucket, Key=f"focus/{EXPORT_NAME}/metadata/BILLING_PERIOD={period}/{EXPORT_NAME}-Manifest.json",
-                      Body=json.dumps(manifest, indent=2).encode())
+        s3.put_object(
+            Bucket=bucket,
+            Key=f"focus/{EXPORT_NAME}/metadata/BILLING_PERIOD={period}/{EXPORT_NAME}-Manifest.json",
+            Body=json.dumps(manifest, indent=2).encode(),
+        )
         keys.append(key)
     return keys

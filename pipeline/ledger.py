@@ -31,13 +31,41 @@ from pipeline import states
 __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "Ledger", "iso"]
 
 RUN_COLUMNS = (
-    "run_id", "pipeline", "status", "trigger", "attempt", "scheduled_for", "queued_at",
-    "started_at", "ended_at", "records_in", "records_out", "records_rejected", "bytes_in",
-    "error_type", "error_message", "correlation_id", "usage_json", "cost_usd", "seq",
+    "run_id",
+    "pipeline",
+    "status",
+    "trigger",
+    "attempt",
+    "scheduled_for",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "records_in",
+    "records_out",
+    "records_rejected",
+    "bytes_in",
+    "error_type",
+    "error_message",
+    "correlation_id",
+    "usage_json",
+    "cost_usd",
+    "seq",
 )
 STEP_COLUMNS = (
-    "run_id", "stage", "attempt", "status", "queued_at", "started_at", "ended_at", "records_in",
-    "records_out", "records_rejected", "error_type", "error_message", "next_retry_at", "seq",
+    "run_id",
+    "stage",
+    "attempt",
+    "status",
+    "queued_at",
+    "started_at",
+    "ended_at",
+    "records_in",
+    "records_out",
+    "records_rejected",
+    "error_type",
+    "error_message",
+    "next_retry_at",
+    "seq",
 )
 
 _DDL = """
@@ -107,7 +135,9 @@ class Ledger:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_DDL)
@@ -154,7 +184,9 @@ class Ledger:
         """Insert or replace a run row (all columns but ``seq``); returns the seq it got."""
         key = ("run", row["run_id"])
         with self.transaction():
-            old = self._old_status(key, "SELECT status FROM ledger_runs WHERE run_id = ?", (row["run_id"],))
+            old = self._old_status(
+                key, "SELECT status FROM ledger_runs WHERE run_id = ?", (row["run_id"],)
+            )
             states.check("run", old, row["status"])
             self._seq += 1
             values = [_sql(row.get(c)) for c in RUN_COLUMNS[:-1]] + [self._seq]
@@ -197,7 +229,9 @@ class Ledger:
     def loaded_inputs(self, pipeline: str) -> set[tuple[str, str]]:
         """(key, etag) of every source file a successful run of ``pipeline`` loaded."""
         with self._lock:
-            cur = self._db.execute("SELECT input_key, etag FROM ledger_inputs WHERE pipeline = ?", (pipeline,))
+            cur = self._db.execute(
+                "SELECT input_key, etag FROM ledger_inputs WHERE pipeline = ?", (pipeline,)
+            )
             return {(k, e) for k, e in cur}
 
     def forget(self, *, pipelines: list[str], start: datetime, end: datetime) -> int:
@@ -208,10 +242,13 @@ class Ledger:
         """
         with self.transaction():
             marks = ",".join("?" for _ in pipelines)
-            ids = [r[0] for r in self._db.execute(
-                f"SELECT run_id FROM ledger_runs WHERE pipeline IN ({marks}) AND scheduled_for >= ? AND scheduled_for < ?",
-                [*pipelines, iso(start), iso(end)],
-            )]
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT run_id FROM ledger_runs WHERE pipeline IN ({marks}) AND scheduled_for >= ? AND scheduled_for < ?",
+                    [*pipelines, iso(start), iso(end)],
+                )
+            ]
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 q = ",".join("?" for _ in chunk)

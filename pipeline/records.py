@@ -153,9 +153,17 @@ def _parse_csv(source: str, text: str, schema: Schema) -> tuple[list[Row], list[
     if header is None:
         return rows, rejects
     header = [h.strip() for h in header]
-    missing = [c for c in schema.columns if c not in header and any(f.required for f in schema.fields if f.name == c)]
+    missing = [
+        c
+        for c in schema.columns
+        if c not in header and any(f.required for f in schema.fields if f.name == c)
+    ]
     if missing:
-        rejects.append(Reject(source, 1, f"header lacks column(s) {', '.join(missing)}", lines[0] if lines else ""))
+        rejects.append(
+            Reject(
+                source, 1, f"header lacks column(s) {', '.join(missing)}", lines[0] if lines else ""
+            )
+        )
         for n, line in enumerate(lines[1:], 2):
             if line.strip():
                 rejects.append(Reject(source, n, "file header is invalid", line))
@@ -166,7 +174,9 @@ def _parse_csv(source: str, text: str, schema: Schema) -> tuple[list[Row], list[
         if not values or not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            rejects.append(Reject(source, n, f"expected {len(header)} fields, got {len(values)}", raw))
+            rejects.append(
+                Reject(source, n, f"expected {len(header)} fields, got {len(values)}", raw)
+            )
             continue
         rows.append(Row(source, n, dict(zip(header, values, strict=True))))
     return rows, rejects
@@ -181,10 +191,14 @@ def _parse_jsonl(source: str, text: str) -> tuple[list[Row], list[Reject]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            rejects.append(Reject(source, n, f"not valid JSON: {exc.msg} at column {exc.colno}", line))
+            rejects.append(
+                Reject(source, n, f"not valid JSON: {exc.msg} at column {exc.colno}", line)
+            )
             continue
         if not isinstance(value, dict):
-            rejects.append(Reject(source, n, f"expected a JSON object, got {type(value).__name__}", line))
+            rejects.append(
+                Reject(source, n, f"expected a JSON object, got {type(value).__name__}", line)
+            )
             continue
         rows.append(Row(source, n, value))
     return rows, rejects
@@ -228,7 +242,9 @@ def _convert(value: Any, f: Field) -> Any:
         try:
             num = float(value) if f.kind == "float" else int(str(value).strip())
         except (TypeError, ValueError):
-            raise ValueError(f"{value!r} is not {'a number' if f.kind == 'float' else 'a whole number'}") from None
+            raise ValueError(
+                f"{value!r} is not {'a number' if f.kind == 'float' else 'a whole number'}"
+            ) from None
         if isinstance(num, float) and not math.isfinite(num):
             raise ValueError(f"{value!r} is not a finite number")
         if f.minimum is not None and num < f.minimum:

@@ -84,10 +84,12 @@ class S3Storage(Storage):
         out: list[SourceFile] = []
         root = self._k("")
         try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._k(prefix))
+            pages = self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._k(prefix)
+            )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    key = obj["Key"][len(root):]
+                    key = obj["Key"][len(root) :]
                     if not key.startswith("_tmp/"):
                         out.append(SourceFile(key, int(obj["Size"]), obj["ETag"].strip('"')))
         except ClientError as exc:
@@ -106,7 +108,11 @@ class S3Storage(Storage):
         self.s3.put_object(Bucket=self.bucket, Key=self._k(key), Body=data)
 
     def _promote(self, tmp: str, key: str) -> None:
-        self.s3.copy_object(Bucket=self.bucket, Key=self._k(key), CopySource={"Bucket": self.bucket, "Key": self._k(tmp)})
+        self.s3.copy_object(
+            Bucket=self.bucket,
+            Key=self._k(key),
+            CopySource={"Bucket": self.bucket, "Key": self._k(tmp)},
+        )
 
 
 class LocalStorage(Storage):

@@ -38,7 +38,9 @@ class CronTrigger:
     def due(self, now: datetime, last: datetime | None) -> list[datetime]:
         if last is None:
             return [self.schedule.previous_at_or_before(now)]
-        return list(self.schedule.between(last + timedelta(microseconds=1), now + timedelta(microseconds=1)))
+        return list(
+            self.schedule.between(last + timedelta(microseconds=1), now + timedelta(microseconds=1))
+        )
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,17 @@ class FileArrivalTrigger:
         return [f for f in self.storage.list(self.prefix) if (f.key, f.etag) not in seen]
 
 
-def trigger_for(cfg: PipelineConfig, rt: Runtime) -> CronTrigger | IntervalTrigger | FileArrivalTrigger:
+def trigger_for(
+    cfg: PipelineConfig, rt: Runtime
+) -> CronTrigger | IntervalTrigger | FileArrivalTrigger:
     """A pipeline's trigger: its cron schedule, else its interval, else file arrival."""
     if cfg.schedule:
         return CronTrigger(CronSchedule(cfg.schedule))
     if cfg.interval_seconds:
         return IntervalTrigger(cfg.interval_seconds)
-    return FileArrivalTrigger(rt.source, f"{cfg.name}/", lambda name=cfg.name: rt.ledger.loaded_inputs(name))
+    return FileArrivalTrigger(
+        rt.source, f"{cfg.name}/", lambda name=cfg.name: rt.ledger.loaded_inputs(name)
+    )
 
 
 @dataclass
@@ -90,7 +96,11 @@ class Scheduler:
         for p in self.pipelines:
             row = self.rt.ledger.last_run(p.name)
             if row is not None:
-                key = "started_at" if isinstance(self.triggers[p.name], IntervalTrigger) else "scheduled_for"
+                key = (
+                    "started_at"
+                    if isinstance(self.triggers[p.name], IntervalTrigger)
+                    else "scheduled_for"
+                )
                 value = row.get(key) or row.get("queued_at")
                 if value:
                     self._last[p.name] = datetime.fromisoformat(value)
@@ -104,11 +114,22 @@ class Scheduler:
             if isinstance(trig, FileArrivalTrigger):
                 files = trig.new_files()
                 if files:
-                    out.append(self._run(RunRequest(p.name, trigger="event", scheduled_for=now, inputs=[(trig.storage, f) for f in files])))
+                    out.append(
+                        self._run(
+                            RunRequest(
+                                p.name,
+                                trigger="event",
+                                scheduled_for=now,
+                                inputs=[(trig.storage, f) for f in files],
+                            )
+                        )
+                    )
                 continue
             for slot in trig.due(now, self._last.get(p.name)):
                 result = self._run(RunRequest(p.name, trigger=trig.kind, scheduled_for=slot))
-                self._last[p.name] = (result.started_at or slot) if isinstance(trig, IntervalTrigger) else slot
+                self._last[p.name] = (
+                    (result.started_at or slot) if isinstance(trig, IntervalTrigger) else slot
+                )
                 out.append(result)
         return out
 
@@ -118,7 +139,9 @@ class Scheduler:
             self.on_run(result)
         return result
 
-    def loop(self, *, max_iterations: int | None = None, until: datetime | None = None) -> list[RunResult]:
+    def loop(
+        self, *, max_iterations: int | None = None, until: datetime | None = None
+    ) -> list[RunResult]:
         """Poll until stopped; waits with ``rt.sleep`` (or ``stop.wait`` on the real clock)."""
         results: list[RunResult] = []
         n = 0

@@ -14,32 +14,59 @@ from pipepulse.settings import PipelineConfig, Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pipeline", help="the bundled reference pipeline: run it, backfill history, schedule it",
-                       description="The reference pipeline writes its own run ledger, CloudWatch metrics and logs, "
-                       "and (backfill) the demo account's FOCUS cost export.")
+    p = sub.add_parser(
+        "pipeline",
+        help="the bundled reference pipeline: run it, backfill history, schedule it",
+        description="The reference pipeline writes its own run ledger, CloudWatch metrics and logs, "
+        "and (backfill) the demo account's FOCUS cost export.",
+    )
     psub = p.add_subparsers(dest="pipeline_command", metavar="COMMAND")
     psub.required = True
 
-    run = psub.add_parser("run", help="run one pipeline once, now (manual trigger)",
-                          description="Run a reference pipeline once. Without --input it reads the files under "
-                          "<[pipeline] source>/<name>/ that no successful run has loaded yet.")
+    run = psub.add_parser(
+        "run",
+        help="run one pipeline once, now (manual trigger)",
+        description="Run a reference pipeline once. Without --input it reads the files under "
+        "<[pipeline] source>/<name>/ that no successful run has loaded yet.",
+    )
     run.add_argument("--pipeline", required=True, metavar="NAME", help="pipeline name, e.g. orders")
-    run.add_argument("--input", metavar="PATH|s3://...", help="a file or folder (local or s3://bucket/prefix) to process")
+    run.add_argument(
+        "--input",
+        metavar="PATH|s3://...",
+        help="a file or folder (local or s3://bucket/prefix) to process",
+    )
     run.set_defaults(handler=cmd_run)
 
-    bf = psub.add_parser("backfill", help="simulate N days of scheduled runs (no waiting) with realistic faults",
-                         description="Replay N days of the configured reference pipelines on a simulated clock: ledger, "
-                         "metrics, logs, sample files in S3 and the FOCUS cost export. Same seed, same history.")
-    bf.add_argument("--days", type=int, required=True, metavar="N", help="how many days to simulate")
+    bf = psub.add_parser(
+        "backfill",
+        help="simulate N days of scheduled runs (no waiting) with realistic faults",
+        description="Replay N days of the configured reference pipelines on a simulated clock: ledger, "
+        "metrics, logs, sample files in S3 and the FOCUS cost export. Same seed, same history.",
+    )
+    bf.add_argument(
+        "--days", type=int, required=True, metavar="N", help="how many days to simulate"
+    )
     bf.add_argument("--seed", type=int, default=7, metavar="S", help="random seed (default 7)")
-    bf.add_argument("--end", metavar="ISO", help="end of the window, UTC (default: now, to the hour)")
+    bf.add_argument(
+        "--end", metavar="ISO", help="end of the window, UTC (default: now, to the hour)"
+    )
     bf.set_defaults(handler=cmd_backfill)
 
-    sc = psub.add_parser("schedule", help="keep running: fire runs on their cron/interval and on file arrival",
-                         description="Poll the triggers of the reference pipelines every --poll seconds and run what is "
-                         "due. Stops cleanly on SIGTERM or Ctrl-C.")
-    sc.add_argument("--pipeline", action="append", metavar="NAME", help="only this pipeline (repeatable)")
-    sc.add_argument("--poll", type=float, metavar="SECONDS", help="seconds between polls (default [pipeline] poll_seconds)")
+    sc = psub.add_parser(
+        "schedule",
+        help="keep running: fire runs on their cron/interval and on file arrival",
+        description="Poll the triggers of the reference pipelines every --poll seconds and run what is "
+        "due. Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    sc.add_argument(
+        "--pipeline", action="append", metavar="NAME", help="only this pipeline (repeatable)"
+    )
+    sc.add_argument(
+        "--poll",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between polls (default [pipeline] poll_seconds)",
+    )
     sc.add_argument("--max-iterations", type=int, metavar="N", help="stop after N polls")
     sc.add_argument("--until", metavar="ISO", help="stop at this UTC time")
     sc.set_defaults(handler=cmd_schedule)
@@ -85,8 +112,10 @@ def _reference_pipelines(settings: Settings, names: list[str] | None) -> list[Pi
         if n in by_name:
             out.append(by_name[n])
         elif refs:
-            raise ConfigError(f"{settings.config_label}: no reference pipeline named {n!r}; "
-                              f"configured: {', '.join(sorted(by_name))}")
+            raise ConfigError(
+                f"{settings.config_label}: no reference pipeline named {n!r}; "
+                f"configured: {', '.join(sorted(by_name))}"
+            )
         else:
             out.append(PipelineConfig(name=n))
     return out
@@ -96,7 +125,9 @@ def _parse_time(value: str, flag: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InputError(f"{flag}: {value!r} is not an ISO-8601 time, e.g. 2026-11-20T00:00:00Z") from exc
+        raise InputError(
+            f"{flag}: {value!r} is not an ISO-8601 time, e.g. 2026-11-20T00:00:00Z"
+        ) from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -117,8 +148,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         rt.close()
         if server is not None:
             server.stop()
-    line = (f"{result.pipeline} run {result.run_id}: {result.status}; {result.records_in} records in, "
-            f"{result.records_out} loaded, {result.records_rejected} quarantined; ${result.cost_usd:.4f}")
+    line = (
+        f"{result.pipeline} run {result.run_id}: {result.status}; {result.records_in} records in, "
+        f"{result.records_out} loaded, {result.records_rejected} quarantined; ${result.cost_usd:.4f}"
+    )
     if result.error_message:
         line += f"; {result.error_type}: {result.error_message}"
     print(line, file=sys.stderr)
@@ -133,7 +166,9 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     end = _parse_time(args.end, "--end") if args.end else datetime.now(UTC)
     server = ensure_aws(settings)
     try:
-        summary = backfill(settings, days=args.days, end=end, seed=args.seed, progress=_progress_bar())
+        summary = backfill(
+            settings, days=args.days, end=end, seed=args.seed, progress=_progress_bar()
+        )
     finally:
         if server is not None:
             server.stop()
@@ -175,10 +210,18 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     try:
         for st in (rt.source, rt.output, rt.quarantine):
             st.ensure()
-        sched = Scheduler(rt, pipelines, poll_seconds=args.poll or section.poll_seconds, stop=stop,
-                          on_run=lambda r: print(f"{r.pipeline} {r.run_id}: {r.status}", file=sys.stderr))
-        print(f"scheduling {', '.join(p.name for p in pipelines)}; polling every {sched.poll_seconds:g} s "
-              "(SIGTERM or Ctrl-C stops)", file=sys.stderr)
+        sched = Scheduler(
+            rt,
+            pipelines,
+            poll_seconds=args.poll or section.poll_seconds,
+            stop=stop,
+            on_run=lambda r: print(f"{r.pipeline} {r.run_id}: {r.status}", file=sys.stderr),
+        )
+        print(
+            f"scheduling {', '.join(p.name for p in pipelines)}; polling every {sched.poll_seconds:g} s "
+            "(SIGTERM or Ctrl-C stops)",
+            file=sys.stderr,
+        )
         results = sched.loop(max_iterations=args.max_iterations, until=until)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -84,17 +84,26 @@ def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
     assert all(o_start.isoformat() <= r["scheduled_for"] < o_end.isoformat() for r in failed)
     retries_of_failed = [r for r in runs if r["trigger"] == "retry"]
     assert len(retries_of_failed) == len([r for r in failed if r["trigger"] != "retry"]) + sum(
-        1 for r in runs if r["status"] == "TIMED_OUT" and r["trigger"] != "retry")
+        1 for r in runs if r["status"] == "TIMED_OUT" and r["trigger"] != "retry"
+    )
     assert {r["attempt"] for r in retries_of_failed} == {2}
     # transient errors absorbed: step attempts > 1 in runs that SUCCEEDED
     ok_ids = {r["run_id"] for r in runs if r["status"] == "SUCCEEDED"}
     absorbed = [s for s in steps if s["attempt"] > 1 and s["run_id"] in ok_ids]
     assert absorbed and summary.retries > 0
-    assert {s["status"] for s in steps if s["attempt"] == 1 and s["error_type"] == "SlowDown"} == {"FAILED"}
+    assert {s["status"] for s in steps if s["attempt"] == 1 and s["error_type"] == "SlowDown"} == {
+        "FAILED"
+    }
+
     # the bad-data day: orders reject about a quarter of their records that day only
     def reject_share(day):
-        rows = [r for r in runs if r["pipeline"] == "orders" and r["scheduled_for"][:10] == day and r["records_in"]]
+        rows = [
+            r
+            for r in runs
+            if r["pipeline"] == "orders" and r["scheduled_for"][:10] == day and r["records_in"]
+        ]
         return sum(r["records_rejected"] for r in rows) / sum(r["records_in"] for r in rows)
+
     bad = faults.bad_data_day.isoformat()
     assert 0.2 < reject_share(bad) < 0.3
     assert all(reject_share(d) < 0.01 for d in {r["scheduled_for"][:10] for r in runs} - {bad})
@@ -103,23 +112,40 @@ def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
     # every run has a cost from its usage
     assert all(r["cost_usd"] > 0 for r in runs)
     transformed = {s["run_id"] for s in steps if s["stage"] == "transform"}
-    assert all(json.loads(r["usage_json"])["glue_dpu_seconds"] >= 60 for r in runs if r["run_id"] in transformed)
+    assert all(
+        json.loads(r["usage_json"])["glue_dpu_seconds"] >= 60
+        for r in runs
+        if r["run_id"] in transformed
+    )
 
     # sampled runs read real files: their rejects are in the quarantine with line numbers
     s3 = boto3.client("s3")
     sources = s3.list_objects_v2(Bucket="landing", Prefix="incoming/")["Contents"]
     assert summary.sampled_runs == len(sources) >= 8
-    qkeys = [o["Key"] for o in s3.list_objects_v2(Bucket="lake", Prefix="quarantine/").get("Contents", [])]
+    qkeys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket="lake", Prefix="quarantine/").get("Contents", [])
+    ]
     assert qkeys
-    first = json.loads(s3.get_object(Bucket="lake", Key=qkeys[0])["Body"].read().decode().splitlines()[0])
+    first = json.loads(
+        s3.get_object(Bucket="lake", Key=qkeys[0])["Body"].read().decode().splitlines()[0]
+    )
     assert first["line"] >= 2 and first["reason"]
 
     # metrics and logs went out
     # 6 run metrics per run + a StageDuration per stage that ran
-    assert summary.metric_points == 6 * summary.runs + len({(s["run_id"], s["stage"]) for s in steps if s["ended_at"]})
-    pages = boto3.client("logs").get_paginator("describe_log_streams").paginate(logGroupName="/pipepulse/reference/orders")
+    assert summary.metric_points == 6 * summary.runs + len(
+        {(s["run_id"], s["stage"]) for s in steps if s["ended_at"]}
+    )
+    pages = (
+        boto3.client("logs")
+        .get_paginator("describe_log_streams")
+        .paginate(logGroupName="/pipepulse/reference/orders")
+    )
     streams = [st for page in pages for st in page["logStreams"]]
-    assert len(streams) == per[("orders", "schedule")] + sum(1 for r in runs if r["pipeline"] == "orders" and r["trigger"] == "retry")
+    assert len(streams) == per[("orders", "schedule")] + sum(
+        1 for r in runs if r["pipeline"] == "orders" and r["trigger"] == "retry"
+    )
 
     _check_focus_export(summary, runs)
 
@@ -129,39 +155,88 @@ def _check_focus_export(summary, runs):
     s3 = boto3.client("s3")
     key = "focus/pipepulse-demo/data/BILLING_PERIOD=2026-11/pipepulse-demo-00001.csv.gz"
     assert summary.export_keys == [key]
-    rows = list(csv.DictReader(io.StringIO(gzip.decompress(s3.get_object(Bucket="billing", Key=key)["Body"].read()).decode())))
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                gzip.decompress(s3.get_object(Bucket="billing", Key=key)["Body"].read()).decode()
+            )
+        )
+    )
     assert tuple(rows[0]) == COLUMNS
     assert {r["ChargePeriodStart"][:10] for r in rows} == {"2026-11-18", "2026-11-19"}
-    assert {r["x_ServiceCode"] for r in rows} >= {"AmazonEC2", "AmazonRDS", "AmazonS3", "AWSDataTransfer", "AWSLambda",
-                                                 "AmazonCloudWatch", "AWSStepFunctions", "AWSGlue", "AmazonECS"}
+    assert {r["x_ServiceCode"] for r in rows} >= {
+        "AmazonEC2",
+        "AmazonRDS",
+        "AmazonS3",
+        "AWSDataTransfer",
+        "AWSLambda",
+        "AmazonCloudWatch",
+        "AWSStepFunctions",
+        "AWSGlue",
+        "AmazonECS",
+    }
     assert {r["RegionId"] for r in rows} == {"us-east-1", "eu-west-1"}
     daily = Counter()
     for r in rows:
         daily[r["ChargePeriodStart"][:10]] += float(r["BilledCost"])
-    assert all(60 < v < 200 for v in daily.values())  # the demo account spends ~$70-90 a day (+ incidents)
+    assert all(
+        60 < v < 200 for v in daily.values()
+    )  # the demo account spends ~$70-90 a day (+ incidents)
     # pipeline-tagged bill vs the ledger's estimate for the same runs: near, not equal
     for pipeline in ("orders", "clickstream"):
         estimate = sum(r["cost_usd"] for r in runs if r["pipeline"] == pipeline)
-        billed = sum(float(r["BilledCost"]) for r in rows if r["Tags"] and json.loads(r["Tags"]) == {"pipeline": pipeline}
-                     and r["x_UsageType"] != "TimedStorage-ByteHrs")
+        billed = sum(
+            float(r["BilledCost"])
+            for r in rows
+            if r["Tags"]
+            and json.loads(r["Tags"]) == {"pipeline": pipeline}
+            and r["x_UsageType"] != "TimedStorage-ByteHrs"
+        )
         assert billed != pytest.approx(estimate, rel=1e-6)
         assert billed == pytest.approx(estimate, rel=0.05)
-    manifest = s3.get_object(Bucket="billing", Key="focus/pipepulse-demo/metadata/BILLING_PERIOD=2026-11/pipepulse-demo-Manifest.json")
+    manifest = s3.get_object(
+        Bucket="billing",
+        Key="focus/pipepulse-demo/metadata/BILLING_PERIOD=2026-11/pipepulse-demo-Manifest.json",
+    )
     assert json.loads(manifest["Body"].read())["rowCount"] == len(rows)
 
 
 def test_replaying_a_window_replaces_its_runs(tmp_path):
     start, end = datetime(2026, 11, 18, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC)
     with Ledger(tmp_path / "l.db") as led:
-        for run_id, pipeline, slot in [("in", "orders", start), ("other", "clickstream", start), ("before", "orders", start.replace(day=17))]:
-            led.write_run({"run_id": run_id, "pipeline": pipeline, "status": "QUEUED", "trigger": "schedule", "attempt": 1, "scheduled_for": slot})
+        for run_id, pipeline, slot in [
+            ("in", "orders", start),
+            ("other", "clickstream", start),
+            ("before", "orders", start.replace(day=17)),
+        ]:
+            led.write_run(
+                {
+                    "run_id": run_id,
+                    "pipeline": pipeline,
+                    "status": "QUEUED",
+                    "trigger": "schedule",
+                    "attempt": 1,
+                    "scheduled_for": slot,
+                }
+            )
             led.write_step({"run_id": run_id, "stage": "ingest", "attempt": 1, "status": "RUNNING"})
         assert led.forget(pipelines=["orders"], start=start, end=end) == 1
         assert [r["run_id"] for r in led.runs()] == ["other", "before"]
         assert [s["run_id"] for s in led.steps()] == ["other", "before"]
         # the forgotten run can be written again from scratch, with a higher seq than anything before
         top = led.max_seq()
-        assert led.write_run({"run_id": "in", "pipeline": "orders", "status": "QUEUED", "trigger": "schedule", "attempt": 1}) == top + 1
+        assert (
+            led.write_run(
+                {
+                    "run_id": "in",
+                    "pipeline": "orders",
+                    "status": "QUEUED",
+                    "trigger": "schedule",
+                    "attempt": 1,
+                }
+            )
+            == top + 1
+        )
 
 
 def test_bad_pipeline_config_names_the_file_and_key(tmp_path):
@@ -169,7 +244,9 @@ def test_bad_pipeline_config_names_the_file_and_key(tmp_path):
 
     path = tmp_path / "bad.toml"
     path.write_text('[pipeline]\nmax_attempts = "three"\n')
-    with pytest.raises(ConfigError, match=r"bad.toml: \[pipeline\] max_attempts: expected int, got 'three'"):
+    with pytest.raises(
+        ConfigError, match=r"bad.toml: \[pipeline\] max_attempts: expected int, got 'three'"
+    ):
         pipeline_section(load_settings({}, config_path=path))
     path.write_text('[pipeline]\nsourc = "s3://x"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'sourc'"):

@@ -18,7 +18,9 @@ CSV = "order_id,customer_id,amount,currency,created_at\no1,c1,1.00,USD,2026-11-2
 
 
 def _put(rt):
-    rt.source.s3.put_object(Bucket=rt.source.bucket, Key=rt.source._k("orders/a.csv"), Body=CSV.encode())
+    rt.source.s3.put_object(
+        Bucket=rt.source.bucket, Key=rt.source._k("orders/a.csv"), Body=CSV.encode()
+    )
 
 
 def test_backoff_is_exponential_with_bounded_jitter(monkeypatch):
@@ -37,40 +39,76 @@ def test_backoff_is_exponential_with_bounded_jitter(monkeypatch):
 def test_transient_failures_are_retried_and_visible(runtime, clock, now):
     _put(runtime)
     seen: list[tuple[str, str, int, str]] = []
-    runtime.on_transition = lambda kind, stage, attempt, status: seen.append((kind, stage, attempt, status))
+    runtime.on_transition = lambda kind, stage, attempt, status: seen.append(
+        (kind, stage, attempt, status)
+    )
 
     def flaky(stage, attempt):
         if stage == "transform" and attempt <= 2:
-            raise PipelineError("Glue: ConcurrentRunsExceeded", error_type="ConcurrentRunsExceeded", transient=True)
+            raise PipelineError(
+                "Glue: ConcurrentRunsExceeded", error_type="ConcurrentRunsExceeded", transient=True
+            )
 
     result = run_pipeline(runtime, RunRequest("orders", scheduled_for=now, faults=flaky))
     assert result.status == "SUCCEEDED" and result.retries == 2
 
     steps = [s for s in runtime.ledger.steps(run_id=result.run_id) if s["stage"] == "transform"]
     assert [(s["attempt"], s["status"], s["error_type"]) for s in steps] == [
-        (1, "FAILED", "ConcurrentRunsExceeded"), (2, "FAILED", "ConcurrentRunsExceeded"), (3, "SUCCEEDED", None),
+        (1, "FAILED", "ConcurrentRunsExceeded"),
+        (2, "FAILED", "ConcurrentRunsExceeded"),
+        (3, "SUCCEEDED", None),
     ]
     # each failed attempt said when the next one was due, and the next one started then
-    for failed, nxt in zip(steps, steps[1:]):
+    for failed, nxt in zip(steps, steps[1:], strict=False):
         assert failed["next_retry_at"] is not None and failed["next_retry_at"] <= nxt["started_at"]
     # the states went through AWAITING_RETRY, for the steps and for the run
     transform = [(a, s) for k, st, a, s in seen if st == "transform"]
-    assert transform == [(1, "RUNNING"), (1, "AWAITING_RETRY"), (1, "FAILED"), (2, "RUNNING"), (2, "AWAITING_RETRY"),
-                         (2, "FAILED"), (3, "RUNNING"), (3, "SUCCEEDED")]
+    assert transform == [
+        (1, "RUNNING"),
+        (1, "AWAITING_RETRY"),
+        (1, "FAILED"),
+        (2, "RUNNING"),
+        (2, "AWAITING_RETRY"),
+        (2, "FAILED"),
+        (3, "RUNNING"),
+        (3, "SUCCEEDED"),
+    ]
     run_states = [s for k, _, _, s in seen if k == "run"]
-    assert run_states == ["QUEUED", "RUNNING", "AWAITING_RETRY", "RUNNING", "AWAITING_RETRY", "RUNNING", "SUCCEEDED"]
+    assert run_states == [
+        "QUEUED",
+        "RUNNING",
+        "AWAITING_RETRY",
+        "RUNNING",
+        "AWAITING_RETRY",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
     # backoff waited on the injected clock: two sleeps within the jitter bounds of 2 s and 4 s
-    waits = [s for s in clock.sleeps if s >= 0.5]  # (the rest: the clock catching up with real stage time)
+    waits = [
+        s for s in clock.sleeps if s >= 0.5
+    ]  # (the rest: the clock catching up with real stage time)
     assert len(waits) == 2 and 0.9 <= waits[0] <= 2.0 and 1.9 <= waits[1] <= 4.0
 
     # the retry count is a metric, and the warnings are in the log
     cw = boto3.client("cloudwatch")
-    pts = cw.get_metric_statistics(Namespace="Pipepulse/Reference", MetricName="Retries",
-                                   Dimensions=[{"Name": "Pipeline", "Value": "orders"}], Statistics=["Sum"],
-                                   StartTime=now - timedelta(hours=1), EndTime=now + timedelta(hours=1), Period=3600)["Datapoints"]
+    pts = cw.get_metric_statistics(
+        Namespace="Pipepulse/Reference",
+        MetricName="Retries",
+        Dimensions=[{"Name": "Pipeline", "Value": "orders"}],
+        Statistics=["Sum"],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=3600,
+    )["Datapoints"]
     assert [p["Sum"] for p in pts] == [2.0]
-    events = boto3.client("logs").filter_log_events(logGroupName="/pipepulse/reference/orders", filterPattern=result.correlation_id)["events"]
-    warnings = [json.loads(e["message"]) for e in events if json.loads(e["message"])["level"] == "WARNING" and json.loads(e["message"])["stage"]]
+    events = boto3.client("logs").filter_log_events(
+        logGroupName="/pipepulse/reference/orders", filterPattern=result.correlation_id
+    )["events"]
+    warnings = [
+        json.loads(e["message"])
+        for e in events
+        if json.loads(e["message"])["level"] == "WARNING" and json.loads(e["message"])["stage"]
+    ]
     assert [(w["stage"], w["attempt"]) for w in warnings] == [("transform", 1), ("transform", 2)]
 
 
@@ -85,8 +123,13 @@ def test_permanent_failure_fails_the_run_with_its_error(runtime, now, no_backoff
     assert result.status == "FAILED" and result.retries == 0
     run = runtime.ledger.run(result.run_id)
     assert (run["status"], run["error_type"], run["error_message"]) == (
-        "FAILED", "KeyError", "stage validate: 'schema registry has no entry for orders v3'")
-    steps = {(s["stage"], s["attempt"]): s["status"] for s in runtime.ledger.steps(run_id=result.run_id)}
+        "FAILED",
+        "KeyError",
+        "stage validate: 'schema registry has no entry for orders v3'",
+    )
+    steps = {
+        (s["stage"], s["attempt"]): s["status"] for s in runtime.ledger.steps(run_id=result.run_id)
+    }
     assert steps == {("ingest", 1): "SUCCEEDED", ("validate", 1): "FAILED"}  # nothing after it ran
     assert runtime.output.list() == []
 
@@ -96,11 +139,17 @@ def test_transient_errors_beyond_max_attempts_fail_the_run(runtime, no_backoff):
 
     def always(stage, attempt):
         if stage == "load":
-            raise PipelineError("503 Service Unavailable", error_type="ServiceUnavailable", transient=True)
+            raise PipelineError(
+                "503 Service Unavailable", error_type="ServiceUnavailable", transient=True
+            )
 
     result = run_pipeline(runtime, RunRequest("orders", faults=always))
     assert (result.status, result.retries, result.error_type) == ("FAILED", 2, "ServiceUnavailable")
-    load = [(s["attempt"], s["status"]) for s in runtime.ledger.steps(run_id=result.run_id) if s["stage"] == "load"]
+    load = [
+        (s["attempt"], s["status"])
+        for s in runtime.ledger.steps(run_id=result.run_id)
+        if s["stage"] == "load"
+    ]
     assert load == [(1, "FAILED"), (2, "FAILED"), (3, "FAILED")]
 
 
@@ -112,7 +161,11 @@ def test_a_stage_over_its_timeout_is_timed_out_and_retried(runtime, no_backoff):
 
     result = run_pipeline(runtime, RunRequest("orders", timing=slow_once))
     assert result.status == "SUCCEEDED"
-    ingest = [(s["attempt"], s["status"], s["error_type"]) for s in runtime.ledger.steps(run_id=result.run_id) if s["stage"] == "ingest"]
+    ingest = [
+        (s["attempt"], s["status"], s["error_type"])
+        for s in runtime.ledger.steps(run_id=result.run_id)
+        if s["stage"] == "ingest"
+    ]
     assert ingest == [(1, "TIMED_OUT", "StageTimeout"), (2, "SUCCEEDED", None)]
 
     def always_slow(stage, attempt, result):
@@ -125,6 +178,22 @@ def test_a_stage_over_its_timeout_is_timed_out_and_retried(runtime, no_backoff):
 def test_impossible_transitions_are_refused(runtime):
     from pipeline.states import InvalidTransition
 
-    runtime.ledger.write_run({"run_id": "r1", "pipeline": "p", "status": states.QUEUED, "trigger": "manual", "attempt": 1})
+    runtime.ledger.write_run(
+        {
+            "run_id": "r1",
+            "pipeline": "p",
+            "status": states.QUEUED,
+            "trigger": "manual",
+            "attempt": 1,
+        }
+    )
     with pytest.raises(InvalidTransition, match="from QUEUED to SUCCEEDED"):
-        runtime.ledger.write_run({"run_id": "r1", "pipeline": "p", "status": states.SUCCEEDED, "trigger": "manual", "attempt": 1})
+        runtime.ledger.write_run(
+            {
+                "run_id": "r1",
+                "pipeline": "p",
+                "status": states.SUCCEEDED,
+                "trigger": "manual",
+                "attempt": 1,
+            }
+        )

@@ -37,7 +37,9 @@ def test_run_end_to_end_quarantines_bad_rows_and_loads_good_ones(runtime, now):
     assert result.status == states.SUCCEEDED
     assert (result.records_in, result.records_out, result.records_rejected) == (7, 2, 4)
     # quarantine: every bad row with its line number and reason
-    rejects = [json.loads(x) for x in runtime.quarantine.read(result.quarantine_key).decode().splitlines()]
+    rejects = [
+        json.loads(x) for x in runtime.quarantine.read(result.quarantine_key).decode().splitlines()
+    ]
     assert [(r["line"], r["reason"]) for r in rejects] == [
         (3, "amount: 'abc' is not a number"),
         (5, "expected 5 fields, got 3"),
@@ -47,7 +49,10 @@ def test_run_end_to_end_quarantines_bad_rows_and_loads_good_ones(runtime, now):
     assert {r["source"] for r in rejects} == {"orders/2026/11/20/batch-1.csv"}
     # load: good rows, deduplicated on the key (the later o1 wins), derived fields added
     loaded = [json.loads(x) for x in runtime.output.read(result.output_key).decode().splitlines()]
-    assert [(r["order_id"], r["amount_cents"], r["currency"]) for r in loaded] == [("o1", 1100, "USD"), ("o3", 725, "EUR")]
+    assert [(r["order_id"], r["amount_cents"], r["currency"]) for r in loaded] == [
+        ("o1", 1100, "USD"),
+        ("o3", 725, "EUR"),
+    ]
 
     # the ledger: one run row, one step row per stage, seq strictly increasing
     run = runtime.ledger.run(result.run_id)
@@ -57,11 +62,18 @@ def test_run_end_to_end_quarantines_bad_rows_and_loads_good_ones(runtime, now):
     assert run["scheduled_for"] == now.isoformat() and run["queued_at"].endswith("+00:00")
     steps = runtime.ledger.steps(run_id=result.run_id)
     assert sorted((s["stage"], s["attempt"], s["status"]) for s in steps) == [
-        ("ingest", 1, "SUCCEEDED"), ("load", 1, "SUCCEEDED"), ("quarantine", 1, "SUCCEEDED"),
-        ("transform", 1, "SUCCEEDED"), ("validate", 1, "SUCCEEDED"),
+        ("ingest", 1, "SUCCEEDED"),
+        ("load", 1, "SUCCEEDED"),
+        ("quarantine", 1, "SUCCEEDED"),
+        ("transform", 1, "SUCCEEDED"),
+        ("validate", 1, "SUCCEEDED"),
     ]
     by_stage = {s["stage"]: s for s in steps}
-    assert (by_stage["validate"]["records_in"], by_stage["validate"]["records_out"], by_stage["validate"]["records_rejected"]) == (7, 3, 4)
+    assert (
+        by_stage["validate"]["records_in"],
+        by_stage["validate"]["records_out"],
+        by_stage["validate"]["records_rejected"],
+    ) == (7, 3, 4)
     # transform and quarantine are independent branches: same wave, same start
     assert by_stage["transform"]["started_at"] == by_stage["quarantine"]["started_at"]
     seqs = [r["seq"] for r in runtime.ledger.runs()] + [s["seq"] for s in steps]
@@ -76,11 +88,23 @@ def test_run_end_to_end_quarantines_bad_rows_and_loads_good_ones(runtime, now):
 
     # metrics, readable back from CloudWatch
     cw = boto3.client("cloudwatch")
-    window = {"StartTime": now - timedelta(hours=1), "EndTime": now + timedelta(hours=1), "Period": 3600}
+    window = {
+        "StartTime": now - timedelta(hours=1),
+        "EndTime": now + timedelta(hours=1),
+        "Period": 3600,
+    }
 
     def total(name, stage=None):
-        dims = [{"Name": "Pipeline", "Value": "orders"}] + ([{"Name": "Stage", "Value": stage}] if stage else [])
-        points = cw.get_metric_statistics(Namespace=NAMESPACE, MetricName=name, Dimensions=dims, Statistics=["Sum", "SampleCount"], **window)["Datapoints"]
+        dims = [{"Name": "Pipeline", "Value": "orders"}] + (
+            [{"Name": "Stage", "Value": stage}] if stage else []
+        )
+        points = cw.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=name,
+            Dimensions=dims,
+            Statistics=["Sum", "SampleCount"],
+            **window,
+        )["Datapoints"]
         return sum(p["Sum"] for p in points), sum(p["SampleCount"] for p in points)
 
     assert total("RecordsIn") == (7.0, 1.0)
@@ -93,7 +117,9 @@ def test_run_end_to_end_quarantines_bad_rows_and_loads_good_ones(runtime, now):
 
     # logs, with the correlation id on every event
     logs = boto3.client("logs")
-    events = logs.filter_log_events(logGroupName="/pipepulse/reference/orders", filterPattern=result.correlation_id)["events"]
+    events = logs.filter_log_events(
+        logGroupName="/pipepulse/reference/orders", filterPattern=result.correlation_id
+    )["events"]
     bodies = [json.loads(e["message"]) for e in events]
     assert len(bodies) == 13  # queued, running, 5 x (started, succeeded), run succeeded
     assert {b["correlation_id"] for b in bodies} == {result.correlation_id}
@@ -111,10 +137,14 @@ def test_rerun_of_the_same_input_gives_the_same_output_without_duplicates(runtim
     inputs = resolve_inputs("s3://landing/incoming/orders/a.csv")
     first = run_pipeline(runtime, RunRequest("orders", inputs=inputs))
     body = runtime.output.read(first.output_key)
-    second = run_pipeline(runtime, RunRequest("orders", inputs=resolve_inputs("s3://landing/incoming/orders/")))
+    second = run_pipeline(
+        runtime, RunRequest("orders", inputs=resolve_inputs("s3://landing/incoming/orders/"))
+    )
     assert second.output_key == first.output_key
     assert runtime.output.read(second.output_key) == body
-    assert [f.key for f in runtime.output.list()] == [first.output_key]  # one object, no temp left behind
+    assert [f.key for f in runtime.output.list()] == [
+        first.output_key
+    ]  # one object, no temp left behind
 
 
 def test_failed_load_leaves_nothing_half_written(runtime, monkeypatch, no_backoff):
@@ -130,9 +160,14 @@ def test_failed_load_leaves_nothing_half_written(runtime, monkeypatch, no_backof
     monkeypatch.setattr(runtime.output, "_promote", broken_promote)
     result = run_pipeline(runtime, RunRequest("orders"))
     assert result.status == "FAILED"
-    assert (result.error_type, result.error_message) == ("CopyFailed", "stage load: copy to the lake failed")
+    assert (result.error_type, result.error_message) == (
+        "CopyFailed",
+        "stage load: copy to the lake failed",
+    )
     # the data was written to a temporary key, then the failure removed it: nothing is left
-    assert len(temp_seen) == 1 and all(len(keys) == 1 and keys[0].startswith("curated/_tmp/") for keys in temp_seen)
+    assert len(temp_seen) == 1 and all(
+        len(keys) == 1 and keys[0].startswith("curated/_tmp/") for keys in temp_seen
+    )
     listing = runtime.output.s3.list_objects_v2(Bucket="lake", Prefix="curated/")
     assert listing.get("KeyCount") == 0
     # the input was not marked as loaded: the next run picks it up again
@@ -156,17 +191,29 @@ def test_local_folder_input_and_output(aws, tmp_path, section, clock):
         '["a list"]\n'
         '{"event_id": "e2", "session_id": "s1", "event_type": "hover", "url": "/p/2", "ts": "2026-11-20T10:00:01Z"}\n'
     )
-    sec = PipelineSection(ledger_path=tmp_path / "l.db", source=str(tmp_path / "in"), output=str(tmp_path / "out"),
-                          quarantine=str(tmp_path / "q"))
+    sec = PipelineSection(
+        ledger_path=tmp_path / "l.db",
+        source=str(tmp_path / "in"),
+        output=str(tmp_path / "out"),
+        quarantine=str(tmp_path / "q"),
+    )
     rt = Runtime.create(sec, Prices(), clock=clock, sleep=clock.sleep, rng=random.Random(1))
     try:
         result = run_pipeline(rt, RunRequest("clickstream"))
     finally:
         rt.close()
-    assert (result.status, result.records_in, result.records_out, result.records_rejected) == ("SUCCEEDED", 4, 1, 3)
+    assert (result.status, result.records_in, result.records_out, result.records_rejected) == (
+        "SUCCEEDED",
+        4,
+        1,
+        3,
+    )
     out = (tmp_path / "out" / result.output_key).read_text().splitlines()
     assert [json.loads(x)["url"] for x in out] == ["/p/1"]
-    reasons = [(json.loads(x)["line"], json.loads(x)["reason"]) for x in (tmp_path / "q" / result.quarantine_key).read_text().splitlines()]
+    reasons = [
+        (json.loads(x)["line"], json.loads(x)["reason"])
+        for x in (tmp_path / "q" / result.quarantine_key).read_text().splitlines()
+    ]
     assert reasons == [
         (2, "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
         (3, "expected a JSON object, got list"),
@@ -178,3 +225,10 @@ def test_local_folder_input_and_output(aws, tmp_path, section, clock):
 def test_missing_input_is_named():
     with pytest.raises(InputError, match="no such file or folder"):
         resolve_inputs("/nonexistent/orders.csv")
+
+
+def test_a_file_run_by_hand_is_not_new_to_the_scheduler(runtime):
+    _put(runtime, "orders/a.csv", ORDERS)
+    run_pipeline(runtime, RunRequest("orders", inputs=resolve_inputs("s3://landing/incoming/orders/a.csv")))
+    assert runtime.ledger.loaded_inputs("orders") == {("orders/a.csv", runtime.source.list("orders/")[0].etag)}
+    assert run_pipeline(runtime, RunRequest("orders")).records_in == 0

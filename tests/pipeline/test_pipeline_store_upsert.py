@@ -14,17 +14,30 @@ T = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def _run(i, status="SUCCEEDED"):
-    return {"run_id": f"reference:{i}", "pipeline": "orders", "source": "reference", "status": status,
-            "started_at": T, "records_in": i, "updated_at": T}
+    return {
+        "run_id": f"reference:{i}",
+        "pipeline": "orders",
+        "source": "reference",
+        "status": status,
+        "started_at": T,
+        "records_in": i,
+        "updated_at": T,
+    }
 
 
 def test_upsert_handles_repeated_keys_changes_and_no_ops(engine):
     with engine.begin() as conn:
         assert upsert(conn, runs, [_run(1), _run(2), _run(1)]) == 2  # a key twice in one batch
         assert upsert(conn, runs, [_run(1), _run(2)]) == 0  # nothing changed
-        assert upsert(conn, runs, [_run(1, "FAILED"), _run(2), _run(3)]) == 2  # one update, one insert
+        assert (
+            upsert(conn, runs, [_run(1, "FAILED"), _run(2), _run(3)]) == 2
+        )  # one update, one insert
         assert upsert(conn, metric_points, [{"series_id": 1, "ts": T, "value": 1.0}] * 3) == 1
     with engine.connect() as conn:
         got = conn.execute(sa.select(runs.c.run_id, runs.c.status).order_by(runs.c.run_id)).all()
-        assert [tuple(r) for r in got] == [("reference:1", "FAILED"), ("reference:2", "SUCCEEDED"), ("reference:3", "SUCCEEDED")]
+        assert [tuple(r) for r in got] == [
+            ("reference:1", "FAILED"),
+            ("reference:2", "SUCCEEDED"),
+            ("reference:3", "SUCCEEDED"),
+        ]
         assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 1
