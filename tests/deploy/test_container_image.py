@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+# Building the venv takes ~1 min on an idle 2-core machine with pip's cache warm, several on a
+# busy one; pytest-timeout's 300 s (pyproject) counts fixture setup, so these tests get more.
+pytestmark = pytest.mark.timeout(1200)
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 HADOLINT = ROOT / ".venv" / "bin" / "hadolint"
