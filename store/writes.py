@@ -4,7 +4,8 @@
 primary key, or on ``key=`` columns), and touches a row only when one of its values really
 changed: a second upsert of the same rows writes nothing and returns 0.
 
-PostgreSQL path: binary COPY into a temporary staging table, then one
+PostgreSQL path: while batches hold only new keys, binary COPY straight into the table (inside a
+savepoint); otherwise binary COPY into a temporary staging table, then one
 ``INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE ... IS DISTINCT FROM ...`` per batch
 (``DISTINCT ON`` the key only for a batch that repeats a key; see ``_upsert_pg``).
 SQLite path: ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ...``.
@@ -102,7 +103,10 @@ def _upsert_sqlite(conn, table, columns, key_cols, tuples) -> int:
     raw = conn.connection.driver_connection
     before = raw.total_changes
     cur = raw.cursor()
+    int_idx = [i for i, c in enumerate(columns) if isinstance(_base_type(table.c[c].type), sa.Integer)]
     for batch in _batches(tuples):
+        if int_idx:
+            batch = _ints(batch, int_idx, table, columns)
         cur.executemany(sql, [tuple(f(v) if f else v for f, v in zip(conv, row, strict=True)) for row in batch])
     cur.close()
     return raw.total_changes - before
@@ -157,6 +161,7 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
             f"(LIKE {q(table.name)} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         types = [_pg_type(_base_type(table.c[c].type)) for c in columns]
+        int_idx = [i for i, t in enumerate(types) if t in ("int4", "int8")]
         cols = ", ".join(map(q, columns))
         keys = ", ".join(map(q, key_cols))
         tail = f"FROM {q(stage)} ON CONFLICT ({keys}) "
@@ -177,8 +182,29 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
         fast = head + cols + " " + tail
         safe = head + f"DISTINCT ON ({keys}) " + cols + " " + tail
         savepoints = bool(values) and not raw.autocommit
+        # Speed: a batch of rows that are all new is COPYed straight into the table, as fast as
+        # a raw COPY; a key that exists already (or repeats) makes the COPY fail with
+        # UniqueViolation, the savepoint undoes it, and from then on batches take the merge path.
+        direct = not raw.autocommit
         for batch in _batches(tuples):
+            if direct:
+                cur.execute("SAVEPOINT _pp_direct")
+                try:
+                    with cur.copy(f"COPY {q(table.name)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(types)
+                        for row in batch:
+                            copy.write_row(row)
+                except psycopg.errors.UniqueViolation:
+                    cur.execute("ROLLBACK TO SAVEPOINT _pp_direct")
+                    direct = False
+                else:
+                    total += len(batch)
+                    continue
+                finally:
+                    cur.execute("RELEASE SAVEPOINT _pp_direct")
             cur.execute(f"TRUNCATE {q(stage)}")
+            if int_idx:
+                batch = _ints(batch, int_idx, table, columns)
             with cur.copy(f"COPY {q(stage)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(types)
                 for row in batch:
@@ -199,6 +225,27 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
                 cur.execute(safe)
                 total += cur.rowcount
     return total
+
+
+def _ints(batch: list[tuple], idx: list[int], table: sa.Table, columns: list[str]) -> list[tuple]:
+    """Binary COPY wants Python ints in integer columns: turn whole floats (pandas makes them of
+    nullable ints) into ints and NaN into NULL; a fractional value is an error naming the column."""
+    if not any(type(row[i]) is float for row in batch for i in idx):
+        return batch
+    out = []
+    for row in batch:
+        row = list(row)
+        for i in idx:
+            v = row[i]
+            if type(v) is float:
+                if v != v:
+                    row[i] = None
+                elif v.is_integer():
+                    row[i] = int(v)
+                else:
+                    raise ValueError(f"{table.name}.{columns[i]} is a whole-number column, got {v!r}")
+        out.append(tuple(row))
+    return out
 
 
 def _base_type(t: sa.types.TypeEngine) -> sa.types.TypeEngine:
