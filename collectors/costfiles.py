@@ -136,12 +136,18 @@ def find_files(sources: Iterable[str], *, s3_client: Any = None, client_factory:
                 continue
             if s3_client is None:
                 s3_client = client_factory() if client_factory else _default_s3()
-            found = [
-                CostFile(name=f"s3://{bucket}/{o['Key']}", bucket=bucket, key=o["Key"], etag=str(o.get("ETag", "")).strip('"'))
-                for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                for o in page.get("Contents", [])
-                if _is_cost_file(o["Key"])
-            ]
+            try:
+                found = [
+                    CostFile(name=f"s3://{bucket}/{o['Key']}", bucket=bucket, key=o["Key"], etag=str(o.get("ETag", "")).strip('"'))
+                    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                    for o in page.get("Contents", [])
+                    if _is_cost_file(o["Key"])
+                ]
+            except CollectorError:
+                raise  # a collector's client already says what to do
+            except Exception as exc:  # noqa: BLE001 - botocore's errors, reported per location
+                problems.append((source, f"cannot list: {_aws_reason(exc, 's3:ListBucket')}"))
+                continue
             if not found:
                 problems.append((source, "no .csv, .csv.gz or .parquet objects under this prefix"))
             files.extend(sorted(found, key=lambda f: f.name))
@@ -176,8 +182,28 @@ def _default_s3() -> Any:
 def _open_bytes(f: CostFile, s3_client: Any) -> bytes:
     if f.path is not None:
         return f.path.read_bytes()
-    obj = s3_client.get_object(Bucket=f.bucket, Key=f.key)
-    return obj["Body"].read()
+    try:
+        obj = s3_client.get_object(Bucket=f.bucket, Key=f.key)
+        return obj["Body"].read()
+    except CollectorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, reported per file
+        raise InputError(f"{f.name}: cannot read: {_aws_reason(exc, 's3:GetObject')}") from exc
+
+
+def _aws_reason(exc: BaseException, action: str) -> str:
+    """A one-line reason for a failed S3 call, naming the IAM action when access was denied."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    if isinstance(exc, bx.ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "")
+        if code in ("AccessDenied", "403"):
+            return f"access denied: grant {action}"
+        return f"{code}: {err.get('Message', '') or exc}"
+    return str(exc)
 
 
 def normalise_name(name: str) -> str:

@@ -212,3 +212,13 @@ def test_export_collector_needs_paths(engine, make_settings):
     [result] = collect(make_settings('[collectors]\nsources = ["focus"]\n'), engine, now=NOW)
     assert result.status == "failed"
     assert "[collectors.focus] paths: expected a list of s3://bucket/prefix or folder paths, got None" in result.error
+
+
+def test_cli_reports_a_missing_bucket(aws, db_url, tmp_path, monkeypatch, capsys):
+    from pipepulse.cli import main
+
+    monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    assert main(["costs", "import", "s3://no-such-bucket/focus/"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "pipepulse: error: s3://no-such-bucket/focus/: cannot list: NoSuchBucket: The specified bucket does not exist")
