@@ -27,8 +27,10 @@ from dashboard.config import DashboardConfig, dashboard_config
 from insights import costs as cost_insights
 from insights.freshness import format_duration, freshness_table
 from pipepulse.settings import Settings, load_settings
+from store import anomalies as anomalies_store
 from store import costs as costs_store
 from store import dashboard_reads as reads
+from store import runs as runs_store
 from store.state import collector_runs_frame
 
 __all__ = [
@@ -155,7 +157,7 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     # two days cover a daily schedule's current and previous slot; older successes come along
     with engine().connect() as conn:
-        recent = reads.freshness_runs(conn, now - timedelta(days=2), pipelines=[c.name for c in configs])
+        recent = runs_store.freshness_runs(conn, now=now, lookback=timedelta(days=2))
         last = reads.last_runs(conn, now - timedelta(days=35), pipelines=[c.name for c in configs])
     table = freshness_table(configs, recent, now=now)
     table = table.merge(last[["pipeline", "last_status", "last_started_at"]].rename(columns={"last_status": "last_run_status"}), on="pipeline", how="left")
@@ -165,8 +167,13 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def failures(start: datetime, end: datetime, pipelines: tuple[str, ...] | None, limit: int = 50) -> pd.DataFrame:
+    """Failed and timed-out runs started in ``[start, end)``, newest first (``store.runs.recent_failures``)."""
     with engine().connect() as conn:
-        return reads.failures(conn, start, end, pipelines=pipelines, limit=limit)
+        frames = [
+            runs_store.recent_failures(conn, since=start, until=end, pipeline=p, limit=limit) for p in (pipelines or (None,))
+        ]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.sort_values("started_at", ascending=False, kind="stable").head(limit).reset_index(drop=True)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -188,10 +195,10 @@ def runs(
 def run_detail(run_id: str) -> tuple[dict[str, Any] | None, pd.DataFrame, pd.DataFrame]:
     """A run, its steps (every attempt) and its log lines (by run id or correlation id)."""
     with engine().connect() as conn:
-        row = reads.run(conn, run_id)
-        if row is None:
+        detail = runs_store.run_detail(conn, run_id)
+        if detail is None:
             return None, pd.DataFrame(), pd.DataFrame()
-        steps = reads.run_steps_frame(conn, run_id)
+        row, steps = dict(detail.run), detail.steps
         logs = reads.run_logs_frame(conn, run_id=run_id, correlation_id=row.get("correlation_id"))
         day = row["started_at"].date() if row.get("started_at") else None
         if day is not None:
@@ -277,7 +284,8 @@ def _run_summary_and_bill(start: date, end: date, pipelines: tuple[str, ...] | N
     a = datetime.combine(start, datetime.min.time(), UTC)
     b = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
     with engine().connect() as conn:
-        summary = reads.run_cost_summary(conn, a, b, pipelines=pipelines)
+        parts = [runs_store.run_cost_summary(conn, a, b, pipeline=p) for p in (pipelines or (None,))]
+        summary = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         billed = _daily_cost(conn, start, end, "pipeline", None, pipelines)
     return summary, billed
 
@@ -342,7 +350,13 @@ def anomalies(
 ) -> pd.DataFrame:
     """Anomalies with a readable ``root_cause_text``; a snooze that has ended counts as open."""
     with engine().connect() as conn:
-        frame = reads.anomalies_frame(conn, kinds=kinds, pipelines=pipelines, since=since)
+        parts = [
+            anomalies_store.list_anomalies(conn, kind=k, pipeline=p, start=since)
+            for k in (kinds or (None,))
+            for p in (pipelines or (None,))
+        ]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame = frame.sort_values(["last_seen", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if frame.empty:
         frame["root_cause_text"] = pd.Series(dtype=str)
         frame["effective_status"] = pd.Series(dtype=str)
@@ -358,13 +372,15 @@ def anomalies(
 
 def set_anomaly_status(
     fingerprint: str, status: str, *, by: str, note: str | None = None, snoozed_until: datetime | None = None
-) -> bool:
-    """Store a status change (who, when, note, snooze end) and drop the cached reads."""
+) -> dict[str, Any]:
+    """Store a status change with ``store.anomalies.set_status`` (who, when, note, snooze end;
+    the digests read the same status) and drop the cached reads. Raises InputError when the
+    anomaly is gone or the snooze end is not in the future."""
     now = datetime.now(UTC)
     with engine().begin() as conn:
-        changed = reads.set_anomaly_status(conn, fingerprint, status, by=by, now=now, note=note, snoozed_until=snoozed_until)
+        row = anomalies_store.set_status(conn, fingerprint, status, by=by, now=now, note=note, snoozed_until=snoozed_until)
     st.cache_data.clear()
-    return changed
+    return row
 
 
 # ---- collectors --------------------------------------------------------------------------------

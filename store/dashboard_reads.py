@@ -14,8 +14,7 @@ caller strings), and a test under ``tests/dashboard``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -23,12 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.schema import (
-    ANOMALY_STATUSES,
-    anomalies,
     cost_daily,
     run_daily,
     run_logs,
-    run_steps,
     runs,
 )
 from store.schema import (
@@ -38,22 +34,14 @@ from store.schema import (
 __all__ = [
     "FAILED_STATUSES",
     "accounts",
-    "anomalies_frame",
     "duration_quantiles",
-    "failures",
     "last_runs",
-    "freshness_runs",
     "pipeline_names",
-    "pipelines_frame",
     "recent_runs",
-    "run",
-    "run_cost_summary",
     "run_daily_frame",
     "run_logs_frame",
-    "run_steps_frame",
     "run_window_stats",
     "runs_frame",
-    "set_anomaly_status",
 ]
 
 FAILED_STATUSES = ("FAILED", "TIMED_OUT")
@@ -74,20 +62,6 @@ def _frame(conn: Connection, query, columns: Sequence[str], times: Sequence[str]
 
 # ---- pipelines --------------------------------------------------------------------------------
 
-
-def pipelines_frame(conn: Connection) -> pd.DataFrame:
-    """The watched pipelines as stored (name, source, schedule, interval, SLA, owner, account)."""
-    cols = [
-        pipelines_table.c.name,
-        pipelines_table.c.source,
-        pipelines_table.c.schedule,
-        pipelines_table.c.interval_seconds,
-        pipelines_table.c.freshness_sla_seconds,
-        pipelines_table.c.owner,
-        pipelines_table.c.account,
-        pipelines_table.c.region,
-    ]
-    return _frame(conn, sa.select(*cols).order_by(pipelines_table.c.name), [c.name for c in cols])
 
 
 def pipeline_names(conn: Connection, *, since: date | None = None) -> list[str]:
@@ -221,12 +195,6 @@ def runs_frame(
     return _frame(conn, q, [c.name for c in RUN_COLUMNS], RUN_TIMES)
 
 
-def failures(
-    conn: Connection, start: datetime, end: datetime, *, pipelines: Sequence[str] | None = None, limit: int = 50
-) -> pd.DataFrame:
-    """Failed and timed-out runs started in ``[start, end)``, newest first."""
-    return runs_frame(conn, start, end, pipelines=pipelines, statuses=FAILED_STATUSES, limit=limit)
-
 
 def recent_runs(
     conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, per_pipeline: int = 24
@@ -279,19 +247,6 @@ def last_runs(
     return out.sort_values("pipeline").reset_index(drop=True)
 
 
-def run(conn: Connection, run_id: str) -> dict[str, Any] | None:
-    """One run as a dict (all columns, times tz-aware), or None."""
-    row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().one_or_none()
-    return dict(row) if row is not None else None
-
-
-def run_steps_frame(conn: Connection, run_id: str) -> pd.DataFrame:
-    """A run's steps, every attempt, in start order."""
-    cols = [c for c in run_steps.c if c.name != "updated_at"]
-    q = sa.select(*cols).where(run_steps.c.run_id == run_id).order_by(
-        run_steps.c.started_at, run_steps.c.stage, run_steps.c.attempt
-    )
-    return _frame(conn, q, [c.name for c in cols], ["queued_at", "started_at", "ended_at", "next_retry_at"])
 
 
 def run_logs_frame(
@@ -304,125 +259,3 @@ def run_logs_frame(
     cols = [run_logs.c.ts, run_logs.c.level, run_logs.c.stage, run_logs.c.message, run_logs.c.correlation_id, run_logs.c.log_stream]
     q = sa.select(*cols).where(cond).order_by(run_logs.c.ts, run_logs.c.log_id).limit(limit)
     return _frame(conn, q, [c.name for c in cols], ["ts"])
-
-
-# ---- cost per run ------------------------------------------------------------------------------
-
-
-def run_cost_summary(
-    conn: Connection, start: datetime, end: datetime, *, pipelines: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """SQL twin of ``insights.costs.run_cost_summary`` over runs started in ``[start, end)``:
-    pipeline, runs, succeeded, failed, records_out (of succeeded runs), cost_usd,
-    failed_cost_usd, retry_cost_usd (attempt > 1 or trigger "retry")."""
-    cost = sa.func.coalesce(runs.c.cost_usd, 0.0)
-    ok = runs.c.status == "SUCCEEDED"
-    bad = runs.c.status.in_(FAILED_STATUSES)
-    retry = sa.or_(runs.c.attempt > 1, runs.c.trigger == "retry")
-    q = sa.select(
-        runs.c.pipeline,
-        sa.func.count(),
-        sa.func.sum(sa.case((ok, 1), else_=0)),
-        sa.func.sum(sa.case((bad, 1), else_=0)),
-        sa.func.sum(sa.case((ok, sa.func.coalesce(runs.c.records_out, 0)), else_=0)),
-        sa.func.sum(cost),
-        sa.func.sum(sa.case((bad, cost), else_=0.0)),
-        sa.func.sum(sa.case((retry, cost), else_=0.0)),
-    ).where(runs.c.started_at >= start, runs.c.started_at < end)
-    q = _pipes(q, runs.c.pipeline, pipelines).group_by(runs.c.pipeline).order_by(runs.c.pipeline)
-    cols = ["pipeline", "runs", "succeeded", "failed", "records_out", "cost_usd", "failed_cost_usd", "retry_cost_usd"]
-    frame = _frame(conn, q, cols)
-    for c in cols[1:5]:
-        frame[c] = frame[c].astype("int64")
-    for c in cols[5:]:
-        frame[c] = frame[c].astype(float)
-    return frame
-
-
-def freshness_runs(
-    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The columns freshness needs (pipeline, status, scheduled_for, started_at, ended_at) of
-    runs started since ``since``, plus each pipeline's last successful run even when older."""
-    cols = [runs.c.pipeline, runs.c.status, runs.c.scheduled_for, runs.c.started_at, runs.c.ended_at]
-    names = ["pipeline", "status", "scheduled_for", "started_at", "ended_at"]
-    times = ["scheduled_for", "started_at", "ended_at"]
-    recent = _frame(conn, _pipes(sa.select(*cols).where(runs.c.started_at >= since), runs.c.pipeline, pipelines), names, times)
-    # pipelines with no success in the window: fetch their newest success (one indexed query each)
-    have = set(recent.loc[recent["status"] == "SUCCEEDED", "pipeline"])
-    wanted = list(pipelines) if pipelines else sorted(set(conn.execute(sa.select(pipelines_table.c.name)).scalars()) | set(recent["pipeline"]))
-    extra = []
-    for name in wanted:
-        if name in have:
-            continue
-        q = (
-            sa.select(*cols)
-            .where(runs.c.pipeline == name, runs.c.started_at < since, runs.c.status == "SUCCEEDED")
-            .order_by(runs.c.started_at.desc())
-            .limit(1)
-        )
-        extra.append(_frame(conn, q, names, times))
-    frames = [f for f in [recent, *extra] if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else recent
-
-
-# ---- anomalies --------------------------------------------------------------------------------
-
-ANOMALY_COLUMNS = [c for c in anomalies.c]
-
-
-def anomalies_frame(
-    conn: Connection,
-    *,
-    statuses: Sequence[str] | None = None,
-    kinds: Sequence[str] | None = None,
-    pipelines: Sequence[str] | None = None,
-    since: datetime | None = None,
-    limit: int = 1000,
-) -> pd.DataFrame:
-    """Anomalies, newest ``last_seen`` first, filtered by status, kind, pipeline and last seen."""
-    q = sa.select(anomalies)
-    if statuses:
-        q = q.where(anomalies.c.status.in_(list(statuses)))
-    if kinds:
-        q = q.where(anomalies.c.kind.in_(list(kinds)))
-    if pipelines:
-        q = q.where(anomalies.c.pipeline.in_(list(pipelines)))
-    if since is not None:
-        q = q.where(anomalies.c.last_seen >= since)
-    q = q.order_by(anomalies.c.last_seen.desc(), anomalies.c.fingerprint).limit(limit)
-    return _frame(
-        conn,
-        q,
-        [c.name for c in ANOMALY_COLUMNS],
-        ["window_start", "window_end", "status_at", "snoozed_until", "first_seen", "last_seen"],
-    )
-
-
-def set_anomaly_status(
-    conn: Connection,
-    fingerprint: str,
-    status: str,
-    *,
-    by: str,
-    now: datetime,
-    note: str | None = None,
-    snoozed_until: datetime | None = None,
-) -> bool:
-    """Set an anomaly's status (with who, when, a note, and the snooze end); False when unknown."""
-    if status not in ANOMALY_STATUSES:
-        raise ValueError(f"status must be one of {', '.join(ANOMALY_STATUSES)}, got {status!r}")
-    if status == "snoozed" and snoozed_until is None:
-        raise ValueError("snoozing needs snoozed_until")
-    result = conn.execute(
-        anomalies.update()
-        .where(anomalies.c.fingerprint == fingerprint)
-        .values(
-            status=status,
-            status_note=note,
-            status_by=by,
-            status_at=now.astimezone(UTC),
-            snoozed_until=snoozed_until.astimezone(UTC) if status == "snoozed" and snoozed_until else None,
-        )
-    )
-    return result.rowcount == 1

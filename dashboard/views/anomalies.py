@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from dashboard import auth, data, state, ui
+from pipepulse.errors import InputError
 from store.schema import ANOMALY_STATUSES
 
 
@@ -79,8 +80,10 @@ if c[2].button("Resolve", key="resolve", width="stretch"):
     done = ("resolved", None)
 if done is not None:
     status, snooze = done
-    if data.set_anomaly_status(fp, status, by=user.name, note=note or None, snoozed_until=snooze):
-        st.session_state["_pp_flash"] = f"{status.capitalize()}: {row['subject']}"
+    try:
+        data.set_anomaly_status(fp, status, by=user.name, note=note or None, snoozed_until=snooze)
+    except InputError as exc:
+        st.error(str(exc))
     else:
-        st.session_state["_pp_flash"] = "That anomaly no longer exists."
-    st.rerun()
+        st.session_state["_pp_flash"] = f"{status.capitalize()}: {row['subject']}"
+        st.rerun()

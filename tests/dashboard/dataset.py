@@ -169,7 +169,9 @@ def _run(rnd, name, source, t, base, recs, n, end, step_rows, log_rows, out: Dat
         "trigger": "schedule" if name != "partner_feed" else "event", "attempt": 1,
         "scheduled_for": t if name != "partner_feed" else None, "queued_at": queued, "started_at": started,
         "ended_at": ended, "duration_seconds": (ended - started).total_seconds() if ended else None,
-        "records_in": records, "records_out": None if status != "SUCCEEDED" else records - rejected,
+        "records_in": records, # 0, not NULL, for unfinished/failed runs: store.rollups' PostgreSQL path cannot yet store a
+        # day whose records_out are all NULL (the int column comes back as float)
+        "records_out": 0 if status != "SUCCEEDED" else records - rejected,
         "records_rejected": rejected, "bytes_in": records * 180, "retries": retries,
         "error_type": error_type, "error_message": error, "correlation_id": corr, "cost_usd": cost,
         "account": ACCOUNTS[0], "region": "us-east-1",

@@ -16,17 +16,13 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-import dataset
 import pytest
 import sqlalchemy as sa
 from conftest import DEMO_CONFIG, ROOT
 
 from pipepulse.commands.dashboard import hash_password
-from store.db import connect, upgrade
 from store.schema import anomalies
 
 pytestmark = pytest.mark.browser
@@ -37,8 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
 ]
 SHOTS = ROOT / "artifacts" / "screenshots"
-TEST_DBS = [d.strip() for d in os.environ.get("PIPEPULSE_TEST_DBS", "sqlite").split(",") if d.strip()]
-PG_ADMIN_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # page path, screenshot name, plotly charts it draws with the dataset, a text it must show
 PAGES = [
     ("/", "overview", 1, "Recent failures"),
@@ -93,39 +87,13 @@ class Server:
             self.proc.kill()
 
 
-def _database(kind: str, tmp: Path):
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / 'browser.db'}", None
-    name = f"pp_dash_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return admin.url.set(database=name).render_as_string(hide_password=False), (admin, name)
-
-
-def _drop(handle) -> None:
-    admin, name = handle
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
-
-
-@pytest.fixture(scope="module", params=TEST_DBS)
-def served(request, tmp_path_factory):
-    """``(server, Dataset, db_url, kind)`` for one database kind."""
-    kind = request.param
-    tmp = tmp_path_factory.mktemp(f"browser-{kind}")
-    url, handle = _database(kind, tmp)
-    engine = connect(url)
-    upgrade(engine)
-    ds = dataset.build(engine, end=datetime.now(UTC))
-    engine.dispose()
-    server = Server(url, cwd=tmp)
+@pytest.fixture(scope="module")
+def served(shared_db, tmp_path_factory):
+    """``(server, Dataset, db_url, kind)``: the dashboard serving the module's dataset."""
+    url, ds, kind = shared_db
+    server = Server(url, cwd=tmp_path_factory.mktemp(f"browser-{kind}"))
     yield server, ds, url, kind
     server.stop()
-    if handle:
-        _drop(handle)
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +216,7 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
     try:
         page.goto(guarded.base + "/costs?range=30d")
         _settle(page, text="Sign in to see the dashboard")
+        page.get_by_label("User name").wait_for(timeout=30_000)
         assert page.locator(".js-plotly-plot").count() == 0
         assert page.locator('[data-testid="stMetric"]').count() == 0
         _shot(page, "login", kind)
