@@ -2,7 +2,8 @@
 
 For each dimension value, the impact is the day's cost minus its expected cost (the median of
 the same value over the baseline days before it); values are ranked by the absolute dollar
-impact, across all dimensions, so the line that moved the most money comes first. Pure: a
+impact, across all dimensions, so the line that moved the most money comes first. A dimension
+with a single value in the window (one region, say) is left out: it cannot say what moved. Pure: a
 frame of daily cost rows in, a list of dicts out (stored as JSON on the anomaly).
 """
 
@@ -39,8 +40,8 @@ def root_cause(
     window = frame[(frame["day"] >= first) & (frame["day"] <= day)]
     out: list[dict] = []
     for dim in dimensions:
-        if dim not in window.columns:
-            continue
+        if dim not in window.columns or window[dim].dropna().nunique() < 2:
+            continue  # one region (or one account ...) explains nothing about what moved
         per = window.groupby(["day", dim])[value].sum().unstack(dim, fill_value=0.0)
         days = pd.Index([first + timedelta(days=i) for i in range(baseline_days + 1)], name="day")
         per = per.reindex(days, fill_value=0.0)

@@ -191,3 +191,14 @@ def test_root_cause_ranks_the_service_that_moved_the_most_dollars_first():
     ]
     services = [c for c in causes if c["dimension"] == "service"]
     assert services[0]["value"] == "AWS Glue" and services[0]["expected"] == 5.0 and services[0]["observed"] == 45.0
+
+
+def test_root_cause_leaves_out_a_dimension_with_one_value():
+    start = date(2026, 10, 1)
+    rows = [
+        {"day": start + timedelta(days=i), "service": s, "region": "us-east-1", "billed_cost": c * (3 if i == 14 and s == "AWS Glue" else 1)}
+        for i in range(15)
+        for s, c in (("AWS Glue", 5.0), ("Amazon S3", 10.0))
+    ]
+    causes = root_cause(pd.DataFrame(rows), start + timedelta(days=14))
+    assert [(c["dimension"], c["value"], c["impact"]) for c in causes] == [("service", "AWS Glue", 10.0)]
