@@ -7,7 +7,9 @@ watermark ``end`` is the end of the last window fetched; the next window starts 
 earlier (CloudWatch accepts points up to two weeks late and aggregates keep changing for a
 while), ends at the last whole period before ``now``, and the upsert stores only what changed.
 Series not stored before get the whole ``lookback`` instead. So a pass costs
-``ceil(known / 500) + ceil(new / 500)`` calls (plus pages when AWS pages) and ``ListMetrics`` pages.
+``ceil(known / 500) + ceil(new / 500)`` calls (plus pages when AWS pages) and ``ListMetrics`` pages;
+a first pass over a long lookback is cut into windows of at most ``max_window_hours`` and of at
+most 100,800 datapoints per call (AWS's limit), one call per window.
 
 Config ``[collectors.cloudwatch]``::
 
@@ -16,6 +18,7 @@ Config ``[collectors.cloudwatch]``::
     period_seconds = 300
     lookback_hours = 24                    # first window of a new series
     overlap_minutes = 15                   # re-read to catch late points
+    max_window_hours = 24                  # longest window one call asks for (first passes)
     queries = [{namespace = "AWS/States", metric = "ExecutionsFailed",
                 dimensions = {StateMachineArn = "arn:..."}, stat = "Sum", period_seconds = 300}]
 
@@ -41,6 +44,7 @@ __all__ = ["MAX_QUERIES", "CloudWatchCollector", "Series", "create"]
 
 NAME = "cloudwatch"
 MAX_QUERIES = 500  # GetMetricData's limit per call
+MAX_DATAPOINTS = 100_800  # GetMetricData's limit of datapoints per call
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class CloudWatchCollector:
     name = NAME
 
     def __init__(self, *, namespaces: list[str], stats: list[str], period: int, lookback: timedelta,
-                 overlap: timedelta, queries: list[Series], max_queries: int = MAX_QUERIES) -> None:
+                 overlap: timedelta, queries: list[Series], max_queries: int = MAX_QUERIES,
+                 max_window: timedelta = timedelta(hours=24)) -> None:
         self.namespaces = namespaces
         self.stats = stats
         self.period = period
@@ -104,6 +109,7 @@ class CloudWatchCollector:
         self.overlap = overlap
         self.queries = queries
         self.max_queries = max_queries
+        self.max_window = max_window
 
     def collect(self, ctx: Context) -> Batch:
         from store.metrics import known_series, write_metrics
@@ -134,22 +140,39 @@ class CloudWatchCollector:
             groups.append((min(incremental_start, end - timedelta(seconds=self.period)), old))
         points: list[tuple[str, datetime, float]] = []
         calls = 0
+        minimum = 0
         for start, group in groups:
             if start >= end:
                 continue
             for i in range(0, len(group), self.max_queries):
                 chunk = group[i : i + self.max_queries]
-                got, n = self._fetch(ctx, cw, chunk, start, end)
-                points.extend(got)
-                calls += n
+                for w_start, w_end in self._windows(start, end, len(chunk)):
+                    got, n = self._fetch(ctx, cw, chunk, w_start, w_end)
+                    points.extend(got)
+                    calls += n
+                    minimum += 1
         batch.writes.append(partial(write_metrics, series=[s.row() for s in series.values()], points=points, now=ctx.now))
         batch.watermarks["end"] = end.isoformat()
         batch.window_start = min(g[0] for g in groups)
         batch.window_end = end
         batch.details.update({"series": len(series), "new_series": len(fresh), "points_fetched": len(points),
                               "get_metric_data_calls": calls,
-                              "minimum_calls": sum(math.ceil(len(g) / self.max_queries) for _, g in groups)})
+                              "minimum_calls": minimum})
         return batch
+
+    def _windows(self, start: datetime, end: datetime, queries: int) -> list[tuple[datetime, datetime]]:
+        """``[start, end)`` cut so that no call asks for more than AWS's 100,800 datapoints nor
+        spans more than ``max_window`` (a long first window in one call is slow to answer, on
+        AWS and far more so on moto, whose time grows with window length squared)."""
+        buckets = max(1, MAX_DATAPOINTS // max(queries, 1))
+        span = min(self.max_window, timedelta(seconds=self.period * buckets))
+        span = max(span, timedelta(seconds=self.period))
+        out = []
+        t = start
+        while t < end:
+            out.append((t, min(t + span, end)))
+            t += span
+        return out
 
     @staticmethod
     def _discover(cw: Any, namespace: str) -> list[dict[str, Any]]:
@@ -213,8 +236,10 @@ def create(settings: Settings) -> CloudWatchCollector:
     stats = opt(own, "stats", list, label, where, default=["Sum"])
     lookback = opt(own, "lookback_hours", (int, float), label, where, default=24)
     overlap = opt(own, "overlap_minutes", (int, float), label, where, default=15)
-    if lookback <= 0 or overlap < 0:
-        raise ConfigError(f"{label}: [{where}] lookback_hours must be > 0 and overlap_minutes >= 0")
+    max_window = opt(own, "max_window_hours", (int, float), label, where, default=24)
+    if lookback <= 0 or overlap < 0 or max_window <= 0:
+        raise ConfigError(f"{label}: [{where}] lookback_hours and max_window_hours must be > 0 and overlap_minutes >= 0")
     queries = [_series(q, i, label, period) for i, q in enumerate(opt(own, "queries", list, label, where, default=[]))]
     return CloudWatchCollector(namespaces=[str(n) for n in namespaces], stats=[str(s) for s in stats], period=period,
-                               lookback=timedelta(hours=lookback), overlap=timedelta(minutes=overlap), queries=queries)
+                               lookback=timedelta(hours=lookback), overlap=timedelta(minutes=overlap), queries=queries,
+                               max_window=timedelta(hours=max_window))

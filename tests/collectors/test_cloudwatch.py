@@ -75,3 +75,25 @@ def test_collect_metrics_exact_values_and_minimum_calls(aws, make_settings, engi
         assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == N_SERIES + 2
         late = metric_points_frame(conn, pipeline="p007", start=now - timedelta(minutes=5))
         assert late[["ts", "value"]].values.tolist() == [[now - timedelta(minutes=5), 2.0]]
+
+
+def test_long_first_window_is_cut_into_bounded_calls():
+    from datetime import UTC, datetime, timedelta
+
+    from collectors.cloudwatch import CloudWatchCollector
+
+    c = CloudWatchCollector(namespaces=[], stats=["Sum"], period=300, lookback=timedelta(days=3),
+                            overlap=timedelta(minutes=15), queries=[], max_window=timedelta(hours=24))
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    # 3 days in 24 h windows, the last one short
+    wins = c._windows(start, start + timedelta(days=2, hours=6), queries=10)
+    assert [(a - start, b - start) for a, b in wins] == [
+        (timedelta(0), timedelta(days=1)),
+        (timedelta(days=1), timedelta(days=2)),
+        (timedelta(days=2), timedelta(days=2, hours=6)),
+    ]
+    # 500 queries x 300 s: AWS's 100,800 datapoints allow 201 periods per call
+    wins = c._windows(start, start + timedelta(hours=24), queries=500)
+    assert wins[0][1] - wins[0][0] == timedelta(seconds=300 * 201)
+    assert all(500 * ((b - a) / timedelta(seconds=300)) <= 100_800 for a, b in wins)
+    assert wins[-1][1] == start + timedelta(hours=24)
