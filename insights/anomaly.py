@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -507,8 +507,3 @@ def fingerprint(kind: str, subject: str, window_start: datetime, *, bucket_secon
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     bucket = int(ts.timestamp() // bucket_seconds) * bucket_seconds
     return hashlib.sha256(f"{kind}\x1f{subject}\x1f{bucket}".encode()).hexdigest()[:32]
-
-
-def with_overrides(config: DetectorConfig, **changes) -> DetectorConfig:
-    """A copy of ``config`` with ``changes`` (None values ignored)."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
