@@ -187,6 +187,8 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
         # UniqueViolation, the savepoint undoes it, and from then on batches take the merge path.
         direct = not raw.autocommit
         for batch in _batches(tuples):
+            if int_idx:
+                batch = _ints(batch, int_idx, table, columns)
             if direct:
                 cur.execute("SAVEPOINT _pp_direct")
                 try:
@@ -196,15 +198,13 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
                             copy.write_row(row)
                 except psycopg.errors.UniqueViolation:
                     cur.execute("ROLLBACK TO SAVEPOINT _pp_direct")
+                    cur.execute("RELEASE SAVEPOINT _pp_direct")
                     direct = False
                 else:
+                    cur.execute("RELEASE SAVEPOINT _pp_direct")
                     total += len(batch)
                     continue
-                finally:
-                    cur.execute("RELEASE SAVEPOINT _pp_direct")
             cur.execute(f"TRUNCATE {q(stage)}")
-            if int_idx:
-                batch = _ints(batch, int_idx, table, columns)
             with cur.copy(f"COPY {q(stage)} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(types)
                 for row in batch:
