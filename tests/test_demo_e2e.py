@@ -1,0 +1,75 @@
+"""The demo end to end: a short history through every real part, then a second, quiet pass."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from collectors.runner import collect
+from pipepulse.demo import build_demo
+from pipepulse.settings import load_settings
+from store import schema
+from store.costs import daily_cost
+
+ROOT = Path(__file__).resolve().parents[1]
+END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+
+
+def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tmp_path):
+    settings = load_settings(
+        {
+            "PIPEPULSE_DATA_DIR": str(tmp_path / "demo"),
+            "PIPEPULSE_DATABASE_URL": db_url,
+            "AWS_ENDPOINT_URL": aws.endpoint,
+        },
+        config_path=ROOT / "examples" / "demo.toml",
+    )
+    aws.enable_stepfunctions_execution()
+    summary = build_demo(settings, engine, days=4, end=END, local_aws=aws)
+    assert "failed_sources" not in summary.extra, summary.extra
+
+    with engine.connect() as conn:
+        runs = pd.DataFrame(conn.execute(sa.select(schema.runs)).mappings().all())
+        steps = pd.DataFrame(conn.execute(sa.select(schema.run_steps)).mappings().all())
+        costs = pd.DataFrame(conn.execute(sa.select(schema.cost_daily)).mappings().all())
+        n_points = conn.execute(sa.select(sa.func.count()).select_from(schema.metric_points)).scalar_one()
+        n_logs = conn.execute(sa.select(sa.func.count()).select_from(schema.run_logs)).scalar_one()
+        n_rollup = conn.execute(sa.select(sa.func.count()).select_from(schema.run_daily)).scalar_one()
+
+    # every source delivered: reference runs, Step Functions and Glue runs, with failures
+    assert set(runs["source"]) == {"reference", "stepfunctions", "glue"}
+    assert (runs["status"] == "FAILED").sum() > 0
+    assert runs.loc[runs["status"] == "FAILED", "error_type"].notna().all()
+    # step timelines with retries: some stage ran more than once in a run
+    assert steps["attempt"].max() >= 2
+    assert set(steps.loc[steps["run_id"].str.startswith("reference:"), "stage"]) >= {"ingest", "validate", "load"}
+    assert n_points > 0 and n_logs > 0 and n_rollup > 0
+    # the bill arrived twice (export and Cost Explorer) and the two agree on the total per day
+    assert set(costs["source"]) >= {"ce", "focus"}
+    with engine.connect() as conn:
+        first, last = END.date() - timedelta(days=4), END.date() - timedelta(days=1)
+        by_ce = daily_cost(conn, first, last, source="ce").set_index("day")["billed_cost"]
+        by_focus = daily_cost(conn, first, last, source="focus").set_index("day")["billed_cost"]
+        by_service = daily_cost(conn, first, last, source="ce", by="service")
+    assert len(by_focus) == 4 and (by_focus > 0).all()
+    pd.testing.assert_series_equal(by_ce.round(2), by_focus.round(2), check_names=False)
+    assert by_service.groupby("day")["billed_cost"].sum().round(2).tolist() == by_ce.round(2).tolist()
+
+    # A second pass with nothing new stores nothing.
+    second = collect(settings, engine, now=END + timedelta(minutes=20))
+    assert {p.source: p.status for p in second} == {p: "succeeded" for p in ("reference", "stepfunctions", "glue", "cloudwatch", "logs", "ce", "focus")}
+    assert {p.source: p.rows_written for p in second if p.source not in ("ce",)} == {
+        "reference": 0, "stepfunctions": 0, "glue": 0, "cloudwatch": 0, "logs": 0, "focus": 0
+    }
+    # ... and makes only the minimum calls: one listing per resource kind, one Cost Explorer
+    # request per query shape for the restated days, one GetMetricData for < 500 series.
+    calls = {p.source: p.calls for p in second}
+    assert calls["reference"] == {} and calls["logs"] == {}
+    assert calls["stepfunctions"] == {"states:ListStateMachines": 1, "states:ListExecutions": 1}
+    assert calls["glue"] == {"glue:GetJobs": 1, "glue:GetJobRuns": 1}
+    assert calls["ce"] == {"ce:GetCostAndUsage": 3}
+    assert calls["focus"] == {"s3:ListObjectsV2": 1}
+    assert calls["cloudwatch"]["monitoring:GetMetricData"] == 1
