@@ -188,3 +188,45 @@ def test_seeding_over_http(aws, ce):
     r = requests.post(f"{aws.endpoint}/pipepulse-api/ce/line-items", json={"items": _items(TODAY, 1)}, timeout=10)
     assert r.json() == {"loaded": 12}
     assert requests.get(f"{aws.endpoint}/pipepulse-api/ce/requests", timeout=10).json() == {}
+
+
+def test_throttling_and_5xx_are_retried_and_counted(make_settings, engine, ce, aws, now):
+    from pipepulse.localaws.faults import FaultInjector
+
+    items = _items(TODAY - timedelta(days=40), 41)
+    ce.load_line_items(items)
+    faults = aws.app(FaultInjector)
+    faults.add(service="ce", operation="GetCostAndUsage", code="LimitExceededException", status=400, times=2)
+    faults.add(service="ce", operation="GetCostForecast", code="InternalServerError", status=500, times=1)
+    [result] = collect(_settings(make_settings), engine, now=now)
+    assert result.status == "succeeded", result.error
+    # every HTTP attempt is a billed request: the 8 answered + 2 throttled, the forecast twice
+    assert result.calls == {"ce:GetCostAndUsage": 10, "ce:GetCostForecast": 2}
+    assert result.retries == {"ce:GetCostAndUsage": 2, "ce:GetCostForecast": 1}
+    assert ce.requests == {"GetCostAndUsage": 8, "GetCostForecast": 1}  # what reached the stand-in
+    window = pd.DataFrame(items)
+    window = window[pd.to_datetime(window["date"]).dt.date >= TODAY.replace(day=1)]
+    with engine.connect() as conn:
+        got = daily_cost(conn, TODAY.replace(day=1), TODAY)
+    assert round(got["billed_cost"].sum(), 6) == round(window["unblended_cost"].sum(), 6)
+
+
+def test_failing_pass_stores_nothing_and_the_next_resumes(make_settings, engine, ce, aws, now):
+    from pipepulse.localaws.faults import FaultInjector
+
+    ce.load_line_items(_items(TODAY - timedelta(days=40), 41))
+    faults = aws.app(FaultInjector)
+    # Cost Explorer keeps throttling: the pass fails after its bounded retries, storing nothing
+    faults.add(service="ce", operation="GetCostAndUsage", code="LimitExceededException", status=400, times=-1)
+    settings = _settings(make_settings)
+    [failed] = collect(settings, engine, now=now)
+    assert failed.status == "failed"
+    assert "gave up after 5 attempts" in failed.error
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cost_daily)).scalar_one() == 0
+    faults.reset()
+    [resumed] = collect(settings, engine, now=now + timedelta(hours=1))
+    assert resumed.status == "succeeded"
+    assert resumed.calls["ce:GetCostAndUsage"] == 8  # the full first window again
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cost_daily)).scalar_one() == 80 + 80 + 180
