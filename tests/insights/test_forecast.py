@@ -41,8 +41,8 @@ def test_spike_in_training_barely_moves_the_forecast():
 def test_level_shift_is_followed():
     values = [100.0] * 40 + [150.0] * 8
     fc = forecast_daily(series(values), horizon=3)
-    # the damped trend overshoots a little right after the step (measured: 159, 157, 150)
-    assert fc.points["mean"].head(3).between(140, 165).all()
+    # the robust scale has grown enough to let the step through (measured: 151, 153, 155)
+    assert fc.points["mean"].head(3).between(145, 160).all()
 
 
 def test_budget_crossing_day_and_month_end():
@@ -75,12 +75,12 @@ def test_noisy_synthetic_backtest_coverage_is_in_band():
 def test_cur_month_backtest_beats_seasonal_naive(shared_dir):
     fc = forecast_daily(cur_daily_spend(shared_dir / "data/cost/aws-cur-2018-10"), horizon=7)
     b = fc.backtest
-    # measured and pinned: MASE 0.591 (Hyndman, in-sample seasonal-naive scale), MAE 0.88x the
-    # seasonal-naive forecasts' at the same origins; the 80% intervals over-cover on this month
+    # measured and pinned: MASE 0.632 (Hyndman, in-sample seasonal-naive scale), MAE 0.945x the
+    # seasonal-naive forecasts' at the same origins, 80% intervals covering 82.4% of actuals
     assert b.points == 91
-    assert b.mase == pytest.approx(0.591, abs=0.005) and b.mase < 1
-    assert b.rel_mae_snaive == pytest.approx(0.883, abs=0.005)
-    assert b.coverage == pytest.approx(0.901, abs=0.006)
+    assert b.mase == pytest.approx(0.632, abs=0.005) and b.mase < 1
+    assert b.rel_mae_snaive == pytest.approx(0.945, abs=0.005) and b.rel_mae_snaive < 1
+    assert b.coverage == pytest.approx(75 / 91) and 0.75 <= b.coverage <= 0.85
     assert fc.month_start == date(2018, 11, 1) and len(fc.points) == 30
 
 
