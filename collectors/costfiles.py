@@ -43,6 +43,12 @@ from pipepulse.errors import CollectorError, InputError
 
 __all__ = [
     "CostFile",
+    "ExportCollector",
+    "Plan",
+    "read_all",
+    "store_parsed",
+    "summarise",
+    "write_plans",
     "ImportResult",
     "LINE_COLUMNS",
     "Parsed",
@@ -389,6 +395,13 @@ def text(arr: pa.ChunkedArray | pa.Array | None, n: int, default: str = "") -> p
     return pc.fill_null(arr, default)
 
 
+def map_value(arr: pa.ChunkedArray | pa.Array, key: str, n: int) -> pa.Array:
+    """``key``'s value in a map<string, string> column ('' when absent)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    return text(pc.map_lookup(arr, pa.scalar(key, arr.type.key_type), "first"), n)
+
+
 def fallback(primary: pa.Array, secondary: pa.Array) -> pa.Array:
     """``primary`` where it is not empty, else ``secondary``."""
     return pc.if_else(pc.equal(primary, ""), secondary, primary)
@@ -572,6 +585,8 @@ def parse_tags(arr: pa.ChunkedArray | pa.Array | None, n: int, key: str) -> tupl
     Each distinct tags string is parsed once (exports repeat a handful of tag sets)."""
     if arr is None:
         return text(None, n), np.zeros(n, dtype=bool)
+    if pa.types.is_map(arr.type):  # Parquet exports may hold tags as a map<string, string>
+        return map_value(arr, key, n), np.zeros(n, dtype=bool)
     codes, uniques = _encode(arr)
     values: list[str] = []
     bad_u = np.zeros(len(uniques) + 1, dtype=bool)

@@ -9,7 +9,7 @@ Optional, each with a fallback: line_item_usage_account_id (else bill_payer_acco
 product_product_name (else line_item_product_code), product_region (else the availability zone
 without its letter), line_item_usage_type, line_item_usage_amount, line_item_currency_code
 (else USD), bill_billing_period_start_date (else the day's month), ``resource_tags_user_<key>``
-for the pipeline tag. Effective cost is AWS's amortized cost, from whichever of these columns the
+for the pipeline tag (CUR 2.0: key ``user_<key>`` of the ``resource_tags`` map). Effective cost is AWS's amortized cost, from whichever of these columns the
 month has (absent ones count as 0):
 
     SavingsPlanCoveredUsage  savings_plan_savings_plan_effective_cost
@@ -40,6 +40,7 @@ from collectors.costfiles import (
     fallback,
     finish,
     is_value,
+    map_value,
     month_of,
     normalise_name,
     text,
@@ -68,7 +69,7 @@ def tag_column(tag_key: str) -> str:
 
 def wanted_columns(columns: Sequence[str], tag_key: str) -> list[str]:
     """The file's own names of the columns to read."""
-    wanted = {*REQUIRED, *OPTIONAL, tag_column(tag_key)}
+    wanted = {*REQUIRED, *OPTIONAL, tag_column(tag_key), "resource_tags"}
     return [c for c in columns if normalise_name(c) in wanted]
 
 
@@ -82,6 +83,17 @@ def _num(table: pa.Table, name: str, n: int) -> np.ndarray:
         return np.zeros(n)
     values, _ = to_number(col)
     return np.nan_to_num(values, nan=0.0)
+
+
+def _pipeline(table: pa.Table, tag_key: str, n: int) -> pa.Array:
+    """The pipeline tag: legacy ``resource_tags_user_<key>``, or CUR 2.0's ``resource_tags`` map."""
+    column = tag_column(tag_key)
+    if column in table.column_names:
+        return text(table.column(column), n)
+    tags = _col(table, "resource_tags")
+    if tags is not None and pa.types.is_map(tags.type):
+        return map_value(tags, "user_" + column.removeprefix("resource_tags_user_"), n)
+    return text(None, n)
 
 
 def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_key: str) -> Parsed:
@@ -143,7 +155,7 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
         "service": service,
         "region": region,
         "usage_type": text(_col(table, "line_item_usage_type"), n),
-        "pipeline": text(_col(table, tag_column(tag_key)), n),
+        "pipeline": _pipeline(table, tag_key, n),
         "billed_cost": unblended,
         "effective_cost": effective,
         "usage_quantity": quantity,

@@ -4,8 +4,8 @@ Columns used (found by name; the rest are ignored): ChargePeriodStart (the day, 
 BilledCost, EffectiveCost (FOCUS requires it; absent -> BilledCost), BillingCurrency,
 ProviderName (1.2: ServiceProviderName), SubAccountId (else BillingAccountId), ServiceName,
 RegionId (1.0-preview: Region), x_UsageType (AWS's extra column; else ChargeDescription),
-ConsumedQuantity, BillingPeriodStart (the billing month for totals), Tags (a JSON object; the
-``cost_tag_key`` value names the pipeline). The string ``NULL`` and empty fields are nulls.
+ConsumedQuantity, BillingPeriodStart (the billing month for totals), Tags (a JSON object, or a
+map in Parquet; the ``cost_tag_key`` value names the pipeline). The string ``NULL`` and empty fields are nulls.
 ChargeFrequency and ChargeCategory are not filtered on: every charge counts, so the stored total
 is the file's BilledCost total (mixed casing such as ``Usage-based`` does not matter).
 

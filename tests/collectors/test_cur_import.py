@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -114,3 +115,21 @@ def test_csv_headers_and_malformed_rows(engine, cur_path, tmp_path):
     assert round(_stored(engine)["billed_cost"].sum(), 6) == round(kept["line_item_unblended_cost"].sum(), 6)
     by_pipe = _stored(engine, by="pipeline").groupby("pipeline")["billed_cost"].sum().round(6).to_dict()
     assert by_pipe == kept.groupby("resource_tags_user_workload")["line_item_unblended_cost"].sum().round(6).to_dict()
+
+
+def test_tags_as_parquet_maps(engine, tmp_path):
+    """CUR 2.0 keeps tags in a ``resource_tags`` map; FOCUS Parquet may keep Tags as a map."""
+    tags = pa.array([[("user_pipeline", "orders")], [("user_team", "x")], None], type=pa.map_(pa.string(), pa.string()))
+    starts = pa.array([datetime(2026, 9, 1, 5, tzinfo=UTC)] * 3, type=pa.timestamp("ms", tz="UTC"))
+    cur2 = pa.table({"line_item_usage_start_date": starts, "line_item_unblended_cost": [1.25, 2.0, 4.0], "resource_tags": tags})
+    pq.write_table(cur2, tmp_path / "cur2.parquet")
+    focus_tags = pa.array([[("pipeline", "orders")], [("team", "x")], None], type=pa.map_(pa.string(), pa.string()))
+    focus = pa.table({"ChargePeriodStart": starts, "BilledCost": [0.5, 1.0, 2.0], "BillingCurrency": ["USD"] * 3, "Tags": focus_tags})
+    pq.write_table(focus, tmp_path / "focus.parquet")
+    result = import_cost_files(engine, [str(tmp_path)], tag_key="pipeline", now=NOW)
+    assert result.ok and result.rows_rejected == 0
+    with engine.connect() as conn:
+        cur_rows = daily_cost(conn, date(2026, 9, 1), date(2026, 9, 1), by="pipeline", source="cur")
+        focus_rows = daily_cost(conn, date(2026, 9, 1), date(2026, 9, 1), by="pipeline", source="focus")
+    assert cur_rows[["pipeline", "billed_cost"]].values.tolist() == [["", 6.0], ["orders", 1.25]]
+    assert focus_rows[["pipeline", "billed_cost"]].values.tolist() == [["", 3.0], ["orders", 0.5]]
