@@ -124,6 +124,7 @@ class Context:
     summary: pd.DataFrame  # run_summary over [start, end)
     spend: Spend
     still_open: list[Item] = field(default_factory=list)  # reported before, still open
+    escalated: set[str] = field(default_factory=set)  # item keys sent again because they got worse
 
     @property
     def range_key(self) -> str:

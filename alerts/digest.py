@@ -115,13 +115,14 @@ def _severity_of(version: str) -> str:
 
 def _decide(
     items: Sequence[Item], rule: Rule, recipient: str, state: pd.DataFrame, config: AlertConfig, now: datetime
-) -> tuple[list[Item], list[Item], int]:
-    """(to send, already told, suppressed count) for one rule and recipient."""
+) -> tuple[list[Item], list[Item], int, set[str]]:
+    """(to send, already told, suppressed count, keys sent because they got worse) for one rule
+    and recipient."""
     rows = state[(state["rule"] == rule.name) & (state["recipient"] == recipient)] if not state.empty else state
     by_key: dict[str, list] = defaultdict(list)
     for r in rows.itertuples(index=False):
         by_key[r.item_key].append(r)  # newest first
-    send, told, held = [], [], 0
+    send, told, held, worse_keys = [], [], 0, set()
     window = config.suppression_for(rule)
     for it in items:
         past = by_key.get(it.key, [])
@@ -137,8 +138,10 @@ def _decide(
                 held += 1
                 told.append(it)
                 continue
+            if worse:
+                worse_keys.add(it.key)
         send.append(it)
-    return send, told, held
+    return send, told, held, worse_keys
 
 
 def _window_key(period: str, now: datetime) -> str:
@@ -208,9 +211,11 @@ def _run(
             mine = [r for r in rules if recipient in r.recipients]
             chosen: dict[str, tuple[Item, list[str]]] = {}  # key -> (item, rules that chose it)
             still_open: dict[str, Item] = {}
+            escalated: set[str] = set()
             for rule in mine:
                 rule_items = [i for i in items if i.rule == rule.name and rule.covers(i.pipeline)]
-                send, told, held = _decide(rule_items, rule, recipient, state, config, now)
+                send, told, held, worse = _decide(rule_items, rule, recipient, state, config, now)
+                escalated |= worse
                 result.already_sent += len(told) - held
                 result.suppressed += held
                 for it in send:
@@ -242,11 +247,13 @@ def _run(
                 filters,
                 tuple(sorted(still_open)),
                 all_clear,
+                tuple(sorted(escalated)),
             )
             plan = plans.setdefault(
                 group,
                 {"recipients": [], "items": [i for i, _ in chosen.values()], "pairs": [], "rules": set(),
-                 "filters": filters, "still_open": list(still_open.values()), "all_clear": all_clear},
+                 "filters": filters, "still_open": list(still_open.values()), "all_clear": all_clear,
+                 "escalated": escalated},
             )
             plan["recipients"].append(recipient)
             plan["rules"].update(r.name for r in mine)
@@ -265,7 +272,7 @@ def _run(
 
     for plan in plans.values():
         ctx = contexts[plan["filters"]]
-        ctx = Context(**{**ctx.__dict__, "still_open": plan["still_open"]})
+        ctx = Context(**{**ctx.__dict__, "still_open": plan["still_open"], "escalated": plan["escalated"]})
         rendered = render_digest(plan["items"], ctx, rules=sorted(plan["rules"]), all_clear=plan["all_clear"])
         to = tuple(plan["recipients"])
         keys = tuple(sorted(i.key for i in plan["items"]))

@@ -136,10 +136,10 @@ def _costs(rng: random.Random) -> list[dict]:
 
 
 def _anomalies() -> list[dict]:
-    def a(fp, kind, subject, pipeline, sev, status, obs, exp, lo, hi, hours, *, cause=None, first=None):
+    def a(fp, kind, subject, pipeline, sev, status, obs, exp, lo, hi, hours, *, cause=None, first=None, span=1):
         return {
             "fingerprint": fp, "kind": kind, "subject": subject, "pipeline": pipeline,
-            "window_start": NOW - timedelta(hours=hours), "window_end": NOW - timedelta(hours=hours - 1),
+            "window_start": NOW - timedelta(hours=hours), "window_end": NOW - timedelta(hours=hours - span),
             "observed": obs, "expected": exp, "lower": lo, "upper": hi, "score": 0.97, "severity": sev,
             "status": status, "status_at": NOW - timedelta(hours=20) if status != "open" else None,
             "status_by": "ana@example.com" if status != "open" else None,
@@ -148,7 +148,9 @@ def _anomalies() -> list[dict]:
         }
 
     return [
-        a("c0ffee01", "cost", "Daily cost of Amazon S3 for orders", "orders", "high", "open", 45.80, 12.60, 10.90, 14.40, 31,
+        # yesterday's cost (the whole UTC day of 19 Nov)
+        a("c0ffee01", "cost", "Daily cost of Amazon S3 for orders", "orders", "high", "open", 45.80, 12.60, 10.90, 14.40, 31.5,
+          span=24,
           cause=[{"dimension": "usage_type", "value": "USE1-Requests-Tier1", "impact": 31.4, "observed": 34.5, "expected": 3.1},
                  {"dimension": "usage_type", "value": "USE1-TimedStorage-ByteHrs", "impact": 1.8, "observed": 11.3,
                   "expected": 9.5}]),

@@ -29,6 +29,7 @@ SPARKLINE_CID = "spend-sparkline@pipepulse"
 ERROR_CHARS = 600  # longer errors are cut; the run page has the rest
 PER_SECTION = 10  # items shown per section; the rest are counted with a link
 PER_PIPELINE = 3  # failed runs shown per pipeline
+NON_NEGATIVE = frozenset({"cost", "duration", "throughput", "failure_rate"})  # anomaly kinds never below 0
 
 SECTIONS = (
     ("failed_runs", "Failed runs"),
@@ -116,8 +117,27 @@ def _counts(items: Sequence[Item]) -> dict[str, int]:
     return c
 
 
+def _earlier(it: Item, context: Context) -> bool:
+    """An anomaly from before this period (its window ended before the period began), neither
+    reopened nor escalated since: told in the compact "still open" list, not as news."""
+    if it.kind != "anomalies" or it.key in context.escalated:
+        return False
+    end = it.fields.get("window_end")
+    if end is None or end >= context.start:
+        return False
+    return not (it.reopened_at is not None and it.reopened_at >= context.start)
+
+
+def split_items(items: Sequence[Item], context: Context) -> tuple[list[Item], list[Item]]:
+    """(news, older anomalies not reported before) for ``context``'s period."""
+    news = [i for i in items if not _earlier(i, context)]
+    older = [i for i in items if _earlier(i, context)]
+    return news, older
+
+
 def subject_line(period: str, items: Sequence[Item], context: Context) -> str:
     """``pipepulse daily: 3 failures, 1 late, 2 anomalies, spend on track``."""
+    items, older = split_items(items, context)
     c = _counts(items)
     parts = []
     if c["failed_runs"]:
@@ -132,6 +152,8 @@ def subject_line(period: str, items: Sequence[Item], context: Context) -> str:
         parts.append(_plural(c["anomalies"], "anomaly", "anomalies"))
     if c["collector_failing"]:
         parts.append(_plural(c["collector_failing"], "collector") + " failing")
+    if older:
+        parts.append(f"{len(older)} older {'anomaly' if len(older) == 1 else 'anomalies'} open")
     spend = context.spend
     if spend.status == "over budget" and spend.over_by is not None:
         parts.append(f"spend {spend.over_by:.0%} over budget")
@@ -139,7 +161,7 @@ def subject_line(period: str, items: Sequence[Item], context: Context) -> str:
         parts.append("spend on track")
     elif c["budget"]:
         parts.append(_plural(c["budget"], "budget") + " at risk")
-    if not any(c[k] for k, _ in SECTIONS):
+    if not any(c[k] for k, _ in SECTIONS) and not older:
         parts.insert(0, "all clear")
     label = "alert" if period == "immediate" else period  # immediate rules send as soon as something happens
     return f"pipepulse {label}: " + ", ".join(parts)
@@ -212,7 +234,10 @@ def _item_html(it: Item, currency: str) -> tuple[str, str]:
         change = _change(f.get("observed"), f.get("expected"))
         band = ""
         if f.get("lower") is not None and f.get("upper") is not None:
-            band = f" (normal {_value(kind, f['lower'], currency)}–{_value(kind, f['upper'], currency)})"
+            lower = f["lower"]
+            if kind in NON_NEGATIVE:
+                lower = max(lower, 0.0)  # a band below zero reads as nonsense for these
+            band = f" (normal {_value(kind, lower, currency)}–{_value(kind, f['upper'], currency)})"
         causes = f.get("root_cause") or []
         cause_t = "; ".join(_cause(c, currency) for c in causes[:3])
         cause_h = ""
@@ -391,7 +416,8 @@ def render_digest(
     sections_h: list[str] = []
     sections_t: list[str] = []
     h2 = "font-size:16px;margin:22px 0 8px;padding-bottom:4px;border-bottom:2px solid #e5e7eb"
-    for kind, title, group in _section_order(items):
+    news, older = split_items(items, context)
+    for kind, title, group in _section_order(news):
         shown, more = _trim(kind, group, context)
         blocks = [_item_html(i, context.currency) for i in shown]
         more_h = "".join(
@@ -408,20 +434,28 @@ def render_digest(
             + "\n".join(bt for _, bt in blocks)
             + "".join(f"\n…and {label}: {link}" for label, link in more)
         )
-    if context.still_open:
+    still = sorted(older, key=lambda i: i.sort_key) + sorted(context.still_open, key=lambda i: i.sort_key)
+    if still:
+        shown = still[:PER_SECTION * 2]
         lis = "".join(
-            f"<li>{_a(i.link, i.title)} <span style='color:#6b7280'>({_e(i.severity)}, since {_e(_when(i.fields.get('first_seen')))})</span></li>"
-            for i in sorted(context.still_open, key=lambda i: i.sort_key)
+            f"<li>{_a(i.link, i.title)} <span style='color:#6b7280'>({_e(i.severity)}, since "
+            f"{_e(_when(i.fields.get('window_start') or i.fields.get('first_seen')))}"
+            f"{'' if i in older else ', reported before'})</span></li>"
+            for i in shown
         )
+        rest = len(still) - len(shown)
+        all_open = links.anomalies_link(context.dashboard_url)
         sections_h.append(
-            f"<h2 style='{h2}'>Still open ({len(context.still_open)})</h2>"
-            f"<div style='font-size:12px;color:#6b7280'>Reported before and not acknowledged yet.</div>"
+            f"<h2 style='{h2}'>Still open anomalies ({len(still)})</h2>"
+            f"<div style='font-size:12px;color:#6b7280'>From before this period and not acknowledged yet.</div>"
             f"<ul style='margin:4px 0 0 18px;padding:0;font-size:13px'>{lis}</ul>"
-            f"<div style='margin-top:6px'>{_a(links.anomalies_link(context.dashboard_url), 'All open anomalies →')}</div>"
+            + (f"<div style='color:#374151'>…and {rest} more.</div>" if rest else "")
+            + f"<div style='margin-top:6px'>{_a(all_open, 'Acknowledge or snooze them →')}</div>"
         )
         sections_t.append(
-            f"STILL OPEN ({len(context.still_open)})\n"
-            + "\n".join(f"- {i.title} ({i.severity})\n  {i.link}" for i in context.still_open)
+            f"STILL OPEN ANOMALIES ({len(still)})\n"
+            + "\n".join(f"- {i.title} ({i.severity})\n  {i.link}" for i in shown)
+            + (f"\n…and {rest} more: {all_open}" if rest else "")
         )
     spend_h, spend_t, images = _spend_html(context)
     runs_h, runs_t = _runs_html(context)

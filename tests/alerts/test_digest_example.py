@@ -12,7 +12,7 @@ def test_the_example_digest_renders(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[0] == subject
     html = out.read_text(encoding="utf-8")
     for section in ("Failed runs (3)", "Late or missed runs (3)", "Anomalies (2)", "Budget (2)", "Collectors failing (1)",
-                    "Still open (1)", "Spend in November 2026", "Runs in this period"):
+                    "Still open anomalies (1)", "Spend in November 2026", "Runs in this period"):
         assert section in html
     assert "orders run duration" not in html  # the acknowledged anomaly
     text = out.with_suffix(".txt").read_text(encoding="utf-8")

@@ -487,3 +487,38 @@ def test_tls_problems_say_what_to_check(seeded, smtp_server, tls_server, tmp_pat
     assert d.error.startswith(f"TLS with the SMTP server 127.0.0.1:{tls_server.port} failed: [SSL: CERTIFICATE_VERIFY_FAILED]")
     assert d.error.endswith("; check [alerts.smtp] security and ca_file")
     assert smtp_server.recorder.messages == [] and tls_server.recorder.messages == []
+
+
+def test_an_older_open_anomaly_is_listed_compactly_until_it_gets_worse(seeded, smtp_server, tmp_path, db_url):
+    from alerts_testkit import _anomaly
+
+    old = _anomaly("e0old", "throughput", "partner_feed records per run", "medium", "open",
+                   observed=12_400.0, expected=48_000.0, lower=-1_500.0, upper=56_000.0)
+    old.update(window_start=NOW - timedelta(days=3), window_end=NOW - timedelta(days=3) + timedelta(hours=1),
+               first_seen=NOW - timedelta(days=3))
+    with seeded.begin() as conn:
+        conn.execute(anomalies.insert().values(**old))
+    settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
+    [d] = run_digest(settings, seeded, period="daily", now=NOW).digests
+    assert "anomaly:e0old" in d.items  # reported (and recorded) once...
+    msg = smtp_server.recorder.messages[0][1]
+    assert msg["Subject"] == (
+        "pipepulse daily: 2 failures, 1 missed, 1 below success target, 1 anomaly, 1 collector failing, "
+        "1 older anomaly open, spend 12% over budget"
+    )
+    html = body(msg, "text/html")
+    assert "Anomalies (1)" in html  # ...but not as news
+    assert "Still open anomalies (1)" in html
+    assert (f'<li><a href="{DASH}/anomalies?status=open&amp;status=snoozed&amp;fp=e0old" style="color:#1d4ed8;'
+            'text-decoration:none">partner_feed records per run</a>') in html
+
+    # it gets worse: now it is news again, in full
+    with seeded.begin() as conn:
+        conn.execute(anomalies.update().where(anomalies.c.fingerprint == "e0old").values(severity="high", version=2))
+    [d2] = run_digest(settings, seeded, period="daily", now=NOW + timedelta(hours=1)).digests
+    assert d2.items == ("anomaly:e0old",)
+    html = body(smtp_server.recorder.messages[1][1], "text/html")
+    assert "Anomalies (1)" in html
+    assert "Still open anomalies (1)" in html  # yesterday's news, not acknowledged yet
+    assert "Daily cost of Amazon S3 for orders</a> <span style='color:#6b7280'>(high, since Fri 20 Nov 04:00 UTC, reported before)" in html
+    assert "observed <b>12,400</b> vs expected 48,000 (normal 0–56,000) <b>-74%</b>" in html
