@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "forecast",
         help="forecast daily spend from a date,amount CSV (or: forecast snapshot | score)",
-        description=__doc__.split("\n\n")[0],
+        description="Forecast daily spend from a date,amount CSV file, or over the store: "
+        "'pipepulse forecast snapshot' stores forecasts of total and budgeted pipelines' spend, "
+        "'pipepulse forecast score' scores stored forecasts (ours and AWS's) against actual spend.",
         epilog="Output: date,mean,lower,upper. Backtest metrics (MAPE, MASE vs seasonal-naive, bias, "
         "interval coverage) are printed to stderr.",
     )
