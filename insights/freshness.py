@@ -121,13 +121,13 @@ def _judge_slot(config, mine, cron, slot, sla, last_success, now) -> Freshness:
         state = "late" if now > deadline else "on_time"
         return Freshness(config.name, state, "schedule", slot, deadline, last_success,
                          late_by if state == "late" else None,
-                         f"the {_hhmm(slot)} run is still running (due {_hhmm(slot)} UTC, "
+                         f"the {_hhmm(slot)} run is still running (due {_due(slot, now)}, "
                          f"{format_duration(late_by)} late)" if state == "late"
                          else f"the {_hhmm(slot)} run is running")
     failed = not runs.empty
     what = "failed and has not succeeded since" if failed else "has not happened"
     return Freshness(config.name, "missed", "schedule", slot, deadline, last_success, late_by,
-                     f"the {_hhmm(slot)} run {what} (due {_hhmm(slot)} UTC, {format_duration(late_by)} late)")
+                     f"the {_hhmm(slot)} run {what} (due {_due(slot, now)}, {format_duration(late_by)} late)")
 
 
 def _interval(config, mine, sla, last_success, now) -> Freshness:
@@ -147,7 +147,7 @@ def _interval(config, mine, sla, last_success, now) -> Freshness:
         return Freshness(config.name, "late", "interval", due, deadline, last_success, late_by,
                          f"the run due {_hhmm(due)} UTC is still running ({format_duration(late_by)} late)")
     return Freshness(config.name, "missed", "interval", due, deadline, last_success, late_by,
-                     f"the {_hhmm(due)} run has not happened (due {_hhmm(due)} UTC, {format_duration(late_by)} late)")
+                     f"the {_hhmm(due)} run has not happened (due {_due(due, now)}, {format_duration(late_by)} late)")
 
 
 def _event(config, mine, sla, last_success, now) -> Freshness:
@@ -189,3 +189,10 @@ def _slot_runs(mine: pd.DataFrame, cron: CronSchedule, slot: datetime) -> pd.Dat
 
 def _hhmm(moment: datetime) -> str:
     return moment.strftime("%H:%M")
+
+
+def _due(moment: datetime, now: datetime) -> str:
+    """``06:00 UTC``, with the date when it is not today's."""
+    if moment.date() == now.date():
+        return f"{_hhmm(moment)} UTC"
+    return f"{_hhmm(moment)} UTC on {moment.date().isoformat()}"

@@ -93,3 +93,8 @@ def test_table_and_durations():
     assert list(t["state"]) == ["missed", "missed"]
     assert format_duration(timedelta(minutes=45)) == "45 min"
     assert format_duration(timedelta(days=3, hours=4, minutes=5)) == "3 d 4 h"
+
+
+def test_sentence_names_the_day_when_not_today():
+    f = check_freshness(DAILY, frame(), now=at(0, 30, day=21))
+    assert f.message == "the 06:00 run has not happened (due 06:00 UTC on 2026-11-20, 18 h 30 min late)"
