@@ -280,6 +280,7 @@ def cost_movers(
     return cost_insights.top_movers(frame, by=by, start=start, end=end + timedelta(days=1), n=top, value=AMOUNT_COLUMNS[amount])
 
 
+@st.cache_data(ttl=TTL, show_spinner=False)
 def _run_summary_and_bill(start: date, end: date, pipelines: tuple[str, ...] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     a = datetime.combine(start, datetime.min.time(), UTC)
     b = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)

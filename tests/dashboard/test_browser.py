@@ -124,7 +124,8 @@ def _settle(pg, *, plots: int = 0, text: str | None = None, timeout: float = 45_
         pg.get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)
     if plots:
         pg.wait_for_function(
-            "n => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n", arg=plots, timeout=timeout
+            "n => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= n",
+            arg=plots, timeout=timeout,
         )
     pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
 
