@@ -12,7 +12,7 @@
 - ``max_attempts``  attempts per stage (default 3); ``stage_timeout_seconds`` (default 900)
 - ``poll_seconds``  how often ``pipeline schedule`` looks for due runs and new files (default 60)
 - ``sample_every_hours`` backfill: one run in this many hours per pipeline processes a real
-                    file through S3 (default 24; see ``pipeline.backfill``)
+                    file through S3 (default 72; see ``pipeline.backfill``)
 
 A *profile* says what a pipeline's data looks like and how big it is (dataset schema, file
 format, records per run, Glue DPUs of its transform). Profiles exist for the demo's pipelines;
