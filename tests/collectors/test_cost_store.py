@@ -109,8 +109,13 @@ def test_replace_rolls_back_with_the_transaction(seeded):
         with seeded.begin() as conn:
             replace_cost_rows(conn, "cur", D2, D3, [], now=NOW)
             raise RuntimeError("killed mid-pass")
+    with pytest.raises(RuntimeError):
+        with seeded.begin() as conn:  # the bulk insert path too
+            replace_cost_rows(conn, "cur", D1, D2, [_row(D1, "S3", 99.0)], now=NOW)
+            raise RuntimeError("killed mid-pass")
     with seeded.connect() as conn:
         assert daily_cost(conn, D2, D2, source="cur")["billed_cost"].tolist() == [11.5]
+        assert daily_cost(conn, D1, D1, source="cur").empty
 
 
 def test_sources_and_month_to_date(seeded):
