@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -90,14 +91,18 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
         part = f[f["status"] == status]
         if part.empty:
             continue
+        # numpy arrays, not lists: plotly validates a list element by element (slow on every rerun)
+        customdata = np.column_stack(
+            [part["run_id"].map(_t).to_numpy(str), part["started_at"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(str)]
+        )
         fig.add_trace(
             go.Scatter(
-                x=part["pos"],
-                y=[_t(p) for p in part["pipeline"]],
+                x=part["pos"].to_numpy(),
+                y=part["pipeline"].map(_t).to_numpy(str),
                 mode="markers",
                 name=status.lower(),
                 marker={"symbol": "square", "size": 14, "color": color},
-                customdata=[[_t(r), f"{t:%Y-%m-%d %H:%M}"] for r, t in zip(part["run_id"], part["started_at"], strict=True)],
+                customdata=customdata,
                 hovertemplate="%{y} " + status.lower() + "<br>%{customdata[1]} UTC<br>%{customdata[0]}<extra></extra>",
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import charts, data, ui
@@ -46,7 +47,11 @@ meta = {
     "correlation id": run.get("correlation_id"),
     "account / region": f"{run.get('account') or '-'} / {run.get('region') or '-'}",
 }
-st.dataframe({"field": list(meta), "value": [("" if v is None else str(v)) for v in meta.values()]}, hide_index=True, width="stretch")
+ui.table(
+    pd.DataFrame({"field": list(meta), "value": [("" if v is None else str(v)) for v in meta.values()]}),
+    key="run_meta",
+    filename="run.csv",
+)
 
 if run.get("error_message") or run.get("error_type"):
     st.subheader("Error")

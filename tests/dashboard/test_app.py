@@ -178,3 +178,14 @@ def test_loopback_needs_no_login(filled_db, app_env, address):
     app_env(url, address=address)
     at = _open()
     assert any(m.label == "Open anomalies" for m in at.metric)
+
+
+def test_auto_refresh_from_the_url(filled_db, app_env):
+    url, _ = filled_db
+    app_env(url)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params = {"refresh": "true"}
+    at.run()
+    assert not at.exception
+    assert at.toggle(key="refresh").value is True
+    assert any(c.value.endswith("every 60 s") for c in at.caption)
