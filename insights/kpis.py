@@ -28,7 +28,7 @@ works on either.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -134,7 +134,7 @@ ROLLUP_COLUMNS = [
 ]  # fmt: skip
 
 
-def rollup_kpis(daily: pd.DataFrame, *, start, end) -> pd.DataFrame:
+def rollup_kpis(daily: pd.DataFrame, *, start: date, end: date) -> pd.DataFrame:
     """KPIs for days ``start <= day < end`` from the ``run_daily`` rollup (``store.rollups.
     run_daily_frame``): cheap for long windows over millions of runs. Daily percentiles cannot be
     combined, so instead of p50/p95 it gives ``duration_mean`` (from ``duration_sum``) and

@@ -33,7 +33,15 @@ from pipepulse.settings import Settings, opt
 from store.costs import daily_cost
 from store.forecasts import points_to_score, save_snapshot
 
-__all__ = ["METHOD", "ForecastOptions", "forecast_options", "score_snapshots", "snapshot_forecasts", "spend_series"]
+__all__ = [
+    "METHOD",
+    "ForecastOptions",
+    "forecast_options",
+    "score_snapshots",
+    "snapshot_fields",
+    "snapshot_forecasts",
+    "spend_series",
+]
 
 log = logging.getLogger(__name__)
 METHOD = "pipepulse"
