@@ -13,6 +13,7 @@ from pipepulse.forecasting import forecast_options, score_snapshots, snapshot_fo
 from pipepulse.settings import Settings
 from store.forecasts import latest_snapshots, save_snapshot, snapshot_points
 from store.schema import cost_daily
+from store.writes import upsert
 
 
 def _settings(db_url, tmp_path, **raw):
@@ -27,14 +28,14 @@ def _cost_rows(now):
         for service, pipeline, cost in (("Amazon S3", "", 10.0), ("AWS Glue", "orders", 2.0)):
             rows.append({"source": "focus", "day": day, "provider": "AWS", "account": "123", "service": service,
                          "region": "us-east-1", "usage_type": "x", "pipeline": pipeline, "billed_cost": cost,
-                         "effective_cost": cost, "usage_quantity": 1.0, "currency": "USD", "updated_at": now})
+                         "effective_cost": cost, "usage_quantity": 1.0, "currency": "USD"})
         day += timedelta(days=1)
     return rows
 
 
 def test_snapshot_forecasts_total_and_budgeted_pipelines(engine, db_url, tmp_path, now):
     with engine.begin() as conn:
-        conn.execute(cost_daily.insert(), _cost_rows(now))
+        upsert(conn, cost_daily, _cost_rows(now), now=now)
     settings = _settings(db_url, tmp_path, forecast={"horizon_days": 10})
     ids = snapshot_forecasts(settings, engine, now=now)  # now = 20 Nov 12:00
     assert len(ids) == 2  # clicks has no spend: skipped
@@ -58,7 +59,7 @@ def test_snapshot_forecasts_total_and_budgeted_pipelines(engine, db_url, tmp_pat
 
 def test_score_ours_and_aws_against_actuals(engine, db_url, tmp_path, now):
     with engine.begin() as conn:
-        conn.execute(cost_daily.insert(), _cost_rows(now))
+        upsert(conn, cost_daily, _cost_rows(now), now=now)
         days = [date(2026, 11, 10) + timedelta(days=i) for i in range(12)]
         save_snapshot(conn, created_at=datetime(2026, 11, 10, 6, tzinfo=UTC), method="aws", subject="total",
                       level=0.8, points=pd.DataFrame({"day": days, "mean": 13.0, "lower": 12.5, "upper": 14.0}))

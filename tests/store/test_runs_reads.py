@@ -21,6 +21,7 @@ from store.runs import (
     runs_frame,
 )
 from store.schema import run_steps, runs
+from store.writes import upsert
 
 T0 = datetime(2026, 11, 19, tzinfo=UTC)
 
@@ -61,21 +62,17 @@ ROWS = [
 
 @pytest.fixture
 def stored(engine, now):
-    # Core inserts, not store.writes.upsert: upsert does not yet convert the UTCDateTime
-    # columns (text on PostgreSQL's COPY, str(datetime) on SQLite), reported to core.
     with engine.begin() as conn:
-        conn.execute(runs.insert(), [{**r, "updated_at": now} for r in ROWS])
-        conn.execute(
-            run_steps.insert(),
-            [{"updated_at": now, "error_type": None, **s} for s in [
-                {"run_id": "reference:orders-2", "stage": "extract", "attempt": 1, "status": "SUCCEEDED",
-                 "started_at": T0 + timedelta(minutes=60), "ended_at": T0 + timedelta(minutes=61)},
-                {"run_id": "reference:orders-2", "stage": "load", "attempt": 1, "status": "FAILED",
-                 "started_at": T0 + timedelta(minutes=61), "ended_at": T0 + timedelta(minutes=62), "error_type": "Throttled"},
-                {"run_id": "reference:orders-2", "stage": "load", "attempt": 2, "status": "FAILED",
-                 "started_at": T0 + timedelta(minutes=62), "ended_at": T0 + timedelta(minutes=63)},
-            ]],
-        )
+        upsert(conn, runs, ROWS, now=now)
+        steps = [
+            {"run_id": "reference:orders-2", "stage": "extract", "attempt": 1, "status": "SUCCEEDED",
+             "started_at": T0 + timedelta(minutes=60), "ended_at": T0 + timedelta(minutes=61), "error_type": None},
+            {"run_id": "reference:orders-2", "stage": "load", "attempt": 1, "status": "FAILED",
+             "started_at": T0 + timedelta(minutes=61), "ended_at": T0 + timedelta(minutes=62), "error_type": "Throttled"},
+            {"run_id": "reference:orders-2", "stage": "load", "attempt": 2, "status": "FAILED",
+             "started_at": T0 + timedelta(minutes=62), "ended_at": T0 + timedelta(minutes=63), "error_type": None},
+        ]
+        upsert(conn, run_steps, steps, now=now)
     return engine
 
 
