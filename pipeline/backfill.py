@@ -49,7 +49,7 @@ from botocore.config import Config
 from pipeline import focus, states
 from pipeline.config import pipeline_section, profile_for
 from pipeline.dag import InlineExecutor, StageResult
-from pipeline.emit import Logs, Metrics
+from pipeline.emit import MAX_METRIC_AGE, Logs, Metrics
 from pipeline.ledger import Ledger
 from pipeline.run import RunRequest, Runtime, Synthetic, run_pipeline
 from pipeline.storage import S3Storage, SourceFile, location
@@ -183,7 +183,7 @@ def backfill(
         prices=settings.prices,
         ledger=Ledger(section.ledger_path),
         # thousands of calls with parameters we build ourselves: skip botocore's validation
-        metrics=Metrics(client=boto3.client("cloudwatch", config=_FAST)),
+        metrics=Metrics(client=boto3.client("cloudwatch", config=_FAST), not_before=end_dt - MAX_METRIC_AGE),
         logs=Logs(client=boto3.client("logs", config=_FAST)),
         source=source,
         output=location(section.output),

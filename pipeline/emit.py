@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 import boto3
@@ -22,6 +22,8 @@ __all__ = ["NAMESPACE", "Logs", "Metrics", "log_group", "log_stream"]
 
 NAMESPACE = "Pipepulse/Reference"
 MAX_DATUMS_PER_PUT = 1000
+# PutMetricData refuses datapoints more than two weeks old (the whole call fails).
+MAX_METRIC_AGE = timedelta(days=14)
 MAX_EVENTS_PER_PUT = 10_000
 MAX_BYTES_PER_PUT = 1_000_000
 
@@ -38,9 +40,18 @@ class Metrics:
     """A buffer of metric datums for one namespace; ``flush()`` sends them in batches."""
 
     def __init__(
-        self, *, client=None, namespace: str = NAMESPACE, batch: int = MAX_DATUMS_PER_PUT
+        self,
+        *,
+        client=None,
+        namespace: str = NAMESPACE,
+        batch: int = MAX_DATUMS_PER_PUT,
+        not_before: datetime | None = None,
     ) -> None:
+        """``not_before``: datums older than this are not sent (a backfill that ends now sets it to
+        now - 14 days, because CloudWatch would refuse the whole call for them)."""
         self.cw = client or boto3.client("cloudwatch")
+        self.not_before = not_before
+        self.too_old = 0
         self.namespace = namespace
         self.batch = batch
         self.pending: list[dict[str, Any]] = []
@@ -57,6 +68,9 @@ class Metrics:
         pipeline: str,
         stage: str | None = None,
     ) -> None:
+        if self.not_before is not None and at < self.not_before:
+            self.too_old += 1
+            return
         dims = [{"Name": "Pipeline", "Value": pipeline}]
         if stage is not None:
             dims.append({"Name": "Stage", "Value": stage})
