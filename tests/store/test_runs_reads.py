@@ -139,3 +139,15 @@ def test_recovery_and_freshness_reads(stored):
     # nothing in the last hour: only each pipeline's last success comes back
     assert fr[["pipeline", "status"]].values.tolist() == [["clicks", "SUCCEEDED"], ["orders", "SUCCEEDED"]]
     assert fr.set_index("pipeline").loc["orders", "started_at"] == T0 + timedelta(minutes=180)
+
+
+def test_aggregates_for_one_pipeline_and_an_empty_window(stored):
+    with stored.connect() as conn:
+        one = kpi_aggregates(conn, T0, T0 + timedelta(days=1), pipeline="clicks")
+        empty = kpi_aggregates(conn, T0 + timedelta(days=5), T0 + timedelta(days=6))
+    assert list(one.index) == ["clicks", ALL]
+    assert one.loc["clicks", "runs"] == 2 and one.loc[ALL, "runs"] == 2
+    assert one.loc["clicks", "duration_p50"] == 155.0  # 300 s and 10 s
+    assert list(empty.index) == [ALL]
+    assert empty.loc[ALL, "runs"] == 0 and empty.loc[ALL, "success_rate"] is None
+    assert empty.loc[ALL, "duration_p50"] is None
