@@ -13,7 +13,7 @@ Example::
     port = 587
     security = "starttls"             # starttls | ssl | none
     username = "pipepulse"
-    password_file = "/run/secrets/smtp_password"   # or password = "..." (not recommended)
+    password_file = "/run/secrets/smtp_password"   # or password_env = "PIPEPULSE_SMTP_PASSWORD"
 
     [alerts.ses]
     region = "eu-west-1"              # default: [aws] region
@@ -40,7 +40,8 @@ budget                month-end forecast over the budget by more than ``toleranc
 collector_failing     a collector whose last ``min_failures`` (default 1) passes failed
 ====================  ==========================================================================
 
-The SMTP password comes from ``password_file`` (a secrets file, first line) or ``password``;
+The SMTP password comes from ``password_file`` (a secrets file, first line), ``password_env``
+(the name of a ``PIPEPULSE_*`` environment variable) or ``password``;
 nothing here reads the environment (only ``pipepulse.settings`` does).
 
 Extend with a new kind: add it to ``KINDS`` (with its options in ``_KIND_OPTIONS``) and a fetch
@@ -188,7 +189,7 @@ def load_alert_config(settings: Settings) -> AlertConfig:
         send_all_clear=opt(table, "send_all_clear", bool, label, "alerts", default=False),
         dashboard_url=settings.dashboard_url.rstrip("/"),
         currency=settings.currency,
-        smtp=_smtp(require_table(table.get("smtp", {}), label, "alerts.smtp"), label),
+        smtp=_smtp(require_table(table.get("smtp", {}), label, "alerts.smtp"), label, settings),
         ses=_ses(require_table(table.get("ses", {}), label, "alerts.ses"), label, settings.aws_region),
         rules=_rules(table.get("rules", []), label),
     )
@@ -200,11 +201,11 @@ def _no_unknown(table: Mapping[str, Any], known: set[str], label: str, where: st
         raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
 
 
-def _smtp(table: Mapping[str, Any], label: str) -> SmtpConfig:
+def _smtp(table: Mapping[str, Any], label: str, settings: Settings) -> SmtpConfig:
     where = "alerts.smtp"
     _no_unknown(
         table,
-        {"host", "port", "security", "username", "password", "password_file", "ca_file", "timeout_seconds"},
+        {"host", "port", "security", "username", "password", "password_file", "password_env", "ca_file", "timeout_seconds"},
         label,
         where,
     )
@@ -216,8 +217,11 @@ def _smtp(table: Mapping[str, Any], label: str) -> SmtpConfig:
         raise ConfigError(f"{label}: [{where}] port: expected 1-65535, got {port}")
     password = opt(table, "password", str, label, where)
     password_file = opt(table, "password_file", str, label, where)
-    if password is not None and password_file is not None:
-        raise ConfigError(f"{label}: [{where}] give either password or password_file, not both")
+    password_env = opt(table, "password_env", str, label, where)
+    if sum(v is not None for v in (password, password_file, password_env)) > 1:
+        raise ConfigError(f"{label}: [{where}] give only one of password, password_file and password_env")
+    if password_env is not None:
+        password = settings.secret(password_env, where=f"[{where}] password_env")
     if password_file is not None:
         # A secrets file (Docker/Kubernetes secret, systemd credential) keeps the password out of
         # the config and out of the environment; a trailing newline is not part of it.

@@ -92,6 +92,19 @@ class Settings:
     pipelines: tuple[PipelineConfig, ...] = ()
     prices: Prices = field(default_factory=Prices)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # PIPEPULSE_* variables as they were at load time, for secrets named in the config
+    # (e.g. ``password_env = "PIPEPULSE_SMTP_PASSWORD"``); read through ``secret()``.
+    environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def secret(self, name: str, *, where: str) -> str:
+        """The value of environment variable ``name`` (must start with PIPEPULSE_); ``where``
+        names the config key that asked for it, for the error when it is unset."""
+        if not name.startswith("PIPEPULSE_"):
+            raise ConfigError(f"{self.config_label}: {where}: secrets come from PIPEPULSE_* variables, got {name!r}")
+        value = self.environment.get(name)
+        if not value:
+            raise ConfigError(f"{self.config_label}: {where}: environment variable {name} is not set")
+        return value
 
     def section(self, name: str) -> Mapping[str, Any]:
         """The raw ``[name]`` table of the config file (empty when absent)."""
@@ -187,6 +200,7 @@ def load_settings(
         pipelines=_pipelines(raw.get("pipelines", []), label),
         prices=_prices(require_table(raw.get("prices", {}), label, "prices"), label),
         raw=raw,
+        environment={k: v for k, v in env.items() if k.startswith("PIPEPULSE_")},
     )
 
 

@@ -143,7 +143,7 @@ def test_an_unknown_kind_names_the_rule_and_the_kinds(tmp_path):
         ("smtp_host = 'x'", "[alerts] unknown key 'smtp_host'; known keys: channel, rules, send_all_clear, sender, ses, smtp, suppression_hours"),
         ('[alerts.smtp]\nsecurity = "tls"', "[alerts.smtp] security: expected starttls, ssl or none, got 'tls'"),
         ("[alerts.smtp]\nport = 70000", "[alerts.smtp] port: expected 1-65535, got 70000"),
-        ('[alerts.smtp]\npassword = "a"\npassword_file = "/x"', "[alerts.smtp] give either password or password_file, not both"),
+        ('[alerts.smtp]\npassword = "a"\npassword_file = "/x"', "[alerts.smtp] give only one of password, password_file and password_env"),
         ('[alerts.smtp]\npassword_file = "/nonexistent/pw"', "[alerts.smtp] password_file: cannot read /nonexistent/pw: No such file or directory"),
     ],
 )
@@ -187,3 +187,15 @@ def test_password_file_drops_the_trailing_newline(tmp_path):
     pw.write_text("hunter2\n")
     cfg = load_alert_config(settings_from(tmp_path, f'[alerts.smtp]\npassword_file = "{pw}"\n'))
     assert cfg.smtp.password == "hunter2"
+
+
+def test_password_from_a_named_environment_variable(tmp_path):
+    path = tmp_path / "pipepulse.toml"
+    path.write_text('[alerts.smtp]\npassword_env = "PIPEPULSE_SMTP_PASSWORD"\n', encoding="utf-8")
+    cfg = load_alert_config(load_settings({"PIPEPULSE_SMTP_PASSWORD": "s3cret"}, config_path=path))
+    assert cfg.smtp.password == "s3cret"
+    with pytest.raises(ConfigError, match=r"\[alerts.smtp\] password_env: environment variable PIPEPULSE_SMTP_PASSWORD is not set"):
+        load_alert_config(load_settings({}, config_path=path))
+    path.write_text('[alerts.smtp]\npassword_env = "HOME"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="secrets come from PIPEPULSE_\\* variables, got 'HOME'"):
+        load_alert_config(load_settings({"HOME": "/root"}, config_path=path))
