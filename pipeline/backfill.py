@@ -63,7 +63,7 @@ POLL_SECONDS = 300  # how often the file-arrival sensor looks (simulated)
 TRANSIENT_RATE = 0.015
 GROWTH = 0.35
 
-_FAST = Config(parameter_validation=False)
+_FAST = Config(parameter_validation=False, max_pool_connections=8)
 
 DEFAULT_PIPELINES = (PipelineConfig(name="orders", schedule="0 * * * *"),)
 
@@ -183,8 +183,10 @@ def backfill(
         prices=settings.prices,
         ledger=Ledger(section.ledger_path),
         # thousands of calls with parameters we build ourselves: skip botocore's validation
-        metrics=Metrics(client=boto3.client("cloudwatch", config=_FAST), not_before=end_dt - MAX_METRIC_AGE),
-        logs=Logs(client=boto3.client("logs", config=_FAST)),
+        metrics=Metrics(
+            client=boto3.client("cloudwatch", config=_FAST), not_before=end_dt - MAX_METRIC_AGE
+        ),
+        logs=Logs(client=boto3.client("logs", config=_FAST), workers=4),
         source=source,
         output=location(section.output),
         quarantine=location(section.quarantine),
@@ -218,7 +220,7 @@ def backfill(
                 continue
             if current_day != t.date():
                 if current_day is not None:
-                    rt.logs.flush()
+                    rt.logs.flush(wait=False)
                     ticker.step()
                 current_day = t.date()
             cfg = by_name[name]
@@ -252,7 +254,7 @@ def backfill(
                 heapq.heappush(heap, (t + timedelta(hours=1), seq, name, "retry", 2))
         ticker.close()
         rt.metrics.flush()
-        rt.logs.flush()
+        rt.logs.close()
         rows = focus.account_rows(
             start.date(),
             (end_dt - timedelta(microseconds=1)).date() + timedelta(days=1),
@@ -268,6 +270,7 @@ def backfill(
         summary.metric_points = rt.metrics.sent
         summary.metric_calls = rt.metrics.calls
         summary.log_calls = rt.logs.calls
+        rt.logs.shutdown()
         rt.pool.shutdown(wait=True)
         rt.ledger.close()
     summary.cost_usd = round(summary.cost_usd, 2)

