@@ -187,7 +187,10 @@ def build(folder: Path) -> tuple:
     from store.schema import anomalies, collector_runs, cost_daily, runs
 
     config = folder / "pipepulse.toml"
-    config.write_text((ROOT / "examples" / "demo.toml").read_text(encoding="utf-8") + ALERTS, encoding="utf-8")
+    demo = (ROOT / "examples" / "demo.toml").read_text(encoding="utf-8")
+    # the demo's pipelines and budgets, with this example's own rules instead of the demo's
+    demo = demo.split("\n[alerts]", 1)[0]
+    config.write_text(demo + ALERTS, encoding="utf-8")
     url = f"sqlite:///{folder / 'example.db'}"
     settings = load_settings({"PIPEPULSE_DATABASE_URL": url, "PIPEPULSE_DASHBOARD_URL": "https://pipepulse.example.com"},
                              config_path=config)

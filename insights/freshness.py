@@ -86,21 +86,26 @@ def freshness_table(configs: Iterable[PipelineConfig], runs: pd.DataFrame, *, no
 
 def _scheduled(config, mine, sla, last_success, now) -> Freshness:
     cron = CronSchedule(config.schedule)
-    slot = cron.previous_at_or_before(now)
-    if now <= slot + sla:
-        # inside the current slot's SLA: judge the previous slot unless the current one is done
-        cur = _slot_runs(mine, cron, slot)
-        if not (cur["status"] == "SUCCEEDED").any():
-            prev = cron.previous_at_or_before(slot - timedelta(seconds=1))
-            verdict = _judge_slot(config, mine, cron, prev, sla, last_success, now)
-            if verdict.state != "on_time":
-                return verdict
-            waiting = "is running" if cur["status"].isin(IN_PROGRESS).any() else "is due"
-            return Freshness(
-                config.name, "on_time", "schedule", slot, slot + sla, last_success, None,
-                f"the {_hhmm(slot)} run {waiting} (SLA until {_hhmm(slot + sla)} UTC)",
-            )
-    return _judge_slot(config, mine, cron, slot, sla, last_success, now)
+    latest = cron.previous_at_or_before(now)
+    # The newest slot whose deadline has passed decides; slots still inside their SLA (there
+    # may be several when the SLA is longer than the schedule's step) cannot be late yet.
+    judged = cron.previous_at_or_before(now - sla)
+    # ... unless a newer slot has already succeeded: then the data is fresh from that run.
+    slot, steps = latest, 0
+    while slot > judged and steps < 1000:
+        if (_slot_runs(mine, cron, slot)["status"] == "SUCCEEDED").any():
+            return _judge_slot(config, mine, cron, slot, sla, last_success, now)
+        slot = cron.previous_at_or_before(slot - timedelta(seconds=1))
+        steps += 1
+    verdict = _judge_slot(config, mine, cron, judged, sla, last_success, now)
+    if verdict.state != "on_time" or latest <= judged:
+        return verdict
+    cur = _slot_runs(mine, cron, latest)
+    waiting = "is running" if cur["status"].isin(IN_PROGRESS).any() else "is due"
+    return Freshness(
+        config.name, "on_time", "schedule", latest, latest + sla, last_success, None,
+        f"the {_hhmm(latest)} run {waiting} (SLA until {_hhmm(latest + sla)} UTC)",
+    )
 
 
 def _judge_slot(config, mine, cron, slot, sla, last_success, now) -> Freshness:

@@ -98,3 +98,30 @@ def test_table_and_durations():
 def test_sentence_names_the_day_when_not_today():
     f = check_freshness(DAILY, frame(), now=at(0, 30, day=21))
     assert f.message == "the 06:00 run has not happened (due 06:00 UTC on 2026-11-20, 18 h 30 min late)"
+
+
+def test_sla_longer_than_the_schedule_step_is_not_missed_before_its_deadline():
+    # hourly at :00 with a 90-minute SLA: at 13:00 the 12:00 run still has until 13:30
+    hourly = PipelineConfig(name="orders", schedule="0 * * * *", freshness_sla_seconds=90 * 60)
+    runs = frame(r("orders", "SUCCEEDED", at(11, 1), at(11, 20), at(11)))
+    f = check_freshness(hourly, runs, now=at(13))
+    assert f.state == "on_time"
+    assert f.message == "the 13:00 run is due (SLA until 14:30 UTC)"
+    # at 13:31 the 12:00 run's deadline has passed
+    f = check_freshness(hourly, runs, now=at(13, 31))
+    assert f.state == "missed"
+    assert f.due_at == at(12) and f.late_by == timedelta(hours=1, minutes=31)
+    assert f.message == "the 12:00 run has not happened (due 12:00 UTC, 1 h 31 min late)"
+    # and once the 12:00 run succeeded in time, the pipeline is fresh again
+    runs = frame(r("orders", "SUCCEEDED", at(11, 1), at(11, 20), at(11)), r("orders", "SUCCEEDED", at(12, 1), at(12, 25), at(12)))
+    assert check_freshness(hourly, runs, now=at(13, 31)).state == "on_time"
+
+
+def test_a_newer_success_makes_an_older_failed_slot_fresh():
+    hourly = PipelineConfig(name="orders", schedule="0 * * * *", freshness_sla_seconds=90 * 60)
+    runs = frame(r("orders", "FAILED", at(12, 1), at(12, 5), at(12)), r("orders", "SUCCEEDED", at(13, 1), at(13, 20), at(13)))
+    f = check_freshness(hourly, runs, now=at(14))
+    assert f.state == "on_time" and f.message == "the 13:00 run succeeded at 13:20 UTC"
+    # without the 13:00 success, the failed 12:00 slot is missed once its deadline passed
+    f = check_freshness(hourly, runs.iloc[:1], now=at(14))
+    assert f.state == "missed" and f.message == "the 12:00 run failed and has not succeeded since (due 12:00 UTC, 2 h late)"
