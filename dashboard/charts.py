@@ -81,7 +81,7 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
     ``recent``: pipeline, started_at, status, run_id (``store.dashboard_reads.recent_runs``).
     The x axis counts runs back from the newest (0), so hourly and daily pipelines line up.
     """
-    title = "Recent runs by pipeline (newest on the right)"
+    title = "Recent runs, newest on the right"
     if recent.empty:
         return _empty(title)
     f = recent.sort_values(["pipeline", "started_at"]).copy()
@@ -107,10 +107,9 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
             )
         )
     pipelines = f["pipeline"].nunique()
-    fig = _layout(fig, title, height=max(200, 90 + 34 * pipelines))
+    fig = _layout(fig, title, height=max(220, 110 + 34 * pipelines))
     fig.update_yaxes(type="category", categoryorder="category descending")
     fig.update_xaxes(zeroline=False, dtick=4)
-    fig.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1, "xanchor": "right"})
     return fig
 
 

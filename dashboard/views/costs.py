@@ -53,7 +53,7 @@ else:
         charts.forecast_vs_actual(actual, points, level=snap.get("level"), currency=cur), key="forecast", config={"displaylogo": False}
     )
     m = st.columns(5)
-    m[0].metric("Month end", f"{snap['month_end_mean']:,.0f} {cur}" if snap.get("month_end_mean") is not None else "n/a",
+    m[0].metric(f"Month end ({cur})", f"{snap['month_end_mean']:,.0f}" if snap.get("month_end_mean") is not None else "n/a",
                 f"{snap['month_end_lower']:,.0f} to {snap['month_end_upper']:,.0f}" if snap.get("month_end_lower") is not None else None,
                 delta_color="off", border=True)
     m[1].metric("Backtest MAPE", f"{snap['mape'] * 100:.1f}%" if snap.get("mape") is not None else "n/a", border=True,
@@ -63,7 +63,11 @@ else:
     m[3].metric("Interval coverage", f"{snap['coverage'] * 100:.0f}%" if snap.get("coverage") is not None else "n/a", border=True,
                 help=f"Share of backtest actuals inside the {snap['level'] * 100:.0f}% interval")
     budget = data.settings().budget_monthly or snap.get("budget")
-    m[4].metric("Budget crossed", str(snap["budget_cross_day"]) if snap.get("budget_cross_day") else ("not this month" if budget else "no budget"), border=True)
+    crossed = snap.get("budget_cross_day")
+    m[4].metric(
+        "Budget crossed", f"{crossed:%b %d}" if crossed else ("not this month" if budget else "no budget"), border=True,
+        help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur}" if budget else "Set [budgets] monthly in the config",
+    )
     st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, trained {snap.get('train_start')} to {snap.get('train_end')}")
 
 st.subheader("Cost per run")
