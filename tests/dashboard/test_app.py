@@ -189,3 +189,29 @@ def test_auto_refresh_from_the_url(filled_db, app_env):
     assert not at.exception
     assert at.toggle(key="refresh").value is True
     assert any(c.value.endswith("every 60 s") for c in at.caption)
+
+
+OIDC = {
+    "auth": {"redirect_uri": "https://pp.example.com/oauth2callback", "cookie_secret": "x" * 32, "client_id": "c",
+             "client_secret": "s", "server_metadata_url": "https://idp.example.com/.well-known/openid-configuration"},
+    "pipepulse": {"admins": ["ann@example.com"]},
+}
+
+
+def test_oidc_sign_in_with_admins_from_secrets(filled_db, app_env):
+    url, _ = filled_db
+    app_env(url, address="0.0.0.0")
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.secrets = OIDC
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert not at.metric
+    assert [b.label for b in at.button] == ["Sign in"]
+    for email, can_act in (("ann@example.com", True), ("bob@example.com", False)):
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.secrets = OIDC
+        at.user = {"is_logged_in": True, "email": email}
+        at.run()
+        assert any(m.label == "Open anomalies" for m in at.metric)
+        at.switch_page("views/anomalies.py").run()
+        assert bool([b for b in at.button if b.key == "ack"]) is can_act, email
