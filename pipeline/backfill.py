@@ -85,6 +85,7 @@ class BackfillSummary:
     sampled_runs: int = 0
     metric_points: int = 0
     metric_calls: int = 0
+    metric_too_old: int = 0
     log_calls: int = 0
     export_keys: list[str] = field(default_factory=list)
     export_rows: int = 0
@@ -98,7 +99,8 @@ class BackfillSummary:
             f"backfill {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M} UTC ({self.days} days, seed {self.seed})",
             f"runs: {self.runs} ({st}); step retries {self.retries}; {self.sampled_runs} runs read real files",
             f"records: {self.records_in:,} in, {self.records_rejected:,} rejected; estimated cost ${self.cost_usd:,.2f}",
-            f"metrics: {self.metric_points:,} points in {self.metric_calls} PutMetricData calls; logs: {self.log_calls} calls",
+            f"metrics: {self.metric_points:,} points in {self.metric_calls} PutMetricData calls"
+            f" ({self.metric_too_old:,} older than 14 days not sent: CloudWatch refuses them); logs: {self.log_calls} calls",
             f"cost export: {self.export_rows:,} FOCUS rows, ${self.export_total_usd:,.2f}, {len(self.export_keys)} file(s)",
             f"ledger: {self.ledger_path}; took {self.wall_seconds:.1f} s",
         ]
@@ -269,6 +271,7 @@ def backfill(
     finally:
         summary.metric_points = rt.metrics.sent
         summary.metric_calls = rt.metrics.calls
+        summary.metric_too_old = rt.metrics.too_old
         summary.log_calls = rt.logs.calls
         rt.logs.shutdown()
         rt.pool.shutdown(wait=True)

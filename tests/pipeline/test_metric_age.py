@@ -16,8 +16,12 @@ def test_datums_older_than_two_weeks_are_not_sent(aws):
     m.flush()
     assert (m.sent, m.too_old, m.calls) == (1, 1, 1)
     stats = cw.get_metric_statistics(
-        Namespace="Pipepulse/Reference", MetricName="RecordsIn",
+        Namespace="Pipepulse/Reference",
+        MetricName="RecordsIn",
         Dimensions=[{"Name": "Pipeline", "Value": "orders"}],
-        StartTime=end - timedelta(days=30), EndTime=end, Period=86400, Statistics=["Sum"],
+        StartTime=end - timedelta(days=30),
+        EndTime=end,
+        Period=86400,
+        Statistics=["Sum"],
     )
     assert [p["Sum"] for p in stats["Datapoints"]] == [7.0]

@@ -229,6 +229,10 @@ def test_missing_input_is_named():
 
 def test_a_file_run_by_hand_is_not_new_to_the_scheduler(runtime):
     _put(runtime, "orders/a.csv", ORDERS)
-    run_pipeline(runtime, RunRequest("orders", inputs=resolve_inputs("s3://landing/incoming/orders/a.csv")))
-    assert runtime.ledger.loaded_inputs("orders") == {("orders/a.csv", runtime.source.list("orders/")[0].etag)}
+    run_pipeline(
+        runtime, RunRequest("orders", inputs=resolve_inputs("s3://landing/incoming/orders/a.csv"))
+    )
+    assert runtime.ledger.loaded_inputs("orders") == {
+        ("orders/a.csv", runtime.source.list("orders/")[0].etag)
+    }
     assert run_pipeline(runtime, RunRequest("orders")).records_in == 0
