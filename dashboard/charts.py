@@ -127,18 +127,26 @@ def runs_by_status(daily: pd.DataFrame) -> go.Figure:
     return _layout(fig, title, ytitle="runs")
 
 
-def _markers(fig: go.Figure, marks: pd.DataFrame | None, name: str) -> None:
+def _markers(fig: go.Figure, marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column: str) -> None:
+    """Anomalies as red crosses on the line of their pipeline and day (the detector's own
+    observed value, whose unit may differ from the line's, is in the hover text)."""
     if marks is None or marks.empty:
         return
+    line = daily.set_index(["pipeline", "day"])[column]
+    days = pd.to_datetime(marks["window_start"], utc=True).dt.tz_localize(None).dt.floor("D")
+    ys = []
+    for pipe, day, observed in zip(marks["pipeline"], days, marks["observed"], strict=True):
+        ys.append(line.get((pipe, day), observed))
     fig.add_trace(
         go.Scatter(
-            x=marks["window_start"],
-            y=marks["observed"],
+            x=days,
+            y=ys,
             mode="markers",
             name=name,
             marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
-            text=[f"{_t(s)} ({_t(v)})" for s, v in zip(marks["subject"], marks["severity"], strict=True)],
-            hovertemplate="%{text}<br>observed %{y:,.1f}<extra></extra>",
+            text=[f"{_t(s)} ({_t(v)}): observed {o:,.4g}, expected {e:,.4g}" for s, v, o, e in
+                  zip(marks["subject"], marks["severity"], marks["observed"], marks["expected"], strict=True)],
+            hovertemplate="%{text}<extra></extra>",
         )
     )
 
@@ -160,7 +168,7 @@ def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go
             go.Scatter(x=part["day"], y=part["duration_p50"], mode="lines", name=f"{_t(name)} p50", legendgroup=str(i),
                        showlegend=False, line={"color": color, "dash": "dot"})
         )
-    _markers(fig, marks, "duration anomaly")
+    _markers(fig, marks, "duration anomaly", daily, "duration_p95")
     return _layout(fig, title, ytitle="seconds")
 
 
@@ -174,7 +182,7 @@ def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> 
         fig.add_trace(
             go.Scatter(x=part["day"], y=part["records_out"], mode="lines+markers", name=_t(name), line={"color": PALETTE[i % len(PALETTE)]}, marker={"size": 4})
         )
-    _markers(fig, marks, "throughput anomaly")
+    _markers(fig, marks, "throughput anomaly", daily, "records_out")
     return _layout(fig, title, ytitle="records")
 
 

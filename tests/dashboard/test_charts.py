@@ -54,11 +54,16 @@ def test_duration_trend_draws_p50_and_p95_per_pipeline_and_marks_anomalies():
         {"day": pd.to_datetime(["2026-11-01", "2026-11-02"]), "pipeline": ["a", "a"],
          "duration_p50": [10.0, 11.0], "duration_p95": [20.0, 40.0]}
     )
-    marks = pd.DataFrame({"window_start": [T0], "observed": [40.0], "subject": ["a p95"], "severity": ["high"]})
+    marks = pd.DataFrame(
+        {"window_start": [datetime(2026, 11, 2, 5, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)], "pipeline": ["a", None],
+         "observed": [41.0, 7.0], "expected": [20.0, 5.0], "subject": ["a p95", "all"], "severity": ["high", "low"]}
+    )
     fig = charts.duration_trend(daily, marks)
     assert [t.name for t in fig.data] == ["a p95", "a p50", "duration anomaly"]
     assert list(fig.data[0].y) == [20.0, 40.0]
-    assert list(fig.data[2].y) == [40.0]
+    # on the pipeline's line at that day; without a pipeline, at the observed value
+    assert list(fig.data[2].y) == [40.0, 7.0]
+    assert fig.data[2].text[0] == "a p95 (high): observed 41, expected 20"
     assert all(t.type == "scatter" for t in fig.data)  # SVG, not WebGL
 
 
