@@ -20,7 +20,7 @@ if run is None:
 
 st.subheader("Pipeline")
 st.text(run["pipeline"])
-c = st.columns([1.4, 1, 1, 1, 1.4])
+c = st.columns([2, 1, 1, 1, 1.5])
 c[0].metric("Status", run["status"], border=True)
 c[1].metric("Duration", f"{run['duration_seconds']:,.0f} s" if run.get("duration_seconds") is not None else "n/a", border=True)
 queued = (run["started_at"] - run["queued_at"]).total_seconds() if run.get("started_at") and run.get("queued_at") else None
