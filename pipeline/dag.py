@@ -198,7 +198,7 @@ def execute(
         )
         if not wave:
             raise ValueError("the stages have a cycle")
-        # wait for the earliest retry that is due, then start everything that is ready
+        # a wave starts together: wait until every retry in it is due, then start all of it
         due = max((retry_due[n][1] for n in wave if n in retry_due), default=None)
         if due is not None:
             wait = (due - clock()).total_seconds()
