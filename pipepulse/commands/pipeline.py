@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
 from datetime import UTC, datetime
 
+from pipepulse.awsenv import aws_environment
 from pipepulse.errors import ConfigError, InputError
 from pipepulse.settings import PipelineConfig, Settings
 
@@ -72,32 +72,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.set_defaults(handler=cmd_schedule)
 
 
-def ensure_aws(settings: Settings):
-    """Point boto3 at AWS: the configured endpoint, or an in-process local AWS (moto) when
-    ``settings.local_aws`` and no endpoint is set. Returns the LocalAWS started, or None.
-
-    (Core will move this to ``pipepulse/awsenv.py``; it sets process environment variables
-    because that is how botocore is told about an endpoint without ``endpoint_url``.)
-    """
-    os.environ.setdefault("AWS_DEFAULT_REGION", settings.aws_region)
-    if settings.aws_endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
-        return None
-    if not settings.local_aws:
-        return None
-    import logging
-
-    from pipepulse.localaws import LocalAWS
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = LocalAWS().start()
-    os.environ["AWS_ENDPOINT_URL"] = server.endpoint
-    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
-    os.environ["MOTO_PORT"] = str(server.port)
-    return server
-
-
 def _reference_pipelines(settings: Settings, names: list[str] | None) -> list[PipelineConfig]:
     refs = [p for p in settings.pipelines if p.source == "reference"]
     if not names:
@@ -137,17 +111,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     cfg = _reference_pipelines(settings, [args.pipeline])[0]
     section = pipeline_section(settings)
-    server = ensure_aws(settings)
-    rt = Runtime.create(section, settings.prices, echo=sys.stdout)
-    try:
-        for st in (rt.source, rt.output, rt.quarantine):
-            st.ensure()
-        inputs = resolve_inputs(args.input) if args.input else None
-        result = run_pipeline(rt, RunRequest(cfg.name, trigger="manual", inputs=inputs))
-    finally:
-        rt.close()
-        if server is not None:
-            server.stop()
+    with aws_environment(settings):
+        rt = Runtime.create(section, settings.prices, echo=sys.stdout)
+        try:
+            for st in (rt.source, rt.output, rt.quarantine):
+                st.ensure()
+            inputs = resolve_inputs(args.input) if args.input else None
+            result = run_pipeline(rt, RunRequest(cfg.name, trigger="manual", inputs=inputs))
+        finally:
+            rt.close()
     line = (
         f"{result.pipeline} run {result.run_id}: {result.status}; {result.records_in} records in, "
         f"{result.records_out} loaded, {result.records_rejected} quarantined; ${result.cost_usd:.4f}"
@@ -164,14 +136,8 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     if args.days <= 0:
         raise InputError(f"--days: expected a positive number of days, got {args.days}")
     end = _parse_time(args.end, "--end") if args.end else datetime.now(UTC)
-    server = ensure_aws(settings)
-    try:
-        summary = backfill(
-            settings, days=args.days, end=end, seed=args.seed, progress=_progress_bar()
-        )
-    finally:
-        if server is not None:
-            server.stop()
+    with aws_environment(settings):
+        summary = backfill(settings, days=args.days, end=end, seed=args.seed, progress=_progress_bar())
     print("\n".join(summary.lines()))
     return 0
 
@@ -196,15 +162,21 @@ def _progress_bar():
 
 
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
+    pipelines = _reference_pipelines(settings, args.pipeline)
+    until = _parse_time(args.until, "--until") if args.until else None
+    with aws_environment(settings):
+        results = _schedule(args, settings, pipelines, until)
+    print(f"stopped after {len(results)} run(s)", file=sys.stderr)
+    return 0
+
+
+def _schedule(args: argparse.Namespace, settings: Settings, pipelines: list[PipelineConfig], until):
     from pipeline.config import pipeline_section
     from pipeline.run import Runtime
     from pipeline.triggers import Scheduler
 
-    pipelines = _reference_pipelines(settings, args.pipeline)
     section = pipeline_section(settings)
-    until = _parse_time(args.until, "--until") if args.until else None
     stop = threading.Event()
-    server = ensure_aws(settings)
     rt = Runtime.create(section, settings.prices, echo=sys.stdout, sleep=lambda s: stop.wait(s))
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -222,11 +194,7 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
             "(SIGTERM or Ctrl-C stops)",
             file=sys.stderr,
         )
-        results = sched.loop(max_iterations=args.max_iterations, until=until)
+        return sched.loop(max_iterations=args.max_iterations, until=until)
     finally:
         signal.signal(signal.SIGTERM, previous)
         rt.close()
-        if server is not None:
-            server.stop()
-    print(f"stopped after {len(results)} run(s)", file=sys.stderr)
-    return 0
