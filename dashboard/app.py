@@ -11,6 +11,7 @@ without the login wall).
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import streamlit as st
 
@@ -34,7 +35,8 @@ try:
     cfg = data.config()
     now_day = state.now_minute().date()
     pipeline_options = data.pipeline_options(now_day.replace(day=1).replace(year=now_day.year - 1))
-    account_options = data.account_options(now_day.replace(day=1).replace(year=now_day.year - 1))
+    # accounts billed in the last two weeks: a year of cost rows is millions of rows to scan
+    account_options = data.account_options(now_day - timedelta(days=14))
 except PipepulseError as exc:
     st.error(f"The dashboard cannot read its data: {exc}")
     st.stop()

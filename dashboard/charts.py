@@ -51,14 +51,22 @@ def _t(value: object) -> str:
 
 
 def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, ytitle: str | None = None) -> go.Figure:
+    # template "none" plus explicit colours: a named template such as "plotly_white" is deep-copied
+    # and validated into every figure, ~60 ms a chart on every rerun
     fig.update_layout(
+        template="none",
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
         height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
-        template="plotly_white",
+        margin={"l": 56, "r": 10, "t": 40, "b": 30},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
         hovermode="closest",
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        font={"family": "Source Sans Pro, sans-serif", "size": 12, "color": "#31333f"},
+        colorway=PALETTE,
     )
+    fig.update_xaxes(showgrid=True, gridcolor="#ebedf0", zeroline=False, linecolor="#d0d3d9", automargin=True)
+    fig.update_yaxes(showgrid=True, gridcolor="#ebedf0", zeroline=False, automargin=True)
     if ytitle:
         fig.update_yaxes(title_text=ytitle)
     return fig

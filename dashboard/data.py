@@ -103,7 +103,7 @@ def pipeline_options(since: date) -> list[str]:
         return sorted(configured | set(reads.pipeline_names(conn, since=since)))
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
+@st.cache_data(ttl=timedelta(minutes=15), show_spinner=False)
 def account_options(since: date) -> list[str]:
     with engine().connect() as conn:
         return reads.accounts(conn, since=since)
