@@ -46,7 +46,8 @@ def table(
     st.dataframe(shown, hide_index=True, column_config=column_config, height=height, width="stretch", key=f"df_{key}")
     st.download_button(
         "Download CSV",
-        data=frame.to_csv(index=False).encode(),
+        # made when clicked, not on every rerun
+        data=lambda: frame.to_csv(index=False).encode(),
         file_name=filename,
         mime="text/csv",
         key=f"csv_{key}",

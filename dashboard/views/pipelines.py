@@ -48,14 +48,15 @@ statuses = st.multiselect(
     "Status", ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "RUNNING", "QUEUED", "AWAITING_RETRY"],
     key="status", bind="query-params", placeholder="All statuses",
 )
-history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None)
+HISTORY_ROWS = 1000
+history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS)
 if history.empty:
     st.info("No runs match.")
 else:
     view = history[["started_at", "pipeline", "status", "trigger", "attempt", "duration_seconds", "records_in", "records_out", "records_rejected", "retries", "cost_usd", "error_message", "run_id"]].copy()
     view.insert(0, "open", [ui.run_link(r) for r in view["run_id"]])
-    if len(history) >= 2000:
-        st.caption("Newest 2,000 runs shown; narrow the window or the pipelines to see older ones.")
+    if len(history) >= HISTORY_ROWS:
+        st.caption(f"Newest {HISTORY_ROWS:,} runs shown; narrow the window, the pipelines or the status to see older ones.")
     ui.table(
         view,
         key="history",

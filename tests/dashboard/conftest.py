@@ -1,4 +1,4 @@
-"""Fixtures for the dashboard tests: a realistic database (``dataset.py``) and the environment the
+"""Fixtures for the dashboard tests: a realistic database (``dash_dataset.py``) and the environment the
 app reads its settings from."""
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-APP = ROOT / "dashboard" / "app.py"
-DEMO_CONFIG = ROOT / "examples" / "demo.toml"
 sys.path.insert(0, str(HERE))
 
-import dataset  # noqa: E402
+import dash_dataset as dataset  # noqa: E402
+from dash_paths import APP, DEMO_CONFIG  # noqa: E402
 
 TEST_DBS = [d.strip() for d in os.environ.get("PIPEPULSE_TEST_DBS", "sqlite").split(",") if d.strip()]
 PG_ADMIN_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DEMO_CONFIG, ROOT
+from dash_paths import DEMO_CONFIG, ROOT
 
 from pipepulse.cli import build_parser
 from pipepulse.commands.dashboard import (

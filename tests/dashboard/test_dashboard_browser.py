@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import DEMO_CONFIG, ROOT
+from dash_paths import DEMO_CONFIG, ROOT
 
 from pipepulse.commands.dashboard import hash_password
 from store.schema import anomalies

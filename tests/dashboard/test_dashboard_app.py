@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from conftest import APP
+from dash_paths import APP
 from streamlit.testing.v1 import AppTest
 
 from pipepulse.commands.dashboard import hash_password
