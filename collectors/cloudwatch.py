@@ -30,7 +30,6 @@ tests and the demo use Sum/Average/Minimum/Maximum/SampleCount only. moto never 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
