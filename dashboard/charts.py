@@ -232,7 +232,11 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
             )
         )
     fig.update_layout(barmode="overlay")
-    fig.update_xaxes(type="date")
+    # times only on the axis (a second line with the date would sit under the legend)
+    fig.update_xaxes(type="date", tickformat="%H:%M:%S")
+    first = s["started_at"].dropna().min()
+    if pd.notna(first):
+        title = f"Stages, {first:%Y-%m-%d} UTC"
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)))
     return _layout(fig, title, height=max(220, 80 + 32 * len(order)))
 

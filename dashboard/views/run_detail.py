@@ -20,11 +20,19 @@ if run is None:
 
 st.subheader("Pipeline")
 st.text(run["pipeline"])
-c = st.columns([2, 1, 1, 1, 1.5])
+c = st.columns([1.8, 1.2, 1, 1, 1.5])
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    return f"{seconds:,.0f} s" if seconds < 1000 else f"{seconds / 60:,.1f} min"
+
+
 c[0].metric("Status", run["status"], border=True)
-c[1].metric("Duration", f"{run['duration_seconds']:,.0f} s" if run.get("duration_seconds") is not None else "n/a", border=True)
+c[1].metric("Duration", _dur(run.get("duration_seconds")), border=True)
 queued = (run["started_at"] - run["queued_at"]).total_seconds() if run.get("started_at") and run.get("queued_at") else None
-c[2].metric("Queue time", f"{queued:,.0f} s" if queued is not None else "n/a", border=True)
+c[2].metric("Queue time", _dur(queued), border=True)
 c[3].metric("Step retries", f"{run.get('retries') or 0}", border=True)
 cost = run.get("cost_usd")
 per_run = run.get("pipeline_day_cost_per_run")
