@@ -18,6 +18,8 @@ Settings, all optional, under ``[anomalies]``::
     throughput_floor_records = 100
     failure_rate_floor = 0.2     # failure-rate change (0..1) that can alert
     metric_rel_floor = 0.0
+    [anomalies.metric_floors]    # absolute floors per CloudWatch metric name
+    Retries = 5.0                # (default) retries the retry policy absorbed are routine
     [[anomalies.planned]]        # planned windows (besides the maintenance_windows table)
     subject = "nightly-etl"      # a pipeline, a subject, or "*"
     start = 2026-11-01T02:00:00Z
@@ -53,6 +55,9 @@ __all__ = ["AnomalySettings", "DetectionSummary", "anomaly_settings", "run_detec
 DETECTOR = "pipepulse-online-1"
 
 
+DEFAULT_METRIC_FLOORS = {"Retries": 5.0}
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnomalySettings:
     """The ``[anomalies]`` section, validated."""
@@ -67,6 +72,9 @@ class AnomalySettings:
     throughput_floor_records: float = 100.0
     failure_rate_floor: float = 0.2
     metric_rel_floor: float = 0.0
+    # A sparse count such as Retries sits at 0 and jumps to 1 or 2 whenever a transient error
+    # is retried; without an absolute floor every such hour would be "infinitely" anomalous.
+    metric_floors: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_METRIC_FLOORS))
     planned: tuple[tuple[str, datetime, datetime], ...] = ()
 
 
@@ -109,6 +117,14 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
             if v < 2:
                 raise ConfigError(f"{label}: [anomalies] {key}: expected at least 2 days, got {v}")
             values[key] = v
+    floors = require_table(table.get("metric_floors", {}), label, "anomalies.metric_floors")
+    if floors:
+        merged = dict(DEFAULT_METRIC_FLOORS)
+        for name, v in floors.items():
+            if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"{label}: [anomalies.metric_floors] {name}: expected a non-negative number, got {v!r}")
+            merged[name] = float(v)
+        values["metric_floors"] = merged
     planned = table.get("planned", [])
     if not isinstance(planned, list):
         raise ConfigError(f"{label}: [anomalies] planned: expected an array of tables ([[anomalies.planned]])")
@@ -171,12 +187,13 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
             dims = json.loads(s.dimensions or "{}")
             dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
             subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
-            key = tuple(part["timestamp"].astype("int64"))
+            floor = cfg.metric_floors.get(s.metric_name, 0.0)
+            key = (floor, tuple(part["timestamp"].astype("int64")))
             groups.setdefault(key, []).append((subject, s.pipeline, part.reset_index(drop=True)))
-        for members in groups.values():
+        for (floor, _), members in groups.items():
             ts = members[0][2]["timestamp"]
             step = float(ts.diff().dt.total_seconds().median()) if len(ts) > 1 else 300.0
-            config = DetectorConfig.for_step(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor)
+            config = DetectorConfig.for_step(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor, abs_floor=floor)
             x = np.vstack([m[2]["value"].to_numpy(float) for m in members])
             ex = np.vstack([planned_mask(ts, _windows_for(planned, m[1], m[0])) for m in members])
             result = scan_matrix(x, ts, config, excluded=ex)

@@ -109,3 +109,36 @@ def test_anomaly_settings_are_validated(tmp_path):
     with pytest.raises(ConfigError, match="end must be after start"):
         anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {
             "planned": [{"start": "2026-11-01T04:00:00Z", "end": "2026-11-01T02:00:00Z"}]}}))
+
+
+def test_routine_retries_do_not_alert_but_a_burst_does(engine, db_url, tmp_path, now):
+    # hourly Retries of one pipeline: mostly 0, a 1 or 2 now and then (transient errors the retry
+    # policy absorbed), then a burst of 12 in one hour on the last day
+    rng = np.random.default_rng(5)
+    hours = 10 * 24
+    start = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
+    values = np.where(rng.random(hours) < 0.02, rng.integers(1, 3, hours), 0).astype(float)
+    burst = hours - 10
+    values[burst] = 12.0
+    with engine.begin() as conn:
+        sid = conn.execute(metric_series.insert().values(
+            series_key="r1", namespace="Pipepulse/Reference", metric_name="Retries",
+            dimensions=json.dumps({"Pipeline": "etl"}), stat="Sum", period_seconds=3600, pipeline="etl")).inserted_primary_key[0]
+        conn.execute(metric_points.insert(), [{"series_id": sid, "ts": start + timedelta(hours=i), "value": float(v)} for i, v in enumerate(values)])
+    run_detection(settings(db_url, tmp_path), engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn)
+    assert list(found["subject"]) == ["Pipepulse/Reference/Retries{Pipeline=etl}"]
+    assert found.iloc[0]["window_start"] == start + timedelta(hours=burst)
+    assert found.iloc[0]["observed"] == 12.0
+    # without the floor the routine hours would alert too
+    run_detection(settings(db_url, tmp_path, metric_floors={"Retries": 0}), engine, now=now)
+    with engine.connect() as conn:
+        assert len(list_anomalies(conn)) > 1
+
+
+def test_metric_floors_are_configurable_and_checked(tmp_path):
+    s = anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"metric_floors": {"Failures": 2}}}))
+    assert s.metric_floors == {"Retries": 5.0, "Failures": 2.0}
+    with pytest.raises(ConfigError, match=r"\[anomalies.metric_floors\] Retries: expected a non-negative number, got 'x'"):
+        anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"metric_floors": {"Retries": "x"}}}))
