@@ -28,6 +28,7 @@ demo-data: install
 
 ## test: every test; PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both
 test: install browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## browser: Debian's Chromium for the end-to-end tests (installed when missing and we are root)
@@ -44,8 +45,12 @@ browser:
 lint: install
 	$(BIN)/ruff check .
 
+## bench: the quick benchmarks (bench/README.md lists all of them)
 bench: install
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.nab_eval
+	$(BIN)/python -m bench.forecast_eval
+	$(BIN)/python -m bench.bench_ce_requests
+	$(BIN)/python -m bench.bench_cloudwatch_calls
 
 clean:
 	rm -rf $(VENV) data/demo .pytest_cache
