@@ -17,8 +17,13 @@ Method (pure numpy, no statsmodels):
   point with the smallest absolute error over the errors *already realised* at that moment is
   used, and the interval is the empirical quantile of the procedure's own past h-step errors
   (the last ``WINDOW`` of them; a split-conformal interval with the finite-sample rank
-  correction), not a normal assumption. The backtest that each forecast carries scores exactly
-  those forecasts and intervals, so no number in it has seen the future.
+  correction), not a normal assumption. The quantile level adapts to the misses already
+  realised (adaptive conformal inference, Gibbs and Candes 2021, step ``ACI_GAMMA``): after an
+  incident's misses later intervals widen, and narrow again in calm weeks. Measured
+  (bench.forecast_eval, 80% intervals): coverage on the demo's billed spend 65.8% -> 72.5%,
+  CUR month 82.4% -> 83.5%, synthetic 79.4% -> 79.3% with a tighter spread across seeds.
+  The backtest that each forecast carries scores exactly those forecasts and intervals, so no
+  number in it has seen the future.
 * **Horizons beyond what the history can score** (e.g. 30 days ahead on a 31-day history) use
   the error quantiles of the longest scored horizon widened by ``sqrt(h / h_scored)``.
 * **Month-end total**: month-to-date actuals plus the sum of daily means. Daily errors are
@@ -66,6 +71,7 @@ MIN_HISTORY = 14  # days: below this there is nothing to backtest against
 CLIP = 3.0  # innovations beyond CLIP robust scales are clipped (spikes)
 SCALE_LAMBDA = 0.1  # smoothing of the robust innovation scale
 WINDOW = 56  # past errors used for an interval (conformal window)
+ACI_GAMMA = 0.05  # step of the adaptive conformal level (0 = fixed level)
 MIN_ERRORS = 5  # past errors needed before an interval is issued
 DEFAULT_BACKTEST_HORIZON = 7
 QUANTILE_METHOD = "median_unbiased"
@@ -148,7 +154,9 @@ def forecast_daily(
     idx = n - 1
     g = int(run.choice[idx])
     means = np.maximum(run.F[idx, :steps, g], 0.0)
-    lo_q, hi_q = _final_quantiles(run.E, steps, level, idx)
+    levels = [_aci(run.E, h, run.first_origin, level, ACI_GAMMA)[2] for h in range(bt_h)]
+    adapted = [lv[idx] if not np.isnan(lv[idx]) else level for lv in levels]
+    lo_q, hi_q = _final_quantiles(run.E, steps, adapted, idx)
     lower = np.maximum(means + lo_q, 0.0)
     upper = np.maximum(means + hi_q, lower)
     out_days = [last + timedelta(days=i + 1) for i in range(steps)]
@@ -342,35 +350,48 @@ def _run(y: np.ndarray, H: int, sel_h: int) -> _Run:
 def _rank_quantiles(errors: np.ndarray, level: float) -> tuple[float, float]:
     """Interval ends from past errors: their empirical (1-level)/2 and (1+level)/2 quantiles.
 
-    ``QUANTILE_METHOD`` is numpy's; "median_unbiased" was the one whose backtest coverage
+    Numpy's "median_unbiased" (``QUANTILE_METHOD``) was the one whose backtest coverage
     came closest to the nominal level on the CUR and synthetic series (see bench.forecast_eval).
     """
     tail = (1 - level) / 2
-    lo, hi = np.quantile(errors, [tail, 1 - tail], method=QUANTILE_METHOD)
-    return float(lo), float(hi)
-
-
-def _window_intervals(E: np.ndarray, h: int, origins: np.ndarray, first: int, level: float):
-    """``_rank_quantiles`` of ``_past_errors(E, h, t)`` for many origins at once.
-
-    Returns (lo, hi, count). Same numbers as numpy's "median_unbiased" quantile (Hyndman and
-    Fan type 8: virtual index m*q + (1+q)/3 - 1, clipped, linear interpolation)."""
-    k = np.arange(WINDOW)
-    idx = (origins - h - WINDOW)[:, None] + k[None, :]  # t' = t-h-WINDOW .. t-h-1
-    valid = idx >= first
-    vals = np.where(valid, E[np.clip(idx, 0, None), h], np.nan)
-    count = np.sum(~np.isnan(vals), axis=1)
-    rows = np.sort(vals, axis=1)  # NaN last
+    # numpy's "median_unbiased" (Hyndman and Fan type 8) written out: np.quantile's overhead
+    # dominated once the level adapts per origin (the same numbers, see the tests)
+    v = sorted(errors.tolist())
+    m = len(v)
     out = []
-    tail = (1 - level) / 2
     for q in (tail, 1 - tail):
-        v = np.clip(count * q + (1 + q) / 3 - 1, 0, np.maximum(count - 1, 0))
-        lo_i = np.floor(v).astype(int)
-        hi_i = np.minimum(lo_i + 1, np.maximum(count - 1, 0))
-        r = np.arange(len(origins))
-        a, b = rows[r, lo_i], rows[r, hi_i]
-        out.append(a + (v - lo_i) * (b - a))
-    return out[0], out[1], count
+        x = min(max(m * q + (1 + q) / 3 - 1, 0.0), m - 1)
+        i = int(x)
+        j = min(i + 1, m - 1)
+        out.append(v[i] + (x - i) * (v[j] - v[i]))
+    return out[0], out[1]
+
+
+def _aci(E: np.ndarray, h: int, first: int, level: float, gamma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adaptive conformal intervals for horizon index ``h`` at every origin ``t >= first``.
+
+    The interval at origin t is the rank quantile of the past errors (``_past_errors``) at a
+    level that adapts to the misses already realised (Gibbs and Candes 2021): after each
+    outcome the miscoverage level moves by ``gamma * (target - missed)``, so a stretch of
+    misses (an incident, a new regime) widens later intervals and a calm stretch narrows
+    them. Returns (lo, hi, level used) per origin; NaN where too few errors exist yet."""
+    n = E.shape[0]
+    lo = np.full(n, np.nan)
+    hi = np.full(n, np.nan)
+    used = np.full(n, np.nan)
+    target = 1 - level
+    a = target
+    for t in range(first, n):
+        done = t - h - 1  # the origin whose outcome was realised by time t
+        if done >= first and not np.isnan(lo[done]) and not np.isnan(E[done, h]):
+            missed = not (lo[done] <= E[done, h] <= hi[done])
+            a = a + gamma * (target - missed)
+        past = _past_errors(E, h, t)
+        if len(past) >= MIN_ERRORS:
+            eff = float(np.clip(1 - a, 0.5, 0.99))
+            lo[t], hi[t] = _rank_quantiles(past, eff)
+            used[t] = eff
+    return lo, hi, used
 
 
 def _past_errors(E: np.ndarray, h: int, t: int) -> np.ndarray:
@@ -380,7 +401,9 @@ def _past_errors(E: np.ndarray, h: int, t: int) -> np.ndarray:
     return col[-WINDOW:]
 
 
-def _final_quantiles(E: np.ndarray, steps: int, level: float, t: int) -> tuple[np.ndarray, np.ndarray]:
+def _final_quantiles(E: np.ndarray, steps: int, levels: list[float], t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals of the forecast issued at ``t``: ``levels[h]`` is horizon h's adapted level
+    (``_aci``); horizons past the last one given use the last."""
     lo = np.empty(steps)
     hi = np.empty(steps)
     scored = None
@@ -388,7 +411,7 @@ def _final_quantiles(E: np.ndarray, steps: int, level: float, t: int) -> tuple[n
         if h < E.shape[1]:
             past = _past_errors(E, h, t)
             if len(past) >= MIN_ERRORS:
-                lo[h], hi[h] = _rank_quantiles(past, level)
+                lo[h], hi[h] = _rank_quantiles(past, levels[min(h, len(levels) - 1)])
                 scored = h
                 continue
         if scored is None:
@@ -407,8 +430,9 @@ def _backtest(y: np.ndarray, run: _Run, bt_h: int, level: float) -> Backtest:
         ts = np.arange(run.first_origin, n - 1 - h)
         if len(ts) == 0:
             continue
-        q_lo, q_hi, count = _window_intervals(run.E, h, ts, run.first_origin, level)
-        keep = count >= MIN_ERRORS
+        a_lo, a_hi, _ = _aci(run.E, h, run.first_origin, level, ACI_GAMMA)
+        q_lo, q_hi = a_lo[ts], a_hi[ts]
+        keep = ~np.isnan(q_lo)
         ts, q_lo, q_hi = ts[keep], q_lo[keep], q_hi[keep]
         m = np.maximum(run.F[ts, h, run.choice[ts]], 0.0)
         fc.append(m)
