@@ -26,6 +26,8 @@ Faults, placed by fractions of the window so that short backfills have them too,
 - outage (day ``0.55 x days``, 09:00-13:00 UTC): the lake bucket answers 503; loads fail after
   their retries, runs FAIL, and each failed run is retried once an hour later (trigger ``retry``)
 - runaway (days ``0.8 x days`` .. +3): ``clickstream``'s transform runs with 3x the DPUs
+- schema break (day ``0.96 x days``): the finance export lost a column; ``finance_daily``'s
+  transform fails for good (not retried within the run), and so does its retry an hour later
 - volume growth: +35% over the window, weekends 20% quieter
 - in the bill only: a two-day data-transfer spike (day ``0.3 x days``)
 """
@@ -138,6 +140,11 @@ class Faults:
     @property
     def dt_spike_day(self) -> date:
         return self.day(0.3)
+
+    @property
+    def schema_break_day(self) -> date:
+        # recent (inside CloudWatch's 14 days), so its metrics and log lines are still there
+        return self.day(0.96)
 
 
 class _SimClock:
@@ -362,8 +369,18 @@ def _request(
             base *= 1.2
         return round(base * r.lognormvariate(0, 0.1), 3)
 
+    schema_break = cfg.name == "finance_daily" and t.date() == faults.schema_break_day
+
     def fault(stage: str, n_attempt: int) -> None:
         r = random.Random(f"{run_key}:{stage}:{n_attempt}:fault")
+        if schema_break and stage == "transform":
+            exc = PipelineError(
+                "column 'fx_rate' missing from the finance export (the upstream schema changed)",
+                error_type="SchemaMismatch",
+                transient=False,
+            )
+            exc.seconds = round(20 + r.random() * 10, 3)  # type: ignore[attr-defined]
+            raise exc
         if in_outage and stage == "load":
             exc = PipelineError(
                 "PutObject on the lake bucket: 503 Service Unavailable",

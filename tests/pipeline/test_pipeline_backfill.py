@@ -79,11 +79,17 @@ def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
     # the outage: every load in 09:00-13:00 on its day fails after its retries, the run FAILS,
     # and is retried an hour later with trigger "retry"
     o_start, o_end = faults.outage
-    failed = [r for r in runs if r["status"] == "FAILED"]
+    # ... and the schema break: finance_daily fails for good that day (and so does its retry)
+    broken = [r for r in runs if r["status"] == "FAILED" and r["error_type"] == "SchemaMismatch"]
+    assert {(r["pipeline"], r["scheduled_for"][:10], r["attempt"]) for r in broken} == {
+        ("finance_daily", faults.schema_break_day.isoformat(), 1),
+        ("finance_daily", faults.schema_break_day.isoformat(), 2),
+    }
+    failed = [r for r in runs if r["status"] == "FAILED" and r not in broken]
     assert failed and all(r["error_type"] == "ServiceUnavailable" for r in failed)
     assert all(o_start.isoformat() <= r["scheduled_for"] < o_end.isoformat() for r in failed)
     retries_of_failed = [r for r in runs if r["trigger"] == "retry"]
-    assert len(retries_of_failed) == len([r for r in failed if r["trigger"] != "retry"]) + sum(
+    assert len(retries_of_failed) == len([r for r in failed + broken if r["trigger"] != "retry"]) + sum(
         1 for r in runs if r["status"] == "TIMED_OUT" and r["trigger"] != "retry"
     )
     assert {r["attempt"] for r in retries_of_failed} == {2}
