@@ -105,8 +105,8 @@ def _runs(rng: random.Random) -> list[dict]:
         if t.hour == 2:
             add("glue_nightly", "glue", t, 48)
         t += timedelta(hours=1)
-    # partner files arrive when the partner sends them: the last one 15 hours ago
-    for days_ago, hour in ((13, 9), (11, 14), (9, 10), (7, 16), (5, 11), (3, 15), (1, 16)):
+    # partner files arrive when the partner sends them: the last one 27 hours ago (SLA 24 h)
+    for days_ago, hour in ((13, 9), (11, 14), (9, 10), (7, 16), (5, 11), (3, 15), (1, 4)):
         slot = (NOW - timedelta(days=days_ago)).replace(hour=hour, minute=12)
         add("partner_feed", "reference", slot, 6, trigger="event")
     return rows
