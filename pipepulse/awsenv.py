@@ -85,8 +85,8 @@ def aws_environment(settings: Settings, *, port: int = 0) -> Iterator[AwsTarget]
 
         server = LocalAWS(port=port).start()
         log.warning(
-            "no AWS endpoint or credentials configured: using an empty in-process local AWS (moto) at %s; "
-            "set PIPEPULSE_LOCAL_AWS=false to use real AWS",
+            "no AWS endpoint or credentials configured: starting a local AWS (moto) in this process at %s, "
+            "which holds only what this command puts there; set PIPEPULSE_LOCAL_AWS=false to use real AWS",
             server.endpoint,
         )
         _point_at(server.endpoint, settings.aws_region)
