@@ -1,7 +1,8 @@
 """``run_detection``: anomaly detection over what the store holds, results stored by fingerprint.
 
 A recipe: read settings -> read planned windows -> for each kind of series (CloudWatch metric
-series; per pipeline: duration and throughput per hour, failure rate per day; daily cost in
+series; per pipeline: duration and throughput per hour, failure rate and rejected-record rate
+per day; daily cost in
 total and per service, region, usage type and pipeline) read it, scan it with the one detector
 family of ``insights.anomaly``, group anomalous points into incidents, attach a root cause to
 cost incidents -> upsert every incident by fingerprint.
@@ -17,6 +18,7 @@ Settings, all optional, under ``[anomalies]``::
     duration_floor_seconds = 60
     throughput_floor_records = 100
     failure_rate_floor = 0.2     # failure-rate change (0..1) that can alert
+    rejected_rate_floor = 0.05   # change in the share of records rejected by validation (bad data)
     metric_rel_floor = 0.0
     [anomalies.metric_floors]    # absolute floors per CloudWatch metric name
     Retries = 5.0                # (default) retries the retry policy absorbed are routine
@@ -71,6 +73,7 @@ class AnomalySettings:
     duration_floor_seconds: float = 60.0
     throughput_floor_records: float = 100.0
     failure_rate_floor: float = 0.2
+    rejected_rate_floor: float = 0.05
     metric_rel_floor: float = 0.0
     # A sparse count such as Retries sits at 0 and jumps to 1 or 2 whenever a transient error
     # is retried; without an absolute floor every such hour would be "infinitely" anomalous.
@@ -105,7 +108,7 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
         raise ConfigError(f"{label}: [anomalies] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
     values: dict[str, Any] = {}
     for key in ("sensitivity", "cost_floor_usd", "cost_rel_floor", "duration_floor_seconds",
-                "throughput_floor_records", "failure_rate_floor", "metric_rel_floor"):
+                "throughput_floor_records", "failure_rate_floor", "rejected_rate_floor", "metric_rel_floor"):
         v = opt(table, key, (int, float), label, where)
         if v is not None:
             if v < 0 or (key == "sensitivity" and v == 0):
@@ -218,6 +221,12 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
             failed = daily.apply(lambda s: float(s.isin(["FAILED", "TIMED_OUT"]).mean()) if len(s) else np.nan).dropna()
             rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
                                "failure_rate", f"failure_rate:{pipeline}", pipeline, planned, summary)
+            # bad data: the share of records validation rejected, per day
+            counts = finished.set_index("started_at")[["records_in", "records_rejected"]].astype(float).resample("1D").sum(min_count=1)
+            counts = counts[counts["records_in"] > 0]
+            rejected = (counts["records_rejected"].fillna(0.0) / counts["records_in"]).dropna()
+            rows += _incidents(_series(rejected), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.rejected_rate_floor, direction="up"),
+                               "rejected_rate", f"rejected_rate:{pipeline}", pipeline, planned, summary)
 
         # daily cost: total and per dimension, with the root cause of each incident
         cost_cfg = DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.cost_floor_usd, rel_floor=cfg.cost_rel_floor, direction="up")

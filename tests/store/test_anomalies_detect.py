@@ -142,3 +142,26 @@ def test_metric_floors_are_configurable_and_checked(tmp_path):
     assert s.metric_floors == {"Retries": 5.0, "Failures": 2.0}
     with pytest.raises(ConfigError, match=r"\[anomalies.metric_floors\] Retries: expected a non-negative number, got 'x'"):
         anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"metric_floors": {"Retries": "x"}}}))
+
+
+def test_a_bad_data_day_is_found_from_the_rejected_record_rate(engine, db_url, tmp_path, now):
+    # 40 days of one hourly pipeline rejecting ~0.2% of records; on one day a quarter are bad
+    rng = np.random.default_rng(2)
+    first = (now - timedelta(days=40)).replace(hour=0, minute=0, second=0, microsecond=0)
+    bad_day = (first + timedelta(days=30)).date()
+    rows = []
+    for h in range(40 * 24):
+        started = first + timedelta(hours=h)
+        n = int(1000 * (0.8 if started.weekday() >= 5 else 1.0))
+        rej = int(rng.binomial(n, 0.25 if started.date() == bad_day else 0.002))
+        rows.append({"run_id": f"reference:b{h}", "pipeline": "orders", "source": "reference", "status": "SUCCEEDED",
+                     "started_at": started, "ended_at": started + timedelta(seconds=300), "duration_seconds": 300.0,
+                     "records_in": n, "records_out": n - rej, "records_rejected": rej, "updated_at": now})
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), rows)
+    run_detection(settings(db_url, tmp_path), engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn, kind="rejected_rate")
+    assert list(found["subject"]) == ["rejected_rate:orders"]
+    assert found.iloc[0]["window_start"].date() == bad_day
+    assert found.iloc[0]["observed"] == pytest.approx(0.25, abs=0.02)
