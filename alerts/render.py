@@ -29,7 +29,7 @@ SPARKLINE_CID = "spend-sparkline@pipepulse"
 ERROR_CHARS = 600  # longer errors are cut; the run page has the rest
 PER_SECTION = 10  # items shown per section; the rest are counted with a link
 PER_PIPELINE = 3  # failed runs shown per pipeline
-NON_NEGATIVE = frozenset({"cost", "duration", "throughput", "failure_rate"})  # anomaly kinds never below 0
+NON_NEGATIVE = frozenset({"cost", "duration", "throughput", "failure_rate", "rejected_rate"})  # anomaly kinds never below 0
 
 SECTIONS = (
     ("failed_runs", "Failed runs"),
@@ -71,7 +71,7 @@ def _value(kind: str, v: float | None, currency: str) -> str:
         return _money(v, currency)
     if kind == "duration":
         return f"{v / 60:.1f} min" if v >= 120 else f"{v:.0f} s"
-    if kind == "failure_rate":
+    if kind in ("failure_rate", "rejected_rate"):
         return f"{v:.0%}"
     if abs(v) >= 1000:
         return f"{v:,.0f}"

@@ -28,7 +28,7 @@ if flash := st.session_state.pop("_pp_flash", None):
 a, b = st.columns(2)
 statuses = a.multiselect("Status", ANOMALY_STATUSES, default=["open"], key="status", bind="query-params")
 kinds = b.multiselect(
-    "Kind", ["metric", "duration", "throughput", "failure_rate", "cost"], key="kind", bind="query-params", placeholder="All kinds"
+    "Kind", ["metric", "duration", "throughput", "failure_rate", "rejected_rate", "cost"], key="kind", bind="query-params", placeholder="All kinds"
 )
 frame = data.anomalies(statuses=tuple(statuses) or None, kinds=tuple(kinds) or None, pipelines=f.pipelines)
 if frame.empty:
