@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
-from store.db import connect, upgrade
+from store.db import MIGRATIONS, connect, upgrade
 from store.schema import metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ SHARED = ROOT.parent / "shared"
 TEST_DBS = [d.strip() for d in os.environ.get("PIPEPULSE_TEST_DBS", "sqlite").split(",") if d.strip()]
 PG_ADMIN_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 FIXED_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+_HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
 def pytest_configure(config):
@@ -86,6 +88,8 @@ def db_url(request, tmp_path) -> str:
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # a test may have moved the schema revision (e.g. to one "newer than the code")
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :head"), {"head": _HEAD})
     engine.dispose()
     return url
 
