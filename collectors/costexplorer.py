@@ -116,7 +116,8 @@ class CostExplorerCollector:
         self.settings = settings
 
     def collect(self, ctx: Context) -> Batch:
-        from store.costs import replace_cost_rows, save_forecast
+        from store.costs import replace_cost_rows
+        from store.forecasts import save_forecast
 
         opts = Options.parse(self.settings, ctx.options)
         today = ctx.now.astimezone(UTC).date()
@@ -167,7 +168,7 @@ class CostExplorerCollector:
                         created_at=now,
                         method="aws",
                         subject="total",
-                        level=float(opts.forecast_level),
+                        level=opts.forecast_level / 100,  # CE's PredictionIntervalLevel is a percentage
                         points=points,
                         month_end_mean=actual + total[0],
                         month_end_lower=actual + total[1],

@@ -30,6 +30,7 @@ from pipepulse.settings import Settings, load_settings
 from store import anomalies as anomalies_store
 from store import costs as costs_store
 from store import dashboard_reads as reads
+from store import forecasts as forecasts_store
 from store import runs as runs_store
 from store.state import collector_runs_frame
 
@@ -315,7 +316,7 @@ def forecast(subject: str = "total") -> tuple[dict[str, Any] | None, pd.DataFram
     """The newest stored forecast snapshot for ``subject`` (pipepulse's own, else AWS's) and its points."""
     with engine().connect() as conn:
         for method in ("pipepulse", "aws"):
-            found = costs_store.latest_forecast(conn, method, subject)
+            found = forecasts_store.latest_forecast(conn, method, subject)
             if found is not None:
                 snap, points = found
                 points["day"] = pd.to_datetime(points["day"])

@@ -23,7 +23,7 @@ Anyone reading ``cost_daily`` directly must do the same; prefer the functions he
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from store.schema import cost_daily, forecast_points, forecast_snapshots
+from store.schema import cost_daily
 
 __all__ = [
     "ALL",
@@ -41,10 +41,8 @@ __all__ = [
     "cost_periods",
     "cost_sources",
     "daily_cost",
-    "latest_forecast",
     "month_to_date",
     "replace_cost_rows",
-    "save_forecast",
 ]
 
 ALL = "*"  # "not broken down by this dimension" (Cost Explorer shapes; see module docstring)
@@ -162,79 +160,6 @@ def _bulk_insert(conn: Connection, frame: pd.DataFrame, now: datetime) -> None:
     cur.close()
 
 
-def save_forecast(
-    conn: Connection,
-    *,
-    created_at: datetime,
-    method: str,
-    subject: str,
-    level: float,
-    points: pd.DataFrame,
-    month_end_mean: float | None = None,
-    month_end_lower: float | None = None,
-    month_end_upper: float | None = None,
-    train_start: date | None = None,
-    train_end: date | None = None,
-    budget: float | None = None,
-) -> int:
-    """Store a forecast snapshot with its daily points (``day, mean, lower, upper``).
-
-    At most one snapshot per (method, subject, UTC day): a later one the same day replaces it,
-    and an identical one writes nothing. Returns rows written (0 when nothing changed)."""
-    values = {
-        "level": float(level),
-        "month_end_mean": month_end_mean,
-        "month_end_lower": month_end_lower,
-        "month_end_upper": month_end_upper,
-        "train_start": train_start,
-        "train_end": train_end,
-        "budget": budget,
-    }
-    pts = [
-        {"day": _as_date(r["day"]), "mean": float(r["mean"]), "lower": _opt_float(r.get("lower")), "upper": _opt_float(r.get("upper"))}
-        for r in points.to_dict("records")
-    ]
-    day_start = datetime.combine(created_at.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
-    same_day = conn.execute(
-        sa.select(forecast_snapshots)
-        .where(
-            forecast_snapshots.c.method == method,
-            forecast_snapshots.c.subject == subject,
-            forecast_snapshots.c.created_at >= day_start,
-            forecast_snapshots.c.created_at < day_start + timedelta(days=1),
-        )
-        .order_by(forecast_snapshots.c.created_at.desc())
-    ).mappings().all()
-    for snap in same_day:
-        old_pts = conn.execute(
-            sa.select(forecast_points.c.day, forecast_points.c.mean, forecast_points.c.lower, forecast_points.c.upper)
-            .where(forecast_points.c.snapshot_id == snap["snapshot_id"])
-            .order_by(forecast_points.c.day)
-        ).mappings().all()
-        same = all(_close(snap[k], v) for k, v in values.items()) and [
-            (_as_date(p["day"]), p["mean"], p["lower"], p["upper"]) for p in old_pts
-        ] == [(p["day"], p["mean"], p["lower"], p["upper"]) for p in sorted(pts, key=lambda p: p["day"])]
-        if same and len(same_day) == 1:
-            return 0
-    ids = [s["snapshot_id"] for s in same_day]
-    if ids:
-        conn.execute(forecast_points.delete().where(forecast_points.c.snapshot_id.in_(ids)))
-        conn.execute(forecast_snapshots.delete().where(forecast_snapshots.c.snapshot_id.in_(ids)))
-    result = conn.execute(forecast_snapshots.insert().values(created_at=created_at, method=method, subject=subject, **values))
-    snapshot_id = int(result.inserted_primary_key[0])
-    if pts:
-        conn.execute(forecast_points.insert(), [{"snapshot_id": snapshot_id, **p} for p in pts])
-    return 1 + len(pts)
-
-
-def _close(a: Any, b: Any) -> bool:
-    if isinstance(a, datetime):
-        a = a.date()
-    if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
-    return a == b
-
-
 def _as_date(v: Any) -> date:
     if isinstance(v, datetime):  # pd.Timestamp too
         return v.date()
@@ -243,10 +168,6 @@ def _as_date(v: Any) -> date:
     if isinstance(v, np.datetime64):
         return pd.Timestamp(v).date()
     return v
-
-
-def _opt_float(v: Any) -> float | None:
-    return None if v is None or (isinstance(v, float) and pd.isna(v)) else float(v)
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -378,23 +299,3 @@ def cost_periods(conn: Connection, source: str) -> pd.DataFrame:
         return pd.DataFrame({"month": [], "rows": [], "billed_cost": [], "effective_cost": []})
     frame["month"] = frame["day"].map(lambda d: _as_date(d).strftime("%Y-%m"))
     return frame.groupby("month", as_index=False)[["rows", "billed_cost", "effective_cost"]].sum()
-
-
-def latest_forecast(conn: Connection, method: str, subject: str = "total") -> tuple[dict[str, Any], pd.DataFrame] | None:
-    """The newest snapshot of ``method`` for ``subject`` and its points, or None."""
-    snap = conn.execute(
-        sa.select(forecast_snapshots)
-        .where(forecast_snapshots.c.method == method, forecast_snapshots.c.subject == subject)
-        .order_by(forecast_snapshots.c.created_at.desc(), forecast_snapshots.c.snapshot_id.desc())
-        .limit(1)
-    ).mappings().first()
-    if snap is None:
-        return None
-    pts = conn.execute(
-        sa.select(forecast_points.c.day, forecast_points.c.mean, forecast_points.c.lower, forecast_points.c.upper)
-        .where(forecast_points.c.snapshot_id == snap["snapshot_id"])
-        .order_by(forecast_points.c.day)
-    ).mappings().all()
-    frame = pd.DataFrame(pts, columns=["day", "mean", "lower", "upper"])
-    frame["day"] = frame["day"].map(_as_date)
-    return dict(snap), frame

@@ -4,8 +4,10 @@ read past points so they can be scored against what was actually spent.
 A snapshot is one forecast made at ``created_at`` by ``method`` (``"pipepulse"``, or ``"aws"``
 for Cost Explorer's own forecast stored by the CE collector) for ``subject`` (``"total"``,
 ``"pipeline:orders"``, ...). At most one snapshot per (method, subject, UTC day) is kept: a
-later one the same day replaces it (as ``store.costs.save_forecast`` does), so an hourly
-scheduler does not pile up near-identical rows while each day's forecast stays for scoring.
+later one the same day replaces it (an identical one writes nothing), so an hourly scheduler
+does not pile up near-identical rows while each day's forecast stays for scoring. Both
+pipepulse's forecasts and the Cost Explorer collector's are stored here. ``level`` is a
+fraction (0.8 for an 80% interval).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from store.schema import forecast_points, forecast_snapshots
 
-__all__ = ["latest_snapshots", "points_to_score", "save_snapshot", "snapshot_points"]
+__all__ = ["latest_forecast", "latest_snapshots", "points_to_score", "save_forecast", "save_snapshot", "snapshot_points"]
 
 SNAPSHOT_COLUMNS = [c.name for c in forecast_snapshots.c]
 
@@ -38,38 +40,71 @@ def save_snapshot(
     returns its id. ``fields``: any other ``forecast_snapshots`` column (train_start,
     train_end, mape, mase, bias, coverage, backtest_points, month_end_mean/lower/upper,
     budget, budget_cross_day)."""
+    return _save(conn, created_at, method, subject, level, points, fields)[0]
+
+
+def save_forecast(
+    conn: Connection,
+    *,
+    created_at: datetime,
+    method: str,
+    subject: str,
+    level: float,
+    points: pd.DataFrame,
+    **fields: Any,
+) -> int:
+    """``save_snapshot``, returning the rows written instead: 0 when the day's snapshot is
+    already identical (a collector re-reading the same answer writes nothing)."""
+    return _save(conn, created_at, method, subject, level, points, fields)[1]
+
+
+def _save(conn, created_at, method, subject, level, points, fields) -> tuple[int, int]:
     unknown = set(fields) - set(SNAPSHOT_COLUMNS)
     if unknown:
         raise ValueError(f"forecast_snapshots has no column(s) {sorted(unknown)}")
+    values = {"level": float(level), **{k: _plain(v) for k, v in fields.items()}}
+    day_col = "day" if "day" in points.columns else "date"
+    pts = sorted(
+        (
+            {"day": _as_date(p[day_col]), "mean": float(p["mean"]), "lower": _plain(p.get("lower")), "upper": _plain(p.get("upper"))}
+            for p in points.to_dict("records")
+        ),
+        key=lambda p: p["day"],
+    )
     day_start = datetime.combine(created_at.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
     s = forecast_snapshots.c
-    old = conn.execute(
-        sa.select(s.snapshot_id).where(
+    same_day = conn.execute(
+        sa.select(forecast_snapshots).where(
             s.method == method, s.subject == subject, s.created_at >= day_start, s.created_at < day_start + timedelta(days=1)
         )
-    ).scalars().all()
-    if old:
-        conn.execute(forecast_points.delete().where(forecast_points.c.snapshot_id.in_(old)))
-        conn.execute(forecast_snapshots.delete().where(s.snapshot_id.in_(old)))
-    values = {k: _plain(v) for k, v in fields.items()}
+    ).mappings().all()
+    if len(same_day) == 1:
+        old = same_day[0]
+        old_pts = snapshot_points(conn, old["snapshot_id"]).to_dict("records")
+        if all(_close(old[k], v) for k, v in values.items()) and [
+            (p["day"], p["mean"], _plain(p["lower"]), _plain(p["upper"])) for p in old_pts
+        ] == [(p["day"], p["mean"], p["lower"], p["upper"]) for p in pts]:
+            return int(old["snapshot_id"]), 0
+    ids = [r["snapshot_id"] for r in same_day]
+    if ids:
+        conn.execute(forecast_points.delete().where(forecast_points.c.snapshot_id.in_(ids)))
+        conn.execute(forecast_snapshots.delete().where(s.snapshot_id.in_(ids)))
     result = conn.execute(
-        forecast_snapshots.insert().values(created_at=created_at, method=method, subject=subject, level=float(level), **values)
+        forecast_snapshots.insert().values(created_at=created_at, method=method, subject=subject, **values)
     )
     snapshot_id = int(result.inserted_primary_key[0])
-    day_col = "day" if "day" in points.columns else "date"
-    rows = [
-        {
-            "snapshot_id": snapshot_id,
-            "day": _as_date(p[day_col]),
-            "mean": float(p["mean"]),
-            "lower": _plain(p.get("lower")),
-            "upper": _plain(p.get("upper")),
-        }
-        for p in points.to_dict("records")
-    ]
-    if rows:
-        conn.execute(forecast_points.insert(), rows)
-    return snapshot_id
+    if pts:
+        conn.execute(forecast_points.insert(), [{"snapshot_id": snapshot_id, **p} for p in pts])
+    return snapshot_id, 1 + len(pts)
+
+
+def latest_forecast(conn: Connection, method: str, subject: str = "total") -> tuple[dict[str, Any], pd.DataFrame] | None:
+    """The newest snapshot of ``method`` for ``subject`` (a dict) and its points, or None."""
+    snaps = latest_snapshots(conn, method=method, subject=subject)
+    if snaps.empty:
+        return None
+    snap = snaps.iloc[0].to_dict()
+    return snap, snapshot_points(conn, int(snap["snapshot_id"]))
 
 
 def latest_snapshots(conn: Connection, *, method: str | None = None, subject: str | None = None) -> pd.DataFrame:
@@ -135,6 +170,14 @@ def _snapshots(rows) -> pd.DataFrame:
     for c in ("train_start", "train_end", "budget_cross_day"):
         frame[c] = frame[c].map(lambda v: None if v is None or pd.isna(v) else _as_date(v))
     return frame
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, datetime):
+        a = a.date()
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
 
 
 def _as_date(v: Any) -> date:

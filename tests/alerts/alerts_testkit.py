@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pipepulse.settings import load_settings
-from store.costs import save_forecast
+from store.forecasts import save_forecast
 from store.schema import anomalies, collector_runs, cost_daily, runs
 
 # aiosmtpd logs connection chatter at INFO from its own thread, sometimes after a test's log

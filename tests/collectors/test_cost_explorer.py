@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from collectors.costexplorer import SHAPES, minimum_requests
 from collectors.runner import collect
 from pipepulse.localaws.costexplorer import CostExplorerStandIn
-from store.costs import daily_cost, latest_forecast
+from store.costs import daily_cost
+from store.forecasts import latest_forecast
 from store.schema import collector_runs, cost_daily
 
 TODAY = date(2026, 11, 20)  # the `now` fixture's day
@@ -79,7 +80,7 @@ def test_first_pass_minimum_requests_and_totals(make_settings, engine, ce, now):
         assert round(total["billed_cost"].sum(), 6) == round(window["unblended_cost"].sum(), 6)
         # the forecast, stored beside pipepulse's own
         snap, points = latest_forecast(conn, "aws")
-        assert snap["subject"] == "total" and snap["level"] == 80.0
+        assert snap["subject"] == "total" and snap["level"] == 0.8
         assert list(points["day"]) == [TODAY + timedelta(days=i) for i in range(11)]  # 20..30 Nov
         history = frame[(pd.to_datetime(frame["date"]).dt.date < TODAY) & (pd.to_datetime(frame["date"]).dt.date >= TODAY - timedelta(days=28))]
         mean = history.groupby("date")["unblended_cost"].sum().mean()

@@ -12,11 +12,10 @@ from store.costs import (
     ALL,
     cost_sources,
     daily_cost,
-    latest_forecast,
     month_to_date,
     replace_cost_rows,
-    save_forecast,
 )
+from store.forecasts import latest_forecast, save_forecast
 from store.schema import cost_daily, forecast_snapshots
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -129,7 +128,7 @@ def test_sources_and_month_to_date(seeded):
 
 def test_forecast_one_snapshot_per_day(engine):
     points = pd.DataFrame({"day": [D2, D3], "mean": [1.0, 2.0], "lower": [0.5, 1.0], "upper": [1.5, 3.0]})
-    kw = dict(method="aws", subject="total", level=80.0, month_end_mean=3.0, month_end_lower=1.5, month_end_upper=4.5)
+    kw = dict(method="aws", subject="total", level=0.8, month_end_mean=3.0, month_end_lower=1.5, month_end_upper=4.5)
     with engine.begin() as conn:
         assert save_forecast(conn, created_at=NOW, points=points, **kw) == 3
     with engine.begin() as conn:
