@@ -6,7 +6,6 @@ import argparse
 import signal
 import subprocess
 import sys
-import threading
 
 from pipepulse.settings import Settings
 
@@ -63,10 +62,15 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 
     with aws_environment(settings) as target:
         if target.server is None:
-            print("pipepulse demo: the demo needs the local AWS (unset AWS_ENDPOINT_URL / PIPEPULSE_LOCAL_AWS=false)", file=sys.stderr)
-            return 1
+            return _needs_local_aws()
         _build(settings, args.days, target)
     return 0
+
+
+def _needs_local_aws() -> int:
+    print("pipepulse demo: the demo builds on a local AWS of its own (is another demo running?); unset AWS_ENDPOINT_URL and "
+          "PIPEPULSE_LOCAL_AWS=false", file=sys.stderr)
+    return 1
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,8 +78,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
     with aws_environment(settings, port=args.aws_port) as target:
         if target.server is None:
-            print("pipepulse demo: the demo needs the local AWS (unset AWS_ENDPOINT_URL / PIPEPULSE_LOCAL_AWS=false)", file=sys.stderr)
-            return 1
+            return _needs_local_aws()
         if not args.no_build:
             _build(settings, args.days, target)
         with advertise_local_aws(settings, target.endpoint):
@@ -85,13 +88,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
                 cmd += ["--config", str(settings.config_path)]
             cmd += ["dashboard", "serve", "--port", str(args.port)]
             proc = subprocess.Popen(cmd)
-            stop = threading.Event()
-
-            def _term(*_):
-                stop.set()
-                proc.terminate()
-
-            signal.signal(signal.SIGTERM, _term)
+            signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
             try:
                 return proc.wait()
             except KeyboardInterrupt:
