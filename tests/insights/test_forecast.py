@@ -38,11 +38,27 @@ def test_spike_in_training_barely_moves_the_forecast():
     assert fc.points["mean"].head(7).between(95, 106).all()
 
 
-def test_level_shift_is_followed():
+def test_level_shift_is_followed_after_a_week():
     values = [100.0] * 40 + [150.0] * 8
     fc = forecast_daily(series(values), horizon=3)
-    # the robust scale has grown enough to let the step through (measured: 151, 153, 155)
-    assert fc.points["mean"].head(3).between(145, 160).all()
+    # seven outliers in a row on one side make a new level: the forecast jumps to it
+    assert fc.points["mean"].head(3).tolist() == pytest.approx([150.0] * 3)
+    early = forecast_daily(series([100.0] * 40 + [150.0] * 5), horizon=3)
+    # five days in, it is still an incident that the state does not learn
+    assert early.points["mean"].head(3).tolist() == pytest.approx([100.0] * 3)
+
+
+def test_a_four_day_incident_is_not_learnt():
+    # a runaway doubles spend for four days, then stops: the days after are forecast at the
+    # old level, and the interval has widened (the robust scale grew during the incident)
+    rng = np.random.default_rng(5)
+    values = 100 + rng.normal(0, 2, 70)
+    values[55:59] += 100
+    calm = forecast_daily(series(values[:50]), horizon=7)
+    after = forecast_daily(series(values[:62]), horizon=7)
+    assert after.points["mean"].head(7).between(96, 104).all()
+    width = lambda fc: float((fc.points["upper"] - fc.points["lower"]).head(7).mean())  # noqa: E731
+    assert width(after) > 1.5 * width(calm)
 
 
 def test_budget_crossing_day_and_month_end():
@@ -64,7 +80,7 @@ def test_budget_already_crossed_uses_actuals():
 
 
 def test_noisy_synthetic_backtest_coverage_is_in_band():
-    # measured (bench.forecast_eval): 20 seeds average 78.7% coverage, MASE 0.78
+    # measured (bench.forecast_eval): 20 seeds average 80.3% coverage, MASE 0.776
     bts = [forecast_daily(demo_like_series(seed), horizon=7).backtest for seed in range(8)]
     coverage = np.mean([b.coverage for b in bts])
     assert 0.75 <= coverage <= 0.85
@@ -75,12 +91,12 @@ def test_noisy_synthetic_backtest_coverage_is_in_band():
 def test_cur_month_backtest_beats_seasonal_naive(shared_dir):
     fc = forecast_daily(cur_daily_spend(shared_dir / "data/cost/aws-cur-2018-10"), horizon=7)
     b = fc.backtest
-    # measured and pinned: MASE 0.632 (Hyndman, in-sample seasonal-naive scale), MAE 0.945x the
-    # seasonal-naive forecasts' at the same origins, 80% intervals covering 83.5% of actuals
+    # measured and pinned: MASE 0.624 (Hyndman, in-sample seasonal-naive scale), MAE 0.933x the
+    # seasonal-naive forecasts' at the same origins, 80% intervals covering 79.1% of actuals
     assert b.points == 91
-    assert b.mase == pytest.approx(0.632, abs=0.005) and b.mase < 1
-    assert b.rel_mae_snaive == pytest.approx(0.945, abs=0.005) and b.rel_mae_snaive < 1
-    assert b.coverage == pytest.approx(76 / 91) and 0.75 <= b.coverage <= 0.85
+    assert b.mase == pytest.approx(0.624, abs=0.005) and b.mase < 1
+    assert b.rel_mae_snaive == pytest.approx(0.933, abs=0.005) and b.rel_mae_snaive < 1
+    assert b.coverage == pytest.approx(72 / 91) and 0.75 <= b.coverage <= 0.85
     assert fc.month_start == date(2018, 11, 1) and len(fc.points) == 30
 
 
@@ -117,26 +133,29 @@ def test_score_forecasts_exact():
     assert (p["snapshots"], p["days"], p["mae"], p["mape"], p["bias"], p["coverage"]) == (2, 2, 2.5, 0.025, 0.025, 0.5)
 
 
-def test_intervals_adapt_after_a_stretch_of_misses():
-    # calm for 8 weeks, then five times as noisy: fixed-level conformal intervals keep the calm
-    # width for a while and miss; the adaptive level widens them after the first misses
+def test_intervals_widen_when_the_series_gets_noisier():
+    # calm for 8 weeks, then five times as noisy. Errors are scored relative to the robust
+    # scale at their origin, so the intervals widen with the scale as soon as the noise grows
+    # (with unscaled errors, a fixed level covered 41% of the noisy stretch); the adaptive level
+    # adds what the scale missed
     from insights import forecast as F
 
     rng = np.random.default_rng(3)
     y = 100 + 10 * np.tile([1, 1, 1, 1, 1, -2, -3], 13)[:91] + np.r_[rng.normal(0, 1, 56), rng.normal(0, 5, 35)]
     run = F._run(y, 1, 1)
 
-    def cov_and_level(gamma):
-        lo, hi, used = F._aci(run.E, 0, run.first_origin, 0.8, gamma)
-        late = [t for t in range(60, 89) if not np.isnan(run.E[t, 0])]
-        inside = [lo[t] <= run.E[t, 0] <= hi[t] for t in late]
-        return float(np.mean(inside)), float(used[88])
+    def coverage_and_width(gamma, origins):
+        lo, hi, _ = F._aci(run, 0, 0.8, gamma)
+        inside = [lo[t] <= run.E[t, 0] <= hi[t] for t in origins]
+        return float(np.mean(inside)), float(np.mean(hi[origins] - lo[origins]))
 
-    fixed, fixed_level = cov_and_level(0.0)
-    adaptive, adaptive_level = cov_and_level(F.ACI_GAMMA)
-    assert fixed_level == 0.8
-    assert adaptive_level > 0.9
-    assert adaptive > fixed
+    noisy = list(range(60, 89))
+    fixed, noisy_width = coverage_and_width(0.0, noisy)
+    _, calm_width = coverage_and_width(0.0, list(range(40, 55)))
+    adaptive, _ = coverage_and_width(F.ACI_GAMMA, noisy)
+    assert noisy_width > 4 * calm_width
+    assert fixed >= 0.7
+    assert adaptive >= fixed and adaptive >= 0.8
 
 
 def test_rank_quantiles_are_numpys_median_unbiased():
