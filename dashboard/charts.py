@@ -50,34 +50,59 @@ def _t(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=False)
 
 
-def _layout(fig: go.Figure, title: str, *, height: int = HEIGHT, ytitle: str | None = None) -> go.Figure:
-    # template "none" plus explicit colours: a named template such as "plotly_white" is deep-copied
-    # and validated into every figure, ~60 ms a chart on every rerun
-    fig.update_layout(
-        template="none",
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
-        height=height,
-        margin={"l": 56, "r": 10, "t": 40, "b": 30},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
-        hovermode="closest",
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        font={"family": "Source Sans Pro, sans-serif", "size": 12, "color": "#31333f"},
-        colorway=PALETTE,
-    )
-    fig.update_xaxes(showgrid=True, gridcolor="#ebedf0", zeroline=False, linecolor="#d0d3d9", automargin=True)
-    fig.update_yaxes(showgrid=True, gridcolor="#ebedf0", zeroline=False, automargin=True)
+def _dates(values: pd.Series) -> np.ndarray:
+    """Times for an axis: naive UTC (plotly.js reads no UTC offsets)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert(None)
+    return values.to_numpy()
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """``base`` updated by ``extra``, nested dicts merged (like ``fig.update_layout``)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _figure(traces: list[dict], title: str, *, height: int = HEIGHT, ytitle: str | None = None, **layout) -> go.Figure:
+    """A figure from plain trace and layout dicts, without plotly's validation.
+
+    Building a figure property by property validates and copies every value (50-150 ms for a
+    chart of a few dozen traces, on every rerun); the specs here are checked by the tests
+    instead (``test_dashboard_charts``: every builder's figure passes full validation).
+    The template is empty with explicit colours: a named template such as "plotly_white" is
+    deep-copied into every figure.
+    """
+    xaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "linecolor": "#d0d3d9", "automargin": True}
+    yaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "automargin": True}
     if ytitle:
-        fig.update_yaxes(title_text=ytitle)
-    return fig
+        yaxis["title"] = {"text": ytitle}
+    base = {
+        "template": {},
+        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "height": height,
+        "margin": {"l": 56, "r": 10, "t": 40, "b": 30},
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+        "hovermode": "closest",
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "font": {"family": "Source Sans Pro, sans-serif", "size": 12, "color": "#31333f"},
+        "colorway": PALETTE,
+        "xaxis": xaxis,
+        "yaxis": yaxis,
+    }
+    return go.Figure({"data": traces, "layout": _merge(base, layout)}, _validate=False)
 
 
 def _empty(title: str, message: str = "no data in this window") -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title)
+    return _figure(
+        [],
+        title,
+        annotations=[{"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}],
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
 
 
 # ---- runs --------------------------------------------------------------------------------------
@@ -94,31 +119,34 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
         return _empty(title)
     f = recent.sort_values(["pipeline", "started_at"]).copy()
     f["pos"] = f.groupby("pipeline").cumcount() - f.groupby("pipeline")["started_at"].transform("size") + 1
-    fig = go.Figure()
+    traces = []
     for status, color in STATUS_COLORS.items():
         part = f[f["status"] == status]
         if part.empty:
             continue
-        # numpy arrays, not lists: plotly validates a list element by element (slow on every rerun)
         customdata = np.column_stack(
             [part["run_id"].map(_t).to_numpy(str), part["started_at"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(str)]
         )
-        fig.add_trace(
-            go.Scatter(
-                x=part["pos"].to_numpy(),
-                y=part["pipeline"].map(_t).to_numpy(str),
-                mode="markers",
-                name=status.lower(),
-                marker={"symbol": "square", "size": 14, "color": color},
-                customdata=customdata,
-                hovertemplate="%{y} " + status.lower() + "<br>%{customdata[1]} UTC<br>%{customdata[0]}<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": part["pos"].to_numpy(),
+                "y": part["pipeline"].map(_t).to_numpy(str),
+                "mode": "markers",
+                "name": status.lower(),
+                "marker": {"symbol": "square", "size": 14, "color": color},
+                "customdata": customdata,
+                "hovertemplate": "%{y} " + status.lower() + "<br>%{customdata[1]} UTC<br>%{customdata[0]}<extra></extra>",
+            }
         )
     pipelines = f["pipeline"].nunique()
-    fig = _layout(fig, title, height=max(220, 110 + 34 * pipelines))
-    fig.update_yaxes(type="category", categoryorder="category descending")
-    fig.update_xaxes(zeroline=False, dtick=4)
-    return fig
+    return _figure(
+        traces,
+        title,
+        height=max(220, 110 + 34 * pipelines),
+        yaxis={"type": "category", "categoryorder": "category descending"},
+        xaxis={"dtick": 4},
+    )
 
 
 def runs_by_status(daily: pd.DataFrame) -> go.Figure:
@@ -128,35 +156,37 @@ def runs_by_status(daily: pd.DataFrame) -> go.Figure:
         return _empty(title)
     g = daily.groupby("day", as_index=False)[["runs", "succeeded", "failed"]].sum()
     g["other"] = g["runs"] - g["succeeded"] - g["failed"]
-    fig = go.Figure()
-    for col, color in (("succeeded", STATUS_COLORS["SUCCEEDED"]), ("failed", STATUS_COLORS["FAILED"]), ("other", STATUS_COLORS["CANCELLED"])):
-        fig.add_trace(go.Bar(x=g["day"], y=g[col], name=col, marker_color=color))
-    fig.update_layout(barmode="stack")
-    return _layout(fig, title, ytitle="runs")
+    days = g["day"].to_numpy()
+    traces = [
+        {"type": "bar", "x": days, "y": g[col].to_numpy(), "name": col, "marker": {"color": color}}
+        for col, color in (("succeeded", STATUS_COLORS["SUCCEEDED"]), ("failed", STATUS_COLORS["FAILED"]), ("other", STATUS_COLORS["CANCELLED"]))
+    ]
+    return _figure(traces, title, ytitle="runs", barmode="stack")
 
 
-def _markers(fig: go.Figure, marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column: str) -> None:
+def _markers(marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column: str) -> list[dict]:
     """Anomalies as red crosses on the line of their pipeline and day (the detector's own
     observed value, whose unit may differ from the line's, is in the hover text)."""
     if marks is None or marks.empty:
-        return
+        return []
     line = daily.set_index(["pipeline", "day"])[column]
     days = pd.to_datetime(marks["window_start"], utc=True).dt.tz_localize(None).dt.floor("D")
     ys = []
     for pipe, day, observed in zip(marks["pipeline"], days, marks["observed"], strict=True):
         ys.append(line.get((pipe, day), observed))
-    fig.add_trace(
-        go.Scatter(
-            x=days,
-            y=ys,
-            mode="markers",
-            name=name,
-            marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
-            text=[f"{_t(s)} ({_t(v)}): observed {o:,.4g}, expected {e:,.4g}" for s, v, o, e in
-                  zip(marks["subject"], marks["severity"], marks["observed"], marks["expected"], strict=True)],
-            hovertemplate="%{text}<extra></extra>",
-        )
-    )
+    return [
+        {
+            "type": "scatter",
+            "x": days.to_numpy(),
+            "y": ys,
+            "mode": "markers",
+            "name": name,
+            "marker": {"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
+            "text": [f"{_t(s)} ({_t(v)}): observed {o:,.4g}, expected {e:,.4g}" for s, v, o, e in
+                     zip(marks["subject"], marks["severity"], marks["observed"], marks["expected"], strict=True)],
+            "hovertemplate": "%{text}<extra></extra>",
+        }
+    ]
 
 
 def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
@@ -164,20 +194,17 @@ def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go
     title = "Duration p95 (solid) and p50 (dotted), seconds"
     if daily.empty:
         return _empty(title)
-    fig = go.Figure()
+    traces = []
     for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True)):
         color = PALETTE[i % len(PALETTE)]
+        days = part["day"].to_numpy()
         # one legend entry per pipeline: p95 solid, p50 dotted, toggled together
-        fig.add_trace(
-            go.Scatter(x=part["day"], y=part["duration_p95"], mode="lines", name=f"{_t(name)} p95", legendgroup=str(i),
-                       line={"color": color})
-        )
-        fig.add_trace(
-            go.Scatter(x=part["day"], y=part["duration_p50"], mode="lines", name=f"{_t(name)} p50", legendgroup=str(i),
-                       showlegend=False, line={"color": color, "dash": "dot"})
-        )
-    _markers(fig, marks, "duration anomaly", daily, "duration_p95")
-    return _layout(fig, title, ytitle="seconds")
+        traces.append({"type": "scatter", "x": days, "y": part["duration_p95"].to_numpy(float), "mode": "lines",
+                       "name": f"{_t(name)} p95", "legendgroup": str(i), "line": {"color": color}})
+        traces.append({"type": "scatter", "x": days, "y": part["duration_p50"].to_numpy(float), "mode": "lines",
+                       "name": f"{_t(name)} p50", "legendgroup": str(i), "showlegend": False, "line": {"color": color, "dash": "dot"}})
+    traces += _markers(marks, "duration anomaly", daily, "duration_p95")
+    return _figure(traces, title, ytitle="seconds")
 
 
 def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
@@ -185,13 +212,13 @@ def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> 
     title = "Throughput (records out per day)"
     if daily.empty:
         return _empty(title)
-    fig = go.Figure()
-    for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True)):
-        fig.add_trace(
-            go.Scatter(x=part["day"], y=part["records_out"], mode="lines+markers", name=_t(name), line={"color": PALETTE[i % len(PALETTE)]}, marker={"size": 4})
-        )
-    _markers(fig, marks, "throughput anomaly", daily, "records_out")
-    return _layout(fig, title, ytitle="records")
+    traces = [
+        {"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": "lines+markers",
+         "name": _t(name), "line": {"color": PALETTE[i % len(PALETTE)]}, "marker": {"size": 4}}
+        for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True))
+    ]
+    traces += _markers(marks, "throughput anomaly", daily, "records_out")
+    return _figure(traces, title, ytitle="records")
 
 
 def run_timeline(steps: pd.DataFrame) -> go.Figure:
@@ -202,43 +229,49 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
     s = steps.copy()
     s["label"] = [f"{_t(st)} #{int(a)}" for st, a in zip(s["stage"], s["attempt"], strict=True)]
     order = list(dict.fromkeys(s["label"]))
-    fig = go.Figure()
+    traces = []
     queued = s[s["queued_at"].notna() & s["started_at"].notna() & (s["queued_at"] < s["started_at"])]
     if not queued.empty:
-        fig.add_trace(
-            go.Bar(
-                y=queued["label"],
-                base=queued["queued_at"],
-                x=(queued["started_at"] - queued["queued_at"]).dt.total_seconds() * 1000,
-                orientation="h",
-                name="queued",
-                marker_color="#d9d9d9",
-                hovertemplate="%{y}: queued %{x:,.0f} ms<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "bar",
+                "y": queued["label"].to_numpy(str),
+                "base": _dates(queued["queued_at"]),
+                "x": ((queued["started_at"] - queued["queued_at"]).dt.total_seconds() * 1000).to_numpy(float),
+                "orientation": "h",
+                "name": "queued",
+                "marker": {"color": "#d9d9d9"},
+                "hovertemplate": "%{y}: queued %{x:,.0f} ms<extra></extra>",
+            }
         )
     ran = s[s["started_at"].notna()].copy()
     end = ran["ended_at"].fillna(ran["started_at"])
     ran["ms"] = (end - ran["started_at"]).dt.total_seconds() * 1000
     for status, part in ran.groupby("status", sort=True):
-        fig.add_trace(
-            go.Bar(
-                y=part["label"],
-                base=part["started_at"],
-                x=part["ms"].clip(lower=500),
-                orientation="h",
-                name=str(status).lower(),
-                marker_color=STATUS_COLORS.get(str(status), "#7f7f7f"),
-                hovertemplate="%{y}: " + str(status).lower() + " %{x:,.0f} ms<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "bar",
+                "y": part["label"].to_numpy(str),
+                "base": _dates(part["started_at"]),
+                "x": part["ms"].clip(lower=500).to_numpy(float),
+                "orientation": "h",
+                "name": str(status).lower(),
+                "marker": {"color": STATUS_COLORS.get(str(status), "#7f7f7f")},
+                "hovertemplate": "%{y}: " + str(status).lower() + " %{x:,.0f} ms<extra></extra>",
+            }
         )
-    fig.update_layout(barmode="overlay")
-    # times only on the axis (a second line with the date would sit under the legend)
-    fig.update_xaxes(type="date", tickformat="%H:%M:%S")
     first = s["started_at"].dropna().min()
     if pd.notna(first):
         title = f"Stages, {first:%Y-%m-%d} UTC"
-    fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(order)))
-    return _layout(fig, title, height=max(220, 80 + 32 * len(order)))
+    return _figure(
+        traces,
+        title,
+        height=max(220, 80 + 32 * len(order)),
+        barmode="overlay",
+        # times only on the axis (a second line with the date would sit under the legend)
+        xaxis={"type": "date", "tickformat": "%H:%M:%S"},
+        yaxis={"categoryorder": "array", "categoryarray": list(reversed(order))},
+    )
 
 
 # ---- cost --------------------------------------------------------------------------------------
@@ -261,12 +294,12 @@ def cost_stacked(by_day: pd.DataFrame, by: str, *, top: int = 10, currency: str 
     order = [k if k != "" else ("(untagged)" if by == "pipeline" else "(none)") for k in keep]
     if OTHER in set(g["key"]):
         order.append(OTHER)
-    fig = go.Figure()
+    traces = []
     for i, key in enumerate(order):
         part = g[g["key"] == key]
-        fig.add_trace(go.Bar(x=part["day"], y=part["cost"], name=_t(key), marker_color=PALETTE[i % len(PALETTE)]))
-    fig.update_layout(barmode="stack")
-    return _layout(fig, title, height=380, ytitle=currency)
+        traces.append({"type": "bar", "x": part["day"].to_numpy(), "y": part["cost"].to_numpy(float), "name": _t(key),
+                       "marker": {"color": PALETTE[i % len(PALETTE)]}})
+    return _figure(traces, title, height=380, ytitle=currency, barmode="stack")
 
 
 def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
@@ -277,8 +310,9 @@ def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
     f = frame.iloc[::-1]
     colors = ["#d62728" if c > 0 else "#2e9e5b" for c in f["change"]]
     labels = [_t(k) if k != "" else "(none)" for k in f[by]]
-    fig = go.Figure(go.Bar(x=f["change"], y=labels, orientation="h", marker_color=colors, hovertemplate="%{y}: %{x:+,.2f}<extra></extra>"))
-    return _layout(fig, title, height=max(220, 60 + 26 * len(f)))
+    bar = {"type": "bar", "x": f["change"].to_numpy(float), "y": labels, "orientation": "h", "marker": {"color": colors},
+           "hovertemplate": "%{y}: %{x:+,.2f}<extra></extra>"}
+    return _figure([bar], title, height=max(220, 60 + 26 * len(f)))
 
 
 def forecast_vs_actual(
@@ -289,20 +323,20 @@ def forecast_vs_actual(
     title = f"Forecast against actual ({currency}/day, {pct})"
     if actual.empty and points.empty:
         return _empty(title)
-    fig = go.Figure()
+    traces = []
+    days = points["day"].to_numpy()
     if not points.empty and points["upper"].notna().any():
-        fig.add_trace(go.Scatter(x=points["day"], y=points["upper"], mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(
-            go.Scatter(
-                x=points["day"], y=points["lower"], mode="lines", line={"width": 0}, fill="tonexty",
-                fillcolor="rgba(76,120,168,0.2)", name=pct,
-            )
-        )
+        traces.append({"type": "scatter", "x": days, "y": points["upper"].to_numpy(float), "mode": "lines", "line": {"width": 0},
+                       "showlegend": False, "hoverinfo": "skip"})
+        traces.append({"type": "scatter", "x": days, "y": points["lower"].to_numpy(float), "mode": "lines", "line": {"width": 0},
+                       "fill": "tonexty", "fillcolor": "rgba(76,120,168,0.2)", "name": pct})
     if not points.empty:
-        fig.add_trace(go.Scatter(x=points["day"], y=points["mean"], mode="lines", name="forecast", line={"color": "#4c78a8", "dash": "dash"}))
+        traces.append({"type": "scatter", "x": days, "y": points["mean"].to_numpy(float), "mode": "lines", "name": "forecast",
+                       "line": {"color": "#4c78a8", "dash": "dash"}})
     if not actual.empty:
-        fig.add_trace(go.Scatter(x=actual["day"], y=actual["cost"], mode="lines+markers", name="actual", line={"color": "#222"}, marker={"size": 4}))
-    return _layout(fig, title, ytitle=currency)
+        traces.append({"type": "scatter", "x": actual["day"].to_numpy(), "y": actual["cost"].to_numpy(float), "mode": "lines+markers",
+                       "name": "actual", "line": {"color": "#222"}, "marker": {"size": 4}})
+    return _figure(traces, title, ytitle=currency)
 
 
 def cost_per_run(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
@@ -311,8 +345,9 @@ def cost_per_run(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
     f = frame.dropna(subset=["cost_per_run"]) if not frame.empty else frame
     if f.empty:
         return _empty(title)
-    fig = go.Figure(go.Bar(x=[_t(p) for p in f["pipeline"]], y=f["cost_per_run"], marker_color="#4c78a8", hovertemplate="%{x}: %{y:,.4f}<extra></extra>"))
-    return _layout(fig, title, ytitle=currency)
+    bar = {"type": "bar", "x": [_t(p) for p in f["pipeline"]], "y": f["cost_per_run"].to_numpy(float), "marker": {"color": "#4c78a8"},
+           "hovertemplate": "%{x}: %{y:,.4f}<extra></extra>"}
+    return _figure([bar], title, ytitle=currency)
 
 
 def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
@@ -321,14 +356,11 @@ def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure
     if frame.empty:
         return _empty(title)
     names = [_t(p) for p in frame["pipeline"]]
-    fig = go.Figure(
-        [
-            go.Bar(x=names, y=frame["estimate"], name="run estimates", marker_color="#72b7b2"),
-            go.Bar(x=names, y=frame["billed"], name="bill (tagged)", marker_color="#4c78a8"),
-        ]
-    )
-    fig.update_layout(barmode="group")
-    return _layout(fig, title, ytitle=currency)
+    traces = [
+        {"type": "bar", "x": names, "y": frame["estimate"].to_numpy(float), "name": "run estimates", "marker": {"color": "#72b7b2"}},
+        {"type": "bar", "x": names, "y": frame["billed"].to_numpy(float), "name": "bill (tagged)", "marker": {"color": "#4c78a8"}},
+    ]
+    return _figure(traces, title, ytitle=currency, barmode="group")
 
 
 # ---- collectors --------------------------------------------------------------------------------
@@ -341,14 +373,12 @@ def collector_api_cost(passes: pd.DataFrame) -> go.Figure:
         return _empty(title)
     f = passes.assign(day=pd.to_datetime(passes["started_at"], utc=True).dt.floor("D"))
     g = f.groupby(["day", "source"], as_index=False)[["api_cost_usd", "api_calls"]].sum()
-    fig = go.Figure()
-    for i, (source, part) in enumerate(g.groupby("source", sort=True)):
-        fig.add_trace(
-            go.Bar(
-                x=part["day"], y=part["api_cost_usd"], name=_t(source), marker_color=PALETTE[i % len(PALETTE)],
-                customdata=part["api_calls"], hovertemplate="%{x}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
-            )
-        )
-    fig.update_layout(barmode="stack")
-    return _layout(fig, title, ytitle="USD")
-
+    traces = [
+        {
+            "type": "bar", "x": _dates(part["day"]), "y": part["api_cost_usd"].to_numpy(float), "name": _t(source),
+            "marker": {"color": PALETTE[i % len(PALETTE)]}, "customdata": part["api_calls"].to_numpy(),
+            "hovertemplate": "%{x}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
+        }
+        for i, (source, part) in enumerate(g.groupby("source", sort=True))
+    ]
+    return _figure(traces, title, ytitle="USD", barmode="stack")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
 
 from dashboard import charts
 
@@ -134,3 +137,57 @@ def test_collector_api_cost_sums_per_day_and_source():
     by_name = {t.name: t for t in fig.data}
     assert list(by_name["ce"].y) == [0.06]
     assert list(by_name["ce"].customdata) == [6]
+
+
+def _every_chart() -> dict[str, object]:
+    days = pd.to_datetime(["2026-11-01", "2026-11-02"])
+    daily = pd.DataFrame(
+        {"day": days, "pipeline": ["a", "a"], "runs": [3, 4], "succeeded": [3, 3], "failed": [0, 1],
+         "duration_p50": [10.0, 11.0], "duration_p95": [20.0, 40.0], "records_out": [100, 90]}
+    )
+    marks = pd.DataFrame(
+        {"window_start": [datetime(2026, 11, 2, 5, tzinfo=UTC)], "pipeline": ["a"], "observed": [41.0], "expected": [20.0],
+         "subject": ["a p95"], "severity": ["high"]}
+    )
+    recent = pd.DataFrame({"pipeline": ["a", "b"], "started_at": [T0, T0], "status": ["FAILED", "SUCCEEDED"], "run_id": ["r1", "r2"]})
+    steps = pd.DataFrame(
+        {"stage": ["ingest"], "attempt": [1], "status": ["SUCCEEDED"], "queued_at": [T0],
+         "started_at": [T0 + timedelta(seconds=10)], "ended_at": [T0 + timedelta(seconds=60)]}
+    )
+    by_day = pd.DataFrame({"day": days, "key": ["S3", ""], "cost": [1.0, 2.0]})
+    moved = pd.DataFrame({"service": ["S3"], "current": [3.0], "previous": [1.0], "change": [2.0]})
+    points = pd.DataFrame({"day": days, "mean": [1.0, 2.0], "lower": [0.5, 1.5], "upper": [1.5, 2.5]})
+    actual = pd.DataFrame({"day": days, "cost": [1.0, 2.0]})
+    unit = pd.DataFrame({"pipeline": ["a"], "cost_per_run": [0.25]})
+    evb = pd.DataFrame({"pipeline": ["a"], "estimate": [1.0], "billed": [2.0]})
+    passes = pd.DataFrame({"started_at": [T0], "source": ["ce"], "api_cost_usd": [0.03], "api_calls": [3]})
+    return {
+        "health_grid": charts.health_grid(recent),
+        "runs_by_status": charts.runs_by_status(daily),
+        "duration_trend": charts.duration_trend(daily, marks),
+        "throughput_trend": charts.throughput_trend(daily, marks),
+        "run_timeline": charts.run_timeline(steps),
+        "cost_stacked": charts.cost_stacked(by_day, "service"),
+        "movers": charts.movers(moved, "service"),
+        "forecast_vs_actual": charts.forecast_vs_actual(actual, points, level=0.8),
+        "cost_per_run": charts.cost_per_run(unit),
+        "estimate_vs_bill": charts.estimate_vs_bill(evb),
+        "collector_api_cost": charts.collector_api_cost(passes),
+        "empty": charts.movers(moved.iloc[:0], "service"),
+    }
+
+
+def test_every_chart_is_a_valid_plotly_figure():
+    # the builders skip plotly's validation for speed: full validation here instead
+    for name, fig in _every_chart().items():
+        spec = fig.to_dict()
+        validated = go.Figure(spec).to_dict()  # raises on an unknown property or a bad value
+        assert validated["data"] == [] or len(validated["data"]) == len(spec["data"]), name
+        assert spec["layout"]["template"] == {}, name  # no named template deep-copied into each figure
+
+
+def test_times_are_sent_as_naive_utc():
+    # plotly.js reads no UTC offsets: tz-aware times go out as UTC wall-clock times
+    spec = json.loads(pio.to_json(_every_chart()["run_timeline"], validate=False))
+    assert spec["data"][0]["base"] == ["2026-11-20T00:00:00.000000"]
+    assert spec["data"][1]["base"] == ["2026-11-20T00:00:10.000000"]
