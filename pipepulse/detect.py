@@ -20,8 +20,13 @@ Settings, all optional, under ``[anomalies]``::
     failure_rate_floor = 0.2     # failure-rate change (0..1) that can alert
     rejected_rate_floor = 0.05   # change in the share of records rejected by validation (bad data)
     metric_rel_floor = 0.0
-    [anomalies.metric_floors]    # absolute floors per CloudWatch metric name
+    [anomalies.metric_floors]    # absolute floors per CloudWatch metric, by name or Namespace/Name
     Retries = 5.0                # (default) retries the retry policy absorbed are routine
+    # (default) Pipepulse/Reference Duration and StageDuration: duration_floor_seconds
+
+A pipeline's CloudWatch ``Sum`` series whose periods line up with its runs' ends is judged per
+run (the period's sum over the runs that ended in it; see ``_per_run``): an hourly sum of
+metrics emitted once per run otherwise doubles whenever two runs end in one hour.
     [[anomalies.planned]]        # planned windows (besides the maintenance_windows table)
     subject = "nightly-etl"      # a pipeline, a subject, or "*"
     start = 2026-11-01T02:00:00Z
@@ -52,12 +57,14 @@ from insights.rootcause import DIMENSIONS, root_cause
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt, require_table
 
-__all__ = ["AnomalySettings", "DetectionSummary", "anomaly_settings", "run_detection"]
+__all__ = ["AnomalySettings", "DetectionSummary", "anomaly_settings", "detect_anomalies", "run_detection"]
 
 DETECTOR = "pipepulse-online-1"
 
 
 DEFAULT_METRIC_FLOORS = {"Retries": 5.0}
+REFERENCE_NAMESPACE = "Pipepulse/Reference"  # the reference pipeline's metrics (docs/CONTRACTS.md)
+PER_RUN_SHARE = 0.9  # a Sum series whose periods line up with run ends this often is per-run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,11 +165,21 @@ def _when(v: Any, label: str, where: str, key: str) -> datetime:
 
 def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> DetectionSummary:
     """Scan every stored series, store incidents by fingerprint; returns what it did."""
+    from store.anomalies import upsert_anomalies
+
+    rows, summary = detect_anomalies(settings, engine, now=now)
+    with engine.begin() as conn:
+        counts = upsert_anomalies(conn, rows, now=now)
+    summary.inserted, summary.updated, summary.reopened = counts.inserted, counts.updated, counts.reopened
+    return summary
+
+
+def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tuple[list[dict[str, Any]], DetectionSummary]:
+    """What ``run_detection`` would store (one row per incident), without storing it."""
     from store.anomalies import (
         maintenance_windows_frame,
         metric_points_frame,
         metric_series_frame,
-        upsert_anomalies,
     )
     from store.costs import daily_cost
     from store.runs import runs_frame
@@ -179,18 +196,23 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
         windows = maintenance_windows_frame(conn, end=end)
         planned = [(r.subject, r.starts_at, r.ends_at) for r in windows.itertuples()] + list(cfg.planned)
 
+        runs = runs_frame(conn, runs_start, end)
+        if not runs.empty:
+            runs = runs[runs["started_at"].notna()]
+
         # CloudWatch metric series: those sharing one time axis are scanned together
         series = metric_series_frame(conn)
         points = metric_points_frame(conn, start, end) if not series.empty else pd.DataFrame(columns=["series_id", "ts", "value"])
         groups: dict[tuple, list[tuple[str, str | None, pd.DataFrame]]] = {}
         for s in series.itertuples():
             part = points[points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
+            part = _per_run(part, s, runs)
             if part.empty:
                 continue
             dims = json.loads(s.dimensions or "{}")
             dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
             subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
-            floor = cfg.metric_floors.get(s.metric_name, 0.0)
+            floor = _metric_floor(cfg, s.namespace, s.metric_name)
             key = (floor, tuple(part["timestamp"].astype("int64")))
             groups.setdefault(key, []).append((subject, s.pipeline, part.reset_index(drop=True)))
         for (floor, _), members in groups.items():
@@ -205,9 +227,6 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
                 rows += _incidents_of(scanned, config, "metric", subject, pipeline, summary)
 
         # runs per pipeline
-        runs = runs_frame(conn, runs_start, end)
-        if not runs.empty:
-            runs = runs[runs["started_at"].notna()]
         for pipeline, group in (runs.groupby("pipeline") if not runs.empty else []):
             finished = group[group["status"].isin(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"])]
             hourly = finished.set_index("started_at").resample("1h")
@@ -251,11 +270,7 @@ def run_detection(settings: Settings, engine: Engine, *, now: datetime) -> Detec
                 day = r["window_end"].date()
                 r["root_cause"] = root_cause(long, day) if not long.empty else []
             rows += found
-
-    with engine.begin() as conn:
-        counts = upsert_anomalies(conn, rows, now=now)
-    summary.inserted, summary.updated, summary.reopened = counts.inserted, counts.updated, counts.reopened
-    return summary
+    return rows, summary
 
 
 def _series(s: pd.Series) -> pd.DataFrame:
@@ -268,10 +283,53 @@ def _windows_for(planned: list, pipeline: str | None, subject: str) -> list[tupl
     return [(a, b) for subj, a, b in planned if subj in ("*", pipeline, subject)]
 
 
+def _metric_floor(cfg: AnomalySettings, namespace: str, name: str) -> float:
+    """The absolute floor of a metric series: ``metric_floors`` by ``Namespace/Metric`` or by
+    name; the reference pipeline's run and stage durations (seconds) get the floor of the run
+    durations read from the runs table, ``duration_floor_seconds``."""
+    for key in (f"{namespace}/{name}", name):
+        if key in cfg.metric_floors:
+            return cfg.metric_floors[key]
+    if namespace == REFERENCE_NAMESPACE and name in ("Duration", "StageDuration"):
+        return cfg.duration_floor_seconds
+    return 0.0
+
+
+def _per_run(part: pd.DataFrame, s: Any, runs: pd.DataFrame) -> pd.DataFrame:
+    """A per-run metric's ``Sum`` series judged per run: each period's sum over the runs of its
+    pipeline that ended in it.
+
+    A pipeline like the reference one emits one datapoint per metric at the end of each run, so
+    an hourly sum counts runs too: an hourly interval pipeline whose runs drift across the hour
+    doubles one hour and leaves the next empty, and two file arrivals in one hour double it,
+    with nothing wrong. A series is taken as per-run when it is a ``Sum`` of a watched pipeline
+    and at least ``PER_RUN_SHARE`` of its periods had a run of that pipeline ending in them
+    (CloudWatch has no datapoint for a period nothing was emitted in); other series are returned
+    as they are. ``runs`` (the count) is kept so reports can scale back to the sum; periods
+    without a stored run ending in them (not collected yet) are left out."""
+    if part.empty or s.stat != "Sum" or not s.pipeline or runs.empty or not s.period_seconds:
+        return part
+    ended = runs.loc[(runs["pipeline"] == s.pipeline) & runs["ended_at"].notna(), "ended_at"]
+    if ended.empty:
+        return part
+    period = pd.Timedelta(seconds=int(s.period_seconds))
+    counts = pd.to_datetime(ended, utc=True).dt.floor(period).value_counts()
+    n = part["timestamp"].map(counts).fillna(0).to_numpy(float)
+    if np.mean(n > 0) < PER_RUN_SHARE:
+        return part
+    out = part.loc[n > 0].copy()
+    out["runs"] = n[n > 0]
+    out["value"] = out["value"] / out["runs"]
+    return out
+
+
 def _frame_of(part: pd.DataFrame, result: ScanResult, i: int) -> pd.DataFrame:
     out = part[["timestamp", "value"]].copy()
     for name in ("expected", "lower", "upper", "score", "ratio"):
         out[name] = getattr(result, name)[i]
+    if "runs" in part:  # judged per run (``_per_run``): report the period's sum, as stored
+        for name in ("value", "expected", "lower", "upper"):
+            out[name] = out[name] * part["runs"].to_numpy()
     out["is_anomaly"] = result.is_anomaly[i].astype(int)
     out["anomalous"] = result.anomalous[i]
     return out

@@ -165,3 +165,64 @@ def test_a_bad_data_day_is_found_from_the_rejected_record_rate(engine, db_url, t
     assert list(found["subject"]) == ["rejected_rate:orders"]
     assert found.iloc[0]["window_start"].date() == bad_day
     assert found.iloc[0]["observed"] == pytest.approx(0.25, abs=0.02)
+
+
+def test_an_interval_pipeline_drifting_across_the_hour_is_judged_per_run(engine, db_url, tmp_path, now):
+    # An hourly interval pipeline (every 60 min 2 s from the last start, runs of 200-280 s) emits
+    # RecordsIn once per run at its end, and CloudWatch sums it per hour: while the runs' ends
+    # straddle the hour, some hours hold two runs and others none. On the last day one run
+    # reads three times its usual records.
+    rng = np.random.default_rng(9)
+    first = (now - timedelta(days=10)).replace(minute=53, second=0, microsecond=0)
+    run_rows, sums = [], {}
+    bad = 10 * 24 - 30
+    for k in range(10 * 24 - 2):
+        started = first + timedelta(seconds=3602 * k)
+        ended = started + timedelta(seconds=float(rng.uniform(200, 280)))
+        n = float(round(4000 * rng.normal(1.0, 0.03)) * (3 if k == bad else 1))
+        run_rows.append({"run_id": f"reference:c{k}", "pipeline": "clicks", "source": "reference", "status": "SUCCEEDED",
+                         "started_at": started, "ended_at": ended, "duration_seconds": 240.0, "updated_at": now})
+        hour = ended.replace(minute=0, second=0, microsecond=0)
+        sums[hour] = sums.get(hour, 0.0) + n
+    hours = sorted(sums)
+    per_hour = [round(sums[h] / 4000) for h in hours]
+    assert per_hour.count(2) >= 3 and len(hours) < len(run_rows)  # doubled hours, empty hours
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), run_rows)
+        sid = conn.execute(metric_series.insert().values(
+            series_key="c1", namespace="Pipepulse/Reference", metric_name="RecordsIn",
+            dimensions=json.dumps({"Pipeline": "clicks"}), stat="Sum", period_seconds=3600, pipeline="clicks")).inserted_primary_key[0]
+        conn.execute(metric_points.insert(), [{"series_id": sid, "ts": h, "value": sums[h]} for h in hours])
+    run_detection(settings(db_url, tmp_path), engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn, kind="metric")
+    bad_hour = run_rows[bad]["ended_at"].replace(minute=0, second=0, microsecond=0)
+    assert list(zip(found["subject"], found["window_start"], strict=True)) == [("Pipepulse/Reference/RecordsIn{Pipeline=clicks}", bad_hour)]
+    assert found.iloc[0]["observed"] == sums[bad_hour]  # reported as the stored hourly sum
+
+
+def test_reference_durations_have_the_run_duration_floor(engine, db_url, tmp_path, now):
+    # hourly Duration of one run an hour (no runs stored: the series is taken as it is): ~200 s,
+    # 30 s shorter for the last two days (quieter weekend), then one run of 12 minutes
+    rng = np.random.default_rng(4)
+    hours = 10 * 24
+    start = (now - timedelta(hours=hours)).replace(minute=0, second=0, microsecond=0)
+    values = 200.0 * rng.normal(1.0, 0.01, hours)
+    values[-48:] -= 30.0
+    slow = hours - 5
+    values[slow] = 720.0
+    with engine.begin() as conn:
+        sid = conn.execute(metric_series.insert().values(
+            series_key="d1", namespace="Pipepulse/Reference", metric_name="Duration",
+            dimensions=json.dumps({"Pipeline": "etl"}), stat="Sum", period_seconds=3600, pipeline="etl")).inserted_primary_key[0]
+        conn.execute(metric_points.insert(), [{"series_id": sid, "ts": start + timedelta(hours=i), "value": float(v)} for i, v in enumerate(values)])
+    run_detection(settings(db_url, tmp_path), engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn)
+    assert list(zip(found["subject"], found["window_start"], strict=True)) == [
+        ("Pipepulse/Reference/Duration{Pipeline=etl}", start + timedelta(hours=slow))]
+    # with no floor the 30-second change alerts too
+    run_detection(settings(db_url, tmp_path, metric_floors={"Pipepulse/Reference/Duration": 0}), engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn)
+    assert start + timedelta(hours=hours - 48) in set(found["window_start"])
