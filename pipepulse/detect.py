@@ -1,8 +1,8 @@
 """``run_detection``: anomaly detection over what the store holds, results stored by fingerprint.
 
 A recipe: read settings -> read planned windows -> for each kind of series (CloudWatch metric
-series; per pipeline: duration and throughput per hour, failure rate and rejected-record rate
-per day; daily cost in
+series; per pipeline: duration and records per run of the succeeded runs per hour, failure
+rate and rejected-record rate per day; daily cost in
 total and per service, region, usage type and pipeline) read it, scan it with the one detector
 family of ``insights.anomaly``, group anomalous points into incidents, attach a root cause to
 cost incidents -> upsert every incident by fingerprint.
@@ -16,7 +16,7 @@ Settings, all optional, under ``[anomalies]``::
     cost_floor_usd = 1.0         # a cost change smaller than this never alerts
     cost_rel_floor = 0.2         # ... nor one smaller than 20% of the expected day
     duration_floor_seconds = 60
-    throughput_floor_records = 100
+    throughput_floor_records = 100  # records per run
     failure_rate_floor = 0.2     # failure-rate change (0..1) that can alert
     rejected_rate_floor = 0.05   # change in the share of records rejected by validation (bad data)
     metric_rel_floor = 0.0
@@ -229,9 +229,15 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
         # runs per pipeline
         for pipeline, group in (runs.groupby("pipeline") if not runs.empty else []):
             finished = group[group["status"].isin(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"])]
-            hourly = finished.set_index("started_at").resample("1h")
+            # duration and throughput (records per run) of the runs that succeeded, per hour: a
+            # failed run's missing output (or its cut-short duration) is the failure-rate
+            # detector's and the failures list's to report, not a second alert on the same run,
+            # and its retry landing beside the next regular run is not twice the throughput (on
+            # the demo, a run that outlasted its retries raised "throughput 0", then its retry
+            # "throughput x2", beside its failure)
+            hourly = finished[finished["status"] == "SUCCEEDED"].set_index("started_at").resample("1h")
             dur = hourly["duration_seconds"].mean().dropna()
-            thr = hourly["records_out"].sum(min_count=1).dropna()
+            thr = hourly["records_out"].mean().dropna()
             rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up"),
                                "duration", f"duration:{pipeline}", pipeline, planned, summary)
             rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records),

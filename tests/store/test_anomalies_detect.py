@@ -226,3 +226,34 @@ def test_reference_durations_have_the_run_duration_floor(engine, db_url, tmp_pat
     with engine.connect() as conn:
         found = list_anomalies(conn)
     assert start + timedelta(hours=hours - 48) in set(found["window_start"])
+
+
+def test_a_failed_run_is_not_also_a_throughput_or_duration_anomaly(engine, db_url, tmp_path, now):
+    # 20 days of an hourly pipeline loading ~1000 records in ~300 s. One run fails after its
+    # retries (0 records, cut short at 40 s) and is retried in the next hour, beside that
+    # hour's own run: that is a failure, reported as one, not a throughput drop then a doubling.
+    # A succeeded run that loads a tenth of the usual records is still a throughput anomaly.
+    rng = np.random.default_rng(4)
+    first = (now - timedelta(days=20)).replace(minute=0, second=0, microsecond=0)
+    failed_at, thin_at = 15 * 24 + 13, 17 * 24 + 9
+    rows = []
+    for h in range(20 * 24):
+        started = first + timedelta(hours=h)
+        failed = h == failed_at
+        dur = 40.0 if failed else 300.0 + 10 * rng.normal()
+        out = 0 if failed else (100 if h == thin_at else int(1000 + 20 * rng.normal()))
+        rows.append({"run_id": f"reference:f{h}", "pipeline": "feed", "source": "reference",
+                     "status": "FAILED" if failed else "SUCCEEDED", "started_at": started,
+                     "ended_at": started + timedelta(seconds=dur), "duration_seconds": dur,
+                     "records_in": out, "records_out": out, "updated_at": now})
+    retry = first + timedelta(hours=failed_at + 1, minutes=20)
+    rows.append({"run_id": "reference:retry", "pipeline": "feed", "source": "reference", "status": "SUCCEEDED",
+                 "started_at": retry, "ended_at": retry + timedelta(seconds=300), "duration_seconds": 300.0,
+                 "records_in": 1000, "records_out": 1000, "updated_at": now})
+    with engine.begin() as conn:
+        conn.execute(runs.insert(), rows)
+    run_detection(settings(db_url, tmp_path), engine, now=now)
+    with engine.connect() as conn:
+        found = list_anomalies(conn)
+    pairs = sorted(zip(found["kind"], found["window_start"], strict=True))
+    assert pairs == [("throughput", rows[thin_at]["started_at"])]
