@@ -22,6 +22,7 @@ __all__ = [
     "estimate_vs_bill",
     "forecast_vs_actual",
     "health_grid",
+    "health_statuses",
     "movers",
     "run_timeline",
     "runs_by_status",
@@ -57,6 +58,12 @@ def _dates(values: pd.Series) -> np.ndarray:
     return values.to_numpy()
 
 
+def _label_margin(labels: list[str]) -> int:
+    """A left margin wide enough for ``labels`` as y tick labels (12 px font), so the axis
+    needs no automargin (which measures the labels and draws the chart a second time)."""
+    return 16 + 7 * max((len(html.unescape(x)) for x in labels), default=4)
+
+
 def _merge(base: dict, extra: dict) -> dict:
     """``base`` updated by ``extra``, nested dicts merged (like ``fig.update_layout``)."""
     out = dict(base)
@@ -74,8 +81,10 @@ def _figure(traces: list[dict], title: str, *, height: int = HEIGHT, ytitle: str
     The template is empty with explicit colours: a named template such as "plotly_white" is
     deep-copied into every figure.
     """
-    xaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "linecolor": "#d0d3d9", "automargin": True}
-    yaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "automargin": True}
+    # no automargin by default: it measures the tick labels and draws the chart a second time;
+    # numbers and dates fit the fixed margins, text labels get a margin from their length
+    xaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "linecolor": "#d0d3d9", "automargin": False}
+    yaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "automargin": False}
     if ytitle:
         yaxis["title"] = {"text": ytitle}
     base = {
@@ -113,40 +122,56 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
 
     ``recent``: pipeline, started_at, status, run_id (``store.dashboard_reads.recent_runs``).
     The x axis counts runs back from the newest (0), so hourly and daily pipelines line up.
+    Drawn as one heatmap (z: the status's index in ``health_statuses(fig)``), not a marker per
+    run: a few hundred SVG markers took the browser several times longer to draw. The legend
+    entries are empty traces, one per status shown.
     """
     title = "Recent runs, newest on the right"
     if recent.empty:
         return _empty(title)
     f = recent.sort_values(["pipeline", "started_at"]).copy()
     f["pos"] = f.groupby("pipeline").cumcount() - f.groupby("pipeline")["started_at"].transform("size") + 1
-    traces = []
-    for status, color in STATUS_COLORS.items():
-        part = f[f["status"] == status]
-        if part.empty:
-            continue
-        customdata = np.column_stack(
-            [part["run_id"].map(_t).to_numpy(str), part["started_at"].dt.strftime("%Y-%m-%d %H:%M").to_numpy(str)]
-        )
-        traces.append(
-            {
-                "type": "scatter",
-                "x": part["pos"].to_numpy(),
-                "y": part["pipeline"].map(_t).to_numpy(str),
-                "mode": "markers",
-                "name": status.lower(),
-                "marker": {"symbol": "square", "size": 14, "color": color},
-                "customdata": customdata,
-                "hovertemplate": "%{y} " + status.lower() + "<br>%{customdata[1]} UTC<br>%{customdata[0]}<extra></extra>",
-            }
-        )
-    pipelines = f["pipeline"].nunique()
+    present = set(f["status"])
+    statuses = [s for s in STATUS_COLORS if s in present] + sorted(present - set(STATUS_COLORS))
+    names = sorted(f["pipeline"].unique())
+    first = int(f["pos"].min())
+    z = np.full((len(names), 1 - first), np.nan)
+    text = np.full(z.shape, "", dtype=object)
+    rows = f["pipeline"].map({p: i for i, p in enumerate(names)}).to_numpy()
+    cols = (f["pos"] - first).to_numpy()
+    z[rows, cols] = f["status"].map({s: i for i, s in enumerate(statuses)}).to_numpy(float)
+    text[rows, cols] = (
+        f["pipeline"].map(_t) + " " + f["status"].str.lower() + "<br>" + f["started_at"].dt.strftime("%Y-%m-%d %H:%M")
+        + " UTC<br>" + f["run_id"].map(_t)
+    ).to_numpy(object)
+    colors = [STATUS_COLORS.get(s, "#7f7f7f") for s in statuses]
+    # one flat colour band per status index
+    scale = [[edge / len(colors), c] for i, c in enumerate(colors) for edge in (i, i + 1)]
+    labels = [_t(p) for p in names]
+    traces = [
+        {
+            "type": "heatmap", "z": z, "x": np.arange(first, 1), "y": labels, "text": text,
+            "hovertemplate": "%{text}<extra></extra>", "hoverongaps": False, "colorscale": scale,
+            "zmin": -0.5, "zmax": len(colors) - 0.5, "showscale": False, "xgap": 3, "ygap": 3,
+        }
+    ] + [
+        {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": s.lower(),
+         "marker": {"symbol": "square", "size": 12, "color": c}}
+        for s, c in zip(statuses, colors, strict=True)
+    ]
     return _figure(
         traces,
         title,
-        height=max(220, 110 + 34 * pipelines),
-        yaxis={"type": "category", "categoryorder": "category descending"},
-        xaxis={"dtick": 4},
+        height=max(220, 110 + 34 * len(names)),
+        margin={"l": _label_margin(labels)},
+        yaxis={"type": "category", "categoryorder": "category descending", "showgrid": False},
+        xaxis={"dtick": 4, "showgrid": False},
     )
+
+
+def health_statuses(fig: go.Figure) -> list[str]:
+    """The statuses a ``health_grid`` figure's z values index, from its legend entries."""
+    return [t.name.upper() for t in fig.data[1:]]
 
 
 def runs_by_status(daily: pd.DataFrame) -> go.Figure:
@@ -267,6 +292,7 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
         traces,
         title,
         height=max(220, 80 + 32 * len(order)),
+        margin={"l": _label_margin(order)},
         barmode="overlay",
         # times only on the axis (a second line with the date would sit under the legend)
         xaxis={"type": "date", "tickformat": "%H:%M:%S"},
@@ -312,7 +338,7 @@ def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
     labels = [_t(k) if k != "" else "(none)" for k in f[by]]
     bar = {"type": "bar", "x": f["change"].to_numpy(float), "y": labels, "orientation": "h", "marker": {"color": colors},
            "hovertemplate": "%{y}: %{x:+,.2f}<extra></extra>"}
-    return _figure([bar], title, height=max(220, 60 + 26 * len(f)))
+    return _figure([bar], title, height=max(220, 60 + 26 * len(f)), margin={"l": _label_margin(labels)})
 
 
 def forecast_vs_actual(
@@ -347,7 +373,8 @@ def cost_per_run(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
         return _empty(title)
     bar = {"type": "bar", "x": [_t(p) for p in f["pipeline"]], "y": f["cost_per_run"].to_numpy(float), "marker": {"color": "#4c78a8"},
            "hovertemplate": "%{x}: %{y:,.4f}<extra></extra>"}
-    return _figure([bar], title, ytitle=currency)
+    # pipeline names on x: plotly may turn them, automargin makes room
+    return _figure([bar], title, ytitle=currency, xaxis={"automargin": True})
 
 
 def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
@@ -360,7 +387,7 @@ def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure
         {"type": "bar", "x": names, "y": frame["estimate"].to_numpy(float), "name": "run estimates", "marker": {"color": "#72b7b2"}},
         {"type": "bar", "x": names, "y": frame["billed"].to_numpy(float), "name": "bill (tagged)", "marker": {"color": "#4c78a8"}},
     ]
-    return _figure(traces, title, ytitle=currency, barmode="group")
+    return _figure(traces, title, ytitle=currency, barmode="group", xaxis={"automargin": True})
 
 
 # ---- collectors --------------------------------------------------------------------------------

@@ -14,6 +14,17 @@ from dashboard import charts
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
+def _grid_cells(fig) -> dict[tuple[str, int], str]:
+    """``{(pipeline, position): status}`` read back from a health grid figure."""
+    heat, statuses = fig.data[0], charts.health_statuses(fig)
+    return {
+        (y, int(x)): statuses[int(v)]
+        for y, row in zip(heat.y, heat.z, strict=True)
+        for x, v in zip(heat.x, row, strict=True)
+        if v == v  # not NaN: a run in that cell
+    }
+
+
 def test_health_grid_counts_runs_back_from_the_newest_and_colours_by_status():
     recent = pd.DataFrame(
         {
@@ -24,12 +35,20 @@ def test_health_grid_counts_runs_back_from_the_newest_and_colours_by_status():
         }
     )
     fig = charts.health_grid(recent)
-    by_name = {t.name: t for t in fig.data}
-    assert sorted(by_name) == ["failed", "running", "succeeded"]
-    assert list(by_name["succeeded"].x) == [-2, 0]
-    assert list(by_name["failed"].x) == [-1]
-    assert list(by_name["running"].x) == [0]  # the newest (only) run of "daily"
-    assert by_name["failed"].marker.color == charts.STATUS_COLORS["FAILED"]
+    assert _grid_cells(fig) == {
+        ("orders", -2): "SUCCEEDED", ("orders", -1): "FAILED", ("orders", 0): "SUCCEEDED",
+        ("daily", 0): "RUNNING",  # the newest (only) run of "daily"
+    }
+    # the legend: one entry per status shown, in its colour; the heatmap draws the same colours
+    assert [(t.name, t.marker.color) for t in fig.data[1:]] == [
+        ("succeeded", charts.STATUS_COLORS["SUCCEEDED"]), ("failed", charts.STATUS_COLORS["FAILED"]),
+        ("running", charts.STATUS_COLORS["RUNNING"]),
+    ]
+    heat = fig.data[0]
+    # z = 0, 1, 2 each fall in a flat band of the colour scale
+    assert (heat.zmin, heat.zmax) == (-0.5, 2.5)
+    assert [c for _, c in heat.colorscale] == [charts.STATUS_COLORS[s] for s in ("SUCCEEDED", "FAILED", "RUNNING") for _ in (0, 1)]
+    assert heat.text[1][1] == "orders failed<br>2026-11-20 01:00 UTC<br>r2"
 
 
 def test_labels_from_data_are_escaped_for_plotly():
@@ -38,7 +57,7 @@ def test_labels_from_data_are_escaped_for_plotly():
     )
     fig = charts.health_grid(recent)
     assert list(fig.data[0].y) == ["&lt;b&gt;x&lt;/b&gt;"]
-    assert fig.data[0].customdata[0][0] == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert fig.data[0].text[0][0] == "&lt;b&gt;x&lt;/b&gt; failed<br>2026-11-20 00:00 UTC<br>&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def test_runs_by_status_stacks_succeeded_failed_and_the_rest():
