@@ -230,12 +230,24 @@ def _daily_cost(
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def _cost_two_windows(
+    start: date, end: date, by: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
+) -> pd.DataFrame:
+    """Daily spend per ``by`` value over ``[start, end]`` and the window of the same length
+    before it: one read for ``cost_by_day`` and ``cost_movers`` (a day's rows do not depend on
+    the range they are read with)."""
+    span = end - start + timedelta(days=1)
+    with engine().connect() as conn:
+        return _daily_cost(conn, start - span, end, by, accounts, pipelines)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def cost_by_day(
     start: date, end: date, by: str, amount: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
 ) -> pd.DataFrame:
     """Daily spend per ``by`` value (columns day, key, cost), grouped in SQL by ``store.costs``."""
-    with engine().connect() as conn:
-        frame = _daily_cost(conn, start, end, by, accounts, pipelines)
+    frame = _cost_two_windows(start, end, by, accounts, pipelines)
+    frame = frame[frame["day"] >= start]
     out = pd.DataFrame(
         {"day": pd.to_datetime(frame["day"]), "key": frame[by].astype(str), "cost": frame[AMOUNT_COLUMNS[amount]].astype(float)}
     )
@@ -275,9 +287,7 @@ def cost_movers(
 ) -> pd.DataFrame:
     """The ``top`` ``by`` values whose spend changed most against the previous window
     (``insights.costs.top_movers``): by, current, previous, change, change_pct."""
-    span = end - start + timedelta(days=1)
-    with engine().connect() as conn:
-        frame = _daily_cost(conn, start - span, end, by, accounts, pipelines)
+    frame = _cost_two_windows(start, end, by, accounts, pipelines)
     return cost_insights.top_movers(frame, by=by, start=start, end=end + timedelta(days=1), n=top, value=AMOUNT_COLUMNS[amount])
 
 

@@ -215,3 +215,37 @@ def test_oidc_sign_in_with_admins_from_secrets(filled_db, app_env):
         assert any(m.label == "Open anomalies" for m in at.metric)
         at.switch_page("views/anomalies.py").run()
         assert bool([b for b in at.button if b.key == "ack"]) is can_act, email
+
+
+def test_costs_page_daily_spend_and_movers_match_the_store(filled_db, app_env):
+    # cost_by_day and cost_movers share one read of both windows: same numbers as reading each alone
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from insights.costs import top_movers
+    from store import costs as costs_store
+    from store.db import connect
+
+    url, _ = filled_db
+    app_env(url)
+    at = _open("views/costs.py")  # Group by service, billed, the last 7 days
+    assert not at.exception
+    end = datetime.now(UTC).date()
+    start = end - timedelta(days=6)
+    engine = connect(url)
+    with engine.connect() as conn:
+        window = costs_store.daily_cost(conn, start, end, by="service")
+        both = costs_store.daily_cost(conn, start - timedelta(days=7), end, by="service")
+    engine.dispose()
+    frames = [d.value for d in at.dataframe]
+    by_day = next(f for f in frames if list(f.columns) == ["day", "service", "cost"])
+    want = window.groupby(["day", "service"], as_index=False)["billed_cost"].sum()
+    assert len(want) >= 7 and want["day"].nunique() == 7
+    assert [(d.date(), s, round(c, 6)) for d, s, c in by_day.itertuples(index=False)] == [
+        (d, s, round(c, 6)) for d, s, c in want.itertuples(index=False)
+    ]
+    movers = next(f for f in frames if list(f.columns[:2]) == ["service", "current"])
+    assert len(movers) >= 2
+    want_movers = top_movers(both, by="service", start=start, end=end + timedelta(days=1), n=10, value="billed_cost")
+    pd.testing.assert_frame_equal(movers.reset_index(drop=True), want_movers.reset_index(drop=True), check_dtype=False)
