@@ -21,7 +21,9 @@ hour at 5 minutes, ...):
    window mean must also fall outside the seasonal envelope: the median over earlier cycles of
    the max (min) of the windowed series within +-``season_window`` of the same phase, widened by
    ``season_margin`` robust spreads across cycles. A daily batch spike at 03:00 +- 30 minutes is
-   therefore normal, the same spike at 17:00 is not.
+   therefore normal, the same spike at 17:00 is not. ``also_periods`` adds gates (e.g. weekly
+   beside daily for pipeline runs): the point must fall outside each envelope that has an
+   earlier cycle, so a quiet weekend hour is normal when last week's weekend was as quiet.
 4. **Floors**: the deviation must also exceed ``abs_floor`` (dollars, records, seconds) and
    ``rel_floor x |baseline|``, so tiny changes on tiny lines never alert.
 
@@ -45,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -86,6 +88,7 @@ class DetectorConfig:
     suppress: int = 144  # quiet points needed before a new incident is reported
     persist: int = 36  # a deviation longer than this is a level shift, learnt as normal
     period_seconds: float | None = DAY  # seasonality; None switches the gate off
+    also_periods: tuple[float, ...] = ()  # more seasonal gates (e.g. weekly for run series)
     season_cycles: int = 7
     min_cycles: int = 2
     season_window: int = 12  # +- points around the same phase
@@ -106,6 +109,8 @@ class DetectorConfig:
         for name in ("baseline", "history", "refresh", "season_cycles", "min_cycles"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if any(not p > 0 for p in self.also_periods):
+            raise ValueError(f"also_periods must be positive seconds, got {self.also_periods}")
         for name in ("warmup", "suppress", "persist", "season_window", "abs_floor", "rel_floor"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -265,6 +270,9 @@ def scan_matrix(
         lo = np.maximum(idx - s + 1, 0)
         Z.append((csum[:, idx + 1] - csum[:, lo]) / (idx + 1 - lo))
     envs = [_envelope(z, ts, cfg) for z in Z]
+    # further periods: a point must also fall outside each of their envelopes (from the first
+    # earlier cycle on), so a weekly job's weekend is normal even though yesterday was a weekday
+    extra = [[_envelope(z, ts, replace(cfg, period_seconds=p, min_cycles=1)) for z in Z] for p in cfg.also_periods]
 
     clean = x.copy()
     D = np.full((S, m, n), np.nan)  # deviations, NaN where not learnable
@@ -316,6 +324,10 @@ def scan_matrix(
             seasonal = cnt[:, t] >= cfg.min_cycles
             outside = (z > mU[:, t] + cfg.season_margin * sU[:, t]) | (z < mL[:, t] - cfg.season_margin * sL[:, t])
             ok &= ~seasonal | outside
+            for env in extra:
+                mU, mL, sU, sL, cnt = env[si]
+                outside = (z > mU[:, t] + cfg.season_margin * sU[:, t]) | (z < mL[:, t] - cfg.season_margin * sL[:, t])
+                ok &= (cnt[:, t] < 1) | outside
             r = np.where(ok, r, np.minimum(r, _BELOW))
             best = np.maximum(best, r)
             e |= ok

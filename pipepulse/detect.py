@@ -67,6 +67,12 @@ REFERENCE_NAMESPACE = "Pipepulse/Reference"  # the reference pipeline's metrics 
 PER_RUN_SHARE = 0.9  # a Sum series whose periods line up with run ends this often is per-run
 
 
+# Runs follow the business week too (quieter weekends): an hour of a run series is anomalous
+# only when it is also outside what the same hours of the same weekday looked like in earlier
+# weeks (the daily gate alone made a weekend's first hours look like a drop)
+WEEK = 7 * 86_400.0
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnomalySettings:
     """The ``[anomalies]`` section, validated."""
@@ -238,9 +244,9 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
             hourly = finished[finished["status"] == "SUCCEEDED"].set_index("started_at").resample("1h")
             dur = hourly["duration_seconds"].mean().dropna()
             thr = hourly["records_out"].mean().dropna()
-            rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up"),
+            rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up", also_periods=(WEEK,)),
                                "duration", f"duration:{pipeline}", pipeline, planned, summary)
-            rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records),
+            rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records, also_periods=(WEEK,)),
                                "throughput", f"throughput:{pipeline}", pipeline, planned, summary)
             daily = finished.set_index("started_at").resample("1D")["status"]
             failed = daily.apply(lambda s: float(s.isin(["FAILED", "TIMED_OUT"]).mean()) if len(s) else np.nan).dropna()

@@ -202,3 +202,27 @@ def test_root_cause_leaves_out_a_dimension_with_one_value():
     ]
     causes = root_cause(pd.DataFrame(rows), start + timedelta(days=14))
     assert [(c["dimension"], c["value"], c["impact"]) for c in causes] == [("service", "AWS Glue", 10.0)]
+
+
+def test_a_weekly_gate_keeps_quiet_weekends_normal_and_a_real_drop_flagged():
+    # six weeks of an hourly pipeline's records per run, weekends 30% quieter; on the last
+    # Friday three hours load half of what they should (earlier in the week the learned
+    # threshold still holds Monday's step up from the weekend, which is as large)
+    ts = pd.date_range("2026-09-07", periods=42 * 24, freq="h", tz="UTC")  # a Monday
+    dow, hour = ts.day_of_week.to_numpy(), ts.hour.to_numpy()
+    rng = np.random.default_rng(0)
+    x = np.where(dow >= 5, 0.7, 1.0) * 3000 * rng.lognormal(0, 0.06, len(ts))
+    drop = np.flatnonzero((dow == 4) & (hour >= 10) & (hour < 13))[-3:]
+    x[drop] *= 0.5
+    later = ts >= ts[0] + pd.Timedelta(days=14)  # after the first weekend seen
+
+    def flags(config):
+        return [ts[i] for i in np.flatnonzero(scan(x, ts, config).is_anomaly) if later[i]]
+
+    # with yesterday as the only season, a weekend's first hours look like a drop
+    daily_only = flags(DetectorConfig.for_step(3600))
+    assert len([t for t in daily_only if t.day_of_week in (5, 6, 0)]) >= 2
+    # with last weeks' same hours as well, they are normal; the real drop still is not
+    assert flags(DetectorConfig.for_step(3600, also_periods=(7 * 86_400.0,))) == [ts[drop[0]]]
+    with pytest.raises(ValueError, match="also_periods"):
+        DetectorConfig(also_periods=(0.0,))
