@@ -9,8 +9,16 @@ i.e. 21.9M cost rows), refreshes the ``run_daily`` rollup, then for Overview, Pi
 (default 7-day window) times ``page.goto`` until every plotly chart of the page has drawn and the
 script has finished:
 
-- cold: the dashboard server just (re)started (empty caches) and a new browser context;
+- cold: the first load of the page in a new browser context. Each repetition restarts both
+  servers, then loads Overview, Pipelines and Costs in turn, so only Overview's cold load meets
+  a freshly started server (empty caches, imports still to do); Pipelines and Costs meet one
+  that has served the pages before them (imports done, shared reads such as the pipeline list
+  cached). The bare page is measured the same way;
 - warm: the same page loaded again in the same context (server caches and browser cache warm).
+
+The dashboard is served as ``pipepulse dashboard serve`` serves it (its Streamlit flags include
+``--runner.postScriptGC false`` and ``--client.toolbarMode minimal``); the bare page with
+Streamlit's defaults.
 
 The baseline is a bare Streamlit app (``BARE_APP`` below) drawing as many plotly charts from a
 small in-memory frame, served and measured the same way. Prints medians, ratios (page / bare)
