@@ -128,6 +128,9 @@ def _settle(pg, *, plots: int = 0, text: str | None = None, timeout: float = 45_
             arg=plots, timeout=timeout,
         )
     pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    # elements whose code loads lazily (tables, metric tiles) show a grey skeleton until it has
+    # arrived; a screenshot taken before then shows placeholders instead of the page
+    pg.wait_for_function("() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0", timeout=timeout)
 
 
 def _shot(pg, name: str, kind: str) -> Path:
