@@ -65,8 +65,8 @@ else:
     budget = data.settings().budget_monthly or snap.get("budget")
     crossed = snap.get("budget_cross_day")
     m[4].metric(
-        "Budget crossed", f"{crossed:%b %d}" if crossed else ("not this month" if budget else "no budget"), border=True,
-        help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur}" if budget else "Set [budgets] monthly in the config",
+        "Budget crossed", f"{crossed:%b %d}" if crossed else ("No" if budget else "no budget"), border=True,
+        help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur} (No: not this month)" if budget else "Set [budgets] monthly in the config",
     )
     st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, trained {snap.get('train_start')} to {snap.get('train_end')}")
 

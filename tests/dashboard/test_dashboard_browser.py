@@ -245,3 +245,43 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
     finally:
         guarded.stop()
     shutil.rmtree(tmp_path / ".streamlit", ignore_errors=True)
+
+
+def test_screenshots_of_the_demo(aws, db_url, engine, tmp_path, page):
+    """The demo's own data (``pipepulse demo build``: backfill with its faults, AWS sources,
+    collection, detection, forecasts), three weeks of it ending now, on every page:
+    ``artifacts/screenshots/demo-<page>.png``."""
+    from datetime import UTC, datetime
+
+    from pipepulse.demo import build_demo
+    from pipepulse.settings import load_settings
+    from store.schema import runs
+
+    settings = load_settings(
+        {"PIPEPULSE_DATA_DIR": str(tmp_path / "demo"), "PIPEPULSE_DATABASE_URL": db_url, "AWS_ENDPOINT_URL": aws.endpoint},
+        config_path=DEMO_CONFIG,
+    )
+    aws.enable_stepfunctions_execution()
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    build_demo(settings, engine, days=21, end=end, local_aws=aws)
+    with engine.connect() as conn:
+        failed = conn.execute(sa.select(runs.c.run_id).where(runs.c.status == "FAILED", runs.c.source == "reference")
+                              .order_by(runs.c.started_at.desc()).limit(1)).scalar_one()
+    kind = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    server = Server(db_url, cwd=tmp_path)
+    try:
+        for path, name, plots, text in PAGES:
+            page.goto(server.base + path)
+            _settle(page, plots=min(plots, 1), text=text)
+            assert page.locator('[data-testid="stException"]').count() == 0, name
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0, name
+            # the demo has every kind of data: no page shows an empty state ("No costs yet: run ...")
+            assert page.locator('[data-testid="stAlertContentInfo"]').filter(has_text=" yet").count() == 0, name
+            _shot(page, f"demo-{name}", kind)
+        page.goto(server.base + "/run?run=" + failed)
+        _settle(page, plots=1, text="Log lines")
+        assert page.locator('[data-testid="stException"]').count() == 0
+        assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "FAILED"
+        _shot(page, "demo-run_detail", kind)
+    finally:
+        server.stop()
