@@ -2,7 +2,8 @@
 database (SQLite, and PostgreSQL when ``PIPEPULSE_TEST_DBS`` has it), every page, deep links,
 acknowledging an anomaly, HTML shown as text, and the login wall on a non-local address.
 
-Screenshots of every page go to ``artifacts/screenshots/<page>.png`` (``<page>-postgresql.png``).
+Screenshots of every page go to ``artifacts/screenshots/<page>.png`` (``<page>-postgresql.png``),
+and over the demo's own data to ``artifacts/screenshots/demo-<page>.png``.
 Needs Debian's ``/usr/bin/chromium``; skipped without it unless ``PIPEPULSE_REQUIRE_BROWSER=1``.
 """
 
