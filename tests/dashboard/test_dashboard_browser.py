@@ -248,15 +248,21 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
     shutil.rmtree(tmp_path / ".streamlit", ignore_errors=True)
 
 
-def test_screenshots_of_the_demo(aws, db_url, engine, tmp_path, page):
+def test_screenshots_of_the_demo(aws, _sqlite_template, tmp_path, page):
     """The demo's own data (``pipepulse demo build``: backfill with its faults, AWS sources,
     collection, detection, forecasts), three weeks of it ending now, on every page:
-    ``artifacts/screenshots/demo-<page>.png``."""
+    ``artifacts/screenshots/demo-<page>.png``. In SQLite, as ``make demo`` serves it (the pages
+    on PostgreSQL are the other tests'), once per run."""
     from datetime import UTC, datetime
 
     from pipepulse.demo import build_demo
     from pipepulse.settings import load_settings
+    from store.db import connect
     from store.schema import runs
+
+    shutil.copy(_sqlite_template, tmp_path / "demo.db")
+    db_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    engine = connect(db_url)
 
     settings = load_settings(
         {"PIPEPULSE_DATA_DIR": str(tmp_path / "demo"), "PIPEPULSE_DATABASE_URL": db_url, "AWS_ENDPOINT_URL": aws.endpoint},
@@ -268,7 +274,8 @@ def test_screenshots_of_the_demo(aws, db_url, engine, tmp_path, page):
     with engine.connect() as conn:
         failed = conn.execute(sa.select(runs.c.run_id).where(runs.c.status == "FAILED", runs.c.source == "reference")
                               .order_by(runs.c.started_at.desc()).limit(1)).scalar_one()
-    kind = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+    engine.dispose()
+    kind = "sqlite"
     server = Server(db_url, cwd=tmp_path)
     try:
         for path, name, plots, text in PAGES:
