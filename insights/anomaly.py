@@ -269,10 +269,10 @@ def scan_matrix(
         idx = np.arange(n)
         lo = np.maximum(idx - s + 1, 0)
         Z.append((csum[:, idx + 1] - csum[:, lo]) / (idx + 1 - lo))
-    envs = [_envelope(z, ts, cfg) for z in Z]
-    # further periods: a point must also fall outside each of their envelopes (from the first
-    # earlier cycle on), so a weekly job's weekend is normal even though yesterday was a weekday
-    extra = [[_envelope(z, ts, replace(cfg, period_seconds=p, min_cycles=1)) for z in Z] for p in cfg.also_periods]
+    # one gate per period, each with the cycles it needs: ``also_periods`` apply from the first
+    # earlier cycle on, so a weekly job's weekend is normal even though yesterday was a weekday
+    gates = [([_envelope(z, ts, cfg) for z in Z], cfg.min_cycles)]
+    gates += [([_envelope(z, ts, replace(cfg, period_seconds=p)) for z in Z], 1) for p in cfg.also_periods]
 
     clean = x.copy()
     D = np.full((S, m, n), np.nan)  # deviations, NaN where not learnable
@@ -320,14 +320,11 @@ def scan_matrix(
             ok = r > 1.0
             ok &= (dev > 0) & up_ok | (dev < 0) & down_ok
             ok &= (d > cfg.abs_floor) & (d > cfg.rel_floor * np.abs(b))
-            mU, mL, sU, sL, cnt = envs[si]
-            seasonal = cnt[:, t] >= cfg.min_cycles
-            outside = (z > mU[:, t] + cfg.season_margin * sU[:, t]) | (z < mL[:, t] - cfg.season_margin * sL[:, t])
-            ok &= ~seasonal | outside
-            for env in extra:
-                mU, mL, sU, sL, cnt = env[si]
+            for envs, min_cycles in gates:
+                mU, mL, sU, sL, cnt = envs[si]
+                seasonal = cnt[:, t] >= min_cycles
                 outside = (z > mU[:, t] + cfg.season_margin * sU[:, t]) | (z < mL[:, t] - cfg.season_margin * sL[:, t])
-                ok &= (cnt[:, t] < 1) | outside
+                ok &= ~seasonal | outside
             r = np.where(ok, r, np.minimum(r, _BELOW))
             best = np.maximum(best, r)
             e |= ok
