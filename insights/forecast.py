@@ -168,8 +168,11 @@ def forecast_daily(
     levels = [_aci(run, h, level, ACI_GAMMA)[2] for h in range(bt_h)]
     adapted = [lv[idx] if not np.isnan(lv[idx]) else level for lv in levels]
     lo_q, hi_q = _final_quantiles(run, steps, adapted, idx)
-    lower = np.maximum(means + lo_q, 0.0)
-    upper = np.maximum(means + hi_q, lower)
+    # the interval always holds the mean: far horizons whose few past errors all lie on one
+    # side (the CUR month's 20-day errors come from its early level shifts) gave a lower end
+    # above the mean, and a month-end interval that excluded its own mean
+    lower = np.maximum(np.minimum(means + lo_q, means), 0.0)
+    upper = np.maximum(means + hi_q, means)
     out_days = [last + timedelta(days=i + 1) for i in range(steps)]
     points = pd.DataFrame({"date": out_days, "mean": means, "lower": lower, "upper": upper})
 
@@ -466,8 +469,8 @@ def _backtest(y: np.ndarray, run: _Run, bt_h: int, level: float) -> Backtest:
         m = np.maximum(run.F[ts, h, run.choice[ts]], 0.0)
         fc.append(m)
         act.append(y[ts + h + 1])
-        lo.append(np.maximum(m + q_lo, 0.0))
-        hi.append(np.maximum(m + q_hi, 0.0))
+        lo.append(np.maximum(np.minimum(m + q_lo, m), 0.0))
+        hi.append(np.maximum(m + q_hi, m))
         sn.append(y[ts + h + 1 - PERIOD * math.ceil((h + 1) / PERIOD)])
     fc, act, lo, hi, sn = (np.concatenate(a) if a else np.empty(0) for a in (fc, act, lo, hi, sn))
     if len(fc) == 0:

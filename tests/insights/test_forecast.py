@@ -98,6 +98,11 @@ def test_cur_month_backtest_beats_seasonal_naive(shared_dir):
     assert b.rel_mae_snaive == pytest.approx(0.933, abs=0.005) and b.rel_mae_snaive < 1
     assert b.coverage == pytest.approx(72 / 91) and 0.75 <= b.coverage <= 0.85
     assert fc.month_start == date(2018, 11, 1) and len(fc.points) == 30
+    # every interval holds its mean, far horizons included (their few past errors are all on
+    # one side), and so does the month-end total's
+    p = fc.points
+    assert ((p["lower"] <= p["mean"]) & (p["mean"] <= p["upper"])).all()
+    assert fc.month_end_lower <= fc.month_end_mean <= fc.month_end_upper
 
 
 def test_input_errors():
