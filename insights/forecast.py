@@ -165,7 +165,8 @@ def forecast_daily(
     idx = n - 1
     g = int(run.choice[idx])
     means = np.maximum(run.F[idx, :steps, g], 0.0)
-    levels = [_aci(run, h, level, ACI_GAMMA)[2] for h in range(bt_h)]
+    aci = [_aci(run, h, level, ACI_GAMMA) for h in range(bt_h)]  # the backtest's intervals too
+    levels = [a[2] for a in aci]
     adapted = [lv[idx] if not np.isnan(lv[idx]) else level for lv in levels]
     lo_q, hi_q = _final_quantiles(run, steps, adapted, idx)
     # the interval always holds the mean: far horizons whose few past errors all lie on one
@@ -198,7 +199,7 @@ def forecast_daily(
         method=method,
         train_start=days[0],
         train_end=last,
-        backtest=_backtest(y, run, bt_h, level),
+        backtest=_backtest(y, run, aci, level),
         month_start=month_start,
         month_end=month_end,
         month_to_date=mtd,
@@ -455,14 +456,16 @@ def _final_quantiles(run: _Run, steps: int, levels: list[float], t: int) -> tupl
     return lo, hi
 
 
-def _backtest(y: np.ndarray, run: _Run, bt_h: int, level: float) -> Backtest:
+def _backtest(y: np.ndarray, run: _Run, aci: list, level: float) -> Backtest:
+    """Score the forecasts issued at every origin with the intervals ``aci[h]`` (``_aci``)."""
+    bt_h = len(aci)
     n = len(y)
     fc, act, lo, hi, sn = [], [], [], [], []
     for h in range(bt_h):
         ts = np.arange(run.first_origin, n - 1 - h)
         if len(ts) == 0:
             continue
-        a_lo, a_hi, _ = _aci(run, h, level, ACI_GAMMA)
+        a_lo, a_hi, _ = aci[h]
         q_lo, q_hi = a_lo[ts], a_hi[ts]
         keep = ~np.isnan(q_lo)
         ts, q_lo, q_hi = ts[keep], q_lo[keep], q_hi[keep]
