@@ -214,13 +214,52 @@ def _markers(marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column:
     ]
 
 
-def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
-    """Daily p50 and p95 run duration per pipeline (rollup), with duration anomalies marked."""
+FOCUS = 6  # pipelines drawn as named lines; the rest share one grey trace
+
+
+def _focus(daily: pd.DataFrame, marks: pd.DataFrame | None, column: str, top: int) -> list[str]:
+    """The pipelines to name: those with an anomaly marked first, then the highest ``column``
+    (the window's peak), at most ``top``."""
+    peak = daily.groupby("pipeline", sort=True)[column].max().sort_values(ascending=False, kind="stable")
+    marked = [] if marks is None or marks.empty else [p for p in marks["pipeline"].dropna().unique() if p in peak.index]
+    chosen = list(dict.fromkeys(marked[:top] + list(peak.index)))[:top]
+    return sorted(chosen)
+
+
+def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> list[dict]:
+    """The pipelines not in ``names`` as one grey line trace (segments split by gaps); the hover
+    names the pipeline. One trace instead of one each: plotly's drawing time grows with traces."""
+    rest = daily[~daily["pipeline"].isin(names)]
+    if rest.empty:
+        return []
+    xs: list = []
+    ys: list = []
+    text: list = []
+    for name, part in rest.groupby("pipeline", sort=True):
+        xs += [*pd.to_datetime(part["day"]).dt.strftime("%Y-%m-%d"), None]
+        ys += [*part[column].to_numpy(float), None]
+        text += [_t(name)] * len(part) + [""]
+    n = rest["pipeline"].nunique()
+    return [{
+        "type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": f"{n} other pipeline{'s' if n != 1 else ''}",
+        "line": {"color": "#c7c7c7", "width": 1}, "text": text, "connectgaps": False,
+        "hovertemplate": "%{text}: %{y:,.4g} " + unit + "<extra></extra>",
+    }]
+
+
+def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, top: int = FOCUS) -> go.Figure:
+    """Daily p50 and p95 run duration per pipeline (rollup), with duration anomalies marked.
+
+    At most ``top`` pipelines are named (those with anomalies first, then the slowest p95); the
+    others' p95 share one grey line, so the chart stays readable (and quick to draw) at many
+    pipelines. Choosing pipelines in the sidebar names them."""
     title = "Duration p95 (solid) and p50 (dotted), seconds"
     if daily.empty:
         return _empty(title)
-    traces = []
-    for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True)):
+    focus = _focus(daily, marks, "duration_p95", top)
+    traces = _others(daily, set(focus), "duration_p95", "s p95")
+    for i, name in enumerate(focus):
+        part = daily[daily["pipeline"] == name]
         color = PALETTE[i % len(PALETTE)]
         days = part["day"].to_numpy()
         # one legend entry per pipeline: p95 solid, p50 dotted, toggled together
@@ -232,16 +271,18 @@ def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go
     return _figure(traces, title, ytitle="seconds")
 
 
-def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
-    """Records out per day per pipeline (rollup), with throughput anomalies marked."""
+def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, top: int = FOCUS) -> go.Figure:
+    """Records out per day per pipeline (rollup), with throughput anomalies marked; at most
+    ``top`` pipelines named (anomalies first, then the most records), the rest one grey line."""
     title = "Throughput (records out per day)"
     if daily.empty:
         return _empty(title)
-    traces = [
-        {"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": "lines+markers",
-         "name": _t(name), "line": {"color": PALETTE[i % len(PALETTE)]}, "marker": {"size": 4}}
-        for i, (name, part) in enumerate(daily.groupby("pipeline", sort=True))
-    ]
+    focus = _focus(daily, marks, "records_out", top)
+    traces = _others(daily, set(focus), "records_out", "records")
+    for i, name in enumerate(focus):
+        part = daily[daily["pipeline"] == name]
+        traces.append({"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": "lines+markers",
+                       "name": _t(name), "line": {"color": PALETTE[i % len(PALETTE)]}, "marker": {"size": 4}})
     traces += _markers(marks, "throughput anomaly", daily, "records_out")
     return _figure(traces, title, ytitle="records")
 

@@ -1,15 +1,24 @@
 """Small page helpers: tables that can be downloaded as CSV, empty states that say what to run,
-and text that is always shown as text (never Markdown or HTML)."""
+and text that is always shown as text (never Markdown or HTML).
+
+Tables come in two kinds. ``table`` is Streamlit's interactive grid (sort, search, scroll through
+thousands of rows). ``table(..., static=True)`` draws a short summary table as a plain HTML table
+whose every cell is escaped text: the grid costs the browser 50-100 ms each to set up, a static
+table next to nothing, and a page of summary tables was a page of grids.
+"""
 
 from __future__ import annotations
 
+import html
+import math
 import re
+from datetime import date, datetime
 from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
 
-__all__ = ["empty", "esc", "run_link", "table"]
+__all__ = ["empty", "esc", "html_table", "run_link", "table"]
 
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
@@ -38,12 +47,19 @@ def table(
     column_config: dict | None = None,
     height: int | str = "auto",
     hide: tuple[str, ...] = (),
+    static: bool = False,
+    rows: int | None = None,
 ) -> None:
-    """A dataframe (text cells are drawn as text) with a button to download it as CSV."""
+    """A dataframe (text cells are drawn as text) with a button to download it as CSV; with
+    ``static``, a plain HTML table (``html_table``) of the first ``rows`` rows (all by default)
+    that scrolls past ``height`` pixels. The CSV always has every row."""
     shown = frame.drop(columns=[c for c in hide if c in frame.columns])
-    if isinstance(height, int):
-        height = min(height, 38 + 35 * max(len(frame), 1))  # no empty rows under a short table
-    st.dataframe(shown, hide_index=True, column_config=column_config, height=height, width="stretch", key=f"df_{key}")
+    if static:
+        st.html(html_table(shown if rows is None else shown.head(rows), key=key, column_config=column_config, max_height=height if isinstance(height, int) else 420))
+    else:
+        if isinstance(height, int):
+            height = min(height, 38 + 35 * max(len(frame), 1))  # no empty rows under a short table
+        st.dataframe(shown, hide_index=True, column_config=column_config, height=height, width="stretch", key=f"df_{key}")
     st.download_button(
         "Download CSV",
         # made when clicked, not on every rerun
@@ -53,4 +69,83 @@ def table(
         key=f"csv_{key}",
         icon=":material/download:",
         on_click="ignore",
+    )
+
+
+_STYLE = (
+    "<style>.pp-t{overflow:auto;border:1px solid rgba(49,51,63,.12);border-radius:.5rem;margin-bottom:.5rem}"
+    ".pp-t table{border-collapse:collapse;width:100%;font-size:.875rem}"
+    ".pp-t th{position:sticky;top:0;background:#f8f9fb;color:rgba(49,51,63,.7);font-weight:400;text-align:left}"
+    ".pp-t th,.pp-t td{padding:.3rem .6rem;border-bottom:1px solid rgba(49,51,63,.08);vertical-align:top;white-space:nowrap}"
+    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".pp-t td.w{min-width:16rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}</style>"
+)
+# Streamlit's column_config date formats (moment.js tokens) used by the pages, as strftime
+_DATE_FORMATS = {"YYYY-MM-DD HH:mm": "%Y-%m-%d %H:%M", "YYYY-MM-DD": "%Y-%m-%d", "YYYY-MM-DD HH:mm:ss": "%Y-%m-%d %H:%M:%S"}
+
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: object, kind: str | None, fmt: str | None, display: str | None) -> tuple[str, bool]:
+    """``(escaped cell html, is a number)`` for one value under a column config."""
+    if _missing(value):
+        return "", False
+    if kind == "link":
+        href = html.escape(str(value), quote=True)
+        return f'<a href="{href}" target="_self">{html.escape(display or str(value))}</a>', False
+    if isinstance(value, (datetime, date, pd.Timestamp)) or kind == "datetime":
+        ts = pd.Timestamp(value)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC")
+        return html.escape(ts.strftime(_DATE_FORMATS.get(fmt or "", "%Y-%m-%d %H:%M"))), False
+    if isinstance(value, bool):
+        return html.escape(str(value)), False
+    if isinstance(value, (int, float)) or kind == "number":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return html.escape(str(value)), False
+        if fmt == "percent":
+            text = f"{number * 100:.1f}%"
+        elif fmt and fmt.startswith("%"):
+            text = fmt % number
+        elif number.is_integer() and abs(number) < 1e15:
+            text = f"{int(number):,}"
+        else:
+            text = f"{number:,.4g}"
+        return html.escape(text), True
+    return html.escape(str(value)), False
+
+
+def html_table(frame: pd.DataFrame, *, key: str, column_config: dict | None = None, max_height: int = 420) -> str:
+    """``frame`` as an HTML table: every header and cell escaped (a ``<script>`` in the data shows
+    as that text), formatted after Streamlit's ``column_config`` (labels, number and date formats,
+    links, help as a tooltip, wide text columns). ``data-key`` names it for tests."""
+    config = column_config or {}
+    cols = []
+    for name in frame.columns:
+        cfg = config.get(name)
+        if isinstance(cfg, str):
+            cfg = {"label": cfg}
+        cfg = cfg or {}
+        tc = cfg.get("type_config") or {}
+        cols.append((cfg.get("label") or str(name), cfg.get("help"), tc.get("type"), tc.get("format"), tc.get("display_text"),
+                     cfg.get("width") in ("medium", "large")))
+    head = "".join(
+        f'<th title="{html.escape(help_, quote=True)}">{html.escape(label)}</th>' if help_ else f"<th>{html.escape(label)}</th>"
+        for label, help_, *_ in cols
+    )
+    rows = []
+    for values in frame.itertuples(index=False, name=None):
+        cells = []
+        for value, (_label, _help, kind, fmt, display, wide) in zip(values, cols, strict=True):
+            text, number = _cell(value, kind, fmt, display)
+            cls = ' class="n"' if number else (' class="w"' if wide else "")
+            cells.append(f"<td{cls}>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return _STYLE + (
+        f'<div class="pp-t" style="max-height:{int(max_height)}px" data-key="{html.escape(key, quote=True)}"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
     )

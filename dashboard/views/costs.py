@@ -33,14 +33,16 @@ else:
             moved,
             key="movers",
             filename=f"movers_by_{by}.csv",
+            static=True,
             column_config={
                 "current": st.column_config.NumberColumn("this window", format="%.2f"),
                 "previous": st.column_config.NumberColumn("previous", format="%.2f"),
                 "change": st.column_config.NumberColumn("change", format="%+.2f"),
-                "change_pct": st.column_config.NumberColumn("change", format="percent"),
+                "change_pct": st.column_config.NumberColumn("change %", format="percent"),
             },
         )
-    with st.expander("Daily spend as a table"):
+    # drawn on request: an interactive grid costs the page 50-100 ms in the browser
+    if st.toggle("Daily spend as a table", key="by_day_table", help="Every day and key of the chart above, to sort, search or download"):
         ui.table(by_day.rename(columns={"key": by}), key="by_day", filename=f"cost_by_{by}.csv")
 
 st.subheader("Forecast")
@@ -83,6 +85,7 @@ else:
             unit,
             key="unit",
             filename="cost_per_run.csv",
+            static=True,
             column_config={
                 "cost": st.column_config.NumberColumn("cost", format="%.2f"),
                 "basis": st.column_config.TextColumn("basis", help="bill: tagged bill; estimate: run-level estimates"),
@@ -104,11 +107,11 @@ else:
     with left:
         st.plotly_chart(charts.estimate_vs_bill(evb, currency=cur), key="estimate_vs_bill", config={"displaylogo": False})
     with right:
-        ui.table(evb, key="evb", filename="estimate_vs_bill.csv", column_config={
+        ui.table(evb, key="evb", filename="estimate_vs_bill.csv", static=True, column_config={
             "estimate": st.column_config.NumberColumn(format="%.2f"),
             "billed": st.column_config.NumberColumn(format="%.2f"),
             "gap": st.column_config.NumberColumn(format="%+.2f"),
-            "gap_pct": st.column_config.NumberColumn("gap", format="percent"),
+            "gap_pct": st.column_config.NumberColumn("gap %", format="percent"),
         })
 
 st.subheader("Cost anomalies")
@@ -117,7 +120,7 @@ if ca.empty:
     st.success("No cost anomalies in this window.")
 else:
     view = ca[["effective_status", "severity", "subject", "window_start", "observed", "expected", "root_cause_text", "fingerprint"]]
-    ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", column_config={
+    ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", static=True, column_config={
         "effective_status": "status",
         "root_cause_text": st.column_config.TextColumn("root cause (by dollar impact)", width="large"),
         "window_start": st.column_config.DatetimeColumn("day", format="YYYY-MM-DD"),

@@ -89,6 +89,7 @@ with right:
             fresh[["pipeline", "state", "message", "last_run_status", "last_success_at"]],
             key="freshness",
             filename="freshness.csv",
+            static=True,
             column_config={
                 "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
                 "last_run_status": "last run",
@@ -107,6 +108,7 @@ else:
         view,
         key="failures",
         filename="failures.csv",
+        static=True,
         column_config={
             "open": st.column_config.LinkColumn("run", display_text="details", width="small"),
             "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),

@@ -34,6 +34,7 @@ else:
         fresh,
         key="freshness",
         filename="freshness.csv",
+        static=True,
         column_config={
             "last_started_at": st.column_config.DatetimeColumn("last start", format="YYYY-MM-DD HH:mm"),
             "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
@@ -49,19 +50,30 @@ statuses = st.multiselect(
     key="status", bind="query-params", placeholder="All statuses",
 )
 HISTORY_ROWS = 1000
+LATEST_ROWS = 25
+browse = st.toggle(
+    "Sort and search", key="browse", bind="query-params",
+    help=f"Show the newest {HISTORY_ROWS:,} matching runs in an interactive grid (sort, search, resize)",
+)
 history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS)
 if history.empty:
     st.info("No runs match.")
 else:
     view = history[["started_at", "pipeline", "status", "trigger", "attempt", "duration_seconds", "records_in", "records_out", "records_rejected", "retries", "cost_usd", "error_message", "run_id"]].copy()
     view.insert(0, "open", [ui.run_link(r) for r in view["run_id"]])
-    if len(history) >= HISTORY_ROWS:
-        st.caption(f"Newest {HISTORY_ROWS:,} runs shown; narrow the window, the pipelines or the status to see older ones.")
+    more = "narrow the window, the pipelines or the status to see older ones"
+    if not browse and len(history) > LATEST_ROWS:
+        st.caption(f"Newest {LATEST_ROWS} of {len(history):,}{'+' if len(history) >= HISTORY_ROWS else ''} runs; "
+                   f"switch on Sort and search to browse them, download them as CSV, or {more}.")
+    elif len(history) >= HISTORY_ROWS:
+        st.caption(f"Newest {HISTORY_ROWS:,} runs shown; {more}.")
     ui.table(
         view,
         key="history",
         filename="runs.csv",
         height=420,
+        static=not browse,
+        rows=LATEST_ROWS,
         column_config={
             "open": st.column_config.LinkColumn("run", display_text="details", width="small"),
             "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),

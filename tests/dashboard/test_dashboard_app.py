@@ -3,6 +3,9 @@ flow, roles and the login wall. (The real browser is in ``test_browser.py``.)"""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from dash_paths import APP
@@ -28,6 +31,43 @@ def _open(page: str | None = None, *, query: dict | None = None, secrets: dict |
     return at
 
 
+class _TableParser(HTMLParser):
+    """The header and rows of the first <table> under ``data-key=key``, as text."""
+
+    def __init__(self, key: str):
+        super().__init__()
+        self.key, self.inside, self.rows, self.cell = key, False, [], None
+
+    def handle_starttag(self, tag, attrs):
+        if dict(attrs).get("data-key") == self.key:
+            self.inside = True
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.cell = ""
+
+    def handle_endtag(self, tag):
+        if self.inside and tag in ("td", "th"):
+            self.rows[-1].append(self.cell)
+            self.cell = None
+        elif tag == "table":
+            self.inside = False
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def _static_table(at: AppTest, key: str) -> pd.DataFrame:
+    """A table drawn by ``ui.table(static=True)``: its cells as the user reads them."""
+    for element in at.get("html"):
+        parser = _TableParser(key)
+        parser.feed(element.proto.body)
+        if parser.rows:
+            return pd.DataFrame(parser.rows[1:], columns=parser.rows[0])
+    raise AssertionError(f"no static table {key!r} on the page")
+
+
 def _texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.value for e in at.success]
     parts += [e.value for e in at.text] + [e.value for e in at.code] + [e.value for e in at.error]
@@ -45,8 +85,10 @@ def test_every_page_renders_the_demo_data(filled_db, app_env):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Open anomalies"] == "3"
     assert metrics["Forecast month end"] == "3,050 USD"
-    failures = at.dataframe[-1].value
-    assert "<script>alert(1)</script>" in set(failures["error_message"])
+    failures = _static_table(at, "failures")
+    # the error as text: escaped in the HTML, read back as typed
+    assert "<script>alert(1)</script>" in set(failures["error"])
+    assert not any("<script>" in h.proto.body for h in at.get("html"))
 
 
 def test_deep_link_applies_filters(filled_db, app_env):
@@ -61,7 +103,7 @@ def test_deep_link_applies_filters(filled_db, app_env):
     assert at.selectbox(key="range").value == "30d"
     assert at.multiselect(key="pipeline").value == ["orders"]
     assert "Last 30d against the 30d before" in [c.value for c in at.caption]
-    failures = at.dataframe[-1].value
+    failures = _static_table(at, "failures")
     assert set(failures["pipeline"]) == {"orders"}
     assert len(failures) >= 1
 
@@ -71,6 +113,10 @@ def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
     app_env(url)
     at = _open("views/pipelines.py", query={"status": "FAILED"})
     assert not at.exception
+    history = _static_table(at, "history")  # the newest runs as a static table
+    assert set(history["status"]) == {"FAILED"}
+    assert 1 <= len(history) <= 25
+    at.toggle(key="browse").set_value(True).run()  # the interactive grid on request
     history = [d.value for d in at.dataframe if "trigger" in d.value.columns][0]
     assert set(history["status"]) == {"FAILED"}
     assert len(history) >= 1
@@ -231,6 +277,9 @@ def test_costs_page_daily_spend_and_movers_match_the_store(filled_db, app_env):
     app_env(url)
     at = _open("views/costs.py")  # Group by service, billed, the last 7 days
     assert not at.exception
+    assert not [d for d in at.dataframe if "cost" in d.value.columns and "day" in d.value.columns]  # drawn on request
+    at.toggle(key="by_day_table").set_value(True).run()
+    assert not at.exception
     end = datetime.now(UTC).date()
     start = end - timedelta(days=6)
     engine = connect(url)
@@ -245,7 +294,12 @@ def test_costs_page_daily_spend_and_movers_match_the_store(filled_db, app_env):
     assert [(d.date(), s, round(c, 6)) for d, s, c in by_day.itertuples(index=False)] == [
         (d, s, round(c, 6)) for d, s, c in want.itertuples(index=False)
     ]
-    movers = next(f for f in frames if list(f.columns[:2]) == ["service", "current"])
+    movers = _static_table(at, "movers")
     assert len(movers) >= 2
     want_movers = top_movers(both, by="service", start=start, end=end + timedelta(days=1), n=10, value="billed_cost")
-    pd.testing.assert_frame_equal(movers.reset_index(drop=True), want_movers.reset_index(drop=True), check_dtype=False)
+    # as the table shows them: two decimals, signed change, percent to one decimal, blank when new
+    assert list(movers.columns) == ["service", "this window", "previous", "change", "change %"]
+    assert movers.values.tolist() == [
+        [s, f"{c:.2f}", f"{p:.2f}", f"{d:+.2f}", "" if pd.isna(pct) else f"{pct * 100:.1f}%"]
+        for s, c, p, d, pct in want_movers.itertuples(index=False)
+    ]

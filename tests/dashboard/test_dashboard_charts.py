@@ -210,3 +210,34 @@ def test_times_are_sent_as_naive_utc():
     spec = json.loads(pio.to_json(_every_chart()["run_timeline"], validate=False))
     assert spec["data"][0]["base"] == ["2026-11-20T00:00:00.000000"]
     assert spec["data"][1]["base"] == ["2026-11-20T00:00:10.000000"]
+
+
+def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_one_grey_line():
+    days = pd.to_datetime(["2026-11-01", "2026-11-02"])
+    names = ["a", "b", "c", "d"]
+    daily = pd.DataFrame(
+        {"day": list(days) * 4, "pipeline": [n for n in names for _ in days],
+         "duration_p50": [1.0, 2.0, 10.0, 11.0, 5.0, 6.0, 3.0, 3.0],
+         "duration_p95": [2.0, 3.0, 20.0, 22.0, 9.0, 8.0, 4.0, 4.0],
+         "records_out": [100, 90, 5, 6, 50, 40, 70, 80]}
+    )
+    # d has an anomaly: named although it is neither the slowest nor the busiest
+    marks = pd.DataFrame(
+        {"window_start": [datetime(2026, 11, 2, tzinfo=UTC)], "pipeline": ["d"], "observed": [4.0], "expected": [1.0],
+         "subject": ["d p95"], "severity": ["high"]}
+    )
+    fig = charts.duration_trend(daily, marks, top=2)
+    assert [t.name for t in fig.data] == ["2 other pipelines", "b p95", "b p50", "d p95", "d p50", "duration anomaly"]
+    grey = fig.data[0]
+    # a and c, each its own segment: a gap (None) ends each so the lines do not join
+    assert list(grey.y) == [2.0, 3.0, None, 9.0, 8.0, None]
+    assert list(grey.text) == ["a", "a", "", "c", "c", ""]
+    assert list(fig.data[5].y) == [4.0]  # the mark sits on d's line
+
+    fig = charts.throughput_trend(daily, None, top=2)
+    assert [t.name for t in fig.data] == ["2 other pipelines", "a", "d"]  # the most records out
+    # a few pipelines: every one named, no grey trace
+    assert [t.name for t in charts.throughput_trend(daily[daily["pipeline"].isin(["a", "b"])], None, top=2).data] == ["a", "b"]
+    # names are escaped in the grey line's hover text too
+    odd = daily.assign(pipeline=daily["pipeline"].replace({"a": "<b>x</b>"}))
+    assert "&lt;b&gt;x&lt;/b&gt;" in list(charts.duration_trend(odd, None, top=1).data[0].text)  # b is the slowest
