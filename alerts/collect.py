@@ -459,7 +459,7 @@ def _freshness(conn: Connection, rule: Rule, *, now: datetime, base: str, settin
     configs = [p for p in settings.pipelines if rule.covers(p.name)]
     if not configs:
         return []
-    runs_df = store_runs.freshness_runs(conn, now=now, lookback=FRESHNESS_LOOKBACK)
+    runs_df = store_runs.freshness_runs(conn, now=now, lookback=FRESHNESS_LOOKBACK, pipelines=[c.name for c in configs])
     items = []
     for cfg in configs:
         f = check_freshness(cfg, runs_df, now=now)

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import auth, data, state
+from dashboard import auth, data, state, ui
 from pipepulse.errors import PipepulseError
 
 st.set_page_config(page_title="pipepulse", page_icon=":material/monitor_heart:", layout="wide")
@@ -58,7 +58,10 @@ if st.sidebar.toggle("Auto-refresh", key="refresh", bind="query-params", help=f"
         st.caption(f"Refreshed {filters.now:%H:%M} UTC; every {cfg.refresh_seconds} s")
 
 auth.sign_out_button(user)
-st.sidebar.caption(f"Window: {filters.start:%Y-%m-%d %H:%M} to {filters.end:%Y-%m-%d %H:%M} UTC")
+st.sidebar.caption(
+    f"Window: {filters.start:%Y-%m-%d %H:%M} to {filters.end:%Y-%m-%d %H:%M} UTC"
+    + (f"; accounts {ui.esc(', '.join(filters.accounts))}" if filters.accounts else "")
+)
 
 try:
     page.run()

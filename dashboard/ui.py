@@ -67,7 +67,6 @@ def table(
         file_name=filename,
         mime="text/csv",
         key=f"csv_{key}",
-        icon=":material/download:",
         on_click="ignore",
     )
 

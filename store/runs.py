@@ -14,6 +14,7 @@ Times come back tz-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -131,24 +132,49 @@ def recovery_runs(conn: Connection, start: datetime, end: datetime, *, pipeline:
     return _frame(conn.execute(q).all(), ["pipeline", "status", "started_at", "ended_at"])
 
 
-def freshness_runs(conn: Connection, *, now: datetime, lookback: timedelta = timedelta(days=2)) -> pd.DataFrame:
+def freshness_runs(
+    conn: Connection, *, now: datetime, lookback: timedelta = timedelta(days=2), pipelines: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Runs ``insights.freshness`` needs: every run started in ``[now - lookback, now]`` plus each
     pipeline's last successful run, however old (pipeline, status, scheduled_for, started_at,
-    ended_at)."""
+    ended_at). With ``pipelines``, only those pipelines, and each last success is one descent of
+    the ``(pipeline, started_at)`` index instead of a scan of every success ever stored."""
     r = runs.c
+    names = ["pipeline", "status", "scheduled_for", "started_at", "ended_at"]
     cols = [r.pipeline, r.status, r.scheduled_for, r.started_at, r.ended_at]
     recent = sa.select(*cols).where(r.started_at >= now - lookback, r.started_at <= now)
-    last_ok = (
-        sa.select(r.pipeline, sa.func.max(r.started_at).label("started_at"))
-        .where(r.status == "SUCCEEDED", r.started_at <= now)
-        .group_by(r.pipeline)
-        .subquery()
-    )
-    older = sa.select(*cols).join(
-        last_ok, sa.and_(r.pipeline == last_ok.c.pipeline, r.started_at == last_ok.c.started_at)
-    ).where(r.status == "SUCCEEDED")
-    names = ["pipeline", "status", "scheduled_for", "started_at", "ended_at"]
-    frame = _frame(conn.execute(sa.union(recent, older)).all(), names)
+    if pipelines is not None:
+        wanted = sorted(set(pipelines))
+        if not wanted:
+            return _frame([], names)
+        recent = recent.where(r.pipeline.in_(wanted))
+        inner = runs.alias("last_ok")
+        # one select per pipeline, each with an uncorrelated MAX (one index descent); a MAX
+        # correlated to the outer row is evaluated once per stored success instead
+        older = [
+            sa.select(*cols).where(
+                r.pipeline == name,
+                r.status == "SUCCEEDED",
+                r.started_at
+                == sa.select(sa.func.max(inner.c.started_at))
+                .where(inner.c.pipeline == name, inner.c.status == "SUCCEEDED", inner.c.started_at <= now)
+                .scalar_subquery(),
+            )
+            for name in wanted
+        ]
+    else:
+        last_ok = (
+            sa.select(r.pipeline, sa.func.max(r.started_at).label("started_at"))
+            .where(r.status == "SUCCEEDED", r.started_at <= now)
+            .group_by(r.pipeline)
+            .subquery()
+        )
+        older = [
+            sa.select(*cols)
+            .join(last_ok, sa.and_(r.pipeline == last_ok.c.pipeline, r.started_at == last_ok.c.started_at))
+            .where(r.status == "SUCCEEDED")
+        ]
+    frame = _frame(conn.execute(sa.union(recent, *older)).all(), names)
     return frame.sort_values(["pipeline", "started_at"], kind="stable").reset_index(drop=True)
 
 

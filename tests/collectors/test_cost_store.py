@@ -101,6 +101,10 @@ def test_replace_is_exact_and_idempotent(seeded):
     with pytest.raises(ValueError, match="outside"):
         with seeded.begin() as conn:
             replace_cost_rows(conn, "focus", D1, D2, new, now=NOW)
+    # daily_cost picks each day's source among the known ones: an unknown source is refused
+    with pytest.raises(ValueError, match="source must be one of focus, cur, ce, estimate"):
+        with seeded.begin() as conn:
+            replace_cost_rows(conn, "billing", D3, D3 + timedelta(days=1), [], now=NOW)
 
 
 def test_replace_rolls_back_with_the_transaction(seeded):

@@ -141,6 +141,18 @@ def test_recovery_and_freshness_reads(stored):
     assert fr.set_index("pipeline").loc["orders", "started_at"] == T0 + timedelta(minutes=180)
 
 
+def test_freshness_reads_for_named_pipelines_match_the_scan(stored):
+    with stored.connect() as conn:
+        for now, lookback in ((T0 + timedelta(days=3), timedelta(hours=1)), (T0 + timedelta(minutes=200), timedelta(days=2)),
+                              (T0 + timedelta(minutes=100), timedelta(minutes=30))):
+            every = freshness_runs(conn, now=now, lookback=lookback)
+            named = freshness_runs(conn, now=now, lookback=lookback, pipelines=["orders", "clicks", "never_ran"])
+            pd.testing.assert_frame_equal(named, every)
+            one = freshness_runs(conn, now=now, lookback=lookback, pipelines=["orders"])
+            pd.testing.assert_frame_equal(one, every[every["pipeline"] == "orders"].reset_index(drop=True))
+        assert freshness_runs(conn, now=T0, pipelines=[]).empty
+
+
 def test_aggregates_for_one_pipeline_and_an_empty_window(stored):
     with stored.connect() as conn:
         one = kpi_aggregates(conn, T0, T0 + timedelta(days=1), pipeline="clicks")
