@@ -46,3 +46,12 @@ def test_unwritable_data_folder_is_named(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(StoreError, match=r"cannot create the data folder .*data/sub"):
         connect(f"sqlite:///{blocker / 'sub' / 'x.db'}")
+
+
+def test_the_head_read_from_the_migration_files_is_alembics():
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS, _head_from_files
+
+    # check_schema's quick path (no alembic import) must agree with alembic on the head
+    assert _head_from_files() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
