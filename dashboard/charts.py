@@ -64,6 +64,20 @@ def _label_margin(labels: list[str]) -> int:
     return 16 + 7 * max((len(html.unescape(x)) for x in labels), default=4)
 
 
+def _category_x(labels: list[str]) -> dict:
+    """Layout for text categories on x without plotly's automargin (which measures the labels
+    and draws the chart a second time): long labels are turned 35 degrees and the bottom margin
+    grows with the longest, the legend goes above the plot."""
+    longest = max((len(html.unescape(x)) for x in labels), default=0)
+    if longest * 7 * max(len(labels), 1) <= 520:  # they fit side by side
+        return {}
+    return {
+        "xaxis": {"tickangle": -35},
+        "margin": {"b": 24 + int(7 * longest * 0.58)},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
+    }
+
+
 def _merge(base: dict, extra: dict) -> dict:
     """``base`` updated by ``extra``, nested dicts merged (like ``fig.update_layout``)."""
     out = dict(base)
@@ -414,8 +428,7 @@ def cost_per_run(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
         return _empty(title)
     bar = {"type": "bar", "x": [_t(p) for p in f["pipeline"]], "y": f["cost_per_run"].to_numpy(float), "marker": {"color": "#4c78a8"},
            "hovertemplate": "%{x}: %{y:,.4f}<extra></extra>"}
-    # pipeline names on x: plotly may turn them, automargin makes room
-    return _figure([bar], title, ytitle=currency, xaxis={"automargin": True})
+    return _figure([bar], title, ytitle=currency, **_category_x(bar["x"]))
 
 
 def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure:
@@ -428,7 +441,7 @@ def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure
         {"type": "bar", "x": names, "y": frame["estimate"].to_numpy(float), "name": "run estimates", "marker": {"color": "#72b7b2"}},
         {"type": "bar", "x": names, "y": frame["billed"].to_numpy(float), "name": "bill (tagged)", "marker": {"color": "#4c78a8"}},
     ]
-    return _figure(traces, title, ytitle=currency, barmode="group", xaxis={"automargin": True})
+    return _figure(traces, title, ytitle=currency, barmode="group", **_category_x(names))
 
 
 # ---- collectors --------------------------------------------------------------------------------

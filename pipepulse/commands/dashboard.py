@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+# what `serve` runs: st.App around APP, with routes that answer deep links at once (see there)
+SERVE = APP.with_name("serve.py")
 ROLES = ("viewer", "admin")
 # scrypt cost: 2**14 x 8 takes ~50 ms and 16 MB, the usual interactive-login setting.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
@@ -190,7 +192,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(SERVE),
         "--server.address",
         args.address,
         "--server.port",

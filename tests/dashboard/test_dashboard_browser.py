@@ -160,8 +160,13 @@ def test_every_page_draws_without_errors(served, page):
 
 def test_deep_link_applies_its_filters(served, page):
     server, *_ = served
+    asked = []
+    page.on("request", lambda r: asked.append(r.url))
     page.goto(server.base + "/pipelines?pipeline=orders&range=30d&status=FAILED")
     _settle(page, plots=3, text="Run history")
+    # dashboard/serve.py tells the frontend where the root is: no probe of /pipelines/_stcore/health
+    # (a 404 and a 100 ms wait) before it asks the root
+    assert [u for u in asked if "/_stcore/health" in u] == [server.base + "/_stcore/health"]
     assert page.get_by_text("orders, last 30d").count() == 1
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.locator('[data-testid="stMultiSelect"]').first.get_by_text("orders").count() == 1

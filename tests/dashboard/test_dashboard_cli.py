@@ -67,7 +67,7 @@ def test_serve_command_on_a_public_address_with_users(tmp_path, monkeypatch):
     settings = load_settings(env={}, config_path=DEMO_CONFIG)
     cmd = serve_command(_args("--address", "0.0.0.0", "--port", "9000", "--secrets", str(secrets)), settings)
     joined = " ".join(cmd)
-    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/app.py")
+    assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/serve.py")  # st.App around app.py
     for pair in ("--server.address 0.0.0.0", "--server.port 9000", "--server.headless true",
                  "--browser.gatherUsageStats false", "--server.fileWatcherType none", f"--secrets.files {secrets}"):
         assert pair in joined
