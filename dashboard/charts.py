@@ -246,13 +246,13 @@ def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> lis
     rest = daily[~daily["pipeline"].isin(names)]
     if rest.empty:
         return []
-    xs: list = []
-    ys: list = []
-    text: list = []
-    for name, part in rest.groupby("pipeline", sort=True):
-        xs += [*pd.to_datetime(part["day"]).dt.strftime("%Y-%m-%d"), None]
-        ys += [*part[column].to_numpy(float), None]
-        text += [_t(name)] * len(part) + [""]
+    rest = rest.sort_values(["pipeline", "day"], kind="stable")
+    pipes = rest["pipeline"].to_numpy(object)
+    # a None after each pipeline's last point: the segments do not join
+    ends = np.flatnonzero(np.append(pipes[1:] != pipes[:-1], True)) + 1
+    xs = np.insert(pd.to_datetime(rest["day"]).dt.strftime("%Y-%m-%d").to_numpy(object), ends, None).tolist()
+    ys = np.insert(rest[column].to_numpy(float).astype(object), ends, None).tolist()
+    text = np.insert(np.array([_t(p) for p in pipes], dtype=object), ends, "").tolist()
     n = rest["pipeline"].nunique()
     return [{
         "type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": f"{n} other pipeline{'s' if n != 1 else ''}",
