@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 HERE = Path(__file__).resolve().parent
-# the url_path of every page but the default one (app.py's PAGES; a test checks they agree)
+# every page's url_path in app.py's PAGES (a test checks they agree); "/" stays Streamlit's
 PAGE_PATHS = ("overview", "pipelines", "run", "costs", "anomalies", "collectors")
 MARKER = "<head>"
 BOOT = (

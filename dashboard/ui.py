@@ -76,7 +76,7 @@ _STYLE = (
     ".pp-t table{border-collapse:collapse;width:100%;font-size:.875rem}"
     ".pp-t th{position:sticky;top:0;background:#f8f9fb;color:rgba(49,51,63,.7);font-weight:400;text-align:left}"
     ".pp-t th,.pp-t td{padding:.3rem .6rem;border-bottom:1px solid rgba(49,51,63,.08);vertical-align:top;white-space:nowrap}"
-    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums}"
     ".pp-t td.w{min-width:16rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}</style>"
 )
 # Streamlit's column_config date formats (moment.js tokens) used by the pages, as strftime

@@ -180,7 +180,7 @@ def _head_from_files() -> str | None:
     revs: set[str] = set()
     downs: set[str] = set()
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
-        found = dict((k, v) for k, v in _REVISION.findall(path.read_text(encoding="utf-8")))
+        found = dict(_REVISION.findall(path.read_text(encoding="utf-8")))
         if "revision" not in found or not found["revision"]:
             return None
         revs.add(found["revision"])
