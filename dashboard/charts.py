@@ -58,17 +58,22 @@ def _dates(values: pd.Series) -> np.ndarray:
     return values.to_numpy()
 
 
+def _longest(labels: list[str], default: int = 0) -> int:
+    """Characters in the longest of ``labels`` as shown (they are HTML-escaped)."""
+    return max((len(html.unescape(x)) for x in labels), default=default)
+
+
 def _label_margin(labels: list[str]) -> int:
     """A left margin wide enough for ``labels`` as y tick labels (12 px font), so the axis
     needs no automargin (which measures the labels and draws the chart a second time)."""
-    return 16 + 7 * max((len(html.unescape(x)) for x in labels), default=4)
+    return 16 + 7 * _longest(labels, default=4)
 
 
 def _category_x(labels: list[str]) -> dict:
     """Layout for text categories on x without plotly's automargin (which measures the labels
     and draws the chart a second time): long labels are turned 35 degrees and the bottom margin
     grows with the longest, the legend goes above the plot."""
-    longest = max((len(html.unescape(x)) for x in labels), default=0)
+    longest = _longest(labels)
     if longest * 7 * max(len(labels), 1) <= 520:  # they fit side by side
         return {}
     return {

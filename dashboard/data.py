@@ -157,9 +157,10 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
     if not configs:
         return pd.DataFrame(columns=cols)
     # two days cover a daily schedule's current and previous slot; older successes come along
+    names = [c.name for c in configs]
     with engine().connect() as conn:
-        recent = runs_store.freshness_runs(conn, now=now, lookback=timedelta(days=2), pipelines=[c.name for c in configs])
-        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=[c.name for c in configs])
+        recent = runs_store.freshness_runs(conn, now=now, lookback=timedelta(days=2), pipelines=names)
+        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=names)
     table = freshness_table(configs, recent, now=now)
     table = table.merge(last[["pipeline", "last_status", "last_started_at"]].rename(columns={"last_status": "last_run_status"}), on="pipeline", how="left")
     table["late_by"] = [None if pd.isna(v) else format_duration(v) for v in table["late_by"]]

@@ -132,6 +132,9 @@ def recovery_runs(conn: Connection, start: datetime, end: datetime, *, pipeline:
     return _frame(conn.execute(q).all(), ["pipeline", "status", "started_at", "ended_at"])
 
 
+_LAST_OK_BATCH = 200  # per-pipeline lookups per statement
+
+
 def freshness_runs(
     conn: Connection, *, now: datetime, lookback: timedelta = timedelta(days=2), pipelines: Sequence[str] | None = None
 ) -> pd.DataFrame:
@@ -143,38 +146,40 @@ def freshness_runs(
     names = ["pipeline", "status", "scheduled_for", "started_at", "ended_at"]
     cols = [r.pipeline, r.status, r.scheduled_for, r.started_at, r.ended_at]
     recent = sa.select(*cols).where(r.started_at >= now - lookback, r.started_at <= now)
-    if pipelines is not None:
-        wanted = sorted(set(pipelines))
-        if not wanted:
-            return _frame([], names)
-        recent = recent.where(r.pipeline.in_(wanted))
-        inner = runs.alias("last_ok")
-        # one select per pipeline, each with an uncorrelated MAX (one index descent); a MAX
-        # correlated to the outer row is evaluated once per stored success instead
-        older = [
-            sa.select(*cols).where(
-                r.pipeline == name,
-                r.status == "SUCCEEDED",
-                r.started_at
-                == sa.select(sa.func.max(inner.c.started_at))
-                .where(inner.c.pipeline == name, inner.c.status == "SUCCEEDED", inner.c.started_at <= now)
-                .scalar_subquery(),
-            )
-            for name in wanted
-        ]
-    else:
+    if pipelines is None:
         last_ok = (
             sa.select(r.pipeline, sa.func.max(r.started_at).label("started_at"))
             .where(r.status == "SUCCEEDED", r.started_at <= now)
             .group_by(r.pipeline)
             .subquery()
         )
-        older = [
+        older = (
             sa.select(*cols)
             .join(last_ok, sa.and_(r.pipeline == last_ok.c.pipeline, r.started_at == last_ok.c.started_at))
             .where(r.status == "SUCCEEDED")
-        ]
-    frame = _frame(conn.execute(sa.union(recent, *older)).all(), names)
+        )
+        rows = conn.execute(sa.union(recent, older)).all()
+    else:
+        wanted = sorted(set(pipelines))
+        rows = conn.execute(recent.where(r.pipeline.in_(wanted))).all() if wanted else []
+        inner = runs.alias("last_ok")
+        # one select per pipeline, each with an uncorrelated MAX (one index descent); a MAX
+        # correlated to the outer row is evaluated once per stored success instead. In batches:
+        # SQLite refuses a compound SELECT of more than 500 terms.
+        for at in range(0, len(wanted), _LAST_OK_BATCH):
+            rows += conn.execute(sa.union_all(*[
+                sa.select(*cols).where(
+                    r.pipeline == name,
+                    r.status == "SUCCEEDED",
+                    r.started_at
+                    == sa.select(sa.func.max(inner.c.started_at))
+                    .where(inner.c.pipeline == name, inner.c.status == "SUCCEEDED", inner.c.started_at <= now)
+                    .scalar_subquery(),
+                )
+                for name in wanted[at:at + _LAST_OK_BATCH]
+            ])).all()
+        rows = list(dict.fromkeys(tuple(row) for row in rows))  # a recent success is also the last one
+    frame = _frame(rows, names)
     return frame.sort_values(["pipeline", "started_at"], kind="stable").reset_index(drop=True)
 
 

@@ -151,6 +151,10 @@ def test_freshness_reads_for_named_pipelines_match_the_scan(stored):
             one = freshness_runs(conn, now=now, lookback=lookback, pipelines=["orders"])
             pd.testing.assert_frame_equal(one, every[every["pipeline"] == "orders"].reset_index(drop=True))
         assert freshness_runs(conn, now=T0, pipelines=[]).empty
+        # more pipelines than SQLite takes terms in one compound SELECT (500)
+        many = ["orders", "clicks"] + [f"p{i:04d}" for i in range(600)]
+        now = T0 + timedelta(days=3)
+        pd.testing.assert_frame_equal(freshness_runs(conn, now=now, pipelines=many), freshness_runs(conn, now=now))
 
 
 def test_aggregates_for_one_pipeline_and_an_empty_window(stored):
