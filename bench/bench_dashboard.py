@@ -335,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         c, bc, w, bw = med(d_cold[name]), med(b_cold[name]), med(d_warm[name]), med(b_warm[name])
         print(f"{name:<10} {charts:>6} {c:>7.2f} {bc:>7.2f} {c / bc:>6.2f}   {w:>7.2f} {bw:>7.2f} {w / bw:>6.2f}")
     print(f"server peak RSS: dashboard {d_rss:,.0f} MB, bare {b_rss:,.0f} MB (target < 1,024 MB)")
+    print("every repetition, seconds (dashboard / bare):")
+    for name, _, _ in PAGES:
+        for kind, d, b in (("cold", d_cold, b_cold), ("warm", d_warm, b_warm)):
+            pairs = "  ".join(f"{x:.2f}/{y:.2f}" for x, y in zip(d[name], b[name], strict=True))
+            print(f"  {name:<10} {kind}  {pairs}")
     return 0
 
 

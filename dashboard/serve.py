@@ -7,11 +7,21 @@ where the server's root is, so it first asks ``/pipelines/_stcore/health``, gets
 routes here serve Streamlit's own ``index.html`` with ``window.__streamlit.BACKEND_BASE_URL`` set
 to the page's parent (the app's root, also behind a proxy that adds a path prefix), which is the
 answer the second probe would find: the frontend connects on its first try. Every other path
-(the root, static files, ``/_stcore/...``) is Streamlit's.
+(static files, ``/_stcore/...``) is Streamlit's.
+
+The same page also asks the browser to fetch and compile Streamlit's plotly chunk
+(``PlotlyChart.*.js``, about 4 MB) while the app connects, with ``<link rel="modulepreload">``
+for it and for the modules it imports that Streamlit's page does not preload already. Every
+pipepulse page draws plotly charts; without the hint the chunk is requested only when the
+first chart arrives over the websocket, after the page's reads, so compiling it sat on the
+path to the first chart (and a reload right after a first visit often compiled it again: the
+browser had not yet recorded the chunk for its code cache). The root (``/``, the Overview) gets
+the same page.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -21,22 +31,40 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 HERE = Path(__file__).resolve().parent
-# every page's url_path in app.py's PAGES (a test checks they agree); "/" stays Streamlit's
+# every page's url_path in app.py's PAGES (a test checks they agree)
 PAGE_PATHS = ("overview", "pipelines", "run", "costs", "anomalies", "collectors")
 MARKER = "<head>"
+PRELOAD_CHUNK = "PlotlyChart"
 BOOT = (
     "<script>window.__streamlit = Object.assign(window.__streamlit || {}, "
     '{BACKEND_BASE_URL: new URL(".", window.location.href).href});</script>'
 )
 
 
+STATIC = Path(st.__file__).parent / "static"
+
+
+def preloads(text: str, static: Path = STATIC) -> str:
+    """``<link rel="modulepreload">`` tags for Streamlit's plotly chunk and the modules it
+    imports, leaving out those ``text`` (Streamlit's index.html) preloads already; "" when this
+    Streamlit has no such chunk."""
+    found = sorted((static / "static" / "js").glob(f"{PRELOAD_CHUNK}.*.js"))
+    if len(found) != 1:
+        return ""
+    chunk = found[0]
+    imports = re.findall(r'(?:from|import)\s*"\./([\w.$-]+\.js)"', chunk.read_text(encoding="utf-8"))
+    names = [n for n in dict.fromkeys([*imports, chunk.name]) if f"./static/js/{n}" not in text]
+    return "".join(f'<link rel="modulepreload" crossorigin href="./static/js/{n}">' for n in names)
+
+
 @cache
 def index_html() -> str:
-    """Streamlit's index.html with the backend base URL set before its scripts run."""
-    text = (Path(st.__file__).parent / "static" / "index.html").read_text(encoding="utf-8")
+    """Streamlit's index.html with the backend base URL set before its scripts run and the
+    plotly chunk preloaded."""
+    text = (STATIC / "index.html").read_text(encoding="utf-8")
     if MARKER not in text:  # a Streamlit whose page this code does not know: serve it as is
         return text
-    return text.replace(MARKER, MARKER + BOOT, 1)
+    return text.replace(MARKER, MARKER + BOOT + preloads(text), 1)
 
 
 async def _page(_request: Request) -> HTMLResponse:
@@ -44,4 +72,6 @@ async def _page(_request: Request) -> HTMLResponse:
     return HTMLResponse(index_html(), headers={"Cache-Control": "no-cache"})
 
 
-app = st.App(str(HERE / "app.py"), routes=[Route(f"/{path}", _page, methods=["GET", "HEAD"]) for path in PAGE_PATHS])
+# the root too: it opens the default page (Overview), which draws charts as well
+ROUTES = [Route(f"/{path}", _page, methods=["GET", "HEAD"]) for path in ("", *PAGE_PATHS)]
+app = st.App(str(HERE / "app.py"), routes=ROUTES)

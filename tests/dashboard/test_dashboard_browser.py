@@ -167,6 +167,11 @@ def test_deep_link_applies_its_filters(served, page):
     # dashboard/serve.py tells the frontend where the root is: no probe of /pipelines/_stcore/health
     # (a 404 and a 100 ms wait) before it asks the root
     assert [u for u in asked if "/_stcore/health" in u] == [server.base + "/_stcore/health"]
+    # plotly's chunk is fetched once, from the page's preload hint: before the app asks for its
+    # health (so before any chart arrives), and the chart's import reuses it
+    plotly = [i for i, u in enumerate(asked) if "/static/js/PlotlyChart." in u]
+    assert len(plotly) == 1
+    assert plotly[0] < asked.index(server.base + "/_stcore/health")
     assert page.get_by_text("orders, last 30d").count() == 1
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.locator('[data-testid="stMultiSelect"]').first.get_by_text("orders").count() == 1
