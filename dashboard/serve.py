@@ -1,5 +1,6 @@
 """The ASGI entry ``pipepulse dashboard serve`` runs: Streamlit's ``st.App`` around ``app.py``,
-plus one route per page that answers a deep link such as ``/pipelines?range=30d`` at once.
+plus one route per page (and the root) that answers a deep link such as ``/pipelines?range=30d``
+at once.
 
 Why: when Streamlit's frontend opens a URL below the root (``/pipelines``), it does not know
 where the server's root is, so it first asks ``/pipelines/_stcore/health``, gets a 404, waits
@@ -31,6 +32,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 HERE = Path(__file__).resolve().parent
+STATIC = Path(st.__file__).parent / "static"  # Streamlit's frontend: index.html and static/js/
 # every page's url_path in app.py's PAGES (a test checks they agree)
 PAGE_PATHS = ("overview", "pipelines", "run", "costs", "anomalies", "collectors")
 MARKER = "<head>"
@@ -39,9 +41,6 @@ BOOT = (
     "<script>window.__streamlit = Object.assign(window.__streamlit || {}, "
     '{BACKEND_BASE_URL: new URL(".", window.location.href).href});</script>'
 )
-
-
-STATIC = Path(st.__file__).parent / "static"
 
 
 def preloads(text: str, static: Path = STATIC) -> str:
