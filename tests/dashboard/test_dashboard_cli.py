@@ -69,7 +69,8 @@ def test_serve_command_on_a_public_address_with_users(tmp_path, monkeypatch):
     joined = " ".join(cmd)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/serve.py")  # st.App around app.py
     for pair in ("--server.address 0.0.0.0", "--server.port 9000", "--server.headless true",
-                 "--browser.gatherUsageStats false", "--server.fileWatcherType none", f"--secrets.files {secrets}"):
+                 "--browser.gatherUsageStats false", "--server.fileWatcherType none", f"--secrets.files {secrets}",
+                 "--runner.magicEnabled false"):
         assert pair in joined
     assert cmd[-3:] == ["--", "--config", str(DEMO_CONFIG.resolve())]
 
@@ -91,3 +92,20 @@ def test_hash_password_command_reads_stdin():
     )
     assert out.returncode == 0, out.stderr
     assert verify_password("pw", out.stdout.strip())
+
+
+def test_no_dashboard_script_relies_on_magic():
+    """serve runs Streamlit with magic off: a bare expression in a page (``df`` on a line of its
+    own, to show it) would silently show nothing. Every expression statement is a call, an await
+    or a docstring."""
+    import ast
+
+    scripts = [ROOT / "dashboard" / "app.py", ROOT / "dashboard" / "serve.py", *sorted((ROOT / "dashboard" / "views").glob("*.py"))]
+    assert len(scripts) >= 8
+    for path in scripts:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        docstrings = {id(n.body[0]) for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+                      and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Expr) and id(node) not in docstrings:
+                assert isinstance(node.value, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)), f"{path.name}:{node.lineno} needs magic"
