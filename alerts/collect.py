@@ -379,7 +379,7 @@ def _budget(conn: Connection, rule: Rule, *, now: datetime, base: str, settings:
                     f"{what} heading for {money(mean, settings.currency)} at month end, "
                     f"{over:.0%} over the {money(budget, settings.currency)} budget"
                 ),
-                link=links.costs_link(base, to=now.date()),
+                link=links.costs_link(base, to=now.date(), view="Forecast"),
                 pipeline=pipeline,
                 at=_ts(r.created_at),
                 fields={

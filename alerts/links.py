@@ -11,7 +11,8 @@ one run                ``{base}/run?run=<run id>``
 one pipeline           ``{base}/pipelines?range=<24h|7d|...>&to=<YYYY-MM-DD>&pipeline=<name>``
 open anomalies         ``{base}/anomalies?status=open``
 one anomaly            ``{base}/anomalies?status=open&status=snoozed&fp=<fingerprint>``
-spend                  ``{base}/costs?range=30d&to=<YYYY-MM-DD>``
+spend                  ``{base}/costs?range=30d&to=<YYYY-MM-DD>`` (the Spend view)
+forecast and budget    ``{base}/costs?range=30d&to=<YYYY-MM-DD>&view=Forecast``
 collectors             ``{base}/collectors?range=<...>&to=<YYYY-MM-DD>``
 overview               ``{base}/?range=<...>&to=<YYYY-MM-DD>`` (the default page is served at the root)
 =====================  ===================================================================
@@ -64,8 +65,9 @@ def anomaly_link(base: str, fingerprint: str) -> str:
     return _url(base, "anomalies", [("status", "open"), ("status", "snoozed"), ("fp", fingerprint)])
 
 
-def costs_link(base: str, *, to: date, range_key: str = "30d") -> str:
-    return _url(base, "costs", [("range", range_key), ("to", to.isoformat())])
+def costs_link(base: str, *, to: date, range_key: str = "30d", view: str | None = None) -> str:
+    """The Costs page; ``view`` names one of its tabs (``Forecast``, ``Unit costs``), else Spend."""
+    return _url(base, "costs", [("range", range_key), ("to", to.isoformat())] + ([("view", view)] if view else []))
 
 
 def collectors_link(base: str, *, range_key: str, to: date) -> str:

@@ -1,5 +1,10 @@
-"""Costs: daily spend by dimension, top movers, forecast against actual, unit costs, estimate
-against bill, and cost anomalies with their root cause."""
+"""Costs: daily spend by dimension with its top movers and cost anomalies; the month-end forecast
+against actual; cost per run and the estimate against the bill.
+
+The three views are tabs bound to the ``view`` query parameter (a budget alert links to
+``view=Forecast``), and only the open one is read and drawn: the whole page at once was five charts
+and four tables, and it took the browser a third longer to draw than its charts alone.
+"""
 
 from __future__ import annotations
 
@@ -10,118 +15,125 @@ from dashboard import charts, data, state, ui
 f = state.current()
 cur = data.settings().currency
 DIMENSIONS = ("service", "region", "usage_type", "account", "pipeline")
+VIEWS = ("Spend", "Forecast", "Unit costs")
 
 st.title("Costs")
 a, b = st.columns(2)
-by = a.selectbox("Group by", DIMENSIONS, key="by", bind="query-params")
+by = a.selectbox("Group by", DIMENSIONS, key="by", bind="query-params", help="The dimension of the daily spend chart and its movers")
 amount = b.selectbox(
     "Amount", ("billed", "effective"), key="amount", bind="query-params",
     help="billed: what the invoice says; effective: after amortised commitments and discounts",
 )
+spend_tab, forecast_tab, unit_tab = st.tabs(VIEWS, key="view", bind="query-params")
 
-by_day = data.cost_by_day(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
-if by_day.empty:
-    ui.empty("No costs yet in this window", "pipepulse collect", "pipepulse costs import PATH")
-else:
-    st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur), key="cost_stacked", config={"displaylogo": False})
-    moved = data.cost_movers(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
-    left, right = st.columns([3, 2])
-    with left:
-        st.plotly_chart(charts.movers(moved, by, currency=cur), key="movers", config={"displaylogo": False})
-    with right:
-        ui.table(
-            moved,
-            key="movers",
-            filename=f"movers_by_{by}.csv",
-            static=True,
-            column_config={
-                "current": st.column_config.NumberColumn("this window", format="%.2f"),
-                "previous": st.column_config.NumberColumn("previous", format="%.2f"),
-                "change": st.column_config.NumberColumn("change", format="%+.2f"),
-                "change_pct": st.column_config.NumberColumn("change %", format="percent"),
-            },
-        )
-    # drawn on request: an interactive grid costs the page 50-100 ms in the browser
-    if st.toggle("Daily spend as a table", key="by_day_table", help="Every day and key of the chart above, to sort, search or download"):
-        ui.table(by_day.rename(columns={"key": by}), key="by_day", filename=f"cost_by_{by}.csv")
+if spend_tab.open:
+    with spend_tab:
+        by_day = data.cost_by_day(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
+        if by_day.empty:
+            ui.empty("No costs yet in this window", "pipepulse collect", "pipepulse costs import PATH")
+        else:
+            st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur), key="cost_stacked", config={"displaylogo": False})
+            moved = data.cost_movers(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
+            left, right = st.columns([3, 2])
+            with left:
+                st.plotly_chart(charts.movers(moved, by, currency=cur), key="movers", config={"displaylogo": False})
+            with right:
+                ui.table(
+                    moved,
+                    key="movers",
+                    filename=f"movers_by_{by}.csv",
+                    static=True,
+                    column_config={
+                        "current": st.column_config.NumberColumn("this window", format="%.2f"),
+                        "previous": st.column_config.NumberColumn("previous", format="%.2f"),
+                        "change": st.column_config.NumberColumn("change", format="%+.2f"),
+                        "change_pct": st.column_config.NumberColumn("change %", format="percent"),
+                    },
+                )
+            # drawn on request: an interactive grid costs the page 50-100 ms in the browser
+            if st.toggle("Daily spend as a table", key="by_day_table", help="Every day and key of the chart above, to sort, search or download"):
+                ui.table(by_day.rename(columns={"key": by}), key="by_day", filename=f"cost_by_{by}.csv")
 
-st.subheader("Forecast")
-snap, points = data.forecast("total")
-if snap is None:
-    ui.empty("No forecast yet", "pipepulse forecast")
-else:
-    actual = data.daily_total_cost(min(f.start_day, snap["train_end"] or f.start_day), f.end_day, amount, f.accounts, None)
-    st.plotly_chart(
-        charts.forecast_vs_actual(actual, points, level=snap.get("level"), currency=cur), key="forecast", config={"displaylogo": False}
-    )
-    m = st.columns(5)
-    m[0].metric(f"Month end ({cur})", f"{snap['month_end_mean']:,.0f}" if snap.get("month_end_mean") is not None else "n/a",
-                f"{snap['month_end_lower']:,.0f} to {snap['month_end_upper']:,.0f}" if snap.get("month_end_lower") is not None else None,
-                delta_color="off", border=True)
-    m[1].metric("Backtest MAPE", f"{snap['mape'] * 100:.1f}%" if snap.get("mape") is not None else "n/a", border=True,
-                help="Mean absolute percentage error of rolling-origin backtests")
-    m[2].metric("MASE", f"{snap['mase']:.2f}" if snap.get("mase") is not None else "n/a", border=True,
-                help="Error against the seasonal-naive forecast: below 1 beats it")
-    m[3].metric("Interval coverage", f"{snap['coverage'] * 100:.0f}%" if snap.get("coverage") is not None else "n/a", border=True,
-                help=f"Share of backtest actuals inside the {snap['level'] * 100:.0f}% interval")
-    budget = data.settings().budget_monthly or snap.get("budget")
-    crossed = snap.get("budget_cross_day")
-    m[4].metric(
-        "Budget crossed", f"{crossed:%b %d}" if crossed else ("No" if budget else "no budget"), border=True,
-        help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur} (No: not this month)" if budget else "Set [budgets] monthly in the config",
-    )
-    st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, trained {snap.get('train_start')} to {snap.get('train_end')}")
+        st.subheader("Cost anomalies")
+        ca = data.anomalies(kinds=("cost",), since=f.start)
+        if ca.empty:
+            st.success("No cost anomalies in this window.")
+        else:
+            view = ca[["effective_status", "severity", "subject", "window_start", "observed", "expected", "root_cause_text", "fingerprint"]]
+            ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", static=True, column_config={
+                "effective_status": "status",
+                "root_cause_text": st.column_config.TextColumn("root cause (by dollar impact)", width="large"),
+                "window_start": st.column_config.DatetimeColumn("day", format="YYYY-MM-DD"),
+            })
 
-st.subheader("Cost per run")
-unit = data.cost_per_run(f.start_day, f.end_day, f.pipelines)
-if unit.empty:
-    ui.empty("No runs with cost estimates in this window", "pipepulse collect")
-else:
-    left, right = st.columns([2, 3])
-    with left:
-        st.plotly_chart(charts.cost_per_run(unit, currency=cur), key="cost_per_run", config={"displaylogo": False})
-    with right:
-        ui.table(
-            unit,
-            key="unit",
-            filename="cost_per_run.csv",
-            static=True,
-            column_config={
-                "cost": st.column_config.NumberColumn("cost", format="%.2f"),
-                "basis": st.column_config.TextColumn("basis", help="bill: tagged bill; estimate: run-level estimates"),
-                "failed_cost_usd": st.column_config.NumberColumn("on failed runs", format="%.2f"),
-                "retry_cost_usd": st.column_config.NumberColumn("on retries", format="%.2f"),
-                "cost_per_run": st.column_config.NumberColumn("per run", format="%.4f"),
-                "cost_per_successful_run": st.column_config.NumberColumn("per successful run", format="%.4f"),
-                "cost_per_million_records": st.column_config.NumberColumn("per million records", format="%.2f"),
-                "wasted_share": st.column_config.NumberColumn("wasted", format="percent"),
-            },
-        )
+if forecast_tab.open:
+    with forecast_tab:
+        snap, points = data.forecast("total")
+        if snap is None:
+            ui.empty("No forecast yet", "pipepulse forecast")
+        else:
+            actual = data.daily_total_cost(min(f.start_day, snap["train_end"] or f.start_day), f.end_day, amount, f.accounts, None)
+            st.plotly_chart(
+                charts.forecast_vs_actual(actual, points, level=snap.get("level"), currency=cur), key="forecast", config={"displaylogo": False}
+            )
+            budget = data.settings().budget_monthly or snap.get("budget")
+            crossed = snap.get("budget_cross_day")
+            has_band = snap.get("month_end_lower") is not None
+            ui.tiles([
+                ui.Tile(f"Month end ({cur})", f"{snap['month_end_mean']:,.0f}" if snap.get("month_end_mean") is not None else "n/a",
+                        f"{snap['month_end_lower']:,.0f} to {snap['month_end_upper']:,.0f}" if has_band else None, good="off",
+                        help=f"Forecast of the month's total, with its {snap['level'] * 100:.0f}% interval" if has_band else None),
+                ui.Tile("Backtest MAPE", f"{snap['mape'] * 100:.1f}%" if snap.get("mape") is not None else "n/a",
+                        help="Mean absolute percentage error of rolling-origin backtests"),
+                ui.Tile("MASE", f"{snap['mase']:.2f}" if snap.get("mase") is not None else "n/a",
+                        help="Error against the seasonal-naive forecast: below 1 beats it"),
+                ui.Tile("Interval coverage", f"{snap['coverage'] * 100:.0f}%" if snap.get("coverage") is not None else "n/a",
+                        help=f"Share of backtest actuals inside the {snap['level'] * 100:.0f}% interval"),
+                ui.Tile("Budget crossed", f"{crossed:%b %d}" if crossed else ("No" if budget else "no budget"),
+                        help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur} (No: not this month)" if budget else "Set [budgets] monthly in the config"),
+            ], key="forecast_tiles", columns=5)
+            st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, trained {snap.get('train_start')} to {snap.get('train_end')}")
 
-st.subheader("Estimate against bill")
-evb = data.estimate_vs_bill(f.start_day, f.end_day, f.pipelines)
-if evb.empty:
-    ui.empty("Nothing to compare yet", "pipepulse collect")
-else:
-    left, right = st.columns([3, 2])
-    with left:
-        st.plotly_chart(charts.estimate_vs_bill(evb, currency=cur), key="estimate_vs_bill", config={"displaylogo": False})
-    with right:
-        ui.table(evb, key="evb", filename="estimate_vs_bill.csv", static=True, column_config={
-            "estimate": st.column_config.NumberColumn(format="%.2f"),
-            "billed": st.column_config.NumberColumn(format="%.2f"),
-            "gap": st.column_config.NumberColumn(format="%+.2f"),
-            "gap_pct": st.column_config.NumberColumn("gap %", format="percent"),
-        })
+if unit_tab.open:
+    with unit_tab:
+        st.subheader("Cost per run")
+        unit = data.cost_per_run(f.start_day, f.end_day, f.pipelines)
+        if unit.empty:
+            ui.empty("No runs with cost estimates in this window", "pipepulse collect")
+        else:
+            left, right = st.columns([2, 3])
+            with left:
+                st.plotly_chart(charts.cost_per_run(unit, currency=cur), key="cost_per_run", config={"displaylogo": False})
+            with right:
+                ui.table(
+                    unit,
+                    key="unit",
+                    filename="cost_per_run.csv",
+                    static=True,
+                    column_config={
+                        "cost": st.column_config.NumberColumn("cost", format="%.2f"),
+                        "basis": st.column_config.TextColumn("basis", help="bill: tagged bill; estimate: run-level estimates"),
+                        "failed_cost_usd": st.column_config.NumberColumn("on failed runs", format="%.2f"),
+                        "retry_cost_usd": st.column_config.NumberColumn("on retries", format="%.2f"),
+                        "cost_per_run": st.column_config.NumberColumn("per run", format="%.4f"),
+                        "cost_per_successful_run": st.column_config.NumberColumn("per successful run", format="%.4f"),
+                        "cost_per_million_records": st.column_config.NumberColumn("per million records", format="%.2f"),
+                        "wasted_share": st.column_config.NumberColumn("wasted", format="percent"),
+                    },
+                )
 
-st.subheader("Cost anomalies")
-ca = data.anomalies(kinds=("cost",), since=f.start)
-if ca.empty:
-    st.success("No cost anomalies in this window.")
-else:
-    view = ca[["effective_status", "severity", "subject", "window_start", "observed", "expected", "root_cause_text", "fingerprint"]]
-    ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", static=True, column_config={
-        "effective_status": "status",
-        "root_cause_text": st.column_config.TextColumn("root cause (by dollar impact)", width="large"),
-        "window_start": st.column_config.DatetimeColumn("day", format="YYYY-MM-DD"),
-    })
+        st.subheader("Estimate against bill")
+        evb = data.estimate_vs_bill(f.start_day, f.end_day, f.pipelines)
+        if evb.empty:
+            ui.empty("Nothing to compare yet", "pipepulse collect")
+        else:
+            left, right = st.columns([3, 2])
+            with left:
+                st.plotly_chart(charts.estimate_vs_bill(evb, currency=cur), key="estimate_vs_bill", config={"displaylogo": False})
+            with right:
+                ui.table(evb, key="evb", filename="estimate_vs_bill.csv", static=True, column_config={
+                    "estimate": st.column_config.NumberColumn(format="%.2f"),
+                    "billed": st.column_config.NumberColumn(format="%.2f"),
+                    "gap": st.column_config.NumberColumn(format="%+.2f"),
+                    "gap_pct": st.column_config.NumberColumn("gap %", format="percent"),
+                })

@@ -13,14 +13,19 @@ s = data.settings()
 cur = s.currency
 
 
-def _delta(k: dict, key: str, fmt: str) -> str | None:
+def _sign(x: float, shown: str) -> int:
+    """The sign of a change ``x``, 0 when ``shown`` (its text) rounds it to zero."""
+    return 0 if not any(ch in "123456789" for ch in shown) else (x > 0) - (x < 0)
+
+
+def _tile(k: dict, key: str, label: str, fmt: str, delta_fmt: str, good: str = "up", help: str | None = None) -> ui.Tile:
+    """A tile of ``k["current"][key]`` with its change against ``k["previous"][key]``."""
     a, b = k["current"].get(key), k["previous"].get(key)
-    return None if a is None or b is None else fmt.format(a - b)
-
-
-def _value(k: dict, key: str, fmt: str, none: str = "n/a") -> str:
-    v = k["current"].get(key)
-    return none if v is None else fmt.format(v)
+    value = "n/a" if a is None else fmt.format(a)
+    if a is None or b is None:
+        return ui.Tile(label, value, help=help)
+    shown = delta_fmt.format(a - b)
+    return ui.Tile(label, value, shown, _sign(a - b, shown), good, help)
 
 
 st.title("Overview")
@@ -42,41 +47,43 @@ with tiles:
     k = data.kpis(f.start, f.end, f.prev_start, f.prev_end, f.pipelines)
     now_k, prev_k = k["current"], k["previous"]
 
-    c = st.columns(4)
-    c[0].metric("Success rate", _value(k, "success_rate", "{:.1f}%"), _delta(k, "success_rate", "{:+.1f} pts"), border=True)
-    c[1].metric("p95 duration", _value(k, "p95", "{:,.0f} s"), _delta(k, "p95", "{:+,.0f} s"), delta_color="inverse", border=True)
-    c[2].metric(
-        "Throughput (records/h)", _value(k, "throughput_per_hour", "{:,.0f}"), _delta(k, "throughput_per_hour", "{:+,.0f}"), border=True,
-        help="Records out per hour over the window",
-    )
-    c[3].metric("Failed runs", _value(k, "failed", "{:,.0f}"), _delta(k, "failed", "{:+,.0f}"), delta_color="inverse", border=True)
+    row = [
+        _tile(k, "success_rate", "Success rate", "{:.1f}%", "{:+.1f} pts"),
+        _tile(k, "p95", "p95 duration", "{:,.0f} s", "{:+,.0f} s", good="down"),
+        _tile(k, "throughput_per_hour", "Throughput (records/h)", "{:,.0f}", "{:+,.0f}", help="Records out per hour over the window"),
+        _tile(k, "failed", "Failed runs", "{:,.0f}", "{:+,.0f}", good="down"),
+    ]
 
     spend = data.spend_month_to_date(f.now.date(), "billed", f.accounts, f.pipelines)
     snap, _points = data.forecast("total")
     open_anoms = data.anomalies(statuses=("open",), pipelines=f.pipelines)
-    c = st.columns(4)
     if spend["has_data"]:
-        c[0].metric(
-            "Spend month to date",
-            f"{spend['mtd']:,.0f} {cur}",
-            f"{spend['mtd'] - spend['previous']:+,.0f} vs last month" if spend["previous"] else None,
-            delta_color="inverse",
-            border=True,
-        )
+        change = spend["mtd"] - spend["previous"]
+        shown = f"{change:+,.0f}"
+        row.append(ui.Tile(
+            "Spend month to date", f"{spend['mtd']:,.0f} {cur}",
+            f"{shown} vs last month" if spend["previous"] else None, _sign(change, shown), "down",
+            help="Billed so far this month, against the same days of last month",
+        ))
     else:
-        c[0].metric("Spend month to date", "no cost data", border=True)
+        row.append(ui.Tile("Spend month to date", "no cost data"))
     budget = s.budget_monthly if s.budget_monthly is not None else (snap or {}).get("budget")
     if snap is not None and snap.get("month_end_mean") is not None:
         mean = snap["month_end_mean"]
         band = ""
         if snap.get("month_end_lower") is not None and snap.get("month_end_upper") is not None:
             band = f" ({snap['month_end_lower']:,.0f}-{snap['month_end_upper']:,.0f})"
-        over = f"{mean - budget:+,.0f} vs budget {budget:,.0f}" if budget else None
-        c[1].metric("Forecast month end", f"{mean:,.0f} {cur}", over, delta_color="inverse", border=True, help=f"Forecast snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC{band}")
+        shown = f"{mean - budget:+,.0f}" if budget else ""
+        row.append(ui.Tile(
+            "Forecast month end", f"{mean:,.0f} {cur}",
+            f"{shown} vs budget {budget:,.0f}" if budget else None, _sign(mean - budget, shown) if budget else 0, "down",
+            help=f"Forecast snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC{band}",
+        ))
     else:
-        c[1].metric("Forecast month end", "no forecast", border=True, help="Run `pipepulse forecast` after collecting costs")
-    c[2].metric("Open anomalies", f"{len(open_anoms):,}", border=True)
-    c[3].metric("Runs", _value(k, "runs", "{:,.0f}"), _delta(k, "runs", "{:+,.0f}"), delta_color="off", border=True)
+        row.append(ui.Tile("Forecast month end", "no forecast", help="Run `pipepulse forecast` after collecting costs"))
+    row.append(ui.Tile("Open anomalies", f"{len(open_anoms):,}"))
+    row.append(_tile(k, "runs", "Runs", "{:,.0f}", "{:+,.0f}", good="off"))
+    ui.tiles(row, key="kpis")
 
     if now_k["runs"] == 0 and prev_k["runs"] == 0:
         ui.empty("No runs in this window", "pipepulse collect")

@@ -120,7 +120,8 @@ def test_daily_digest_arrives_with_both_parts_the_items_and_working_links(seeded
     assert {urlsplit(h).path for h in links.hrefs} == {
         "/run", "/pipelines", "/anomalies", "/costs", "/collectors", "/"}
     assert f"{DASH}/anomalies?status=open&status=snoozed&fp=a1cost" in links.hrefs
-    assert f"{DASH}/costs?range=30d&to=2026-11-20" in links.hrefs
+    assert f"{DASH}/costs?range=30d&to=2026-11-20" in links.hrefs  # the spend summary
+    assert f"{DASH}/costs?range=30d&to=2026-11-20&view=Forecast" in links.hrefs  # the budget alert
     assert f"{DASH}/collectors?range=7d&to=2026-11-20" in links.hrefs
     assert f"{DASH}/pipelines?range=24h&to=2026-11-20&pipeline=orders" in links.hrefs  # runs table, success rate
     assert f"{DASH}/pipelines?range=7d&to=2026-11-20&pipeline=finance_daily" in links.hrefs  # the missed run

@@ -3,6 +3,8 @@ flow, roles and the login wall. (The real browser is in ``test_browser.py``.)"""
 
 from __future__ import annotations
 
+import html
+import re
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -68,6 +70,18 @@ def _static_table(at: AppTest, key: str) -> pd.DataFrame:
     raise AssertionError(f"no static table {key!r} on the page")
 
 
+_TILE = re.compile(r'<div class="l">(.*?)</div><div class="v">(.*?)</div>(?:<div class="d[^"]*" data-change="(-?\d)">(.*?)</div>)?')
+
+
+def _tiles(at: AppTest, key: str = "kpis") -> dict[str, tuple[str, str | None]]:
+    """The KPI tiles drawn by ``ui.tiles(key=key)``: label -> (value, delta), as the user reads them."""
+    for element in at.get("html"):
+        body = element.proto.body
+        if f'data-key="{key}"' in body:
+            return {html.unescape(m[0]): (html.unescape(m[1]), html.unescape(m[3]) if m[3] else None) for m in _TILE.findall(body)}
+    return {}
+
+
 def _texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.info] + [e.value for e in at.success]
     parts += [e.value for e in at.text] + [e.value for e in at.code] + [e.value for e in at.error]
@@ -82,9 +96,9 @@ def test_every_page_renders_the_demo_data(filled_db, app_env):
         assert not at.exception, (page, [e.value for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])
     at = _open()
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Open anomalies"] == "3"
-    assert metrics["Forecast month end"] == "3,050 USD"
+    tiles = _tiles(at)
+    assert tiles["Open anomalies"] == ("3", None)
+    assert tiles["Forecast month end"][0] == "3,050 USD"
     failures = _static_table(at, "failures")
     # the error as text: escaped in the HTML, read back as typed
     assert "<script>alert(1)</script>" in set(failures["error"])
@@ -149,7 +163,11 @@ def test_empty_database_says_what_to_run(db_url, app_env):
     assert "No runs in this window: run `pipepulse collect`" in text
     assert "No costs yet: run `pipepulse collect` or `pipepulse costs import PATH`" in text
     at = _open("views/costs.py")
+    assert "No costs yet in this window: run `pipepulse collect` or `pipepulse costs import PATH`" in _texts(at)
+    at = _open("views/costs.py", query={"view": "Forecast"})
     assert "No forecast yet: run `pipepulse forecast`" in _texts(at)
+    at = _open("views/costs.py", query={"view": "Unit costs"})
+    assert "No runs with cost estimates in this window: run `pipepulse collect`" in _texts(at)
     at = _open("views/anomalies.py")
     assert "No anomalies detected yet: run `pipepulse detect`" in _texts(at)
 
@@ -198,13 +216,13 @@ def test_public_address_requires_login_and_viewers_cannot_act(filled_db, app_env
     at = _open(secrets=SECRETS)
     assert not at.exception
     assert [t.value for t in at.title] == ["pipepulse"]
-    assert not at.metric  # nothing of the dashboard before signing in
+    assert not _tiles(at)  # nothing of the dashboard before signing in
     _login(at, "vic", "wrong")
     assert [e.value for e in at.error] == ["Wrong user name or password."]
-    assert not at.metric
+    assert not _tiles(at)
     _login(at, "vic", "viewer-pw")
     assert not at.exception
-    assert any(m.label == "Open anomalies" for m in at.metric)
+    assert "Open anomalies" in _tiles(at)
     at.switch_page("views/anomalies.py").run()
     assert any("Only admins" in i.value for i in at.info)
     assert not [b for b in at.button if b.key in ("ack", "snooze", "resolve")]
@@ -214,7 +232,7 @@ def test_public_address_without_login_configured_shows_nothing(filled_db, app_en
     url, _ = filled_db
     app_env(url, address="0.0.0.0")
     at = _open()
-    assert not at.metric
+    assert not _tiles(at)
     assert "without a login configured" in at.error[0].value
 
 
@@ -223,7 +241,7 @@ def test_loopback_needs_no_login(filled_db, app_env, address):
     url, _ = filled_db
     app_env(url, address=address)
     at = _open()
-    assert any(m.label == "Open anomalies" for m in at.metric)
+    assert "Open anomalies" in _tiles(at)
 
 
 def test_auto_refresh_from_the_url(filled_db, app_env):
@@ -251,14 +269,14 @@ def test_oidc_sign_in_with_admins_from_secrets(filled_db, app_env):
     at.secrets = OIDC
     at.user = {"is_logged_in": False}
     at.run()
-    assert not at.metric
+    assert not _tiles(at)
     assert [b.label for b in at.button] == ["Sign in"]
     for email, can_act in (("ann@example.com", True), ("bob@example.com", False)):
         at = AppTest.from_file(str(APP), default_timeout=60)
         at.secrets = OIDC
         at.user = {"is_logged_in": True, "email": email}
         at.run()
-        assert any(m.label == "Open anomalies" for m in at.metric)
+        assert "Open anomalies" in _tiles(at)
         at.switch_page("views/anomalies.py").run()
         assert bool([b for b in at.button if b.key == "ack"]) is can_act, email
 
@@ -303,3 +321,25 @@ def test_costs_page_daily_spend_and_movers_match_the_store(filled_db, app_env):
         [s, f"{c:.2f}", f"{p:.2f}", f"{d:+.2f}", "" if pd.isna(pct) else f"{pct * 100:.1f}%"]
         for s, c, p, d, pct in want_movers.itertuples(index=False)
     ]
+
+
+def test_costs_page_draws_only_the_open_view(filled_db, app_env):
+    url, _ = filled_db
+    app_env(url)
+    at = _open("views/costs.py")  # Spend: the daily spend, its movers and the cost anomalies
+    assert not at.exception
+    subheaders = [h.value for h in at.subheader]
+    assert "Cost anomalies" in subheaders and "Cost per run" not in subheaders
+    assert _static_table(at, "movers") is not None
+    assert not _tiles(at, "forecast_tiles")
+    at = _open("views/costs.py", query={"view": "Forecast"})  # a budget alert's link
+    assert not at.exception
+    forecast = _tiles(at, "forecast_tiles")
+    assert set(forecast) == {"Month end (USD)", "Backtest MAPE", "MASE", "Interval coverage", "Budget crossed"}
+    assert forecast["Month end (USD)"][0] == "3,050"
+    assert "Cost anomalies" not in [h.value for h in at.subheader]
+    at = _open("views/costs.py", query={"view": "Unit costs"})
+    assert not at.exception
+    assert [h.value for h in at.subheader] == ["Cost per run", "Estimate against bill"]
+    assert len(_static_table(at, "unit")) >= 1 and len(_static_table(at, "evb")) >= 1
+    assert not _tiles(at, "forecast_tiles")

@@ -38,7 +38,9 @@ SHOTS = ROOT / "artifacts" / "screenshots"
 PAGES = [
     ("/", "overview", 1, "Recent failures"),
     ("/pipelines", "pipelines", 3, "Run history"),
-    ("/costs", "costs", 5, "Estimate against bill"),
+    ("/costs", "costs", 2, "Cost anomalies"),  # the Spend view
+    ("/costs?view=Forecast", "costs_forecast", 1, "Interval coverage"),
+    ("/costs?view=Unit+costs", "costs_unit", 2, "Estimate against bill"),
     ("/anomalies", "anomalies", 0, "Act on one"),
     ("/collectors", "collectors", 1, "Passes"),
 ]
@@ -182,6 +184,43 @@ def test_deep_link_applies_its_filters(served, page):
     assert names[:2] == ["orders p95", "orders p50"]
 
 
+def test_costs_tabs_draw_one_view_and_keep_it_in_the_url(served, page):
+    server, *_ = served
+    page.goto(server.base + "/costs?range=30d&by=region")
+    _settle(page, plots=2, text="Cost anomalies")
+    assert page.get_by_text("Estimate against bill").count() == 0  # the other views are not drawn
+    page.get_by_role("tab", name="Forecast").click()
+    page.wait_for_url("**view=Forecast**")
+    _settle(page, plots=1, text="Interval coverage")
+    assert page.locator(".js-plotly-plot").count() == 1
+    assert page.get_by_text("Cost anomalies").count() == 0
+    assert "range=30d" in page.url and "by=region" in page.url
+    tiles = page.locator('[data-key="forecast_tiles"] > div')
+    assert tiles.count() == 5 and tiles.nth(2).locator(".l").inner_text() == "MASE"
+    page.get_by_role("tab", name="Unit costs").click()
+    page.wait_for_url("**view=Unit+costs**")
+    _settle(page, plots=2, text="Estimate against bill")
+    assert page.get_by_text("Interval coverage").count() == 0
+    # the link opens the same view in a new page
+    page.goto(page.url)
+    _settle(page, plots=2, text="Estimate against bill")
+    assert page.get_by_role("tab", selected=True).inner_text() == "Unit costs"
+
+
+def test_overview_tiles(served, page):
+    server, *_ = served
+    page.goto(server.base + "/")
+    _settle(page, plots=1, text="Recent failures")
+    tiles = page.locator('[data-key="kpis"] > div')
+    labels = [tiles.nth(i).locator(".l").inner_text() for i in range(tiles.count())]
+    assert labels == ["Success rate", "p95 duration", "Throughput (records/h)", "Failed runs", "Spend month to date",
+                      "Forecast month end", "Open anomalies", "Runs"]
+    assert tiles.nth(6).locator(".v").inner_text() == "3"
+    # four to a row
+    tops = [tiles.nth(i).bounding_box()["y"] for i in range(8)]
+    assert len(set(tops[:4])) == 1 and len(set(tops[4:])) == 1 and tops[4] > tops[0]
+
+
 def test_html_in_an_error_is_shown_as_text(served, page):
     server, ds, _, _ = served
     page.goto(server.base + "/run?run=" + ds.run_ids["script"])
@@ -243,7 +282,7 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
         page.get_by_label("User name").fill("vic")
         page.get_by_label("Password", exact=True).fill("viewer-pw")
         page.get_by_role("button", name="Sign in").click()
-        _settle(page, plots=5, text="Estimate against bill")
+        _settle(page, plots=2, text="Cost anomalies")
         assert page.get_by_text("Signed in as vic (viewer)").count() == 1
         # a viewer sees anomalies but cannot act on them
         page.goto(guarded.base + "/anomalies")

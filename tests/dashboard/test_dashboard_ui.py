@@ -1,7 +1,8 @@
-"""``ui.html_table``: the static summary tables are escaped text, formatted as the column config says."""
+"""``ui.html_table`` and ``ui.tiles``: static tables and KPI tiles are escaped text, formatted as the column config (or the tile) says."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -43,3 +44,28 @@ def test_html_table_formats_after_the_column_config():
     # missing values are empty cells, not "nan" or "NaT"
     assert second == '<tr><td></td><td></td><td class="n">50.0%</td><td class="n">-1.25</td><td class="n">3</td><td class="w"></td>'
     assert 'style="max-height:200px" data-key="k"' in out
+
+
+def test_tiles_escape_text_and_colour_a_change_by_which_way_is_good():
+    from dashboard.ui import Tile, tiles_html
+
+    out = tiles_html([
+        Tile("Failed <runs>", "6", "+5", 1, "down", help='runs "failed" & timed out'),
+        Tile("Success rate", "98.4%", "-1.3 pts", -1, "up"),
+        Tile("Throughput", "5,655", "+34", 1, "up"),
+        Tile("Runs", "383", "+10", 1, "off"),
+        Tile("p95 duration", "262 s", "+0 s", 0, "down"),
+        Tile("Open anomalies", "<script>alert(1)</script>"),
+    ], key="k<", columns=5)
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "Failed &lt;runs&gt;" in out and 'data-key="k&lt;"' in out and "--n:5" in out
+    assert 'title="runs &quot;failed&quot; &amp; timed out"' in out
+    deltas = re.findall(r'<div class="d ?([gb]?)" data-change="(-?\d)">(.*?)</div>', out)
+    assert deltas == [
+        ("b", "1", "\u25b2 +5"),  # up is bad for failures: red
+        ("b", "-1", "\u25bc -1.3 pts"),  # down is bad for success: red
+        ("g", "1", "\u25b2 +34"),  # up is good for throughput: green
+        ("", "1", "\u25b2 +10"),  # "off": grey, still an arrow
+        ("", "0", "+0 s"),  # no change: grey, no arrow
+    ]
+    assert out.count('<div class="l">') == 6  # the last tile has no delta line
