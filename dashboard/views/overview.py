@@ -13,9 +13,11 @@ s = data.settings()
 cur = s.currency
 
 
-def _sign(x: float, shown: str) -> int:
-    """The sign of a change ``x``, 0 when ``shown`` (its text) rounds it to zero."""
-    return 0 if not any(ch in "123456789" for ch in shown) else (x > 0) - (x < 0)
+def _change(x: float, fmt: str, then: str = "") -> tuple[str, int]:
+    """A change ``x`` as ``fmt`` shows it (followed by ``then``), and its sign: 0 when the shown
+    number rounds it to zero."""
+    shown = fmt.format(x)
+    return shown + then, 0 if not any(ch in "123456789" for ch in shown) else (x > 0) - (x < 0)
 
 
 def _tile(k: dict, key: str, label: str, fmt: str, delta_fmt: str, good: str = "up", help: str | None = None) -> ui.Tile:
@@ -24,8 +26,7 @@ def _tile(k: dict, key: str, label: str, fmt: str, delta_fmt: str, good: str = "
     value = "n/a" if a is None else fmt.format(a)
     if a is None or b is None:
         return ui.Tile(label, value, help=help)
-    shown = delta_fmt.format(a - b)
-    return ui.Tile(label, value, shown, _sign(a - b, shown), good, help)
+    return ui.Tile(label, value, *_change(a - b, delta_fmt), good, help)
 
 
 st.title("Overview")
@@ -58,11 +59,9 @@ with tiles:
     snap, _points = data.forecast("total")
     open_anoms = data.anomalies(statuses=("open",), pipelines=f.pipelines)
     if spend["has_data"]:
-        change = spend["mtd"] - spend["previous"]
-        shown = f"{change:+,.0f}"
+        shown, sign = _change(spend["mtd"] - spend["previous"], "{:+,.0f}", " vs last month")
         row.append(ui.Tile(
-            "Spend month to date", f"{spend['mtd']:,.0f} {cur}",
-            f"{shown} vs last month" if spend["previous"] else None, _sign(change, shown), "down",
+            "Spend month to date", f"{spend['mtd']:,.0f} {cur}", shown if spend["previous"] else None, sign, "down",
             help="Billed so far this month, against the same days of last month",
         ))
     else:
@@ -73,10 +72,9 @@ with tiles:
         band = ""
         if snap.get("month_end_lower") is not None and snap.get("month_end_upper") is not None:
             band = f" ({snap['month_end_lower']:,.0f}-{snap['month_end_upper']:,.0f})"
-        shown = f"{mean - budget:+,.0f}" if budget else ""
+        shown, sign = _change(mean - budget, "{:+,.0f}", f" vs budget {budget:,.0f}") if budget else (None, 0)
         row.append(ui.Tile(
-            "Forecast month end", f"{mean:,.0f} {cur}",
-            f"{shown} vs budget {budget:,.0f}" if budget else None, _sign(mean - budget, shown) if budget else 0, "down",
+            "Forecast month end", f"{mean:,.0f} {cur}", shown, sign, "down",
             help=f"Forecast snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC{band}",
         ))
     else:

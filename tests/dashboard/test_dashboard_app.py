@@ -73,12 +73,16 @@ def _static_table(at: AppTest, key: str) -> pd.DataFrame:
 _TILE = re.compile(r'<div class="l">(.*?)</div><div class="v">(.*?)</div>(?:<div class="d[^"]*" data-change="(-?\d)">(.*?)</div>)?')
 
 
-def _tiles(at: AppTest, key: str = "kpis") -> dict[str, tuple[str, str | None]]:
-    """The KPI tiles drawn by ``ui.tiles(key=key)``: label -> (value, delta), as the user reads them."""
+def _tiles(at: AppTest, key: str = "kpis") -> dict[str, tuple[str, str | None, int | None]]:
+    """The KPI tiles drawn by ``ui.tiles(key=key)``: label -> (value, delta, its direction), as the
+    user reads them (the delta's arrow stripped)."""
     for element in at.get("html"):
         body = element.proto.body
         if f'data-key="{key}"' in body:
-            return {html.unescape(m[0]): (html.unescape(m[1]), html.unescape(m[3]) if m[3] else None) for m in _TILE.findall(body)}
+            return {
+                html.unescape(m[0]): (html.unescape(m[1]), html.unescape(m[3]).lstrip("\u25b2\u25bc ") if m[2] else None, int(m[2]) if m[2] else None)
+                for m in _TILE.findall(body)
+            }
     return {}
 
 
@@ -97,8 +101,13 @@ def test_every_page_renders_the_demo_data(filled_db, app_env):
         assert not at.error, (page, [e.value for e in at.error])
     at = _open()
     tiles = _tiles(at)
-    assert tiles["Open anomalies"] == ("3", None)
-    assert tiles["Forecast month end"][0] == "3,050 USD"
+    assert tiles["Open anomalies"] == ("3", None, None)
+    assert tiles["Forecast month end"] == ("3,050 USD", "+450 vs budget 2,600", 1)  # demo.toml: budget 2,600
+    deltas = {label: (delta, way) for label, (_, delta, way) in tiles.items() if delta}
+    assert len(deltas) == 7
+    for label, (delta, way) in deltas.items():  # the arrow follows the shown number's sign
+        number = delta.split()[0]
+        assert way == (0 if number.strip("+-0.,") == "" else 1 if number.startswith("+") else -1), label
     failures = _static_table(at, "failures")
     # the error as text: escaped in the HTML, read back as typed
     assert "<script>alert(1)</script>" in set(failures["error"])
