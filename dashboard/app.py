@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import auth, data, state, ui
+from dashboard import auth, data, state
 from pipepulse.errors import PipepulseError
 
 st.set_page_config(page_title="pipepulse", page_icon=":material/monitor_heart:", layout="wide")
@@ -41,10 +41,13 @@ except PipepulseError as exc:
     st.error(f"The dashboard cannot read its data: {exc}")
     st.stop()
 
-filters = state.controls(pipeline_options, account_options, default_range=cfg.default_range)
+filters = state.controls(
+    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds
+)
 st.session_state["_pp_filters"] = filters
+st.sidebar.caption(state.summary(filters))
 
-if st.sidebar.toggle("Auto-refresh", key="refresh", bind="query-params", help=f"Rerun every {cfg.refresh_seconds} s"):
+if filters.refresh:
     st.session_state["_pp_last_full_run"] = time.monotonic()
 
     @st.fragment(run_every=cfg.refresh_seconds)
@@ -58,10 +61,6 @@ if st.sidebar.toggle("Auto-refresh", key="refresh", bind="query-params", help=f"
         st.caption(f"Refreshed {filters.now:%H:%M} UTC; every {cfg.refresh_seconds} s")
 
 auth.sign_out_button(user)
-st.sidebar.caption(
-    f"Window: {filters.start:%Y-%m-%d %H:%M} to {filters.end:%Y-%m-%d %H:%M} UTC"
-    + (f"; accounts {ui.esc(', '.join(filters.accounts))}" if filters.accounts else "")
-)
 
 try:
     page.run()

@@ -126,6 +126,9 @@ def test_deep_link_applies_filters(filled_db, app_env):
     assert at.selectbox(key="range").value == "30d"
     assert at.multiselect(key="pipeline").value == ["orders"]
     assert "Last 30d against the 30d before" in [c.value for c in at.caption]
+    # the sidebar's caption (Markdown, escaped) says what the Filters popover selects
+    summary = [re.sub(r"\\(.)", r"\1", c.value) for c in at.sidebar.caption]
+    assert len(summary) == 1 and summary[0].startswith("Last 30d: ") and summary[0].endswith(" UTC; pipelines orders")
     failures = _static_table(at, "failures")
     assert set(failures["pipeline"]) == {"orders"}
     assert len(failures) >= 1

@@ -176,12 +176,26 @@ def test_deep_link_applies_its_filters(served, page):
     assert plotly[0] < asked.index(server.base + "/_stcore/health")
     assert page.get_by_text("orders, last 30d").count() == 1
     sidebar = page.locator('[data-testid="stSidebar"]')
-    assert sidebar.locator('[data-testid="stMultiSelect"]').first.get_by_text("orders").count() == 1
-    assert sidebar.locator('[data-testid="stSelectbox"] input').first.input_value() == "30d"
+    assert sidebar.get_by_text("Last 30d: ").inner_text().endswith("UTC; pipelines orders")
     assert "pipeline=orders" in page.url and "range=30d" in page.url
     # the duration chart has one pipeline: its p95 and p50 lines
     names = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[0].data.map(t => t.name)")
     assert names[:2] == ["orders p95", "orders p50"]
+
+    # the controls sit in the sidebar's Filters popover, drawn when it is opened, with the link's values
+    assert page.locator('[data-testid="stSelectbox"]').count() == 0
+    sidebar.get_by_role("button", name="Filters").click()
+    popover = page.locator('[data-testid="stPopoverBody"]')
+    popover.get_by_text("Time range").wait_for()
+    assert popover.locator('[data-testid="stSelectbox"] input').first.input_value() == "30d"
+    assert popover.locator('[data-testid="stMultiSelect"]').first.get_by_text("orders").count() == 1
+    # changing one there reruns the page with it and puts it in the address bar
+    popover.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name="90d").click()
+    page.get_by_text("orders, last 90d").wait_for()
+    page.wait_for_url(lambda u: "range=90d" in u)
+    assert "pipeline=orders" in page.url
+    assert sidebar.get_by_text("Last 90d: ").count() == 1
 
 
 def test_costs_tabs_draw_one_view_and_keep_it_in_the_url(served, page):

@@ -69,3 +69,17 @@ def test_tiles_escape_text_and_colour_a_change_by_which_way_is_good():
         ("", "0", "+0 s"),  # no change: grey, no arrow
     ]
     assert out.count('<div class="l">') == 6  # the last tile has no delta line
+
+
+def test_filter_summary_names_the_window_pipelines_and_accounts_as_text():
+    from dashboard.state import Filters, summary, window
+
+    now = datetime(2026, 11, 26, 11, 7, tzinfo=UTC)
+    start, end, prev_start, prev_end = window("7d", None, now)
+    f = Filters("7d", start, end, prev_start, prev_end, None, None, now)
+    assert summary(f) == "Last 7d\\: 2026\\-11\\-19 11\\:07 to 2026\\-11\\-26 11\\:07 UTC; all pipelines"
+    f = Filters("24h", *window("24h", datetime(2026, 11, 1).date(), now), ("orders", "*x*"), ("111",), now)
+    # Markdown in a pipeline name stays text; a window ending on a past day ends at its midnight
+    assert summary(f) == (
+        "Last 24h\\: 2026\\-11\\-01 00\\:00 to 2026\\-11\\-02 00\\:00 UTC; pipelines orders, \\*x\\*; accounts 111"
+    )
