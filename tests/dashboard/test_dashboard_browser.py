@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -233,6 +234,34 @@ def test_overview_tiles(served, page):
     # four to a row
     tops = [tiles.nth(i).bounding_box()["y"] for i in range(8)]
     assert len(set(tops[:4])) == 1 and len(set(tops[4:])) == 1 and tops[4] > tops[0]
+
+
+def test_tables_download_as_csv_with_every_row(served, page):
+    import pandas as pd
+
+    server, *_ = served
+    # the run history shows the newest 25 runs; its CSV has every run of the window (up to 1,000)
+    page.goto(server.base + "/pipelines?range=90d")
+    _settle(page, plots=3, text="Run history")
+    shown = page.locator('[data-key="history"] tbody tr a').evaluate_all("a => a.map(x => x.getAttribute('href'))")
+    assert len(shown) == 25
+    with page.expect_download() as dl:
+        page.locator('a[data-key="csv_history"]').click()
+    assert dl.value.suggested_filename == "runs.csv"
+    runs = pd.read_csv(dl.value.path())
+    assert len(runs) > 25
+    assert ["run?run=" + quote(r, safe="") for r in runs["run_id"][:25]] == shown
+    assert {"pipeline", "status", "duration_seconds", "cost_usd", "error_message"} <= set(runs.columns)
+
+    # on the root page too (the link is relative to the page), with the error as the text it is
+    page.goto(server.base + "/")
+    _settle(page, plots=1, text="Recent failures")
+    with page.expect_download() as dl:
+        page.locator('a[data-key="csv_failures"]').click()
+    assert dl.value.suggested_filename == "failures.csv"
+    failures = pd.read_csv(dl.value.path())
+    assert len(failures) == page.locator('[data-key="failures"] tbody tr').count()
+    assert "<script>alert(1)</script>" in set(failures["error_message"])
 
 
 def test_html_in_an_error_is_shown_as_text(served, page):

@@ -20,6 +20,15 @@ def test_html_table_escapes_every_header_cell_and_link():
     assert '<a href="run?run=a&quot;b&lt;c&gt;" target="_self">&lt;b&gt;details&lt;/b&gt;</a>' in out
 
 
+def test_html_table_download_link_is_escaped_and_only_drawn_with_a_url():
+    frame = pd.DataFrame({"a": [1]})
+    out = ui.html_table(frame, key="k", download=("media/x.csv", 'cost by "<region>".csv'))
+    assert '<a class="pp-dl" href="media/x.csv" download="cost by &quot;&lt;region&gt;&quot;.csv" data-key="csv_k">Download CSV</a>' in out
+    # outside a Streamlit server there is no URL to download from, and no link
+    assert "pp-dl\"" not in ui.html_table(frame, key="k", download=(None, "x.csv"))
+    assert "Download CSV" not in ui.html_table(frame, key="k")
+
+
 def test_html_table_formats_after_the_column_config():
     frame = pd.DataFrame({
         "at": [datetime(2026, 11, 20, 13, 45, 59, tzinfo=UTC), pd.NaT],
