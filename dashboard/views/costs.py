@@ -9,6 +9,7 @@ and four tables, and a warm load took 1.3-1.7 times as long as a bare page drawi
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import charts, data, state, ui
 
@@ -17,17 +18,28 @@ cur = data.settings().currency
 DIMENSIONS = ("service", "region", "usage_type", "account", "pipeline")
 VIEWS = ("Spend", "Forecast", "Unit costs")
 
+
+def _amount(where: DeltaGenerator) -> str:
+    """The Amount selector (billed or effective), drawn in ``where``."""
+    return where.selectbox(
+        "Amount", ("billed", "effective"), key="amount", bind="query-params", persist_state="page",
+        help="billed: what the invoice says; effective: after amortised commitments and discounts",
+    )
+
+
 st.title("Costs")
-a, b = st.columns(2)
-by = a.selectbox("Group by", DIMENSIONS, key="by", bind="query-params", help="The dimension of the daily spend chart and its movers")
-amount = b.selectbox(
-    "Amount", ("billed", "effective"), key="amount", bind="query-params",
-    help="billed: what the invoice says; effective: after amortised commitments and discounts",
-)
 spend_tab, forecast_tab, unit_tab = st.tabs(VIEWS, key="view", bind="query-params")
 
+# Each view draws the selectors it uses (Spend both, Forecast the amount); they keep their values
+# while another view is open, and the URL carries them whenever they are drawn.
 if spend_tab.open:
     with spend_tab:
+        a, b = st.columns(2)
+        by = a.selectbox(
+            "Group by", DIMENSIONS, key="by", bind="query-params", persist_state="page",
+            help="The dimension of the daily spend chart and its movers",
+        )
+        amount = _amount(b)
         by_day = data.cost_by_day(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
         if by_day.empty:
             ui.empty("No costs yet in this window", "pipepulse collect", "pipepulse costs import PATH")
@@ -68,6 +80,7 @@ if spend_tab.open:
 
 if forecast_tab.open:
     with forecast_tab:
+        amount = _amount(st.columns(2)[0])
         snap, points = data.forecast("total")
         if snap is None:
             ui.empty("No forecast yet", "pipepulse forecast")

@@ -201,23 +201,41 @@ def test_deep_link_applies_its_filters(served, page):
 
 def test_costs_tabs_draw_one_view_and_keep_it_in_the_url(served, page):
     server, *_ = served
-    page.goto(server.base + "/costs?range=30d&by=region")
+    page.goto(server.base + "/costs?range=30d&by=region&amount=effective")
     _settle(page, plots=2, text="Cost anomalies")
     assert page.get_by_text("Estimate against bill").count() == 0  # the other views are not drawn
+
+    def selectors() -> list[str]:
+        return [x.input_value() for x in page.locator('[data-testid="stSelectbox"] input').all()]
+
+    # each view draws the selectors it uses: Spend both, Forecast the amount, Unit costs none
+    assert selectors() == ["region", "effective"]
     page.get_by_role("tab", name="Forecast").click()
     page.wait_for_url("**view=Forecast**")
     _settle(page, plots=1, text="Interval coverage")
     assert page.locator(".js-plotly-plot").count() == 1
     assert page.get_by_text("Cost anomalies").count() == 0
-    assert "range=30d" in page.url and "by=region" in page.url
+    assert "range=30d" in page.url and "amount=effective" in page.url
+    assert selectors() == ["effective"]
     tiles = page.locator('[data-key="forecast_tiles"] > div')
     assert tiles.count() == 5 and tiles.nth(2).locator(".l").inner_text() == "MASE"
     page.get_by_role("tab", name="Unit costs").click()
     page.wait_for_url("**view=Unit+costs**")
     _settle(page, plots=2, text="Estimate against bill")
     assert page.get_by_text("Interval coverage").count() == 0
+    assert selectors() == []
+    # back on Spend, its selectors have kept their values, and the URL has them again
+    page.get_by_role("tab", name="Spend").click()
+    _settle(page, plots=2, text="Cost anomalies")
+    page.wait_for_function("() => location.search.includes('by=region') && location.search.includes('amount=effective')")
+    assert "view=" not in page.url
+    assert selectors() == ["region", "effective"]
+    page.get_by_role("tab", name="Unit costs").click()
+    page.wait_for_url("**view=Unit+costs**")
+    _settle(page, plots=2, text="Estimate against bill")
     # the link opens the same view in a new page
-    page.goto(page.url)
+    unit_url = page.url
+    page.goto(unit_url)
     _settle(page, plots=2, text="Estimate against bill")
     assert page.get_by_role("tab", selected=True).inner_text() == "Unit costs"
 
