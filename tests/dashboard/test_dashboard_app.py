@@ -142,6 +142,8 @@ def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
     history = _static_table(at, "history")  # the newest runs as a static table
     assert set(history["status"]) == {"FAILED"}
     assert 1 <= len(history) <= 25
+    assert at.multiselect(key="status").value == ["FAILED"]
+    assert f"{len(history)} FAILED runs." in [c.value for c in at.caption]
     at.toggle(key="browse").set_value(True).run()  # the interactive grid on request
     history = [d.value for d in at.dataframe if "trigger" in d.value.columns][0]
     assert set(history["status"]) == {"FAILED"}

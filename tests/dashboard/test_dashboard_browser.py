@@ -183,6 +183,13 @@ def test_deep_link_applies_its_filters(served, page):
     names = page.evaluate("() => document.querySelectorAll('.js-plotly-plot')[0].data.map(t => t.name)")
     assert names[:2] == ["orders p95", "orders p50"]
 
+    # the run history's status filter, in its own popover
+    assert page.get_by_text(" FAILED runs").count() == 1
+    assert {s.strip() for s in page.locator('[data-key="history"] tbody td:nth-child(4)').all_inner_texts()} == {"FAILED"}
+    page.get_by_role("button", name="Status").click()
+    page.locator('[data-testid="stPopoverBody"] [data-testid="stMultiSelect"]').get_by_text("FAILED").wait_for()
+    page.keyboard.press("Escape")
+
     # the controls sit in the sidebar's Filters popover, drawn when it is opened, with the link's values
     assert page.locator('[data-testid="stSelectbox"]').count() == 0
     sidebar.get_by_role("button", name="Filters").click()
