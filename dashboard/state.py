@@ -1,8 +1,9 @@
 """Global controls (time range, end date, pipelines, accounts, auto-refresh), kept in the URL.
 
-Each control is a widget (in the sidebar's "Filters" popover) bound to a query parameter (``bind="query-params"``), so a link
-such as ``/pipelines?range=30d&pipeline=orders`` (from an alert email) opens the same view, and
-changing a control updates the address bar. Values not among the options are ignored.
+Each control is a widget in the sidebar's "Filters" popover, bound to a query parameter
+(``bind="query-params"``), so a link such as ``/pipelines?range=30d&pipeline=orders`` (from an
+alert email) opens the same view, and changing a control updates the address bar. Values not
+among the options are ignored.
 
     range     24h | 7d | 30d | 90d | 180d | 365d
     to        YYYY-MM-DD: look at the window ending that day (default: now)

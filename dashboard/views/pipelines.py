@@ -60,7 +60,7 @@ browse = st.toggle(
 which = ui.esc(", ".join(statuses)) + " runs" if statuses else "runs of every status"
 history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS)
 if history.empty:
-    st.info(f"No {which} in this window.")
+    st.info(f"No {which} in this window." if statuses else "No runs in this window.")
 else:
     view = history[["started_at", "pipeline", "status", "trigger", "attempt", "duration_seconds", "records_in", "records_out", "records_rejected", "retries", "cost_usd", "error_message", "run_id"]].copy()
     view.insert(0, "open", [ui.run_link(r) for r in view["run_id"]])

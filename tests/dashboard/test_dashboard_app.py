@@ -144,6 +144,11 @@ def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
     assert 1 <= len(history) <= 25
     assert at.multiselect(key="status").value == ["FAILED"]
     assert f"{len(history)} FAILED runs." in [c.value for c in at.caption]
+    # a status with no runs says so (the dataset has no cancelled runs)
+    at = _open("views/pipelines.py", query={"status": "CANCELLED"})
+    assert "No CANCELLED runs in this window." in [i.value for i in at.info]
+    assert not any('data-key="history"' in h.proto.body for h in at.get("html"))
+    at = _open("views/pipelines.py", query={"status": "FAILED"})
     at.toggle(key="browse").set_value(True).run()  # the interactive grid on request
     history = [d.value for d in at.dataframe if "trigger" in d.value.columns][0]
     assert set(history["status"]) == {"FAILED"}
