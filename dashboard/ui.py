@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
+from streamlit import runtime
 
 __all__ = ["Tile", "empty", "esc", "html_table", "run_link", "table", "tiles", "tiles_html"]
 
@@ -85,9 +86,9 @@ def table(
 def _csv_url(frame: pd.DataFrame, key: str, filename: str) -> str | None:
     """A relative URL that downloads ``frame`` as ``filename``: the CSV goes to Streamlit's media
     file manager, as ``st.download_button`` does with data it is given, and stays there until the
-    session's next run. ``None`` outside a Streamlit server."""
-    from streamlit import runtime
-
+    session's next run (``runtime.media_file_mgr`` is Streamlit's own API, under the version
+    ``requirements.txt`` pins; the browser test downloads through it). ``None`` outside a
+    Streamlit server."""
     if not runtime.exists():
         return None
     url = runtime.get_instance().media_file_mgr.add(
