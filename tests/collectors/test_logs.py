@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
+import pytest
 import sqlalchemy as sa
+from clocks import AWS_NOW
 
 from collectors.runner import collect
 from store.schema import run_logs
 
-T0 = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
+# PutLogEvents keeps events of the last 14 days only: the runs start 35 hours before the clock
+pytestmark = pytest.mark.aws_clock
+T0 = AWS_NOW - timedelta(hours=35)
+STREAM = f"{T0:%Y/%m/%d}/r2"
 
 
 def _ledger_run(ledger, rid, status, **kw):
@@ -28,8 +33,8 @@ def test_error_and_warning_events_of_failed_runs(aws, make_settings, engine, led
     logs = boto3.client("logs")
     group = "/pipepulse/reference/orders"
     logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="2026/11/19/r2")
-    logs.put_log_events(logGroupName=group, logStreamName="2026/11/19/r2", logEvents=[
+    logs.create_log_stream(logGroupName=group, logStreamName=STREAM)
+    logs.put_log_events(logGroupName=group, logStreamName=STREAM, logEvents=[
         _event(1, "c-r2", "INFO", "started"),
         _event(2, "c-r2", "WARNING", "3 rows rejected", stage="validate"),
         _event(3, "c-r22", "ERROR", "another run whose id contains c-r2"),
@@ -45,8 +50,8 @@ def test_error_and_warning_events_of_failed_runs(aws, make_settings, engine, led
         got = conn.execute(sa.select(run_logs.c.run_id, run_logs.c.level, run_logs.c.stage, run_logs.c.message, run_logs.c.ts,
                                      run_logs.c.log_stream).order_by(run_logs.c.ts)).all()
     assert got == [
-        ("reference:r2", "WARN", "validate", "3 rows rejected", T0 + timedelta(minutes=2), "2026/11/19/r2"),
-        ("reference:r2", "ERROR", "load", "bad row", T0 + timedelta(minutes=4), "2026/11/19/r2"),
+        ("reference:r2", "WARN", "validate", "3 rows rejected", T0 + timedelta(minutes=2), STREAM),
+        ("reference:r2", "ERROR", "load", "bad row", T0 + timedelta(minutes=4), STREAM),
     ]
 
     second = {p.source: p for p in collect(settings, engine, now=now + timedelta(minutes=5))}

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import boto3
+import pytest
 
 from pipeline.emit import MAX_METRIC_AGE, Metrics
 
 
-def test_datums_older_than_two_weeks_are_not_sent(aws):
-    end = datetime(2026, 11, 20, tzinfo=UTC)
+@pytest.mark.aws_clock
+def test_datums_older_than_two_weeks_are_not_sent(aws, now):
+    end = now  # a backfill that ends now; CloudWatch compares the datums with its own clock
     cw = boto3.client("cloudwatch", region_name="us-east-1")
     m = Metrics(client=cw, not_before=end - MAX_METRIC_AGE)
     m.add("RecordsIn", 5, end - timedelta(days=20), unit="Count", pipeline="orders")
