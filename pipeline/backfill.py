@@ -13,8 +13,10 @@ rejects land in the quarantine with line numbers) and loads real output; every o
 processes *synthetic* counts drawn from the same volume model, so the series have no seams.
 A 90-day backfill of the demo writes about 120 source files (under 0.5 MB each) instead of
 ~4,700; its AWS traffic is then mostly one CreateLogStream + PutLogEvents per run and one
-PutMetricData per 1,000 datums. Stages run inline (``InlineExecutor``): their parallel branches
-share a start time on the simulated clock, without paying thread hand-offs.
+PutMetricData per 1,000 datums, for the last 14 days only: CloudWatch refuses older metrics and
+drops older log events, so those are counted in the summary and not sent. Stages run inline
+(``InlineExecutor``): their parallel branches share a start time on the simulated clock, without
+paying thread hand-offs.
 
 Faults, placed by fractions of the window so that short backfills have them too, all from
 ``seed`` (same seed, same history, ids included):
@@ -51,7 +53,7 @@ from botocore.config import Config
 from pipeline import focus, states
 from pipeline.config import pipeline_section, profile_for
 from pipeline.dag import InlineExecutor, StageResult
-from pipeline.emit import MAX_METRIC_AGE, Logs, Metrics
+from pipeline.emit import MAX_LOG_EVENT_AGE, MAX_METRIC_AGE, Logs, Metrics
 from pipeline.ledger import Ledger
 from pipeline.run import RunRequest, Runtime, Synthetic, run_pipeline
 from pipeline.storage import S3Storage, SourceFile, location
@@ -89,6 +91,7 @@ class BackfillSummary:
     metric_calls: int = 0
     metric_too_old: int = 0
     log_calls: int = 0
+    log_events_too_old: int = 0
     export_keys: list[str] = field(default_factory=list)
     export_rows: int = 0
     export_total_usd: float = 0.0
@@ -102,7 +105,9 @@ class BackfillSummary:
             f"runs: {self.runs} ({st}); step retries {self.retries}; {self.sampled_runs} runs read real files",
             f"records: {self.records_in:,} in, {self.records_rejected:,} rejected; estimated cost ${self.cost_usd:,.2f}",
             f"metrics: {self.metric_points:,} points in {self.metric_calls} PutMetricData calls"
-            f" ({self.metric_too_old:,} older than 14 days not sent: CloudWatch refuses them); logs: {self.log_calls} calls",
+            f" ({self.metric_too_old:,} older than 14 days not sent: CloudWatch refuses them)",
+            f"logs: {self.log_calls} calls ({self.log_events_too_old:,} events older than 14 days not sent:"
+            " CloudWatch Logs drops them)",
             f"cost export: {self.export_rows:,} FOCUS rows, ${self.export_total_usd:,.2f}, {len(self.export_keys)} file(s)",
             f"ledger: {self.ledger_path}; took {self.wall_seconds:.1f} s",
         ]
@@ -195,7 +200,9 @@ def backfill(
         metrics=Metrics(
             client=boto3.client("cloudwatch", config=_FAST), not_before=end_dt - MAX_METRIC_AGE
         ),
-        logs=Logs(client=boto3.client("logs", config=_FAST), workers=4),
+        logs=Logs(
+            client=boto3.client("logs", config=_FAST), workers=4, not_before=end_dt - MAX_LOG_EVENT_AGE
+        ),
         source=source,
         output=location(section.output),
         quarantine=location(section.quarantine),
@@ -280,6 +287,7 @@ def backfill(
         summary.metric_calls = rt.metrics.calls
         summary.metric_too_old = rt.metrics.too_old
         summary.log_calls = rt.logs.calls
+        summary.log_events_too_old = rt.logs.too_old
         rt.logs.shutdown()
         rt.pool.shutdown(wait=True)
         rt.ledger.close()
