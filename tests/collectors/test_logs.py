@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from clocks import AWS_NOW
 
 from collectors.runner import collect
-from store.schema import run_logs
+from store.schema import collector_runs, run_logs
 
 # PutLogEvents keeps events of the last 14 days only: the runs start 35 hours before the clock
 pytestmark = pytest.mark.aws_clock
@@ -45,7 +45,8 @@ def test_error_and_warning_events_of_failed_runs(aws, make_settings, engine, led
 
     first = {p.source: p for p in collect(settings, engine, now=now)}
     assert first["logs"].status == "succeeded", first["logs"].error
-    assert first["logs"].calls == {"logs:FilterLogEvents": 1}  # only the failed run is looked up
+    # only the failed run is looked up, after one look at its group
+    assert first["logs"].calls == {"logs:DescribeLogGroups": 1, "logs:FilterLogEvents": 1}
     with engine.connect() as conn:
         got = conn.execute(sa.select(run_logs.c.run_id, run_logs.c.level, run_logs.c.stage, run_logs.c.message, run_logs.c.ts,
                                      run_logs.c.log_stream).order_by(run_logs.c.ts)).all()
@@ -58,8 +59,36 @@ def test_error_and_warning_events_of_failed_runs(aws, make_settings, engine, led
     assert (second["logs"].rows_written, second["logs"].api_calls) == (0, 0)
 
 
+def _details(engine):
+    with engine.connect() as conn:
+        return [json.loads(d) for d in conn.execute(
+            sa.select(collector_runs.c.details).where(collector_runs.c.source == "logs").order_by(collector_runs.c.collector_run_id)
+        ).scalars()]
+
+
 def test_missing_log_group_is_not_an_error(aws, make_settings, engine, ledger, now):
     _ledger_run(ledger, "r9", "FAILED")
+    boto3.client("logs").create_log_group(logGroupName="/pipepulse/reference/orders2")  # same prefix, not it
     settings = make_settings('[collectors]\nsources = ["reference", "logs"]\n')
     results = {p.source: p for p in collect(settings, engine, now=now)}
     assert (results["logs"].status, results["logs"].rows_written) == ("succeeded", 0)
+    assert results["logs"].calls == {"logs:DescribeLogGroups": 1}  # nothing to filter in a missing group
+    [details] = _details(engine)
+    assert (details["missing_groups"], details["lookback_days"]) == (1, 14)
+    assert details["log_groups"] == {"reference:orders": {"group": "/pipepulse/reference/orders", "retention_days": None, "exists": False}}
+
+
+def test_the_pass_records_each_groups_retention_and_its_lookback(aws, make_settings, engine, ledger, now):
+    _ledger_run(ledger, "r1", "FAILED")
+    _ledger_run(ledger, "r2", "TIMED_OUT")
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="/pipepulse/reference/orders")
+    logs.put_retention_policy(logGroupName="/pipepulse/reference/orders", retentionInDays=7)
+    settings = make_settings('[collectors]\nsources = ["reference", "logs"]\n[collectors.logs]\nlookback_days = 30\n')
+    results = {p.source: p for p in collect(settings, engine, now=now)}
+    assert results["logs"].status == "succeeded", results["logs"].error
+    # one DescribeLogGroups for the two runs of one group
+    assert results["logs"].calls == {"logs:DescribeLogGroups": 1, "logs:FilterLogEvents": 2}
+    [details] = _details(engine)
+    assert (details["runs"], details["lookback_days"]) == (2, 30)
+    assert details["log_groups"] == {"reference:orders": {"group": "/pipepulse/reference/orders", "retention_days": 7, "exists": True}}
