@@ -26,7 +26,9 @@ Faults, placed by fractions of the window so that short backfills have them too,
 - slow upstream (days ``0.7 x days`` .. +2): ``clickstream`` ingest 5x slower, some attempts
   time out and are retried
 - outage (day ``0.55 x days``, 09:00-13:00 UTC): the lake bucket answers 503; loads fail after
-  their retries, runs FAIL, and each failed run is retried once an hour later (trigger ``retry``)
+  their retries, runs FAIL, and each failed run is retried once an hour later (trigger ``retry``).
+  In a window of 61-200 days it falls 9 days before the end instead (after the runaway, before
+  the schema break): inside CloudWatch Logs' 14 days, so its failed runs keep their log lines
 - runaway (days ``0.8 x days`` .. +3): ``clickstream``'s transform runs with 3x the DPUs
 - schema break (day ``0.96 x days``): the finance export lost a column; ``finance_daily``'s
   transform fails for good (not retried within the run), and so does its retry an hour later
@@ -128,8 +130,15 @@ class Faults:
         return self.day(0.4)
 
     @property
+    def outage_day(self) -> date:
+        if 60 < self.days <= 200:
+            # recent (inside CloudWatch Logs' 14 days), so its failed runs have their log lines
+            return (self.start + timedelta(days=self.days - 9)).date()
+        return self.day(0.55)
+
+    @property
     def outage(self) -> tuple[datetime, datetime]:
-        d = datetime.combine(self.day(0.55), datetime.min.time(), UTC)
+        d = datetime.combine(self.outage_day, datetime.min.time(), UTC)
         return d + timedelta(hours=9), d + timedelta(hours=13)
 
     @property

@@ -264,3 +264,18 @@ def test_bad_pipeline_config_names_the_file_and_key(tmp_path):
     path.write_text('[pipeline]\nsourc = "s3://x"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'sourc'"):
         pipeline_section(load_settings({}, config_path=path))
+
+
+@pytest.mark.parametrize("days", [2, 4, 21, 60, 61, 90, 200, 201])
+def test_the_outage_is_recent_enough_for_log_lines_in_a_long_window(days):
+    start = datetime(2026, 9, 6, tzinfo=UTC)
+    f = Faults(start, days)
+    end = (start + timedelta(days=days)).date()
+    if 60 < days <= 200:
+        # 9 days before the end: its failed runs are inside CloudWatch Logs' 14 days
+        assert (end - f.outage_day).days == 9
+        assert f.runaway_days[1] < f.outage_day < f.schema_break_day
+    else:
+        assert f.outage_day == f.day(0.55)
+    assert f.outage == (datetime.combine(f.outage_day, datetime.min.time(), UTC) + timedelta(hours=9),
+                        datetime.combine(f.outage_day, datetime.min.time(), UTC) + timedelta(hours=13))
