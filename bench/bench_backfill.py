@@ -112,7 +112,7 @@ def main() -> None:
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    from pipeline.backfill import backfill
+    from pipeline.backfill import SEND_MARGIN, backfill
     from pipeline.emit import MAX_LOG_EVENT_AGE
     from pipeline.ledger import Ledger
     from pipepulse.settings import load_settings
@@ -124,12 +124,12 @@ def main() -> None:
         cfg.write_text(CONFIG.format(ledger=Path(tmp) / "ledger.db"))
         settings = load_settings({"PIPEPULSE_DATA_DIR": tmp}, config_path=cfg)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cutoff = (datetime.now(UTC) - MAX_LOG_EVENT_AGE + SEND_MARGIN).isoformat()  # as the backfill sends
         t = time.perf_counter()
         summary = backfill(settings, days=args.days, end=end, seed=args.seed)
         wall = time.perf_counter() - t
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         server.reset()
-        cutoff = (end - MAX_LOG_EVENT_AGE).isoformat()
         with Ledger(Path(tmp) / "ledger.db") as led:
             logged = sum(1 for r in led.runs() if (r["queued_at"] or "") >= cutoff)
         tenth = max(1, logged // 10)

@@ -13,8 +13,9 @@ rejects land in the quarantine with line numbers) and loads real output; every o
 processes *synthetic* counts drawn from the same volume model, so the series have no seams.
 A 90-day backfill of the demo writes about 120 source files (under 0.5 MB each) instead of
 ~4,700; its AWS traffic is then mostly one CreateLogStream + PutLogEvents per run and one
-PutMetricData per 1,000 datums, for the last 14 days only: CloudWatch refuses older metrics and
-drops older log events, so those are counted in the summary and not sent. Stages run inline
+PutMetricData per 1,000 datums, for the last 14 days before the wall clock only (less an hour's
+margin): CloudWatch refuses older metrics and drops older log events, so those are counted in the
+summary and not sent. Stages run inline
 (``InlineExecutor``): their parallel branches share a start time on the simulated clock, without
 paying thread hand-offs.
 
@@ -67,6 +68,7 @@ __all__ = ["BackfillSummary", "Faults", "backfill"]
 
 POLL_SECONDS = 300  # how often the file-arrival sensor looks (simulated)
 TRANSIENT_RATE = 0.015
+SEND_MARGIN = timedelta(hours=1)  # metrics and log events this close to CloudWatch's 14 days: not sent
 GROWTH = 0.35
 
 _FAST = Config(parameter_validation=False, max_pool_connections=8)
@@ -107,9 +109,9 @@ class BackfillSummary:
             f"runs: {self.runs} ({st}); step retries {self.retries}; {self.sampled_runs} runs read real files",
             f"records: {self.records_in:,} in, {self.records_rejected:,} rejected; estimated cost ${self.cost_usd:,.2f}",
             f"metrics: {self.metric_points:,} points in {self.metric_calls} PutMetricData calls"
-            f" ({self.metric_too_old:,} older than 14 days not sent: CloudWatch refuses them)",
-            f"logs: {self.log_calls} calls ({self.log_events_too_old:,} events older than 14 days not sent:"
-            " CloudWatch Logs drops them)",
+            f" ({self.metric_too_old:,} not sent: older than the 14 days CloudWatch accepts)",
+            f"logs: {self.log_calls} calls ({self.log_events_too_old:,} events not sent: older than the 14 days"
+            " CloudWatch Logs accepts)",
             f"cost export: {self.export_rows:,} FOCUS rows, ${self.export_total_usd:,.2f}, {len(self.export_keys)} file(s)",
             f"ledger: {self.ledger_path}; took {self.wall_seconds:.1f} s",
         ]
@@ -198,6 +200,12 @@ def backfill(
         DEFAULT_PIPELINES
     )
     faults = Faults(start, days)
+    # CloudWatch checks metric and log times against its own clock when they arrive, so what is
+    # sent is decided by the wall clock, not by ``end``: an hour's margin covers the time the
+    # backfill takes to send them (and an ``end`` floored to the hour)
+    wall = datetime.now(UTC)
+    metrics_from = wall - MAX_METRIC_AGE + SEND_MARGIN
+    logs_from = wall - MAX_LOG_EVENT_AGE + SEND_MARGIN
 
     clock = _SimClock()
     source = location(section.source)
@@ -206,12 +214,8 @@ def backfill(
         prices=settings.prices,
         ledger=Ledger(section.ledger_path),
         # thousands of calls with parameters we build ourselves: skip botocore's validation
-        metrics=Metrics(
-            client=boto3.client("cloudwatch", config=_FAST), not_before=end_dt - MAX_METRIC_AGE
-        ),
-        logs=Logs(
-            client=boto3.client("logs", config=_FAST), workers=4, not_before=end_dt - MAX_LOG_EVENT_AGE
-        ),
+        metrics=Metrics(client=boto3.client("cloudwatch", config=_FAST), not_before=metrics_from),
+        logs=Logs(client=boto3.client("logs", config=_FAST), workers=4, not_before=logs_from),
         source=source,
         output=location(section.output),
         quarantine=location(section.quarantine),

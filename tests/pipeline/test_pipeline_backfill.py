@@ -279,3 +279,22 @@ def test_the_outage_is_recent_enough_for_log_lines_in_a_long_window(days):
         assert f.outage_day == f.day(0.55)
     assert f.outage == (datetime.combine(f.outage_day, datetime.min.time(), UTC) + timedelta(hours=9),
                         datetime.combine(f.outage_day, datetime.min.time(), UTC) + timedelta(hours=13))
+
+
+@pytest.mark.aws_clock
+def test_a_backfill_ending_now_sends_only_what_cloudwatch_accepts(aws, tmp_path):
+    """As the demo ends its history: at the last whole hour, with more than 14 days behind it.
+    The local AWS refuses a datum older than 14 days as AWS does (the whole call fails)."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)}, config_path=None)  # orders, hourly
+    summary = backfill(settings, days=15, end=end, seed=7)
+    runs, steps = _dump(tmp_path / "ledger.db")
+    assert summary.runs == len(runs) >= 360
+    # every datum was either sent (and accepted) or counted as too old; the first day's were old
+    datums = 6 * summary.runs + len({(s["run_id"], s["stage"]) for s in steps if s["ended_at"]})
+    assert summary.metric_points + summary.metric_too_old == datums
+    assert summary.metric_too_old >= 6 * 24 and summary.log_events_too_old >= 24
+    # CloudWatch Logs kept what was sent: one stream per run whose events went out
+    pages = boto3.client("logs").get_paginator("describe_log_streams").paginate(logGroupName="/pipepulse/reference/orders")
+    streams = [st["logStreamName"] for page in pages for st in page["logStreams"]]
+    assert 0 < len(streams) <= summary.runs - 24
