@@ -51,8 +51,8 @@ class Metrics:
         batch: int = MAX_DATUMS_PER_PUT,
         not_before: datetime | None = None,
     ) -> None:
-        """``not_before``: datums older than this are not sent (a backfill that ends now sets it to
-        now - 14 days, because CloudWatch would refuse the whole call for them)."""
+        """``not_before``: datums older than this are not sent (a backfill sets it to 14 days
+        before the wall clock plus a margin, because CloudWatch would refuse the whole call)."""
         self.cw = client or boto3.client("cloudwatch")
         self.not_before = not_before
         self.too_old = 0
@@ -110,7 +110,8 @@ class Logs:
         not_before: datetime | None = None,
     ) -> None:
         """``not_before``: events older than this are counted in ``too_old`` and not sent (a
-        backfill that ends now sets it to now - 14 days: CloudWatch Logs would drop them)."""
+        backfill sets it to 14 days before the wall clock plus a margin: CloudWatch Logs would
+        drop them)."""
         self.logs = client or boto3.client("logs")
         self.echo = echo
         self.not_before = not_before
