@@ -5,7 +5,10 @@ out runs updated since the watermark (``since`` plus the ids handled at exactly 
 nothing is skipped or read twice). For each, ``FilterLogEvents`` in the run's log group over its
 time span, with the correlation id as a plain-term filter pattern; then, on the client side,
 only events whose ``correlation_id`` equals the run's and whose level is ERROR or WARN(ING) are
-kept, at most ``max_events_per_run``. The client-side filter matters: moto's JSON filter
+kept, at most ``max_events_per_run``. Before the first run of a log group in a pass, one
+``DescribeLogGroups`` says whether the group exists (no filtering of a missing group) and how
+many days it keeps events; the pass records ``lookback_days`` and, per run source and pipeline,
+the group and its retention in its details, so the dashboard can say why a run has no lines. The client-side filter matters: moto's JSON filter
 patterns silently match every event, and AWS's plain term matches substrings (``c-12`` in
 ``c-123``).
 
@@ -89,6 +92,7 @@ class LogsCollector:
         from store.collecting import failed_runs_since
 
         batch = Batch()
+        batch.details["lookback_days"] = self.lookback.days
         mark = json.loads(ctx.watermark("since") or "{}")
         since = datetime.fromisoformat(mark["since"]) if mark.get("since") else None
         done = set(mark.get("done", []))
@@ -97,22 +101,32 @@ class LogsCollector:
             return batch
         logs = ctx.client("logs")
         stats = {"runs": 0, "events": 0, "missing_groups": 0}
+        retention: dict[str, int | None | bool] = {}  # group -> days kept (None: never expire); False: missing
+        seen: dict[str, dict[str, Any]] = {}
         for run in runs:
             stats["runs"] += 1
             template = self.groups.get(run["source"])
             if template and run["correlation_id"] and run["started_at"]:
-                stats["events"] += self._run(logs, batch, run, template, stats)
+                group = template.format(pipeline=run["pipeline"], run=run["run_id"].split(":", 1)[-1])
+                if group not in retention:
+                    retention[group] = _retention(logs, group)
+                kept = retention[group]
+                seen[f"{run['source']}:{run['pipeline']}"] = {"group": group, "retention_days": None if kept is False else kept,
+                                                              "exists": kept is not False}
+                if kept is False:
+                    stats["missing_groups"] += 1
+                else:
+                    stats["events"] += self._run(logs, batch, run, group, stats)
             ts = run["updated_at"]
             if since is None or ts > since:
                 since, done = ts, set()
             done.add(run["run_id"])
         batch.watermarks["since"] = json.dumps({"since": since.isoformat(), "done": sorted(done)})
         batch.details.update(stats)
+        batch.details["log_groups"] = seen
         return batch
 
-    def _run(self, logs: Any, batch: Batch, run: dict[str, Any], template: str, stats: dict) -> int:
-        bare = run["run_id"].split(":", 1)[-1]
-        group = template.format(pipeline=run["pipeline"], run=bare)
+    def _run(self, logs: Any, batch: Batch, run: dict[str, Any], group: str, stats: dict) -> int:
         cid = run["correlation_id"]
         start = run["started_at"] - timedelta(minutes=1)
         end = (run["ended_at"] or run["started_at"]) + timedelta(minutes=5)
@@ -141,6 +155,15 @@ class LogsCollector:
             if not token:
                 break
         return kept
+
+
+def _retention(logs: Any, group: str) -> int | None | bool:
+    """Days ``group`` keeps its events (None: never expire), or False when there is no such group."""
+    page = logs.describe_log_groups(logGroupNamePrefix=group)
+    for g in page.get("logGroups", []):  # sorted by name: the exact name comes first
+        if g["logGroupName"] == group:
+            return g.get("retentionInDays")
+    return False
 
 
 def create(settings: Settings) -> LogsCollector:

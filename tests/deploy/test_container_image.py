@@ -196,8 +196,7 @@ def test_image_default_command_needs_a_login_and_then_serves(image_env, tmp_path
     assert refused.stderr == "pipepulse: error: secrets file /run/secrets/dashboard.toml does not exist\n"
 
     app = bindir.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "dashboard" / "app.py"
-    if not app.exists():
-        pytest.skip("dashboard/app.py has not landed yet; the serve half of this test needs it")
+    assert app.exists(), f"{app} is missing: the image would have no dashboard to serve (check pyproject's packages)"
     # with a login in the secrets file (what compose/ECS mount) it serves and the health URL answers
     secrets = tmp_path / "dashboard.toml"
     port = _free_port()

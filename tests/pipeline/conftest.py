@@ -1,4 +1,9 @@
-"""Fixtures for the reference pipeline's tests: a runtime on the local AWS with a fixed clock."""
+"""Fixtures for the reference pipeline's tests: a runtime on the local AWS with a fixed clock.
+
+A test that takes ``runtime`` (or ``clock``, to build a runtime of its own) runs the pipeline, which
+sends its metrics and log events with the clock's times: such a test is marked ``aws_clock`` here, so its ``now`` (and ``clock``) start
+from ``clocks.AWS_NOW``, near the wall clock, as CloudWatch requires.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,13 @@ import pipeline.dag as dag
 from pipeline.config import PipelineSection
 from pipeline.run import Runtime
 from pipepulse.settings import Prices
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if ("runtime" in names or "clock" in names) and "tests/pipeline/" in item.nodeid:
+            item.add_marker(pytest.mark.aws_clock)
 
 
 class SimClock:

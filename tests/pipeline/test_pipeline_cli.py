@@ -25,6 +25,7 @@ def test_every_pipeline_command_has_help(capsys):
         assert "usage: pipepulse pipeline" in capsys.readouterr().out
 
 
+@pytest.mark.aws_clock  # the command runs on the wall clock and sends its metrics and log events
 def test_pipeline_run_command_processes_a_local_file(aws, tmp_path, monkeypatch, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "p.csv").write_text(
