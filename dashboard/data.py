@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +22,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard.config import DashboardConfig, dashboard_config
+from dashboard.config import DashboardConfig, app_arguments, dashboard_config
 from insights import costs as cost_insights
 from insights.freshness import format_duration, freshness_table
 from pipepulse.settings import Settings, load_settings
@@ -69,8 +68,6 @@ TTL = timedelta(seconds=60)
 @st.cache_resource
 def settings() -> Settings:
     """The settings, built once per server from the environment and ``--config`` after ``--``."""
-    from pipepulse.commands.dashboard import app_arguments
-
     ns = app_arguments(sys.argv[1:])
     return load_settings(config_path=ns.config)
 
@@ -88,10 +85,6 @@ def engine() -> Engine:
     eng = connect(settings().database_url, create_dirs=False)
     check_schema(eng)
     return eng
-
-
-def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values else None
 
 
 # ---- filters' options --------------------------------------------------------------------------

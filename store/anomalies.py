@@ -9,7 +9,7 @@ never overwritten by detection, except that a *resolved* anomaly detected again 
 resolved reopens (status ``open``, version + 1).
 
 Also here: the few raw reads detection needs that no other area provides (metric points per
-series), so ``pipepulse.detect`` never holds SQL.
+series), so ``jobs.detect`` never holds SQL.
 """
 
 from __future__ import annotations

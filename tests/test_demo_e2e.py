@@ -9,7 +9,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from collectors.runner import collect
-from pipepulse.demo import build_demo
+from devkit.demo import build_demo
 from pipepulse.settings import load_settings
 from store import schema
 from store.costs import daily_cost

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from dash_paths import APP
 from streamlit.testing.v1 import AppTest
 
-from pipepulse.commands.dashboard import hash_password
+from pipepulse.access import hash_password
 from store.schema import anomalies
 
 PAGES = ["views/overview.py", "views/pipelines.py", "views/run_detail.py", "views/costs.py", "views/anomalies.py", "views/collectors.py"]
