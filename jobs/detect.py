@@ -56,6 +56,7 @@ from insights.anomaly import (
 from insights.rootcause import DIMENSIONS, root_cause
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt, require_table
+from pipepulse.vocab import ALL, FAILURES, SUCCEEDED, TERMINAL
 
 __all__ = ["AnomalySettings", "DetectionSummary", "anomaly_settings", "detect_anomalies", "run"]
 
@@ -234,14 +235,14 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
 
         # runs per pipeline
         for pipeline, group in (runs.groupby("pipeline") if not runs.empty else []):
-            finished = group[group["status"].isin(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"])]
+            finished = group[group["status"].isin(TERMINAL)]
             # duration and throughput (records per run) of the runs that succeeded, per hour: a
             # failed run's missing output (or its cut-short duration) is the failure-rate
             # detector's and the failures list's to report, not a second alert on the same run,
             # and its retry landing beside the next regular run is not twice the throughput (on
             # the demo, a run that outlasted its retries raised "throughput 0", then its retry
             # "throughput x2", beside its failure)
-            hourly = finished[finished["status"] == "SUCCEEDED"].set_index("started_at").resample("1h")
+            hourly = finished[finished["status"] == SUCCEEDED].set_index("started_at").resample("1h")
             dur = hourly["duration_seconds"].mean().dropna()
             thr = hourly["records_out"].mean().dropna()
             rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up", also_periods=(WEEK,)),
@@ -249,7 +250,7 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
             rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records, also_periods=(WEEK,)),
                                "throughput", f"throughput:{pipeline}", pipeline, planned, summary)
             daily = finished.set_index("started_at").resample("1D")["status"]
-            failed = daily.apply(lambda s: float(s.isin(["FAILED", "TIMED_OUT"]).mean()) if len(s) else np.nan).dropna()
+            failed = daily.apply(lambda s: float(s.isin(FAILURES).mean()) if len(s) else np.nan).dropna()
             rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
                                "failure_rate", f"failure_rate:{pipeline}", pipeline, planned, summary)
             # bad data: the share of records validation rejected, per day
@@ -270,7 +271,7 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
             if f.empty:
                 continue
             for value, g in f.groupby(dim):
-                if dim == "pipeline" and value in ("", "*"):
+                if dim == "pipeline" and value in ("", ALL):
                     continue
                 cost_series.append((f"cost:{dim}={value}", value if dim == "pipeline" else None, g.groupby("day")["billed_cost"].sum()))
         for subject, pipeline, s in cost_series:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from cli.awsenv import aws_environment
 from pipepulse.errors import ConfigError, InputError
 from pipepulse.settings import PipelineConfig, Settings
+from pipepulse.vocab import SUCCEEDED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +128,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if result.error_message:
         line += f"; {result.error_type}: {result.error_message}"
     print(line, file=sys.stderr)
-    return 0 if result.status == "SUCCEEDED" else 1
+    return 0 if result.status == SUCCEEDED else 1
 
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
