@@ -1,4 +1,5 @@
-"""Render an example daily digest from a realistic morning, without AWS or a mail server.
+"""Render an example daily digest from a realistic morning, without AWS or a mail server; and
+the builders of digest data (rules, runs, anomalies, collector passes) the digest tests reuse.
 
     python -m devkit.digest_example [--out artifacts/digest-example.html]
 
@@ -19,55 +20,107 @@ import random
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from alerts.digest import run_digest
+from alerts.send import build_message
+from pipepulse.settings import Settings, load_settings
+from pipepulse.vocab import FAILED, SUCCEEDED, TIMED_OUT
+from store import alerts as store_alerts
+from store.db import connect, upgrade
+from store.forecasts import save_snapshot
+from store.schema import anomalies, cost_daily, runs
+from store.state import finish_collector_run, start_collector_run
+from store.writes import upsert
+
+__all__ = ["anomaly_row", "build", "collector_pass", "main", "record_pass", "rules_toml", "run_row"]
+
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 20, 7, 30, tzinfo=UTC)  # the 07:30 UTC daily digest
+
+# rule name -> (kind, options): one of each kind a digest shows
+RULES: dict[str, tuple[str, dict[str, Any]]] = {
+    "failures": ("failed_runs", {}),
+    "late": ("freshness", {}),
+    "success": ("success_rate", {"threshold": 0.95, "window_hours": 24}),
+    "anomalies": ("anomalies", {"min_severity": "medium"}),
+    "budget": ("budget", {}),
+    "collectors": ("collector_failing", {}),
+}
+
+
+def rules_toml(recipient: str, names: tuple[str, ...] = tuple(RULES)) -> str:
+    """``[[alerts.rules]]`` tables for ``names`` (of ``RULES``), each to ``recipient``."""
+    out = []
+    for name in names:
+        kind, options = RULES[name]
+        lines = ["[[alerts.rules]]", f'name = "{name}"', f'kind = "{kind}"']
+        lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]
+        lines.append(f'recipients = ["{recipient}"]')
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def run_row(run_id: str, pipeline: str, *, queued: datetime, started: datetime, ended: datetime,
+            status: str = SUCCEEDED, source: str = "reference", trigger: str = "schedule",
+            error_type: str | None = None, error_message: str | None = None, **columns: Any) -> dict[str, Any]:
+    """A ``runs`` row of one attempt that ended at ``ended`` (scheduled at ``queued`` when the
+    trigger is the schedule); ``columns`` adds any other column (records, cost ...)."""
+    return {
+        "run_id": run_id, "pipeline": pipeline, "source": source, "status": status, "trigger": trigger,
+        "attempt": 1, "scheduled_for": queued if trigger == "schedule" else None, "queued_at": queued,
+        "started_at": started, "ended_at": ended, "duration_seconds": (ended - started).total_seconds(),
+        "error_type": error_type, "error_message": error_message, "updated_at": ended, **columns,
+    }
+
+
+def anomaly_row(fingerprint: str, kind: str, subject: str, *, pipeline: str, severity: str, status: str,
+                window: tuple[datetime, datetime], observed: float, expected: float, seen: tuple[datetime, datetime],
+                **columns: Any) -> dict[str, Any]:
+    """An ``anomalies`` row: the incident's window, what was seen against what was expected, first
+    and last seen; ``columns`` adds the rest (band, score, root cause, status details ...)."""
+    return {
+        "fingerprint": fingerprint, "kind": kind, "subject": subject, "pipeline": pipeline,
+        "window_start": window[0], "window_end": window[1], "observed": observed, "expected": expected,
+        "severity": severity, "status": status, "version": 1, "first_seen": seen[0], "last_seen": seen[1], **columns,
+    }
+
+
+def record_pass(engine: Any, row: dict[str, Any]) -> None:
+    """Store a ``collector_pass`` row as the runner records a pass (start, then finish)."""
+    run_id = start_collector_run(engine, row["source"], now=row["started_at"])
+    with engine.begin() as conn:
+        finish_collector_run(conn, run_id, now=row["ended_at"], status=row["status"], rows_written=row["rows_written"],
+                             error=row["error"])
+
+
+def collector_pass(source: str, started: datetime, status: str, *, rows: int, error: str | None = None,
+                   minutes: float = 0) -> dict[str, Any]:
+    """A ``collector_runs`` row: one pass of ``source`` that took ``minutes``."""
+    return {"source": source, "started_at": started, "ended_at": started + timedelta(minutes=minutes),
+            "status": status, "rows_written": rows, "error": error}
+
 
 ALERTS = """
 [alerts]
 channel = "smtp"
 sender = "pipepulse <pipepulse@example.com>"
 
-[[alerts.rules]]
-name = "failures"
-kind = "failed_runs"
-recipients = ["data-oncall@example.com"]
-
-[[alerts.rules]]
-name = "late"
-kind = "freshness"
-recipients = ["data-oncall@example.com"]
-
-[[alerts.rules]]
-name = "anomalies"
-kind = "anomalies"
-min_severity = "medium"
-recipients = ["data-oncall@example.com"]
-
-[[alerts.rules]]
-name = "budget"
-kind = "budget"
-recipients = ["data-oncall@example.com"]
-
-[[alerts.rules]]
-name = "collectors"
-kind = "collector_failing"
-recipients = ["data-oncall@example.com"]
-"""
+""" + rules_toml("data-oncall@example.com", ("failures", "late", "anomalies", "budget", "collectors"))
 
 FAILURES = {
     ("orders", datetime(2026, 11, 20, 3, 0, tzinfo=UTC)): (
-        "FAILED", "SchemaError",
+        FAILED, "SchemaError",
         "column 'discount_code' missing in 3 of 41 input files under "
         "s3://pipepulse-demo-raw/orders/2026/11/20/03/ (first: part-00017.json)",
     ),
     ("sfn_customer_etl", datetime(2026, 11, 20, 4, 30, tzinfo=UTC)): (
-        "TIMED_OUT", "States.Timeout", "state 'LoadToWarehouse' exceeded its 900 s timeout (attempt 3 of 3)",
+        TIMED_OUT, "States.Timeout", "state 'LoadToWarehouse' exceeded its 900 s timeout (attempt 3 of 3)",
     ),
     ("glue_nightly", datetime(2026, 11, 20, 2, 0, tzinfo=UTC)): (
-        "FAILED", "GlueException",
+        FAILED, "GlueException",
         "Command failed with exit code 1: java.lang.OutOfMemoryError: Java heap space "
         "(executor 7 on 10 G.1X workers while compacting s3://pipepulse-demo-lake/events/)",
     ),
@@ -81,17 +134,15 @@ def _runs(rng: random.Random) -> list[dict]:
     def add(pipeline: str, source: str, slot: datetime, minutes: float, *, trigger: str = "schedule") -> None:
         if slot > NOW - timedelta(minutes=minutes + 1):
             return
-        status, etype, msg = FAILURES.get((pipeline, slot), ("SUCCEEDED", None, None))
+        status, etype, msg = FAILURES.get((pipeline, slot), (SUCCEEDED, None, None))
         began = slot + timedelta(seconds=rng.randint(5, 90))
         took = minutes * 60 * rng.uniform(0.85, 1.2)
-        rows.append({
-            "run_id": f"{source}:{pipeline}-{slot:%Y%m%dT%H%M}", "pipeline": pipeline, "source": source,
-            "status": status, "trigger": trigger, "attempt": 1, "scheduled_for": slot if trigger == "schedule" else None,
-            "queued_at": slot, "started_at": began, "ended_at": began + timedelta(seconds=took),
-            "duration_seconds": took, "records_in": rng.randint(40_000, 60_000), "records_out": rng.randint(39_000, 59_000),
-            "records_rejected": rng.randint(0, 40), "error_type": etype, "error_message": msg,
-            "cost_usd": round(took / 3600 * 0.9, 4), "updated_at": began + timedelta(seconds=took),
-        })
+        rows.append(run_row(
+            f"{source}:{pipeline}-{slot:%Y%m%dT%H%M}", pipeline, source=source, status=status, trigger=trigger,
+            queued=slot, started=began, ended=began + timedelta(seconds=took), error_type=etype, error_message=msg,
+            records_in=rng.randint(40_000, 60_000), records_out=rng.randint(39_000, 59_000),
+            records_rejected=rng.randint(0, 40), cost_usd=round(took / 3600 * 0.9, 4),
+        ))
 
     t = start
     while t < NOW:
@@ -137,15 +188,14 @@ def _costs(rng: random.Random) -> list[dict]:
 
 def _anomalies() -> list[dict]:
     def a(fp, kind, subject, pipeline, sev, status, obs, exp, lo, hi, hours, *, cause=None, first=None, span=1):
-        return {
-            "fingerprint": fp, "kind": kind, "subject": subject, "pipeline": pipeline,
-            "window_start": NOW - timedelta(hours=hours), "window_end": NOW - timedelta(hours=hours - span),
-            "observed": obs, "expected": exp, "lower": lo, "upper": hi, "score": 0.97, "severity": sev,
-            "status": status, "status_at": NOW - timedelta(hours=20) if status != "open" else None,
-            "status_by": "ana@example.com" if status != "open" else None,
-            "root_cause": json.dumps(cause) if cause else None, "detector": "pipepulse", "version": 1,
-            "first_seen": first or NOW - timedelta(hours=hours), "last_seen": NOW - timedelta(hours=1),
-        }
+        window = (NOW - timedelta(hours=hours), NOW - timedelta(hours=hours - span))
+        return anomaly_row(
+            fp, kind, subject, pipeline=pipeline, severity=sev, status=status, window=window, observed=obs, expected=exp,
+            seen=(first or window[0], NOW - timedelta(hours=1)), lower=lo, upper=hi, score=0.97,
+            status_at=NOW - timedelta(hours=20) if status != "open" else None,
+            status_by="ana@example.com" if status != "open" else None,
+            root_cause=json.dumps(cause) if cause else None, detector="pipepulse",
+        )
 
     return [
         # yesterday's cost (the whole UTC day of 19 Nov)
@@ -162,8 +212,6 @@ def _anomalies() -> list[dict]:
 
 
 def _forecasts(conn) -> None:
-    from store.forecasts import save_snapshot
-
     days = pd.date_range("2026-11-20", "2026-11-30", freq="D")
     for subject, per_day, mean, lo, hi, budget in (
         ("total", 104.0, 2_734.0, 2_652.0, 2_841.0, 2_600.0),
@@ -178,14 +226,8 @@ def _forecasts(conn) -> None:
         )
 
 
-def build(folder: Path) -> tuple:
+def build(folder: Path) -> tuple[Settings, Any]:
     """A store and settings for the example morning in ``folder``; returns (settings, engine)."""
-    from alerts.digest import run_digest  # noqa: F401  (fail early if the package is broken)
-    from pipepulse.settings import load_settings
-    from store import alerts as store_alerts
-    from store.db import connect, upgrade
-    from store.schema import anomalies, collector_runs, cost_daily, runs
-
     config = folder / "pipepulse.toml"
     demo = (ROOT / "examples" / "demo.toml").read_text(encoding="utf-8")
     # the demo's pipelines and budgets, with this example's own rules instead of the demo's
@@ -197,22 +239,20 @@ def build(folder: Path) -> tuple:
     engine = connect(url)
     upgrade(engine)
     rng = random.Random(20261120)
+    for source, minutes, status, error in (
+        ("ce", 185, "succeeded", None),
+        ("ce", 125, "failed", "ThrottlingException: Rate exceeded (ce:GetCostAndUsage, 5 attempts)"),
+        ("ce", 65, "failed", "ThrottlingException: Rate exceeded (ce:GetCostAndUsage, 5 attempts)"),
+        ("reference", 10, "succeeded", None),
+        ("stepfunctions", 12, "succeeded", None),
+    ):
+        record_pass(engine, collector_pass(source, NOW - timedelta(minutes=minutes), status,
+                                           rows=0 if status == "failed" else 120, error=error, minutes=1))
     with engine.begin() as conn:
-        conn.execute(runs.insert(), _runs(rng))
-        conn.execute(cost_daily.insert(), _costs(rng))
-        conn.execute(anomalies.insert(), _anomalies())
+        upsert(conn, runs, _runs(rng))
+        upsert(conn, cost_daily, _costs(rng))
+        upsert(conn, anomalies, _anomalies())
         _forecasts(conn)
-        conn.execute(collector_runs.insert(), [
-            {"source": src, "started_at": NOW - timedelta(minutes=m), "ended_at": NOW - timedelta(minutes=m - 1),
-             "status": st, "rows_written": 0 if st == "failed" else 120, "error": err}
-            for src, m, st, err in (
-                ("ce", 185, "succeeded", None),
-                ("ce", 125, "failed", "ThrottlingException: Rate exceeded (ce:GetCostAndUsage, 5 attempts)"),
-                ("ce", 65, "failed", "ThrottlingException: Rate exceeded (ce:GetCostAndUsage, 5 attempts)"),
-                ("reference", 10, "succeeded", None),
-                ("stepfunctions", 12, "succeeded", None),
-            )
-        ])
         # yesterday's digest already reported the partner_feed throughput drop: it shows as still open
         store_alerts.record_attempt(
             conn, digest_id="example-yesterday", period="daily", channel="smtp", recipients=["data-oncall@example.com"],
@@ -224,9 +264,6 @@ def build(folder: Path) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from alerts.digest import run_digest
-    from alerts.send import build_message
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "digest-example.html"))
     args = parser.parse_args(argv)
