@@ -1,11 +1,11 @@
 """``run``: anomaly detection over what the store holds, results stored by fingerprint.
 
-A recipe: read settings -> read planned windows -> for each kind of series (CloudWatch metric
-series; per pipeline: duration and records per run of the succeeded runs per hour, failure
-rate and rejected-record rate per day; daily cost in
-total and per service, region, usage type and pipeline) read it, scan it with the one detector
-family of ``insights.anomaly``, group anomalous points into incidents, attach a root cause to
-cost incidents -> upsert every incident by fingerprint.
+A recipe (``detect_anomalies``, then ``run`` stores): read the settings -> read the history
+(planned windows, runs, metric points, daily cost) -> scan each kind of series with the one
+detector family of ``insights.anomaly`` and group anomalous points into incidents: CloudWatch
+metric series; per pipeline, duration and records per run of the succeeded runs per hour,
+failure rate and rejected-record rate per day; daily cost in total and per service, region,
+usage type and pipeline, each with its root cause -> upsert every incident by fingerprint.
 
 Settings, all optional, under ``[anomalies]``::
 
@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from insights.anomaly import (
     DetectorConfig,
@@ -57,6 +57,14 @@ from insights.rootcause import DIMENSIONS, root_cause
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt, require_table
 from pipepulse.vocab import ALL, FAILURES, SUCCEEDED, TERMINAL
+from store.anomalies import (
+    maintenance_windows_frame,
+    metric_points_frame,
+    metric_series_frame,
+    upsert_anomalies,
+)
+from store.costs import daily_cost
+from store.runs import runs_frame
 
 __all__ = ["AnomalySettings", "DetectionSummary", "anomaly_settings", "detect_anomalies", "run"]
 
@@ -172,8 +180,6 @@ def _when(v: Any, label: str, where: str, key: str) -> datetime:
 
 def run(settings: Settings, engine: Engine, *, now: datetime) -> DetectionSummary:
     """Scan every stored series, store incidents by fingerprint; returns what it did."""
-    from store.anomalies import upsert_anomalies
-
     rows, summary = detect_anomalies(settings, engine, now=now)
     with engine.begin() as conn:
         counts = upsert_anomalies(conn, rows, now=now)
@@ -183,107 +189,134 @@ def run(settings: Settings, engine: Engine, *, now: datetime) -> DetectionSummar
 
 def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tuple[list[dict[str, Any]], DetectionSummary]:
     """What ``run`` would store (one row per incident), without storing it."""
-    from store.anomalies import (
-        maintenance_windows_frame,
-        metric_points_frame,
-        metric_series_frame,
-    )
-    from store.costs import daily_cost
-    from store.runs import runs_frame
-
     cfg = anomaly_settings(settings)
+    with engine.connect() as conn:
+        history = _read_history(conn, cfg, now)
     summary = DetectionSummary()
+    rows = [
+        *_metric_incidents(history, cfg, summary),
+        *_run_incidents(history, cfg, summary),
+        *_cost_incidents(history, cfg, summary),
+    ]
+    return rows, summary
+
+
+@dataclass
+class _History:
+    """What detection reads from the store: planned windows, runs, metric points, daily cost."""
+
+    planned: list[tuple[str, datetime, datetime]]
+    runs: pd.DataFrame  # runs that started in the runs lookback
+    series: pd.DataFrame  # every metric series
+    points: pd.DataFrame  # their points in the metric lookback
+    cost_total: pd.DataFrame  # daily cost in the cost lookback
+    cost_by: dict[str, pd.DataFrame]  # ... per root-cause dimension
+
+
+def _read_history(conn: Connection, cfg: AnomalySettings, now: datetime) -> _History:
     # Align the scanned history to whole days so repeated passes see the same start.
-    end = now
     start = (now - timedelta(days=cfg.lookback_days)).replace(hour=0, minute=0, second=0, microsecond=0)
     runs_start = (now - timedelta(days=cfg.runs_lookback_days)).replace(hour=0, minute=0, second=0, microsecond=0)
     cost_start = (now - timedelta(days=cfg.cost_lookback_days)).date()
+    windows = maintenance_windows_frame(conn, end=now)
+    runs = runs_frame(conn, runs_start, now)
+    if not runs.empty:
+        runs = runs[runs["started_at"].notna()]
+    series = metric_series_frame(conn)
+    points = metric_points_frame(conn, start, now) if not series.empty else pd.DataFrame(columns=["series_id", "ts", "value"])
+    return _History(
+        planned=[(r.subject, r.starts_at, r.ends_at) for r in windows.itertuples()] + list(cfg.planned),
+        runs=runs,
+        series=series,
+        points=points,
+        cost_total=daily_cost(conn, cost_start, now.date()),
+        cost_by={dim: daily_cost(conn, cost_start, now.date(), by=dim) for dim in DIMENSIONS},
+    )
+
+
+def _metric_incidents(h: _History, cfg: AnomalySettings, summary: DetectionSummary) -> list[dict[str, Any]]:
+    """CloudWatch metric series; those sharing one time axis (and floor) are scanned together."""
     rows: list[dict[str, Any]] = []
-    with engine.connect() as conn:
-        windows = maintenance_windows_frame(conn, end=end)
-        planned = [(r.subject, r.starts_at, r.ends_at) for r in windows.itertuples()] + list(cfg.planned)
+    groups: dict[tuple, list[tuple[str, str | None, pd.DataFrame]]] = {}
+    for s in h.series.itertuples():
+        part = h.points[h.points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
+        part = _per_run(part, s, h.runs)
+        if part.empty:
+            continue
+        dims = json.loads(s.dimensions or "{}")
+        dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
+        subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
+        floor = _metric_floor(cfg, s.namespace, s.metric_name)
+        key = (floor, tuple(part["timestamp"].astype("int64")))
+        groups.setdefault(key, []).append((subject, s.pipeline, part.reset_index(drop=True)))
+    for (floor, _), members in groups.items():
+        ts = members[0][2]["timestamp"]
+        step = float(ts.diff().dt.total_seconds().median()) if len(ts) > 1 else 300.0
+        config = DetectorConfig.for_step(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor, abs_floor=floor)
+        x = np.vstack([m[2]["value"].to_numpy(float) for m in members])
+        ex = np.vstack([planned_mask(ts, _windows_for(h.planned, m[1], m[0])) for m in members])
+        result = scan_matrix(x, ts, config, excluded=ex)
+        for i, (subject, pipeline, part) in enumerate(members):
+            scanned = _frame_of(part, result, i)
+            rows += _incidents_of(scanned, config, "metric", subject, pipeline, summary)
+    return rows
 
-        runs = runs_frame(conn, runs_start, end)
-        if not runs.empty:
-            runs = runs[runs["started_at"].notna()]
 
-        # CloudWatch metric series: those sharing one time axis are scanned together
-        series = metric_series_frame(conn)
-        points = metric_points_frame(conn, start, end) if not series.empty else pd.DataFrame(columns=["series_id", "ts", "value"])
-        groups: dict[tuple, list[tuple[str, str | None, pd.DataFrame]]] = {}
-        for s in series.itertuples():
-            part = points[points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
-            part = _per_run(part, s, runs)
-            if part.empty:
+def _run_incidents(h: _History, cfg: AnomalySettings, summary: DetectionSummary) -> list[dict[str, Any]]:
+    """Per pipeline: duration and throughput of its succeeded runs per hour, its failure rate and
+    its rejected-record rate per day."""
+    rows: list[dict[str, Any]] = []
+    for pipeline, group in (h.runs.groupby("pipeline") if not h.runs.empty else []):
+        finished = group[group["status"].isin(TERMINAL)]
+        # duration and throughput (records per run) of the runs that succeeded, per hour: a
+        # failed run's missing output (or its cut-short duration) is the failure-rate
+        # detector's and the failures list's to report, not a second alert on the same run,
+        # and its retry landing beside the next regular run is not twice the throughput
+        hourly = finished[finished["status"] == SUCCEEDED].set_index("started_at").resample("1h")
+        dur = hourly["duration_seconds"].mean().dropna()
+        thr = hourly["records_out"].mean().dropna()
+        rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up", also_periods=(WEEK,)),
+                           "duration", f"duration:{pipeline}", pipeline, h.planned, summary)
+        rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records, also_periods=(WEEK,)),
+                           "throughput", f"throughput:{pipeline}", pipeline, h.planned, summary)
+        daily = finished.set_index("started_at").resample("1D")["status"]
+        failed = daily.apply(lambda s: float(s.isin(FAILURES).mean()) if len(s) else np.nan).dropna()
+        rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
+                           "failure_rate", f"failure_rate:{pipeline}", pipeline, h.planned, summary)
+        # bad data: the share of records validation rejected, per day
+        counts = finished.set_index("started_at")[["records_in", "records_rejected"]].astype(float).resample("1D").sum(min_count=1)
+        counts = counts[counts["records_in"] > 0]
+        rejected = (counts["records_rejected"].fillna(0.0) / counts["records_in"]).dropna()
+        rows += _incidents(_series(rejected), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.rejected_rate_floor, direction="up"),
+                           "rejected_rate", f"rejected_rate:{pipeline}", pipeline, h.planned, summary)
+    return rows
+
+
+def _cost_incidents(h: _History, cfg: AnomalySettings, summary: DetectionSummary) -> list[dict[str, Any]]:
+    """Daily cost in total and per dimension, each incident with its root cause."""
+    rows: list[dict[str, Any]] = []
+    cost_cfg = DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.cost_floor_usd, rel_floor=cfg.cost_rel_floor, direction="up")
+    frames = [f for f in h.cost_by.values() if not f.empty]
+    long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    total = h.cost_total
+    cost_series = [("cost:total", None, total.groupby("day")["billed_cost"].sum() if not total.empty else pd.Series(dtype=float))]
+    for dim, f in h.cost_by.items():
+        if f.empty:
+            continue
+        for value, g in f.groupby(dim):
+            if dim == "pipeline" and value in ("", ALL):
                 continue
-            dims = json.loads(s.dimensions or "{}")
-            dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
-            subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
-            floor = _metric_floor(cfg, s.namespace, s.metric_name)
-            key = (floor, tuple(part["timestamp"].astype("int64")))
-            groups.setdefault(key, []).append((subject, s.pipeline, part.reset_index(drop=True)))
-        for (floor, _), members in groups.items():
-            ts = members[0][2]["timestamp"]
-            step = float(ts.diff().dt.total_seconds().median()) if len(ts) > 1 else 300.0
-            config = DetectorConfig.for_step(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor, abs_floor=floor)
-            x = np.vstack([m[2]["value"].to_numpy(float) for m in members])
-            ex = np.vstack([planned_mask(ts, _windows_for(planned, m[1], m[0])) for m in members])
-            result = scan_matrix(x, ts, config, excluded=ex)
-            for i, (subject, pipeline, part) in enumerate(members):
-                scanned = _frame_of(part, result, i)
-                rows += _incidents_of(scanned, config, "metric", subject, pipeline, summary)
-
-        # runs per pipeline
-        for pipeline, group in (runs.groupby("pipeline") if not runs.empty else []):
-            finished = group[group["status"].isin(TERMINAL)]
-            # duration and throughput (records per run) of the runs that succeeded, per hour: a
-            # failed run's missing output (or its cut-short duration) is the failure-rate
-            # detector's and the failures list's to report, not a second alert on the same run,
-            # and its retry landing beside the next regular run is not twice the throughput (on
-            # the demo, a run that outlasted its retries raised "throughput 0", then its retry
-            # "throughput x2", beside its failure)
-            hourly = finished[finished["status"] == SUCCEEDED].set_index("started_at").resample("1h")
-            dur = hourly["duration_seconds"].mean().dropna()
-            thr = hourly["records_out"].mean().dropna()
-            rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up", also_periods=(WEEK,)),
-                               "duration", f"duration:{pipeline}", pipeline, planned, summary)
-            rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records, also_periods=(WEEK,)),
-                               "throughput", f"throughput:{pipeline}", pipeline, planned, summary)
-            daily = finished.set_index("started_at").resample("1D")["status"]
-            failed = daily.apply(lambda s: float(s.isin(FAILURES).mean()) if len(s) else np.nan).dropna()
-            rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
-                               "failure_rate", f"failure_rate:{pipeline}", pipeline, planned, summary)
-            # bad data: the share of records validation rejected, per day
-            counts = finished.set_index("started_at")[["records_in", "records_rejected"]].astype(float).resample("1D").sum(min_count=1)
-            counts = counts[counts["records_in"] > 0]
-            rejected = (counts["records_rejected"].fillna(0.0) / counts["records_in"]).dropna()
-            rows += _incidents(_series(rejected), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.rejected_rate_floor, direction="up"),
-                               "rejected_rate", f"rejected_rate:{pipeline}", pipeline, planned, summary)
-
-        # daily cost: total and per dimension, with the root cause of each incident
-        cost_cfg = DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.cost_floor_usd, rel_floor=cfg.cost_rel_floor, direction="up")
-        per_dim = {dim: daily_cost(conn, cost_start, now.date(), by=dim) for dim in DIMENSIONS}
-        total = daily_cost(conn, cost_start, now.date())
-        frames = [f for f in per_dim.values() if not f.empty]
-        long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        cost_series = [("cost:total", None, total.groupby("day")["billed_cost"].sum() if not total.empty else pd.Series(dtype=float))]
-        for dim, f in per_dim.items():
-            if f.empty:
-                continue
-            for value, g in f.groupby(dim):
-                if dim == "pipeline" and value in ("", ALL):
-                    continue
-                cost_series.append((f"cost:{dim}={value}", value if dim == "pipeline" else None, g.groupby("day")["billed_cost"].sum()))
-        for subject, pipeline, s in cost_series:
-            if s.empty:
-                continue
-            frame = _series(s.rename(index=lambda d: pd.Timestamp(d, tz="UTC")))
-            found = _incidents(frame, cost_cfg, "cost", subject, pipeline, planned, summary, bucket=86400)
-            for r in found:
-                day = r["window_end"].date()
-                r["root_cause"] = root_cause(long, day) if not long.empty else []
-            rows += found
-    return rows, summary
+            cost_series.append((f"cost:{dim}={value}", value if dim == "pipeline" else None, g.groupby("day")["billed_cost"].sum()))
+    for subject, pipeline, s in cost_series:
+        if s.empty:
+            continue
+        frame = _series(s.rename(index=lambda d: pd.Timestamp(d, tz="UTC")))
+        found = _incidents(frame, cost_cfg, "cost", subject, pipeline, h.planned, summary, bucket=86400)
+        for r in found:
+            day = r["window_end"].date()
+            r["root_cause"] = root_cause(long, day) if not long.empty else []
+        rows += found
+    return rows
 
 
 def _series(s: pd.Series) -> pd.DataFrame:
