@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import boto3
 import pytest
 import requests
 
 from cli.awsenv import advertise_local_aws, aws_environment
+from pipepulse.errors import ConfigError
 from pipepulse.settings import load_settings
 
 
@@ -52,3 +54,18 @@ def test_a_given_endpoint_or_real_aws_starts_nothing(tmp_path, clean_env):
     with aws_environment(real) as target:
         assert (target.kind, target.server) == ("aws", None)
         assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+def test_without_the_devkit_a_local_aws_is_a_clear_error(tmp_path, clean_env, monkeypatch):
+    # an installation from requirements.txt alone (the runtime image) has no devkit package
+    monkeypatch.setitem(sys.modules, "devkit.localaws", None)
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError) as err, aws_environment(settings):
+        pass
+    assert str(err.value) == (
+        "no AWS endpoint or credentials are configured, and the local AWS pipepulse would start instead needs "
+        "pipepulse's development kit (the devkit package and moto; devkit.localaws is not installed): configure AWS "
+        "credentials (or an instance role) and set PIPEPULSE_LOCAL_AWS=false, or install it from a checkout with "
+        "`make install`, or `pip install -r requirements-dev.txt` then `pip install -e .`"
+    )
+    assert "AWS_ENDPOINT_URL" not in os.environ
