@@ -96,8 +96,8 @@ def _merge(base: dict, extra: dict) -> dict:
 def _figure(traces: list[dict], title: str, *, height: int = HEIGHT, ytitle: str | None = None, **layout) -> go.Figure:
     """A figure from plain trace and layout dicts, without plotly's validation.
 
-    Building a figure property by property validates and copies every value (50-150 ms for a
-    chart of a few dozen traces, on every rerun); the specs here are checked by the tests
+    Building a figure property by property validates and copies every value, on every rerun; the
+    specs here are checked by the tests
     instead (``test_dashboard_charts``: every builder's figure passes full validation).
     The template is empty with explicit colours: a named template such as "plotly_white" is
     deep-copied into every figure.

@@ -286,11 +286,11 @@ def _seconds(pg: bool):
 
 def _sqlite_percentiles(conn, where, dur, queue, fin) -> pd.DataFrame:
     """SQLite has no percentile function: fetch the window's duration and queue seconds as bare
-    floats (computed in SQL) and take numpy's linear percentiles, as percentile_cont does.
-    (Ranking with window functions in SQLite measured 5x slower than this fetch.)"""
+    floats (computed in SQL) and take numpy's linear percentiles, as percentile_cont does
+    (ranking with window functions in SQLite is slower than this fetch)."""
     r = runs.c
     rows = conn.execute(sa.select(r.pipeline, sa.case((fin, 1), else_=0), dur, queue).where(*where)).all()
-    # plain tuples: pandas probes every SQLAlchemy Row with hasattr, 3x slower overall
+    # plain tuples: pandas probes every SQLAlchemy Row with hasattr, which is slow
     raw = pd.DataFrame.from_records([tuple(x) for x in rows], columns=["pipeline", "fin", "dur", "queue"])
     raw[["dur", "queue"]] = raw[["dur", "queue"]].astype(float)
     out = []

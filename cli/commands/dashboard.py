@@ -120,13 +120,13 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
         "true" if args.dev else "false",
         "--client.toolbarMode",
         "minimal",
-        # Streamlit runs gc.collect() after every script run by default: 0.2-0.5 s a page with
-        # pandas, SQLAlchemy and plotly loaded. Python's own collector still runs.
+        # Streamlit runs gc.collect() after every script run by default, slow with pandas,
+        # SQLAlchemy and plotly loaded. Python's own collector still runs.
         "--runner.postScriptGC",
         "false",
         # Magic (st.write of bare expressions) rewrites each page's syntax tree before compiling it,
         # and Streamlit drops its compiled scripts whenever the last browser tab disconnects (every
-        # reload of a lone tab): 5-10 ms a page load. No page relies on magic.
+        # reload of a lone tab). No page relies on magic.
         "--runner.magicEnabled",
         "false",
         "--theme.base",

@@ -46,8 +46,8 @@ else:
     )
 
 st.subheader("Run history")
-# The status filter sits in a popover, whose widgets the browser draws only when it is opened: the
-# multiselect itself cost a warm load of this page 65-70 ms (12 paired loads).
+# The status filter sits in a popover, whose widgets the browser draws only when it is opened (a
+# multiselect drawn on the page slows every load of it).
 statuses = st.popover("Status", icon=":material/filter_list:").multiselect(
     "Status", [*TERMINAL, RUNNING, QUEUED, AWAITING_RETRY],
     key="status", bind="query-params", placeholder="All statuses",
