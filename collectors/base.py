@@ -132,65 +132,53 @@ class Context:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunRow:
-    """One pipeline run, source-qualified id (``glue:<job>:<run id>``)."""
+class _Attempt:
+    """What a run and a step attempt both record: when, how many records, how it failed."""
 
-    run_id: str
-    pipeline: str
-    source: str
-    status: str
-    trigger: str = "schedule"
-    attempt: int = 1
-    scheduled_for: datetime | None = None
+    run_id: str  # source-qualified: ``glue:<job>:<run id>``
+    status: str  # pipepulse.vocab
     queued_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    duration_seconds: float | None = None
+    duration_seconds: float | None = None  # from the start and end when not given
     records_in: int | None = None
     records_out: int | None = None
     records_rejected: int | None = None
-    bytes_in: int | None = None
-    retries: int = 0
     error_type: str | None = None
     error_message: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The table's columns."""
+        row = dataclasses.asdict(self)
+        if row["duration_seconds"] is None and self.started_at and self.ended_at:
+            row["duration_seconds"] = (self.ended_at - self.started_at).total_seconds()
+        return row
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRow(_Attempt):
+    """One pipeline run (``runs``)."""
+
+    pipeline: str
+    source: str
+    trigger: str = "schedule"
+    attempt: int = 1
+    scheduled_for: datetime | None = None
+    bytes_in: int | None = None
+    retries: int = 0
     correlation_id: str | None = None
     cost_usd: float | None = None
     account: str = ""
     region: str = ""
 
-    def as_row(self) -> dict[str, Any]:
-        """The ``runs`` columns (duration from the start and end when not given)."""
-        return _with_duration(dataclasses.asdict(self), self.started_at, self.ended_at)
-
 
 @dataclass(frozen=True, kw_only=True)
-class StepRow:
-    """One attempt of one stage (state, step) of a run."""
+class StepRow(_Attempt):
+    """One attempt of one stage (state, step) of a run (``run_steps``)."""
 
-    run_id: str
     stage: str
     attempt: int
-    status: str
-    queued_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    duration_seconds: float | None = None
-    records_in: int | None = None
-    records_out: int | None = None
-    records_rejected: int | None = None
-    error_type: str | None = None
-    error_message: str | None = None
     next_retry_at: datetime | None = None
-
-    def as_row(self) -> dict[str, Any]:
-        """The ``run_steps`` columns (duration from the start and end when not given)."""
-        return _with_duration(dataclasses.asdict(self), self.started_at, self.ended_at)
-
-
-def _with_duration(row: dict[str, Any], started: datetime | None, ended: datetime | None) -> dict[str, Any]:
-    if row["duration_seconds"] is None and started and ended:
-        row["duration_seconds"] = (ended - started).total_seconds()
-    return row
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -79,23 +79,14 @@ class ReferenceCollector(Collector):
         if trigger not in TRIGGERS:
             raise CollectorError(NAME, f"ledger {where}: unknown trigger {trigger!r}")
         return RunRow(
-            run_id=f"reference:{r['run_id']}",
+            **_attempt(r, where),
             pipeline=r["pipeline"],
             source="reference",
-            status=_status(r["status"], where),
             trigger=trigger,
             attempt=int(r["attempt"] or 1),
             scheduled_for=_ts(r["scheduled_for"], where),
-            queued_at=_ts(r["queued_at"], where),
-            started_at=_ts(r["started_at"], where),
-            ended_at=_ts(r["ended_at"], where),
-            records_in=r["records_in"],
-            records_out=r["records_out"],
-            records_rejected=r["records_rejected"],
             bytes_in=r["bytes_in"],
             retries=retries,
-            error_type=r["error_type"],
-            error_message=r["error_message"],
             correlation_id=r["correlation_id"],
             cost_usd=r["cost_usd"],
         )
@@ -104,20 +95,27 @@ class ReferenceCollector(Collector):
     def _step(s: dict[str, Any]) -> StepRow:
         where = f"step {s['run_id']}/{s['stage']}#{s['attempt']}"
         return StepRow(
-            run_id=f"reference:{s['run_id']}",
+            **_attempt(s, where),
             stage=s["stage"],
             attempt=int(s["attempt"]),
-            status=_status(s["status"], where),
-            queued_at=_ts(s["queued_at"], where),
-            started_at=_ts(s["started_at"], where),
-            ended_at=_ts(s["ended_at"], where),
-            records_in=s["records_in"],
-            records_out=s["records_out"],
-            records_rejected=s["records_rejected"],
-            error_type=s["error_type"],
-            error_message=s["error_message"],
             next_retry_at=_ts(s["next_retry_at"], where),
         )
+
+
+def _attempt(row: dict[str, Any], where: str) -> dict[str, Any]:
+    """The columns a ledger run and step share, typed."""
+    return {
+        "run_id": f"reference:{row['run_id']}",
+        "status": _status(row["status"], where),
+        "queued_at": _ts(row["queued_at"], where),
+        "started_at": _ts(row["started_at"], where),
+        "ended_at": _ts(row["ended_at"], where),
+        "records_in": row["records_in"],
+        "records_out": row["records_out"],
+        "records_rejected": row["records_rejected"],
+        "error_type": row["error_type"],
+        "error_message": row["error_message"],
+    }
 
 
 def ledger_path(settings: Settings, options: dict[str, Any] | None = None) -> Path:
