@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data serve test test-aws-clock lint bench clean browser
+.PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pipepulse needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -26,9 +26,11 @@ demo: install
 demo-data: install
 	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo build
 
-## test: every test; PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both
+## test: lint, types, then every test (tests/test_layers.py checks the layers of docs/architecture.md);
+## PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both databases
 test: install browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-aws-clock: the tests marked aws_clock (they send times that AWS checks against its own
@@ -58,6 +60,10 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+
+## typecheck: mypy over the floor (pipepulse/), store/ and insights/ (configured in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 ## bench: the quick benchmarks (bench/README.md lists all of them)
 bench: install

@@ -103,7 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    from pipepulse.localaws import LocalAWS
+    from devkit.localaws import LocalAWS
 
     server = LocalAWS().start()
     os.environ.update(

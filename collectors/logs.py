@@ -1,8 +1,8 @@
 """CloudWatch Logs -> ``run_logs``: for each failed run, its error and warning events.
 
-Runs come from the store (the run sources of the same pass stored them first): failed or timed
-out runs updated since the watermark (``since`` plus the ids handled at exactly that time, so
-nothing is skipped or read twice). For each, ``FilterLogEvents`` in the run's log group over its
+Runs come from the store (the run sources of the same pass stored them first), read by the
+runner before the pass (``reads``): failed or timed out runs updated since the watermark
+(``since`` plus the ids handled at exactly that time, so nothing is skipped or read twice). For each, ``FilterLogEvents`` in the run's log group over its
 time span, with the correlation id as a plain-term filter pattern; then, on the client side,
 only events whose ``correlation_id`` equals the run's and whose level is ERROR or WARN(ING) are
 kept, at most ``max_events_per_run``. Before the first run of a log group in a pass, one
@@ -26,10 +26,11 @@ Config ``[collectors.logs]``::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.base import Batch, Context, LogRow
+from collectors.base import Batch, Collector, Context, FailedRunsQuery, LogRow, Reads
 from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt, require_table
 
@@ -42,6 +43,13 @@ DEFAULT_GROUPS = {"reference": "/pipepulse/reference/{pipeline}", "glue": "/aws-
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _mark(ctx: Context) -> tuple[datetime | None, set[str]]:
+    """The watermark: the last ``updated_at`` handled, and the run ids handled at exactly then."""
+    mark = json.loads(ctx.watermark("since") or "{}")
+    since = datetime.fromisoformat(mark["since"]) if mark.get("since") else None
+    return since, set(mark.get("done", []))
 
 
 def event_row(event: dict[str, Any], *, group: str, run_id: str, correlation_id: str) -> LogRow | None:
@@ -78,7 +86,7 @@ def event_row(event: dict[str, Any], *, group: str, run_id: str, correlation_id:
     )
 
 
-class LogsCollector:
+class LogsCollector(Collector):
     name = NAME
 
     def __init__(self, *, groups: dict[str, str], max_events: int, max_runs: int, max_pages: int, lookback: timedelta) -> None:
@@ -88,15 +96,16 @@ class LogsCollector:
         self.max_pages = max_pages
         self.lookback = lookback
 
-    def collect(self, ctx: Context) -> Batch:
-        from store.collecting import failed_runs_since
+    def reads(self, ctx: Context) -> Reads:
+        since, done = _mark(ctx)
+        return Reads(failed_runs=FailedRunsQuery(since=since, done=frozenset(done), ended_after=ctx.now - self.lookback,
+                                                 limit=self.max_runs))
 
+    def collect(self, ctx: Context) -> Batch:
         batch = Batch()
         batch.details["lookback_days"] = self.lookback.days
-        mark = json.loads(ctx.watermark("since") or "{}")
-        since = datetime.fromisoformat(mark["since"]) if mark.get("since") else None
-        done = set(mark.get("done", []))
-        runs = ctx.read(lambda conn: failed_runs_since(conn, since, done_at_since=done, ended_after=ctx.now - self.lookback, limit=self.max_runs))
+        since, done = _mark(ctx)
+        runs = ctx.stored.failed_runs
         if not runs:
             return batch
         logs = ctx.client("logs")
@@ -121,12 +130,13 @@ class LogsCollector:
             if since is None or ts > since:
                 since, done = ts, set()
             done.add(run["run_id"])
+        assert since is not None
         batch.watermarks["since"] = json.dumps({"since": since.isoformat(), "done": sorted(done)})
         batch.details.update(stats)
         batch.details["log_groups"] = seen
         return batch
 
-    def _run(self, logs: Any, batch: Batch, run: dict[str, Any], group: str, stats: dict) -> int:
+    def _run(self, logs: Any, batch: Batch, run: Mapping[str, Any], group: str, stats: dict) -> int:
         cid = run["correlation_id"]
         start = run["started_at"] - timedelta(minutes=1)
         end = (run["ended_at"] or run["started_at"]) + timedelta(minutes=5)
@@ -147,7 +157,7 @@ class LogsCollector:
             for event in page.get("events", []):
                 row = event_row(event, group=group, run_id=run["run_id"], correlation_id=cid)
                 if row is not None:
-                    batch.add("run_logs", row)
+                    batch.logs.append(row)
                     kept += 1
                     if kept >= self.max_events:
                         return kept

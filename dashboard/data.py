@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,11 +22,11 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard.config import DashboardConfig, dashboard_config
+from dashboard.config import DashboardConfig, app_arguments, dashboard_config
 from insights import costs as cost_insights
 from insights.freshness import format_duration, freshness_table
 from insights.run_logs import NoLogLines, no_log_lines
-from pipepulse.settings import Settings, load_settings
+from pipepulse.settings import DEMO_MARKER, Settings, load_settings
 from store import anomalies as anomalies_store
 from store import costs as costs_store
 from store import dashboard_reads as reads
@@ -71,8 +70,6 @@ TTL = timedelta(seconds=60)
 @st.cache_resource
 def settings() -> Settings:
     """The settings, built once per server from the environment and ``--config`` after ``--``."""
-    from pipepulse.commands.dashboard import app_arguments
-
     ns = app_arguments(sys.argv[1:])
     return load_settings(config_path=ns.config)
 
@@ -90,10 +87,6 @@ def engine() -> Engine:
     eng = connect(settings().database_url, create_dirs=False)
     check_schema(eng)
     return eng
-
-
-def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values else None
 
 
 # ---- filters' options --------------------------------------------------------------------------
@@ -216,15 +209,13 @@ def run_detail(run_id: str) -> tuple[dict[str, Any] | None, pd.DataFrame, pd.Dat
 def no_log_lines_reason(run_id: str) -> NoLogLines | None:
     """Why a run has no stored log lines (``insights.run_logs``): from the logs pass that looked
     for them, and whether this is the demo (its folder carries the demo's marker)."""
-    from pipepulse.demo import MARKER
-
     with engine().connect() as conn:
         detail = runs_store.run_detail(conn, run_id)
         if detail is None:
             return None
         run = dict(detail.run)
         looked = first_pass_since(conn, "logs", run["updated_at"])
-    return no_log_lines(run, looked, demo=(settings().data_dir / MARKER).exists())
+    return no_log_lines(run, looked, demo=(settings().data_dir / DEMO_MARKER).exists())
 
 
 # ---- cost --------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -126,6 +127,7 @@ class DetectorConfig:
         step = float(step_seconds)
         if step <= 0:
             raise ValueError("step_seconds must be positive")
+        base: dict[str, Any]
         if step < DAY:
 
             def pts(seconds: float, least: int = 1) -> int:

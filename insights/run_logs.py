@@ -75,8 +75,8 @@ def no_log_lines(run: Mapping[str, Any], looked_pass: Mapping[str, Any] | None, 
         return NoLogLines("No log lines: this run has no correlation id, which the logs collector finds its lines by.")
     groups = details.get("log_groups")  # absent from passes recorded before it was kept
     group = groups.get(f"{run.get('source')}:{run.get('pipeline')}") if isinstance(groups, dict) else None
-    ended = run.get("ended_at") or run.get("started_at")
-    age = looked - ended if ended is not None else timedelta(0)
+    ended: datetime = run.get("ended_at") or run.get("started_at") or looked  # no times: age 0
+    age = looked - ended
     lookback = details.get("lookback_days")
     if lookback and age > timedelta(days=lookback):
         return NoLogLines(

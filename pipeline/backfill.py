@@ -512,7 +512,7 @@ def _source_file(profile, records: int, rejected: int, rng: random.Random, t: da
 class _Progress:
     """Days done, reported to a callback ``(done, total)`` or drawn as a bar on a terminal.
 
-    (pipeline/ may not import pipepulse.progress, so ``progress=True`` draws its own bar; the CLI
+    (pipeline/ may not import cli.progress, so ``progress=True`` draws its own bar; the CLI
     passes a callback.)
     """
 

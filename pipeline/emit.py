@@ -122,8 +122,7 @@ class Logs:
         self.calls = 0
         self.bytes = 0
         # workers > 1: streams are shipped by a thread pool, and ``flush(wait=False)`` returns at
-        # once (a backfill keeps simulating while the calls of the previous day are in flight;
-        # measured 1.5-2x faster against the in-process moto, whose calls wait on sockets)
+        # once (a backfill keeps simulating while the calls of the previous day are in flight)
         self._pool = (
             cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="logs")
             if workers > 1

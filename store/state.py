@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from store.schema import collector_runs, locks, watermarks
-from store.writes import upsert
+from store.writes import inserted_id, upsert
 
 __all__ = [
     "acquire_lock",
@@ -61,7 +61,7 @@ def start_collector_run(
                 window_end=window_end,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return inserted_id(result)
 
 
 def finish_collector_run(

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from clocks import AWS_NOW, FIXED_NOW
 
+from pipepulse.settings import load_settings
 from store.db import MIGRATIONS, connect, upgrade
 from store.schema import metadata
 
@@ -144,10 +145,24 @@ def _metric_timestamps_checked_like_aws():
         yield
 
 
+@pytest.fixture
+def make_settings(tmp_path, db_url):
+    """``make_settings(toml_text)`` -> Settings on the test database and a temp data folder."""
+
+    def build(text: str = "", **env: str):
+        path = tmp_path / "pipepulse.toml"
+        path.write_text(text)
+        base_env = {"PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_DATA_DIR": str(tmp_path / "data")}
+        base_env.update(env)
+        return load_settings(base_env, config_path=path)
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def local_aws():
     """One local AWS server (moto + stand-ins) for the session, over real HTTP."""
-    from pipepulse.localaws import LocalAWS
+    from devkit.localaws import LocalAWS
 
     server = LocalAWS().start()
     yield server

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from clocks import AWS_NOW
 
 from collectors.runner import collect
-from pipepulse.demo import build_demo
+from devkit.demo import build_demo
 from pipepulse.settings import load_settings
 from store import schema
 from store.costs import daily_cost

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from dash_paths import APP
 from streamlit.testing.v1 import AppTest
 
-from pipepulse.commands.dashboard import hash_password
+from pipepulse.access import hash_password
 from store.schema import anomalies
 
 PAGES = ["views/overview.py", "views/pipelines.py", "views/run_detail.py", "views/costs.py", "views/anomalies.py", "views/collectors.py"]
@@ -369,7 +369,7 @@ def test_run_detail_says_why_a_failed_run_has_no_log_lines(db_url, app_env, tmp_
     import json
     from datetime import UTC, datetime, timedelta
 
-    from pipepulse.demo import MARKER
+    from pipepulse.settings import DEMO_MARKER as MARKER
     from store.db import connect
     from store.schema import collector_runs, runs
     from store.writes import upsert

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-import pipeline.dag as dag
 from pipeline.config import PipelineSection
 from pipeline.run import Runtime
+from pipepulse import retries
 from pipepulse.settings import Prices
 
 
@@ -47,7 +47,7 @@ def clock(now):
 
 @pytest.fixture
 def no_backoff(monkeypatch):
-    monkeypatch.setattr(dag, "BACKOFF_BASE_SECONDS", 0.0)
+    monkeypatch.setattr(retries, "PIPELINE_STAGES", retries.Backoff(base=0.0, cap=0.0))
 
 
 @pytest.fixture
