@@ -22,6 +22,9 @@ The shapes (``SHAPES``), each what real AWS bills show:
 * ``growth``: compounding growth of 0.3-1.5% a day (a product taking off, data piling up).
 * ``one-day-spike``: one to three one-day spikes of 3-10x (a runaway job, a backfill, a
   retry storm) that are not repeated (at least 10 days apart, never a whole number of weeks).
+* ``incident``: one or two incidents of 2-4 days at 2-5x the level (a runaway job, data
+  transfer sent the wrong way, a retry storm), then back to normal: the demo's own bill has a
+  two-day data-transfer spike and a four-day runaway.
 * ``credits``: promotional credits cover usage (net spend 2-5% of gross: the services the
   credits exclude) until they run out on a day 30-70% into the series, then the full bill;
   plus one refund day (a negative amount of 1-3 days' spend) before that.
@@ -54,6 +57,7 @@ SHAPES = (
     "growth",
     "one-day-spike",
     "credits",
+    "incident",
 )
 CONTROLS = ("random-walk",)  # not a target: last-value is the best forecast there is
 
@@ -102,6 +106,10 @@ def make(shape: str, seed: int, days: int = 120, start: str = START) -> pd.Serie
                 spikes.append(d)
         for d in spikes:
             extra[d] += level * rng.uniform(3.0, 10.0)
+    elif shape == "incident":
+        for _ in range(int(rng.integers(1, 3))):
+            d = int(rng.integers(int(days * 0.2), days - 4))
+            extra[d : d + int(rng.integers(2, 5))] += level * rng.uniform(1.0, 4.0)
     elif shape == "random-walk":
         # autoscaled usage with no pattern: each day's level is the last one's times a random step
         base = level * np.exp(np.cumsum(rng.normal(0.0, rng.uniform(0.03, 0.08), days)))
