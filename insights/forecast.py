@@ -572,25 +572,30 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
         if t in reg.shifts:
             last = t
         detected[t] = last
+    # what is realised at each t (origin t - h - 1, horizon h), weighted, summed over horizons
+    add_num = np.zeros((n, M))
+    add_den = np.zeros((n, M))
+    add_raw = np.zeros((n, M))
+    for h in range(min(sel_h, n)):
+        tt = t_all[h + 1 :]
+        a = A[: n - h - 1, h]  # origins 0 .. n-h-2, realised at tt
+        has = ~np.isnan(a)
+        wgt = np.where(tt - h - 1 >= detected[tt], 1.0, OLD_WEIGHT)[:, None]
+        add_num[tt] += wgt * np.where(has, a, 0.0)
+        add_den[tt] += wgt * has
+        add_raw[tt] += has
+    raw_all = np.cumsum(add_raw, axis=0)
     num = np.zeros(M)
     den = np.zeros(M)
-    raw = np.zeros(M)
     score = np.full((n, M), np.nan)
     choice = np.zeros(n, dtype=int)
+    shift_at = np.zeros(n, dtype=bool)
+    shift_at[list(reg.shifts)] = True
     for t in range(n):
-        num *= SELECT_DECAY
-        den *= SELECT_DECAY
-        if t in reg.shifts:
-            num *= OLD_WEIGHT
-            den *= OLD_WEIGHT
-        for h in range(min(sel_h, t)):
-            o = t - h - 1
-            a = A[o, h]
-            has = ~np.isnan(a)
-            wgt = 1.0 if o >= detected[t] else OLD_WEIGHT
-            num += wgt * np.where(has, a, 0.0)
-            den += wgt * has
-            raw += has
+        decay = SELECT_DECAY * (OLD_WEIGHT if shift_at[t] else 1.0)
+        num = decay * num + add_num[t]
+        den = decay * den + add_den[t]
+        raw = raw_all[t]
         with np.errstate(all="ignore"):
             sc = np.where((raw >= MIN_ERRORS) & (den > 0), num / den, np.inf)
         if t - reg.start[t] < PERIOD - 1:
@@ -622,11 +627,13 @@ def _trending_down(y: np.ndarray, start: np.ndarray) -> np.ndarray:
     """(n,) the regime's last three weekly medians fall, each by more than 2%."""
     n = len(y)
     out = np.zeros(n, dtype=bool)
-    for t in range(3 * PERIOD - 1, n):
-        if t - start[t] + 1 < 3 * PERIOD:
-            continue
-        w = [float(np.median(y[t - PERIOD * (i + 1) + 1 : t - PERIOD * i + 1])) for i in range(3)]
-        out[t] = w[0] < 0.98 * w[1] and w[1] < 0.98 * w[2]
+    if n < 3 * PERIOD:
+        return out
+    week = np.full(n, np.nan)
+    week[PERIOD - 1 :] = np.median(np.lib.stride_tricks.sliding_window_view(y, PERIOD), axis=1)  # y[t-6..t]
+    t = np.arange(3 * PERIOD - 1, n)
+    w0, w1, w2 = week[t], week[t - PERIOD], week[t - 2 * PERIOD]
+    out[t] = (t - start[t] + 1 >= 3 * PERIOD) & (w0 < 0.98 * w1) & (w1 < 0.98 * w2)
     return out
 
 
@@ -770,7 +777,7 @@ def _aci(run: _Pass, h: int, level: float, gamma: float) -> tuple[np.ndarray, np
             a = a + gamma * (target - missed)
         past = _past_errors(Z, h, t)
         if len(past) >= MIN_ERRORS:
-            eff = float(np.clip(1 - a, 0.5, 0.99))
+            eff = min(max(1 - a, 0.5), 0.99)
             z_lo, z_hi = _rank_quantiles(past, eff)
             lo[t], hi[t] = z_lo * run.scale[t], z_hi * run.scale[t]
             used[t] = eff
