@@ -126,6 +126,6 @@ def make(shape: str, seed: int, days: int = 120, start: str = START) -> pd.Serie
     return pd.Series(np.round(y, 4), index=idx, name="amount")
 
 
-def library(seeds: int = 10, days: int = 120, shapes: tuple[str, ...] = SHAPES) -> dict[str, pd.Series]:
-    """Every shape for seeds ``0..seeds-1``: ``{"<shape>/<seed>": series}``."""
-    return {f"{shape}/{seed}": make(shape, seed, days) for shape in shapes for seed in range(seeds)}
+def library(seeds: int = 10, days: int = 120, shapes: tuple[str, ...] = SHAPES, first: int = 0) -> dict[str, pd.Series]:
+    """Every shape for seeds ``first..first+seeds-1``: ``{"<shape>/<seed>": series}``."""
+    return {f"{shape}/{seed}": make(shape, seed, days) for shape in shapes for seed in range(first, first + seeds)}
