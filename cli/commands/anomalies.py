@@ -18,9 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipepulse.errors import InputError
+from pipepulse.export import write_csv
+from pipepulse.files import open_private
+from pipepulse.redact import terminal_text
 from pipepulse.settings import Settings
 
-__all__ = ["read_series_csv", "register"]
+__all__ = ["MAX_POINTS", "read_series_csv", "register"]
+
+MAX_POINTS = 2_000_000  # two years of one-minute points; see read_series_csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,7 +69,10 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
     """Read ``timestamp,value``; InputError naming the file and line for anything malformed.
 
     Lines are kept in file order (the order a live stream would deliver them), even where a
-    timestamp repeats or steps back, as real CloudWatch exports sometimes do."""
+    timestamp repeats or steps back, as real CloudWatch exports sometimes do. At most
+    ``MAX_POINTS`` points are read (memory grows with them: about 300 bytes a point while
+    reading, measured by ``bench/bench_cli_memory.py``); a longer file is an error, not a
+    slow death."""
     path = Path(path)
     hint = "the file needs a header line 'timestamp,value' and one ISO time and number per line"
     try:
@@ -76,36 +84,44 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
     raw_stamps: list[str] = []
     with fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise InputError(f"{path}: the file is empty; {hint}")
-        cols = [h.strip().lower() for h in header]
-        if "timestamp" not in cols or "value" not in cols:
-            raise InputError(f"{path} line 1: header is {','.join(header)!r}, missing timestamp and/or value; {hint}")
-        ti, vi = cols.index("timestamp"), cols.index("value")
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(cols):
-                raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
-            t, v = row[ti].strip(), row[vi].strip()
-            try:
-                ts = pd.Timestamp(t)
-                if ts is pd.NaT:
-                    raise ValueError
-            except (ValueError, TypeError):
-                raise InputError(f"{path} line {line}: timestamp {t!r} is not a date-time; use e.g. 2014-02-14 14:30:00") from None
-            try:
-                x = float(v)
-            except ValueError:
-                raise InputError(f"{path} line {line}: value {v!r} is not a number; {hint}") from None
-            if not math.isfinite(x):
-                raise InputError(f"{path} line {line}: value {v!r} is not finite; drop the line or fill the gap")
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-            stamps.append(ts)
-            values.append(x)
-            raw_stamps.append(t)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{path}: the file is empty; {hint}")
+            cols = [h.strip().lower() for h in header]
+            if "timestamp" not in cols or "value" not in cols:
+                raise InputError(f"{path} line 1: header is {terminal_text(','.join(header))[:200]!r}, missing timestamp and/or value; {hint}")
+            ti, vi = cols.index("timestamp"), cols.index("value")
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(stamps) >= MAX_POINTS:
+                    raise InputError(f"{path} line {line}: more than {MAX_POINTS:,} points; split the file "
+                                     f"(the scan reads at most {MAX_POINTS:,})")
+                if len(row) != len(cols):
+                    raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
+                t, v = row[ti].strip(), row[vi].strip()
+                try:
+                    ts = pd.Timestamp(t)
+                    if ts is pd.NaT:
+                        raise ValueError
+                except (ValueError, TypeError, OverflowError):
+                    raise InputError(f"{path} line {line}: timestamp {terminal_text(t)[:80]!r} is not a date-time; use e.g. 2014-02-14 14:30:00") from None
+                try:
+                    x = float(v)
+                except ValueError:
+                    raise InputError(f"{path} line {line}: value {terminal_text(v)[:80]!r} is not a number; {hint}") from None
+                if not math.isfinite(x):
+                    raise InputError(f"{path} line {line}: value {v[:80]!r} is not finite; drop the line or fill the gap")
+                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+                stamps.append(ts)
+                values.append(x)
+                raw_stamps.append(t)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x}); {hint}") from None
+        except csv.Error as exc:
+            raise InputError(f"{path} line {reader.line_num}: not CSV text ({exc}); {hint}") from None
     if not stamps:
         raise InputError(f"{path}: no data lines after the header; {hint}")
     return pd.DataFrame({"timestamp": raw_stamps, "value": values, "_ts": stamps})
@@ -126,14 +142,15 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise InputError(f"--sensitivity: {exc}") from exc
     result = scan(frame["value"].to_numpy(float), ts, config)
-    out = frame[["timestamp", "value"]].copy()
-    out["score"] = result.score.round(6)
-    out["is_anomaly"] = result.is_anomaly.astype(int)
+    rows = zip(frame["timestamp"], frame["value"].tolist(), result.score.round(6).tolist(),
+               result.is_anomaly.astype(int).tolist(), strict=True)
+    header = ["timestamp", "value", "score", "is_anomaly"]
     if args.out:
-        out.to_csv(args.out, index=False)
-        print(f"{args.input}: {len(out):,} points, {int(out['is_anomaly'].sum())} anomalies -> {args.out}", file=sys.stderr)
+        with open_private(args.out) as fh:
+            write_csv(fh, header, rows)
+        print(f"{args.input}: {len(frame):,} points, {int(result.is_anomaly.sum())} anomalies -> {args.out}", file=sys.stderr)
     else:
-        out.to_csv(sys.stdout, index=False)
+        write_csv(sys.stdout, header, rows)
     return 0
 
 
@@ -176,10 +193,18 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError:
             raise InputError(f"--until {args.until!r} is not a date-time; use e.g. 2026-12-01T09:00Z") from None
         until = (until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")).to_pydatetime()
+    import getpass
+
+    from store.audit import record
+
     engine = _engine(settings)
+    now = datetime.now(UTC)
     try:
         with engine.begin() as conn:
-            row = set_status(conn, args.fingerprint, args.status, note=args.note, by=args.by, snoozed_until=until, now=datetime.now(UTC))
+            row = set_status(conn, args.fingerprint, args.status, note=args.note, by=args.by, snoozed_until=until, now=now)
+            # the same audit log as the dashboard's admin actions, in the same transaction
+            record(conn, at=now, action=f"anomaly_{args.status}", outcome="ok", actor=args.by or f"cli:{getpass.getuser()}",
+                   client="cli", target=row["fingerprint"], detail=f"note: {args.note}" if args.note else None)
     finally:
         engine.dispose()
     print(f"{row['fingerprint']}: {row['status']}" + (f" until {row['snoozed_until']:%Y-%m-%d %H:%M}Z" if row["snoozed_until"] else ""))
