@@ -97,7 +97,7 @@ def sec_template(tmp_path_factory) -> tuple[Path, object]:
 
 @pytest.fixture(scope="module")
 def sec_db(sec_template, tmp_path_factory) -> tuple[str, object]:
-    """``(url, Dataset)``: a module's own copy of the template."""
+    """``(url, Dataset)``: a module's own copy of the template (for a module that writes)."""
     path, ds = sec_template
     copy = tmp_path_factory.mktemp("sec-db") / "sec.db"
     shutil.copy(path, copy)
@@ -161,6 +161,19 @@ def http(url: str, *, headers: dict[str, str] | None = None, method: str = "GET"
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
 
 
+@pytest.fixture(scope="session")
+def local(sec_template, tmp_path_factory):
+    """The dashboard as ``make demo`` and the README serve it (127.0.0.1, no login), over a copy of
+    the template, shared by the modules that only read (a server start is most of their time)."""
+    path, ds = sec_template
+    work = tmp_path_factory.mktemp("local")
+    shutil.copy(path, work / "sec.db")
+    server = Server(f"sqlite:///{work / 'sec.db'}", cwd=work)
+    server.ds = ds
+    yield server
+    server.stop()
+
+
 def require_browser() -> None:
     if not Path(CHROMIUM).exists():
         if os.environ.get("PIPEPULSE_REQUIRE_BROWSER") == "1":
@@ -168,7 +181,7 @@ def require_browser() -> None:
         pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser tests)")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     require_browser()
     from playwright.sync_api import sync_playwright

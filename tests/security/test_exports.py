@@ -18,20 +18,11 @@ from conftest import (
     FORMULA_SERVICE,
     FORMULA_USAGE,
     PLANTED_RUN,
-    Server,
     settle,
 )
 
 from cli.main import main
 from pipepulse.export import csv_bytes, csv_cell
-
-
-@pytest.fixture(scope="module")
-def local(sec_db, tmp_path_factory):
-    url, _ = sec_db
-    server = Server(url, cwd=tmp_path_factory.mktemp("exports"))
-    yield server
-    server.stop()
 
 
 def _rows(text: str) -> list[dict[str, str]]:

@@ -12,18 +12,10 @@ import hmac
 
 import pytest
 import sqlalchemy as sa
-from conftest import Server, http, settle
+from conftest import http, settle
 from stclient import StreamlitClient, run
 
 from pipepulse.access import hash_password, verify_password
-
-
-@pytest.fixture(scope="module")
-def local(sec_db, tmp_path_factory):
-    url, ds = sec_db
-    server = Server(url, cwd=tmp_path_factory.mktemp("held"))
-    yield server, ds
-    server.stop()
 
 
 def test_scrypt_hashes_compared_in_constant_time(monkeypatch):
@@ -53,7 +45,7 @@ def _counts(url: str) -> dict[str, int]:
 
 @pytest.mark.browser
 def test_sql_injection_and_huge_url_parameters_fail_safely(local):
-    server, _ = local
+    server = local
     before = _counts(server.db_url)
     probes = [
         ("run", "run=x'%20OR%20'1'%3D'1"),
@@ -83,7 +75,7 @@ def test_sql_injection_and_huge_url_parameters_fail_safely(local):
 
 @pytest.mark.browser
 def test_stored_script_text_never_runs(local, page):
-    server, ds = local
+    server, ds = local, local.ds
     page.goto(server.base + "/run?run=" + ds.run_ids["script"])
     settle(page, text="Log lines")
     assert "<script>alert(1)</script>" in page.locator('[data-testid="stCode"]').first.inner_text()

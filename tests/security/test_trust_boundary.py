@@ -14,19 +14,10 @@ What held up and must keep holding: a cross-origin websocket gets 403.
 from __future__ import annotations
 
 import pytest
-from conftest import Server, http, settle
+from conftest import http, settle
 from stclient import Refused, StreamlitClient, run
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def local(sec_db, tmp_path_factory):
-    """The dashboard as ``make demo`` and the README serve it: 127.0.0.1, no login."""
-    url, _ = sec_db
-    server = Server(url, cwd=tmp_path_factory.mktemp("local"))
-    yield server
-    server.stop()
 
 
 def _ws_page(server, page_name: str, **kw):
