@@ -36,7 +36,9 @@ def record(
         at=at, action=action[:40], outcome=outcome[:16], actor=_cut(actor, 200), client=_cut(client, 64),
         target=_cut(target, 600), detail=strip_controls(detail)[:2000] if detail else None,
     ))
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def finish(conn: Connection, audit_id: int, outcome: str, detail: str | None = None) -> None:

@@ -25,7 +25,7 @@ from pipepulse.settings import Settings
 
 __all__ = ["MAX_POINTS", "read_series_csv", "register"]
 
-MAX_POINTS = 2_000_000  # two years of one-minute points; see read_series_csv
+MAX_POINTS = 1_000_000  # 23 months of one-minute points; see read_series_csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,9 +70,9 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
 
     Lines are kept in file order (the order a live stream would deliver them), even where a
     timestamp repeats or steps back, as real CloudWatch exports sometimes do. At most
-    ``MAX_POINTS`` points are read (memory grows with them: about 300 bytes a point while
-    reading, measured by ``bench/bench_cli_memory.py``); a longer file is an error, not a
-    slow death."""
+    ``MAX_POINTS`` points are read (memory grows with them: about 260 bytes a point read and
+    another 180 scanned, so some 0.6 GB at the limit; ``bench/bench_cli_memory.py``); a longer
+    file is an error, not a slow death."""
     path = Path(path)
     hint = "the file needs a header line 'timestamp,value' and one ISO time and number per line"
     try:
