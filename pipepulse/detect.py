@@ -24,6 +24,12 @@ Settings, all optional, under ``[anomalies]``::
     Retries = 5.0                # (default) retries the retry policy absorbed are routine
     # (default) Pipepulse/Reference Duration and StageDuration: duration_floor_seconds
 
+A bucket is judged once it has ended: the current day of cost and of the daily failure and
+rejected rates, the current hour of the hourly run aggregates and a CloudWatch period that
+has not ended yet are left out of the scan (a partial day's spend is not a drop, and one
+failed run of the day's first one is not a 100% failure rate); they are judged on the first
+pass after they end.
+
 A pipeline's CloudWatch ``Sum`` series whose periods line up with its runs' ends is judged per
 run (the period's sum over the runs that ended in it; see ``_per_run``): an hourly sum of
 metrics emitted once per run otherwise doubles whenever two runs end in one hour.
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -212,7 +218,7 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
         groups: dict[tuple, list[tuple[str, str | None, pd.DataFrame]]] = {}
         for s in series.itertuples():
             part = points[points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
-            part = _per_run(part, s, runs)
+            part = _per_run(_ended(part, float(s.period_seconds or 0), now), s, runs)
             if part.empty:
                 continue
             dims = json.loads(s.dimensions or "{}")
@@ -242,27 +248,28 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
             # the demo, a run that outlasted its retries raised "throughput 0", then its retry
             # "throughput x2", beside its failure)
             hourly = finished[finished["status"] == "SUCCEEDED"].set_index("started_at").resample("1h")
-            dur = hourly["duration_seconds"].mean().dropna()
-            thr = hourly["records_out"].mean().dropna()
+            dur = _ended(hourly["duration_seconds"].mean().dropna(), 3600, now)
+            thr = _ended(hourly["records_out"].mean().dropna(), 3600, now)
             rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up", also_periods=(WEEK,)),
                                "duration", f"duration:{pipeline}", pipeline, planned, summary)
             rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records, also_periods=(WEEK,)),
                                "throughput", f"throughput:{pipeline}", pipeline, planned, summary)
             daily = finished.set_index("started_at").resample("1D")["status"]
-            failed = daily.apply(lambda s: float(s.isin(["FAILED", "TIMED_OUT"]).mean()) if len(s) else np.nan).dropna()
+            failed = _ended(daily.apply(lambda s: float(s.isin(["FAILED", "TIMED_OUT"]).mean()) if len(s) else np.nan).dropna(), 86400, now)
             rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
                                "failure_rate", f"failure_rate:{pipeline}", pipeline, planned, summary)
             # bad data: the share of records validation rejected, per day
             counts = finished.set_index("started_at")[["records_in", "records_rejected"]].astype(float).resample("1D").sum(min_count=1)
-            counts = counts[counts["records_in"] > 0]
+            counts = _ended(counts[counts["records_in"] > 0], 86400, now)
             rejected = (counts["records_rejected"].fillna(0.0) / counts["records_in"]).dropna()
             rows += _incidents(_series(rejected), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.rejected_rate_floor, direction="up"),
                                "rejected_rate", f"rejected_rate:{pipeline}", pipeline, planned, summary)
 
         # daily cost: total and per dimension, with the root cause of each incident
         cost_cfg = DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.cost_floor_usd, rel_floor=cfg.cost_rel_floor, direction="up")
-        per_dim = {dim: daily_cost(conn, cost_start, now.date(), by=dim) for dim in DIMENSIONS}
-        total = daily_cost(conn, cost_start, now.date())
+        last_day = _last_ended_day(now)
+        per_dim = {dim: daily_cost(conn, cost_start, last_day, by=dim) for dim in DIMENSIONS}
+        total = daily_cost(conn, cost_start, last_day)
         frames = [f for f in per_dim.values() if not f.empty]
         long = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         cost_series = [("cost:total", None, total.groupby("day")["billed_cost"].sum() if not total.empty else pd.Series(dtype=float))]
@@ -283,6 +290,24 @@ def detect_anomalies(settings: Settings, engine: Engine, *, now: datetime) -> tu
                 r["root_cause"] = root_cause(long, day) if not long.empty else []
             rows += found
     return rows, summary
+
+
+def _last_ended_day(now: datetime) -> date:
+    """The last UTC day that has ended at ``now``: yesterday (today has not ended, even at 23:59)."""
+    t = pd.Timestamp(now)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return (t.normalize() - pd.Timedelta(days=1)).date()
+
+
+def _ended(data: Any, seconds: float, now: datetime) -> Any:
+    """``data`` (a frame with a ``timestamp`` column, or a series indexed by bucket start)
+    without the buckets of ``seconds`` that have not ended at ``now``."""
+    if len(data) == 0 or seconds <= 0:
+        return data
+    t = pd.Timestamp(now)
+    cut = (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")) - pd.Timedelta(seconds=seconds)
+    starts = pd.to_datetime(data["timestamp"] if isinstance(data, pd.DataFrame) and "timestamp" in data else data.index, utc=True)
+    return data[np.asarray(starts <= cut)]
 
 
 def _series(s: pd.Series) -> pd.DataFrame:

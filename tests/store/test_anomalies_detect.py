@@ -257,3 +257,36 @@ def test_a_failed_run_is_not_also_a_throughput_or_duration_anomaly(engine, db_ur
         found = list_anomalies(conn)
     pairs = sorted(zip(found["kind"], found["window_start"], strict=True))
     assert pairs == [("throughput", rows[thin_at]["started_at"])]
+
+
+def test_a_bucket_is_judged_only_once_it_has_ended(engine, db_url, tmp_path, now):
+    # now is 12:00: today's cost row holds half a day, and the metric's current hour (a Sum of
+    # records, collected 20 minutes into it) a third of an hour
+    rng = np.random.default_rng(8)
+    first_day = now.date() - timedelta(days=40)
+    hours = 10 * 24
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    values = 6000 + rng.normal(0, 60, hours + 1)
+    values[-1] = 2000.0  # the hour from 12:00, read at 12:20
+    with engine.begin() as conn:
+        conn.execute(cost_daily.insert(), [
+            {"source": "focus", "day": first_day + timedelta(days=i), "provider": "AWS", "account": "111", "service": "AWS Glue",
+             "region": "us-east-1", "usage_type": "ETL", "pipeline": "", "updated_at": now,
+             "billed_cost": (90.0 if i == 40 else 10.0 * (1 + 0.01 * rng.normal())), "effective_cost": 10.0}
+            for i in range(41)])  # today (i == 40): already 9x a whole day by noon
+        sid = conn.execute(metric_series.insert().values(
+            series_key="s1", namespace="Custom", metric_name="RecordsIn", dimensions="{}", stat="Sum",
+            period_seconds=3600, pipeline=None)).inserted_primary_key[0]
+        conn.execute(metric_points.insert(), [{"series_id": sid, "ts": start + timedelta(hours=i), "value": float(v)}
+                                              for i, v in enumerate(values)])
+    run_detection(settings(db_url, tmp_path), engine, now=now + timedelta(minutes=20))
+    with engine.connect() as conn:
+        assert list_anomalies(conn).empty  # neither today's spend nor the open hour is read yet
+    # once the day has ended, its spend is judged (and the hour, now complete at a third, too)
+    run_detection(settings(db_url, tmp_path), engine, now=now.replace(hour=0) + timedelta(days=1, minutes=5))
+    with engine.connect() as conn:
+        found = list_anomalies(conn)
+    assert sorted(found["subject"]) == ["Custom/RecordsIn{}", "cost:region=us-east-1", "cost:service=AWS Glue", "cost:total",
+                                        "cost:usage_type=ETL"]
+    assert found.loc[found["subject"] == "cost:total", "window_start"].iloc[0].date() == now.date()
+    assert found.loc[found["subject"] == "Custom/RecordsIn{}", "window_start"].iloc[0] == now.replace(minute=0)
