@@ -47,7 +47,8 @@ lint: install
 
 ## bench: the quick benchmarks (bench/README.md lists all of them)
 bench: install
-	$(BIN)/python -m bench.nab_eval
+	$(BIN)/python -m bench.nab_eval --all
+	$(BIN)/python -m bench.nab_loco --recorded
 	$(BIN)/python -m bench.forecast_eval
 	$(BIN)/python -m bench.bench_ce_requests
 	$(BIN)/python -m bench.bench_cloudwatch_calls
