@@ -21,13 +21,16 @@ WORKDIR /src
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml README.md ./
+# The runtime packages; devkit/ (the local AWS, the demo) is development-only and stays out.
 COPY pipepulse ./pipepulse
 COPY store ./store
 COPY pipeline ./pipeline
 COPY collectors ./collectors
 COPY insights ./insights
-COPY dashboard ./dashboard
 COPY alerts ./alerts
+COPY jobs ./jobs
+COPY cli ./cli
+COPY dashboard ./dashboard
 # --no-deps: nothing beyond requirements.txt gets in.
 RUN pip install --no-cache-dir --no-deps . && pip check
 

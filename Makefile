@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data serve test lint bench clean browser
+.PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pipepulse needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -26,10 +26,26 @@ demo: install
 demo-data: install
 	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo build
 
-## test: every test; PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both
+## test: lint, types, then every test (tests/test_layers.py checks the layers of docs/architecture.md);
+## PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both databases
 test: install browser
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-aws-clock: the tests marked aws_clock (they send times that AWS checks against its own
+## clock) once more under Debian's faketime, from the last minute of the first year that ends more
+## than 366 days from now, so the run also crosses a midnight, a month end and a year end. One
+## offset for every process (a relative one: a test's subprocesses keep the same clock).
+## PIPEPULSE_TEST_WALL_CLOCK_AFTER makes tests/test_clocks.py check that pytest and moto's server
+## thread both see the faked date. Exit 5 (no test selected) fails, as any other failure.
+test-aws-clock: install
+	@command -v faketime >/dev/null || { echo "test-aws-clock needs Debian's faketime: apt-get install faketime"; exit 1; }
+	@target=$$(date -u -d "$$(date -u -d '+366 days' +%Y)-12-31 23:59:00" +%s); \
+	ahead=$$(( target - $$(date -u +%s) )); \
+	echo "aws_clock tests under faketime +$${ahead}s: from $$(date -u -d @$$target '+%Y-%m-%d %H:%M:%S') UTC"; \
+	PIPEPULSE_TEST_WALL_CLOCK_AFTER=$$(date -u -d @$$(( target - 60 )) +%Y-%m-%dT%H:%M:%S) \
+	  faketime -f "+$$ahead" $(BIN)/python -m pytest -m aws_clock $(PYTEST_ARGS)
 
 ## browser: Debian's Chromium for the end-to-end tests (installed when missing and we are root)
 browser:
@@ -44,6 +60,10 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+
+## typecheck: mypy over the floor (pipepulse/), store/ and insights/ (configured in pyproject.toml)
+typecheck: install
+	$(BIN)/mypy
 
 ## bench: the quick benchmarks (bench/README.md lists all of them)
 bench: install

@@ -27,13 +27,13 @@ from alerts.fmt import money
 from alerts.rules import AlertConfig, Rule
 from insights.freshness import check_freshness
 from pipepulse.settings import Settings
+from pipepulse.vocab import SEVERITIES
 from store import alerts as store_alerts
 from store import anomalies as store_anomalies
 from store import costs as store_costs
 from store import forecasts as store_forecasts
 from store import runs as store_runs
 from store import state as store_state
-from store.schema import SEVERITIES
 
 __all__ = [
     "Context",

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from alerts.collect import Context, Item, build_context, fetch_items, severity_rank
 from alerts.render import Rendered, render_digest
@@ -192,97 +192,129 @@ def _run(
     now: datetime,
     dry_run: bool,
 ) -> None:
-    length = PERIOD_LENGTH[period]
-    start = now - length
+    """The recipe (module docstring): fetch, filter, look up, suppress, format, send, mark."""
+    start = now - PERIOD_LENGTH[period]
     recipients = sorted({r for rule in rules for r in rule.recipients})
     names = [r.name for r in rules]
-    plans: dict[tuple, dict] = {}  # group key -> {recipients, items, rules, context}
-
     with engine.connect() as conn:
-        fetch_start = start
-        oldest = store_alerts.oldest_unsent(conn, names)
-        if oldest is not None:
-            fetch_start = min(start, max(oldest - length, now - MAX_LOOKBACK))
-        items = fetch_items(conn, rules, settings=settings, config=config, start=fetch_start, end=now, now=now)
-        state = store_alerts.notification_state(conn, [*names, ALL_CLEAR_RULE], recipients)
-        contexts: dict[tuple[str, ...], Context] = {}
-
-        for recipient in recipients:
-            mine = [r for r in rules if recipient in r.recipients]
-            chosen: dict[str, tuple[Item, list[str]]] = {}  # key -> (item, rules that chose it)
-            still_open: dict[str, Item] = {}
-            escalated: set[str] = set()
-            for rule in mine:
-                rule_items = [i for i in items if i.rule == rule.name and rule.covers(i.pipeline)]
-                send, told, held, worse = _decide(rule_items, rule, recipient, state, config, now)
-                escalated |= worse
-                result.already_sent += len(told) - held
-                result.suppressed += held
-                for it in send:
-                    prev = chosen.get(it.key)
-                    if prev is None or severity_rank(it.severity) > severity_rank(prev[0].severity):
-                        chosen[it.key] = (it, [*(prev[1] if prev else []), rule.name])
-                    else:
-                        prev[1].append(rule.name)
-                for it in told:
-                    if it.kind == "anomalies":
-                        still_open[it.key] = it
-            filters = tuple(sorted({p for r in mine for p in r.pipelines})) if all(r.pipelines for r in mine) else ()
-            all_clear = False
-            if not chosen:
-                if not config.send_all_clear or period == "immediate":
-                    continue
-                key = f"all-clear:{period}:{_window_key(period, now)}"
-                if not state.empty and (
-                    (state["rule"] == ALL_CLEAR_RULE) & (state["recipient"] == recipient) & (state["item_key"] == key)
-                    & (state["status"] == "sent")
-                ).any():
-                    continue
-                all_clear = True
-            result.new_items += sum(len(r) for _, r in chosen.values())
-            for k in chosen:
-                still_open.pop(k, None)
-            group = (
-                tuple(sorted((it.key, it.version) for it, _ in chosen.values())),
-                filters,
-                tuple(sorted(still_open)),
-                all_clear,
-                tuple(sorted(escalated)),
-            )
-            plan = plans.setdefault(
-                group,
-                {"recipients": [], "items": [i for i, _ in chosen.values()], "pairs": [], "rules": set(),
-                 "filters": filters, "still_open": list(still_open.values()), "all_clear": all_clear,
-                 "escalated": escalated},
-            )
-            plan["recipients"].append(recipient)
-            plan["rules"].update(r.name for r in mine)
-            for it, rule_names in chosen.values():
-                for name in rule_names:
-                    plan["pairs"].append((name, recipient, it.key, it.version))
-            if all_clear:
-                plan["pairs"].append((ALL_CLEAR_RULE, recipient, f"all-clear:{period}:{_window_key(period, now)}", "1|low"))
-
-        for plan in plans.values():
-            if plan["filters"] not in contexts:
-                contexts[plan["filters"]] = build_context(
-                    conn, settings=settings, config=config, period=period, start=start, end=now, now=now,
-                    pipelines=plan["filters"] or None,
-                )
-
-    for plan in plans.values():
-        ctx = contexts[plan["filters"]]
-        ctx = Context(**{**ctx.__dict__, "still_open": plan["still_open"], "escalated": plan["escalated"]})
-        rendered = render_digest(plan["items"], ctx, rules=sorted(plan["rules"]), all_clear=plan["all_clear"])
-        to = tuple(plan["recipients"])
-        keys = tuple(sorted(i.key for i in plan["items"]))
+        items = fetch_items(conn, rules, settings=settings, config=config, start=_fetch_start(conn, names, period, now),
+                            end=now, now=now)
+        sent = store_alerts.notification_state(conn, [*names, ALL_CLEAR_RULE], recipients)
+        messages = _plan(items, rules, recipients, sent, config, result, period=period, now=now)
+        contexts = {
+            filters: build_context(conn, settings=settings, config=config, period=period, start=start, end=now,
+                                   now=now, pipelines=filters or None)
+            for filters in dict.fromkeys(m.filters for m in messages)
+        }
+    for m in messages:
+        rendered = _format(m, contexts[m.filters])
+        to, keys = tuple(m.recipients), tuple(sorted(i.key for i in m.items))
         if dry_run:
             result.digests.append(SentDigest(None, to, rendered.subject, "dry-run", keys, rendered=rendered))
-            continue
-        result.digests.append(_send(engine, config, rendered, to, keys, plan["pairs"], period=period, now=now))
-
+        else:
+            result.digests.append(_send(engine, config, rendered, to, keys, m.pairs, period=period, now=now))
     if result.out is not None:
         _write_out(result, settings, engine, config, period=period, start=start, now=now)
+
+
+@dataclass
+class _Message:
+    """One message of a pass: its recipients (who share the same new items), the items, the
+    (rule, recipient, item key, version) pairs it marks sent, and what its render needs."""
+
+    filters: tuple[str, ...]  # pipelines every rule of its recipients is scoped to; () = all
+    items: list[Item]
+    still_open: list[Item]  # anomalies told before and still open
+    escalated: set[str]  # item keys sent again because they got worse
+    all_clear: bool
+    recipients: list[str] = field(default_factory=list)
+    rules: set[str] = field(default_factory=set)
+    pairs: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def _fetch_start(conn: Connection, names: list[str], period: str, now: datetime) -> datetime:
+    """The period, widened back to cover the items of an earlier send that failed."""
+    length = PERIOD_LENGTH[period]
+    oldest = store_alerts.oldest_unsent(conn, names)
+    if oldest is None:
+        return now - length
+    return min(now - length, max(oldest - length, now - MAX_LOOKBACK))
+
+
+def _plan(
+    items: Sequence[Item], rules: Sequence[Rule], recipients: list[str], sent: pd.DataFrame, config: AlertConfig,
+    result: DigestResult, *, period: str, now: datetime,
+) -> list[_Message]:
+    """Per recipient, the items to send (filtered, not sent before, not suppressed); recipients
+    with the same items, scope and still-open anomalies share one message."""
+    messages: dict[tuple, _Message] = {}
+    for recipient in recipients:
+        mine = [r for r in rules if recipient in r.recipients]
+        chosen, still_open, escalated = _choose(items, mine, recipient, sent, config, result, now)
+        all_clear = not chosen
+        if all_clear and not _all_clear_due(config, sent, recipient, period, now):
+            continue
+        result.new_items += sum(len(r) for _, r in chosen.values())
+        for k in chosen:
+            still_open.pop(k, None)
+        filters = tuple(sorted({p for r in mine for p in r.pipelines})) if all(r.pipelines for r in mine) else ()
+        key = (tuple(sorted((it.key, it.version) for it, _ in chosen.values())), filters, tuple(sorted(still_open)),
+               all_clear, tuple(sorted(escalated)))
+        m = messages.setdefault(key, _Message(filters, [i for i, _ in chosen.values()], list(still_open.values()),
+                                              escalated, all_clear))
+        m.recipients.append(recipient)
+        m.rules.update(r.name for r in mine)
+        m.pairs += [(name, recipient, it.key, it.version) for it, rule_names in chosen.values() for name in rule_names]
+        if all_clear:
+            m.pairs.append((ALL_CLEAR_RULE, recipient, _all_clear_key(period, now), "1|low"))
+    return list(messages.values())
+
+
+def _choose(
+    items: Sequence[Item], mine: Sequence[Rule], recipient: str, sent: pd.DataFrame, config: AlertConfig,
+    result: DigestResult, now: datetime,
+) -> tuple[dict[str, tuple[Item, list[str]]], dict[str, Item], set[str]]:
+    """Filter each rule's items to its pipelines, then ``_decide`` what to send: returns
+    {item key: (item, the rules that chose it)}, the anomalies already told, the escalated keys."""
+    chosen: dict[str, tuple[Item, list[str]]] = {}
+    still_open: dict[str, Item] = {}
+    escalated: set[str] = set()
+    for rule in mine:
+        rule_items = [i for i in items if i.rule == rule.name and rule.covers(i.pipeline)]
+        send, told, held, worse = _decide(rule_items, rule, recipient, sent, config, now)
+        escalated |= worse
+        result.already_sent += len(told) - held
+        result.suppressed += held
+        for it in send:
+            prev = chosen.get(it.key)
+            if prev is None or severity_rank(it.severity) > severity_rank(prev[0].severity):
+                chosen[it.key] = (it, [*(prev[1] if prev else []), rule.name])
+            else:
+                prev[1].append(rule.name)
+        for it in told:
+            if it.kind == "anomalies":
+                still_open[it.key] = it
+    return chosen, still_open, escalated
+
+
+def _all_clear_key(period: str, now: datetime) -> str:
+    return f"all-clear:{period}:{_window_key(period, now)}"
+
+
+def _all_clear_due(config: AlertConfig, sent: pd.DataFrame, recipient: str, period: str, now: datetime) -> bool:
+    """An all-clear goes out when configured, once per period and day (never for immediate rules)."""
+    if not config.send_all_clear or period == "immediate":
+        return False
+    if sent.empty:
+        return True
+    told = ((sent["rule"] == ALL_CLEAR_RULE) & (sent["recipient"] == recipient)
+            & (sent["item_key"] == _all_clear_key(period, now)) & (sent["status"] == "sent"))
+    return not told.any()
+
+
+def _format(m: _Message, ctx: Context) -> Rendered:
+    ctx = Context(**{**ctx.__dict__, "still_open": m.still_open, "escalated": m.escalated})
+    return render_digest(m.items, ctx, rules=sorted(m.rules), all_clear=m.all_clear)
 
 
 def _send(

@@ -60,7 +60,7 @@ from typing import Any
 
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt, require_table
-from store.schema import SEVERITIES
+from pipepulse.vocab import SEVERITIES
 
 __all__ = [
     "CHANNELS",

@@ -74,8 +74,8 @@ def main() -> None:
 
     from collectors.costexplorer import minimum_requests
     from collectors.runner import collect
-    from pipepulse.localaws import LocalAWS
-    from pipepulse.localaws.costexplorer import CostExplorerStandIn
+    from devkit.localaws import LocalAWS
+    from devkit.localaws.costexplorer import CostExplorerStandIn
     from pipepulse.settings import load_settings
     from store.db import connect, upgrade
 

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import collectors.base  # noqa: F401 - the retry policy's defaults stay
     from collectors.runner import collect
-    from pipepulse.localaws import LocalAWS
+    from devkit.localaws import LocalAWS
     from pipepulse.settings import load_settings
     from store.db import connect, upgrade
 

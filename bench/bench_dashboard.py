@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         counts = build(url, args.scale, end)
         print(f"built {', '.join(f'{k} {v:,}' for k, v in counts.items())} in {time.perf_counter() - t:.0f} s", flush=True)
     env = {**os.environ, "PIPEPULSE_DATABASE_URL": url, "PIPEPULSE_LOG_FORMAT": "text"}
-    dash_cmd = [sys.executable, "-m", "pipepulse.cli", "--config", str(CONFIG), "dashboard", "serve"]
+    dash_cmd = [sys.executable, "-m", "cli", "--config", str(CONFIG), "dashboard", "serve"]
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(BARE_APP)

@@ -6,7 +6,7 @@ The file has the FOCUS 1.0 columns AWS Data Exports write that the importer read
 ignores, with ``NULL`` strings, Tags JSON and hourly ChargePeriodStart values over one month.
 
 * **baseline**: ``pandas.read_csv(path)`` alone (default options; nothing checked or summed).
-* **pipepulse**: ``collectors.costfiles.import_cost_files`` into a fresh SQLite database: read,
+* **pipepulse**: ``jobs.import_costs.import_cost_files`` into a fresh SQLite database: read,
   check every row, sum per day and key, replace the month in ``cost_daily``. Also timed: the
   read-and-check step alone (``read_cost_file``).
 
@@ -84,7 +84,8 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="also keep the generated file here")
     args = ap.parse_args()
 
-    from collectors.costfiles import CostFile, import_cost_files, read_cost_file
+    from collectors.costfiles import CostFile, read_cost_file
+    from jobs.import_costs import import_cost_files
     from store.db import connect, upgrade
 
     with tempfile.TemporaryDirectory() as tmp:

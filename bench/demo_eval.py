@@ -5,7 +5,7 @@
 Builds the demo (``pipepulse demo build``: backfill, AWS sources, collection) into a fresh
 folder (a temporary one unless ``--data-dir``; ``--reuse`` scores a folder built before, e.g.
 ``--data-dir data/demo --reuse``), then runs detection exactly as ``pipepulse detect`` does
-(``pipepulse.detect.detect_anomalies``, the code ``run_detection`` stores; the clock is set to
+(``jobs.detect.detect_anomalies``, the code ``jobs.detect.run`` stores; the clock is set to
 the demo's end + 6 minutes, when the build itself detects) and prints:
 
 1. the incidents ``pipeline.backfill`` injected, their windows computed with
@@ -21,11 +21,11 @@ the demo's end + 6 minutes, when the build itself detects) and prints:
    did not plan, e.g. a transient error that outlasted the retries; they still count in Y);
 4. the forecast backtest (``insights.forecast.forecast_daily``) on the demo's history: the
    billed daily spend as ``pipepulse forecast`` reads it from the store
-   (``pipepulse.forecasting.spend_series``), and the ledger's daily run cost
+   (``jobs.forecast.spend_series``), and the ledger's daily run cost
    (``bench.forecast_eval.ledger_daily_spend``): MASE and interval coverage.
 
 Exit status 1 when an incident is missed. Not injected by the backfill and so not scored here:
-the Glue job's two failed nights (``collectors.demo``, 14 nights: inside every warm-up) and the
+the Glue job's two failed nights (``devkit.aws_seed``, 14 nights: inside every warm-up) and the
 Step Functions executions' failures (12 executions within minutes).
 """
 
@@ -47,7 +47,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "examples" / "demo.toml"
-DETECT_AFTER = timedelta(minutes=6)  # pipepulse.demo.build_demo detects at end + 6 min
+DETECT_AFTER = timedelta(minutes=6)  # devkit.demo.build_demo detects at end + 6 min
 DAILY_KINDS = {"cost", "failure_rate", "rejected_rate"}
 
 __all__ = ["Incident", "demo_window", "incidents", "main", "match"]
@@ -159,7 +159,7 @@ def _demo_settings(data_dir: Path, config_dir: Path):
 
 
 def _build(config: Path, days: int) -> None:
-    from pipepulse.cli import main as cli
+    from cli.main import main as cli
 
     print(f"building the {days}-day demo (pipepulse demo build) ...", file=sys.stderr, flush=True)
     code = cli(["--config", str(config), "demo", "build", "--days", str(days)])
@@ -170,7 +170,7 @@ def _build(config: Path, days: int) -> None:
 def _forecast_rows(settings, engine, ledger: Path, end: datetime) -> list[tuple[str, Any]]:
     from bench.forecast_eval import ledger_daily_spend
     from insights.forecast import forecast_daily
-    from pipepulse.forecasting import forecast_options, spend_series
+    from jobs.forecast import forecast_options, spend_series
 
     options = forecast_options(settings)
     yesterday = (end + DETECT_AFTER).date() - timedelta(days=1)
@@ -193,7 +193,7 @@ def _fmt(a: dict[str, Any]) -> str:
 
 def evaluate(data_dir: Path, *, days: int, reuse: bool, config_dir: Path) -> int:
     """Build (unless ``reuse``), detect, print the tables; returns the exit status."""
-    from pipepulse.detect import detect_anomalies
+    from jobs.detect import detect_anomalies
     from store.db import connect
 
     config, settings = _demo_settings(data_dir, config_dir)

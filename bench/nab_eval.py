@@ -40,7 +40,7 @@ __all__ = ["evaluate", "flag_rates", "main", "scan_dir"]
 
 def scan_dir(data_dir: Path, out_dir: Path) -> list[str]:
     """Scan every CSV of ``data_dir`` into ``out_dir`` (same names) through the CLI code path."""
-    from pipepulse.cli import main as cli
+    from cli.main import main as cli
 
     names = sorted(p.name for p in data_dir.glob("*.csv"))
     for name in names:

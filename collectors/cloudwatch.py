@@ -30,20 +30,30 @@ tests and the demo use Sum/Average/Minimum/Maximum/SampleCount only. moto never 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
-from collectors.base import Batch, Context
+from collectors.base import Batch, Collector, Context, MetricData, MetricPoint, Reads
 from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt
 
-__all__ = ["MAX_QUERIES", "CloudWatchCollector", "Series", "create"]
+__all__ = ["MAX_QUERIES", "CloudWatchCollector", "Series", "create", "series_key"]
 
 NAME = "cloudwatch"
 MAX_QUERIES = 500  # GetMetricData's limit per call
 MAX_DATAPOINTS = 100_800  # GetMetricData's limit of datapoints per call
+
+
+def series_key(namespace: str, metric: str, dimensions: Mapping[str, str], stat: str, period: int) -> str:
+    """The canonical key of one series (``metric_series.series_key``): JSON of namespace, metric
+    name, sorted dimensions, statistic and period."""
+    return json.dumps(
+        {"d": sorted(dimensions.items()), "m": metric, "n": namespace, "p": int(period), "s": stat},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 @dataclass(frozen=True)
@@ -56,8 +66,6 @@ class Series:
 
     @property
     def key(self) -> str:
-        from store.metrics import series_key
-
         return series_key(self.namespace, self.metric, dict(self.dimensions), self.stat, self.period)
 
     def row(self) -> dict[str, Any]:
@@ -95,7 +103,7 @@ def _floor(moment: datetime, period: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % period, UTC)
 
 
-class CloudWatchCollector:
+class CloudWatchCollector(Collector):
     name = NAME
 
     def __init__(self, *, namespaces: list[str], stats: list[str], period: int, lookback: timedelta,
@@ -110,9 +118,10 @@ class CloudWatchCollector:
         self.max_queries = max_queries
         self.max_window = max_window
 
-    def collect(self, ctx: Context) -> Batch:
-        from store.metrics import known_series, write_metrics
+    def reads(self, ctx: Context) -> Reads:
+        return Reads(metric_series=True)  # series not stored yet get the whole lookback
 
+    def collect(self, ctx: Context) -> Batch:
         cw = ctx.client("cloudwatch")
         batch = Batch()
         series = {s.key: s for s in self.queries}
@@ -124,7 +133,7 @@ class CloudWatchCollector:
                     series.setdefault(s.key, s)
         if not series:
             return batch
-        known = set(ctx.read(partial(known_series, keys=list(series))))
+        known = ctx.stored.metric_series
         end = _floor(ctx.now, self.period)
         mark = ctx.watermark("end")
         incremental_start = None
@@ -137,7 +146,7 @@ class CloudWatchCollector:
             groups.append((end - self.lookback, fresh))
         if old:
             groups.append((min(incremental_start, end - timedelta(seconds=self.period)), old))
-        points: list[tuple[str, datetime, float]] = []
+        points: list[MetricPoint] = []
         calls = 0
         minimum = 0
         for start, group in groups:
@@ -150,7 +159,7 @@ class CloudWatchCollector:
                     points.extend(got)
                     calls += n
                     minimum += 1
-        batch.writes.append(partial(write_metrics, series=[s.row() for s in series.values()], points=points, now=ctx.now))
+        batch.metrics = MetricData(series=[s.row() for s in series.values()], points=points)
         batch.watermarks["end"] = end.isoformat()
         batch.window_start = min(g[0] for g in groups)
         batch.window_end = end
@@ -180,10 +189,10 @@ class CloudWatchCollector:
             out.extend(page.get("Metrics", []))
         return out
 
-    def _fetch(self, ctx: Context, cw: Any, chunk: list[Series], start: datetime, end: datetime) -> tuple[list[tuple[str, datetime, float]], int]:
+    def _fetch(self, ctx: Context, cw: Any, chunk: list[Series], start: datetime, end: datetime) -> tuple[list[MetricPoint], int]:
         by_id = {f"q{i}": s for i, s in enumerate(chunk)}
         queries = [s.query(qid) for qid, s in by_id.items()]
-        out: list[tuple[str, datetime, float]] = []
+        out: list[MetricPoint] = []
         token = None
         calls = 0
         price = ctx.settings.prices.cloudwatch_metrics_requested_per_1000 / 1000

@@ -21,7 +21,9 @@ the whole window replace what was stored for those days (a restated or vanished 
 In steady state that is one request per shape per pass, the minimum. ``GetCostForecast`` for
 the rest of the month runs at most once per UTC day and is stored as a ``forecast_snapshots``
 row with method ``aws`` (subject ``total``) and daily ``forecast_points``; too little history
-(``DataUnavailableException``) is recorded in the pass details, not a failure.
+(``DataUnavailableException``) is recorded in the pass details, not a failure. The month-end
+figure adds the cost stored for the month's days before the window, which the runner reads
+before the pass (``reads``).
 
 Cost Explorer is a global API (botocore always calls ``ce.us-east-1``), so ``[aws] region`` does
 not apply to it; AccessDenied names ``ce:GetCostAndUsage`` / ``ce:GetCostForecast`` to grant.
@@ -38,10 +40,10 @@ from typing import Any
 
 import pandas as pd
 
-from collectors.base import Batch, Context
-from pipepulse.errors import CollectorError
+from collectors.base import Batch, Collector, Context, CostDays, CostTotalQuery, ForecastRow, Reads
+from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt
-from store.costs import ALL
+from pipepulse.vocab import ALL
 
 __all__ = ["SHAPES", "CostExplorerCollector", "Shape", "create", "minimum_requests"]
 
@@ -86,8 +88,6 @@ class Options:
         known = {"enabled", "cron", "backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"}
         unknown = sorted(set(table) - known)
         if unknown:
-            from pipepulse.errors import ConfigError
-
             raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
         out = cls(
             backfill_days=opt(table, "backfill_days", int, label, where, default=60),
@@ -96,8 +96,6 @@ class Options:
             forecast=opt(table, "forecast", bool, label, where, default=True),
             forecast_level=opt(table, "forecast_level", int, label, where, default=80),
         )
-        from pipepulse.errors import ConfigError
-
         if not 1 <= out.backfill_days <= 400:
             raise ConfigError(f"{label}: [{where}] backfill_days: expected 1..400 (CE keeps 13 months daily), got {out.backfill_days}")
         if not 0 <= out.restate_days <= 30:
@@ -107,7 +105,7 @@ class Options:
         return out
 
 
-class CostExplorerCollector:
+class CostExplorerCollector(Collector):
     """Pulls daily cost from Cost Explorer into ``cost_daily`` (source ``ce``)."""
 
     name = SOURCE
@@ -115,24 +113,17 @@ class CostExplorerCollector:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def collect(self, ctx: Context) -> Batch:
-        from store.costs import replace_cost_rows
-        from store.forecasts import save_forecast
-
+    def reads(self, ctx: Context) -> Reads:
         opts = Options.parse(self.settings, ctx.options)
-        today = ctx.now.astimezone(UTC).date()
-        end = today + timedelta(days=1)  # today's partial day included; restated later
-        mark = ctx.watermark(WATERMARK_END)
-        if mark is None:
-            # at least the whole month so far, for the month-end figure beside the forecast
-            start = min(end - timedelta(days=opts.backfill_days), today.replace(day=1))
-        else:
-            try:
-                last_end = date.fromisoformat(mark)
-            except ValueError as exc:
-                raise CollectorError(SOURCE, f"stored watermark {WATERMARK_END!r} is not a date: {mark!r}") from exc
-            start = min(last_end, end) - timedelta(days=opts.restate_days)
-            start = min(start, end - timedelta(days=1))
+        start, _, today = self._window(ctx, opts)
+        if not self._forecast_due(ctx, opts, today):
+            return Reads()
+        # the month's cost stored before this pass's window, for the month-end figure
+        return Reads(cost_total=CostTotalQuery(source=SOURCE, start=today.replace(day=1), end=start))
+
+    def collect(self, ctx: Context) -> Batch:
+        opts = Options.parse(self.settings, ctx.options)
+        start, end, today = self._window(ctx, opts)
         ce = ctx.client("ce")
         frames = []
         pages: dict[str, int] = {}
@@ -141,16 +132,14 @@ class CostExplorerCollector:
             frames.append(rows)
             pages[shape.name] = n
         rows = pd.concat(frames, ignore_index=True)
-        now = ctx.now
         batch = Batch(
+            costs=[CostDays(source=SOURCE, start=start, end=end, rows=rows)],
             window_start=datetime.combine(start, time(), tzinfo=UTC),
             window_end=datetime.combine(end, time(), tzinfo=UTC),
             details={"pages": pages, "days": (end - start).days, "cost_rows": len(rows)},
         )
-        batch.writes.append(lambda conn: replace_cost_rows(conn, SOURCE, start, end, rows, now=now))
         batch.watermarks[WATERMARK_END] = end.isoformat()
-
-        if opts.forecast and ctx.watermark(WATERMARK_FORECAST) != today.isoformat():
+        if self._forecast_due(ctx, opts, today):
             forecast = self._forecast(ce, today, opts.forecast_level)
             batch.watermarks[WATERMARK_FORECAST] = today.isoformat()
             if isinstance(forecast, str):
@@ -158,26 +147,45 @@ class CostExplorerCollector:
             else:
                 total, points = forecast
                 month_start = today.replace(day=1)
-                before = self._stored_total(ctx, month_start, start)
                 in_window = rows[(rows["region"] != ALL) & (rows["day"] >= month_start) & (rows["day"] < today)]["billed_cost"].sum()
-                actual = before + float(in_window)
+                actual = ctx.stored.cost_total + float(in_window)
                 batch.details["forecast"] = {"rest_of_month": total, "month_to_date": actual}
-                batch.writes.append(
-                    lambda conn: save_forecast(
-                        conn,
-                        created_at=now,
-                        method="aws",
-                        subject="total",
-                        level=opts.forecast_level / 100,  # CE's PredictionIntervalLevel is a percentage
-                        points=points,
-                        month_end_mean=actual + total[0],
-                        month_end_lower=actual + total[1],
-                        month_end_upper=actual + total[2],
-                        train_end=today - timedelta(days=1),
-                        budget=self.settings.budget_monthly,
-                    )
-                )
+                batch.forecasts.append(ForecastRow(
+                    created_at=ctx.now,
+                    method="aws",
+                    subject="total",
+                    level=opts.forecast_level / 100,  # CE's PredictionIntervalLevel is a percentage
+                    points=points,
+                    fields={
+                        "month_end_mean": actual + total[0],
+                        "month_end_lower": actual + total[1],
+                        "month_end_upper": actual + total[2],
+                        "train_end": today - timedelta(days=1),
+                        "budget": self.settings.budget_monthly,
+                    },
+                ))
         return batch
+
+    @staticmethod
+    def _window(ctx: Context, opts: Options) -> tuple[date, date, date]:
+        """(start, end exclusive, today) of this pass's GetCostAndUsage window."""
+        today = ctx.now.astimezone(UTC).date()
+        end = today + timedelta(days=1)  # today's partial day included; restated later
+        mark = ctx.watermark(WATERMARK_END)
+        if mark is None:
+            # at least the whole month so far, for the month-end figure beside the forecast
+            return min(end - timedelta(days=opts.backfill_days), today.replace(day=1)), end, today
+        try:
+            last_end = date.fromisoformat(mark)
+        except ValueError as exc:
+            raise CollectorError(SOURCE, f"stored watermark {WATERMARK_END!r} is not a date: {mark!r}") from exc
+        start = min(last_end, end) - timedelta(days=opts.restate_days)
+        return min(start, end - timedelta(days=1)), end, today
+
+    @staticmethod
+    def _forecast_due(ctx: Context, opts: Options, today: date) -> bool:
+        """GetCostForecast runs at most once per UTC day."""
+        return opts.forecast and ctx.watermark(WATERMARK_FORECAST) != today.isoformat()
 
     # ---- requests ----------------------------------------------------------------------
 
@@ -242,15 +250,6 @@ class CostExplorerCollector:
         lower = float(frame["lower"].sum()) if not frame.empty and frame["lower"].notna().all() else mean
         upper = float(frame["upper"].sum()) if not frame.empty and frame["upper"].notna().all() else mean
         return (mean, lower, upper), frame
-
-    def _stored_total(self, ctx: Context, start: date, end: date) -> float:
-        """Stored CE cost for ``start <= day < end`` (days before this pass's window)."""
-        if end <= start or ctx.reader is None:
-            return 0.0
-        from store.costs import daily_cost
-
-        frame = ctx.read(lambda conn: daily_cost(conn, start, end - timedelta(days=1), source=SOURCE))
-        return float(frame["billed_cost"].sum()) if not frame.empty else 0.0
 
 
 # ---- the boundary: raw answers -> typed rows -------------------------------------------------

@@ -1,100 +1,82 @@
-"""Cost export files (FOCUS and legacy CUR) -> daily cost rows: finding, reading, storing.
+"""Cost export files (FOCUS and legacy CUR) -> daily cost rows: finding, reading, summing, and
+the collector for the ``focus`` and ``cur`` sources.
 
-``import_cost_files(engine, ["s3://bucket/prefix", "path/", "file.csv.gz"], ...)`` finds the
-files (a local file, a folder searched recursively, or every object under an ``s3://`` prefix
-as AWS Data Exports writes them: ``.../data/BILLING_PERIOD=YYYY-MM/*.csv.gz|*.parquet``), tells
-FOCUS from CUR by their columns (``collectors.focus`` / ``collectors.cur`` read them), rejects
-malformed rows with file, line and reason, sums the rest per day and key, and stores them.
+``find_files(["s3://bucket/prefix", "path/", "file.csv.gz"])`` finds the files (a local file, a
+folder searched recursively, or every object under an ``s3://`` prefix as AWS Data Exports
+writes them: ``.../data/BILLING_PERIOD=YYYY-MM/*.csv.gz|*.parquet``); ``read_all`` tells FOCUS
+from CUR by their columns (``collectors/focus.py`` and ``collectors/cur.py`` parse them),
+rejecting malformed rows with file, line and reason; ``summarise`` sums the rest per day and key
+and ``cost_days`` says what they replace. ``jobs/import_costs.py`` (``pipepulse costs import``)
+and ``ExportCollector`` (the ``focus`` and ``cur`` sources) hand that to
+``collectors.runner.persist``.
 
-Storing: per source, each calendar month that the imported charges fall in is *replaced* in one
-transaction (``store.costs.replace_cost_rows``): a restated export replaces its month, and
-importing the same files again changes nothing. So import every file of a month together (a
-folder or prefix does); a lone second part of a month would replace the first.
+Storing: per source, each calendar month that the charges fall in is *replaced* in one
+transaction (``CostDays``, written by ``store.costs.replace_cost_rows``): a restated export
+replaces its month, and importing the same files again changes nothing. So import every file of
+a month together (a folder or prefix does); a lone second part of a month would replace the first.
 
 Line numbers: CSV data rows are numbered as lines of the file (header = line 1), which is exact
 unless a quoted value spans lines; Parquet rows are numbered from 1 as ``row N``.
 
-Extending to another format: write ``parse_<format>(table, file, tag_key) -> Parsed`` producing
-the ``LINE_COLUMNS`` frame, and teach ``detect_kind`` its columns.
+Extending to another format: a module like ``collectors/focus.py`` with ``wanted_columns`` and a
+parser producing ``collectors.costrows.Parsed``, added to ``FORMATS`` and ``detect_kind``.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
-import json
 import logging
-import re
+import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from botocore import exceptions as bx
 
-from pipepulse.errors import CollectorError, InputError
+from collectors import cur, focus
+from collectors.base import Batch, Collector, Context, CostDays
+from collectors.costrows import Parsed, Rejection, month_label, normalise_name
+from pipepulse.errors import CollectorError, ConfigError, InputError
+from pipepulse.settings import Settings, opt
 
 __all__ = [
     "CostFile",
     "ExportCollector",
-    "Plan",
-    "read_all",
-    "store_parsed",
-    "summarise",
-    "write_plans",
     "ImportResult",
-    "LINE_COLUMNS",
-    "Parsed",
-    "Rejection",
+    "Plan",
+    "cost_days",
+    "create_cur",
+    "create_focus",
     "daily_rows",
     "detect_kind",
     "find_files",
-    "import_cost_files",
+    "read_all",
     "read_cost_file",
+    "summarise",
+    "to_collector_error",
 ]
 
 log = logging.getLogger(__name__)
 
-LINE_COLUMNS = (
-    "line", "billing_period", "day", "provider", "account", "service", "region", "usage_type",
-    "pipeline", "billed_cost", "effective_cost", "usage_quantity", "currency",
-)
 KEY_COLUMNS = ("day", "provider", "account", "service", "region", "usage_type", "pipeline", "currency")
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".csv.zip")
 NULL_STRINGS = ["NULL", "null", ""]
-STRING_LIMITS = {"provider": 64, "account": 64, "service": 200, "region": 64, "usage_type": 300, "pipeline": 200, "currency": 8}
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A row left out of the import, and why."""
-
-    file: str
-    line: int | None  # CSV line (header is 1) or Parquet row (from 1); None when unknown
-    reason: str
-    unit: str = "line"  # "line" (CSV) or "row" (Parquet)
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.unit == "line" and self.line else f"{self.file} row {self.line}" if self.line else self.file
-        return f"{where}: {self.reason}"
-
-
-@dataclass
-class Parsed:
-    """One file read: its kind, the good rows (``LINE_COLUMNS``, Arrow), the rejected ones."""
-
-    kind: str  # focus | cur
-    file: str
-    lines: pa.Table
-    rejections: list[Rejection]
-    rows_read: int
+# kind -> (the columns to read from a file with these columns, the parser)
+FORMATS = {
+    "focus": (focus.wanted_columns, focus.parse_focus),
+    "cur": (cur.wanted_columns, cur.parse_cur),
+}
 
 
 @dataclass(frozen=True)
@@ -177,8 +159,6 @@ def _is_cost_file(name: str) -> bool:
 
 
 def _default_s3() -> Any:
-    import boto3
-
     return boto3.client("s3")
 
 
@@ -199,8 +179,6 @@ def _open_bytes(f: CostFile, s3_client: Any) -> bytes:
 
 def _aws_reason(exc: BaseException, action: str) -> str:
     """A one-line reason for a failed S3 call, naming the IAM action when access was denied."""
-    from botocore import exceptions as bx
-
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
         return "no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     if isinstance(exc, bx.ClientError):
@@ -210,14 +188,6 @@ def _aws_reason(exc: BaseException, action: str) -> str:
             return f"access denied: grant {action}"
         return f"{code}: {err.get('Message', '') or exc}"
     return str(exc)
-
-
-def normalise_name(name: str) -> str:
-    """``lineItem/UsageStartDate`` -> ``line_item_usage_start_date`` (CUR CSV to Athena names)."""
-    if "/" not in name and ":" not in name and name == name.lower():
-        return name
-    parts = re.split(r"[/:]", name)
-    return "_".join(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", p).lower() for p in parts)
 
 
 def detect_kind(columns: Sequence[str]) -> str | None:
@@ -233,8 +203,6 @@ def detect_kind(columns: Sequence[str]) -> str | None:
 
 def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parsed:
     """Read one FOCUS or CUR file; raises InputError when it cannot be read at all."""
-    from collectors import cur, focus
-
     try:
         data = _open_bytes(f, s3_client)
     except OSError as exc:
@@ -247,7 +215,7 @@ def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parse
             kind = detect_kind(columns)
             if kind is None:
                 raise InputError(f"{f.name}: neither FOCUS (BilledCost, ChargePeriodStart) nor CUR (line_item_unblended_cost, line_item_usage_start_date) columns")
-            wanted = (focus if kind == "focus" else cur).wanted_columns(columns, tag_key)
+            wanted = FORMATS[kind][0](columns, tag_key)
             table = pf.read(columns=wanted)
             table = table.rename_columns([normalise_name(c) if kind == "cur" else c for c in table.column_names])
             lines = np.arange(1, table.num_rows + 1, dtype=np.int64)
@@ -258,7 +226,7 @@ def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parse
             kind = detect_kind(header)
             if kind is None:
                 raise InputError(f"{f.name}: neither FOCUS (BilledCost, ChargePeriodStart) nor CUR (lineItem/UnblendedCost, lineItem/UsageStartDate) columns")
-            wanted = (focus if kind == "focus" else cur).wanted_columns(header, tag_key)
+            wanted = FORMATS[kind][0](header, tag_key)
             table, lines, early = _read_csv(raw, wanted, f.name)
             if kind == "cur":
                 table = table.rename_columns([normalise_name(c) for c in table.column_names])
@@ -267,8 +235,7 @@ def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parse
         raise
     except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"{f.name}: not a readable {'Parquet' if low.endswith('.parquet') else 'CSV'} file: {exc}") from exc
-    parser = focus.parse_focus if kind == "focus" else cur.parse_cur
-    parsed = parser(table, file=f.name, lines=lines, unit=unit, tag_key=tag_key)
+    parsed = FORMATS[kind][1](table, file=f.name, lines=lines, unit=unit, tag_key=tag_key)
     if early:
         parsed.rejections = sorted([*early, *parsed.rejections], key=lambda r: r.line or 0)
         parsed.rows_read += len(early)
@@ -282,8 +249,6 @@ def _decompress(data: bytes, low: str, name: str) -> bytes:
         except (OSError, EOFError) as exc:
             raise InputError(f"{name}: not a readable gzip file: {exc}") from exc
     if low.endswith(".zip"):
-        import zipfile
-
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             members = [m for m in z.namelist() if m.lower().endswith(".csv")]
             if len(members) != 1:
@@ -335,122 +300,7 @@ def _read_csv(raw: bytes, wanted: list[str], name: str) -> tuple[pa.Table, np.nd
     return table, lines, bad
 
 
-# ---- helpers the format parsers share --------------------------------------------------------
-
-
-def to_number(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Float values and a mask of present-but-not-a-number entries (NaN where null or bad)."""
-    n = len(arr)
-    try:
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return values.astype(np.float64, copy=False), np.zeros(n, dtype=bool)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    # slow path, only for a column holding something that is not a number
-    codes, uniques = _encode(arr)
-    parsed = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    values = np.full(n, np.nan)
-    present = codes >= 0
-    values[present] = parsed[codes[present]]
-    return values, present & np.isnan(values)
-
-
-def _encode(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
-    """Dictionary codes (-1 for null) and the distinct values, without a Python object per row."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    enc = pc.dictionary_encode(arr)
-    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, enc.dictionary.to_pylist()
-
-
-def to_day(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """UTC days (datetime64[D]) and a mask of present-but-unparseable entries (NaT where null/bad)."""
-    if pa.types.is_timestamp(arr.type):
-        if arr.type.tz is not None:
-            arr = pc.cast(arr, pa.timestamp(arr.type.unit, "UTC"))
-        days = pc.cast(pc.floor_temporal(arr, unit="day"), pa.timestamp("s")).to_numpy(zero_copy_only=False)
-        return days.astype("datetime64[D]"), np.zeros(len(days), dtype=bool)
-    if pa.types.is_date(arr.type):
-        days = arr.to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        return days, np.zeros(len(days), dtype=bool)
-    # each distinct timestamp string is parsed once (an hourly month has ~720)
-    codes, uniques = _encode(arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string()))
-    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), utc=True, errors="coerce", format="ISO8601")
-    udays = parsed.dt.tz_convert(None).dt.floor("D").to_numpy().astype("datetime64[D]")
-    out = np.full(len(codes), np.datetime64("NaT"), dtype="datetime64[D]")
-    present = codes >= 0
-    out[present] = udays[codes[present]]
-    return out, present & np.isnat(out)
-
-
-def text(arr: pa.ChunkedArray | pa.Array | None, n: int, default: str = "") -> pa.Array:
-    """A string column with ``default`` for nulls (and for an absent column), as an Arrow array."""
-    if arr is None:
-        return pc.fill_null(pa.nulls(n, pa.string()), default)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if not pa.types.is_string(arr.type):
-        arr = pc.cast(arr, pa.string())
-    return pc.fill_null(arr, default)
-
-
-def map_value(arr: pa.ChunkedArray | pa.Array, key: str, n: int) -> pa.Array:
-    """``key``'s value in a map<string, string> column ('' when absent)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    return text(pc.map_lookup(arr, pa.scalar(key, arr.type.key_type), "first"), n)
-
-
-def fallback(primary: pa.Array, secondary: pa.Array) -> pa.Array:
-    """``primary`` where it is not empty, else ``secondary``."""
-    return pc.if_else(pc.equal(primary, ""), secondary, primary)
-
-
-def is_value(arr: pa.Array, value: str) -> np.ndarray:
-    """A numpy mask of ``arr == value``."""
-    return pc.equal(arr, value).to_numpy(zero_copy_only=False)
-
-
-def month_of(days: np.ndarray) -> np.ndarray:
-    """Months since 1970 (int64) for datetime64[D] values; see ``month_label``."""
-    return days.astype("datetime64[M]").astype(np.int64)
-
-
-def month_label(m: int) -> str:
-    return f"{1970 + m // 12:04d}-{m % 12 + 1:02d}"
-
-
-def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str, Any], problems: list[tuple[np.ndarray, Callable[[int], str]]]) -> Parsed:
-    """Build a Parsed from column arrays and (mask, reason-of-row-index) problem checks."""
-    n = len(lines)
-    rejected = np.zeros(n, dtype=bool)
-    rejections: list[Rejection] = []
-    for mask, reason in problems:
-        new = mask & ~rejected
-        for i in np.flatnonzero(new):
-            rejections.append(Rejection(file, int(lines[i]), reason(int(i)), unit))
-        rejected |= new
-    rejections.sort(key=lambda r: r.line or 0)
-    arrays: dict[str, Any] = {"line": pa.array(lines)}
-    for name in LINE_COLUMNS[1:]:
-        v = columns[name]
-        if isinstance(v, str):
-            arr = pc.fill_null(pa.nulls(n, pa.string()), v)
-        elif isinstance(v, np.ndarray):
-            arr = pa.array(v, from_pandas=True) if v.dtype.kind in "fM" else pa.array(v)
-        else:
-            arr = v
-        if name in STRING_LIMITS and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > STRING_LIMITS[name]:
-            arr = pc.utf8_slice_codeunits(arr, 0, STRING_LIMITS[name])
-        arrays[name] = arr
-    table = pa.table(arrays)
-    if rejected.any():
-        table = table.filter(pa.array(~rejected))
-    return Parsed(kind=kind, file=file, lines=table, rejections=rejections, rows_read=n)
-
-
-# ---- summing and storing ---------------------------------------------------------------------
+# ---- summing -----------------------------------------------------------------------------
 
 
 def daily_rows(lines: pa.Table) -> pd.DataFrame:
@@ -493,27 +343,6 @@ def read_all(files: Sequence[CostFile], *, tag_key: str, s3_client: Any, result:
     return parsed
 
 
-def import_cost_files(
-    engine: Any,
-    sources: Sequence[str],
-    *,
-    tag_key: str,
-    now: datetime,
-    s3_client: Any = None,
-    keep_rejections: int = 1000,
-    files: Sequence[CostFile] | None = None,
-    kinds: Sequence[str] = ("focus", "cur"),
-) -> ImportResult:
-    """Import FOCUS/CUR files from ``sources`` (paths, folders, s3:// prefixes) into cost_daily."""
-    result = ImportResult()
-    if files is None:
-        files, problems = find_files(sources, s3_client=s3_client)
-        result.unreadable.extend(problems)
-    parsed = read_all(files, tag_key=tag_key, s3_client=s3_client, result=result, keep_rejections=keep_rejections, kinds=kinds)
-    store_parsed(engine, parsed, now=now, result=result)
-    return result
-
-
 @dataclass
 class Plan:
     """The daily rows of one source and the calendar months they replace."""
@@ -547,27 +376,16 @@ def summarise(parsed: Sequence[Parsed], result: ImportResult) -> list[Plan]:
     return plans
 
 
-def write_plans(conn: Any, plans: Sequence[Plan], *, now: datetime) -> int:
-    """Replace each planned month of each source (in the caller's transaction); rows changed."""
-    from store.costs import replace_cost_rows
-
-    changed = 0
+def cost_days(plans: Sequence[Plan]) -> list[CostDays]:
+    """What the plans replace: per source, each calendar month's daily rows."""
+    out = []
     for plan in plans:
         first = {d: d.replace(day=1) for d in set(plan.rows["day"])}
         month_of_row = plan.rows["day"].map(first)
         for m in plan.months:
             nxt = date(m.year + (m.month == 12), m.month % 12 + 1, 1)
-            changed += replace_cost_rows(conn, plan.kind, m, nxt, plan.rows[month_of_row == m], now=now)
-    return changed
-
-
-def store_parsed(engine: Any, parsed: Sequence[Parsed], *, now: datetime, result: ImportResult) -> ImportResult:
-    """Sum and store parsed files: per source, each month they touch is replaced in one transaction."""
-    plans = summarise(parsed, result)
-    if plans:
-        with engine.begin() as conn:
-            result.rows_stored += write_plans(conn, plans, now=now)
-    return result
+            out.append(CostDays(source=plan.kind, start=m, end=nxt, rows=plan.rows[month_of_row == m]))
+    return out
 
 
 def to_collector_error(source: str, result: ImportResult) -> CollectorError | None:
@@ -579,62 +397,28 @@ def to_collector_error(source: str, result: ImportResult) -> CollectorError | No
     return CollectorError(source, f"{len(result.unreadable)} file(s) could not be read: {first}{more}")
 
 
-def parse_tags(arr: pa.ChunkedArray | pa.Array | None, n: int, key: str) -> tuple[pa.Array, np.ndarray]:
-    """``key``'s value from a JSON tags column, and a mask of rows whose tags are not a JSON object.
-
-    Each distinct tags string is parsed once (exports repeat a handful of tag sets)."""
-    if arr is None:
-        return text(None, n), np.zeros(n, dtype=bool)
-    if pa.types.is_map(arr.type):  # Parquet exports may hold tags as a map<string, string>
-        return map_value(arr, key, n), np.zeros(n, dtype=bool)
-    codes, uniques = _encode(arr)
-    values: list[str] = []
-    bad_u = np.zeros(len(uniques) + 1, dtype=bool)
-    for i, s in enumerate(uniques):
-        try:
-            obj = json.loads(s)
-        except (ValueError, TypeError):
-            obj = None
-        if not isinstance(obj, dict):
-            values.append("")
-            bad_u[i] = True
-            continue
-        v = obj.get(key, "")
-        values.append("" if v is None else str(v))
-    values.append("")
-    idx = np.where(codes >= 0, codes, len(uniques))
-    return pa.array(values, pa.string()).take(pa.array(idx)), bad_u[idx]
-
-
 # ---- the collector the runner runs for ``focus`` and ``cur`` ---------------------------------
 
 
-class ExportCollector:
+class ExportCollector(Collector):
     """Imports the export files under ``[collectors.<name>] paths`` (s3:// prefixes or folders).
 
     Files are grouped by folder (AWS Data Exports write one folder per billing period); a group
     is read again only when its files changed (names and ETags, or sizes and mtimes), so a pass
     with nothing new makes one ListObjectsV2 call per prefix and stores nothing."""
 
-    def __init__(self, name: str, settings: Any) -> None:
+    def __init__(self, name: str, settings: Settings) -> None:
         self.name = name
         self.settings = settings
 
-    def _paths(self, ctx: Any) -> list[str]:
-        from pipepulse.errors import ConfigError
-        from pipepulse.settings import opt
-
+    def _paths(self, ctx: Context) -> list[str]:
         label, where = self.settings.config_label, f"collectors.{self.name}"
         paths = opt(ctx.options, "paths", list, label, where)
         if not paths or not all(isinstance(p, str) and p for p in paths):
             raise ConfigError(f"{label}: [{where}] paths: expected a list of s3://bucket/prefix or folder paths, got {paths!r}")
         return paths
 
-    def collect(self, ctx: Any) -> Any:
-        import hashlib
-
-        from collectors.base import Batch
-
+    def collect(self, ctx: Context) -> Batch:
         paths = self._paths(ctx)
         tag_key = ctx.options.get("tag_key", self.settings.cost_tag_key)
         needs_s3 = any(p.startswith("s3://") for p in paths)
@@ -659,9 +443,8 @@ class ExportCollector:
         error = to_collector_error(self.name, result)
         if error is not None:
             raise error
-        plans = summarise(parsed, result)
-        now = ctx.now
-        batch = Batch(
+        return Batch(
+            costs=cost_days(summarise(parsed, result)),
             watermarks=marks,
             details={
                 "files": len(files), "files_read": len(changed), "rows_read": result.rows_read,
@@ -669,9 +452,16 @@ class ExportCollector:
                 "months": {f"{k}:{m}": round(v["billed_cost"], 6) for (k, m), v in sorted(result.months.items())},
             },
         )
-        if plans:
-            batch.writes.append(lambda conn: write_plans(conn, plans, now=now))
-        return batch
+
+
+def create_focus(settings: Settings) -> ExportCollector:
+    """The collector the runner loads for source ``focus``."""
+    return ExportCollector("focus", settings)
+
+
+def create_cur(settings: Settings) -> ExportCollector:
+    """The collector the runner loads for source ``cur``."""
+    return ExportCollector("cur", settings)
 
 
 def _local_stamp(f: CostFile) -> str:

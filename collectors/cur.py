@@ -22,7 +22,7 @@ month has (absent ones count as 0):
     anything else            line_item_unblended_cost
 
 A row is rejected (file, line/row, reason) when its start date or unblended cost is empty or
-malformed.
+malformed. The ``cur`` source is ``collectors.costfiles.ExportCollector`` with this format.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from collectors.costfiles import (
+from collectors.costrows import (
     Parsed,
     fallback,
     finish,
@@ -48,7 +48,7 @@ from collectors.costfiles import (
     to_number,
 )
 
-__all__ = ["create", "parse_cur", "tag_column", "wanted_columns"]
+__all__ = ["parse_cur", "tag_column", "wanted_columns"]
 
 REQUIRED = ("line_item_usage_start_date", "line_item_unblended_cost")
 OPTIONAL = (
@@ -162,10 +162,3 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
         "currency": currency,
     }
     return finish("cur", file, lines, unit, columns, problems)
-
-
-def create(settings: Any) -> Any:
-    """The collector the runner loads for source ``cur``."""
-    from collectors.costfiles import ExportCollector
-
-    return ExportCollector("cur", settings)

@@ -12,8 +12,8 @@ is the file's BilledCost total (mixed casing such as ``Usage-based`` does not ma
 A row is rejected (file, line, reason) when ChargePeriodStart, BilledCost or BillingCurrency is
 empty or malformed, EffectiveCost is not a number, or Tags is not a JSON object.
 
-``create(settings)`` gives the collector the runner runs for source ``focus``: it imports the
-files under ``[collectors.focus] paths`` (``s3://`` prefixes or local folders).
+The ``focus`` source is ``collectors.costfiles.ExportCollector`` with this format: it imports
+the files under ``[collectors.focus] paths`` (``s3://`` prefixes or local folders).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from collectors.costfiles import (
+from collectors.costrows import (
     Parsed,
     fallback,
     finish,
@@ -36,7 +36,7 @@ from collectors.costfiles import (
     to_number,
 )
 
-__all__ = ["create", "parse_focus", "wanted_columns"]
+__all__ = ["parse_focus", "wanted_columns"]
 
 OPTIONAL = (
     "EffectiveCost", "BillingCurrency", "ProviderName", "ServiceProviderName", "SubAccountId",
@@ -114,10 +114,3 @@ def parse_focus(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag
         "currency": currency,
     }
     return finish("focus", file, lines, unit, columns, problems)
-
-
-def create(settings: Any) -> Any:
-    """The collector the runner loads for source ``focus``."""
-    from collectors.costfiles import ExportCollector
-
-    return ExportCollector("focus", settings)

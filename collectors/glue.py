@@ -16,27 +16,29 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.base import Batch, Context, RunRow
+from collectors.base import Batch, Collector, Context, RunRow
 from collectors.incremental import NewestFirst
 from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt
+from pipepulse.vocab import CANCELLED, FAILED, FAILURES, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT
 
 __all__ = ["GlueCollector", "create", "dpu_seconds"]
 
 NAME = "glue"
+# Glue JobRunState -> ours
 STATUS = {
-    "STARTING": "QUEUED",
-    "WAITING": "QUEUED",
-    "RUNNING": "RUNNING",
-    "STOPPING": "RUNNING",
-    "STOPPED": "CANCELLED",
-    "SUCCEEDED": "SUCCEEDED",
-    "FAILED": "FAILED",
-    "ERROR": "FAILED",
-    "TIMEOUT": "TIMED_OUT",
-    "EXPIRED": "TIMED_OUT",
+    "STARTING": QUEUED,
+    "WAITING": QUEUED,
+    "RUNNING": RUNNING,
+    "STOPPING": RUNNING,
+    "STOPPED": CANCELLED,
+    "SUCCEEDED": SUCCEEDED,
+    "FAILED": FAILED,
+    "ERROR": FAILED,
+    "TIMEOUT": TIMED_OUT,
+    "EXPIRED": TIMED_OUT,
 }
-TERMINAL = {"STOPPED", "SUCCEEDED", "FAILED", "ERROR", "TIMEOUT", "EXPIRED"}
+ENDED = {"STOPPED", "SUCCEEDED", "FAILED", "ERROR", "TIMEOUT", "EXPIRED"}  # runs that will not change
 WORKER_DPU = {"Standard": 1.0, "G.025X": 0.25, "G.1X": 1.0, "G.2X": 2.0, "G.4X": 4.0, "G.8X": 8.0, "Z.2X": 2.0}
 
 
@@ -64,7 +66,7 @@ def dpu_seconds(run: dict[str, Any]) -> float | None:
     return None
 
 
-class GlueCollector:
+class GlueCollector(Collector):
     name = NAME
 
     def __init__(self, settings: Settings, *, only_configured: bool, lookback: timedelta) -> None:
@@ -128,17 +130,17 @@ class GlueCollector:
             state = run.get("JobRunState")
             if state not in STATUS:
                 raise CollectorError(NAME, f"job run {job}/{run['Id']}: unexpected JobRunState {state!r}")
-            ended = state in TERMINAL
+            ended = state in ENDED
             if run["Id"] in mark.running and not ended and not mark.is_new(run["Id"], _utc(run["StartedOn"])):
                 continue  # still running, already stored as such
-            batch.add("runs", self._row(job, pipeline, run))
+            batch.runs.append(self._row(job, pipeline, run))
             mark.advance(run["Id"], _utc(run["StartedOn"]), ended=ended)
             stored += 1
         return stored
 
     def _row(self, job: str, pipeline: str, run: dict[str, Any]) -> RunRow:
         state = run["JobRunState"]
-        ended = state in TERMINAL
+        ended = state in ENDED
         started = _utc(run["StartedOn"])
         dpu_s = dpu_seconds(run) if ended else None
         return RunRow(
@@ -151,8 +153,8 @@ class GlueCollector:
             started_at=started,
             ended_at=_utc(run.get("CompletedOn")) if ended else None,
             duration_seconds=self._duration(run, started) if ended else None,
-            error_type=state if STATUS[state] in {"FAILED", "TIMED_OUT"} else None,
-            error_message=run.get("ErrorMessage") if STATUS[state] != "SUCCEEDED" else None,
+            error_type=state if STATUS[state] in FAILURES else None,
+            error_message=run.get("ErrorMessage") if STATUS[state] != SUCCEEDED else None,
             correlation_id=run["Id"],
             cost_usd=dpu_s / 3600 * self.settings.prices.glue_dpu_hour if dpu_s is not None else None,
             region=self.settings.aws_region,

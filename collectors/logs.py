@@ -1,11 +1,14 @@
 """CloudWatch Logs -> ``run_logs``: for each failed run, its error and warning events.
 
-Runs come from the store (the run sources of the same pass stored them first): failed or timed
-out runs updated since the watermark (``since`` plus the ids handled at exactly that time, so
-nothing is skipped or read twice). For each, ``FilterLogEvents`` in the run's log group over its
+Runs come from the store (the run sources of the same pass stored them first), read by the
+runner before the pass (``reads``): failed or timed out runs updated since the watermark
+(``since`` plus the ids handled at exactly that time, so nothing is skipped or read twice). For each, ``FilterLogEvents`` in the run's log group over its
 time span, with the correlation id as a plain-term filter pattern; then, on the client side,
 only events whose ``correlation_id`` equals the run's and whose level is ERROR or WARN(ING) are
-kept, at most ``max_events_per_run``. The client-side filter matters: moto's JSON filter
+kept, at most ``max_events_per_run``. Before the first run of a log group in a pass, one
+``DescribeLogGroups`` says whether the group exists (no filtering of a missing group) and how
+many days it keeps events; the pass records ``lookback_days`` and, per run source and pipeline,
+the group and its retention in its details, so the dashboard can say why a run has no lines. The client-side filter matters: moto's JSON filter
 patterns silently match every event, and AWS's plain term matches substrings (``c-12`` in
 ``c-123``).
 
@@ -23,10 +26,11 @@ Config ``[collectors.logs]``::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.base import Batch, Context, LogRow
+from collectors.base import Batch, Collector, Context, FailedRunsQuery, LogRow, Reads
 from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt, require_table
 
@@ -39,6 +43,13 @@ DEFAULT_GROUPS = {"reference": "/pipepulse/reference/{pipeline}", "glue": "/aws-
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _mark(ctx: Context) -> tuple[datetime | None, set[str]]:
+    """The watermark: the last ``updated_at`` handled, and the run ids handled at exactly then."""
+    mark = json.loads(ctx.watermark("since") or "{}")
+    since = datetime.fromisoformat(mark["since"]) if mark.get("since") else None
+    return since, set(mark.get("done", []))
 
 
 def event_row(event: dict[str, Any], *, group: str, run_id: str, correlation_id: str) -> LogRow | None:
@@ -75,7 +86,7 @@ def event_row(event: dict[str, Any], *, group: str, run_id: str, correlation_id:
     )
 
 
-class LogsCollector:
+class LogsCollector(Collector):
     name = NAME
 
     def __init__(self, *, groups: dict[str, str], max_events: int, max_runs: int, max_pages: int, lookback: timedelta) -> None:
@@ -85,34 +96,47 @@ class LogsCollector:
         self.max_pages = max_pages
         self.lookback = lookback
 
-    def collect(self, ctx: Context) -> Batch:
-        from store.collecting import failed_runs_since
+    def reads(self, ctx: Context) -> Reads:
+        since, done = _mark(ctx)
+        return Reads(failed_runs=FailedRunsQuery(since=since, done=frozenset(done), ended_after=ctx.now - self.lookback,
+                                                 limit=self.max_runs))
 
+    def collect(self, ctx: Context) -> Batch:
         batch = Batch()
-        mark = json.loads(ctx.watermark("since") or "{}")
-        since = datetime.fromisoformat(mark["since"]) if mark.get("since") else None
-        done = set(mark.get("done", []))
-        runs = ctx.read(lambda conn: failed_runs_since(conn, since, done_at_since=done, ended_after=ctx.now - self.lookback, limit=self.max_runs))
+        batch.details["lookback_days"] = self.lookback.days
+        since, done = _mark(ctx)
+        runs = ctx.stored.failed_runs
         if not runs:
             return batch
         logs = ctx.client("logs")
         stats = {"runs": 0, "events": 0, "missing_groups": 0}
+        retention: dict[str, int | None | bool] = {}  # group -> days kept (None: never expire); False: missing
+        seen: dict[str, dict[str, Any]] = {}
         for run in runs:
             stats["runs"] += 1
             template = self.groups.get(run["source"])
             if template and run["correlation_id"] and run["started_at"]:
-                stats["events"] += self._run(logs, batch, run, template, stats)
+                group = template.format(pipeline=run["pipeline"], run=run["run_id"].split(":", 1)[-1])
+                if group not in retention:
+                    retention[group] = _retention(logs, group)
+                kept = retention[group]
+                seen[f"{run['source']}:{run['pipeline']}"] = {"group": group, "retention_days": None if kept is False else kept,
+                                                              "exists": kept is not False}
+                if kept is False:
+                    stats["missing_groups"] += 1
+                else:
+                    stats["events"] += self._run(logs, batch, run, group, stats)
             ts = run["updated_at"]
             if since is None or ts > since:
                 since, done = ts, set()
             done.add(run["run_id"])
+        assert since is not None
         batch.watermarks["since"] = json.dumps({"since": since.isoformat(), "done": sorted(done)})
         batch.details.update(stats)
+        batch.details["log_groups"] = seen
         return batch
 
-    def _run(self, logs: Any, batch: Batch, run: dict[str, Any], template: str, stats: dict) -> int:
-        bare = run["run_id"].split(":", 1)[-1]
-        group = template.format(pipeline=run["pipeline"], run=bare)
+    def _run(self, logs: Any, batch: Batch, run: Mapping[str, Any], group: str, stats: dict) -> int:
         cid = run["correlation_id"]
         start = run["started_at"] - timedelta(minutes=1)
         end = (run["ended_at"] or run["started_at"]) + timedelta(minutes=5)
@@ -133,7 +157,7 @@ class LogsCollector:
             for event in page.get("events", []):
                 row = event_row(event, group=group, run_id=run["run_id"], correlation_id=cid)
                 if row is not None:
-                    batch.add("run_logs", row)
+                    batch.logs.append(row)
                     kept += 1
                     if kept >= self.max_events:
                         return kept
@@ -141,6 +165,15 @@ class LogsCollector:
             if not token:
                 break
         return kept
+
+
+def _retention(logs: Any, group: str) -> int | None | bool:
+    """Days ``group`` keeps its events (None: never expire), or False when there is no such group."""
+    page = logs.describe_log_groups(logGroupNamePrefix=group)
+    for g in page.get("logGroups", []):  # sorted by name: the exact name comes first
+        if g["logGroupName"] == group:
+            return g.get("retentionInDays")
+    return False
 
 
 def create(settings: Settings) -> LogsCollector:

@@ -1,14 +1,18 @@
-"""One collection pass: run each configured source, persist what it returns, record the pass.
+"""One collection pass: run each configured source, write what it returns, record the pass.
 
-For every source the runner records a ``collector_runs`` row when the pass begins (committed at
-once, so a crashed pass stays visible as ``running``), calls ``collect(ctx)``, then in ONE
-transaction upserts the rows, advances the watermarks, refreshes the ``run_daily`` days touched
-and closes the pass record with rows, API calls and their price. A failure anywhere rolls all of
-that back together, so the next pass resumes from the last committed watermark: nothing lost,
-nothing twice. A failing source is recorded as failed and the others still run.
+The runner is the only part of collectors/ that writes to the store. For every source it
+records a ``collector_runs`` row when the pass begins (committed at once, so a crashed pass
+stays visible as ``running``), reads the source's watermarks and whatever else the collector
+asks for (``Collector.reads``), calls ``collect(ctx)``, then in ONE transaction writes the
+batch (``persist``: rows, cost days, metric points, forecasts, then the watermarks), refreshes
+the ``run_daily`` days touched and closes the pass record with rows, API calls and their price.
+A failure anywhere rolls all of that back together, so the next pass resumes from the last
+committed watermark: nothing lost, nothing twice. A failing source is recorded as failed and
+the others still run.
 
-Sources live in ``SOURCES`` as module names imported lazily; each module has
-``create(settings) -> Collector``. Configuration, under ``[collectors]``::
+Sources live in ``SOURCES`` as ``"module"`` (whose ``create(settings) -> Collector`` makes the
+collector) or ``"module:function"``, imported when the source runs (a source's dependencies,
+such as pyarrow for the export files, load only when it runs). Configuration, under ``[collectors]``::
 
     [collectors]
     sources = ["reference", "stepfunctions"]   # optional: which sources run by default
@@ -22,20 +26,29 @@ Sources live in ``SOURCES`` as module names imported lazily; each module has
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
 from sqlalchemy.engine import Connection, Engine
 
-from collectors.base import Batch, Collector, Context, default_client_config, persist
+from collectors.aws import default_client_config
+from collectors.base import NOTHING, Batch, Collector, Context, Reads, Stored
+from pipepulse.cron import CronSchedule
 from pipepulse.errors import CollectorError, ConfigError, PipepulseError
 from pipepulse.settings import Settings, opt, require_table
+from store.collecting import failed_runs_since, source_watermarks, upsert_pipelines
+from store.costs import daily_cost, replace_cost_rows
+from store.forecasts import save_forecast
+from store.metrics import known_series, write_metrics
+from store.rollups import refresh_run_daily
+from store.schema import run_logs, run_steps, runs
+from store.state import finish_collector_run, set_watermark, start_collector_run
+from store.writes import upsert
 
 __all__ = [
     "DEFAULT_CRON",
@@ -45,13 +58,14 @@ __all__ = [
     "collect",
     "configured_sources",
     "enabled_sources",
+    "persist",
     "run_source",
     "source_config",
 ]
 
 log = logging.getLogger(__name__)
 
-# name -> module (imported when the source runs) or a factory ``(settings) -> Collector``.
+# name -> "module" (its create), "module:function", or a factory ``(settings) -> Collector``.
 # Order matters: run sources before `logs`, which reads the failed runs they stored.
 SOURCES: dict[str, str | Callable[[Settings], Collector]] = {
     "reference": "collectors.reference",
@@ -60,8 +74,8 @@ SOURCES: dict[str, str | Callable[[Settings], Collector]] = {
     "cloudwatch": "collectors.cloudwatch",
     "logs": "collectors.logs",
     "ce": "collectors.costexplorer",
-    "focus": "collectors.focus",
-    "cur": "collectors.cur",
+    "focus": "collectors.costfiles:create_focus",
+    "cur": "collectors.costfiles:create_cur",
 }
 # Sources that run when the config says nothing (cost files need a path, so they are opt-in).
 DEFAULT_ENABLED = ("reference", "stepfunctions", "glue", "cloudwatch", "logs", "ce")
@@ -75,7 +89,6 @@ DEFAULT_CRON = {
     "focus": "0 */6 * * *",
     "cur": "0 */6 * * *",
 }
-COMMON_KEYS = {"enabled", "cron"}
 
 
 @dataclass(frozen=True)
@@ -133,8 +146,6 @@ def source_config(settings: Settings, name: str) -> SourceConfig:
     else:
         enabled, explicit = name in DEFAULT_ENABLED, False
     cron = opt(own, "cron", str, label, f"collectors.{name}", default=DEFAULT_CRON.get(name, "*/15 * * * *"))
-    from pipepulse.cron import CronSchedule
-
     try:
         CronSchedule(cron)
     except ValueError as exc:
@@ -153,23 +164,15 @@ def configured_sources(settings: Settings) -> list[SourceConfig]:
 
 def enabled_sources(settings: Settings) -> list[SourceConfig]:
     """The sources a pass runs when none are named, in run order."""
-    # Enabled only by default but not installed (e.g. a cost module not there): skip quietly.
-    return [c for c in configured_sources(settings) if c.enabled and (c.explicit or _available(c.name))]
+    return [c for c in configured_sources(settings) if c.enabled]
 
 
 def _load(name: str, settings: Settings) -> Collector:
     target = SOURCES[name]
     if callable(target):
         return target(settings)
-    module = importlib.import_module(target)
-    return module.create(settings)
-
-
-def _available(name: str) -> bool:
-    target = SOURCES[name]
-    if callable(target):
-        return True
-    return importlib.util.find_spec(target) is not None
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function or "create")(settings)
 
 
 def collect(
@@ -195,8 +198,6 @@ def collect(
 
 def sync_pipelines(settings: Settings, engine: Engine, *, now: datetime) -> int:
     """Upsert the ``pipelines`` rows from the settings."""
-    from store.collecting import upsert_pipelines
-
     rows = [
         {
             "name": p.name,
@@ -234,9 +235,6 @@ def run_source(
     session_factory: Callable[[], Any] | None = None,
 ) -> PassResult:
     """One pass of one source, recorded in ``collector_runs``; never raises for a source failure."""
-    from store.collecting import source_watermarks
-    from store.state import finish_collector_run, start_collector_run
-
     if isinstance(config, str):
         config = source_config(settings, config)
     name = config.name
@@ -244,11 +242,6 @@ def run_source(
     run_id = start_collector_run(engine, name, now=now)
     with engine.connect() as conn:
         marks = source_watermarks(conn, name)
-
-    def reader(fn: Callable[[Connection], Any]) -> Any:
-        with engine.connect() as conn:
-            return fn(conn)
-
     ctx = Context(
         settings=settings,
         session_factory=session_factory or boto3.Session,
@@ -257,11 +250,11 @@ def run_source(
         client_config=default_client_config(read_timeout=_read_timeout(settings)),
         source=name,
         options=config.options,
-        reader=reader,
     )
     result = PassResult(source=name, status="failed", collector_run_id=run_id)
     try:
         collector = _load(name, settings)
+        ctx.stored = read_stored(engine, collector.reads(ctx))
         try:
             batch = collector.collect(ctx)
         except (KeyError, TypeError, AttributeError) as exc:
@@ -274,8 +267,6 @@ def run_source(
             rows = persist(conn, name, batch, now=now)
             days = run_days(batch)
             if days:
-                from store.rollups import refresh_run_daily
-
                 refresh_run_daily(conn, days=days, now=now)
             finish_collector_run(
                 conn, run_id, now=now, status="succeeded", rows_written=rows, api_calls=ctx.calls.total,
@@ -302,6 +293,40 @@ def run_source(
     return result
 
 
+def read_stored(engine: Engine, reads: Reads) -> Stored:
+    """Answer a collector's ``reads`` from the store, before its pass."""
+    if reads == NOTHING:
+        return Stored()
+    with engine.connect() as conn:
+        series = frozenset(known_series(conn)) if reads.metric_series else frozenset()
+        failed: tuple[Mapping[str, Any], ...] = ()
+        if (q := reads.failed_runs) is not None:
+            failed = tuple(failed_runs_since(conn, q.since, done_at_since=q.done, ended_after=q.ended_after, limit=q.limit))
+        total = 0.0
+        if (c := reads.cost_total) is not None and c.end > c.start:
+            frame = daily_cost(conn, c.start, c.end - timedelta(days=1), source=c.source)
+            total = float(frame["billed_cost"].sum()) if not frame.empty else 0.0
+    return Stored(metric_series=series, failed_runs=failed, cost_total=total)
+
+
+def persist(conn: Connection, source: str, batch: Batch, *, now: datetime) -> int:
+    """Write a batch and its watermarks in the caller's transaction; returns rows changed."""
+    changed = 0
+    if batch.metrics is not None:
+        changed += write_metrics(conn, batch.metrics.series, batch.metrics.points, now=now)
+    for days in batch.costs:
+        changed += replace_cost_rows(conn, days.source, days.start, days.end, days.rows, now=now)
+    for f in batch.forecasts:
+        changed += save_forecast(conn, created_at=f.created_at, method=f.method, subject=f.subject, level=f.level,
+                                 points=f.points, **f.fields)
+    for table, rows in ((runs, batch.runs), (run_steps, batch.steps), (run_logs, batch.logs)):
+        if rows:
+            changed += upsert(conn, table, [r.as_row() for r in rows], now=now)
+    for key, value in batch.watermarks.items():
+        set_watermark(conn, source, value, key, now=now)
+    return changed
+
+
 def _read_timeout(settings: Settings) -> float:
     """``[collectors] read_timeout_seconds``: how long one AWS answer may take before it is retried."""
     label = settings.config_label
@@ -319,16 +344,11 @@ def _check_batch(name: str, batch: Any) -> None:
 def _details(ctx: Context, batch: Batch | None) -> dict[str, Any]:
     out: dict[str, Any] = {"calls": dict(ctx.calls.calls), "retries": dict(ctx.calls.retries)}
     if batch is not None:
-        out["rows"] = {t: len(r) for t, r in batch.rows.items()}
+        out["rows"] = {t: len(r) for t, r in (("runs", batch.runs), ("run_steps", batch.steps), ("run_logs", batch.logs)) if r}
         out.update(batch.details)
     return out
 
 
 def run_days(batch: Batch) -> set[date]:
     """UTC days of the runs in ``batch`` (the ``run_daily`` days to refresh)."""
-    days: set[date] = set()
-    for row in batch.rows.get("runs", []):
-        ts = row.get("started_at")
-        if ts is not None:
-            days.add(ts.astimezone(UTC).date())
-    return days
+    return {r.started_at.astimezone(UTC).date() for r in batch.runs if r.started_at is not None}

@@ -20,23 +20,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.base import Batch, Context, RunRow, StepRow
+from collectors.base import Batch, Collector, Context, RunRow, StepRow
 from collectors.incremental import NewestFirst
 from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt
+from pipepulse.vocab import CANCELLED, FAILED, FAILURES, RUNNING, SUCCEEDED, TIMED_OUT
 
 __all__ = ["StepFunctionsCollector", "create", "steps_from_history"]
 
 NAME = "stepfunctions"
+# Step Functions execution status -> ours
 STATUS = {
-    "RUNNING": "RUNNING",
-    "SUCCEEDED": "SUCCEEDED",
-    "FAILED": "FAILED",
-    "TIMED_OUT": "TIMED_OUT",
-    "ABORTED": "CANCELLED",
-    "PENDING_REDRIVE": "FAILED",
+    "RUNNING": RUNNING,
+    "SUCCEEDED": SUCCEEDED,
+    "FAILED": FAILED,
+    "TIMED_OUT": TIMED_OUT,
+    "ABORTED": CANCELLED,
+    "PENDING_REDRIVE": FAILED,
 }
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"}
+ENDED = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"}  # executions that will not change
 
 
 def _utc(ts: datetime | None) -> datetime | None:
@@ -57,7 +59,7 @@ def steps_from_history(run_id: str, events: list[dict[str, Any]], status: str) -
         if kind.endswith("StateEntered"):
             name = ev["stateEnteredEventDetails"]["name"]
             entries[name] = entries.get(name, 0) + 1
-            step = {"stage": name, "attempt": entries[name], "started_at": ts, "ended_at": None, "status": "RUNNING"}
+            step = {"stage": name, "attempt": entries[name], "started_at": ts, "ended_at": None, "status": RUNNING}
             steps.append(step)
             open_by_name[name] = step
             transitions += 1
@@ -66,7 +68,7 @@ def steps_from_history(run_id: str, events: list[dict[str, Any]], status: str) -
             name = ev["stateExitedEventDetails"]["name"]
             step = open_by_name.pop(name, None)
             if step is not None:
-                step["ended_at"], step["status"] = ts, "SUCCEEDED"
+                step["ended_at"], step["status"] = ts, SUCCEEDED
         elif kind in {"ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}:
             details = next((v for k, v in ev.items() if k.endswith("EventDetails")), {}) or {}
             failure = {"error": details.get("error"), "cause": details.get("cause"), "state": last_entered, "at": ts}
@@ -74,20 +76,20 @@ def steps_from_history(run_id: str, events: list[dict[str, Any]], status: str) -
             # TaskFailed, LambdaFunctionFailed ...: the error inside the state that was running
             details = next((v for k, v in ev.items() if k.endswith("EventDetails")), {}) or {}
             failure.setdefault("inner", {"error": details.get("error"), "cause": details.get("cause")})
-    final = STATUS.get(status, "FAILED")
+    final = STATUS.get(status, FAILED)
     out = []
     for step in steps:
-        if step["status"] == "RUNNING" and final != "RUNNING":
-            step["status"] = final if final != "SUCCEEDED" else "SUCCEEDED"
+        if step["status"] == RUNNING and final != RUNNING:
+            step["status"] = final
             step["ended_at"] = failure.get("at")
-            if final in {"FAILED", "TIMED_OUT", "CANCELLED"}:
+            if final in (*FAILURES, CANCELLED):
                 step["error_type"] = failure.get("error") or (failure.get("inner") or {}).get("error")
                 step["error_message"] = failure.get("cause") or (failure.get("inner") or {}).get("cause")
         out.append(StepRow(run_id=run_id, **step))
     return out, transitions, failure
 
 
-class StepFunctionsCollector:
+class StepFunctionsCollector(Collector):
     name = NAME
 
     def __init__(self, settings: Settings, *, only_configured: bool, lookback: timedelta, max_history_pages: int) -> None:
@@ -152,11 +154,11 @@ class StepFunctionsCollector:
                     mark.running.discard(ex_arn)
                     continue
                 raise
-            if ex["status"] in TERMINAL:
+            if ex["status"] in ENDED:
                 fresh.append(ex)
         for ex in sorted(fresh, key=lambda e: _utc(e["startDate"])):
             self._execution(ctx, sfn, batch, ex, pipeline, stats)
-            mark.advance(ex["executionArn"], _utc(ex["startDate"]), ended=ex["status"] in TERMINAL)
+            mark.advance(ex["executionArn"], _utc(ex["startDate"]), ended=ex["status"] in ENDED)
 
     def _execution(self, ctx: Context, sfn: Any, batch: Batch, ex: dict[str, Any], pipeline: str, stats: dict) -> None:
         ex_arn = ex["executionArn"]
@@ -168,7 +170,7 @@ class StepFunctionsCollector:
         steps: list[StepRow] = []
         transitions = 0
         failure: dict[str, Any] = {}
-        if status in TERMINAL:
+        if status in ENDED:
             events = self._history(sfn, ex_arn)
             stats["histories"] += 1
             steps, transitions, failure = steps_from_history(run_id, events, status)
@@ -176,10 +178,10 @@ class StepFunctionsCollector:
         error = ex.get("error") or failure.get("error")
         cause = ex.get("cause") or failure.get("cause")
         message = cause
-        if failure.get("state") and status != "SUCCEEDED":
+        failed = STATUS[status] != SUCCEEDED
+        if failure.get("state") and failed:
             message = f"state {failure['state']}: {cause}" if cause else f"state {failure['state']} failed"
-        batch.add(
-            "runs",
+        batch.runs.append(
             RunRow(
                 run_id=run_id,
                 pipeline=pipeline,
@@ -188,16 +190,15 @@ class StepFunctionsCollector:
                 trigger="schedule",
                 started_at=_utc(ex["startDate"]),
                 ended_at=_utc(ex.get("stopDate")),
-                error_type=error if status != "SUCCEEDED" else None,
-                error_message=message if status != "SUCCEEDED" else None,
+                error_type=error if failed else None,
+                error_message=message if failed else None,
                 correlation_id=ex.get("name"),
-                cost_usd=transitions * self.settings.prices.sfn_transition if status in TERMINAL else None,
+                cost_usd=transitions * self.settings.prices.sfn_transition if status in ENDED else None,
                 account=parts[4] if len(parts) > 4 else "",
                 region=parts[3] if len(parts) > 3 else "",
             ),
         )
-        for step in steps:
-            batch.add("run_steps", step)
+        batch.steps.extend(steps)
 
     def _history(self, sfn: Any, ex_arn: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboard.ui import esc
-from pipepulse.commands.dashboard import auth_mode, is_loopback, password_users, verify_password
+from pipepulse.access import auth_mode, is_loopback, password_users, verify_password
 from pipepulse.errors import ConfigError
 
 __all__ = ["User", "current_user", "require_user", "sign_out_button"]

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from pipepulse.vocab import AWAITING_RETRY, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT
+
 __all__ = [
     "STATUS_COLORS",
     "collector_api_cost",
@@ -30,13 +32,13 @@ __all__ = [
 ]
 
 STATUS_COLORS = {
-    "SUCCEEDED": "#2e9e5b",
-    "FAILED": "#d62728",
-    "TIMED_OUT": "#8c1c13",
-    "CANCELLED": "#9e9e9e",
-    "RUNNING": "#1f77b4",
-    "QUEUED": "#9ecae1",
-    "AWAITING_RETRY": "#ff9f1c",
+    SUCCEEDED: "#2e9e5b",
+    FAILED: "#d62728",
+    TIMED_OUT: "#8c1c13",
+    CANCELLED: "#9e9e9e",
+    RUNNING: "#1f77b4",
+    QUEUED: "#9ecae1",
+    AWAITING_RETRY: "#ff9f1c",
 }
 PALETTE = [
     "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6",
@@ -94,8 +96,8 @@ def _merge(base: dict, extra: dict) -> dict:
 def _figure(traces: list[dict], title: str, *, height: int = HEIGHT, ytitle: str | None = None, **layout) -> go.Figure:
     """A figure from plain trace and layout dicts, without plotly's validation.
 
-    Building a figure property by property validates and copies every value (50-150 ms for a
-    chart of a few dozen traces, on every rerun); the specs here are checked by the tests
+    Building a figure property by property validates and copies every value, on every rerun; the
+    specs here are checked by the tests
     instead (``test_dashboard_charts``: every builder's figure passes full validation).
     The template is empty with explicit colours: a named template such as "plotly_white" is
     deep-copied into every figure.
@@ -203,7 +205,7 @@ def runs_by_status(daily: pd.DataFrame) -> go.Figure:
     days = g["day"].to_numpy()
     traces = [
         {"type": "bar", "x": days, "y": g[col].to_numpy(), "name": col, "marker": {"color": color}}
-        for col, color in (("succeeded", STATUS_COLORS["SUCCEEDED"]), ("failed", STATUS_COLORS["FAILED"]), ("other", STATUS_COLORS["CANCELLED"]))
+        for col, color in (("succeeded", STATUS_COLORS[SUCCEEDED]), ("failed", STATUS_COLORS[FAILED]), ("other", STATUS_COLORS[CANCELLED]))
     ]
     return _figure(traces, title, ytitle="runs", barmode="stack")
 

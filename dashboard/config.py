@@ -1,4 +1,4 @@
-"""The ``[dashboard]`` section of the config file.
+"""The ``[dashboard]`` section of the config file, and the arguments the app is started with.
 
     [dashboard]
     refresh_seconds = 60       # auto-refresh interval when switched on
@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from dataclasses import dataclass
 
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt
 
-__all__ = ["RANGES", "DashboardConfig", "dashboard_config"]
+__all__ = ["RANGES", "DashboardConfig", "app_arguments", "dashboard_config"]
 
 RANGES = ("24h", "7d", "30d", "90d", "180d", "365d")
 
@@ -44,3 +46,13 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
         default_range=default_range,
         title=opt(table, "title", str, label, "dashboard", default="pipepulse"),
     )
+
+
+def app_arguments(argv: list[str]) -> argparse.Namespace:
+    """The arguments ``pipepulse dashboard serve`` passes to the app after ``--`` (``--config FILE``)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config")
+    ns, _ = p.parse_known_args(argv)
+    if ns.config and not os.path.isfile(ns.config):
+        raise ConfigError(f"config file {ns.config} does not exist")
+    return ns

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,16 +22,17 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from dashboard.config import DashboardConfig, dashboard_config
+from dashboard.config import DashboardConfig, app_arguments, dashboard_config
 from insights import costs as cost_insights
 from insights.freshness import format_duration, freshness_table
-from pipepulse.settings import Settings, load_settings
+from insights.run_logs import NoLogLines, no_log_lines
+from pipepulse.settings import DEMO_MARKER, Settings, load_settings
 from store import anomalies as anomalies_store
 from store import costs as costs_store
 from store import dashboard_reads as reads
 from store import forecasts as forecasts_store
 from store import runs as runs_store
-from store.state import collector_runs_frame
+from store.state import collector_runs_frame, first_pass_since
 
 __all__ = [
     "TTL",
@@ -51,6 +51,7 @@ __all__ = [
     "freshness",
     "health_grid",
     "kpis",
+    "no_log_lines_reason",
     "pipeline_options",
     "run_daily",
     "run_detail",
@@ -69,8 +70,6 @@ TTL = timedelta(seconds=60)
 @st.cache_resource
 def settings() -> Settings:
     """The settings, built once per server from the environment and ``--config`` after ``--``."""
-    from pipepulse.commands.dashboard import app_arguments
-
     ns = app_arguments(sys.argv[1:])
     return load_settings(config_path=ns.config)
 
@@ -88,10 +87,6 @@ def engine() -> Engine:
     eng = connect(settings().database_url, create_dirs=False)
     check_schema(eng)
     return eng
-
-
-def _tuple(values: Sequence[str] | None) -> tuple[str, ...] | None:
-    return tuple(values) if values else None
 
 
 # ---- filters' options --------------------------------------------------------------------------
@@ -208,6 +203,19 @@ def run_detail(run_id: str) -> tuple[dict[str, Any] | None, pd.DataFrame, pd.Dat
             if not roll.empty and roll["runs"].iloc[0]:
                 row["pipeline_day_cost_per_run"] = float(roll["cost_usd"].iloc[0] or 0) / float(roll["runs"].iloc[0])
     return row, steps, logs
+
+
+@st.cache_data(ttl=TTL)
+def no_log_lines_reason(run_id: str) -> NoLogLines | None:
+    """Why a run has no stored log lines (``insights.run_logs``): from the logs pass that looked
+    for them, and whether this is the demo (its folder carries the demo's marker)."""
+    with engine().connect() as conn:
+        detail = runs_store.run_detail(conn, run_id)
+        if detail is None:
+            return None
+        run = dict(detail.run)
+        looked = first_pass_since(conn, "logs", run["updated_at"])
+    return no_log_lines(run, looked, demo=(settings().data_dir / DEMO_MARKER).exists())
 
 
 # ---- cost --------------------------------------------------------------------------------------

@@ -79,8 +79,7 @@ def controls(
 
     They all sit in one "Filters" popover in the sidebar, and ``summary`` (which ``app.py`` writes
     under it) says what they select. The browser draws a popover's widgets only when it is opened,
-    and each widget drawn costs every page load: on a warm Overview at a million runs, the four
-    sidebar widgets took 80-100 ms more than the one popover holding them (12 paired loads)."""
+    and each widget drawn costs every page load (README: the dashboard's figures)."""
     box = st.sidebar.popover("Filters", icon=":material/tune:", width="stretch")
     range_key = box.selectbox(
         "Time range", RANGES, index=RANGES.index(default_range), key="range", bind="query-params"

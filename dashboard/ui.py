@@ -1,13 +1,13 @@
 """Small page helpers: tables that can be downloaded as CSV, empty states that say what to run,
 and text that is always shown as text (never Markdown or HTML).
 
-KPI tiles (``tiles``) are drawn the same way, as one block of HTML: eight ``st.metric`` tiles in
-two rows of ``st.columns`` cost a warm Overview load about 30 ms more (16 paired loads).
+KPI tiles (``tiles``) are drawn the same way, as one block of HTML, which is quicker for the
+browser than ``st.metric`` tiles in rows of ``st.columns``.
 
 Tables come in two kinds. ``table`` is Streamlit's interactive grid (sort, search, scroll through
 thousands of rows). ``table(..., static=True)`` draws a short summary table as a plain HTML table
-whose every cell is escaped text: the grid costs the browser 50-100 ms each to set up, a static
-table next to nothing, and a page of summary tables was a page of grids. A static table's CSV
+whose every cell is escaped text: each grid is slow for the browser to set up, a static table
+next to nothing. A static table's CSV
 download is a link in the same HTML block rather than a ``st.download_button``, for the same
 reason.
 """
@@ -59,9 +59,8 @@ def table(
 ) -> None:
     """A dataframe (text cells are drawn as text) with a button to download it as CSV; with
     ``static``, a plain HTML table (``html_table``) of the first ``rows`` rows (all by default)
-    that scrolls past ``height`` pixels, with a "Download CSV" link in the same block: the two
-    download buttons of a page cost a warm Pipelines load 55 ms (14 paired loads), and the CSV
-    costs the server a few ms (8 ms for 1,000 runs). The CSV always has every row."""
+    that scrolls past ``height`` pixels, with a "Download CSV" link in the same block (a download
+    button slows the page's load; the CSV costs the server little). The CSV always has every row."""
     shown = frame.drop(columns=[c for c in hide if c in frame.columns])
     if static:
         st.html(html_table(

@@ -18,6 +18,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from pipepulse.vocab import ALL, FAILURES, SUCCEEDED
+
 __all__ = [
     "daily_spend",
     "estimate_vs_bill",
@@ -27,8 +29,6 @@ __all__ = [
     "unit_costs",
 ]
 
-FAILED = ("FAILED", "TIMED_OUT")
-
 
 def daily_spend(costs: pd.DataFrame, *, by: str | None = None, value: str = "billed_cost") -> pd.DataFrame:
     """Spend per day (and per ``by`` value): columns ``day``, ``<by>``, ``cost``; every day of
@@ -37,7 +37,7 @@ def daily_spend(costs: pd.DataFrame, *, by: str | None = None, value: str = "bil
     keys = ["day", *([by] if by else [])]
     if frame.empty:
         return pd.DataFrame(columns=[*keys, "cost"])
-    out = frame.groupby(keys, as_index=False)[value].sum().rename(columns={value: "cost"})
+    out = frame.groupby(keys, as_index=False).agg(cost=(value, "sum"))
     days = pd.Index([d.date() for d in pd.date_range(min(out["day"]), max(out["day"]), freq="D")], name="day")
     if by is None:
         out = out.set_index("day").reindex(days, fill_value=0.0).reset_index()
@@ -55,7 +55,7 @@ def month_to_date(costs: pd.DataFrame, today: date, *, by: str | None = None, va
     if by is None:
         total = float(frame[value].sum()) if not frame.empty else 0.0
         return pd.DataFrame({"total": ["total"], "cost": [total], "share": [1.0 if total else None]})
-    out = frame.groupby(by, as_index=False)[value].sum().rename(columns={value: "cost"})
+    out = frame.groupby(by, as_index=False).agg(cost=(value, "sum"))
     total = out["cost"].sum()
     out["share"] = out["cost"] / total if total else np.nan
     return out.sort_values(["cost", by], ascending=[False, True], kind="stable").reset_index(drop=True)
@@ -89,13 +89,13 @@ def run_cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=cols)
     r = runs.copy()
-    cost = pd.to_numeric(r.get("cost_usd"), errors="coerce").fillna(0.0)
-    ok = r["status"] == "SUCCEEDED"
-    bad = r["status"].isin(FAILED)
-    attempt = pd.to_numeric(r["attempt"], errors="coerce").fillna(1) if "attempt" in r else pd.Series(1, index=r.index)
-    trig = r["trigger"] if "trigger" in r else pd.Series("", index=r.index)
+    cost = pd.to_numeric(_column(r, "cost_usd", 0.0), errors="coerce").fillna(0.0)
+    ok = r["status"] == SUCCEEDED
+    bad = r["status"].isin(FAILURES)
+    attempt = pd.to_numeric(_column(r, "attempt", 1), errors="coerce").fillna(1)
+    trig = _column(r, "trigger", "")
     retry = (attempt > 1) | (trig == "retry")
-    recs = pd.to_numeric(r.get("records_out"), errors="coerce").fillna(0.0)
+    recs = pd.to_numeric(_column(r, "records_out", 0.0), errors="coerce").fillna(0.0)
     frame = pd.DataFrame({
         "pipeline": r["pipeline"],
         "runs": 1,
@@ -109,6 +109,11 @@ def run_cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby("pipeline", as_index=False).sum()[cols]
 
 
+def _column(frame: pd.DataFrame, name: str, default: object) -> pd.Series:
+    """``frame[name]``, or ``default`` on every row when the frame has no such column."""
+    return frame[name] if name in frame else pd.Series(default, index=frame.index)
+
+
 def unit_costs(summary: pd.DataFrame, billed: pd.DataFrame | None = None, *, value: str = "billed_cost") -> pd.DataFrame:
     """Cost per run, per successful run and per million records, per pipeline.
 
@@ -118,10 +123,10 @@ def unit_costs(summary: pd.DataFrame, billed: pd.DataFrame | None = None, *, val
     cost_per_run, cost_per_successful_run, cost_per_million_records, failed_cost_usd,
     retry_cost_usd, wasted_share (failed + retry estimate over the estimate)."""
     s = summary.set_index("pipeline")
-    bill = _bill_by_pipeline(billed, value)
+    bill = _bill_by_pipeline(billed, value).to_dict()
     rows = []
     for name, r in s.iterrows():
-        has_bill = name in bill.index
+        has_bill = name in bill
         cost = float(bill[name]) if has_bill else float(r["cost_usd"])
         runs, ok, recs = int(r["runs"]), int(r["succeeded"]), float(r["records_out"])
         est = float(r["cost_usd"])
@@ -164,7 +169,7 @@ def _bill_by_pipeline(billed: pd.DataFrame | None, value: str) -> pd.Series:
     if billed is None or billed.empty:
         return pd.Series(dtype=float)
     b = billed[billed["pipeline"].astype(str).str.len() > 0]
-    b = b[b["pipeline"] != "*"]
+    b = b[b["pipeline"] != ALL]
     return b.groupby("pipeline")[value].sum().astype(float)
 
 

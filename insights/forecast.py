@@ -60,6 +60,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -460,7 +461,7 @@ def _backtest(y: np.ndarray, run: _Run, aci: list, level: float) -> Backtest:
     """Score the forecasts issued at every origin with the intervals ``aci[h]`` (``_aci``)."""
     bt_h = len(aci)
     n = len(y)
-    fc, act, lo, hi, sn = [], [], [], [], []
+    fc, act, lo, hi, sn = cast(Any, ([], [], [], [], []))  # lists of arrays, then their concatenation
     for h in range(bt_h):
         ts = np.arange(run.first_origin, n - 1 - h)
         if len(ts) == 0:
@@ -518,6 +519,6 @@ def _as_daily(history: pd.Series | pd.DataFrame) -> pd.Series:
         raise InputError(f"history too short: {len(s)} days; a forecast needs at least {MIN_HISTORY} days")
     full = pd.date_range(s.index[0], s.index[-1], freq="D")
     if len(full) != len(s):
-        gap = full.difference(s.index)[0].date()
+        gap = full.difference(pd.DatetimeIndex(s.index))[0].date()
         raise InputError(f"history is missing {gap} (and {len(full) - len(s) - 1} more day(s)); give every day")
     return s

@@ -29,10 +29,9 @@ import pandas as pd
 
 from pipepulse.cron import CronSchedule
 from pipepulse.settings import PipelineConfig
+from pipepulse.vocab import IN_PROGRESS, SUCCEEDED
 
 __all__ = ["Freshness", "check_freshness", "format_duration", "freshness_table"]
-
-IN_PROGRESS = frozenset({"QUEUED", "RUNNING", "AWAITING_RETRY"})
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ def check_freshness(config: PipelineConfig, runs: pd.DataFrame, *, now: datetime
     """Judge one pipeline; ``runs`` may hold other pipelines' runs too (they are ignored)."""
     mine = _runs_of(runs, config.name, now)
     sla = timedelta(seconds=config.freshness_sla_seconds)
-    ok = mine[mine["status"] == "SUCCEEDED"]
+    ok = mine[mine["status"] == SUCCEEDED]
     last_success = ok["ended_at"].max() if not ok.empty else None
     last_success = None if pd.isna(last_success) else last_success.to_pydatetime()
     if config.schedule:
@@ -93,7 +92,7 @@ def _scheduled(config, mine, sla, last_success, now) -> Freshness:
     # ... unless a newer slot has already succeeded: then the data is fresh from that run.
     slot, steps = latest, 0
     while slot > judged and steps < 1000:
-        if (_slot_runs(mine, cron, slot)["status"] == "SUCCEEDED").any():
+        if (_slot_runs(mine, cron, slot)["status"] == SUCCEEDED).any():
             return _judge_slot(config, mine, cron, slot, sla, last_success, now)
         slot = cron.previous_at_or_before(slot - timedelta(seconds=1))
         steps += 1
@@ -111,7 +110,7 @@ def _scheduled(config, mine, sla, last_success, now) -> Freshness:
 def _judge_slot(config, mine, cron, slot, sla, last_success, now) -> Freshness:
     deadline = slot + sla
     runs = _slot_runs(mine, cron, slot)
-    ok = runs[runs["status"] == "SUCCEEDED"]
+    ok = runs[runs["status"] == SUCCEEDED]
     if not ok.empty:
         done = ok["ended_at"].min()
         done = None if pd.isna(done) else done.to_pydatetime()
@@ -137,7 +136,7 @@ def _judge_slot(config, mine, cron, slot, sla, last_success, now) -> Freshness:
 
 def _interval(config, mine, sla, last_success, now) -> Freshness:
     every = timedelta(seconds=config.interval_seconds)
-    ok = mine[mine["status"] == "SUCCEEDED"]
+    ok = mine[mine["status"] == SUCCEEDED]
     if ok.empty:
         return Freshness(config.name, "missed", "interval", None, None, None, None,
                          f"no successful run recorded (expected every {format_duration(every)})")

@@ -29,15 +29,16 @@ works on either.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from pipepulse.vocab import FAILURES, SUCCEEDED, TERMINAL
+
 __all__ = ["ALL", "KPI_COLUMNS", "ROLLUP_COLUMNS", "compare", "kpis", "rollup_kpis", "time_to_recover", "window_kpis"]
 
 ALL = "(all)"
-FAILED = frozenset({"FAILED", "TIMED_OUT"})
-TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"})
 KPI_COLUMNS = [
     "runs", "finished", "succeeded", "failed", "success_rate", "error_rate",
     "duration_p50", "duration_p95", "duration_max", "queue_p50", "queue_mean",
@@ -101,18 +102,18 @@ def time_to_recover(runs: pd.DataFrame, *, start: datetime | None = None, end: d
     first failure started in ``[start, end)``: pipeline, failed_at, failures, recovered_at
     (end of the next successful run, NaT when none yet) and seconds between them."""
     runs = _prepare(runs)
-    done = runs[runs["status"].isin(FAILED | {"SUCCEEDED"})].sort_values(["pipeline", "started_at"])
+    done = runs[runs["status"].isin((*FAILURES, SUCCEEDED))].sort_values(["pipeline", "started_at"])
     rows = []
     for name, group in done.groupby("pipeline", sort=True):
-        streak = None
-        for r in group.itertuples(index=False):
-            if r.status in FAILED:
+        streak: dict[str, Any] | None = None
+        for status, started, ended in zip(group["status"], group["started_at"], group["ended_at"], strict=True):
+            if status in FAILURES:
                 if streak is None:
-                    at = r.ended_at if not pd.isna(r.ended_at) else r.started_at
-                    streak = {"pipeline": name, "first_start": r.started_at, "failed_at": at, "failures": 0}
+                    at = ended if not pd.isna(ended) else started
+                    streak = {"pipeline": name, "first_start": started, "failed_at": at, "failures": 0}
                 streak["failures"] += 1
             elif streak is not None:
-                streak["recovered_at"] = r.ended_at
+                streak["recovered_at"] = ended
                 rows.append(streak)
                 streak = None
         if streak is not None:
@@ -203,8 +204,8 @@ def _prepare(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _one(g: pd.DataFrame) -> dict:
     fin = g[g["status"].isin(TERMINAL)]
-    ok = fin[fin["status"] == "SUCCEEDED"]
-    bad = fin[fin["status"].isin(FAILED)]
+    ok = fin[fin["status"] == SUCCEEDED]
+    bad = fin[fin["status"].isin(FAILURES)]
     dur = fin["duration_seconds"].dropna()
     queue = (g["started_at"] - g["queued_at"]).dt.total_seconds().dropna()
     ok_minutes = ok["duration_seconds"].sum() / 60.0

@@ -42,11 +42,11 @@ def root_cause(
     for dim in dimensions:
         if dim not in window.columns or window[dim].dropna().nunique() < 2:
             continue  # one region (or one account ...) explains nothing about what moved
-        per = window.groupby(["day", dim])[value].sum().unstack(dim, fill_value=0.0)
+        per = window.groupby(["day", dim])[value].sum().unstack(dim, fill_value=0)
         days = pd.Index([first + timedelta(days=i) for i in range(baseline_days + 1)], name="day")
         per = per.reindex(days, fill_value=0.0)
-        observed = per.loc[day]
-        expected = per.iloc[:-1].median()
+        observed = per.loc[day].to_dict()
+        expected = per.iloc[:-1].median().to_dict()
         for name in per.columns:
             impact = float(observed[name] - expected[name])
             if abs(impact) >= min_impact:

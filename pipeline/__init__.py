@@ -5,8 +5,9 @@ emits what a real pipeline emits: run and step state into its own ledger (``pipe
 CloudWatch metrics and logs, and a cost per run. ``pipeline.backfill`` runs months of history on a
 simulated clock for the demo, with a FOCUS cost export of the demo account.
 
-It imports nothing of pipepulse but ``pipepulse.errors``, ``pipepulse.settings`` and
-``pipepulse.cron``: it is a stand-in for the pipelines pipepulse watches, not part of pipepulse.
+It imports nothing of pipepulse but the floor (``pipepulse.errors``, ``settings``, ``cron``,
+``vocab``, ``retries``) and ``store.ledger`` (its ledger's SQL): it is a stand-in for the
+pipelines pipepulse watches, not part of pipepulse (docs/architecture.md).
 
 Modules: ``states`` (state machine), ``ledger``, ``dag`` (executor, retries), ``records``
 (parse/validate/transform), ``storage`` (S3 or folder, atomic writes), ``emit`` (metrics, logs),

@@ -13,8 +13,11 @@ rejects land in the quarantine with line numbers) and loads real output; every o
 processes *synthetic* counts drawn from the same volume model, so the series have no seams.
 A 90-day backfill of the demo writes about 120 source files (under 0.5 MB each) instead of
 ~4,700; its AWS traffic is then mostly one CreateLogStream + PutLogEvents per run and one
-PutMetricData per 1,000 datums. Stages run inline (``InlineExecutor``): their parallel branches
-share a start time on the simulated clock, without paying thread hand-offs.
+PutMetricData per 1,000 datums, for the last 14 days before the wall clock only (less an hour's
+margin): CloudWatch refuses older metrics and drops older log events, so those are counted in the
+summary and not sent. Stages run inline
+(``InlineExecutor``): their parallel branches share a start time on the simulated clock, without
+paying thread hand-offs.
 
 Faults, placed by fractions of the window so that short backfills have them too, all from
 ``seed`` (same seed, same history, ids included):
@@ -24,7 +27,9 @@ Faults, placed by fractions of the window so that short backfills have them too,
 - slow upstream (days ``0.7 x days`` .. +2): ``clickstream`` ingest 5x slower, some attempts
   time out and are retried
 - outage (day ``0.55 x days``, 09:00-13:00 UTC): the lake bucket answers 503; loads fail after
-  their retries, runs FAIL, and each failed run is retried once an hour later (trigger ``retry``)
+  their retries, runs FAIL, and each failed run is retried once an hour later (trigger ``retry``).
+  In a window of 61-200 days it falls 9 days before the end instead (after the runaway, before
+  the schema break): inside CloudWatch Logs' 14 days, so its failed runs keep their log lines
 - runaway (days ``0.8 x days`` .. +3): ``clickstream``'s transform runs with 3x the DPUs
 - schema break (day ``0.96 x days``): the finance export lost a column; ``finance_daily``'s
   transform fails for good (not retried within the run), and so does its retry an hour later
@@ -51,7 +56,7 @@ from botocore.config import Config
 from pipeline import focus, states
 from pipeline.config import pipeline_section, profile_for
 from pipeline.dag import InlineExecutor, StageResult
-from pipeline.emit import MAX_METRIC_AGE, Logs, Metrics
+from pipeline.emit import MAX_LOG_EVENT_AGE, MAX_METRIC_AGE, Logs, Metrics
 from pipeline.ledger import Ledger
 from pipeline.run import RunRequest, Runtime, Synthetic, run_pipeline
 from pipeline.storage import S3Storage, SourceFile, location
@@ -63,6 +68,7 @@ __all__ = ["BackfillSummary", "Faults", "backfill"]
 
 POLL_SECONDS = 300  # how often the file-arrival sensor looks (simulated)
 TRANSIENT_RATE = 0.015
+SEND_MARGIN = timedelta(hours=1)  # metrics and log events this close to CloudWatch's 14 days: not sent
 GROWTH = 0.35
 
 _FAST = Config(parameter_validation=False, max_pool_connections=8)
@@ -89,6 +95,7 @@ class BackfillSummary:
     metric_calls: int = 0
     metric_too_old: int = 0
     log_calls: int = 0
+    log_events_too_old: int = 0
     export_keys: list[str] = field(default_factory=list)
     export_rows: int = 0
     export_total_usd: float = 0.0
@@ -102,7 +109,9 @@ class BackfillSummary:
             f"runs: {self.runs} ({st}); step retries {self.retries}; {self.sampled_runs} runs read real files",
             f"records: {self.records_in:,} in, {self.records_rejected:,} rejected; estimated cost ${self.cost_usd:,.2f}",
             f"metrics: {self.metric_points:,} points in {self.metric_calls} PutMetricData calls"
-            f" ({self.metric_too_old:,} older than 14 days not sent: CloudWatch refuses them); logs: {self.log_calls} calls",
+            f" ({self.metric_too_old:,} not sent: older than the 14 days CloudWatch accepts)",
+            f"logs: {self.log_calls} calls ({self.log_events_too_old:,} events not sent: older than the 14 days"
+            " CloudWatch Logs accepts)",
             f"cost export: {self.export_rows:,} FOCUS rows, ${self.export_total_usd:,.2f}, {len(self.export_keys)} file(s)",
             f"ledger: {self.ledger_path}; took {self.wall_seconds:.1f} s",
         ]
@@ -123,8 +132,15 @@ class Faults:
         return self.day(0.4)
 
     @property
+    def outage_day(self) -> date:
+        if 60 < self.days <= 200:
+            # recent (inside CloudWatch Logs' 14 days), so its failed runs have their log lines
+            return (self.start + timedelta(days=self.days - 9)).date()
+        return self.day(0.55)
+
+    @property
     def outage(self) -> tuple[datetime, datetime]:
-        d = datetime.combine(self.day(0.55), datetime.min.time(), UTC)
+        d = datetime.combine(self.outage_day, datetime.min.time(), UTC)
         return d + timedelta(hours=9), d + timedelta(hours=13)
 
     @property
@@ -184,6 +200,12 @@ def backfill(
         DEFAULT_PIPELINES
     )
     faults = Faults(start, days)
+    # CloudWatch checks metric and log times against its own clock when they arrive, so what is
+    # sent is decided by the wall clock, not by ``end``: an hour's margin covers the time the
+    # backfill takes to send them (and an ``end`` floored to the hour)
+    wall = datetime.now(UTC)
+    metrics_from = wall - MAX_METRIC_AGE + SEND_MARGIN
+    logs_from = wall - MAX_LOG_EVENT_AGE + SEND_MARGIN
 
     clock = _SimClock()
     source = location(section.source)
@@ -192,10 +214,8 @@ def backfill(
         prices=settings.prices,
         ledger=Ledger(section.ledger_path),
         # thousands of calls with parameters we build ourselves: skip botocore's validation
-        metrics=Metrics(
-            client=boto3.client("cloudwatch", config=_FAST), not_before=end_dt - MAX_METRIC_AGE
-        ),
-        logs=Logs(client=boto3.client("logs", config=_FAST), workers=4),
+        metrics=Metrics(client=boto3.client("cloudwatch", config=_FAST), not_before=metrics_from),
+        logs=Logs(client=boto3.client("logs", config=_FAST), workers=4, not_before=logs_from),
         source=source,
         output=location(section.output),
         quarantine=location(section.quarantine),
@@ -280,6 +300,7 @@ def backfill(
         summary.metric_calls = rt.metrics.calls
         summary.metric_too_old = rt.metrics.too_old
         summary.log_calls = rt.logs.calls
+        summary.log_events_too_old = rt.logs.too_old
         rt.logs.shutdown()
         rt.pool.shutdown(wait=True)
         rt.ledger.close()
@@ -491,7 +512,7 @@ def _source_file(profile, records: int, rejected: int, rng: random.Random, t: da
 class _Progress:
     """Days done, reported to a callback ``(done, total)`` or drawn as a bar on a terminal.
 
-    (pipeline/ may not import pipepulse.progress, so ``progress=True`` draws its own bar; the CLI
+    (pipeline/ may not import cli.progress, so ``progress=True`` draws its own bar; the CLI
     passes a callback.)
     """
 

@@ -11,11 +11,11 @@ ones for a live run, a simulated clock for a backfill (nothing really sleeps). A
 is what it took, unless its result says how long it *would* have taken (``StageResult.seconds``,
 used by simulated work).
 
-Retries: which errors are transient is decided in ``is_transient`` only. A transient failure with
-attempts left puts the step attempt (and the run) in AWAITING_RETRY with ``next_retry_at``; the
-retry is a new step attempt. Backoff is exponential with jitter, from the module constants below
-(tests set them to zero). A stage over its timeout counts as TIMED_OUT and is retried like a
-transient error. Limit: a live stage that overruns its timeout keeps its thread until it returns
+Retries: which errors are transient is ``pipepulse.retries.is_transient`` (plus a
+``PipelineError`` that says so). A transient failure with attempts left puts the step attempt
+(and the run) in AWAITING_RETRY with ``next_retry_at``; the retry is a new step attempt. Backoff
+is exponential with jitter, ``pipepulse.retries.PIPELINE_STAGES`` (tests replace it). A stage
+over its timeout counts as TIMED_OUT and is retried like a transient error. Limit: a live stage that overruns its timeout keeps its thread until it returns
 (Python cannot kill a thread); its late result is ignored.
 """
 
@@ -29,17 +29,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from botocore.exceptions import ClientError, ReadTimeoutError
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
-from pipeline import states
+from pipepulse import retries
 from pipepulse.errors import PipelineError
+from pipepulse.vocab import AWAITING_RETRY, FAILED, RUNNING, SUCCEEDED, TIMED_OUT
 
 __all__ = [
     "InlineExecutor",
-    "BACKOFF_BASE_SECONDS",
-    "BACKOFF_JITTER",
-    "BACKOFF_MAX_SECONDS",
     "Observer",
     "Outcome",
     "Stage",
@@ -52,48 +49,20 @@ __all__ = [
     "is_transient",
 ]
 
-# Delay before attempt n+1 is drawn from [cap * (1 - JITTER), cap], cap = min(MAX, BASE * 2**(n-1)).
-BACKOFF_BASE_SECONDS = 2.0
-BACKOFF_MAX_SECONDS = 120.0
-BACKOFF_JITTER = 0.5
-
-_TRANSIENT_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "InternalError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "TooManyRequestsException",
-}
-
-
 class StageTimeout(TimeoutError):
     """A stage attempt ran longer than its timeout."""
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based), with jitter."""
-    cap = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
-    return cap * (1 - BACKOFF_JITTER) + rng.random() * cap * BACKOFF_JITTER
+    return retries.PIPELINE_STAGES.delay(attempt, rng.random())
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may help: throttling, 5xx, timeouts, dropped connections."""
+    """Whether retrying may help: a PipelineError that says so, else ``pipepulse.retries``."""
     if isinstance(exc, PipelineError):
         return exc.transient
-    if isinstance(exc, TimeoutError | ConnectionError | BotoConnectionError | ReadTimeoutError):
-        return True
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return err.get("Code") in _TRANSIENT_CODES or status >= 500
-    return False
+    return retries.is_transient(exc)
 
 
 def error_type(exc: BaseException) -> str:
@@ -179,125 +148,139 @@ def execute(
     pool: cf.Executor,
 ) -> Outcome:
     """Run ``stages`` (a DAG by ``deps``) to the end; see the module docstring."""
-    by_name = {s.name: s for s in stages}
-    for s in stages:
-        for d in s.deps:
-            if d not in by_name:
-                raise ValueError(f"stage {s.name} depends on unknown stage {d}")
-    start = clock()
-    done: dict[str, StageResult] = {}
-    retry_due: dict[
-        str, tuple[int, datetime, str]
-    ] = {}  # stage -> (next attempt, when, status of failed attempt)
-    outcome = Outcome(states.SUCCEEDED, start, start, done)
-    run_status = states.RUNNING
-    observer.run_state(states.RUNNING, start)
-    while len(done) < len(stages):
-        wave = sorted(
-            s.name for s in stages if s.name not in done and all(d in done for d in s.deps)
-        )
+    run = _Execution(stages, observer=observer, clock=clock, sleep=sleep, rng=rng, pool=pool)
+    while not run.all_done():
+        wave = run.next_wave()
+        t0, attempts = run.start(wave)
+        failure = run.await_wave(wave, attempts, t0)
+        if failure is not None:
+            return run.fail(failure, t0)
+        run.pause_for_retries()
+    return run.outcome
+
+
+# (stage, the error, the status of its failed attempt)
+_Failure = tuple[str, BaseException, str]
+
+
+class _Execution:
+    """One run of ``execute``: the stages done, the retries due and the outcome so far."""
+
+    def __init__(self, stages: list[Stage], *, observer: Observer, clock: Callable[[], datetime],
+                 sleep: Callable[[float], None], rng: random.Random, pool: cf.Executor) -> None:
+        self.stages = stages
+        self.by_name = {s.name: s for s in stages}
+        for s in stages:
+            for d in s.deps:
+                if d not in self.by_name:
+                    raise ValueError(f"stage {s.name} depends on unknown stage {d}")
+        self.observer, self.clock, self.sleep, self.rng, self.pool = observer, clock, sleep, rng, pool
+        self.done: dict[str, StageResult] = {}
+        self.retry_due: dict[str, tuple[int, datetime, str]] = {}  # stage -> (next attempt, when, failed status)
+        start = clock()
+        self.outcome = Outcome(SUCCEEDED, start, start, self.done)
+        self.status = RUNNING
+        self.wave_end = start
+        observer.run_state(RUNNING, start)
+
+    def all_done(self) -> bool:
+        return len(self.done) == len(self.stages)
+
+    def next_wave(self) -> list[str]:
+        """Every stage not done whose dependencies are, in name order."""
+        wave = sorted(s.name for s in self.stages if s.name not in self.done and all(d in self.done for d in s.deps))
         if not wave:
             raise ValueError("the stages have a cycle")
-        # a wave starts together: wait until every retry in it is due, then start all of it
-        due = max((retry_due[n][1] for n in wave if n in retry_due), default=None)
-        if due is not None:
-            wait = (due - clock()).total_seconds()
-            if wait > 0:
-                sleep(wait)
-        t0 = clock()
-        if run_status == states.AWAITING_RETRY:
-            run_status = states.RUNNING
-            observer.run_state(states.RUNNING, t0)
+        return wave
+
+    def start(self, wave: list[str]) -> tuple[datetime, dict[str, int]]:
+        """Start a wave together, once every retry in it is due: the run is RUNNING again, each
+        retried stage's failed attempt gets its final status, each stage's attempt is RUNNING."""
+        due = max((self.retry_due[n][1] for n in wave if n in self.retry_due), default=None)
+        if due is not None and (wait := (due - self.clock()).total_seconds()) > 0:
+            self.sleep(wait)
+        t0 = self.clock()
+        if self.status == AWAITING_RETRY:
+            self.status = RUNNING
+            self.observer.run_state(RUNNING, t0)
         attempts: dict[str, int] = {}
         for name in wave:
             attempt = 1
-            if name in retry_due:
-                attempt, _, failed_status = retry_due.pop(name)
-                observer.step_state(name, attempt - 1, failed_status, started_at=t0)
+            if name in self.retry_due:
+                attempt, _, failed_status = self.retry_due.pop(name)
+                self.observer.step_state(name, attempt - 1, failed_status, started_at=t0)
             attempts[name] = attempt
-            observer.step_state(name, attempt, states.RUNNING, started_at=t0)
+            self.observer.step_state(name, attempt, RUNNING, started_at=t0)
+        return t0, attempts
+
+    def await_wave(self, wave: list[str], attempts: dict[str, int], t0: datetime) -> _Failure | None:
+        """Run the wave's stages in the pool, then record each outcome in stage order (so the
+        ledger is the same whatever order threads finish in); the first failure for good."""
         futures = {
-            name: pool.submit(
-                _timed,
-                by_name[name].fn,
-                StageContext(
-                    name, attempts[name], t0, {d: done[d].value for d in by_name[name].deps}
-                ),
+            name: self.pool.submit(
+                _timed, self.by_name[name].fn,
+                StageContext(name, attempts[name], t0, {d: self.done[d].value for d in self.by_name[name].deps}),
             )
             for name in wave
         }
-        wave_end = t0
-        failure: tuple[str, BaseException, str] | None = None
+        self.wave_end = t0
+        failure: _Failure | None = None
         for name in wave:
-            stage = by_name[name]
-            attempt = attempts[name]
-            result, error, seconds = _wait(futures[name], stage.timeout_seconds)
-            if result is not None and result.seconds is not None:
-                seconds = result.seconds
-            elif error is not None and getattr(error, "seconds", None) is not None:
-                seconds = error.seconds  # a simulated failure says how long it took to fail
-            if error is None and seconds > stage.timeout_seconds:
-                error = StageTimeout(
-                    f"stage {name} ran over its {stage.timeout_seconds:g} s timeout"
-                )
-            if isinstance(error, StageTimeout):
-                seconds = stage.timeout_seconds
-            end = t0 + timedelta(seconds=seconds)
-            wave_end = max(wave_end, end)
-            outcome.attempts.append((name, attempt, seconds, result))
-            if error is None:
-                assert result is not None
-                done[name] = result
-                observer.step_state(
-                    name, attempt, states.SUCCEEDED, started_at=t0, ended_at=end, result=result
-                )
-                continue
-            timed_out = isinstance(error, StageTimeout)
-            failed_status = states.TIMED_OUT if timed_out else states.FAILED
-            if is_transient(error) and attempt < stage.max_attempts:
-                next_at = end + timedelta(seconds=backoff_delay(attempt, rng))
-                retry_due[name] = (attempt + 1, next_at, failed_status)
-                outcome.retries += 1
-                observer.step_state(
-                    name,
-                    attempt,
-                    states.AWAITING_RETRY,
-                    started_at=t0,
-                    ended_at=end,
-                    result=result,
-                    error=error,
-                    next_retry_at=next_at,
-                )
-            else:
-                observer.step_state(
-                    name,
-                    attempt,
-                    failed_status,
-                    started_at=t0,
-                    ended_at=end,
-                    result=result,
-                    error=error,
-                )
-                if failure is None:
-                    failure = (name, error, failed_status)
+            found = self._record(self.by_name[name], attempts[name], futures[name], t0)
+            failure = failure or found
         # the simulated clock catches up with the wave; a real one is already there
-        lag = (wave_end - clock()).total_seconds()
+        lag = (self.wave_end - self.clock()).total_seconds()
         if lag > 0:
-            sleep(lag)
-        if failure is not None:
-            name, error, status = failure
-            for pending, (attempt, _, failed_status) in sorted(retry_due.items()):
-                observer.step_state(pending, attempt - 1, failed_status, started_at=t0)
-            outcome.status = status
-            outcome.error_type = error_type(error)
-            outcome.error_message = f"stage {name}: {error}"
-            outcome.ended_at = wave_end
-            return outcome
-        if retry_due and len(done) < len(stages):
-            run_status = states.AWAITING_RETRY
-            observer.run_state(states.AWAITING_RETRY, wave_end)
-        outcome.ended_at = wave_end
-    return outcome
+            self.sleep(lag)
+        return failure
+
+    def _record(self, stage: Stage, attempt: int, future: cf.Future, t0: datetime) -> _Failure | None:
+        """One attempt's outcome: succeeded, awaiting a retry, or failed for good."""
+        result, error, seconds = _wait(future, stage.timeout_seconds)
+        if result is not None and result.seconds is not None:
+            seconds = result.seconds
+        elif error is not None and getattr(error, "seconds", None) is not None:
+            seconds = error.seconds  # a simulated failure says how long it took to fail
+        if error is None and seconds > stage.timeout_seconds:
+            error = StageTimeout(f"stage {stage.name} ran over its {stage.timeout_seconds:g} s timeout")
+        if isinstance(error, StageTimeout):
+            seconds = stage.timeout_seconds
+        end = t0 + timedelta(seconds=seconds)
+        self.wave_end = max(self.wave_end, end)
+        self.outcome.attempts.append((stage.name, attempt, seconds, result))
+        if error is None:
+            assert result is not None
+            self.done[stage.name] = result
+            self.observer.step_state(stage.name, attempt, SUCCEEDED, started_at=t0, ended_at=end, result=result)
+            return None
+        failed_status = TIMED_OUT if isinstance(error, StageTimeout) else FAILED
+        if is_transient(error) and attempt < stage.max_attempts:
+            next_at = end + timedelta(seconds=backoff_delay(attempt, self.rng))
+            self.retry_due[stage.name] = (attempt + 1, next_at, failed_status)
+            self.outcome.retries += 1
+            self.observer.step_state(stage.name, attempt, AWAITING_RETRY, started_at=t0, ended_at=end, result=result,
+                                     error=error, next_retry_at=next_at)
+            return None
+        self.observer.step_state(stage.name, attempt, failed_status, started_at=t0, ended_at=end, result=result, error=error)
+        return stage.name, error, failed_status
+
+    def fail(self, failure: _Failure, t0: datetime) -> Outcome:
+        """End the run on a stage that failed for good; retries still due get their final status."""
+        name, error, status = failure
+        for pending, (attempt, _, failed_status) in sorted(self.retry_due.items()):
+            self.observer.step_state(pending, attempt - 1, failed_status, started_at=t0)
+        self.outcome.status = status
+        self.outcome.error_type = error_type(error)
+        self.outcome.error_message = f"stage {name}: {error}"
+        self.outcome.ended_at = self.wave_end
+        return self.outcome
+
+    def pause_for_retries(self) -> None:
+        """After a wave: the run waits in AWAITING_RETRY when a retry is due and stages remain."""
+        if self.retry_due and not self.all_done():
+            self.status = AWAITING_RETRY
+            self.observer.run_state(AWAITING_RETRY, self.wave_end)
+        self.outcome.ended_at = self.wave_end
 
 
 class InlineExecutor(cf.Executor):

@@ -20,12 +20,14 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-__all__ = ["NAMESPACE", "Logs", "Metrics", "log_group", "log_stream"]
+__all__ = ["MAX_LOG_EVENT_AGE", "MAX_METRIC_AGE", "NAMESPACE", "Logs", "Metrics", "log_group", "log_stream"]
 
 NAMESPACE = "Pipepulse/Reference"
 MAX_DATUMS_PER_PUT = 1000
 # PutMetricData refuses datapoints more than two weeks old (the whole call fails).
 MAX_METRIC_AGE = timedelta(days=14)
+# PutLogEvents drops events more than 14 days old (tooOldLogEventEndIndex; the rest are kept).
+MAX_LOG_EVENT_AGE = timedelta(days=14)
 MAX_EVENTS_PER_PUT = 10_000
 MAX_BYTES_PER_PUT = 1_000_000
 
@@ -49,8 +51,8 @@ class Metrics:
         batch: int = MAX_DATUMS_PER_PUT,
         not_before: datetime | None = None,
     ) -> None:
-        """``not_before``: datums older than this are not sent (a backfill that ends now sets it to
-        now - 14 days, because CloudWatch would refuse the whole call for them)."""
+        """``not_before``: datums older than this are not sent (a backfill sets it to 14 days
+        before the wall clock plus a margin, because CloudWatch would refuse the whole call)."""
         self.cw = client or boto3.client("cloudwatch")
         self.not_before = not_before
         self.too_old = 0
@@ -99,17 +101,28 @@ class Metrics:
 class Logs:
     """Buffered structured log events per (group, stream)."""
 
-    def __init__(self, *, client=None, echo: TextIO | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        client=None,
+        echo: TextIO | None = None,
+        workers: int = 1,
+        not_before: datetime | None = None,
+    ) -> None:
+        """``not_before``: events older than this are counted in ``too_old`` and not sent (a
+        backfill sets it to 14 days before the wall clock plus a margin: CloudWatch Logs would
+        drop them)."""
         self.logs = client or boto3.client("logs")
         self.echo = echo
+        self.not_before = not_before
+        self.too_old = 0
         self.pending: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
         self._groups: set[str] = set()
         self._streams: set[tuple[str, str]] = set()
         self.calls = 0
         self.bytes = 0
         # workers > 1: streams are shipped by a thread pool, and ``flush(wait=False)`` returns at
-        # once (a backfill keeps simulating while the calls of the previous day are in flight;
-        # measured 1.5-2x faster against the in-process moto, whose calls wait on sockets)
+        # once (a backfill keeps simulating while the calls of the previous day are in flight)
         self._pool = (
             cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="logs")
             if workers > 1
@@ -119,13 +132,17 @@ class Logs:
         self._lock = threading.Lock()
 
     def event(self, group: str, stream: str, at: datetime, fields: dict[str, Any]) -> int:
-        """Queue one JSON event; returns its size in bytes (what CloudWatch Logs bills)."""
+        """Queue one JSON event; returns its size in bytes (what CloudWatch Logs bills: the run
+        wrote it, even when it is too old to send now)."""
         body = {"ts": at.isoformat(), **fields}
         line = json.dumps(body, default=str, separators=(",", ":"))
+        size = len(line.encode()) + 26  # AWS counts 26 bytes of overhead per event
+        if self.not_before is not None and at < self.not_before:
+            self.too_old += 1
+            return size
         self.pending[(group, stream)].append((int(at.timestamp() * 1000), line))
         if self.echo is not None:
             self.echo.write(line + "\n")
-        size = len(line.encode()) + 26  # AWS counts 26 bytes of overhead per event
         self.bytes += size
         return size
 

@@ -1,7 +1,8 @@
 """Run and step states of the reference pipeline, as a small state machine.
 
-Few state types with a terminal set, and the allowed transitions written down as data (as
-Prefect's orchestration policy does). ``AWAITING_RETRY`` is a scheduled state: an attempt failed
+The states are the shared vocabulary (``pipepulse.vocab``); this module adds the reference
+pipeline's rules: few state types with a terminal set, and the allowed transitions written down
+as data (as Prefect's orchestration policy does). ``AWAITING_RETRY`` is a scheduled state: an attempt failed
 with a transient error and another attempt is due at ``next_retry_at``. Every write to the ledger
 goes through ``check`` so an impossible transition is a bug caught at once, not a bad row.
 
@@ -12,6 +13,18 @@ a new row with ``attempt + 1``).
 """
 
 from __future__ import annotations
+
+from pipepulse.vocab import (
+    AWAITING_RETRY,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    TIMED_OUT,
+    TRIGGERS,
+)
 
 __all__ = [
     "AWAITING_RETRY",
@@ -26,17 +39,6 @@ __all__ = [
     "InvalidTransition",
     "check",
 ]
-
-QUEUED = "QUEUED"
-RUNNING = "RUNNING"
-AWAITING_RETRY = "AWAITING_RETRY"
-SUCCEEDED = "SUCCEEDED"
-FAILED = "FAILED"
-TIMED_OUT = "TIMED_OUT"
-CANCELLED = "CANCELLED"
-
-TERMINAL = frozenset({SUCCEEDED, FAILED, TIMED_OUT, CANCELLED})
-TRIGGERS = ("schedule", "interval", "event", "manual", "retry")
 
 # from-state -> states it may move to (None: the row does not exist yet).
 RUN_TRANSITIONS: dict[str | None, frozenset[str]] = {

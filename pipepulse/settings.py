@@ -21,6 +21,7 @@ from typing import Any
 from pipepulse.errors import ConfigError
 
 __all__ = [
+    "DEMO_MARKER",
     "PipelineConfig",
     "Prices",
     "Settings",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_NAME = "pipepulse.toml"
+# A data folder that holds this file was built by `pipepulse demo build` (the dashboard says so).
+DEMO_MARKER = ".pipepulse-demo"
 # Any of these means the user has set up real AWS credentials, so no local AWS by default.
 _CREDENTIAL_VARS = (
     "AWS_ACCESS_KEY_ID",
@@ -74,7 +77,7 @@ class PipelineConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Everything an entry point needs; see ``describe()`` for each field's meaning."""
+    """Everything an entry point needs (README's configuration table says what each field means)."""
 
     database_url: str
     data_dir: Path
@@ -117,22 +120,6 @@ class Settings:
 
     def pipeline(self, name: str) -> PipelineConfig | None:
         return next((p for p in self.pipelines if p.name == name), None)
-
-
-DESCRIPTIONS = {
-    "database_url": "SQLAlchemy URL; SQLite file under the data folder by default, "
-    "postgresql+psycopg://user@host:5432/db in production (PIPEPULSE_DATABASE_URL)",
-    "data_dir": "folder for the SQLite file, the demo's files and backups (PIPEPULSE_DATA_DIR)",
-    "aws_region": "AWS region the collectors read (PIPEPULSE_AWS_REGION)",
-    "aws_endpoint_url": "endpoint for every AWS client, e.g. a moto server (AWS_ENDPOINT_URL)",
-    "local_aws": "use a local moto server when no endpoint is given; default on when no AWS "
-    "credentials are configured (PIPEPULSE_LOCAL_AWS=false for real AWS)",
-    "log_level": "DEBUG, INFO, WARNING or ERROR (PIPEPULSE_LOG_LEVEL)",
-    "log_format": "json or text (PIPEPULSE_LOG_FORMAT)",
-    "dashboard_url": "base URL that alert links point at (PIPEPULSE_DASHBOARD_URL)",
-    "cost_tag_key": "cost-allocation tag key whose value names the pipeline",
-    "budget_monthly": "monthly budget for the whole account, in the billing currency",
-}
 
 
 def load_settings(

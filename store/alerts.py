@@ -21,18 +21,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipepulse.vocab import FAILURES
 from store.schema import digests, notifications, runs
 
 __all__ = [
-    "FAILED_STATUSES",
     "failed_runs",
     "finish_digest",
     "notification_state",
     "oldest_unsent",
     "record_attempt",
 ]
-
-FAILED_STATUSES = ("FAILED", "TIMED_OUT")
 
 
 def _utc(ts: datetime) -> datetime:
@@ -64,7 +62,7 @@ def failed_runs(
     ]
     q = (
         sa.select(*cols)
-        .where(runs.c.status.in_(FAILED_STATUSES), ended >= _utc(start), ended < _utc(end))
+        .where(runs.c.status.in_(FAILURES), ended >= _utc(start), ended < _utc(end))
         .order_by(ended.desc(), runs.c.run_id)
     )
     if pipelines:

@@ -9,7 +9,7 @@ never overwritten by detection, except that a *resolved* anomaly detected again 
 resolved reopens (status ``open``, version + 1).
 
 Also here: the few raw reads detection needs that no other area provides (metric points per
-series), so ``pipepulse.detect`` never holds SQL.
+series), so ``jobs.detect`` never holds SQL.
 """
 
 from __future__ import annotations
@@ -25,14 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipepulse.errors import InputError
-from store.schema import (
-    ANOMALY_STATUSES,
-    SEVERITIES,
-    anomalies,
-    maintenance_windows,
-    metric_points,
-    metric_series,
-)
+from pipepulse.vocab import ANOMALY_STATUSES, SEVERITIES
+from store.schema import anomalies, maintenance_windows, metric_points, metric_series
+from store.writes import inserted_id
 
 __all__ = [
     "UpsertCounts",
@@ -79,7 +74,7 @@ def upsert_anomalies(conn: Connection, rows: Iterable[Mapping[str, Any]], *, now
             raise ValueError(f"anomaly row lacks {missing}")
         if row["severity"] not in _RANK:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, got {row['severity']!r}")
-        values = {k: row.get(k) for k in ANOMALY_COLUMNS if k in row}
+        values: dict[str, Any] = {k: row.get(k) for k in ANOMALY_COLUMNS if k in row}
         for k in ("window_start", "window_end"):
             values[k] = _utc(values[k])
         if isinstance(values.get("root_cause"), list | dict):
@@ -216,7 +211,7 @@ def add_maintenance_window(
     result = conn.execute(
         maintenance_windows.insert().values(subject=subject or "*", starts_at=a, ends_at=b, reason=reason, created_at=now)
     )
-    return int(result.inserted_primary_key[0])
+    return inserted_id(result)
 
 
 def delete_maintenance_window(conn: Connection, window_id: int) -> bool:

@@ -1,5 +1,5 @@
-"""Reads and writes the collectors need besides plain upserts: all watermarks of a source, the
-configured pipelines, failed runs awaiting their logs, and the runs a source still sees running.
+"""Reads and writes the collector runner needs besides plain upserts: all watermarks of a
+source, the configured pipelines, and the failed runs awaiting their logs.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipepulse.vocab import FAILURES
 from store.schema import pipelines, runs, watermarks
 from store.writes import upsert
 
@@ -40,7 +41,7 @@ def failed_runs_since(
     r = runs.c
     q = sa.select(
         r.run_id, r.pipeline, r.source, r.correlation_id, r.started_at, r.ended_at, r.updated_at
-    ).where(r.status.in_(("FAILED", "TIMED_OUT")))
+    ).where(r.status.in_(FAILURES))
     if since is not None:
         q = q.where(r.updated_at >= since)
         done = list(done_at_since)

@@ -31,10 +31,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipepulse.vocab import ALL
 from store.schema import cost_daily
 
 __all__ = [
-    "ALL",
     "BY_CHOICES",
     "COST_KEY",
     "SOURCE_PRIORITY",
@@ -45,7 +45,6 @@ __all__ = [
     "replace_cost_rows",
 ]
 
-ALL = "*"  # "not broken down by this dimension" (Cost Explorer shapes; see module docstring)
 SOURCE_PRIORITY = ("focus", "cur", "ce", "estimate")
 BY_CHOICES = ("service", "region", "usage_type", "account", "pipeline", "provider")
 COST_KEY = ("source", "day", "provider", "account", "service", "region", "usage_type", "pipeline")
@@ -142,6 +141,7 @@ def _bulk_insert(conn: Connection, frame: pd.DataFrame, now: datetime) -> None:
     q = conn.dialect.identifier_preparer.quote
     names = ", ".join(q(c) for c in columns)
     raw = conn.connection.driver_connection
+    assert raw is not None, "a connection in use has its driver connection"
     n = len(frame)
     if conn.dialect.name == "postgresql":
         types = ["text", "date", "text", "text", "text", "text", "text", "text", "float8", "float8", "float8", "text", "timestamptz"]

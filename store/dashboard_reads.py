@@ -21,6 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipepulse.vocab import ALL, FAILURES, SUCCEEDED, TERMINAL
 from store.schema import (
     cost_daily,
     run_daily,
@@ -32,7 +33,6 @@ from store.schema import (
 )
 
 __all__ = [
-    "FAILED_STATUSES",
     "accounts",
     "duration_quantiles",
     "last_runs",
@@ -43,8 +43,6 @@ __all__ = [
     "run_window_stats",
     "runs_frame",
 ]
-
-FAILED_STATUSES = ("FAILED", "TIMED_OUT")
 
 
 def _utc(series: pd.Series) -> pd.Series:
@@ -63,7 +61,6 @@ def _frame(conn: Connection, query, columns: Sequence[str], times: Sequence[str]
 # ---- pipelines --------------------------------------------------------------------------------
 
 
-
 def pipeline_names(conn: Connection, *, since: date | None = None) -> list[str]:
     """Pipelines that have a stored definition or rollup rows (since ``since``), sorted."""
     q_roll = sa.select(run_daily.c.pipeline).distinct()
@@ -75,7 +72,7 @@ def pipeline_names(conn: Connection, *, since: date | None = None) -> list[str]:
 
 def accounts(conn: Connection, *, since: date) -> list[str]:
     """Accounts seen in cost rows since ``since`` or on stored pipelines, sorted."""
-    q = sa.select(cost_daily.c.account).where(cost_daily.c.day >= since, cost_daily.c.account != "*").distinct()
+    q = sa.select(cost_daily.c.account).where(cost_daily.c.day >= since, cost_daily.c.account != ALL).distinct()
     found = set(conn.execute(q).scalars()) | set(conn.execute(sa.select(pipelines_table.c.account).distinct()).scalars())
     return sorted(a for a in found if a)
 
@@ -134,9 +131,9 @@ def run_window_stats(
     conn: Connection, start: datetime, end: datetime, *, pipelines: Sequence[str] | None = None
 ) -> dict[str, float]:
     """Counts and sums over runs started in ``[start, end)``, in one indexed aggregate query."""
-    failed = sa.func.sum(sa.case((runs.c.status.in_(FAILED_STATUSES), 1), else_=0))
-    ok = sa.func.sum(sa.case((runs.c.status == "SUCCEEDED", 1), else_=0))
-    terminal = sa.func.sum(sa.case((runs.c.status.in_(("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED")), 1), else_=0))
+    failed = sa.func.sum(sa.case((runs.c.status.in_(FAILURES), 1), else_=0))
+    ok = sa.func.sum(sa.case((runs.c.status == SUCCEEDED, 1), else_=0))
+    terminal = sa.func.sum(sa.case((runs.c.status.in_(TERMINAL), 1), else_=0))
     q = sa.select(
         sa.func.count(),
         ok,
@@ -195,7 +192,6 @@ def runs_frame(
     return _frame(conn, q, [c.name for c in RUN_COLUMNS], RUN_TIMES)
 
 
-
 def recent_runs(
     conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, per_pipeline: int = 24
 ) -> pd.DataFrame:
@@ -222,7 +218,7 @@ def last_runs(
     )
     last_start = _pipes(last_start, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
     ok = sa.select(runs.c.pipeline, sa.func.max(runs.c.ended_at).label("last_success_at")).where(
-        runs.c.started_at >= since, runs.c.status == "SUCCEEDED"
+        runs.c.started_at >= since, runs.c.status == SUCCEEDED
     )
     ok = _pipes(ok, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
     a = _frame(conn, last_start, ["pipeline", "last_started_at"], ["last_started_at"])
@@ -231,7 +227,7 @@ def last_runs(
     if out.empty:
         return pd.DataFrame(columns=["pipeline", "last_started_at", "last_success_at", "last_status"])
     # the status of each pipeline's latest run: one indexed lookup per pipeline
-    statuses = []
+    statuses: list[str | None] = []
     for name, started in zip(out["pipeline"], out["last_started_at"], strict=True):
         if pd.isna(started):
             statuses.append(None)
@@ -245,8 +241,6 @@ def last_runs(
         )
     out["last_status"] = statuses
     return out.sort_values("pipeline").reset_index(drop=True)
-
-
 
 
 def run_logs_frame(

@@ -1,8 +1,8 @@
 """Engines, connections and schema migrations for SQLite and PostgreSQL.
 
 ``connect(url)`` gives an engine with the right per-dialect settings (SQLite: WAL, foreign keys,
-a busy timeout; PostgreSQL: ``TimeZone=UTC`` on the session, which reads timestamps 45% faster
-than the server default). ``upgrade(engine)`` takes any database to the newest schema and is a
+a busy timeout; PostgreSQL: ``TimeZone=UTC`` on the session, which reads timestamps faster than
+the server default). ``upgrade(engine)`` takes any database to the newest schema and is a
 no-op when it is already there; ``check_schema(engine)`` refuses a database that is missing the
 schema or whose schema is newer than this code.
 """
@@ -114,7 +114,7 @@ def _sqlite_engine(parsed: sa.URL, *, create_dirs: bool) -> Engine:
 
 
 def _alembic_config(engine: Engine) -> Config:
-    # alembic is imported where it is used: it costs every process that only reads ~0.1 s
+    # alembic is imported where it is used, so a process that only reads does not pay for it
     from alembic.config import Config
 
     cfg = Config()

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from store.schema import forecast_points, forecast_snapshots
+from store.writes import inserted_id
 
 __all__ = ["latest_forecast", "latest_snapshots", "points_to_score", "save_forecast", "save_snapshot", "snapshot_points"]
 
@@ -92,7 +93,7 @@ def _save(conn, created_at, method, subject, level, points, fields) -> tuple[int
     result = conn.execute(
         forecast_snapshots.insert().values(created_at=created_at, method=method, subject=subject, **values)
     )
-    snapshot_id = int(result.inserted_primary_key[0])
+    snapshot_id = inserted_id(result)
     if pts:
         conn.execute(forecast_points.insert(), [{"snapshot_id": snapshot_id, **p} for p in pts])
     return snapshot_id, 1 + len(pts)
@@ -103,7 +104,7 @@ def latest_forecast(conn: Connection, method: str, subject: str = "total") -> tu
     snaps = latest_snapshots(conn, method=method, subject=subject)
     if snaps.empty:
         return None
-    snap = snaps.iloc[0].to_dict()
+    snap = {str(k): v for k, v in snaps.iloc[0].to_dict().items()}
     return snap, snapshot_points(conn, int(snap["snapshot_id"]))
 
 
@@ -115,10 +116,10 @@ def latest_snapshots(conn: Connection, *, method: str | None = None, subject: st
         newest = newest.where(s.method == method)
     if subject is not None:
         newest = newest.where(s.subject == subject)
-    newest = newest.subquery()
+    last = newest.subquery()
     q = (
         sa.select(forecast_snapshots)
-        .join(newest, sa.and_(s.method == newest.c.method, s.subject == newest.c.subject, s.created_at == newest.c.created_at))
+        .join(last, sa.and_(s.method == last.c.method, s.subject == last.c.subject, s.created_at == last.c.created_at))
         .order_by(s.method, s.subject)
     )
     return _snapshots(conn.execute(q).mappings().all())

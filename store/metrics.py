@@ -1,15 +1,14 @@
 """CloudWatch metric series and points: the natural key, idempotent writes, reads.
 
-A series is identified by ``series_key``: canonical JSON of namespace, metric name, sorted
-dimensions, statistic and period. ``write_metrics`` upserts the series (the database assigns
+A series is identified by ``series_key`` (the collector's canonical JSON of namespace, metric
+name, sorted dimensions, statistic and period: ``collectors.cloudwatch.series_key``). ``write_metrics`` upserts the series (the database assigns
 ``series_id``), then upserts the points by ``(series_id, ts)``: a point fetched again with the
 same value writes nothing.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 
 import pandas as pd
@@ -19,16 +18,7 @@ from sqlalchemy.engine import Connection
 from store.schema import metric_points, metric_series
 from store.writes import upsert
 
-__all__ = ["known_series", "metric_points_frame", "series_key", "write_metrics"]
-
-
-def series_key(namespace: str, metric: str, dimensions: Mapping[str, str], stat: str, period: int) -> str:
-    """The canonical key of one series."""
-    return json.dumps(
-        {"d": sorted(dimensions.items()), "m": metric, "n": namespace, "p": int(period), "s": stat},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+__all__ = ["known_series", "metric_points_frame", "write_metrics"]
 
 
 def known_series(conn: Connection, keys: Iterable[str] | None = None) -> dict[str, int]:

@@ -8,7 +8,7 @@ so a large purge never holds a long write lock. The daily rollups (``run_daily``
 ``cost_daily``) are deliberately absent: the dashboard reads them after the raw rows are gone.
 
 Adding a table: give it an entry in ``AGE`` (prefer an indexed column) and a default in
-``pipepulse.ops.retention.DEFAULT_DAYS``.
+``jobs.retention.DEFAULT_DAYS``.
 """
 
 from __future__ import annotations

@@ -16,12 +16,11 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipepulse.vocab import FAILURES, SUCCEEDED
 from store.schema import run_daily, runs
 from store.writes import upsert
 
-__all__ = ["FAILED_STATUSES", "refresh_run_daily", "run_daily_frame"]
-
-FAILED_STATUSES = ("FAILED", "TIMED_OUT")
+__all__ = ["refresh_run_daily", "run_daily_frame"]
 
 
 def _bounds(days: Iterable[date]) -> tuple[datetime, datetime]:
@@ -45,13 +44,13 @@ def refresh_run_daily(conn: Connection, *, days: set[date], now: datetime | None
 def _compute_pg(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
     r = runs.c
     day = sa.cast(sa.func.timezone("UTC", r.started_at), sa.Date).label("day")
-    failed = r.status.in_(FAILED_STATUSES)
+    failed = r.status.in_(FAILURES)
     q = (
         sa.select(
             day,
             r.pipeline,
             sa.func.count().label("runs"),
-            sa.func.count().filter(r.status == "SUCCEEDED").label("succeeded"),
+            sa.func.count().filter(r.status == SUCCEEDED).label("succeeded"),
             sa.func.count().filter(failed).label("failed"),
             sa.cast(sa.func.coalesce(sa.func.sum(r.retries), 0), sa.Integer).label("retries"),
             sa.func.percentile_cont(0.5).within_group(r.duration_seconds).label("duration_p50"),
@@ -86,7 +85,7 @@ def _compute_pandas(conn: Connection, start: datetime, end: datetime) -> pd.Data
     if data.empty:
         return pd.DataFrame(columns=cols)
     data["day"] = [ts.astimezone(UTC).date() for ts in data["started_at"]]
-    data["failed_flag"] = data["status"].isin(FAILED_STATUSES)
+    data["failed_flag"] = data["status"].isin(FAILURES)
     data["queue"] = [
         (s - q).total_seconds() if s is not None and q is not None and not pd.isna(q) else None
         for s, q in zip(data["started_at"], data["queued_at"], strict=True)
@@ -100,7 +99,7 @@ def _compute_pandas(conn: Connection, start: datetime, end: datetime) -> pd.Data
             "day": day,
             "pipeline": pipeline,
             "runs": len(g),
-            "succeeded": int((g["status"] == "SUCCEEDED").sum()),
+            "succeeded": int((g["status"] == SUCCEEDED).sum()),
             "failed": int(g["failed_flag"].sum()),
             "retries": int(pd.to_numeric(g["retries"]).fillna(0).sum()),
             "duration_p50": float(dur.quantile(0.5)) if len(dur) else None,

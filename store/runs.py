@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from pipepulse.vocab import FAILURES, SUCCEEDED, TERMINAL
 from store.schema import run_steps, runs
 
 __all__ = [
@@ -40,8 +41,6 @@ __all__ = [
 ]
 
 ALL = "(all)"  # the overall row, as in insights.kpis
-FAILED = ("FAILED", "TIMED_OUT")
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED")
 TIME_COLUMNS = ("scheduled_for", "queued_at", "started_at", "ended_at", "updated_at")
 AGGREGATE_COLUMNS = [
     "runs", "finished", "succeeded", "failed", "success_rate", "error_rate",
@@ -102,7 +101,7 @@ def recent_failures(
     end = until or datetime.max.replace(tzinfo=since.tzinfo)
     q = (
         sa.select(runs)
-        .where(*_window(since, end, pipeline), runs.c.status.in_(FAILED))
+        .where(*_window(since, end, pipeline), runs.c.status.in_(FAILURES))
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(limit)
     )
@@ -127,7 +126,7 @@ def recovery_runs(conn: Connection, start: datetime, end: datetime, *, pipeline:
     (pipeline, status, started_at, ended_at) from ``start`` to ``end``."""
     r = runs.c
     q = sa.select(r.pipeline, r.status, r.started_at, r.ended_at).where(
-        *_window(start, end, pipeline), r.status.in_((*FAILED, "SUCCEEDED"))
+        *_window(start, end, pipeline), r.status.in_((*FAILURES, SUCCEEDED))
     )
     return _frame(conn.execute(q).all(), ["pipeline", "status", "started_at", "ended_at"])
 
@@ -149,36 +148,36 @@ def freshness_runs(
     if pipelines is None:
         last_ok = (
             sa.select(r.pipeline, sa.func.max(r.started_at).label("started_at"))
-            .where(r.status == "SUCCEEDED", r.started_at <= now)
+            .where(r.status == SUCCEEDED, r.started_at <= now)
             .group_by(r.pipeline)
             .subquery()
         )
         older = (
             sa.select(*cols)
             .join(last_ok, sa.and_(r.pipeline == last_ok.c.pipeline, r.started_at == last_ok.c.started_at))
-            .where(r.status == "SUCCEEDED")
+            .where(r.status == SUCCEEDED)
         )
-        rows = conn.execute(sa.union(recent, older)).all()
+        rows: list[tuple[Any, ...]] = [tuple(row) for row in conn.execute(sa.union(recent, older))]
     else:
         wanted = sorted(set(pipelines))
-        rows = conn.execute(recent.where(r.pipeline.in_(wanted))).all() if wanted else []
+        rows = [tuple(row) for row in conn.execute(recent.where(r.pipeline.in_(wanted)))] if wanted else []
         inner = runs.alias("last_ok")
         # one select per pipeline, each with an uncorrelated MAX (one index descent); a MAX
         # correlated to the outer row is evaluated once per stored success instead. In batches:
         # SQLite refuses a compound SELECT of more than 500 terms.
         for at in range(0, len(wanted), _LAST_OK_BATCH):
-            rows += conn.execute(sa.union_all(*[
+            rows += map(tuple, conn.execute(sa.union_all(*[
                 sa.select(*cols).where(
                     r.pipeline == name,
-                    r.status == "SUCCEEDED",
+                    r.status == SUCCEEDED,
                     r.started_at
                     == sa.select(sa.func.max(inner.c.started_at))
-                    .where(inner.c.pipeline == name, inner.c.status == "SUCCEEDED", inner.c.started_at <= now)
+                    .where(inner.c.pipeline == name, inner.c.status == SUCCEEDED, inner.c.started_at <= now)
                     .scalar_subquery(),
                 )
                 for name in wanted[at:at + _LAST_OK_BATCH]
-            ])).all()
-        rows = list(dict.fromkeys(tuple(row) for row in rows))  # a recent success is also the last one
+            ])))
+        rows = list(dict.fromkeys(rows))  # a recent success is also the last one
     frame = _frame(rows, names)
     return frame.sort_values(["pipeline", "started_at"], kind="stable").reset_index(drop=True)
 
@@ -186,7 +185,7 @@ def freshness_runs(
 def run_cost_summary(conn: Connection, start: datetime, end: datetime, *, pipeline: str | None = None) -> pd.DataFrame:
     """Per pipeline, in SQL: the columns of ``insights.costs.run_cost_summary``."""
     r = runs.c
-    ok = r.status == "SUCCEEDED"
+    ok = r.status == SUCCEEDED
     cost = sa.func.coalesce(r.cost_usd, 0.0)
     retry = sa.or_(r.attempt > 1, r.trigger == "retry")
     q = (
@@ -194,10 +193,10 @@ def run_cost_summary(conn: Connection, start: datetime, end: datetime, *, pipeli
             r.pipeline,
             sa.func.count().label("runs"),
             sa.func.sum(sa.case((ok, 1), else_=0)).label("succeeded"),
-            sa.func.sum(sa.case((r.status.in_(FAILED), 1), else_=0)).label("failed"),
+            sa.func.sum(sa.case((r.status.in_(FAILURES), 1), else_=0)).label("failed"),
             sa.func.sum(sa.case((ok, sa.func.coalesce(r.records_out, 0)), else_=0)).label("records_out"),
             sa.func.sum(cost).label("cost_usd"),
-            sa.func.sum(sa.case((r.status.in_(FAILED), cost), else_=0.0)).label("failed_cost_usd"),
+            sa.func.sum(sa.case((r.status.in_(FAILURES), cost), else_=0.0)).label("failed_cost_usd"),
             sa.func.sum(sa.case((retry, cost), else_=0.0)).label("retry_cost_usd"),
         )
         .where(*_window(start, end, pipeline))
@@ -225,13 +224,13 @@ def kpi_aggregates(conn: Connection, start: datetime, end: datetime, *, pipeline
     pg = conn.dialect.name == "postgresql"
     r = runs.c
     fin = r.status.in_(TERMINAL)
-    ok = r.status == "SUCCEEDED"
+    ok = r.status == SUCCEEDED
     dur, queue = _seconds(pg)
     cols = [
         sa.func.count().label("runs"),
         sa.func.count().filter(fin).label("finished"),
         sa.func.count().filter(ok).label("succeeded"),
-        sa.func.count().filter(r.status.in_(FAILED)).label("failed"),
+        sa.func.count().filter(r.status.in_(FAILURES)).label("failed"),
         sa.func.max(dur).filter(fin).label("duration_max"),
         sa.func.avg(queue).label("queue_mean"),
         sa.func.coalesce(sa.func.sum(r.records_in).filter(fin), 0).label("records_in"),
@@ -260,7 +259,7 @@ def kpi_aggregates(conn: Connection, start: datetime, end: datetime, *, pipeline
         frame["pipeline"] = frame["pipeline"].fillna(ALL)  # pipeline is NOT NULL: NULL = overall
     else:
         per = conn.execute(sa.select(r.pipeline, *cols).where(*where).group_by(r.pipeline)).mappings().all()
-        overall = conn.execute(sa.select(*cols).where(*where)).mappings().first()
+        overall = conn.execute(sa.select(*cols).where(*where)).mappings().one()  # an aggregate: always one row
         frame = pd.DataFrame([dict(x) for x in per] + [{"pipeline": ALL, **dict(overall)}])
         frame = frame.merge(_sqlite_percentiles(conn, where, dur, queue, fin), on="pipeline", how="left")
     frame = frame.set_index("pipeline")
@@ -273,6 +272,8 @@ def kpi_aggregates(conn: Connection, start: datetime, end: datetime, *, pipeline
 def _seconds(pg: bool):
     """SQL expressions for the run's duration and queue time in seconds."""
     r = runs.c
+    span: sa.ColumnElement[Any]
+    queue: sa.ColumnElement[Any]
     if pg:
         span = sa.extract("epoch", r.ended_at - r.started_at)
         queue = sa.extract("epoch", r.started_at - r.queued_at)
@@ -285,11 +286,11 @@ def _seconds(pg: bool):
 
 def _sqlite_percentiles(conn, where, dur, queue, fin) -> pd.DataFrame:
     """SQLite has no percentile function: fetch the window's duration and queue seconds as bare
-    floats (computed in SQL) and take numpy's linear percentiles, as percentile_cont does.
-    (Ranking with window functions in SQLite measured 5x slower than this fetch.)"""
+    floats (computed in SQL) and take numpy's linear percentiles, as percentile_cont does
+    (ranking with window functions in SQLite is slower than this fetch)."""
     r = runs.c
     rows = conn.execute(sa.select(r.pipeline, sa.case((fin, 1), else_=0), dur, queue).where(*where)).all()
-    # plain tuples: pandas probes every SQLAlchemy Row with hasattr, 3x slower overall
+    # plain tuples: pandas probes every SQLAlchemy Row with hasattr, which is slow
     raw = pd.DataFrame.from_records([tuple(x) for x in rows], columns=["pipeline", "fin", "dur", "queue"])
     raw[["dur", "queue"]] = raw[["dur", "queue"]].astype(float)
     out = []

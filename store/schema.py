@@ -1,8 +1,9 @@
 """Every table pipepulse stores, on one ``MetaData`` with a naming convention.
 
 Conventions:
-- Times are UTC. Columns are ``DateTime(timezone=True)``; SQLite keeps them naive, so read
-  functions in ``store.reads`` always hand back tz-aware UTC values.
+- Times are UTC. Columns are ``UTCDateTime`` (``DateTime(timezone=True)``, which SQLite keeps
+  naive), so every read hands back tz-aware UTC values.
+- Status and severity columns are checked against the words of ``pipepulse.vocab``.
 - Ids that come from a source are *source-qualified* (``"stepfunctions:<execution arn>"``,
   ``"glue:<job>:<run id>"``, ``"reference:<run id>"``) so two sources never collide.
 - Strings that may be unknown are ``''`` rather than NULL where they take part in a key.
@@ -19,14 +20,9 @@ from datetime import UTC
 
 import sqlalchemy as sa
 
-__all__ = [
-    "ANOMALY_STATUSES",
-    "RUN_STATUSES",
-    "SEVERITIES",
-    "TERMINAL_STATUSES",
-    "TRIGGERS",
-    "metadata",
-]
+from pipepulse.vocab import ANOMALY_STATUSES, RUN_STATUSES, SEVERITIES
+
+__all__ = ["metadata"]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -36,14 +32,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = sa.MetaData(naming_convention=NAMING)
-
-# Run and step states. AWAITING_RETRY is a scheduled state: the attempt failed, a retry is due.
-RUN_STATUSES = ("QUEUED", "RUNNING", "AWAITING_RETRY", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED")
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"})
-TRIGGERS = ("schedule", "interval", "event", "manual", "retry")
-ANOMALY_STATUSES = ("open", "acknowledged", "snoozed", "resolved")
-SEVERITIES = ("low", "medium", "high", "critical")
-
 
 
 class UTCDateTime(sa.types.TypeDecorator):

@@ -16,12 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from store.schema import collector_runs, locks, watermarks
-from store.writes import upsert
+from store.writes import inserted_id, upsert
 
 __all__ = [
     "acquire_lock",
     "collector_runs_frame",
     "finish_collector_run",
+    "first_pass_since",
     "get_watermark",
     "release_lock",
     "set_watermark",
@@ -60,7 +61,7 @@ def start_collector_run(
                 window_end=window_end,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return inserted_id(result)
 
 
 def finish_collector_run(
@@ -103,6 +104,19 @@ def collector_runs_frame(conn: Connection, *, since: datetime | None = None, sou
         q = q.where(collector_runs.c.source == source)
     rows = conn.execute(q).mappings().all()
     return pd.DataFrame(rows, columns=[c.name for c in collector_runs.c])
+
+
+def first_pass_since(conn: Connection, source: str, since: datetime) -> dict[str, Any] | None:
+    """The first succeeded pass of ``source`` that started at or after ``since``, or None."""
+    c = collector_runs.c
+    q = (
+        sa.select(collector_runs)
+        .where(c.source == source, c.status == "succeeded", c.started_at >= since)
+        .order_by(c.started_at, c.collector_run_id)
+        .limit(1)
+    )
+    row = conn.execute(q).mappings().first()
+    return dict(row) if row is not None else None
 
 
 def acquire_lock(engine: Engine, name: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:

@@ -15,24 +15,31 @@ Column names come from the schema, never from callers' strings.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["upsert", "rows_of"]
+__all__ = ["inserted_id", "rows_of", "upsert"]
 
 BATCH = 50_000
+
+
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key the database gave the one row an INSERT wrote."""
+    key = result.inserted_primary_key
+    assert key is not None, "not a single-row INSERT"
+    return int(key[0])
 
 
 def rows_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """DataFrame rows as dicts with NaN/NaT as None and numpy scalars as Python ones."""
     clean = frame.astype(object).where(frame.notna(), None)
-    return clean.to_dict("records")
+    return cast(list[dict[str, Any]], clean.to_dict("records"))  # column names are strings
 
 
 def upsert(
@@ -54,7 +61,7 @@ def upsert(
         iterator: Iterable[Mapping[str, Any]] = rows_of(rows[columns])
     else:
         iterator = iter(rows)
-        first = next(iterator, None)  # type: ignore[call-overload]
+        first = next(iterator, None)
         if first is None:
             return 0
         columns = list(first.keys())
@@ -112,9 +119,9 @@ def _upsert_sqlite(conn, table, columns, key_cols, tuples) -> int:
     return raw.total_changes - before
 
 
-def _sqlite_converters(table: sa.Table, columns: list[str]):
+def _sqlite_converters(table: sa.Table, columns: list[str]) -> list[Callable[[Any], Any] | None]:
     """Turn datetimes into the text SQLAlchemy's SQLite dialect writes, so reads agree."""
-    out = []
+    out: list[Callable[[Any], Any] | None] = []
     for c in columns:
         t = _base_type(table.c[c].type)
         if isinstance(t, sa.DateTime):
@@ -234,17 +241,17 @@ def _ints(batch: list[tuple], idx: list[int], table: sa.Table, columns: list[str
         return batch
     out = []
     for row in batch:
-        row = list(row)
+        values = list(row)
         for i in idx:
-            v = row[i]
+            v = values[i]
             if type(v) is float:
                 if v != v:
-                    row[i] = None
+                    values[i] = None
                 elif v.is_integer():
-                    row[i] = int(v)
+                    values[i] = int(v)
                 else:
                     raise ValueError(f"{table.name}.{columns[i]} is a whole-number column, got {v!r}")
-        out.append(tuple(row))
+        out.append(tuple(values))
     return out
 
 

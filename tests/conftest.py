@@ -1,5 +1,9 @@
 """Shared fixtures: databases (SQLite and PostgreSQL), a local AWS over HTTP, a fixed clock.
 
+The clock (``now``) is ``clocks.FIXED_NOW``, or ``clocks.AWS_NOW`` for a test marked ``aws_clock``
+(it sends times that AWS checks against its own clock; see ``tests/clocks.py``). The local AWS
+refuses PutMetricData datums outside AWS's window, as AWS does and moto does not.
+
 Which databases the storage-touching tests run on comes from ``PIPEPULSE_TEST_DBS``
 (comma-separated: ``sqlite``, ``postgresql``; default ``sqlite``). ``.ci/run`` sets both, so
 every test that takes ``engine`` or ``db_url`` runs once per database.
@@ -13,13 +17,15 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
+from clocks import AWS_NOW, FIXED_NOW
 
+from pipepulse.settings import load_settings
 from store.db import MIGRATIONS, connect, upgrade
 from store.schema import metadata
 
@@ -27,7 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TEST_DBS = [d.strip() for d in os.environ.get("PIPEPULSE_TEST_DBS", "sqlite").split(",") if d.strip()]
 PG_ADMIN_URL = os.environ.get("PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-FIXED_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 _HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
@@ -102,15 +107,62 @@ def engine(db_url) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def now() -> datetime:
-    """The injected clock: a fixed moment, so results are exact."""
-    return FIXED_NOW
+def now(request) -> datetime:
+    """The injected clock: a fixed moment, so results are exact. ``AWS_NOW`` (yesterday noon) for
+    a test marked ``aws_clock``, ``FIXED_NOW`` (2026-11-20 12:00 UTC) for every other."""
+    return AWS_NOW if request.node.get_closest_marker("aws_clock") else FIXED_NOW
+
+
+# PutMetricData: AWS refuses the whole call when a datum is more than two weeks old or more than
+# two hours ahead of its clock; moto 5.2.5 takes any time (../shared/notes/aws-emulation.md).
+METRIC_MAX_AGE = timedelta(days=14)
+METRIC_MAX_AHEAD = timedelta(hours=2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _metric_timestamps_checked_like_aws():
+    """Every local AWS of the session (the fixture's, and those a command starts in-process)
+    refuses PutMetricData datums outside AWS's window, with AWS's error."""
+    from moto.cloudwatch.exceptions import InvalidParameterValue
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    put = CloudWatchBackend.put_metric_data
+
+    def checked(self, namespace, metric_data):
+        wall = datetime.now(UTC).replace(tzinfo=None)  # moto parses Timestamp as naive UTC
+        for i, datum in enumerate(metric_data, 1):
+            ts = datum.get("Timestamp")
+            if ts is None:
+                continue
+            if ts < wall - METRIC_MAX_AGE:
+                raise InvalidParameterValue(f"The parameter MetricData.member.{i}.Timestamp must specify a time within the past two weeks.")
+            if ts > wall + METRIC_MAX_AHEAD:
+                raise InvalidParameterValue(f"The parameter MetricData.member.{i}.Timestamp must specify a time no more than two hours in the future.")
+        return put(self, namespace, metric_data)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CloudWatchBackend, "put_metric_data", checked)
+        yield
+
+
+@pytest.fixture
+def make_settings(tmp_path, db_url):
+    """``make_settings(toml_text)`` -> Settings on the test database and a temp data folder."""
+
+    def build(text: str = "", **env: str):
+        path = tmp_path / "pipepulse.toml"
+        path.write_text(text)
+        base_env = {"PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_DATA_DIR": str(tmp_path / "data")}
+        base_env.update(env)
+        return load_settings(base_env, config_path=path)
+
+    return build
 
 
 @pytest.fixture(scope="session")
 def local_aws():
     """One local AWS server (moto + stand-ins) for the session, over real HTTP."""
-    from pipepulse.localaws import LocalAWS
+    from devkit.localaws import LocalAWS
 
     server = LocalAWS().start()
     yield server

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import sqlalchemy as sa
+from clocks import AWS_NOW
 
 from collectors.runner import collect
-from pipepulse.demo import build_demo
+from devkit.demo import build_demo
 from pipepulse.settings import load_settings
 from store import schema
 from store.costs import daily_cost
 
 ROOT = Path(__file__).resolve().parents[1]
-END = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+# the backfill's metrics and log events must be inside CloudWatch's 14 days (tests/clocks.py)
+END = AWS_NOW.replace(hour=0)
+pytestmark = pytest.mark.aws_clock
 
 
 def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tmp_path):

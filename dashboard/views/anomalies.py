@@ -13,7 +13,7 @@ import streamlit as st
 from dashboard import auth, data, state, ui
 from insights.anomaly import outside_text
 from pipepulse.errors import InputError
-from store.schema import ANOMALY_STATUSES
+from pipepulse.vocab import ANOMALY_KINDS, ANOMALY_STATUSES
 
 
 def _num(v: object) -> str:
@@ -29,7 +29,7 @@ if flash := st.session_state.pop("_pp_flash", None):
 a, b = st.columns(2)
 statuses = a.multiselect("Status", ANOMALY_STATUSES, default=["open"], key="status", bind="query-params")
 kinds = b.multiselect(
-    "Kind", ["metric", "duration", "throughput", "failure_rate", "rejected_rate", "cost"], key="kind", bind="query-params", placeholder="All kinds"
+    "Kind", ANOMALY_KINDS, key="kind", bind="query-params", placeholder="All kinds"
 )
 frame = data.anomalies(statuses=tuple(statuses) or None, kinds=tuple(kinds) or None, pipelines=f.pipelines)
 if frame.empty:

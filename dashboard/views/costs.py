@@ -62,7 +62,7 @@ if spend_tab.open:
                         "change_pct": st.column_config.NumberColumn("change %", format="percent"),
                     },
                 )
-            # drawn on request: an interactive grid costs the page 50-100 ms in the browser
+            # drawn on request: an interactive grid is slow for the browser to set up
             if st.toggle("Daily spend as a table", key="by_day_table", help="Every day and key of the chart above, to sort, search or download"):
                 ui.table(by_day.rename(columns={"key": by}), key="by_day", filename=f"cost_by_{by}.csv")
 

@@ -33,7 +33,7 @@ st.title("Overview")
 st.caption(f"Last {f.range} against the {f.range} before")
 
 # The tiles are drawn into this slot after the health grid: its chart reaches the browser first
-# and plotly's script (0.8 s to load in a new browser) loads while the tiles' reads run.
+# and plotly's script (slow to load in a new browser) loads while the tiles' reads run.
 tiles = st.container()
 
 st.subheader("Pipeline health")

@@ -80,6 +80,14 @@ if run.get("correlation_id"):
     st.caption("Correlation id")
     st.code(run["correlation_id"], language=None)
 if logs.empty:
-    ui.empty("No log lines stored for this run", "pipepulse collect --source logs")
+    # say why (the run's status, the collector's lookback, the group's retention, CloudWatch's
+    # 14 days), not just that the table is empty
+    why = data.no_log_lines_reason(run["run_id"])
+    if why is None:
+        ui.empty("No log lines stored for this run", "pipepulse collect --source logs")
+    elif why.command:
+        ui.empty(why.reason, why.command)
+    else:
+        st.info(why.reason, icon=":material/info:")
 else:
     ui.table(logs, key="logs", filename="logs.csv", height=360, column_config={"message": st.column_config.TextColumn("message", width="large")})

@@ -27,7 +27,9 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from devkit.digest_example import anomaly_row, collector_pass, rules_toml, run_row
 from pipepulse.settings import load_settings
+from pipepulse.vocab import FAILED, SUCCEEDED, TIMED_OUT
 from store.forecasts import save_forecast
 from store.schema import anomalies, collector_runs, cost_daily, runs
 
@@ -186,40 +188,7 @@ schedule = "0 6 * * *"
 freshness_sla_minutes = 60
 """
 
-RULES = """
-[[alerts.rules]]
-name = "failures"
-kind = "failed_runs"
-recipients = ["oncall@example.com"]
-
-[[alerts.rules]]
-name = "late"
-kind = "freshness"
-recipients = ["oncall@example.com"]
-
-[[alerts.rules]]
-name = "success"
-kind = "success_rate"
-threshold = 0.95
-window_hours = 24
-recipients = ["oncall@example.com"]
-
-[[alerts.rules]]
-name = "anomalies"
-kind = "anomalies"
-min_severity = "medium"
-recipients = ["oncall@example.com"]
-
-[[alerts.rules]]
-name = "budget"
-kind = "budget"
-recipients = ["oncall@example.com"]
-
-[[alerts.rules]]
-name = "collectors"
-kind = "collector_failing"
-recipients = ["oncall@example.com"]
-"""
+RULES = rules_toml("oncall@example.com")  # one rule of each kind
 
 
 def smtp_alerts(server: SmtpServer | None, *, security: str = "none", port: int | None = None, extra: str = "", auth: bool = False) -> str:
@@ -263,14 +232,14 @@ def seed(engine: sa.Engine, now: datetime = NOW) -> None:
     # 11-19 12:00 .. 11-21 11:00: runs after ``now`` are there for later passes (the clock moves on)
     for h in range(48):
         slot = now - timedelta(hours=24 - h)
-        status, etype, msg = "SUCCEEDED", None, None
+        status, etype, msg = SUCCEEDED, None, None
         if slot.hour == 3 and slot.day == 20:
-            status, etype, msg = "FAILED", "TransformError", SCRIPT_ERROR
+            status, etype, msg = FAILED, "TransformError", SCRIPT_ERROR
         if slot.hour == 7 and slot.day == 20:
-            status, etype, msg = "TIMED_OUT", "Timeout", "stage load ran past 900 s"
+            status, etype, msg = TIMED_OUT, "Timeout", "stage load ran past 900 s"
         rid = f"reference:orders-{slot:%m%d%H}"
         rows.append(_run(rid, "orders", status, slot, etype, msg))
-    rows.append(_run("reference:finance-111906", "finance_daily", "SUCCEEDED", datetime(2026, 11, 19, 6, tzinfo=UTC), None, None))
+    rows.append(_run("reference:finance-111906", "finance_daily", SUCCEEDED, datetime(2026, 11, 19, 6, tzinfo=UTC), None, None))
     with engine.begin() as conn:
         conn.execute(runs.insert(), rows)
         conn.execute(
@@ -306,37 +275,28 @@ def seed(engine: sa.Engine, now: datetime = NOW) -> None:
         conn.execute(
             collector_runs.insert(),
             [
-                {"source": "ce", "started_at": now - timedelta(hours=6), "ended_at": now - timedelta(hours=6),
-                 "status": "succeeded", "rows_written": 40, "error": None},
-                {"source": "ce", "started_at": now - timedelta(hours=3), "ended_at": now - timedelta(hours=3),
-                 "status": "failed", "rows_written": 0, "error": "ThrottlingException: Rate exceeded"},
-                {"source": "ce", "started_at": now - timedelta(hours=2), "ended_at": now - timedelta(hours=2),
-                 "status": "failed", "rows_written": 0, "error": "ThrottlingException: Rate exceeded"},
-                {"source": "reference", "started_at": now - timedelta(hours=1), "ended_at": now - timedelta(hours=1),
-                 "status": "succeeded", "rows_written": 3, "error": None},
+                collector_pass("ce", now - timedelta(hours=6), "succeeded", rows=40),
+                collector_pass("ce", now - timedelta(hours=3), "failed", rows=0, error="ThrottlingException: Rate exceeded"),
+                collector_pass("ce", now - timedelta(hours=2), "failed", rows=0, error="ThrottlingException: Rate exceeded"),
+                collector_pass("reference", now - timedelta(hours=1), "succeeded", rows=3),
             ],
         )
 
 
 def _run(run_id, pipeline, status, slot, etype, msg):
-    return {
-        "run_id": run_id, "pipeline": pipeline, "source": "reference", "status": status, "trigger": "schedule",
-        "attempt": 1, "scheduled_for": slot, "queued_at": slot, "started_at": slot + timedelta(minutes=1),
-        "ended_at": slot + timedelta(minutes=10), "duration_seconds": 540.0, "error_type": etype,
-        "error_message": msg, "cost_usd": 0.4, "updated_at": slot + timedelta(minutes=10),
-    }
+    return run_row(run_id, pipeline, status=status, queued=slot, started=slot + timedelta(minutes=1),
+                   ended=slot + timedelta(minutes=10), error_type=etype, error_message=msg, cost_usd=0.4)
 
 
 def _anomaly(fp, kind, subject, severity, status, *, observed, expected, lower=None, upper=None, root_cause=None,
-             snoozed_until=None, version=1):
-    return {
-        "fingerprint": fp, "kind": kind, "subject": subject, "pipeline": subject.split()[0] if kind != "cost" else "orders",
-        "window_start": NOW - timedelta(hours=8), "window_end": NOW - timedelta(hours=2), "observed": observed,
-        "expected": expected, "lower": lower, "upper": upper, "score": 0.9, "severity": severity, "status": status,
-        "snoozed_until": snoozed_until, "status_at": NOW - timedelta(hours=1) if status != "open" else None,
-        "root_cause": root_cause, "detector": "test", "version": version,
-        "first_seen": NOW - timedelta(hours=8), "last_seen": NOW - timedelta(hours=2),
-    }
+             snoozed_until=None):
+    window = (NOW - timedelta(hours=8), NOW - timedelta(hours=2))
+    return anomaly_row(
+        fp, kind, subject, pipeline=subject.split()[0] if kind != "cost" else "orders", severity=severity, status=status,
+        window=window, observed=observed, expected=expected, seen=window, lower=lower, upper=upper, score=0.9,
+        snoozed_until=snoozed_until, status_at=NOW - timedelta(hours=1) if status != "open" else None,
+        root_cause=root_cause, detector="test",
+    )
 
 
 @pytest.fixture

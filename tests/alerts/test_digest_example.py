@@ -1,8 +1,8 @@
-"""The example digest (``python -m alerts.example``) renders from its realistic morning."""
+"""The example digest (``python -m devkit.digest_example``) renders from its realistic morning."""
 
 from __future__ import annotations
 
-from alerts.example import main
+from devkit.digest_example import main
 
 
 def test_the_example_digest_renders(tmp_path, capsys):

@@ -360,7 +360,7 @@ recipients = ["finops@example.com"]
 
 
 def test_the_cli_digest_dry_run(seeded, tmp_path, db_url, monkeypatch, capsys, smtp_server):
-    from pipepulse.cli import main
+    from cli.main import main
 
     settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
     monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
@@ -409,7 +409,7 @@ recipients = ["pager@example.com"]
 
 
 def test_the_cli_says_when_a_period_has_no_rules(seeded, tmp_path, db_url, monkeypatch, capsys, smtp_server):
-    from pipepulse.cli import main
+    from cli.main import main
 
     settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server))
     monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import sqlalchemy as sa
 
-from pipepulse.cli import main
-from pipepulse.localaws.faults import FaultInjector
+from cli.main import main
+from devkit.localaws.faults import FaultInjector
 from store.db import connect
 from store.schema import runs
 

@@ -5,6 +5,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 import sqlalchemy as sa
 
 from collectors.runner import collect
@@ -30,9 +31,10 @@ def _put(cw, datums):
         cw.put_metric_data(Namespace=NS, MetricData=datums[i : i + 1000])
 
 
+@pytest.mark.aws_clock
 def test_collect_metrics_exact_values_and_minimum_calls(aws, make_settings, engine, now):
     cw = boto3.client("cloudwatch")
-    t = datetime(2026, 11, 20, 11, 10, tzinfo=UTC)
+    t = now - timedelta(minutes=50)  # in the collector's first hour, in a 300 s bucket of its own
     datums = []
     for i in range(N_SERIES):
         dims = [{"Name": "Pipeline", "Value": f"p{i:03d}"}]
@@ -78,7 +80,7 @@ def test_collect_metrics_exact_values_and_minimum_calls(aws, make_settings, engi
 
 
 def test_long_first_window_is_cut_into_bounded_calls():
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from collectors.cloudwatch import CloudWatchCollector
 

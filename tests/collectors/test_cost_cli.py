@@ -7,7 +7,7 @@ import gzip
 import pandas as pd
 import pytest
 
-from pipepulse.cli import main
+from cli.main import main
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from collectors.costexplorer import SHAPES, minimum_requests
 from collectors.runner import collect
-from pipepulse.localaws.costexplorer import CostExplorerStandIn
+from devkit.localaws.costexplorer import CostExplorerStandIn
 from store.costs import daily_cost
 from store.forecasts import latest_forecast
 from store.schema import collector_runs, cost_daily
@@ -192,7 +192,7 @@ def test_seeding_over_http(aws, ce):
 
 
 def test_throttling_and_5xx_are_retried_and_counted(make_settings, engine, ce, aws, now):
-    from pipepulse.localaws.faults import FaultInjector
+    from devkit.localaws.faults import FaultInjector
 
     items = _items(TODAY - timedelta(days=40), 41)
     ce.load_line_items(items)
@@ -213,7 +213,7 @@ def test_throttling_and_5xx_are_retried_and_counted(make_settings, engine, ce, a
 
 
 def test_failing_pass_stores_nothing_and_the_next_resumes(make_settings, engine, ce, aws, now):
-    from pipepulse.localaws.faults import FaultInjector
+    from devkit.localaws.faults import FaultInjector
 
     ce.load_line_items(_items(TODAY - timedelta(days=40), 41))
     faults = aws.app(FaultInjector)

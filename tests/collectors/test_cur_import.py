@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from collectors.costfiles import import_cost_files
+from jobs.import_costs import import_cost_files
 from store.costs import daily_cost
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from collectors.costfiles import import_cost_files
 from collectors.runner import collect
+from jobs.import_costs import import_cost_files
 from store.costs import cost_periods, daily_cost
 from store.schema import cost_daily
 
@@ -215,7 +215,7 @@ def test_export_collector_needs_paths(engine, make_settings):
 
 
 def test_cli_reports_a_missing_bucket(aws, db_url, tmp_path, monkeypatch, capsys):
-    from pipepulse.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
     monkeypatch.chdir(tmp_path)

@@ -9,11 +9,13 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
-import collectors.base as base
-import store.rollups
+import collectors.aws as aws
+import collectors.runner
+from collectors.base import Collector
 from collectors.runner import collect
+from devkit.localaws.faults import FaultInjector
+from pipepulse import retries
 from pipepulse.errors import ConfigError
-from pipepulse.localaws.faults import FaultInjector
 from store.schema import collector_runs, run_steps, runs, watermarks
 
 T0 = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
@@ -70,12 +72,12 @@ def test_source_that_keeps_failing_then_resumes(aws, make_settings, engine, ledg
     first = {p.source: p for p in collect(settings, engine, now=now)}
     assert first["reference"].status == "succeeded"  # the other source still ran
     assert first["glue"].status == "failed"
-    assert "InternalFailure" in first["glue"].error and f"after {base.MAX_ATTEMPTS} attempts" in first["glue"].error
-    assert rule.hits == base.MAX_ATTEMPTS
+    assert "InternalFailure" in first["glue"].error and f"after {retries.AWS_REQUEST_ATTEMPTS} attempts" in first["glue"].error
+    assert rule.hits == retries.AWS_REQUEST_ATTEMPTS
     with engine.connect() as conn:
         assert conn.execute(sa.select(collector_runs.c.source, collector_runs.c.status, collector_runs.c.api_calls)
                             .order_by(collector_runs.c.collector_run_id)).all() == [
-            ("reference", "succeeded", 0), ("glue", "failed", 1 + base.MAX_ATTEMPTS)]
+            ("reference", "succeeded", 0), ("glue", "failed", 1 + retries.AWS_REQUEST_ATTEMPTS)]
         assert conn.execute(sa.select(watermarks.c.source)).scalars().all() == ["reference"]
         assert conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.source == "glue")).scalar_one() == 0
 
@@ -91,7 +93,7 @@ def test_source_that_keeps_failing_then_resumes(aws, make_settings, engine, ledg
 def test_failure_inside_the_transaction_is_recorded(make_settings, engine, ledger, now, monkeypatch):
     _ledger(ledger)
     settings = make_settings('[collectors]\nsources = ["reference"]\n')
-    monkeypatch.setattr(store.rollups, "refresh_run_daily", lambda conn, **kw: 1 / 0)
+    monkeypatch.setattr(collectors.runner, "refresh_run_daily", lambda conn, **kw: 1 / 0)
     [result] = collect(settings, engine, now=now)
     assert result.status == "failed" and "ZeroDivisionError" in result.error
     assert (_count(engine, runs), _count(engine, watermarks)) == (0, 0)
@@ -135,7 +137,7 @@ def test_bad_config_names_file_and_key(make_settings, engine, now):
 def test_unexpected_answer_shape_is_a_clear_failure(make_settings, engine, now, monkeypatch):
     import collectors.runner as runner
 
-    class Odd:
+    class Odd(Collector):
         name = "reference"
 
         def collect(self, ctx):
@@ -154,24 +156,23 @@ def test_backoff_is_exponential_capped_and_jittered(monkeypatch):
     from pipepulse.errors import TransientError
 
     waits: list[float] = []
-    monkeypatch.setattr(base, "BACKOFF_BASE", 1.0)
-    monkeypatch.setattr(base, "BACKOFF_CAP", 3.0)
-    monkeypatch.setattr(base, "_sleep", waits.append)
-    monkeypatch.setattr(base, "_jitter", lambda: 1.0)  # the top of the jitter range
-    calls = base.CallCounter()
+    monkeypatch.setattr(retries, "AWS_REQUESTS", retries.Backoff(base=1.0, cap=3.0))
+    monkeypatch.setattr(aws, "_sleep", waits.append)
+    monkeypatch.setattr(aws, "_jitter", lambda: 1.0)  # the top of the jitter range
+    calls = aws.CallCounter()
 
     def throttled():
         raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"},
                            "ResponseMetadata": {"HTTPStatusCode": 400}}, "ListExecutions")
 
-    with pytest.raises(TransientError, match=f"gave up after {base.MAX_ATTEMPTS} attempts"):
-        base.call_with_retry(throttled, source="stepfunctions", service="states", operation="ListExecutions", calls=calls)
+    with pytest.raises(TransientError, match=f"gave up after {retries.AWS_REQUEST_ATTEMPTS} attempts"):
+        aws.call_with_retry(throttled, source="stepfunctions", service="states", operation="ListExecutions", calls=calls)
     assert waits == [1.0, 2.0, 3.0, 3.0]
     assert calls.retries == {"states:ListExecutions": 4}
-    monkeypatch.setattr(base, "_jitter", lambda: 0.0)  # the bottom: half the step
+    monkeypatch.setattr(aws, "_jitter", lambda: 0.0)  # the bottom: half the step
     waits.clear()
     with pytest.raises(TransientError):
-        base.call_with_retry(throttled, source="stepfunctions", service="states", operation="ListExecutions")
+        aws.call_with_retry(throttled, source="stepfunctions", service="states", operation="ListExecutions")
     assert waits == [0.5, 1.0, 1.5, 1.5]
 
 
@@ -179,7 +180,7 @@ CHILD = """
 import sys, time
 from datetime import datetime
 from pathlib import Path
-import store.rollups
+import collectors.runner
 from collectors.runner import collect
 from pipepulse.settings import load_settings
 from store.db import connect
@@ -188,7 +189,7 @@ def hang(conn, **kw):  # rows and watermark are written, the transaction is open
     Path(sys.argv[3]).write_text("in transaction")
     time.sleep(120)
 
-store.rollups.refresh_run_daily = hang
+collectors.runner.refresh_run_daily = hang
 settings = load_settings({"PIPEPULSE_DATABASE_URL": sys.argv[1], "PIPEPULSE_DATA_DIR": sys.argv[2]},
                          config_path=sys.argv[4])
 collect(settings, connect(sys.argv[1]), now=datetime.fromisoformat(sys.argv[5]))

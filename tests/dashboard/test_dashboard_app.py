@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from dash_paths import APP
 from streamlit.testing.v1 import AppTest
 
-from pipepulse.commands.dashboard import hash_password
+from pipepulse.access import hash_password
 from store.schema import anomalies
 
 PAGES = ["views/overview.py", "views/pipelines.py", "views/run_detail.py", "views/costs.py", "views/anomalies.py", "views/collectors.py"]
@@ -367,3 +367,44 @@ def test_costs_page_draws_only_the_open_view(filled_db, app_env):
     assert [h.value for h in at.subheader] == ["Cost per run", "Estimate against bill"]
     assert len(_static_table(at, "unit")) >= 1 and len(_static_table(at, "evb")) >= 1
     assert not _tiles(at, "forecast_tiles")
+
+
+def test_run_detail_says_why_a_failed_run_has_no_log_lines(db_url, app_env, tmp_path, monkeypatch):
+    """A demo run older than CloudWatch Logs' 14 days: the reason instead of an empty table."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from pipepulse.settings import DEMO_MARKER as MARKER
+    from store.db import connect
+    from store.schema import collector_runs, runs
+    from store.writes import upsert
+
+    built = datetime(2026, 12, 5, 10, 5, tzinfo=UTC)
+    rows = [
+        {"run_id": f"reference:{rid}", "pipeline": "orders", "source": "reference", "status": status, "trigger": "schedule",
+         "attempt": 1, "correlation_id": f"c-{rid}", "started_at": ended - timedelta(minutes=5), "ended_at": ended}
+        for rid, status, ended in (("old", "FAILED", built - timedelta(days=40, hours=1)), ("fine", "SUCCEEDED", built - timedelta(days=1)))
+    ]
+    details = {"lookback_days": 92, "log_groups": {"reference:orders": {"group": "/pipepulse/reference/orders", "retention_days": None, "exists": True}}}
+    engine = connect(db_url)
+    with engine.begin() as conn:
+        upsert(conn, runs, rows, now=built)
+        upsert(conn, collector_runs, [{"collector_run_id": 1, "source": "logs", "started_at": built, "ended_at": built, "status": "succeeded",
+                                       "details": json.dumps(details)}])
+    engine.dispose()
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / MARKER).write_text("demo\n")
+    monkeypatch.setenv("PIPEPULSE_DATA_DIR", str(tmp_path / "demo"))
+    app_env(db_url)
+
+    at = _open("views/run_detail.py", query={"run": "reference:old"})
+    assert not at.exception
+    assert [i.value for i in at.info] == [
+        "No log lines: this run ended on 2026-10-26 09:05 UTC, 40 days before the demo was built (2026-12-05 10:05 UTC), "
+        "older than the 14 days of events CloudWatch Logs accepts, so the demo wrote none for it. "
+        "The demo's failed runs of its last 14 days have their log lines."
+    ]
+    at = _open("views/run_detail.py", query={"run": "reference:fine"})
+    assert [i.value for i in at.info] == [
+        "No log lines: pipepulse keeps the error and warning lines of failed and timed-out runs, and this run is SUCCEEDED."
+    ]

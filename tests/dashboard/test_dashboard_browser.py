@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from dash_paths import DEMO_CONFIG, ROOT
 
-from pipepulse.commands.dashboard import hash_password
+from pipepulse.access import hash_password
 from store.schema import anomalies
 
 pytestmark = pytest.mark.browser
@@ -64,7 +64,7 @@ class Server:
     def __init__(self, db_url: str, *, cwd: Path, address: str = "127.0.0.1", secrets: Path | None = None):
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "pipepulse.cli", "--config", str(DEMO_CONFIG), "dashboard", "serve",
+        cmd = [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve",
                "--address", address, "--port", str(self.port)]
         if secrets:
             cmd += ["--secrets", str(secrets)]
@@ -322,7 +322,7 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
         pytest.skip("the login wall does not depend on the database")
     # without a login configured, serve refuses to start
     refused = subprocess.run(
-        [sys.executable, "-m", "pipepulse.cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0",
+        [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0",
          "--port", str(_free_port())],
         cwd=tmp_path, env={**os.environ, "PIPEPULSE_DATABASE_URL": url, "HOME": str(tmp_path)},
         capture_output=True, text=True, timeout=60,
@@ -372,7 +372,7 @@ def test_screenshots_of_the_demo(aws, _sqlite_template, tmp_path, page):
     on PostgreSQL are the other tests'), once per run."""
     from datetime import UTC, datetime
 
-    from pipepulse.demo import build_demo
+    from devkit.demo import build_demo
     from pipepulse.settings import load_settings
     from store.db import connect
     from store.schema import runs

@@ -8,14 +8,9 @@ import sys
 import pytest
 from dash_paths import DEMO_CONFIG, ROOT
 
-from pipepulse.cli import build_parser
-from pipepulse.commands.dashboard import (
-    auth_mode,
-    hash_password,
-    is_loopback,
-    serve_command,
-    verify_password,
-)
+from cli.commands.dashboard import serve_command
+from cli.main import build_parser
+from pipepulse.access import auth_mode, hash_password, is_loopback, verify_password
 from pipepulse.errors import ConfigError
 from pipepulse.settings import load_settings
 
@@ -77,7 +72,7 @@ def test_serve_command_on_a_public_address_with_users(tmp_path, monkeypatch):
 
 def test_cli_exits_with_a_clear_message(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "pipepulse.cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0"],
+        [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0"],
         cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=60,
     )
@@ -87,7 +82,7 @@ def test_cli_exits_with_a_clear_message(tmp_path):
 
 def test_hash_password_command_reads_stdin():
     out = subprocess.run(
-        [sys.executable, "-m", "pipepulse.cli", "dashboard", "hash-password", "--password-stdin"],
+        [sys.executable, "-m", "cli", "dashboard", "hash-password", "--password-stdin"],
         input="pw\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr

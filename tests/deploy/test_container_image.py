@@ -149,6 +149,17 @@ def test_image_commands_run_from_a_venv_of_requirements_txt_alone(image_env):
     assert where.returncode == 0, where.stderr
     assert where.stdout.startswith(str(bindir.parent)), where.stdout
 
+    # what only development needs is not there: no moto, no devkit/; the demo says what to install
+    dev = _run(image_env, "python", "-c", "import importlib.util as u; print(u.find_spec('moto'), u.find_spec('devkit'))")
+    assert dev.stdout == "None None\n", dev.stdout + dev.stderr
+    demo = _run(image_env, "pipepulse", "demo", "build")
+    assert demo.returncode == 1
+    assert demo.stderr == (
+        "pipepulse: error: pipepulse demo needs pipepulse's development kit (the devkit package and moto; devkit is "
+        "not installed): install it from a checkout with `make install`, or `pip install -r requirements-dev.txt` "
+        "then `pip install -e .`\n"
+    ), demo.stderr
+
     help_ = _run(image_env, *_exec_form("ENTRYPOINT"), "--help")
     assert help_.returncode == 0, help_.stderr
     for group in ("db", "dashboard", "retention", "healthcheck"):
@@ -196,8 +207,7 @@ def test_image_default_command_needs_a_login_and_then_serves(image_env, tmp_path
     assert refused.stderr == "pipepulse: error: secrets file /run/secrets/dashboard.toml does not exist\n"
 
     app = bindir.parent / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" / "dashboard" / "app.py"
-    if not app.exists():
-        pytest.skip("dashboard/app.py has not landed yet; the serve half of this test needs it")
+    assert app.exists(), f"{app} is missing: the image would have no dashboard to serve (check pyproject's packages)"
     # with a login in the secrets file (what compose/ECS mount) it serves and the health URL answers
     secrets = tmp_path / "dashboard.toml"
     port = _free_port()

@@ -12,8 +12,8 @@ How the scan works, and its limits:
   those services in botocore's service model (``client.get_cost_and_usage(...)``,
   ``self.s3.get_object(...)``), and every ``get_paginator("<operation>")``. A module that calls
   operations on a client made elsewhere is matched against the services of all collectors.
-- ``NOT_UNDER_COLLECTOR_ROLE`` names the modules of collectors/ that do not run with the role
-  (the demo seeder); everything else in collectors/ is scanned.
+- every module of collectors/ runs under the role and is scanned (the demo's seeding of the
+  local AWS, which writes, is devkit/aws_seed.py).
 - Not seen: operations called through ``getattr`` with a computed name, or a service name that is
   not a literal. Collectors do neither; keep it that way.
 - Operation -> IAM action: ``<iam prefix>:<OperationName>`` from botocore's model, except where
@@ -107,14 +107,9 @@ def derive_actions(paths: list[Path]) -> dict[str, set[str]]:
     return needed
 
 
-# Modules in collectors/ that never run under the collector role, and why.
-NOT_UNDER_COLLECTOR_ROLE = {
-    "demo.py": "seeds the local emulator with state machines and Glue jobs for the demo (writes, on moto only)",
-}
-
-
 def collector_modules() -> list[Path]:
-    return sorted(p for p in COLLECTORS.glob("*.py") if p.name not in NOT_UNDER_COLLECTOR_ROLE)
+    # everything in collectors/ runs under the role (the demo's seeding of AWS is devkit/aws_seed.py)
+    return sorted(COLLECTORS.glob("*.py"))
 
 
 def policy_actions(template_path: Path = TEMPLATE, resource: str = "CollectorReadPolicy") -> set[str]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipepulse.cli import main
+from cli.main import main
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""pipepulse.forecasting over the store (both DBs) and the `pipepulse forecast` CLI."""
+"""jobs.forecast over the store (both DBs) and the `pipepulse forecast` CLI."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from pipepulse.cli import main
+from cli.main import main
+from jobs import forecast
+from jobs.forecast import forecast_options, score_snapshots
 from pipepulse.errors import ConfigError
-from pipepulse.forecasting import forecast_options, score_snapshots, snapshot_forecasts
 from pipepulse.settings import Settings
 from store.forecasts import latest_snapshots, save_snapshot, snapshot_points
 from store.schema import cost_daily
@@ -37,7 +38,7 @@ def test_snapshot_forecasts_total_and_budgeted_pipelines(engine, db_url, tmp_pat
     with engine.begin() as conn:
         upsert(conn, cost_daily, _cost_rows(now), now=now)
     settings = _settings(db_url, tmp_path, forecast={"horizon_days": 10})
-    ids = snapshot_forecasts(settings, engine, now=now)  # now = 20 Nov 12:00
+    ids = forecast.run(settings, engine, now=now)  # now = 20 Nov 12:00
     assert len(ids) == 2  # clicks has no spend: skipped
     with engine.connect() as conn:
         snaps = latest_snapshots(conn, method="pipepulse").set_index("subject")
@@ -52,7 +53,7 @@ def test_snapshot_forecasts_total_and_budgeted_pipelines(engine, db_url, tmp_pat
     assert pts["day"].tolist()[0] == date(2026, 11, 20) and len(pts) == 11
     assert pts["mean"].tolist() == pytest.approx([12.0] * 11)
     # the same day again replaces rather than adds
-    snapshot_forecasts(settings, engine, now=now + timedelta(hours=1))
+    forecast.run(settings, engine, now=now + timedelta(hours=1))
     with engine.connect() as conn:
         assert len(latest_snapshots(conn)) == 2
 

@@ -19,7 +19,7 @@ def cli(monkeypatch, tmp_path, capsys):
         monkeypatch.delenv(var, raising=False)
 
     def run(db_url: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        from pipepulse.cli import main
+        from cli.main import main
 
         monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
         for key, value in (env or {}).items():

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipepulse.errors import InputError, StoreError
-from pipepulse.ops.backup import backup_sqlite
+from store.backup import backup_sqlite
 from store.db import check_schema, connect
 from store.schema import metadata, metric_points, metric_series, run_logs, runs
 

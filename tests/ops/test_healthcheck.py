@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipepulse.ops.health import HealthError, check_health
+from cli.health import HealthError, check_health
 from pipepulse.settings import Settings
 
 

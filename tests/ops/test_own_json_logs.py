@@ -33,7 +33,7 @@ def test_retention_logs_json_at_info(db_url, cli, tmp_path):
     assert [r["table"] for r in records] == ["metric_points", "run_logs", "run_steps", "collector_runs", "notifications"]
     for r in records:
         assert r["level"] == "INFO"
-        assert r["logger"] == "pipepulse.ops.retention"
+        assert r["logger"] == "jobs.retention"
         assert r["message"] == "retention applied"
         assert datetime.fromisoformat(r["ts"]).tzinfo is not None
     by_table = {r["table"]: r for r in records}
@@ -58,7 +58,7 @@ def test_text_format_and_errors_as_one_line(db_url, cli, tmp_path):
     _, _, err = cli(db_url, "retention", "apply", env={"PIPEPULSE_LOG_FORMAT": "text"})
     lines = err.splitlines()
     assert len(lines) == 5
-    assert all(" INFO pipepulse.ops.retention: retention applied" in line for line in lines)
+    assert all(" INFO jobs.retention: retention applied" in line for line in lines)
 
     (tmp_path / "pipepulse.toml").write_text("[retention]\nrun_logs_days = 0\n")
     status, out, err = cli(db_url, "retention", "apply")

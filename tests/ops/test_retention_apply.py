@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from jobs import retention
+from jobs.retention import DEFAULT_DAYS, retention_config
 from pipepulse.errors import ConfigError
-from pipepulse.ops.retention import DEFAULT_DAYS, apply_retention, plan_retention, retention_config
 from pipepulse.settings import Settings
 from store.schema import (
     collector_runs,
@@ -117,8 +118,8 @@ def test_retention_deletes_exactly_the_old_rows_and_keeps_rollups(engine, now):
     _seed(engine, now)
     settings = _settings(str(engine.url.render_as_string(hide_password=False)), CONFIG)
 
-    planned = plan_retention(settings, engine, now=now)
-    deleted = apply_retention(settings, engine, now=now)
+    planned = retention.plan(settings, engine, now=now)
+    deleted = retention.run(settings, engine, now=now)
 
     expected = {"metric_points": 10, "run_logs": 3, "run_steps": 4, "collector_runs": 2, "notifications": 2}
     assert deleted == expected
@@ -137,14 +138,14 @@ def test_retention_deletes_exactly_the_old_rows_and_keeps_rollups(engine, now):
     assert _ages(engine, notifications, notifications.c.created_at, now) == [29]
 
     # a second pass finds nothing left to delete
-    assert apply_retention(settings, engine, now=now) == dict.fromkeys(expected, 0)
+    assert retention.run(settings, engine, now=now) == dict.fromkeys(expected, 0)
 
 
 def test_defaults_apply_when_section_is_absent(engine, now):
     _seed(engine, now)
     settings = _settings(str(engine.url.render_as_string(hide_password=False)), {})
     assert retention_config(settings).days == DEFAULT_DAYS
-    deleted = apply_retention(settings, engine, now=now)
+    deleted = retention.run(settings, engine, now=now)
     # defaults: points 90 days (none older), logs 30 (age 40), steps 90 (none), collector runs 90 (age 100),
     # notifications 180 (age 365)
     assert deleted == {"metric_points": 0, "run_logs": 1, "run_steps": 0, "collector_runs": 1, "notifications": 1}

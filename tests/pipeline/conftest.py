@@ -1,4 +1,9 @@
-"""Fixtures for the reference pipeline's tests: a runtime on the local AWS with a fixed clock."""
+"""Fixtures for the reference pipeline's tests: a runtime on the local AWS with a fixed clock.
+
+A test that takes ``runtime`` (or ``clock``, to build a runtime of its own) runs the pipeline, which
+sends its metrics and log events with the clock's times: such a test is marked ``aws_clock`` here, so its ``now`` (and ``clock``) start
+from ``clocks.AWS_NOW``, near the wall clock, as CloudWatch requires.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,17 @@ from datetime import timedelta
 
 import pytest
 
-import pipeline.dag as dag
 from pipeline.config import PipelineSection
 from pipeline.run import Runtime
+from pipepulse import retries
 from pipepulse.settings import Prices
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if ("runtime" in names or "clock" in names) and "tests/pipeline/" in item.nodeid:
+            item.add_marker(pytest.mark.aws_clock)
 
 
 class SimClock:
@@ -35,7 +47,7 @@ def clock(now):
 
 @pytest.fixture
 def no_backoff(monkeypatch):
-    monkeypatch.setattr(dag, "BACKOFF_BASE_SECONDS", 0.0)
+    monkeypatch.setattr(retries, "PIPELINE_STAGES", retries.Backoff(base=0.0, cap=0.0))
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import gzip
 import io
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from clocks import AWS_NOW
 
 from pipeline.backfill import Faults, backfill
 from pipeline.focus import COLUMNS
@@ -18,7 +19,11 @@ from pipeline.ledger import Ledger
 from pipepulse.errors import ConfigError
 from pipepulse.settings import load_settings
 
-END = datetime(2026, 11, 20, tzinfo=UTC)
+# The backfill sends its runs' metrics and log events, which AWS checks against its own clock:
+# two days that end at midnight before yesterday noon (tests/clocks.py).
+END = AWS_NOW.replace(hour=0)
+DAYS = [(END - timedelta(days=n)).date() for n in (2, 1)]
+PERIODS = sorted({f"{d:%Y-%m}" for d in DAYS})  # two when the days straddle a month end
 CONFIG = """
 [[pipelines]]
 name = "orders"
@@ -57,6 +62,7 @@ def _dump(path):
         return led.runs(), led.steps()
 
 
+@pytest.mark.aws_clock
 def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
     s1 = _settings(tmp_path, "a")
     summary = backfill(s1, days=2, end=END, seed=7)
@@ -159,17 +165,17 @@ def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
 def _check_focus_export(summary, runs):
     """The FOCUS export of the same backfill: the whole account, pipeline costs near the ledger's."""
     s3 = boto3.client("s3")
-    key = "focus/pipepulse-demo/data/BILLING_PERIOD=2026-11/pipepulse-demo-00001.csv.gz"
-    assert summary.export_keys == [key]
-    rows = list(
-        csv.DictReader(
-            io.StringIO(
-                gzip.decompress(s3.get_object(Bucket="billing", Key=key)["Body"].read()).decode()
-            )
-        )
-    )
+    keys = [f"focus/pipepulse-demo/data/BILLING_PERIOD={p}/pipepulse-demo-00001.csv.gz" for p in PERIODS]
+    assert summary.export_keys == keys
+    by_key = {
+        key: list(csv.DictReader(io.StringIO(
+            gzip.decompress(s3.get_object(Bucket="billing", Key=key)["Body"].read()).decode()
+        )))
+        for key in keys
+    }
+    rows = [r for part in by_key.values() for r in part]
     assert tuple(rows[0]) == COLUMNS
-    assert {r["ChargePeriodStart"][:10] for r in rows} == {"2026-11-18", "2026-11-19"}
+    assert {r["ChargePeriodStart"][:10] for r in rows} == {d.isoformat() for d in DAYS}
     assert {r["x_ServiceCode"] for r in rows} >= {
         "AmazonEC2",
         "AmazonRDS",
@@ -200,11 +206,12 @@ def _check_focus_export(summary, runs):
         )
         assert billed != pytest.approx(estimate, rel=1e-6)
         assert billed == pytest.approx(estimate, rel=0.05)
-    manifest = s3.get_object(
-        Bucket="billing",
-        Key="focus/pipepulse-demo/metadata/BILLING_PERIOD=2026-11/pipepulse-demo-Manifest.json",
-    )
-    assert json.loads(manifest["Body"].read())["rowCount"] == len(rows)
+    for period, key in zip(PERIODS, keys, strict=True):
+        manifest = s3.get_object(
+            Bucket="billing",
+            Key=f"focus/pipepulse-demo/metadata/BILLING_PERIOD={period}/pipepulse-demo-Manifest.json",
+        )
+        assert json.loads(manifest["Body"].read())["rowCount"] == len(by_key[key])
 
 
 def test_replaying_a_window_replaces_its_runs(tmp_path):
@@ -257,3 +264,37 @@ def test_bad_pipeline_config_names_the_file_and_key(tmp_path):
     path.write_text('[pipeline]\nsourc = "s3://x"\n')
     with pytest.raises(ConfigError, match=r"unknown key 'sourc'"):
         pipeline_section(load_settings({}, config_path=path))
+
+
+@pytest.mark.parametrize("days", [2, 4, 21, 60, 61, 90, 200, 201])
+def test_the_outage_is_recent_enough_for_log_lines_in_a_long_window(days):
+    start = datetime(2026, 9, 6, tzinfo=UTC)
+    f = Faults(start, days)
+    end = (start + timedelta(days=days)).date()
+    if 60 < days <= 200:
+        # 9 days before the end: its failed runs are inside CloudWatch Logs' 14 days
+        assert (end - f.outage_day).days == 9
+        assert f.runaway_days[1] < f.outage_day < f.schema_break_day
+    else:
+        assert f.outage_day == f.day(0.55)
+    assert f.outage == (datetime.combine(f.outage_day, datetime.min.time(), UTC) + timedelta(hours=9),
+                        datetime.combine(f.outage_day, datetime.min.time(), UTC) + timedelta(hours=13))
+
+
+@pytest.mark.aws_clock
+def test_a_backfill_ending_now_sends_only_what_cloudwatch_accepts(aws, tmp_path):
+    """As the demo ends its history: at the last whole hour, with more than 14 days behind it.
+    The local AWS refuses a datum older than 14 days as AWS does (the whole call fails)."""
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)}, config_path=None)  # orders, hourly
+    summary = backfill(settings, days=15, end=end, seed=7)
+    runs, steps = _dump(tmp_path / "ledger.db")
+    assert summary.runs == len(runs) >= 360
+    # every datum was either sent (and accepted) or counted as too old; the first day's were old
+    datums = 6 * summary.runs + len({(s["run_id"], s["stage"]) for s in steps if s["ended_at"]})
+    assert summary.metric_points + summary.metric_too_old == datums
+    assert summary.metric_too_old >= 6 * 24 and summary.log_events_too_old >= 24
+    # CloudWatch Logs kept what was sent: one stream per run whose events went out
+    pages = boto3.client("logs").get_paginator("describe_log_streams").paginate(logGroupName="/pipepulse/reference/orders")
+    streams = [st["logStreamName"] for page in pages for st in page["logStreams"]]
+    assert 0 < len(streams) <= summary.runs - 24

@@ -12,6 +12,7 @@ import pytest
 import pipeline.dag as dag
 from pipeline import states
 from pipeline.run import RunRequest, run_pipeline
+from pipepulse import retries
 from pipepulse.errors import PipelineError
 
 CSV = "order_id,customer_id,amount,currency,created_at\no1,c1,1.00,USD,2026-11-20T10:00:00Z\n"
@@ -24,15 +25,13 @@ def _put(rt):
 
 
 def test_backoff_is_exponential_with_bounded_jitter(monkeypatch):
-    monkeypatch.setattr(dag, "BACKOFF_BASE_SECONDS", 2.0)
-    monkeypatch.setattr(dag, "BACKOFF_MAX_SECONDS", 30.0)
-    monkeypatch.setattr(dag, "BACKOFF_JITTER", 0.5)
+    monkeypatch.setattr(retries, "PIPELINE_STAGES", retries.Backoff(base=2.0, cap=30.0, jitter=0.5))
     rng = random.Random(3)
     for attempt, cap in [(1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0), (5, 30.0), (9, 30.0)]:
         delays = [dag.backoff_delay(attempt, rng) for _ in range(200)]
         assert min(delays) >= cap * 0.5 and max(delays) <= cap
         assert max(delays) - min(delays) > cap * 0.4  # really jittered
-    monkeypatch.setattr(dag, "BACKOFF_JITTER", 0.0)
+    monkeypatch.setattr(retries, "PIPELINE_STAGES", retries.Backoff(base=2.0, cap=30.0, jitter=0.0))
     assert [dag.backoff_delay(a, rng) for a in (1, 2, 3)] == [2.0, 4.0, 8.0]
 
 

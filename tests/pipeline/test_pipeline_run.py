@@ -124,7 +124,7 @@ def test_run_end_to_end_quarantines_bad_rows_and_loads_good_ones(runtime, now):
     assert len(bodies) == 13  # queued, running, 5 x (started, succeeded), run succeeded
     assert {b["correlation_id"] for b in bodies} == {result.correlation_id}
     assert {b["run_id"] for b in bodies} == {result.run_id}
-    assert {e["logStreamName"] for e in events} == {f"2026/11/20/{result.run_id}"}
+    assert {e["logStreamName"] for e in events} == {f"{now:%Y/%m/%d}/{result.run_id}"}
     assert bodies[-1]["message"] == "run succeeded"
 
     # the files are remembered: a second run finds nothing new

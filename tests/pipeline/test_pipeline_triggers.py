@@ -81,7 +81,7 @@ def test_scheduler_loop_fires_runs_on_the_injected_clock(runtime, clock, now, no
     slots = [
         runtime.ledger.run(r.run_id)["scheduled_for"] for r in results if r.pipeline == "orders"
     ]
-    assert slots == [t(12).isoformat(), t(13).isoformat()]
+    assert slots == [now.isoformat(), (now + timedelta(hours=1)).isoformat()]
     partner = [r for r in results if r.pipeline == "partner_feed"]
     assert (partner[0].status, partner[0].records_in, partner[0].records_out) == ("SUCCEEDED", 1, 1)
     # a new file arrives; the next poll runs it; SIGTERM-style stop ends the loop
@@ -105,4 +105,4 @@ def test_scheduler_resumes_from_the_ledger(runtime, clock, now, no_backoff):
         runtime, pipelines, poll_seconds=600
     )  # a restart: the last slot comes from the ledger
     slots = [runtime.ledger.run(r.run_id)["scheduled_for"] for r in second.poll()]
-    assert slots == [t(13).isoformat(), t(14).isoformat()]
+    assert slots == [(now + timedelta(hours=h)).isoformat() for h in (1, 2)]

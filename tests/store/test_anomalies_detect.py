@@ -1,4 +1,4 @@
-"""pipepulse.detect.run_detection over a real store (SQLite and PostgreSQL)."""
+"""jobs.detect.run over a real store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from pipepulse.detect import anomaly_settings, run_detection
+from jobs import detect
+from jobs.detect import anomaly_settings
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings
 from store.anomalies import add_maintenance_window, list_anomalies, set_status
@@ -60,7 +61,7 @@ def settings(db_url, tmp_path, **anomalies):
 def test_run_detection_finds_the_incidents_and_stores_them_once(engine, db_url, tmp_path, now):
     spike_at, glue_day, slow_run = seed(engine, now)
     s = settings(db_url, tmp_path)
-    first = run_detection(s, engine, now=now)
+    first = detect.run(s, engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn)
     kinds = sorted(zip(found["kind"], found["subject"], strict=True))
@@ -89,7 +90,7 @@ def test_run_detection_finds_the_incidents_and_stores_them_once(engine, db_url, 
 
     with engine.begin() as conn:
         set_status(conn, glue["fingerprint"], "acknowledged", by="ana", now=now)
-    second = run_detection(s, engine, now=now + timedelta(minutes=5))
+    second = detect.run(s, engine, now=now + timedelta(minutes=5))
     with engine.connect() as conn:
         again = list_anomalies(conn)
     assert (second.inserted, second.updated) == (0, 7)
@@ -130,18 +131,18 @@ def test_routine_retries_do_not_alert_but_a_burst_does(engine, db_url, tmp_path,
             series_key="r1", namespace="Pipepulse/Reference", metric_name="Retries",
             dimensions=json.dumps({"Pipeline": "etl"}), stat="Sum", period_seconds=3600, pipeline="etl")).inserted_primary_key[0]
         conn.execute(metric_points.insert(), [{"series_id": sid, "ts": start + timedelta(hours=i), "value": float(v)} for i, v in enumerate(values)])
-    run_detection(settings(db_url, tmp_path), engine, now=now)
+    detect.run(settings(db_url, tmp_path), engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn)
     assert list(found["subject"]) == ["Pipepulse/Reference/Retries{Pipeline=etl}"]
     assert found.iloc[0]["window_start"] == start + timedelta(hours=burst)
     assert found.iloc[0]["observed"] == 12.0
     # a more sensitive threshold still leaves the routine hours alone: the floor does
-    run_detection(settings(db_url, tmp_path, metric_sensitivity=0.4), engine, now=now)
+    detect.run(settings(db_url, tmp_path, metric_sensitivity=0.4), engine, now=now)
     with engine.connect() as conn:
         assert len(list_anomalies(conn)) == 1
     # without the floor they would alert too
-    run_detection(settings(db_url, tmp_path, metric_sensitivity=0.4, metric_floors={"Retries": 0}), engine, now=now)
+    detect.run(settings(db_url, tmp_path, metric_sensitivity=0.4, metric_floors={"Retries": 0}), engine, now=now)
     with engine.connect() as conn:
         assert len(list_anomalies(conn)) > 1
 
@@ -168,7 +169,7 @@ def test_a_bad_data_day_is_found_from_the_rejected_record_rate(engine, db_url, t
                      "records_in": n, "records_out": n - rej, "records_rejected": rej, "updated_at": now})
     with engine.begin() as conn:
         conn.execute(runs.insert(), rows)
-    run_detection(settings(db_url, tmp_path), engine, now=now)
+    detect.run(settings(db_url, tmp_path), engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn, kind="rejected_rate")
     assert list(found["subject"]) == ["rejected_rate:orders"]
@@ -202,7 +203,7 @@ def test_an_interval_pipeline_drifting_across_the_hour_is_judged_per_run(engine,
             series_key="c1", namespace="Pipepulse/Reference", metric_name="RecordsIn",
             dimensions=json.dumps({"Pipeline": "clicks"}), stat="Sum", period_seconds=3600, pipeline="clicks")).inserted_primary_key[0]
         conn.execute(metric_points.insert(), [{"series_id": sid, "ts": h, "value": sums[h]} for h in hours])
-    run_detection(settings(db_url, tmp_path), engine, now=now)
+    detect.run(settings(db_url, tmp_path), engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn, kind="metric")
     bad_hour = run_rows[bad]["ended_at"].replace(minute=0, second=0, microsecond=0)
@@ -225,13 +226,13 @@ def test_reference_durations_have_the_run_duration_floor(engine, db_url, tmp_pat
             series_key="d1", namespace="Pipepulse/Reference", metric_name="Duration",
             dimensions=json.dumps({"Pipeline": "etl"}), stat="Sum", period_seconds=3600, pipeline="etl")).inserted_primary_key[0]
         conn.execute(metric_points.insert(), [{"series_id": sid, "ts": start + timedelta(hours=i), "value": float(v)} for i, v in enumerate(values)])
-    run_detection(settings(db_url, tmp_path), engine, now=now)
+    detect.run(settings(db_url, tmp_path), engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn)
     assert list(zip(found["subject"], found["window_start"], strict=True)) == [
         ("Pipepulse/Reference/Duration{Pipeline=etl}", start + timedelta(hours=slow))]
     # with no floor the 30-second change alerts too
-    run_detection(settings(db_url, tmp_path, metric_floors={"Pipepulse/Reference/Duration": 0}), engine, now=now)
+    detect.run(settings(db_url, tmp_path, metric_floors={"Pipepulse/Reference/Duration": 0}), engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn)
     assert start + timedelta(hours=hours - 48) in set(found["window_start"])
@@ -261,7 +262,7 @@ def test_a_failed_run_is_not_also_a_throughput_or_duration_anomaly(engine, db_ur
                  "records_in": 1000, "records_out": 1000, "updated_at": now})
     with engine.begin() as conn:
         conn.execute(runs.insert(), rows)
-    run_detection(settings(db_url, tmp_path), engine, now=now)
+    detect.run(settings(db_url, tmp_path), engine, now=now)
     with engine.connect() as conn:
         found = list_anomalies(conn)
     pairs = sorted(zip(found["kind"], found["window_start"], strict=True))
@@ -288,7 +289,7 @@ def test_a_bucket_is_judged_only_once_it_has_ended(engine, db_url, tmp_path, now
             period_seconds=3600, pipeline=None)).inserted_primary_key[0]
         conn.execute(metric_points.insert(), [{"series_id": sid, "ts": start + timedelta(hours=i), "value": float(v)}
                                               for i, v in enumerate(values)])
-    run_detection(settings(db_url, tmp_path), engine, now=now + timedelta(minutes=20))
+    detect.run(settings(db_url, tmp_path), engine, now=now + timedelta(minutes=20))
     with engine.connect() as conn:
         found = list_anomalies(conn)
     # neither today's spend nor the open hour is read yet (what the scan may flag earlier in
@@ -296,7 +297,7 @@ def test_a_bucket_is_judged_only_once_it_has_ended(engine, db_url, tmp_path, now
     assert not found["kind"].eq("cost").any()
     assert not (found["window_end"] >= now.replace(minute=0)).any()
     # once the day has ended, its spend is judged (and the hour, now complete at a third, too)
-    run_detection(settings(db_url, tmp_path), engine, now=now.replace(hour=0) + timedelta(days=1, minutes=5))
+    detect.run(settings(db_url, tmp_path), engine, now=now.replace(hour=0) + timedelta(days=1, minutes=5))
     with engine.connect() as conn:
         found = list_anomalies(conn)
     assert sorted(found.loc[found["kind"] == "cost", "subject"]) == ["cost:region=us-east-1", "cost:service=AWS Glue", "cost:total",

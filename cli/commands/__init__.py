@@ -1,0 +1,1 @@
+"""Command groups of the ``pipepulse`` CLI, one module each (see ``cli.main``)."""

@@ -1,0 +1,201 @@
+"""``pipepulse anomalies scan|list|ack|snooze|resolve`` and ``pipepulse detect``.
+
+``scan`` runs the online detector over a CSV (``timestamp,value``) and writes it back with
+``score`` (0..1) and ``is_anomaly`` (0/1: the onset of an incident, as an alert would fire);
+``detect`` runs the ``detect`` job (``jobs.detect``) over the store; the rest read
+and change stored anomalies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from pipepulse.errors import InputError
+from pipepulse.settings import Settings
+
+__all__ = ["read_series_csv", "register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("anomalies", help="scan a CSV for anomalies; list, acknowledge, snooze, resolve stored ones")
+    asub = p.add_subparsers(dest="anomalies_command", metavar="COMMAND")
+    asub.required = True
+    sc = asub.add_parser(
+        "scan",
+        help="score a timestamp,value CSV online; adds score (0..1) and is_anomaly (0/1)",
+        description="Each point's flag depends only on it and earlier points. is_anomaly marks the "
+        "first point of an incident; later points of the same incident keep a score >= 0.5.",
+    )
+    sc.add_argument("input", metavar="INPUT.csv", help="CSV with a header and columns timestamp,value")
+    sc.add_argument("--out", metavar="OUT.csv", help="where to write (default: standard output)")
+    sc.add_argument("--sensitivity", type=float,
+                    help="threshold multiplier (default: the detector's own, chosen on labelled NAB series; higher = fewer alerts)")
+    sc.set_defaults(handler=cmd_scan)
+
+    ls = asub.add_parser("list", help="stored anomalies, newest first")
+    ls.add_argument("--status", choices=["open", "acknowledged", "snoozed", "resolved"])
+    ls.add_argument("--kind", choices=["metric", "duration", "throughput", "failure_rate", "cost"])
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(handler=cmd_list)
+    for name, status, text in (("ack", "acknowledged", "acknowledge an anomaly"), ("resolve", "resolved", "mark an anomaly resolved"),
+                               ("snooze", "snoozed", "snooze an anomaly until a date-time")):
+        sp = asub.add_parser(name, help=text)
+        sp.add_argument("fingerprint")
+        sp.add_argument("--note", help="why (shown beside the status)")
+        sp.add_argument("--by", help="who made the change (shown beside the status)")
+        if name == "snooze":
+            sp.add_argument("--until", required=True, help="UTC date-time, e.g. 2026-12-01T09:00Z")
+        sp.set_defaults(handler=cmd_status, status=status)
+
+    d = sub.add_parser("detect", help="run anomaly detection over the stored metrics, runs and costs")
+    d.set_defaults(handler=cmd_detect)
+
+
+# ---- scan ------------------------------------------------------------------------------------
+
+
+def read_series_csv(path: str | Path) -> pd.DataFrame:
+    """Read ``timestamp,value``; InputError naming the file and line for anything malformed.
+
+    Lines are kept in file order (the order a live stream would deliver them), even where a
+    timestamp repeats or steps back, as real CloudWatch exports sometimes do."""
+    path = Path(path)
+    hint = "the file needs a header line 'timestamp,value' and one ISO time and number per line"
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from exc
+    stamps: list[pd.Timestamp] = []
+    values: list[float] = []
+    raw_stamps: list[str] = []
+    with fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"{path}: the file is empty; {hint}")
+        cols = [h.strip().lower() for h in header]
+        if "timestamp" not in cols or "value" not in cols:
+            raise InputError(f"{path} line 1: header is {','.join(header)!r}, missing timestamp and/or value; {hint}")
+        ti, vi = cols.index("timestamp"), cols.index("value")
+        for row in reader:
+            line = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(cols):
+                raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
+            t, v = row[ti].strip(), row[vi].strip()
+            try:
+                ts = pd.Timestamp(t)
+                if ts is pd.NaT:
+                    raise ValueError
+            except (ValueError, TypeError):
+                raise InputError(f"{path} line {line}: timestamp {t!r} is not a date-time; use e.g. 2014-02-14 14:30:00") from None
+            try:
+                x = float(v)
+            except ValueError:
+                raise InputError(f"{path} line {line}: value {v!r} is not a number; {hint}") from None
+            if not math.isfinite(x):
+                raise InputError(f"{path} line {line}: value {v!r} is not finite; drop the line or fill the gap")
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+            stamps.append(ts)
+            values.append(x)
+            raw_stamps.append(t)
+    if not stamps:
+        raise InputError(f"{path}: no data lines after the header; {hint}")
+    return pd.DataFrame({"timestamp": raw_stamps, "value": values, "_ts": stamps})
+
+
+def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    from insights.anomaly import STEP_POINTS, DetectorConfig, scan
+
+    frame = read_series_csv(args.input)
+    ts = pd.DatetimeIndex(frame["_ts"])
+    # the sampling step from the first points only (all inside the warm-up): stays online
+    head = pd.Series(ts[:STEP_POINTS]).diff().dt.total_seconds()
+    head = head[head > 0]
+    step = float(head.median()) if len(head) else 300.0
+    overrides = {"sensitivity": args.sensitivity} if args.sensitivity else {}
+    try:
+        config = DetectorConfig.for_step(step, **overrides)
+    except ValueError as exc:
+        raise InputError(f"--sensitivity: {exc}") from exc
+    result = scan(frame["value"].to_numpy(float), ts, config)
+    out = frame[["timestamp", "value"]].copy()
+    out["score"] = result.score.round(6)
+    out["is_anomaly"] = result.is_anomaly.astype(int)
+    if args.out:
+        out.to_csv(args.out, index=False)
+        print(f"{args.input}: {len(out):,} points, {int(out['is_anomaly'].sum())} anomalies -> {args.out}", file=sys.stderr)
+    else:
+        out.to_csv(sys.stdout, index=False)
+    return 0
+
+
+# ---- store -----------------------------------------------------------------------------------
+
+
+def _engine(settings: Settings):
+    from store.db import check_schema, connect
+
+    engine = connect(settings.database_url, create_dirs=False)
+    check_schema(engine)
+    return engine
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from store.anomalies import list_anomalies
+
+    engine = _engine(settings)
+    try:
+        with engine.connect() as conn:
+            frame = list_anomalies(conn, status=args.status, kind=args.kind, limit=args.limit)
+    finally:
+        engine.dispose()
+    if frame.empty:
+        print("no anomalies")
+        return 0
+    for r in frame.itertuples():
+        print(f"{r.fingerprint}  {r.severity:<8} {r.status:<12} {r.kind:<12} {r.window_start:%Y-%m-%d %H:%M}  "
+              f"{r.subject}  observed {r.observed:.4g} expected {r.expected:.4g}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from store.anomalies import set_status
+
+    until = None
+    if getattr(args, "until", None):
+        try:
+            until = pd.Timestamp(args.until)
+        except ValueError:
+            raise InputError(f"--until {args.until!r} is not a date-time; use e.g. 2026-12-01T09:00Z") from None
+        until = (until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")).to_pydatetime()
+    engine = _engine(settings)
+    try:
+        with engine.begin() as conn:
+            row = set_status(conn, args.fingerprint, args.status, note=args.note, by=args.by, snoozed_until=until, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(f"{row['fingerprint']}: {row['status']}" + (f" until {row['snoozed_until']:%Y-%m-%d %H:%M}Z" if row["snoozed_until"] else ""))
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.detect import anomaly_settings
+    from jobs.registry import job
+
+    anomaly_settings(settings)  # config errors before touching the database
+    engine = _engine(settings)
+    try:
+        summary = job("detect").run(settings, engine, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    print(summary)
+    return 0

@@ -1,0 +1,55 @@
+"""``pipepulse db``: schema migrations and status."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipepulse.settings import Settings
+from store.db import connect, describe_url, schema_status, upgrade
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="database schema: upgrade, status, backup")
+    dsub = p.add_subparsers(dest="db_command", metavar="COMMAND")
+    dsub.required = True
+    up = dsub.add_parser("upgrade", help="create or migrate the schema to the newest version (safe to repeat)")
+    up.set_defaults(handler=cmd_upgrade)
+    st = dsub.add_parser("status", help="show the database, its schema revision and row counts")
+    st.set_defaults(handler=cmd_status)
+    bk = dsub.add_parser("backup", help="copy the SQLite database to PATH while it is in use (PostgreSQL: pg_dump)")
+    bk.add_argument("path", metavar="PATH", help="file to write, e.g. backups/pipepulse-2026-11-20.db")
+    bk.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    bk.set_defaults(handler=cmd_backup)
+
+
+def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    engine = connect(settings.database_url)
+    before = schema_status(engine)
+    after = upgrade(engine)
+    if before.current == after.current:
+        print(f"{describe_url(settings.database_url)}: already at schema {after.current}")
+    else:
+        print(f"{describe_url(settings.database_url)}: migrated {before.current or '(empty)'} -> {after.current}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from store.stats import table_counts
+
+    engine = connect(settings.database_url, create_dirs=False)
+    status = schema_status(engine)
+    print(f"database: {describe_url(settings.database_url)}")
+    state = "up to date" if status.up_to_date else ("NEWER than this code" if status.newer_than_code else "needs `pipepulse db upgrade`")
+    print(f"schema:   {status.current or '(empty)'} (code head {status.head}; {state})")
+    if status.up_to_date:
+        for table, count in table_counts(engine).items():
+            print(f"  {table:<22} {count:>12,}")
+    return 0 if status.up_to_date else 1
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from store.backup import backup_sqlite
+
+    result = backup_sqlite(settings.database_url, args.path, overwrite=args.force)
+    print(f"backed up {result.source} to {result.path} ({result.bytes:,} bytes in {result.seconds:.1f} s)")
+    return 0

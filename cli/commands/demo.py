@@ -1,0 +1,114 @@
+"""``pipepulse demo``: build the demo's 90 days and serve the dashboard over them.
+
+The demo is development-only (``devkit.demo``, on a local AWS): without the development kit
+these commands say what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+
+from pipepulse.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="build demo data on a local AWS and serve the dashboard")
+    dsub = p.add_subparsers(dest="demo_command", metavar="COMMAND")
+    dsub.required = True
+    for name, helptext in (
+        ("build", "rebuild the demo data folder: pipeline history, collection, detection, forecasts"),
+        ("up", "build, then serve the dashboard and keep the local AWS running for other commands"),
+    ):
+        c = dsub.add_parser(name, help=helptext)
+        c.add_argument("--days", type=_positive, default=90, help="days of history (default 90)")
+        if name == "up":
+            c.add_argument("--port", type=int, default=8501, help="dashboard port (default 8501)")
+            c.add_argument("--aws-port", type=int, default=0, help="local AWS port (default: a free one)")
+            c.add_argument("--no-build", action="store_true", help="serve what was built last time")
+        c.set_defaults(handler=cmd_build if name == "build" else cmd_up)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if not 1 <= value <= 400:
+        raise argparse.ArgumentTypeError(f"expected 1 to 400 days, got {value}")
+    return value
+
+
+def _devkit_demo():
+    """``devkit.demo``, or a ConfigError saying what to install."""
+    from cli.awsenv import devkit_missing
+
+    try:
+        from devkit import demo
+    except ModuleNotFoundError as exc:
+        raise devkit_missing("pipepulse demo", exc) from exc
+    return demo
+
+
+def _build(settings: Settings, days: int, target) -> None:
+    from store.db import connect, upgrade
+
+    demo = _devkit_demo()
+    demo.reset_demo_dir(settings)
+    engine = connect(settings.database_url)
+    upgrade(engine)
+    summary = demo.build_demo(settings, engine, days=days, end=demo.default_end(), local_aws=target.server,
+                              progress=sys.stderr.isatty())
+    print(f"demo: {days} days of history ending {summary.end:%Y-%m-%d %H:%M} UTC in {settings.database_url}")
+    for name, seconds, text in summary.steps:
+        print(f"  {name:<24} {seconds:6.1f} s  {text}")
+    for source, error in summary.extra.get("failed_sources", []):
+        print(f"  collector {source} FAILED: {error}")
+    print("stored rows:")
+    for table, count in summary.counts.items():
+        if count:
+            print(f"  {table:<22} {count:>10,}")
+    engine.dispose()
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.awsenv import aws_environment
+
+    _devkit_demo()  # before a local AWS is asked for
+    with aws_environment(settings) as target:
+        if target.server is None:
+            return _needs_local_aws()
+        _build(settings, args.days, target)
+    return 0
+
+
+def _needs_local_aws() -> int:
+    print("pipepulse demo: the demo builds on a local AWS of its own (is another demo running?); unset AWS_ENDPOINT_URL and "
+          "PIPEPULSE_LOCAL_AWS=false", file=sys.stderr)
+    return 1
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.awsenv import advertise_local_aws, aws_environment
+
+    _devkit_demo()  # before a local AWS is asked for
+    with aws_environment(settings, port=args.aws_port) as target:
+        if target.server is None:
+            return _needs_local_aws()
+        if not args.no_build:
+            _build(settings, args.days, target)
+        with advertise_local_aws(settings, target.endpoint):
+            print(f"local AWS for this demo: {target.endpoint} (other pipepulse commands with the same config use it)")
+            cmd = [sys.executable, "-m", "cli"]
+            if settings.config_path:
+                cmd += ["--config", str(settings.config_path)]
+            cmd += ["dashboard", "serve", "--port", str(args.port)]
+            proc = subprocess.Popen(cmd)
+            signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                proc.terminate()
+                return proc.wait()

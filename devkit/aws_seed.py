@@ -1,0 +1,136 @@
+"""Demo data for the AWS run sources: Step Functions executions and Glue job runs on local AWS.
+
+``seed_aws_sources(settings, now=...)`` creates, on the configured (moto) endpoint:
+
+- the state machine ``customer-etl`` (ARN as in ``examples/demo.toml``) run for real in moto's
+  execute mode: Pass, Wait, Choice and Fail states, so some executions succeed and some fail
+  with an error and a cause that the collector reads from the execution history;
+- the Glue job ``nightly-compaction`` with one run per night over the last ``GLUE_NIGHTS``
+  nights. moto's runs always succeed and carry the wall-clock start; the demo runs moto in this
+  process, so it sets each run's start, end and (for a few) FAILED state on moto's backend
+  object, which is the only way to reach those states (see ../shared/notes/aws-emulation.md).
+
+Step Functions executions carry moto's wall-clock start times (they cannot be backdated).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+
+import boto3
+import requests
+from moto.glue.models import glue_backends
+
+from pipepulse.settings import Settings
+
+__all__ = ["CUSTOMER_ETL", "GLUE_JOB", "SFN_EXECUTIONS", "seed_aws_sources"]
+
+log = logging.getLogger(__name__)
+ACCOUNT = "123456789012"  # moto's default account
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/pipepulse-demo"
+GLUE_JOB = "nightly-compaction"
+GLUE_NIGHTS = 14
+SFN_EXECUTIONS = 12
+CUSTOMER_ETL = {
+    "Comment": "Customer ETL: extract, wait for the export, validate, transform, load",
+    "StartAt": "Extract",
+    "States": {
+        "Extract": {"Type": "Pass", "Result": {"rows": 1200}, "ResultPath": "$.extract", "Next": "WaitForExport"},
+        "WaitForExport": {"Type": "Wait", "Seconds": 0, "Next": "Validate"},
+        "Validate": {
+            "Type": "Choice",
+            "Choices": [
+                {"Variable": "$.bad_rows", "NumericGreaterThan": 0, "Next": "RejectBatch"},
+                {"Variable": "$.schema_drift", "BooleanEquals": True, "Next": "SchemaDrift"},
+            ],
+            "Default": "Transform",
+        },
+        "RejectBatch": {"Type": "Fail", "Error": "DataQualityError", "Cause": "rows failed validation: null customer_id"},
+        "SchemaDrift": {"Type": "Fail", "Error": "SchemaMismatch", "Cause": "column 'segment' missing from the export"},
+        "Transform": {"Type": "Pass", "Next": "Load"},
+        "Load": {"Type": "Pass", "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+def _endpoint(client) -> str:
+    return client.meta.endpoint_url.rstrip("/")
+
+
+def seed_aws_sources(settings: Settings, *, now: datetime) -> None:
+    """Create the demo's state machine with executions and Glue job with nightly runs."""
+    sfn = boto3.client("stepfunctions", region_name=settings.aws_region)
+    glue = boto3.client("glue", region_name=settings.aws_region)
+    n_exec = _seed_step_functions(sfn, now)
+    n_glue = _seed_glue(glue, settings, now)
+    log.info("seeded AWS sources", extra={"executions": n_exec, "glue_runs": n_glue})
+
+
+def _seed_step_functions(sfn, now: datetime) -> int:
+    # Real execution must be on before the state machine is created (moto keeps two stores).
+    requests.post(f"{_endpoint(sfn)}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
+                  timeout=30).raise_for_status()
+    try:
+        arn = sfn.create_state_machine(name="customer-etl", definition=json.dumps(CUSTOMER_ETL), roleArn=ROLE)["stateMachineArn"]
+    except sfn.exceptions.StateMachineAlreadyExists:
+        arn = f"arn:aws:states:{sfn.meta.region_name}:{ACCOUNT}:stateMachine:customer-etl"
+    started = []
+    for i in range(SFN_EXECUTIONS):
+        payload = {"batch": i, "bad_rows": 7 if i % 5 == 3 else 0, "schema_drift": i % 7 == 6}
+        name = f"demo-{now:%Y%m%dT%H%M}-{i:02d}"
+        try:
+            started.append(sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"])
+        except sfn.exceptions.ExecutionAlreadyExists:
+            continue
+    deadline = time.monotonic() + 30
+    while started and time.monotonic() < deadline:
+        if all(sfn.describe_execution(executionArn=a)["status"] != "RUNNING" for a in started):
+            break
+        time.sleep(0.05)
+    return len(started)
+
+
+def _seed_glue(glue, settings: Settings, now: datetime) -> int:
+    try:
+        glue.create_job(
+            Name=GLUE_JOB,
+            Role=ROLE,
+            Command={"Name": "glueetl", "ScriptLocation": "s3://pipepulse-demo-scripts/compaction.py", "PythonVersion": "3"},
+            GlueVersion="4.0",
+            WorkerType="G.1X",
+            NumberOfWorkers=10,
+            ExecutionProperty={"MaxConcurrentRuns": GLUE_NIGHTS + 1},
+            Tags={"pipeline": "glue_nightly"},
+        )
+    except glue.exceptions.AlreadyExistsException:
+        pass
+    ids = [glue.start_job_run(JobName=GLUE_JOB)["JobRunId"] for _ in range(GLUE_NIGHTS)]
+    backend_runs = _moto_job_runs(settings.aws_region)
+    if backend_runs is None:
+        log.warning("moto is not in this process: Glue runs keep moto's times and states")
+        return len(ids)
+    first_night = (now - timedelta(days=GLUE_NIGHTS)).replace(hour=2, minute=0, second=0, microsecond=0)
+    for night, run_id in enumerate(ids):
+        run = backend_runs[run_id]
+        start = first_night + timedelta(days=night)
+        # runs get slower over the fortnight; two nights fail (out of memory, then a timeout)
+        minutes = 18 + night
+        run.started_on = run.modified_on = start.replace(tzinfo=None)
+        run.completed_on = (start + timedelta(minutes=minutes)).replace(tzinfo=None)
+        if night in (5, 11):
+            run.status = "FAILED" if night == 5 else "TIMEOUT"
+        else:
+            run.status = "SUCCEEDED"
+    return len(ids)
+
+
+def _moto_job_runs(region: str):
+    """moto's job-run objects by id when moto runs in this process, else None."""
+    job = glue_backends[ACCOUNT][region].jobs.get(GLUE_JOB)
+    if job is None:
+        return None
+    return {r.job_run_id: r for r in job.job_runs}

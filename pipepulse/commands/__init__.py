@@ -1,1 +1,0 @@
-"""Command groups of the ``pipepulse`` CLI, one module each (see ``pipepulse.cli``)."""

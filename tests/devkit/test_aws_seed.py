@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from collectors.runner import collect
+from devkit.aws_seed import SFN_EXECUTIONS, seed_aws_sources
+from pipepulse.settings import load_settings
+from store.schema import run_steps, runs
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.toml"
+
+
+def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
+    shutil.copy(DEMO, tmp_path / "demo.toml")
+    settings = load_settings({"PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_DATA_DIR": str(tmp_path / "data")},
+                             config_path=tmp_path / "demo.toml")
+    seed_aws_sources(settings, now=now)
+    results = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=5))
+    assert [(r.source, r.status) for r in results] == [("stepfunctions", "succeeded"), ("glue", "succeeded")]
+    with engine.connect() as conn:
+        counts = dict(conn.execute(sa.select(runs.c.pipeline + ":" + runs.c.status, sa.func.count())
+                                   .group_by(runs.c.pipeline, runs.c.status)).all())
+        assert counts == {"sfn_customer_etl:SUCCEEDED": SFN_EXECUTIONS - 3, "sfn_customer_etl:FAILED": 3,
+                          "glue_nightly:SUCCEEDED": 12, "glue_nightly:FAILED": 1, "glue_nightly:TIMED_OUT": 1}
+        errors = sorted(conn.execute(sa.select(runs.c.error_type, runs.c.error_message)
+                                     .where(runs.c.pipeline == "sfn_customer_etl", runs.c.status == "FAILED")).all())
+        assert errors == [("DataQualityError", "state RejectBatch: rows failed validation: null customer_id")] * 2 + [
+            ("SchemaMismatch", "state SchemaDrift: column 'segment' missing from the export")]
+        assert conn.execute(sa.select(sa.func.count()).select_from(run_steps)).scalar_one() > 0
+    again = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=10))
+    assert [r.rows_written for r in again] == [0, 0]
