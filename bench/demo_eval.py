@@ -22,7 +22,8 @@ the demo's end + 6 minutes, when the build itself detects) and prints:
 4. the forecast backtest (``insights.forecast.forecast_daily``) on the demo's history: the
    billed daily spend as ``pipepulse forecast`` reads it from the store
    (``jobs.forecast.spend_series``), and the ledger's daily run cost
-   (``bench.forecast_eval.ledger_daily_spend``): MASE and interval coverage.
+   (``bench.forecast_eval.ledger_daily_spend``): MASE, the MAE against last-value's and
+   seasonal-naive's, and interval coverage.
 
 Exit status 1 when an incident is missed. Not injected by the backfill and so not scored here:
 the Glue job's two failed nights (``devkit.aws_seed``, 14 nights: inside every warm-up) and the
@@ -244,11 +245,15 @@ def evaluate(data_dir: Path, *, days: int, reuse: bool, config_dir: Path) -> int
           f" ({seen} of them at a run failure or stage timeout in the ledger)")
     print()
     print(f"forecast backtest on the demo's history (insights.forecast, {forecasts[0][1].level:.0%} intervals):")
-    print(f"    {'series':<28} {'points':>6} {'MASE':>6} {'cover':>6}")
+    print(f"    {'series':<28} {'points':>6} {'MASE':>6} {'vs last':>7} {'vs snaive':>9} {'cover':>6}")
     for name, bt in forecasts:
         mase = f"{bt.mase:6.3f}" if bt.mase is not None else "     -"
         cover = f"{bt.coverage:6.1%}" if bt.coverage is not None else "     -"
-        print(f"    {name:<28} {bt.points:>6} {mase} {cover}")
+        vs_lv = f"{bt.mae / bt.mae_last_value:7.3f}" if bt.mae is not None and bt.mae_last_value else "      -"
+        vs_sn = f"{bt.mae / bt.mae_seasonal_naive:9.3f}" if bt.mae is not None and bt.mae_seasonal_naive else "        -"
+        print(f"    {name:<28} {bt.points:>6} {mase} {vs_lv} {vs_sn} {cover}")
+    print("    (vs last / vs snaive: backtest MAE over last-value's / seasonal-naive's on the same days; "
+          "python -m bench.forecast_eval --demo-dir DIR scores the demo's bill per service)")
     return 1 if missed else 0
 
 

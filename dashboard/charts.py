@@ -8,6 +8,7 @@ typed. Lines use SVG (``go.Scatter``), never WebGL, so a browser test can see wh
 from __future__ import annotations
 
 import html
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -404,9 +405,12 @@ def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
 
 
 def forecast_vs_actual(
-    actual: pd.DataFrame, points: pd.DataFrame, *, level: float | None = None, currency: str = "USD"
+    actual: pd.DataFrame, points: pd.DataFrame, *, level: float | None = None, currency: str = "USD",
+    partial_from: date | None = None,
 ) -> go.Figure:
-    """Actual daily spend, the forecast mean, and its prediction band."""
+    """Actual daily spend, the forecast mean, and its prediction band. Days from ``partial_from``
+    on (today, and days collected before they ended) are not over: drawn apart, as hollow
+    markers "so far (partial)", not as the end of the actual line (they would read as a drop)."""
     pct = f"{level * 100:.0f}% band" if level else "band"
     title = f"Forecast against actual ({currency}/day, {pct})"
     if actual.empty and points.empty:
@@ -421,9 +425,16 @@ def forecast_vs_actual(
     if not points.empty:
         traces.append({"type": "scatter", "x": days, "y": points["mean"].to_numpy(float), "mode": "lines", "name": "forecast",
                        "line": {"color": "#4c78a8", "dash": "dash"}})
-    if not actual.empty:
-        traces.append({"type": "scatter", "x": actual["day"].to_numpy(), "y": actual["cost"].to_numpy(float), "mode": "lines+markers",
+    partial = actual["day"] >= pd.Timestamp(partial_from) if partial_from is not None and not actual.empty else None
+    done = actual if partial is None else actual[~partial]
+    if not done.empty:
+        traces.append({"type": "scatter", "x": done["day"].to_numpy(), "y": done["cost"].to_numpy(float), "mode": "lines+markers",
                        "name": "actual", "line": {"color": "#222"}, "marker": {"size": 4}})
+    if partial is not None and partial.any():
+        part = actual[partial]
+        traces.append({"type": "scatter", "x": part["day"].to_numpy(), "y": part["cost"].to_numpy(float), "mode": "markers",
+                       "name": "so far (partial)", "marker": {"size": 8, "color": "#222", "symbol": "circle-open"},
+                       "hovertemplate": "%{x|%Y-%m-%d}: %{y:,.2f} so far (the day is not over)<extra></extra>"})
     return _figure(traces, title, ytitle=currency)
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "estimate_vs_bill",
     "failures",
     "forecast",
+    "forecast_models",
     "freshness",
     "health_grid",
     "kpis",
@@ -57,6 +58,7 @@ __all__ = [
     "run_detail",
     "runs",
     "set_anomaly_status",
+    "partial_days",
     "settings",
     "spend_month_to_date",
 ]
@@ -341,6 +343,37 @@ def forecast(subject: str = "total") -> tuple[dict[str, Any] | None, pd.DataFram
                 points["day"] = pd.to_datetime(points["day"])
                 return snap, points
     return None, pd.DataFrame(columns=["day", "mean", "lower", "upper"])
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def forecast_models() -> pd.DataFrame:
+    """Per forecast series (pipepulse's newest snapshot of each subject): the model its own
+    backtest chose, the backtest MAE and its ratio to last-value's and seasonal-naive's on the
+    same points, interval coverage, and the last day trained on."""
+    cols = ["subject", "model", "backtest_mae", "vs_last_value", "vs_seasonal_naive", "coverage", "train_end"]
+    with engine().connect() as conn:
+        snaps = forecasts_store.latest_snapshots(conn, method="pipepulse")
+    if snaps.empty:
+        return pd.DataFrame(columns=cols)
+    mae = snaps["backtest_mae"].astype(float)
+
+    def ratio(other: pd.Series) -> pd.Series:
+        o = other.astype(float)
+        r = mae / o.where(o > 0)
+        return r.mask((o == 0) & (mae == 0), 1.0)  # both exact: a tie
+
+    out = snaps.assign(vs_last_value=ratio(snaps["mae_last_value"]), vs_seasonal_naive=ratio(snaps["mae_seasonal_naive"]),
+                       backtest_mae=mae)
+    out["model"] = out["model"].fillna("(not stored)")
+    order = out["subject"].ne("total")  # the account's total first, then the pipelines
+    return out.assign(_o=order).sort_values(["_o", "subject"])[cols].reset_index(drop=True)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def partial_days(start: date, end: date) -> list[date]:
+    """Days in ``[start, end]`` whose cost was collected before the day ended (``store.costs``)."""
+    with engine().connect() as conn:
+        return costs_store.partial_days(conn, start, end)
 
 
 # ---- anomalies ---------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ and the day the budget is crossed. ``score_snapshots`` compares stored snapshots
 the spend that was actually billed.
 
 Training data: ``store.costs.daily_cost`` (one source per day, billed cost) from
-``history_days`` before ``now`` up to yesterday (today is incomplete). Days without cost rows
+``history_days`` before ``now`` up to yesterday (today is incomplete), and without the last days
+if their rows were all collected before those days ended (``store.costs.partial_days``: a
+partial day would read as a drop); the forecast then starts on the first day left out. Days without cost rows
 inside that range count as zero spend (a pipeline that did not run cost nothing); the CLI, which
 reads a user's file, refuses gaps instead. Subjects with fewer than ``MIN_HISTORY`` days are
 skipped with a log line.
@@ -30,7 +32,7 @@ from sqlalchemy.engine import Engine
 from insights.forecast import MIN_HISTORY, Forecast, forecast_daily, score_forecasts
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt
-from store.costs import daily_cost
+from store.costs import daily_cost, partial_days
 from store.forecasts import points_to_score, save_snapshot
 
 __all__ = [
@@ -98,8 +100,13 @@ def run(settings: Settings, engine: Engine, *, now: datetime) -> list[int]:
     ids: list[int] = []
     with engine.connect() as conn:
         series = {subject: spend_series(conn, start, yesterday, pipeline=pipe) for subject, pipe, _ in subjects}
+        partial = set(partial_days(conn, start, yesterday))
+    complete_until = now.date()  # the first day not used: today, or the first of the last partial days
+    while complete_until - timedelta(days=1) in partial:
+        complete_until -= timedelta(days=1)
     for subject, _pipe, budget in subjects:
         history = series[subject]
+        history = history[[d < complete_until for d in history.index]] if len(history) else history
         if len(history) < MIN_HISTORY:
             log.warning("forecast skipped", extra={"subject": subject, "days": len(history), "needed": MIN_HISTORY})
             continue
@@ -107,8 +114,8 @@ def run(settings: Settings, engine: Engine, *, now: datetime) -> list[int]:
         with engine.begin() as conn:
             ids.append(save_snapshot(conn, created_at=now, method=METHOD, subject=subject, level=fc.level,
                                      points=fc.points, **snapshot_fields(fc)))
-        log.info("forecast stored", extra={"subject": subject, "month_end": round(fc.month_end_mean, 2),
-                                           "mase": fc.backtest.mase, "coverage": fc.backtest.coverage})
+        log.info("forecast stored", extra={"subject": subject, "model": fc.model, "month_end": round(fc.month_end_mean, 2),
+                                           "mae": fc.backtest.mae, "coverage": fc.backtest.coverage})
     return ids
 
 
@@ -128,6 +135,10 @@ def snapshot_fields(fc: Forecast) -> dict:
         "month_end_upper": fc.month_end_upper,
         "budget": fc.budget,
         "budget_cross_day": fc.budget_cross_day,
+        "model": fc.model,
+        "backtest_mae": b.mae,
+        "mae_last_value": b.mae_last_value,
+        "mae_seasonal_naive": b.mae_seasonal_naive,
     }
 
 

@@ -23,7 +23,7 @@ Anyone reading ``cost_daily`` directly must do the same; prefer the functions he
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,7 @@ __all__ = [
     "cost_sources",
     "daily_cost",
     "month_to_date",
+    "partial_days",
     "replace_cost_rows",
 ]
 
@@ -321,3 +322,21 @@ def cost_periods(conn: Connection, source: str) -> pd.DataFrame:
         return pd.DataFrame({"month": [], "rows": [], "billed_cost": [], "effective_cost": []})
     frame["month"] = frame["day"].map(lambda d: _as_date(d).strftime("%Y-%m"))
     return frame.groupby("month", as_index=False)[["rows", "billed_cost", "effective_cost"]].sum()
+
+
+def partial_days(conn: Connection, start: date, end: date) -> list[date]:
+    """Days from ``start`` to ``end`` whose cost rows were all written before the day was over:
+    a collector read them while the day was still running, so their spend is partial (and
+    reads as a drop). Sorted; days without rows are not listed."""
+    c = cost_daily.c
+    q = (
+        sa.select(c.day, sa.func.max(c.updated_at, type_=c.updated_at.type).label("updated"))
+        .where(c.day >= start, c.day <= end)
+        .group_by(c.day)
+    )
+    out = []
+    for day, updated in conn.execute(q).all():
+        d = day.date() if isinstance(day, datetime) else day
+        if updated < datetime.combine(d + timedelta(days=1), time.min, UTC):
+            out.append(d)
+    return sorted(out)

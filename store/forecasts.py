@@ -40,7 +40,8 @@ def save_snapshot(
     """Store a snapshot and its points (``day`` or ``date``, ``mean``, ``lower``, ``upper``);
     returns its id. ``fields``: any other ``forecast_snapshots`` column (train_start,
     train_end, mape, mase, bias, coverage, backtest_points, month_end_mean/lower/upper,
-    budget, budget_cross_day)."""
+    budget, budget_cross_day, and the chosen ``model`` with its ``backtest_mae`` beside
+    ``mae_last_value`` and ``mae_seasonal_naive``)."""
     return _save(conn, created_at, method, subject, level, points, fields)[0]
 
 

@@ -204,6 +204,13 @@ forecast_snapshots = sa.Table(
     sa.Column("month_end_upper", sa.Float),
     sa.Column("budget", sa.Float),
     sa.Column("budget_cross_day", sa.Date),
+    # the candidate model that issued the forecast (insights.forecast.CANDIDATES; NULL for
+    # AWS's) and the backtest MAE of the procedure beside last-value's and seasonal-naive's on
+    # the same points: "worse than same as yesterday" is visible per snapshot
+    sa.Column("model", sa.String(64)),
+    sa.Column("backtest_mae", sa.Float),
+    sa.Column("mae_last_value", sa.Float),
+    sa.Column("mae_seasonal_naive", sa.Float),
     sa.UniqueConstraint("method", "subject", "created_at"),
 )
 

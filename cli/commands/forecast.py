@@ -5,8 +5,11 @@
     pipepulse forecast score         # score stored snapshots (ours and AWS's) against actuals
 
 INPUT.csv has a header with ``date`` and ``amount`` (other columns are ignored), one row per
-day, dates as YYYY-MM-DD. The output is ``date,mean,lower,upper`` (stdout without ``--out``);
-the backtest metrics go to stderr. A missing day is an error by default (a gap in a cost
+day, dates as YYYY-MM-DD. The output is ``date,mean,lower,upper,model`` (stdout without
+``--out``; ``model`` is the candidate the series' own backtest chose); the backtest metrics,
+beside last-value's and seasonal-naive's, go to stderr. A row for today (UTC, or ``--today``)
+or later is left out, with a note: the day is not over, and its partial spend would read as a
+drop. A missing day is an error by default (a gap in a cost
 export is more often missing data than zero spend); ``--fill-missing`` counts missing days as
 zero. A file literally named ``snapshot`` or ``score`` must be given as ``./snapshot``.
 """
@@ -36,14 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Forecast daily spend from a date,amount CSV file, or over the store: "
         "'pipepulse forecast snapshot' stores forecasts of total and budgeted pipelines' spend, "
         "'pipepulse forecast score' scores stored forecasts (ours and AWS's) against actual spend.",
-        epilog="Output: date,mean,lower,upper. Backtest metrics (MAPE, MASE vs seasonal-naive, bias, "
-        "interval coverage) are printed to stderr.",
+        epilog="Output: date,mean,lower,upper,model. The chosen model and its backtest (MAE against "
+        "last-value's and seasonal-naive's, MAPE, MASE, bias, interval coverage) are printed to stderr.",
     )
     p.add_argument("input", metavar="INPUT.csv", help="daily spend file (date,amount), or 'snapshot' / 'score'")
     p.add_argument("--horizon", type=int, default=None, help="days to forecast ahead (required for a file)")
     p.add_argument("--level", type=float, default=0.8, help="prediction interval level, 0-1 (default 0.8)")
     p.add_argument("--out", metavar="OUT.csv", help="write the forecast here instead of stdout")
     p.add_argument("--fill-missing", action="store_true", help="count days missing from the file as zero spend")
+    p.add_argument("--today", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="the current, incomplete day: rows from it on are left out (default: today in UTC)")
     p.set_defaults(handler=cmd_forecast)
 
 
@@ -60,11 +65,15 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
 
     path = Path(args.input)
     history = read_daily_csv(path, fill_missing=args.fill_missing)
+    today = args.today or datetime.now(UTC).date()
     try:
-        fc = forecast_daily(history, horizon=args.horizon, level=args.level)
+        fc = forecast_daily(history, horizon=args.horizon, level=args.level, today=today)
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
-    out = fc.points.head(args.horizon)
+    if fc.left_out:
+        print(f"left out {len(fc.left_out)} day(s) from {fc.left_out[0]} on: today ({today}) is not over; "
+              "the forecast starts with it", file=sys.stderr)
+    out = fc.points.head(args.horizon).assign(model=fc.model)
     text = write_csv(out)
     if args.out:
         Path(args.out).write_text(text)
@@ -72,7 +81,8 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(text)
     b = fc.backtest
     print(
-        f"backtest ({b.points} forecasts, horizons 1-{b.horizon} d, {fc.method}): "
+        f"model {fc.method}, chosen by the series' own backtest ({b.points} forecasts, horizons 1-{b.horizon} d): "
+        f"MAE {_num(b.mae)} (last-value {_num(b.mae_last_value)}, seasonal-naive {_num(b.mae_seasonal_naive)})  "
         f"MAPE {_pct(b.mape)}  MASE {_num(b.mase)}  bias {_pct(b.bias)}  "
         f"{round(b.level * 100)}% interval coverage {_pct(b.coverage)}",
         file=sys.stderr,
@@ -133,9 +143,10 @@ def read_daily_csv(path: Path, *, fill_missing: bool = False) -> pd.Series:
 def write_csv(points: pd.DataFrame) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["date", "mean", "lower", "upper"])
-    for r in points.itertuples(index=False):
-        w.writerow([r.date.isoformat(), f"{r.mean:.4f}", f"{r.lower:.4f}", f"{r.upper:.4f}"])
+    extra = ["model"] if "model" in points.columns else []
+    w.writerow(["date", "mean", "lower", "upper", *extra])
+    for r in points.to_dict("records"):
+        w.writerow([r["date"].isoformat(), f"{r['mean']:.4f}", f"{r['lower']:.4f}", f"{r['upper']:.4f}", *(r[k] for k in extra)])
     return buf.getvalue()
 
 

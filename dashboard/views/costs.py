@@ -8,6 +8,8 @@ and four tables, and a warm load took 1.3-1.7 times as long as a bare page drawi
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -86,26 +88,56 @@ if forecast_tab.open:
             ui.empty("No forecast yet", "pipepulse forecast")
         else:
             actual = data.daily_total_cost(min(f.start_day, snap["train_end"] or f.start_day), f.end_day, amount, f.accounts, None)
+            # today is not over, nor is a day collected before it ended: drawn as partial
+            partial_from = f.now.date()
+            late = set(data.partial_days(f.end_day - timedelta(days=6), f.end_day))
+            while partial_from - timedelta(days=1) in late:
+                partial_from -= timedelta(days=1)
             st.plotly_chart(
-                charts.forecast_vs_actual(actual, points, level=snap.get("level"), currency=cur), key="forecast", config={"displaylogo": False}
+                charts.forecast_vs_actual(actual, points, level=snap.get("level"), currency=cur, partial_from=partial_from),
+                key="forecast", config={"displaylogo": False},
             )
             budget = data.settings().budget_monthly or snap.get("budget")
             crossed = snap.get("budget_cross_day")
             has_band = snap.get("month_end_lower") is not None
+            model = snap.get("model")
+            mae, lv, sn = (snap.get(k) for k in ("backtest_mae", "mae_last_value", "mae_seasonal_naive"))
+            best = min((v for v in (lv, sn) if v is not None), default=None)
+            ratio = None if mae is None or best is None else (mae / best if best > 0 else (1.0 if mae == 0 else None))
             ui.tiles([
                 ui.Tile(f"Month end ({cur})", f"{snap['month_end_mean']:,.0f}" if snap.get("month_end_mean") is not None else "n/a",
                         f"{snap['month_end_lower']:,.0f} to {snap['month_end_upper']:,.0f}" if has_band else None, good="off",
                         help=f"Forecast of the month's total, with its {snap['level'] * 100:.0f}% interval" if has_band else None),
+                ui.Tile("Backtest MAE", f"{mae:,.2f}" if mae is not None else "n/a",
+                        f"{ratio:.2f}x the better simple forecast" if ratio is not None else None,
+                        change=0 if ratio is None or abs(ratio - 1) < 0.005 else (1 if ratio > 1 else -1), good="down",
+                        help=f"Mean absolute error ({cur}/day) of the backtest forecasts (horizons 1-7 days), against the "
+                        "better of last-value ('same as yesterday') and seasonal-naive ('same weekday last week') on the "
+                        "same days: below 1x beats both"),
                 ui.Tile("Backtest MAPE", f"{snap['mape'] * 100:.1f}%" if snap.get("mape") is not None else "n/a",
-                        help="Mean absolute percentage error of rolling-origin backtests"),
-                ui.Tile("MASE", f"{snap['mase']:.2f}" if snap.get("mase") is not None else "n/a",
-                        help="Error against the seasonal-naive forecast: below 1 beats it"),
+                        help="Mean absolute percentage error of the same backtest forecasts"),
                 ui.Tile("Interval coverage", f"{snap['coverage'] * 100:.0f}%" if snap.get("coverage") is not None else "n/a",
                         help=f"Share of backtest actuals inside the {snap['level'] * 100:.0f}% interval"),
                 ui.Tile("Budget crossed", f"{crossed:%b %d}" if crossed else ("No" if budget else "no budget"),
                         help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur} (No: not this month)" if budget else "Set [budgets] monthly in the config"),
             ], key="forecast_tiles", columns=5)
-            st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, trained {snap.get('train_start')} to {snap.get('train_end')}")
+            chosen = f"model {ui.esc(model)} (chosen by this series' own backtest)" if model else "model not recorded"
+            st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, {chosen}, "
+                       f"trained {snap.get('train_start')} to {snap.get('train_end')}")
+            models = data.forecast_models()
+            if not models.empty:
+                st.subheader("Forecast models")
+                ui.table(models, key="forecast_models", filename="forecast_models.csv", static=True, column_config={
+                    "subject": "series",
+                    "model": st.column_config.TextColumn("model", help="chosen by the series' own rolling-origin backtest"),
+                    "backtest_mae": st.column_config.NumberColumn(f"backtest MAE ({cur}/day)", format="%.2f"),
+                    "vs_last_value": st.column_config.NumberColumn("vs last-value", format="%.2fx",
+                                                                   help="backtest MAE over last-value's on the same days: below 1 beats it"),
+                    "vs_seasonal_naive": st.column_config.NumberColumn("vs seasonal-naive", format="%.2fx",
+                                                                       help="backtest MAE over seasonal-naive's on the same days"),
+                    "coverage": st.column_config.NumberColumn("coverage", format="percent"),
+                    "train_end": st.column_config.DateColumn("trained to", format="YYYY-MM-DD"),
+                })
 
 if unit_tab.open:
     with unit_tab:

@@ -215,8 +215,15 @@ def _forecast(conn, end: datetime) -> None:
                 "train_start": end.date() - timedelta(days=59), "train_end": end.date() - timedelta(days=1),
                 "mape": 0.062, "mase": 0.71, "bias": -0.01, "coverage": 0.79, "backtest_points": 120,
                 "month_end_mean": 3050.0, "month_end_lower": 2890.0, "month_end_upper": 3240.0, "budget": 2600.0,
-                "budget_cross_day": end.date(),
-            }
+                "budget_cross_day": end.date(), "model": "robust-ets", "backtest_mae": 4.2, "mae_last_value": 6.0,
+                "mae_seasonal_naive": 5.25,
+            },
+            {
+                "snapshot_id": 2, "created_at": created, "method": "pipepulse", "subject": "pipeline:orders", "level": 0.8,
+                "train_start": end.date() - timedelta(days=59), "train_end": end.date() - timedelta(days=1),
+                "coverage": 0.75, "backtest_points": 120, "model": "last-value", "backtest_mae": 1.5,
+                "mae_last_value": 1.5, "mae_seasonal_naive": 2.0,
+            },
         ],
     )
     pts = []

@@ -359,8 +359,18 @@ def test_costs_page_draws_only_the_open_view(filled_db, app_env):
     at = _open("views/costs.py", query={"view": "Forecast"})  # a budget alert's link
     assert not at.exception
     forecast = _tiles(at, "forecast_tiles")
-    assert set(forecast) == {"Month end (USD)", "Backtest MAPE", "MASE", "Interval coverage", "Budget crossed"}
+    assert set(forecast) == {"Month end (USD)", "Backtest MAE", "Backtest MAPE", "Interval coverage", "Budget crossed"}
     assert forecast["Month end (USD)"][0] == "3,050"
+    # which model the series uses and its backtest error against the better simple forecast
+    # (4.20 against seasonal-naive's 5.25: 0.80x, down, which is good)
+    assert forecast["Backtest MAE"] == ("4.20", "0.80x the better simple forecast", -1)
+    assert "model robust\\-ets (chosen by this series' own backtest)" in " ".join(c.value for c in at.caption)  # markdown-escaped
+    models = _static_table(at, "forecast_models")
+    assert models.values.tolist() == [
+        ["total", "robust-ets", "4.20", "0.70x", "0.80x", "79.0%", models.iloc[0, 6]],
+        ["pipeline:orders", "last-value", "1.50", "1.00x", "0.75x", "75.0%", models.iloc[1, 6]],
+    ]
+    assert list(models.columns)[:3] == ["series", "model", "backtest MAE (USD/day)"]
     assert "Cost anomalies" not in [h.value for h in at.subheader]
     at = _open("views/costs.py", query={"view": "Unit costs"})
     assert not at.exception

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -114,6 +114,16 @@ def test_forecast_vs_actual_draws_band_mean_and_actual():
     assert names == [None, "80% band", "forecast", "actual"]
     assert fig.data[1].fill == "tonexty"
     assert list(fig.data[0].y) == [120.0] and list(fig.data[1].y) == [95.0]
+
+
+def test_forecast_vs_actual_draws_the_partial_day_apart():
+    # 3 Nov is today: 20 so far is not a drop from 110, and the actual line ends on 2 Nov
+    actual = pd.DataFrame({"day": pd.to_datetime(["2026-11-01", "2026-11-02", "2026-11-03"]), "cost": [100.0, 110.0, 20.0]})
+    points = pd.DataFrame({"day": pd.to_datetime(["2026-11-03"]), "mean": [105.0], "lower": [95.0], "upper": [120.0]})
+    fig = charts.forecast_vs_actual(actual, points, level=0.8, partial_from=date(2026, 11, 3))
+    assert [t.name for t in fig.data] == [None, "80% band", "forecast", "actual", "so far (partial)"]
+    assert list(fig.data[3].y) == [100.0, 110.0] and list(fig.data[4].y) == [20.0]
+    assert fig.data[4].mode == "markers" and fig.data[4].marker.symbol == "circle-open"
 
 
 def test_run_timeline_shows_queue_time_and_each_attempt():

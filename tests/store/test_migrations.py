@@ -55,3 +55,31 @@ def test_the_head_read_from_the_migration_files_is_alembics():
 
     # check_schema's quick path (no alembic import) must agree with alembic on the head
     assert _head_from_files() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def test_one_head_and_0002_adds_the_forecast_model_columns_keeping_snapshots(engine):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS, _alembic_config
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    assert script.get_heads() == ["0002"] and script.get_revision("0002").down_revision == "0001"
+    cfg = _alembic_config(engine)
+    command.downgrade(cfg, "0001")
+    try:
+        cols = {c["name"] for c in sa.inspect(engine).get_columns("forecast_snapshots")}
+        assert "model" not in cols
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO forecast_snapshots (created_at, method, subject, level, mase) "
+                "VALUES ('2026-12-01 06:00:00+00:00', 'pipepulse', 'total', 0.8, 0.7)"
+            ))
+    finally:
+        status = upgrade(engine)
+    assert status.current == "0002" and status.up_to_date
+    cols = {c["name"] for c in sa.inspect(engine).get_columns("forecast_snapshots")}
+    assert {"model", "backtest_mae", "mae_last_value", "mae_seasonal_naive"} <= cols
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT subject, mase, model, backtest_mae FROM forecast_snapshots")).one()
+    assert tuple(row) == ("total", 0.7, None, None)
