@@ -11,7 +11,6 @@ from datetime import UTC, datetime, time, timedelta
 import streamlit as st
 
 from dashboard import auth, data, state, ui
-from insights.anomaly import outside_text
 from pipepulse.errors import InputError
 from pipepulse.vocab import ANOMALY_KINDS, ANOMALY_STATUSES
 
@@ -60,7 +59,7 @@ st.text(
     f"{row['subject']}\nobserved {_num(row['observed'])}, expected {_num(row['expected'])} "
     f"(band {_num(row['lower'])} to {_num(row['upper'])}), score {_num(row['score'])}"
 )
-if why := outside_text(row["observed"], row["lower"], row["upper"]):
+if why := row["why_text"]:
     # what was judged is the value or a window's mean, whichever strayed furthest (insights.anomaly)
     st.text(f"why: observed is {why}; the band is the expected value -+ the threshold learned from this series' own history")
 if row["root_cause_text"]:
