@@ -74,7 +74,8 @@ typecheck: install
 
 ## bench: the quick benchmarks (bench/README.md lists all of them)
 bench: install
-	$(BIN)/python -m bench.nab_eval
+	$(BIN)/python -m bench.nab_eval --all
+	$(BIN)/python -m bench.nab_loco --recorded
 	$(BIN)/python -m bench.forecast_eval $(if $(wildcard data/demo/pipepulse.db),--demo-dir data/demo,)
 	$(BIN)/python -m bench.bench_ce_requests
 	$(BIN)/python -m bench.bench_cloudwatch_calls

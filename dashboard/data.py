@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from dashboard.config import DashboardConfig, app_arguments, dashboard_config
 from insights import costs as cost_insights
+from insights.anomaly import outside_text
 from insights.freshness import format_duration, freshness_table
 from insights.run_logs import NoLogLines, no_log_lines
 from pipepulse.settings import DEMO_MARKER, Settings, load_settings
@@ -406,7 +407,9 @@ def anomalies(
     pipelines: tuple[str, ...] | None = None,
     since: datetime | None = None,
 ) -> pd.DataFrame:
-    """Anomalies with a readable ``root_cause_text``; a snooze that has ended counts as open."""
+    """Anomalies with a readable ``root_cause_text`` and ``why_text`` (how far outside its band
+    the observed value is, ``insights.anomaly.outside_text``); a snooze that has ended counts as
+    open."""
     with engine().connect() as conn:
         parts = [
             anomalies_store.list_anomalies(conn, kind=k, pipeline=p, start=since)
@@ -417,12 +420,14 @@ def anomalies(
     frame = frame.sort_values(["last_seen", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if frame.empty:
         frame["root_cause_text"] = pd.Series(dtype=str)
+        frame["why_text"] = pd.Series(dtype=str)
         frame["effective_status"] = pd.Series(dtype=str)
         return frame
     now = datetime.now(UTC)
     expired = (frame["status"] == "snoozed") & (frame["snoozed_until"].notna()) & (frame["snoozed_until"] <= now)
     frame["effective_status"] = frame["status"].where(~expired, "open")
     frame["root_cause_text"] = [_root_cause_text(r) for r in frame["root_cause"]]
+    frame["why_text"] = [outside_text(o, lo, hi) for o, lo, hi in zip(frame["observed"], frame["lower"], frame["upper"], strict=True)]
     if statuses:
         frame = frame[frame["effective_status"].isin(statuses)].reset_index(drop=True)
     return frame

@@ -8,15 +8,15 @@ prefix of a series gives exactly the same output for those points (tests prove i
 How a point is judged, for every *scale* ``s`` (1 = the point itself, 12 = the mean of the last
 hour at 5 minutes, ...):
 
-1. **Local baseline**: the median of the ``max(L, 2s)`` *clean* points before the window.
-   Clean history is the series with earlier anomalies and planned windows replaced by the
-   baseline they broke from, so an incident is never learnt into the baseline. A deviation that
-   lasts longer than ``persist`` points is a new normal (a level shift): its raw values are put
-   back, and the baseline follows it.
+1. **Local baseline**: the median of the ``max(L, 2s)`` points before the window (planned
+   points count as the last value before them). A median follows a level shift after half its
+   span, so a new normal stops being anomalous by itself.
 2. **Learned threshold**: the deviation ``|mean of window - baseline|`` must exceed
    ``sensitivity x`` the ``quantile`` of the same deviations over the last ``history`` points,
-   leaving out points that were anomalous or planned. Noisy series thus get wide bands and quiet
-   ones narrow bands, with no per-series tuning. Refreshed every ``refresh`` points.
+   refreshed every ``refresh`` points. Left out of that history: planned points and deviations
+   that were already beyond the threshold when they happened, so an incident is not learnt as
+   normal and the next one like it is still flagged. Noisy series thus get wide bands and
+   quiet ones narrow bands, with no per-series tuning.
 3. **Seasonal gate** (when there are at least ``min_cycles`` earlier cycles, e.g. days): the
    window mean must also fall outside the seasonal envelope: the median over earlier cycles of
    the max (min) of the windowed series within +-``season_window`` of the same phase, widened by
@@ -27,7 +27,19 @@ hour at 5 minutes, ...):
 4. **Floors**: the deviation must also exceed ``abs_floor`` (dollars, records, seconds) and
    ``rel_floor x |baseline|``, so tiny changes on tiny lines never alert.
 
-A point is anomalous when any scale passes all of the above. Reported detections
+Besides the scales, an optional **seasonal path** (``season_sensitivity``): the widest scale's
+mean against its median at the same time of day on earlier days (from the second day on), with
+its own learned threshold the same way. It finds a daily pattern that changed shape (a peak
+missing, a flat day) where the local baseline sees nothing unusual.
+
+Every step is a vectorised pass over the whole series (rolling medians, quantiles at the refresh
+points, seasonal look-ups), so a month of 5-minute points scans in a few hundredths of a second
+and a parameter search can cache the per-series parts (``_features``) and vary the rest
+(``_decide``).
+
+A point is anomalous when any scale (or the seasonal path) passes all of the above; what was
+judged there, its expected value, band and the reason it is outside (``reason``) come from the
+path that put it furthest outside. Reported detections
 (``is_anomaly``) mark the onset of an incident: an anomalous point is reported only when none of
 the ``suppress`` points before it was anomalous, so an incident that keeps flaring is one alert
 (its later points are still scored, ``anomalous`` and ``score >= 0.5``).
@@ -37,7 +49,8 @@ just below 1 for scales the seasonal gate or a floor rejected): 0.5 exactly at t
 
 Limits: values must be finite (drop missing points before scanning); the seasonal gate uses
 one period (daily for intraday data, weekly for daily data); the first ``warmup`` points are
-never flagged.
+never flagged; a baseline is a median, so a shift shows as anomalous for about half the
+baseline's span (one report).
 
 Extending: a new kind of series needs only a ``DetectorConfig`` (``DetectorConfig.for_step``
 picks sensible time-based defaults for the sampling interval) and, for reporting, ``events``.
@@ -46,7 +59,7 @@ picks sensible time-based defaults for the sampling interval) and, for reporting
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -62,7 +75,9 @@ __all__ = [
     "ScanResult",
     "events",
     "fingerprint",
+    "outside_text",
     "planned_mask",
+    "reason",
     "scan",
     "scan_frame",
     "scan_matrix",
@@ -73,6 +88,35 @@ SEVERITY_RATIOS = ((6.0, "critical"), (3.0, "high"), (1.5, "medium"))
 _BELOW = 0.999  # ratio cap for a scale that the seasonal gate or a floor rejected
 DAY = 86_400.0
 STEP_POINTS = 13  # points the default sampling step is read from
+_CHUNK_CELLS = 4_000_000  # cells of the widest intermediate array per chunk of rows
+
+# Intraday defaults (``DetectorConfig.for_step``: CloudWatch metrics, ``pipepulse anomalies
+# scan``), as spans of time with the least number of points each may be. Chosen with one
+# search on 47 labelled NAB series of seven kinds (bench/nab_loco.py; the search and its
+# leave-one-category-out check are in bench/README.md): the mean of the last 2 hours and the
+# point itself, each against the median of the 12 hours before, and the 2-hour mean against
+# its usual range at that time of day, must pass 1.5 x the largest such deviation of the last
+# 21 days (deviations that were anomalies left out).
+INTRADAY: dict[str, float] = {
+    "scale": 2 * 3600.0,  # the second scale: the mean of the last 2 hours (0: the point only)
+    "baseline": 12 * 3600.0,  # the local median is taken over this much before the window
+    "history": 21 * DAY,  # the learned threshold looks back this far
+    "warmup": 2 * DAY,  # no flags before two days of history (a record is easy to set early on)
+    "suppress": 6 * 3600.0,  # quiet time needed before a new incident is reported
+    "season_window": 3600.0,  # +- around the same time of day
+}
+_LEAST = {"scale": 3, "baseline": 6, "history": 48, "warmup": 12, "suppress": 1, "season_window": 1}
+INTRADAY_QUANTILE = 1.0  # the largest past deviation (not an anomaly) ...
+INTRADAY_SENSITIVITY = 1.5  # ... times this
+INTRADAY_SEASON_MARGIN = 3.0
+INTRADAY_SEASON_SENSITIVITY = 1.5  # the seasonal path, as sensitive as the others
+# Run aggregates (``DetectorConfig.for_runs``): the spans checked on the demo's incidents.
+RUN_SPANS: dict[str, float] = {"scale": 3 * 3600.0, "baseline": 6 * 3600.0, "history": 3 * DAY, "warmup": DAY,
+                               "suppress": 12 * 3600.0, "season_window": 3600.0}
+MIN_WINDOWS = 24  # a scale's learned threshold needs this many of its windows of history
+# the learned thresholds are refreshed this many times per history span (every 7 hours with
+# 21 days of history): the cost of a scan is then the same whatever the span
+REFRESHES = 72
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,13 +131,15 @@ class DetectorConfig:
     warmup: int = 288
     refresh: int = 12  # recompute learned thresholds every this many points
     suppress: int = 144  # quiet points needed before a new incident is reported
-    persist: int = 36  # a deviation longer than this is a level shift, learnt as normal
     period_seconds: float | None = DAY  # seasonality; None switches the gate off
     also_periods: tuple[float, ...] = ()  # more seasonal gates (e.g. weekly for run series)
     season_cycles: int = 7
     min_cycles: int = 2
     season_window: int = 12  # +- points around the same phase
     season_margin: float = 3.0
+    # the seasonal path: the widest scale's mean against its median at the same time of day
+    # in earlier cycles, judged by its own learned quantile x this (None: off)
+    season_sensitivity: float | None = None
     abs_floor: float = 0.0
     rel_floor: float = 0.0
     direction: str = "both"  # both | up | down
@@ -112,38 +158,46 @@ class DetectorConfig:
                 raise ValueError(f"{name} must be at least 1")
         if any(not p > 0 for p in self.also_periods):
             raise ValueError(f"also_periods must be positive seconds, got {self.also_periods}")
-        for name in ("warmup", "suppress", "persist", "season_window", "abs_floor", "rel_floor"):
+        for name in ("warmup", "suppress", "season_window", "abs_floor", "rel_floor"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
     @classmethod
-    def for_step(cls, step_seconds: float, **overrides) -> DetectorConfig:
+    def for_step(cls, step_seconds: float, *, seconds: Mapping[str, float] | None = None, **overrides: Any) -> DetectorConfig:
         """Time-based defaults for a series sampled every ``step_seconds``.
 
-        Intraday (<= 15 min): 1 h baseline and smoothing, 3 days of learned history, 1 day
-        warm-up, daily seasonality +- 1 h from the second day on. Hourly-ish: the same in hours. Daily or coarser:
-        one-week baseline, weekly seasonality on the same weekday, 8 weeks of history.
+        Intraday (under a day): the spans of ``INTRADAY`` (``seconds`` replaces some of them)
+        in points of the series, each with a least number of points, daily seasonality from
+        the second day on. Daily or coarser: one-week baseline, weekly seasonality on the
+        same weekday, 8 weeks of history. ``overrides`` set fields in points.
         """
         step = float(step_seconds)
         if step <= 0:
             raise ValueError("step_seconds must be positive")
         base: dict[str, Any]
         if step < DAY:
+            span = {**INTRADAY, **(seconds or {})}
+            unknown = sorted(set(span) - set(INTRADAY))
+            if unknown:
+                raise ValueError(f"unknown span {unknown[0]!r}; known: {', '.join(sorted(INTRADAY))}")
 
-            def pts(seconds: float, least: int = 1) -> int:
-                return max(least, int(round(seconds / step)))
+            def pts(name: str) -> int:
+                return max(_LEAST[name], int(round(span[name] / step)))
 
             base = dict(
-                scales=tuple(sorted({1, pts(3600, 1)})) if step <= 900 else (1, 3),
-                baseline=pts(3600, 6),
-                history=pts(3 * DAY, 48),
-                warmup=pts(DAY, 12),
-                refresh=pts(3600, 1),
-                suppress=pts(12 * 3600, 1),
-                persist=pts(3 * 3600, 3),
+                scales=tuple(sorted({1, pts("scale")})) if span["scale"] > 0 else (1,),
+                baseline=pts("baseline"),
+                history=pts("history"),
+                warmup=pts("warmup"),
+                refresh=max(1, int(round(pts("history") / REFRESHES))),
+                suppress=pts("suppress"),
                 period_seconds=DAY,
                 min_cycles=1,  # yesterday around the same hour already tells a daily job
-                season_window=pts(3600, 1),
+                season_window=pts("season_window"),
+                quantile=INTRADAY_QUANTILE,
+                sensitivity=INTRADAY_SENSITIVITY,
+                season_margin=INTRADAY_SEASON_MARGIN,
+                season_sensitivity=INTRADAY_SEASON_SENSITIVITY,
             )
         else:
             base = dict(
@@ -153,7 +207,6 @@ class DetectorConfig:
                 warmup=14,
                 refresh=1,
                 suppress=3,
-                persist=3,
                 period_seconds=7 * DAY,
                 season_cycles=4,
                 min_cycles=3,
@@ -163,6 +216,17 @@ class DetectorConfig:
         return cls(**base)
 
 
+    @classmethod
+    def for_runs(cls, step_seconds: float, **overrides: Any) -> DetectorConfig:
+        """Defaults for a pipeline's run aggregates sampled every ``step_seconds`` (duration and
+        records per run per hour, a per-run metric): ``RUN_SPANS``, the 99th percentile, no
+        seasonal path. These series are the project's own (checked on the demo's injected
+        incidents, bench/demo_eval.py), not CloudWatch's; ``overrides`` set fields in points."""
+        base: dict[str, Any] = dict(seconds=RUN_SPANS, quantile=0.99, sensitivity=2.0, season_sensitivity=None, season_margin=3.0)
+        base.update(overrides)
+        return cls.for_step(step_seconds, **base)
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """Per-point output of a scan over ``n`` points (arrays of shape ``(n,)`` or ``(series, n)``)."""
@@ -170,10 +234,16 @@ class ScanResult:
     score: np.ndarray  # 0..1
     is_anomaly: np.ndarray  # reported detections (onsets), bool
     anomalous: np.ndarray  # every point judged anomalous, bool
-    expected: np.ndarray  # point-scale baseline
-    lower: np.ndarray  # band at point scale: baseline -+ threshold
+    expected: np.ndarray  # baseline of what was judged (see ``judged``)
+    lower: np.ndarray  # its band: baseline -+ threshold
     upper: np.ndarray
     ratio: np.ndarray  # deviation / threshold, the best scale
+    # What was judged at each point: at an anomalous point, the path that put it furthest
+    # outside its band (``cause``: s > 0 the mean of the last s points against the median of
+    # the points before them, -s the same mean against the same time of day in earlier
+    # cycles; ``reason`` words it); elsewhere the point itself against its local baseline (0).
+    judged: np.ndarray
+    cause: np.ndarray
 
 
 def scan(
@@ -205,11 +275,13 @@ def scan_frame(
     value_col: str = "value",
 ) -> pd.DataFrame:
     """``frame`` (one series, sorted by time) plus ``expected, lower, upper, score, is_anomaly,
-    anomalous, ratio``; points inside ``planned`` windows are neither flagged nor learnt."""
+    anomalous, ratio, judged, cause`` (see ``ScanResult``); points inside ``planned`` windows
+    are neither flagged nor learnt."""
     out = frame.copy()
     if out.empty:
-        for c in ("expected", "lower", "upper", "score", "ratio"):
+        for c in ("expected", "lower", "upper", "score", "ratio", "judged"):
             out[c] = pd.Series(dtype=float)
+        out["cause"] = pd.Series(dtype=int)
         out["is_anomaly"] = pd.Series(dtype=int)
         out["anomalous"] = pd.Series(dtype=bool)
         return out
@@ -218,6 +290,7 @@ def scan_frame(
     r = scan(out[value_col].to_numpy(float), ts, config, excluded=mask)
     out["expected"], out["lower"], out["upper"] = r.expected, r.lower, r.upper
     out["score"], out["ratio"] = r.score, r.ratio
+    out["judged"], out["cause"] = r.judged, r.cause
     out["is_anomaly"] = r.is_anomaly.astype(int)
     out["anomalous"] = r.anomalous
     return out
@@ -243,13 +316,12 @@ def scan_matrix(
     excluded: np.ndarray | None = None,
 ) -> ScanResult:
     """Scan many series that share one time axis (``x`` of shape ``(series, n)``), vectorised
-    across series; the loop runs over time only."""
+    over series and time; rows are taken in chunks so memory stays bounded."""
     x = np.asarray(x, dtype=float)
     if x.ndim != 2:
         raise ValueError("x must be 2-D: (series, points)")
     if not np.isfinite(x).all():
         raise ValueError("values must be finite; drop missing points before scanning")
-    cfg = config
     m, n = x.shape
     ts = _epoch_seconds(timestamps)
     if len(ts) != n:
@@ -258,123 +330,199 @@ def scan_matrix(
     # lines) is read as "no later than the latest time seen", which keeps the scan online.
     ts = np.maximum.accumulate(ts) if n else ts
     ex = np.zeros((m, n), dtype=bool) if excluded is None else np.broadcast_to(excluded, (m, n)).copy()
-    scales = tuple(sorted(set(cfg.scales)))
-    S = len(scales)
-    rows = np.arange(m)
+    # the widest intermediates per row: the baseline windows (n x L) and the learned
+    # threshold's histories (one of `history` points per refresh)
+    per_row = max(n * max(max(config.baseline, 2 * s) for s in config.scales), (n // config.refresh + 1) * config.history, 1)
+    rows = max(1, _CHUNK_CELLS // per_row)
+    parts = [_decide(_features(x[i : i + rows], ts, config, ex[i : i + rows]), config) for i in range(0, m, rows)]
+    if len(parts) == 1:
+        return parts[0]
+    return ScanResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in ScanResult.__dataclass_fields__))
 
-    # Windowed means of the series (trailing, so online) and their seasonal envelopes. Planned
-    # points count as the last value seen before them, so a window's mean never carries them.
-    xs = _carry_forward(x, ex)
+
+@dataclass(frozen=True)
+class _Scale:
+    """What one scale contributes, all online: the windowed mean ``z``, the local baseline
+    ``base`` it is compared with, the learned deviation quantile ``q`` in force at each point
+    (inf before the warm-up), and the seasonal envelopes ``(mU, mL, sU, sL, cycles)``."""
+
+    s: int
+    z: np.ndarray
+    base: np.ndarray
+    q: np.ndarray
+    gates: list[tuple[tuple[np.ndarray, ...], int]]
+    seasonal: bool = False  # the seasonal path: ``base`` is the same phase in earlier cycles
+
+
+@dataclass(frozen=True)
+class _Features:
+    scales: list[_Scale]
+    ex: np.ndarray
+
+
+def _features(x: np.ndarray, ts: np.ndarray, cfg: DetectorConfig, ex: np.ndarray) -> _Features:
+    """Everything ``_decide`` needs that does not depend on the sensitivity, margins, floors,
+    direction or suppression (a parameter search computes this once per series)."""
+    m, n = x.shape
+    xs = _carry_forward(x, ex, cfg.baseline)  # planned points count as the level before them
+    out = []
+    for s in sorted(set(cfg.scales)):
+        z = _window_means(xs, s)
+        base = _baseline(xs, s, max(cfg.baseline, 2 * s))
+        dev = np.abs(z - base)
+        q = _learned(dev, ex, cfg, cfg.sensitivity, s)
+        gates = [(_envelope(z, ts, cfg), cfg.min_cycles)]
+        gates += [(_envelope(z, ts, replace(cfg, period_seconds=p)), 1) for p in cfg.also_periods]
+        out.append(_Scale(s, z, base, q, gates))
+    if cfg.season_sensitivity is not None and cfg.period_seconds is not None:
+        out.append(_seasonal(out[-1].z, out[-1].gates[0][0], ex, cfg, out[-1].s))
+    return _Features(out, ex)
+
+
+def _seasonal(z: np.ndarray, env: tuple[np.ndarray, ...], ex: np.ndarray, cfg: DetectorConfig, s: int) -> _Scale:
+    """The seasonal path of scale ``s``: how far ``z`` is outside its seasonal envelope ``env``
+    (``_envelope``: the usual range within +-``season_window`` of the same time of day on
+    earlier days, from the second earlier day on; 0 inside it, so a job that runs a little
+    early or late is normal), with its own learned quantile."""
+    mU, mL, _, _, cnt = env
+    base = np.where(cnt >= 2, np.clip(z, mL, mU), np.nan)  # the nearest edge of the usual range
+    q = _learned(np.abs(z - base), ex, cfg, cfg.season_sensitivity or cfg.sensitivity, s)
+    return _Scale(s, z, base, q, [], seasonal=True)
+
+
+def _window_means(xs: np.ndarray, s: int) -> np.ndarray:
+    """Trailing means of ``s`` points (fewer at the start); the values themselves for ``s == 1``."""
+    if s == 1:
+        return xs.copy()
+    m, n = xs.shape
     csum = np.concatenate([np.zeros((m, 1)), np.cumsum(xs, axis=1)], axis=1)
-    Z = []
-    for s in scales:
-        idx = np.arange(n)
-        lo = np.maximum(idx - s + 1, 0)
-        Z.append((csum[:, idx + 1] - csum[:, lo]) / (idx + 1 - lo))
-    # one gate per period, each with the cycles it needs: ``also_periods`` apply from the first
-    # earlier cycle on, so a weekly job's weekend is normal even though yesterday was a weekday
-    gates = [([_envelope(z, ts, cfg) for z in Z], cfg.min_cycles)]
-    gates += [([_envelope(z, ts, replace(cfg, period_seconds=p)) for z in Z], 1) for p in cfg.also_periods]
+    idx = np.arange(n)
+    lo = np.maximum(idx - s + 1, 0)
+    return (csum[:, idx + 1] - csum[:, lo]) / (idx + 1 - lo)
 
-    clean = x.copy()
-    D = np.full((S, m, n), np.nan)  # deviations, NaN where not learnable
-    th = np.full((S, m), np.inf)
-    score = np.zeros((m, n))
-    ratio_out = np.zeros((m, n))
+
+def _baseline(xs: np.ndarray, s: int, L: int) -> np.ndarray:
+    """Median of the ``L`` points before each trailing window of ``s`` points (NaN until
+    there are that many)."""
+    m, n = xs.shape
+    out = np.full((m, n), np.nan)
+    first = s + L - 1
+    if n <= first:
+        return out
+    win = sliding_window_view(xs[:, : n - s], L, axis=1)  # window k covers k .. k+L-1
+    h = L // 2
+    if L % 2:
+        med = np.partition(win, h, axis=2)[:, :, h]
+    else:
+        p = np.partition(win, (h - 1, h), axis=2)
+        med = (p[:, :, h - 1] + p[:, :, h]) / 2
+    out[:, first:] = med
+    return out
+
+
+def _learned(dev: np.ndarray, ex: np.ndarray, cfg: DetectorConfig, sensitivity: float, s: int = 1) -> np.ndarray:
+    """The learned quantile in force at each point: the ``quantile`` of the deviations over the
+    ``history`` points before each refresh point (every ``refresh`` points from the warm-up
+    on), held until the next refresh; inf before the first. The warm-up of a scale ``s`` is at
+    least ``MIN_WINDOWS`` windows of it: the means of overlapping windows are few independent
+    samples, and a threshold learnt from too few is easy to pass on noise alone.
+
+    Left out of the history: planned points, points without a baseline, and deviations that
+    were beyond ``sensitivity`` x the quantile in force when they happened (taken without this
+    exclusion, so all of it is one vectorised pass more, not a loop over time): an incident is
+    not learnt as normal, so the next one like it is still flagged."""
+    start = max(cfg.warmup, MIN_WINDOWS * s, 1)
+    plain = _rolling_quantile(dev, ex, cfg, start)
+    with np.errstate(invalid="ignore"):
+        over = dev > sensitivity * plain
+    return _rolling_quantile(dev, ex | over, cfg, start)
+
+
+def _rolling_quantile(dev: np.ndarray, drop: np.ndarray, cfg: DetectorConfig, start: int) -> np.ndarray:
+    m, n = dev.shape
+    out = np.full((m, n), np.inf)
+    points = np.arange(start, n, cfg.refresh)
+    if len(points) == 0:
+        return out
+    H = min(cfg.history, n)  # a history longer than the series holds the same points
+    pad = np.concatenate([np.full((m, H), np.nan), np.where(drop, np.nan, dev)], axis=1)
+    hist = sliding_window_view(pad, H, axis=1)[:, points]  # (m, refreshes, H): dev[t-H .. t-1]
+    vals = _quantile_rows(hist.reshape(-1, H), np.isnan(hist.reshape(-1, H)), cfg.quantile).reshape(m, len(points))
+    held = np.searchsorted(points, np.arange(n), side="right") - 1
+    ok = held >= 0
+    out[:, ok] = vals[:, held[ok]]
+    return out
+
+
+def _decide(f: _Features, cfg: DetectorConfig, *, explain: bool = True) -> ScanResult:
+    """Flags, scores and bands from the features: the cheap, per-point part of the scan.
+
+    ``explain=False`` (a parameter search) computes the flags only; the other arrays of the
+    result are then zeros."""
+    ex = f.ex
+    m, n = ex.shape
+    best = np.zeros((m, n))
     anomalous = np.zeros((m, n), dtype=bool)
-    reported = np.zeros((m, n), dtype=bool)
-    expected = np.full((m, n), np.nan)
-    lower = np.full((m, n), np.nan)
-    upper = np.full((m, n), np.nan)
-    run = np.zeros(m, dtype=int)
-    last = np.full(m, -(10**9))
-    start = max(scales) + cfg.baseline - 1
-    L = cfg.baseline
+    expected, lower, upper, judged = (np.full((m, n), np.nan) for _ in range(4))
+    cause = np.zeros((m, n), dtype=np.int64)
+    passed = np.zeros((m, n))  # the largest ratio of a path that flagged the point
+    warm = np.arange(n) >= cfg.warmup
     up_ok = cfg.direction in ("both", "up")
     down_ok = cfg.direction in ("both", "down")
-
-    for t in range(start, n):
-        refresh = t >= cfg.warmup and ((t - cfg.warmup) % cfg.refresh == 0 or not np.isfinite(th).any())
-        e = np.zeros(m, dtype=bool)
-        best = np.zeros(m)
-        for si, s in enumerate(scales):
-            Ls = max(L, 2 * s)
-            a = t - s - Ls + 1
-            if a < 0:
-                continue
-            b = _median_rows(clean[:, a : t - s + 1])
-            z = Z[si][:, t]
-            dev = z - b
-            d = np.abs(dev)
-            D[si, :, t] = d
-            if s == 1:
-                expected[:, t] = b
-            if t < cfg.warmup:
-                continue
-            if refresh:
-                th[si] = cfg.sensitivity * _quantile_rows(D[si, :, max(0, t - cfg.history) : t], anomalous[:, max(0, t - cfg.history) : t] | ex[:, max(0, t - cfg.history) : t], cfg.quantile)
-            thr = th[si]
-            if s == 1:
-                lower[:, t], upper[:, t] = b - thr, b + thr
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r = np.where(thr > 0, d / thr, np.where(d > 0, np.inf, 0.0))
-            r = np.where(np.isfinite(thr), r, 0.0)
-            ok = r > 1.0
-            ok &= (dev > 0) & up_ok | (dev < 0) & down_ok
-            ok &= (d > cfg.abs_floor) & (d > cfg.rel_floor * np.abs(b))
-            for envs, min_cycles in gates:
-                mU, mL, sU, sL, cnt = envs[si]
-                seasonal = cnt[:, t] >= min_cycles
-                outside = (z > mU[:, t] + cfg.season_margin * sU[:, t]) | (z < mL[:, t] - cfg.season_margin * sL[:, t])
-                ok &= ~seasonal | outside
-            r = np.where(ok, r, np.minimum(r, _BELOW))
-            best = np.maximum(best, r)
-            e |= ok
-        e &= ~ex[:, t]
-        best = np.where(ex[:, t], np.minimum(best, _BELOW), best)
-        ratio_out[:, t] = best
-        score[:, t] = np.where(np.isfinite(best), 1.0 - np.exp2(-best), 1.0)
-        anomalous[:, t] = e
-        # Clean history: anomalies and planned points replaced by the baseline they broke from;
-        # a deviation that persists past `persist` points is a level shift and is learnt.
-        hide = e | ex[:, t]
-        run = np.where(e, run + 1, 0)
-        if hide.any():
-            med = _median_rows(clean[hide, t - L : t])
-            clean[hide, t] = med
-        shift = rows[run > cfg.persist]
-        if len(shift):
-            a = max(0, t - cfg.persist)
-            clean[shift, a : t + 1] = x[shift, a : t + 1]
-        # Report the onset of an incident only: an anomalous point after at least `suppress`
-        # points with no anomaly at all (a burst of bursts is one incident, one alert).
-        rep = e & (t - last > cfg.suppress)
-        reported[:, t] = rep
-        last = np.where(e, t, last)
-
-    return ScanResult(score, reported, anomalous, expected, lower, upper, ratio_out)
+    for sc in f.scales:
+        thr = (cfg.season_sensitivity if sc.seasonal and cfg.season_sensitivity is not None else cfg.sensitivity) * sc.q
+        dev = sc.z - sc.base
+        d = np.abs(dev)
+        valid = np.isfinite(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(thr > 0, d / thr, np.where(d > 0, np.inf, 0.0))
+        r = np.where(np.isfinite(thr) & valid & warm, r, 0.0)
+        ok = r > 1.0
+        ok &= (dev > 0) & up_ok | (dev < 0) & down_ok
+        ok &= (d > cfg.abs_floor) & (d > cfg.rel_floor * np.abs(sc.base))
+        for (mU, mL, sU, sL, cnt), min_cycles in sc.gates:
+            seasonal = cnt >= min_cycles
+            outside = (sc.z > mU + cfg.season_margin * sU) | (sc.z < mL - cfg.season_margin * sL)
+            ok &= ~seasonal | outside
+        anomalous |= ok
+        if not explain:
+            continue
+        best = np.maximum(best, np.where(ok, r, np.minimum(r, _BELOW)))
+        take = ok & (r > passed)
+        if sc.s == 1 and not sc.seasonal:
+            take |= ~anomalous  # the point's own band until a path flags it
+        passed = np.where(ok, np.maximum(passed, r), passed)
+        judged = np.where(take, sc.z, judged)
+        expected = np.where(take, sc.base, expected)
+        lower, upper = np.where(take, sc.base - thr, lower), np.where(take, sc.base + thr, upper)
+        cause = np.where(take & ok, -sc.s if sc.seasonal else sc.s, np.where(take, 0, cause))
+    anomalous &= ~ex
+    cause = np.where(anomalous, cause, 0)
+    best = np.where(ex, np.minimum(best, _BELOW), best)
+    score = np.where(np.isfinite(best), 1.0 - np.exp2(-best), 1.0)
+    # Report the onset of an incident only: an anomalous point after at least `suppress`
+    # points with no anomaly at all (a burst of bursts is one incident, one alert).
+    idx = np.arange(n)
+    seen = np.maximum.accumulate(np.where(anomalous, idx, -(10**9)), axis=1)
+    before = np.concatenate([np.full((m, 1), -(10**9)), seen[:, :-1]], axis=1)
+    reported = anomalous & (idx - before > cfg.suppress)
+    return ScanResult(score, reported, anomalous, expected, lower, upper, best, judged, cause)
 
 
-def _carry_forward(x: np.ndarray, ex: np.ndarray) -> np.ndarray:
-    """``x`` with excluded cells replaced by the last earlier non-excluded value of the row."""
+def _carry_forward(x: np.ndarray, ex: np.ndarray, span: int) -> np.ndarray:
+    """``x`` with excluded cells replaced by the median of the ``span`` points up to the last
+    earlier non-excluded one (one noisy value held over a long planned window would bend every
+    window mean that covers it); a row that starts excluded keeps its values until then."""
     if not ex.any():
         return x
-    idx = np.where(~ex, np.arange(x.shape[1])[None, :], 0)
+    m, n = x.shape
+    span = max(1, min(span, n))
+    pad = np.concatenate([np.repeat(x[:, :1], span - 1, axis=1), x], axis=1)
+    med = np.median(sliding_window_view(pad, span, axis=1), axis=2)  # med[:, t]: x[t-span+1 .. t]
+    idx = np.where(~ex, np.arange(n)[None, :], 0)
     np.maximum.accumulate(idx, axis=1, out=idx)
-    out = np.take_along_axis(x, idx, axis=1)
-    return np.where(ex & (idx == 0) & ex[:, :1], x, out)
-
-
-def _median_rows(a: np.ndarray) -> np.ndarray:
-    """``np.median(a, axis=1)`` for finite ``a``, to the bit: the same partition and the same
-    mean of the two middle values, without ``np.median``'s per-call overhead (it runs once per
-    point and scale)."""
-    k = a.shape[1]
-    h = k // 2
-    if k % 2:
-        return np.partition(a, h, axis=1)[:, h]
-    p = np.partition(a, (h - 1, h), axis=1)
-    return (p[:, h - 1] + p[:, h]) / 2
+    out = np.take_along_axis(med, idx, axis=1)
+    return np.where(~ex | (ex & (idx == 0) & ex[:, :1]), x, out)
 
 
 def _quantile_rows(h: np.ndarray, drop: np.ndarray, q: float) -> np.ndarray:
@@ -383,6 +531,10 @@ def _quantile_rows(h: np.ndarray, drop: np.ndarray, q: float) -> np.ndarray:
         return np.full(h.shape[0], np.inf)
     h = np.where(drop, np.nan, h)
     c = np.sum(~np.isnan(h), axis=1)
+    if q == 1.0:  # the largest value: what the partition below would read, without it
+        with np.errstate(invalid="ignore"):
+            top = np.fmax.reduce(h, axis=1)
+        return np.where(c >= 2, top, np.inf)
     pos = q * np.maximum(c - 1, 0)
     lo = np.floor(pos).astype(int)
     hi = np.minimum(lo + 1, np.maximum(c - 1, 0))
@@ -477,7 +629,7 @@ class AnomalyEvent:
 
     window_start: pd.Timestamp
     window_end: pd.Timestamp
-    observed: float  # value at the peak
+    observed: float  # what was judged at the peak: the value, or the mean of a window
     expected: float
     lower: float
     upper: float
@@ -486,6 +638,7 @@ class AnomalyEvent:
     severity: str
     direction: str  # up | down
     points: int
+    reason: str = ""  # why the peak is outside its band (``reason``)
 
 
 def severity_of(ratio: float) -> str:
@@ -498,8 +651,57 @@ def severity_of(ratio: float) -> str:
     return "low"
 
 
-def events(scanned: pd.DataFrame, *, gap: int = 0, time_col: str = "timestamp", value_col: str = "value") -> list[AnomalyEvent]:
-    """Group the anomalous points of a ``scan_frame`` output into incidents, oldest first."""
+def reason(cause: int, direction: str, *, step_seconds: float, config: DetectorConfig | None = None) -> str:
+    """Why a point with this ``ScanResult.cause`` is outside its band, in words.
+
+    >>> reason(12, "up", step_seconds=300)
+    'the mean of the last 1 h is above its band around the median of the points before it'
+    """
+    if cause == 0:
+        return ""
+    s = abs(int(cause))
+    what = "the value" if s == 1 else f"the mean of the last {_span_text(s * step_seconds)}"
+    side = "above" if direction == "up" else "below"
+    if cause < 0:
+        return f"{what} is {side} its band around the same time of day on earlier days"
+    before = "the points before it"
+    if config is not None:
+        before = f"the {_span_text(max(config.baseline, 2 * s) * step_seconds)} before it"
+    return f"{what} is {side} its band around the median of {before}"
+
+
+def outside_text(observed: float | None, lower: float | None, upper: float | None) -> str:
+    """How far ``observed`` is outside ``[lower, upper]``, in words ("" when inside or unknown).
+
+    >>> outside_text(130.0, 80.0, 120.0)
+    '10 above the upper edge 120'
+    """
+    vals = [observed, lower, upper]
+    if any(v is None or not math.isfinite(float(v)) for v in vals):
+        return ""
+    o, lo, hi = (float(v) for v in vals)  # type: ignore[arg-type]
+    if o > hi:
+        return f"{o - hi:,.4g} above the upper edge {hi:,.4g}"
+    if o < lo:
+        return f"{lo - o:,.4g} below the lower edge {lo:,.4g}"
+    return ""
+
+
+def _span_text(seconds: float) -> str:
+    if seconds >= DAY and seconds % DAY == 0:
+        return f"{seconds / DAY:g} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min"
+
+
+def events(scanned: pd.DataFrame, *, gap: int = 0, time_col: str = "timestamp", value_col: str = "value",
+           config: DetectorConfig | None = None) -> list[AnomalyEvent]:
+    """Group the anomalous points of a ``scan_frame`` output into incidents, oldest first.
+
+    Each incident's figures are those of its peak (the largest deviation-to-threshold ratio):
+    what was judged there (``judged``: the value or a window's mean), its expected value and
+    band, and the reason it is outside (``config`` names the baseline's span in it)."""
     if scanned.empty or not scanned["anomalous"].any():
         return []
     pos = np.flatnonzero(scanned["anomalous"].to_numpy())
@@ -510,13 +712,18 @@ def events(scanned: pd.DataFrame, *, gap: int = 0, time_col: str = "timestamp", 
         else:
             groups.append([int(p)])
     ts = pd.to_datetime(scanned[time_col], utc=True).to_numpy()
+    step = _step(_epoch_seconds(scanned[time_col]))
     out = []
     for g in groups:
         part = scanned.iloc[g]
         ratio = part["ratio"].to_numpy(float)
         k = int(np.argmax(np.where(np.isfinite(ratio), ratio, np.finfo(float).max)))
         peak = part.iloc[k]
-        observed, exp = float(peak[value_col]), float(peak["expected"])
+        judged = peak["judged"] if "judged" in part else np.nan
+        observed = float(judged) if np.isfinite(judged) else float(peak[value_col])
+        exp = float(peak["expected"])
+        up = observed >= exp
+        cause = int(peak["cause"]) if "cause" in part else 0
         out.append(
             AnomalyEvent(
                 window_start=pd.Timestamp(ts[g[0]]).tz_localize("UTC") if pd.Timestamp(ts[g[0]]).tzinfo is None else pd.Timestamp(ts[g[0]]),
@@ -528,8 +735,9 @@ def events(scanned: pd.DataFrame, *, gap: int = 0, time_col: str = "timestamp", 
                 score=float(part["score"].max()),
                 ratio=float(ratio[k]),
                 severity=severity_of(float(ratio[k])),
-                direction="up" if observed >= exp else "down",
+                direction="up" if up else "down",
                 points=len(g),
+                reason=reason(cause, "up" if up else "down", step_seconds=step, config=config),
             )
         )
     return out

@@ -9,7 +9,9 @@ usage type and pipeline, each with its root cause -> upsert every incident by fi
 
 Settings, all optional, under ``[anomalies]``::
 
-    sensitivity = 2.0            # threshold multiplier of the learned deviation quantile
+    sensitivity = 2.0            # threshold multiplier of the learned deviation quantile (runs, cost)
+    metric_sensitivity = 1.2     # the same for CloudWatch metrics; unset: the detector's own
+                                 # (insights.anomaly.INTRADAY_SENSITIVITY, chosen on NAB)
     lookback_days = 14           # metric history scanned
     runs_lookback_days = 90      # run history (aggregated per hour / day) scanned
     cost_lookback_days = 90
@@ -24,6 +26,19 @@ Settings, all optional, under ``[anomalies]``::
     Retries = 5.0                # (default) retries the retry policy absorbed are routine
     # (default) Pipepulse/Reference Duration and StageDuration: duration_floor_seconds
 
+Which defaults: a CloudWatch metric gets the detector's intraday defaults
+(``DetectorConfig.for_step``, chosen on NAB's labelled series, bench/nab_loco.py); a run
+aggregate (duration and records per run per hour, a per-run metric) gets ``for_runs`` (the
+spans checked on the demo's injected incidents, bench/demo_eval.py) with a weekly gate beside
+the daily one, and is judged once it has a week of history; daily series get the daily
+defaults (weekly seasonality).
+
+A bucket is judged once it has ended: the current day of cost and of the daily failure and
+rejected rates, the current hour of the hourly run aggregates and a CloudWatch period that
+has not ended yet are left out of the scan (a partial day's spend is not a drop, and one
+failed run of the day's first one is not a 100% failure rate); they are judged on the first
+pass after they end.
+
 A pipeline's CloudWatch ``Sum`` series whose periods line up with its runs' ends is judged per
 run (the period's sum over the runs that ended in it; see ``_per_run``): an hourly sum of
 metrics emitted once per run otherwise doubles whenever two runs end in one hour.
@@ -37,7 +52,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -82,11 +97,18 @@ PER_RUN_SHARE = 0.9  # a Sum series whose periods line up with run ends this oft
 WEEK = 7 * 86_400.0
 
 
+def _week_of(step: float) -> int:
+    """A week in points: a run series is judged once a weekly gate has a week to compare with
+    (before that, the first quiet weekend read as a drop on the demo)."""
+    return max(1, int(round(WEEK / step)))
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnomalySettings:
     """The ``[anomalies]`` section, validated."""
 
     sensitivity: float = 2.0
+    metric_sensitivity: float | None = None  # None: insights.anomaly.INTRADAY_SENSITIVITY
     lookback_days: int = 14
     runs_lookback_days: int = 90
     cost_lookback_days: int = 90
@@ -129,12 +151,13 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
     if unknown:
         raise ConfigError(f"{label}: [anomalies] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
     values: dict[str, Any] = {}
-    for key in ("sensitivity", "cost_floor_usd", "cost_rel_floor", "duration_floor_seconds",
+    for key in ("sensitivity", "metric_sensitivity", "cost_floor_usd", "cost_rel_floor", "duration_floor_seconds",
                 "throughput_floor_records", "failure_rate_floor", "rejected_rate_floor", "metric_rel_floor"):
         v = opt(table, key, (int, float), label, where)
         if v is not None:
-            if v < 0 or (key == "sensitivity" and v == 0):
-                raise ConfigError(f"{label}: [anomalies] {key}: expected a {'positive' if key == 'sensitivity' else 'non-negative'} number, got {v!r}")
+            positive = key in ("sensitivity", "metric_sensitivity")
+            if v < 0 or (positive and v == 0):
+                raise ConfigError(f"{label}: [anomalies] {key}: expected a {'positive' if positive else 'non-negative'} number, got {v!r}")
             values[key] = float(v)
     for key in ("lookback_days", "runs_lookback_days", "cost_lookback_days"):
         v = opt(table, key, int, label, where)
@@ -211,6 +234,7 @@ class _History:
     points: pd.DataFrame  # their points in the metric lookback
     cost_total: pd.DataFrame  # daily cost in the cost lookback
     cost_by: dict[str, pd.DataFrame]  # ... per root-cause dimension
+    now: datetime  # buckets that have not ended by then are left out (``_ended``)
 
 
 def _read_history(conn: Connection, cfg: AnomalySettings, now: datetime) -> _History:
@@ -229,8 +253,9 @@ def _read_history(conn: Connection, cfg: AnomalySettings, now: datetime) -> _His
         runs=runs,
         series=series,
         points=points,
-        cost_total=daily_cost(conn, cost_start, now.date()),
-        cost_by={dim: daily_cost(conn, cost_start, now.date(), by=dim) for dim in DIMENSIONS},
+        cost_total=daily_cost(conn, cost_start, _last_ended_day(now)),
+        cost_by={dim: daily_cost(conn, cost_start, _last_ended_day(now), by=dim) for dim in DIMENSIONS},
+        now=now,
     )
 
 
@@ -240,19 +265,27 @@ def _metric_incidents(h: _History, cfg: AnomalySettings, summary: DetectionSumma
     groups: dict[tuple, list[tuple[str, str | None, pd.DataFrame]]] = {}
     for s in h.series.itertuples():
         part = h.points[h.points["series_id"] == s.series_id].rename(columns={"ts": "timestamp"})
-        part = _per_run(part, s, h.runs)
+        part = _per_run(_ended(part, float(s.period_seconds or 0), h.now), s, h.runs)
         if part.empty:
             continue
         dims = json.loads(s.dimensions or "{}")
         dim_text = ",".join(f"{k}={v}" for k, v in sorted(dims.items()))
         subject = f"{s.namespace}/{s.metric_name}{{{dim_text}}}"
         floor = _metric_floor(cfg, s.namespace, s.metric_name)
-        key = (floor, tuple(part["timestamp"].astype("int64")))
+        key = (floor, "runs" in part, tuple(part["timestamp"].astype("int64")))
         groups.setdefault(key, []).append((subject, s.pipeline, part.reset_index(drop=True)))
-    for (floor, _), members in groups.items():
+    for (floor, per_run, _), members in groups.items():
         ts = members[0][2]["timestamp"]
         step = float(ts.diff().dt.total_seconds().median()) if len(ts) > 1 else 300.0
-        config = DetectorConfig.for_step(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor, abs_floor=floor)
+        # a metric judged per run (``_per_run``) is a run aggregate (``for_runs``, the spans
+        # checked on the demo's incidents); other metrics get the CloudWatch defaults
+        # (``for_step``, chosen on NAB's labelled series)
+        if per_run:
+            config = DetectorConfig.for_runs(step, sensitivity=cfg.sensitivity, rel_floor=cfg.metric_rel_floor, abs_floor=floor,
+                                             also_periods=(WEEK,), warmup=_week_of(step))
+        else:
+            extra = {} if cfg.metric_sensitivity is None else {"sensitivity": cfg.metric_sensitivity}
+            config = DetectorConfig.for_step(step, rel_floor=cfg.metric_rel_floor, abs_floor=floor, **extra)
         x = np.vstack([m[2]["value"].to_numpy(float) for m in members])
         ex = np.vstack([planned_mask(ts, _windows_for(h.planned, m[1], m[0])) for m in members])
         result = scan_matrix(x, ts, config, excluded=ex)
@@ -273,19 +306,21 @@ def _run_incidents(h: _History, cfg: AnomalySettings, summary: DetectionSummary)
         # detector's and the failures list's to report, not a second alert on the same run,
         # and its retry landing beside the next regular run is not twice the throughput
         hourly = finished[finished["status"] == SUCCEEDED].set_index("started_at").resample("1h")
-        dur = hourly["duration_seconds"].mean().dropna()
-        thr = hourly["records_out"].mean().dropna()
-        rows += _incidents(_series(dur), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up", also_periods=(WEEK,)),
+        dur = _ended(hourly["duration_seconds"].mean().dropna(), 3600, h.now)
+        thr = _ended(hourly["records_out"].mean().dropna(), 3600, h.now)
+        rows += _incidents(_series(dur), DetectorConfig.for_runs(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.duration_floor_seconds, direction="up",
+                                                                 also_periods=(WEEK,), warmup=_week_of(3600)),
                            "duration", f"duration:{pipeline}", pipeline, h.planned, summary)
-        rows += _incidents(_series(thr), DetectorConfig.for_step(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records, also_periods=(WEEK,)),
+        rows += _incidents(_series(thr), DetectorConfig.for_runs(3600, sensitivity=cfg.sensitivity, abs_floor=cfg.throughput_floor_records,
+                                                                 also_periods=(WEEK,), warmup=_week_of(3600)),
                            "throughput", f"throughput:{pipeline}", pipeline, h.planned, summary)
         daily = finished.set_index("started_at").resample("1D")["status"]
-        failed = daily.apply(lambda s: float(s.isin(FAILURES).mean()) if len(s) else np.nan).dropna()
+        failed = _ended(daily.apply(lambda s: float(s.isin(FAILURES).mean()) if len(s) else np.nan).dropna(), 86400, h.now)
         rows += _incidents(_series(failed), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.failure_rate_floor, direction="up"),
                            "failure_rate", f"failure_rate:{pipeline}", pipeline, h.planned, summary)
         # bad data: the share of records validation rejected, per day
         counts = finished.set_index("started_at")[["records_in", "records_rejected"]].astype(float).resample("1D").sum(min_count=1)
-        counts = counts[counts["records_in"] > 0]
+        counts = _ended(counts[counts["records_in"] > 0], 86400, h.now)
         rejected = (counts["records_rejected"].fillna(0.0) / counts["records_in"]).dropna()
         rows += _incidents(_series(rejected), DetectorConfig.for_step(86400, sensitivity=cfg.sensitivity, abs_floor=cfg.rejected_rate_floor, direction="up"),
                            "rejected_rate", f"rejected_rate:{pipeline}", pipeline, h.planned, summary)
@@ -317,6 +352,24 @@ def _cost_incidents(h: _History, cfg: AnomalySettings, summary: DetectionSummary
             r["root_cause"] = root_cause(long, day) if not long.empty else []
         rows += found
     return rows
+
+
+def _last_ended_day(now: datetime) -> date:
+    """The last UTC day that has ended at ``now``: yesterday (today has not ended, even at 23:59)."""
+    t = pd.Timestamp(now)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return (t.normalize() - pd.Timedelta(days=1)).date()
+
+
+def _ended(data: Any, seconds: float, now: datetime) -> Any:
+    """``data`` (a frame with a ``timestamp`` column, or a series indexed by bucket start)
+    without the buckets of ``seconds`` that have not ended at ``now``."""
+    if len(data) == 0 or seconds <= 0:
+        return data
+    t = pd.Timestamp(now)
+    cut = (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")) - pd.Timedelta(seconds=seconds)
+    starts = pd.to_datetime(data["timestamp"] if isinstance(data, pd.DataFrame) and "timestamp" in data else data.index, utc=True)
+    return data[np.asarray(starts <= cut)]
 
 
 def _series(s: pd.Series) -> pd.DataFrame:
@@ -371,10 +424,10 @@ def _per_run(part: pd.DataFrame, s: Any, runs: pd.DataFrame) -> pd.DataFrame:
 
 def _frame_of(part: pd.DataFrame, result: ScanResult, i: int) -> pd.DataFrame:
     out = part[["timestamp", "value"]].copy()
-    for name in ("expected", "lower", "upper", "score", "ratio"):
+    for name in ("expected", "lower", "upper", "score", "ratio", "judged", "cause"):
         out[name] = getattr(result, name)[i]
     if "runs" in part:  # judged per run (``_per_run``): report the period's sum, as stored
-        for name in ("value", "expected", "lower", "upper"):
+        for name in ("value", "expected", "lower", "upper", "judged"):
             out[name] = out[name] * part["runs"].to_numpy()
     out["is_anomaly"] = result.is_anomaly[i].astype(int)
     out["anomalous"] = result.anomalous[i]
@@ -394,13 +447,13 @@ def _incidents_of(scanned: pd.DataFrame, config: DetectorConfig, kind: str, subj
                   summary: DetectionSummary, *, bucket: int = 86400) -> list[dict[str, Any]]:
     summary.series_scanned += 1
     out = []
-    for ev in events(scanned, gap=config.suppress):
+    for ev in events(scanned, gap=config.suppress, config=config):
         out.append({
             "fingerprint": fingerprint(kind, subject, ev.window_start.to_pydatetime(), bucket_seconds=bucket),
             "kind": kind, "subject": subject, "pipeline": pipeline,
             "window_start": ev.window_start.to_pydatetime(), "window_end": ev.window_end.to_pydatetime(),
             "observed": ev.observed, "expected": ev.expected, "lower": ev.lower, "upper": ev.upper,
-            "score": ev.score, "severity": ev.severity, "detector": DETECTOR,
+            "score": ev.score, "severity": ev.severity, "detector": DETECTOR, "reason": ev.reason,
         })
         summary.anomalies += 1
         summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1

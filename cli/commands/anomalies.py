@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument("input", metavar="INPUT.csv", help="CSV with a header and columns timestamp,value")
     sc.add_argument("--out", metavar="OUT.csv", help="where to write (default: standard output)")
-    sc.add_argument("--sensitivity", type=float, help="threshold multiplier (default 2.0; higher = fewer alerts)")
+    sc.add_argument("--sensitivity", type=float,
+                    help="threshold multiplier (default: the detector's own, chosen on labelled NAB series; higher = fewer alerts)")
     sc.set_defaults(handler=cmd_scan)
 
     ls = asub.add_parser("list", help="stored anomalies, newest first")

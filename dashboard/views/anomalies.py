@@ -59,6 +59,9 @@ st.text(
     f"{row['subject']}\nobserved {_num(row['observed'])}, expected {_num(row['expected'])} "
     f"(band {_num(row['lower'])} to {_num(row['upper'])}), score {_num(row['score'])}"
 )
+if why := row["why_text"]:
+    # what was judged is the value or a window's mean, whichever strayed furthest (insights.anomaly)
+    st.text(f"why: observed is {why}; the band is the expected value -+ the threshold learned from this series' own history")
 if row["root_cause_text"]:
     st.text(f"root cause: {row['root_cause_text']}")
 st.caption(f"status: {row['effective_status']}")

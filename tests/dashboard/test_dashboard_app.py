@@ -197,6 +197,11 @@ def test_admin_acknowledges_an_anomaly(filled_db, app_env):
     fp = ds.fingerprints["dur"]
     at = _open("views/anomalies.py", query={"fp": fp})
     assert at.selectbox(key="fp_pick").value == fp
+    # the explanation: expected value, band, and how far outside it the observed value is
+    shown = [t.value for t in at.text]
+    assert "clickstream duration p95\nobserved 1,050, expected 420 (band 336 to 504), score 0.97" in shown
+    assert ("why: observed is 546 above the upper edge 504; the band is the expected value -+ the threshold learned "
+            "from this series' own history") in shown
     at.text_input(key="anomaly_note").input("deploy made it slow; rollback planned")
     at.button(key="ack").click().run()
     assert not at.exception

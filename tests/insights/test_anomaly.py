@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -12,7 +13,9 @@ from insights.anomaly import (
     DetectorConfig,
     events,
     fingerprint,
+    outside_text,
     planned_mask,
+    reason,
     scan,
     scan_frame,
     scan_matrix,
@@ -64,11 +67,13 @@ def test_level_shift_is_flagged_then_learnt_as_the_new_normal():
     x[1500:] += 5.0
     r = scan(x, ts)
     flagged = np.flatnonzero(r.anomalous)
-    assert np.flatnonzero(r.is_anomaly).tolist() == [1500]
+    assert np.flatnonzero(r.is_anomaly).tolist() == [1500]  # one report
     assert flagged[0] == 1500
-    # persists for `persist` points (3 h at 5 min) and is then the baseline
-    assert flagged[-1] < 1500 + 48
-    assert not r.anomalous[1600:].any()
+    # the point and the 2-hour mean follow the new level within hours; the seasonal path, for
+    # which this time of day has never looked like this, until the envelope's window has passed
+    assert set(r.cause[r.anomalous]) == {1, -24}
+    assert flagged[-1] == 1667
+    assert not r.anomalous[1668:].any()
     assert r.expected[1700] == pytest.approx(15.0, abs=0.5)
 
 
@@ -137,7 +142,7 @@ def test_matrix_scan_equals_one_by_one():
         one = scan(x, ts, cfg)
         np.testing.assert_array_equal(both.score[i], one.score)
         np.testing.assert_array_equal(both.is_anomaly[i], one.is_anomaly)
-    assert np.flatnonzero(both.is_anomaly[1]).tolist() == [700]
+    assert both.is_anomaly[1][700] and both.cause[1][700] == 1
 
 
 def test_events_severity_and_fingerprint():
@@ -220,9 +225,58 @@ def test_a_weekly_gate_keeps_quiet_weekends_normal_and_a_real_drop_flagged():
         return [ts[i] for i in np.flatnonzero(scan(x, ts, config).is_anomaly) if later[i]]
 
     # with yesterday as the only season, a weekend's first hours look like a drop
-    daily_only = flags(DetectorConfig.for_step(3600))
+    daily_only = flags(DetectorConfig.for_runs(3600))
     assert len([t for t in daily_only if t.day_of_week in (5, 6, 0)]) >= 2
     # with last weeks' same hours as well, they are normal; the real drop still is not
-    assert flags(DetectorConfig.for_step(3600, also_periods=(7 * 86_400.0,))) == [ts[drop[0]]]
+    assert flags(DetectorConfig.for_runs(3600, also_periods=(7 * 86_400.0,))) == [ts[drop[0]]]
     with pytest.raises(ValueError, match="also_periods"):
         DetectorConfig(also_periods=(0.0,))
+
+
+HOURLY_MEAN = dict(seconds={"scale": 3600, "baseline": 3600, "history": 3 * 86400, "warmup": 86400}, quantile=0.99, sensitivity=2.0)
+
+
+def test_a_window_mean_flags_a_shift_no_single_point_shows_and_says_so():
+    ts, x = five_minute()
+    x[1500:1524] += 1.0  # two hours one noise-width up: no point stands out, the hour's mean does
+    cfg = DetectorConfig.for_step(300, **HOURLY_MEAN, season_sensitivity=None)
+    out = scan_frame(pd.DataFrame({"timestamp": ts, "value": x}), cfg)
+    assert out.index[out["is_anomaly"] == 1].tolist() == [1506]
+    assert set(out.loc[out["anomalous"], "cause"]) == {12}
+    (ev,) = events(out, gap=cfg.suppress, config=cfg)
+    assert ev.window_start == ts[1506] and ev.direction == "up"
+    assert ev.reason == "the mean of the last 1 h is above its band around the median of the 2 h before it"
+    # what is reported is what was judged: the hour's mean, outside its band
+    assert ev.observed == pytest.approx(11.4367, abs=1e-4) and ev.upper == pytest.approx(10.6407, abs=1e-4)
+    assert outside_text(ev.observed, ev.lower, ev.upper) == "0.7959 above the upper edge 10.64"
+    # a point that is not anomalous is shown against its own band
+    calm = out.iloc[1400]
+    assert calm["cause"] == 0 and calm["judged"] == calm["value"] and calm["lower"] < calm["expected"] < calm["upper"]
+
+
+def test_the_seasonal_path_finds_a_missing_daily_peak():
+    ts, x = five_minute(days=7, noise=0.3)
+    hour = ts.hour.to_numpy()
+    x[(hour >= 12) & (hour < 14)] += 5.0  # a daily two-hour peak ...
+    x[(ts.day == 7) & (hour >= 12) & (hour < 14)] -= 5.0  # ... that does not come on day 7
+    with_path = DetectorConfig.for_step(300, **HOURLY_MEAN, season_sensitivity=2.0)
+    out = scan_frame(pd.DataFrame({"timestamp": ts, "value": x}), with_path)
+    # day 7, 13:05: a job may run an hour early or late (the envelope's window), so the peak is
+    # missed once its first hour has passed without it
+    assert out.index[out["is_anomaly"] == 1].tolist() == [6 * 288 + 13 * 12 + 1]
+    (ev,) = events(out, gap=with_path.suppress, config=with_path)
+    assert ev.direction == "down" and ev.severity == "critical"
+    assert ev.reason == "the mean of the last 1 h is below its band around the same time of day on earlier days"
+    # the local baseline sees a flat day as normal: without the seasonal path nothing is flagged
+    assert scan(x, ts, replace(with_path, season_sensitivity=None)).is_anomaly.sum() == 0
+
+
+def test_reason_and_outside_text_in_words():
+    assert reason(0, "up", step_seconds=300) == ""
+    assert reason(1, "down", step_seconds=3600) == "the value is below its band around the median of the points before it"
+    assert reason(12, "up", step_seconds=300, config=DetectorConfig.for_step(300, seconds={"baseline": 3 * 3600})) == (
+        "the mean of the last 1 h is above its band around the median of the 3 h before it")
+    assert reason(-36, "up", step_seconds=300) == "the mean of the last 3 h is above its band around the same time of day on earlier days"
+    assert outside_text(50.0, 80.0, 120.0) == "30 below the lower edge 80"
+    assert outside_text(100.0, 80.0, 120.0) == ""
+    assert outside_text(float("nan"), 80.0, 120.0) == "" and outside_text(None, 80.0, 120.0) == ""

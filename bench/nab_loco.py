@@ -1,0 +1,313 @@
+"""Choose the detector's intraday defaults on 47 labelled NAB series, and check how well the
+choice generalises with leave-one-category-out (LOCO).
+
+    python -m bench.nab_loco [--quick] [--write]     # the search (~20 min of one core)
+    python -m bench.nab_loco --recorded               # the recorded choice, scored again (seconds)
+
+The seven categories are the six of ``nab-more/categories.json`` and the 8 ``nab-aws`` files
+(``realAWSCloudwatch``). One search (``search``) picks one configuration on a set of files;
+it is run on all 47 files ("in-sample") and once per category on the other six ("left out":
+the category is scored with the configuration chosen without it). The gap between the two,
+per category and over all files, is the figure that says whether the defaults generalise.
+
+The search, coarse to fine, over the spans of ``insights.anomaly.INTRADAY`` (the second
+scale, the baseline, the learned history, the quiet time before a new report) and the
+threshold's quantile and sensitivity (``FIXED`` holds the seasonal gate's margin at 3 and the
+seasonal path on, as sensitive as the other paths: fewer choices made on the data):
+
+1. a coarse grid (``COARSE``) of every knob;
+2. around the best of stage 1, each knob up to two steps either way on a finer ladder
+   (``LADDER``), repeated until nothing improves (at most ``ROUNDS`` rounds).
+
+The objective is the mean over categories of the NAB standard score plus 100 x the pooled
+event F1 (false alarms on ``artificialNoAnomaly``, which has no windows, count in the F1's
+false-positive events). Per-series features (windowed means, baselines, seasonal envelopes,
+learned quantiles) are computed once per span and cached; each configuration then costs only
+the cheap decision step. One process, no pools: the full run takes about 12 minutes of one
+core (4 with warm caches); ``--quick`` (stage 1 only) less.
+
+Labels are read by this script and the scorer only (``bench.nab_data``); the detector
+never sees them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.nab_data import AWS, Labelled, aggregate, load, score_file
+from insights import anomaly as A
+
+__all__ = ["Knobs", "Evaluator", "loco", "main", "objective", "search"]
+
+HOUR = 3600.0
+DAY = 86400.0
+ROUNDS = 6
+MAX_CACHED = 30_000  # learned-quantile arrays kept (about 1.5 GB at most on these files)
+
+# the ladders each knob moves on (stage 2); stage 1 uses COARSE
+LADDER: dict[str, list[float]] = {
+    "scale": [0.0, 0.5 * HOUR, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR],
+    "baseline": [0.5 * HOUR, HOUR, 2 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR],
+    "history": [1 * DAY, 2 * DAY, 3 * DAY, 5 * DAY, 7 * DAY, 10 * DAY, 14 * DAY, 21 * DAY, 28 * DAY],
+    "suppress": [1 * HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR, 24 * HOUR, 48 * HOUR, 72 * HOUR],
+    "quantile": [0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0],
+    "sensitivity": [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
+    "margin": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, float("inf")],
+    "season": [0.75, 1.0, 1.5, 2.0, 3.0, float("inf")],
+}
+COARSE: dict[str, list[float]] = {
+    "scale": [0.0, HOUR, 3 * HOUR],
+    "baseline": [HOUR, 3 * HOUR, 12 * HOUR],
+    "history": [3 * DAY, 7 * DAY, 14 * DAY],
+    "suppress": [6 * HOUR, 24 * HOUR],
+    "quantile": [0.95, 0.99, 1.0],
+    "sensitivity": [1.0, 1.5, 2.5, 4.0],
+    "margin": [1.0, 3.0, float("inf")],
+    "season": [1.0, 2.0, float("inf")],
+}
+# knobs held at a value instead of searched (fewer choices made on the data: a smaller gap
+# between in-sample and left-out): the seasonal gate's margin as it was, and the seasonal
+# path on, as sensitive as the other paths
+FIXED: dict[str, float] = {"margin": 3.0, "season": 1.0}
+F1_WEIGHT = 100.0
+PER_CATEGORY_F1 = False
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """One configuration of the intraday defaults."""
+
+    scale: float
+    baseline: float
+    history: float
+    suppress: float
+    quantile: float
+    sensitivity: float
+    margin: float
+    season: float  # the seasonal path's sensitivity over ``sensitivity``; inf: off
+
+    def config(self, step: float) -> A.DetectorConfig:
+        """The detector configuration for a series sampled every ``step`` seconds."""
+        spans = {"scale": self.scale, "baseline": self.baseline, "history": self.history, "suppress": self.suppress}
+        margin = self.margin if np.isfinite(self.margin) else 1e300  # inf: the gate never lets a point through
+        return A.DetectorConfig.for_step(step, seconds=spans, quantile=self.quantile, sensitivity=self.sensitivity,
+                                         season_margin=margin,
+                                         season_sensitivity=self.season * self.sensitivity if np.isfinite(self.season) else None)
+
+    def text(self) -> str:
+        return (f"scale {self.scale / HOUR:g} h, baseline {self.baseline / HOUR:g} h, history {self.history / DAY:g} d, "
+                f"suppress {self.suppress / HOUR:g} h, quantile {self.quantile:g}, sensitivity {self.sensitivity:g}, "
+                f"season margin {self.margin:g}, seasonal path {self.season:g}")
+
+
+class Evaluator:
+    """Scores of every file under a configuration, with per-series features cached."""
+
+    def __init__(self, series: list[Labelled]):
+        self.series = series
+        self.ts = [A._epoch_seconds(s.timestamps) for s in series]
+        self.step = [A._step(t[: A.STEP_POINTS]) for t in self.ts]
+        self._scale: dict[tuple, tuple] = {}  # (file, s, L, season) -> z, base, dev, gates
+        self._q: dict[tuple, Any] = {}  # (file, s, L, H, q, warmup, refresh) -> learned quantile
+        self._scores: dict[Knobs, np.ndarray] = {}  # knobs -> (files, 4)
+        self.evaluated = 0
+
+    def _features(self, i: int, cfg: A.DetectorConfig) -> A._Features:
+        x = self.series[i].values[None, :]
+        ex = np.zeros_like(x, dtype=bool)
+        out = []
+        for s in sorted(set(cfg.scales)):
+            L = max(cfg.baseline, 2 * s)
+            key = (i, s, L, cfg.season_window, cfg.season_cycles)
+            if key not in self._scale:
+                z = A._window_means(x, s)
+                base = A._baseline(x, s, L)
+                self._scale[key] = (z, base, np.abs(z - base), A._envelope(z, self.ts[i], cfg))
+            z, base, dev, env = self._scale[key]
+            qkey = (*key, cfg.history, cfg.quantile, cfg.warmup, cfg.refresh, cfg.sensitivity)
+            if qkey not in self._q:
+                if len(self._q) > MAX_CACHED:
+                    self._q.clear()
+                self._q[qkey] = A._learned(dev, ex, cfg, cfg.sensitivity, s)
+            out.append(A._Scale(s, z, base, self._q[qkey], [(env, cfg.min_cycles)]))
+        if cfg.season_sensitivity is not None:
+            skey = ("season", *qkey[:-1], cfg.season_sensitivity)
+            if skey not in self._q:
+                self._q[skey] = A._seasonal(out[-1].z, env, ex, cfg, out[-1].s)  # type: ignore[assignment]
+            out.append(self._q[skey])  # type: ignore[arg-type]
+        return A._Features(out, ex)
+
+    def scores(self, k: Knobs) -> np.ndarray:
+        """(files, 4): NAB raw score, windows hit, windows, false-positive events."""
+        if k not in self._scores:
+            rows = []
+            for i, s in enumerate(self.series):
+                cfg = k.config(self.step[i])
+                flags = A._decide(self._features(i, cfg), cfg, explain=False).is_anomaly[0]
+                rows.append(score_file(s, flags))
+            self._scores[k] = np.array(rows, dtype=float)
+            self.evaluated += 1
+        return self._scores[k]
+
+    def flags(self, k: Knobs) -> list[int]:
+        """Reported detections per file (the flag rate)."""
+        out = []
+        for i in range(len(self.series)):
+            cfg = k.config(self.step[i])
+            out.append(int(A._decide(self._features(i, cfg), cfg, explain=False).is_anomaly.sum()))
+        return out
+
+    def drop_quantiles(self) -> None:
+        self._q.clear()
+
+
+def objective(table: np.ndarray, cats: Sequence[str]) -> float:
+    """Mean over categories (with windows) of the NAB standard score + ``F1_WEIGHT`` x the
+    event F1 (pooled over all files, or with ``PER_CATEGORY_F1`` the mean of the categories'
+    F1, each counting the false alarms of ``artificialNoAnomaly`` with the category's own)."""
+    nabs, f1s = [], []
+    quiet = [i for i, x in enumerate(cats) if not aggregate(map(tuple, table[[i]]))["windows"]]
+    for c in sorted(set(cats)):
+        sel = [i for i, x in enumerate(cats) if x == c]
+        agg = aggregate(map(tuple, table[sel]))
+        if agg["windows"]:
+            nabs.append(agg["nab_standard"])
+            f1s.append(aggregate(map(tuple, table[sel + [i for i in quiet if i not in sel]]))["event_f1"])
+    f1 = float(np.mean(f1s)) if PER_CATEGORY_F1 else aggregate(map(tuple, table))["event_f1"]
+    return float(np.mean(nabs)) + F1_WEIGHT * f1
+
+
+def search(ev: Evaluator, files: Sequence[int], *, fine: bool = True, log: Callable[[str], None] = print) -> tuple[Knobs, float]:
+    """The knobs that maximise ``objective`` on ``files`` (indices into ``ev.series``)."""
+    cats = [ev.series[i].category for i in files]
+
+    def value(k: Knobs) -> float:
+        return objective(ev.scores(k)[list(files)], cats)
+
+    best, best_v = None, -np.inf
+    names = list(COARSE)
+    grid = {n: [FIXED[n]] if n in FIXED else COARSE[n] for n in names}
+    for combo in itertools.product(*(grid[n] for n in names)):
+        k = Knobs(**dict(zip(names, combo, strict=True)))
+        v = value(k)
+        if v > best_v:
+            best, best_v = k, v
+    assert best is not None
+    log(f"  stage 1: {best_v:.2f}  {best.text()}")
+    if not fine:
+        return best, best_v
+    for rnd in range(ROUNDS):
+        improved = False
+        for name in (n for n in names if n not in FIXED):
+            ladder = LADDER[name]
+            cur = getattr(best, name)
+            pos = int(np.argmin([abs(v - cur) if np.isfinite(v) or np.isfinite(cur) else 0 for v in ladder]))
+            for j in (pos - 2, pos - 1, pos + 1, pos + 2):
+                if 0 <= j < len(ladder):
+                    k = replace(best, **{name: ladder[j]})
+                    v = value(k)
+                    if v > best_v + 1e-9:
+                        best, best_v, improved = k, v, True
+        log(f"  stage 2 round {rnd + 1}: {best_v:.2f}  {best.text()}")
+        if not improved:
+            break
+    return best, best_v
+
+
+def categories(ev: Evaluator) -> list[str]:
+    return sorted({s.category for s in ev.series})
+
+
+def table_of(ev: Evaluator, k: Knobs, files: Sequence[int]) -> dict[str, Any]:
+    return aggregate(map(tuple, ev.scores(k)[list(files)]))
+
+
+def loco(ev: Evaluator, *, fine: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """In-sample choice on all files, and one left-out choice per category."""
+    everything = list(range(len(ev.series)))
+    log("choosing on all 47 files")
+    chosen, _ = search(ev, everything, fine=fine, log=log)
+    out: dict[str, Any] = {"chosen": chosen, "folds": {}}
+    for cat in categories(ev):
+        train = [i for i in everything if ev.series[i].category != cat]
+        log(f"choosing without {cat}")
+        k, _ = search(ev, train, fine=fine, log=log)
+        out["folds"][cat] = k
+    return out
+
+
+def report(ev: Evaluator, result: dict[str, Any]) -> str:
+    """The LOCO table: per category, in-sample vs left out, and the gap; pooled over all."""
+    chosen: Knobs = result["chosen"]
+    lines = [f"chosen on all 47 files: {chosen.text()}", "",
+             f"{'category':<24}{'files':>6}  {'in-sample NAB':>13} {'F1':>6}  {'left-out NAB':>12} {'F1':>6}  {'gap':>6}  left-out FP events"]
+    pooled_in, pooled_out = [], []
+    for cat in categories(ev):
+        files = [i for i, s in enumerate(ev.series) if s.category == cat]
+        a = table_of(ev, chosen, files)
+        b = table_of(ev, result["folds"][cat], files)
+        pooled_in.append(ev.scores(chosen)[files])
+        pooled_out.append(ev.scores(result["folds"][cat])[files])
+        if a["windows"]:
+            gap = a["nab_standard"] - b["nab_standard"]
+            lines.append(f"{cat:<24}{len(files):>6}  {a['nab_standard']:>13.2f} {a['event_f1']:>6.3f}  {b['nab_standard']:>12.2f} "
+                         f"{b['event_f1']:>6.3f}  {gap:>6.2f}  {b['fp_events']}")
+        else:
+            lines.append(f"{cat:<24}{len(files):>6}  {'no windows':>13} {'':>6}  {'no windows':>12} {'':>6}  {'':>6}  "
+                         f"{b['fp_events']} (in-sample {a['fp_events']})")
+    a = aggregate(map(tuple, np.concatenate(pooled_in)))
+    b = aggregate(map(tuple, np.concatenate(pooled_out)))
+    lines.append(f"{'all 47, pooled':<24}{len(ev.series):>6}  {a['nab_standard']:>13.2f} {a['event_f1']:>6.3f}  "
+                 f"{b['nab_standard']:>12.2f} {b['event_f1']:>6.3f}  {a['nab_standard'] - b['nab_standard']:>6.2f}  {b['fp_events']}")
+    lines.append("")
+    lines.append("configuration chosen without each category:")
+    for cat, k in result["folds"].items():
+        lines.append(f"  {cat:<24}{k.text()}")
+    return "\n".join(lines)
+
+
+RECORDED = Path(__file__).with_name("nab_loco.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="stage 1 (the coarse grid) only")
+    p.add_argument("--recorded", action="store_true",
+                   help=f"no search: score the configurations recorded in {RECORDED.name} (what make bench prints)")
+    p.add_argument("--write", action="store_true", help=f"record the chosen configurations in {RECORDED.name}")
+    p.add_argument("--f1-weight", type=float, default=F1_WEIGHT, help="weight of the event F1 in the objective")
+    p.add_argument("--free", default="", help="comma-separated knobs of FIXED to search as well")
+    a = p.parse_args(argv)
+    globals()["F1_WEIGHT"] = a.f1_weight
+    for name in filter(None, a.free.split(",")):
+        FIXED.pop(name)
+    t0 = time.process_time()
+    ev = Evaluator(load())
+    assert {s.category for s in ev.series} >= {AWS}
+    if a.recorded:
+        saved = json.loads(RECORDED.read_text())
+        result = {"chosen": Knobs(**saved["chosen"]), "folds": {c: Knobs(**k) for c, k in saved["folds"].items()}}
+        print(f"recorded in bench/{RECORDED.name} by `python -m bench.nab_loco --write` (not searched again here)")
+    else:
+        result = loco(ev, fine=not a.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(report(ev, result))
+    if not a.recorded:
+        print(f"\n{ev.evaluated} configurations scored, {time.process_time() - t0:.0f} s of CPU")
+    if a.write:
+        RECORDED.write_text(json.dumps({"chosen": result["chosen"].__dict__,
+                                        "folds": {c: k.__dict__ for c, k in result["folds"].items()}}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
