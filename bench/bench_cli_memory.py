@@ -5,7 +5,7 @@ Each command runs in a process of its own; its peak resident memory (``wait4``'s
 is printed beside a baseline measured in the same run: a process that only imports what the
 command imports (pandas, numpy, the insights module). Run under ``nice -n 19``:
 
-    python -m bench.bench_cli_memory [--points 100000,200000,400000]
+    python -m bench.bench_cli_memory [--points 100000,200000,400000]   # also 150000: the default limit
 
 (The scan's detector takes about 0.45 ms a point on a shared 2-core machine, so a million points
 is minutes; memory grows linearly, so the limit's figure is the per-point slope times it.)

@@ -25,7 +25,7 @@ from pipepulse.settings import Settings
 
 __all__ = ["MAX_POINTS", "read_series_csv", "register"]
 
-MAX_POINTS = 1_000_000  # 23 months of one-minute points; see read_series_csv
+MAX_POINTS = 150_000  # about 1 GB at the peak (104 days of one-minute points); see read_series_csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--out", metavar="OUT.csv", help="where to write (default: standard output)")
     sc.add_argument("--sensitivity", type=float,
                     help="threshold multiplier (default: the detector's own, chosen on labelled NAB series; higher = fewer alerts)")
+    sc.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
+                    help=f"read at most N points (default {MAX_POINTS:,}: about 1 GB of memory; about 6 KB more a point)")
     sc.set_defaults(handler=cmd_scan)
 
     ls = asub.add_parser("list", help="stored anomalies, newest first")
@@ -66,15 +68,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ---- scan ------------------------------------------------------------------------------------
 
 
-def read_series_csv(path: str | Path) -> pd.DataFrame:
+def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.DataFrame:
     """Read ``timestamp,value``; InputError naming the file and line for anything malformed.
 
     Lines are kept in file order (the order a live stream would deliver them), even where a
     timestamp repeats or steps back, as real CloudWatch exports sometimes do. At most
-    ``MAX_POINTS`` points are read (memory grows with them: about 260 bytes a point read and
-    another 180 scanned, so some 0.6 GB at the limit; ``bench/bench_cli_memory.py``); a longer
-    file is an error, not a slow death."""
+    ``max_points`` points are read (default ``MAX_POINTS``): memory grows with them, about
+    6 KB a point at the detector's peak (its baseline windows are points x window wide), so about
+    1 GB at the default limit (``bench/bench_cli_memory.py``). A longer file is an error naming
+    the line, not a slow death; ``--max-points`` raises the limit knowingly."""
     path = Path(path)
+    limit = MAX_POINTS if max_points is None else max_points
     hint = "the file needs a header line 'timestamp,value' and one ISO time and number per line"
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
@@ -97,9 +101,9 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
                 line = reader.line_num
                 if not row or all(not c.strip() for c in row):
                     continue
-                if len(stamps) >= MAX_POINTS:
-                    raise InputError(f"{path} line {line}: more than {MAX_POINTS:,} points; split the file "
-                                     f"(the scan reads at most {MAX_POINTS:,})")
+                if len(stamps) >= limit:
+                    raise InputError(f"{path} line {line}: more than {limit:,} points; split the file "
+                                     f"(the scan reads at most {limit:,}: --max-points raises it, at about 6 KB a point)")
                 if len(row) != len(cols):
                     raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
                 t, v = row[ti].strip(), row[vi].strip()
@@ -131,7 +135,9 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     from insights.anomaly import STEP_POINTS, DetectorConfig, scan
 
-    frame = read_series_csv(args.input)
+    if args.max_points < 1:
+        raise InputError(f"--max-points must be at least 1, got {args.max_points}")
+    frame = read_series_csv(args.input, max_points=args.max_points)
     ts = pd.DatetimeIndex(frame["_ts"])
     # the sampling step from the first points only (all inside the warm-up): stays online
     head = pd.Series(ts[:STEP_POINTS]).diff().dt.total_seconds()

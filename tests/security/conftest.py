@@ -118,7 +118,9 @@ class Server:
             cmd += ["--secrets", str(secrets)]
         env = {**os.environ, "PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_LOG_FORMAT": "text", "HOME": str(cwd)}
         self.log = cwd / f"server-{self.port}.log"
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        # a session of its own, so stop() can end the served child with it
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -132,11 +134,19 @@ class Server:
         raise AssertionError(f"dashboard did not answer in 90 s: {self.log.read_text()}")
 
     def stop(self) -> None:
+        t0 = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            pass
+        # uvicorn waits for open websockets to close; the tests are done with them
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.stop_seconds = time.monotonic() - t0
 
 
 def http(url: str, *, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
