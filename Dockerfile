@@ -3,13 +3,15 @@
 #   docker run IMAGE                                   -> dashboard on 0.0.0.0:8501 (needs a login, below)
 #   docker run IMAGE schedule                          -> collectors and digests on their schedules
 #   docker run IMAGE db upgrade | retention apply | collect | alerts digest ...
-# The dashboard refuses a non-loopback address without a login: compose and ECS mount a Streamlit
-# secrets file with [pipepulse.users.*] (or OIDC [auth]) at /run/secrets/dashboard.toml.
+# The dashboard refuses a non-loopback address without a login and without the names users reach
+# it by: compose and ECS mount a Streamlit secrets file with [pipepulse.users.*] (or OIDC [auth])
+# at /run/secrets/dashboard.toml and add --allowed-host NAME (or [dashboard] allowed_hosts).
 #
-# Base pinned by exact tag. To pin by digest as well, resolve it where a registry is reachable:
+# Base pinned by tag and by the digest of its multi-architecture index (the tag is rebuilt now and
+# then; the digest is not). To move to a newer build, resolve it where a registry is reachable:
 #   docker buildx imagetools inspect python:3.11.14-slim-bookworm --format '{{json .Manifest.Digest}}'
-# and write FROM python:3.11.14-slim-bookworm@sha256:<digest>.
-FROM python:3.11.14-slim-bookworm AS build
+# and replace both FROM lines (docs/deploy.md, "Supply chain").
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -17,9 +19,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/pipepulse
 ENV PATH=/opt/pipepulse/bin:$PATH
 WORKDIR /src
-# Dependencies first (exactly requirements.txt, all pinned) so code changes reuse this layer.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependencies first so code changes reuse this layer: requirements.lock is requirements.txt with
+# every transitive package pinned and hashed (pip-compile --generate-hashes); pip refuses any file
+# whose hash is not in it. No moto, no development tools (requirements-dev.txt).
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 # The runtime packages; devkit/ (the local AWS, the demo) is development-only and stays out.
 COPY pipepulse ./pipepulse
@@ -31,11 +35,15 @@ COPY alerts ./alerts
 COPY jobs ./jobs
 COPY cli ./cli
 COPY dashboard ./dashboard
-# --no-deps: nothing beyond requirements.txt gets in.
+# --no-deps: nothing beyond the lock gets in.
 RUN pip install --no-cache-dir --no-deps . && pip check
+# The RDS certificate authorities, for sslmode=verify-full (deploy/cloudformation/pipepulse.yaml);
+# fetched over HTTPS from AWS's trust store at build time (ADD gives a URL's file mode 600).
+ADD https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /opt/pipepulse/rds-global-bundle.pem
+RUN chmod 0644 /opt/pipepulse/rds-global-bundle.pem
 
 
-FROM python:3.11.14-slim-bookworm
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 LABEL org.opencontainers.image.title="pipepulse" \
       org.opencontainers.image.description="Observability and cost dashboard for data pipelines on AWS" \

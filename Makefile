@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser
+.PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser lock
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pipepulse needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -57,6 +57,13 @@ browser:
 	    echo "note: /usr/bin/chromium is missing; browser tests will be skipped (install Debian's chromium)"; \
 	  fi; \
 	fi
+
+## lock: requirements.lock from requirements.txt: every runtime package pinned with its PyPI hashes
+## (the Dockerfile installs it with --require-hashes). PyPI only: this machine's pip config may add
+## local mirrors, whose files need not hash like PyPI's.
+lock: install
+	PIP_FIND_LINKS= PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+	  --allow-unsafe --no-emit-index-url --index-url https://pypi.org/simple --output-file requirements.lock requirements.txt
 
 lint: install
 	$(BIN)/ruff check .

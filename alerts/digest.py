@@ -38,6 +38,7 @@ from alerts.render import Rendered, render_digest
 from alerts.rules import FREQUENCIES, AlertConfig, Rule, load_alert_config
 from alerts.send import build_message, deliver
 from pipepulse.errors import DeliveryError, InputError
+from pipepulse.files import write_private
 from pipepulse.settings import Settings
 from store import alerts as store_alerts
 from store.state import acquire_lock, release_lock
@@ -371,4 +372,4 @@ def _write_out(
     for cid, data in rendered.images.items():
         html = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(data).decode("ascii"))
     result.out.parent.mkdir(parents=True, exist_ok=True)
-    result.out.write_text(html, encoding="utf-8")
+    write_private(result.out, html, what="digest preview")

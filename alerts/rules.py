@@ -229,6 +229,12 @@ def _smtp(table: Mapping[str, Any], label: str, settings: Settings) -> SmtpConfi
             password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"{label}: [{where}] password_file: cannot read {password_file}: {exc.strerror}") from exc
+    username = opt(table, "username", str, label, where)
+    if security == "none" and username:
+        raise ConfigError(
+            f'{label}: [{where}] security = "none" with a username would send the password in clear text: '
+            'use security = "starttls" (port 587) or "ssl" (port 465), or drop username for a relay that needs no login'
+        )
     ca_file = opt(table, "ca_file", str, label, where)
     if ca_file is not None and not Path(ca_file).is_file():
         raise ConfigError(f"{label}: [{where}] ca_file: {ca_file} does not exist")
@@ -239,7 +245,7 @@ def _smtp(table: Mapping[str, Any], label: str, settings: Settings) -> SmtpConfi
         host=opt(table, "host", str, label, where, default="localhost"),
         port=port,
         security=security,
-        username=opt(table, "username", str, label, where),
+        username=username,
         password=password,
         ca_file=Path(ca_file) if ca_file else None,
         timeout_seconds=float(timeout),

@@ -80,6 +80,8 @@ def send_smtp(msg: EmailMessage, cfg: SmtpConfig, recipients: Sequence[str]) -> 
                 client.starttls(context=_tls_context(cfg))
                 client.ehlo()
             if cfg.username:
+                if cfg.security == "none":  # the config refuses this too; never log in over plain text
+                    raise DeliveryError(f"refusing to send the SMTP password to {where} in clear text; set [alerts.smtp] security")
                 client.login(cfg.username, cfg.password or "")
             refused = client.send_message(msg, to_addrs=addrs)
     except DeliveryError:

@@ -25,6 +25,7 @@ from cli.commands import (
     ops,
     pipeline,
 )
+from cli.terminal import SafeText
 from pipepulse.errors import PipepulseError
 from pipepulse.logs import configure_logging
 from pipepulse.settings import load_settings
@@ -61,6 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    out, err = sys.stdout, sys.stderr
+    # text for people: no escape sequences or control characters from the data (cli/terminal.py)
+    sys.stdout, sys.stderr = SafeText(out), SafeText(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     settings = None

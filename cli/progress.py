@@ -15,6 +15,7 @@ __all__ = ["progress"]
 def progress(items: Iterable[T], *, total: int | None = None, label: str = "", stream=None) -> Iterator[T]:
     """Yield ``items``, redrawing ``label [#####.....] n/total`` at most 10 times a second."""
     stream = stream or sys.stderr
+    stream = getattr(stream, "raw", stream)  # the bar's own \r redraws; its text is ours
     if not getattr(stream, "isatty", lambda: False)():
         yield from items
         return

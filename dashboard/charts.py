@@ -163,7 +163,7 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
     cols = (f["pos"] - first).to_numpy()
     z[rows, cols] = f["status"].map({s: i for i, s in enumerate(statuses)}).to_numpy(float)
     text[rows, cols] = (
-        f["pipeline"].map(_t) + " " + f["status"].str.lower() + "<br>" + f["started_at"].dt.strftime("%Y-%m-%d %H:%M")
+        f["pipeline"].map(_t) + " " + f["status"].str.lower().map(_t) + "<br>" + f["started_at"].dt.strftime("%Y-%m-%d %H:%M")
         + " UTC<br>" + f["run_id"].map(_t)
     ).to_numpy(object)
     colors = [STATUS_COLORS.get(s, "#7f7f7f") for s in statuses]
@@ -177,7 +177,7 @@ def health_grid(recent: pd.DataFrame) -> go.Figure:
             "zmin": -0.5, "zmax": len(colors) - 0.5, "showscale": False, "xgap": 3, "ygap": 3,
         }
     ] + [
-        {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": s.lower(),
+        {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "name": _t(s.lower()),
          "marker": {"symbol": "square", "size": 12, "color": c}}
         for s, c in zip(statuses, colors, strict=True)
     ]
@@ -336,6 +336,9 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
     end = ran["ended_at"].fillna(ran["started_at"])
     ran["ms"] = (end - ran["started_at"]).dt.total_seconds() * 1000
     for status, part in ran.groupby("status", sort=True):
+        # a status is data (a collector stores what the source said): shown as text, never as
+        # plotly's HTML-like markup (a link) or as part of the hover template
+        shown = _t(str(status).lower())
         traces.append(
             {
                 "type": "bar",
@@ -343,9 +346,11 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
                 "base": _dates(part["started_at"]),
                 "x": part["ms"].clip(lower=500).to_numpy(float),
                 "orientation": "h",
-                "name": str(status).lower(),
+                "name": shown,
                 "marker": {"color": STATUS_COLORS.get(str(status), "#7f7f7f")},
-                "hovertemplate": "%{y}: " + str(status).lower() + " %{x:,.0f} ms<extra></extra>",
+                "text": [shown] * len(part),
+                "textposition": "none",
+                "hovertemplate": "%{y}: %{text} %{x:,.0f} ms<extra></extra>",
             }
         )
     first = s["started_at"].dropna().min()

@@ -29,6 +29,7 @@ from insights.freshness import format_duration, freshness_table
 from insights.run_logs import NoLogLines, no_log_lines
 from pipepulse.settings import DEMO_MARKER, Settings, load_settings
 from store import anomalies as anomalies_store
+from store import audit as audit_store
 from store import costs as costs_store
 from store import dashboard_reads as reads
 from store import forecasts as forecasts_store
@@ -39,6 +40,7 @@ __all__ = [
     "TTL",
     "account_options",
     "anomalies",
+    "audit",
     "collector_runs",
     "collector_summary",
     "cost_by_day",
@@ -48,11 +50,13 @@ __all__ = [
     "engine",
     "estimate_vs_bill",
     "failures",
+    "finish_audit",
     "forecast",
     "forecast_models",
     "freshness",
     "health_grid",
     "kpis",
+    "login_failures",
     "no_log_lines_reason",
     "pipeline_options",
     "run_daily",
@@ -430,16 +434,41 @@ def anomalies(
 
 
 def set_anomaly_status(
-    fingerprint: str, status: str, *, by: str, note: str | None = None, snoozed_until: datetime | None = None
+    fingerprint: str, status: str, *, by: str, client: str = "", note: str | None = None,
+    snoozed_until: datetime | None = None,
 ) -> dict[str, Any]:
     """Store a status change with ``store.anomalies.set_status`` (who, when, note, snooze end;
-    the digests read the same status) and drop the cached reads. Raises InputError when the
-    anomaly is gone or the snooze end is not in the future."""
+    the digests read the same status), audited in the same transaction, and drop the cached
+    reads. Raises InputError when the anomaly is gone or the snooze end is not in the future."""
     now = datetime.now(UTC)
     with engine().begin() as conn:
         row = anomalies_store.set_status(conn, fingerprint, status, by=by, now=now, note=note, snoozed_until=snoozed_until)
+        detail = "; ".join(x for x in (note and f"note: {note}", snoozed_until and f"until {snoozed_until:%Y-%m-%d %H:%M}Z") if x)
+        audit_store.record(conn, at=now, action=f"anomaly_{status}", outcome="ok", actor=by, client=client,
+                           target=fingerprint, detail=detail or None)
     st.cache_data.clear()
     return row
+
+
+# ---- the audit log and the login's rate limit (writes: never cached) ---------------------------
+
+
+def audit(action: str, *, outcome: str, actor: str = "", client: str = "", target: str = "", detail: str | None = None) -> int:
+    """Append an audit row now; its id."""
+    with engine().begin() as conn:
+        return audit_store.record(conn, at=datetime.now(UTC), action=action, outcome=outcome, actor=actor,
+                                  client=client, target=target, detail=detail)
+
+
+def finish_audit(audit_id: int, outcome: str, detail: str | None = None) -> None:
+    with engine().begin() as conn:
+        audit_store.finish(conn, audit_id, outcome, detail)
+
+
+def login_failures(actor: str, client: str, since: datetime) -> tuple[list[datetime], list[datetime]]:
+    """Failed sign-ins since the last success: for the user name, and from the client."""
+    with engine().connect() as conn:
+        return audit_store.login_failures(conn, actor=actor, client=client, since=since)
 
 
 # ---- collectors --------------------------------------------------------------------------------

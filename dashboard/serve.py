@@ -23,13 +23,20 @@ the same page.
 from __future__ import annotations
 
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
 import streamlit as st
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
+
+from dashboard import downloads
+from dashboard.config import served_policy
+from dashboard.guard import Guard
+from pipepulse.access import AccessPolicy
 
 HERE = Path(__file__).resolve().parent
 STATIC = Path(st.__file__).parent / "static"  # Streamlit's frontend: index.html and static/js/
@@ -73,4 +80,8 @@ async def _page(_request: Request) -> HTMLResponse:
 
 # the root too: it opens the default page (Overview), which draws charts as well
 ROUTES = [Route(f"/{path}", _page, methods=["GET", "HEAD"]) for path in ("", *PAGE_PATHS)]
-app = st.App(str(HERE / "app.py"), routes=ROUTES)
+ROUTES.append(Route(f"/{downloads.PATH}/{{token}}", downloads.serve, methods=["GET"]))
+# Started without `pipepulse dashboard serve` (a bare `streamlit run dashboard/serve.py`), the
+# strictest policy: no login, local names only.
+POLICY = served_policy(sys.argv[1:]) or AccessPolicy(auth="none")
+app = st.App(str(HERE / "app.py"), routes=ROUTES, middleware=[Middleware(Guard, policy=POLICY)])

@@ -7,9 +7,9 @@ browser than ``st.metric`` tiles in rows of ``st.columns``.
 Tables come in two kinds. ``table`` is Streamlit's interactive grid (sort, search, scroll through
 thousands of rows). ``table(..., static=True)`` draws a short summary table as a plain HTML table
 whose every cell is escaped text: each grid is slow for the browser to set up, a static table
-next to nothing. A static table's CSV
-download is a link in the same HTML block rather than a ``st.download_button``, for the same
-reason.
+next to nothing. Every table's CSV download is a link (``csv_link``: the one CSV writer, served
+only to the session that drew it) rather than a ``st.download_button``, for the same reason and
+because Streamlit serves a button's file under ``/media/`` to anyone with the URL.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 import pandas as pd
 import streamlit as st
-from streamlit import runtime
 
 __all__ = ["Tile", "empty", "esc", "html_table", "run_link", "table", "tiles", "tiles_html"]
 
@@ -57,44 +56,38 @@ def table(
     static: bool = False,
     rows: int | None = None,
 ) -> None:
-    """A dataframe (text cells are drawn as text) with a button to download it as CSV; with
+    """A dataframe (text cells are drawn as text) with a "Download CSV" link under it; with
     ``static``, a plain HTML table (``html_table``) of the first ``rows`` rows (all by default)
-    that scrolls past ``height`` pixels, with a "Download CSV" link in the same block (a download
-    button slows the page's load; the CSV costs the server little). The CSV always has every row."""
+    that scrolls past ``height`` pixels, with the link in the same block (a download button slows
+    the page's load). The CSV always has every row, and comes from ``csv_link``."""
     shown = frame.drop(columns=[c for c in hide if c in frame.columns])
+    url = csv_link(frame, key, filename)
     if static:
         st.html(html_table(
             shown if rows is None else shown.head(rows), key=key, column_config=column_config,
-            max_height=height if isinstance(height, int) else 420, download=(_csv_url(frame, key, filename), filename),
+            max_height=height if isinstance(height, int) else 420, download=(url, filename),
         ))
         return
     if isinstance(height, int):
         height = min(height, 38 + 35 * max(len(frame), 1))  # no empty rows under a short table
     st.dataframe(shown, hide_index=True, column_config=column_config, height=height, width="stretch", key=f"df_{key}")
-    st.download_button(
-        "Download CSV",
-        # made when clicked, not on every rerun
-        data=lambda: frame.to_csv(index=False).encode(),
-        file_name=filename,
-        mime="text/csv",
-        key=f"csv_{key}",
-        on_click="ignore",
-    )
+    if url:
+        st.html(_STYLE + _download_link(url, filename, key))
 
 
-def _csv_url(frame: pd.DataFrame, key: str, filename: str) -> str | None:
-    """A relative URL that downloads ``frame`` as ``filename``: the CSV goes to Streamlit's media
-    file manager, as ``st.download_button`` does with data it is given, and stays there until the
-    session's next run (``runtime.media_file_mgr`` is Streamlit's own API, under the version
-    ``requirements.txt`` pins; the browser test downloads through it). ``None`` outside a
-    Streamlit server."""
-    if not runtime.exists():
-        return None
-    url = runtime.get_instance().media_file_mgr.add(
-        frame.to_csv(index=False).encode(), "text/csv", f"pp_csv:{key}", file_name=filename, is_for_static_download=True
-    )
-    # relative to the page, so that a server under a path (server.baseUrlPath, a proxy) serves it
-    return url.lstrip("/")
+def csv_link(frame: pd.DataFrame, key: str, filename: str) -> str | None:
+    """A relative URL that downloads ``frame`` as ``filename`` (``downloads.link``: written by
+    the one CSV writer when asked for, served only to this session's browser while the session
+    lasts); relative to the page, so a server under a path (a proxy prefix) serves it. ``None``
+    outside a served session."""
+    from dashboard import downloads
+
+    return downloads.link(key, filename, [str(c) for c in frame.columns], lambda: frame.itertuples(index=False, name=None))
+
+
+def _download_link(url: str, filename: str, key: str) -> str:
+    href, name = (html.escape(x, quote=True) for x in (url, filename))
+    return f'<a class="pp-dl" href="{href}" download="{name}" data-key="csv_{html.escape(key, quote=True)}">Download CSV</a>'
 
 
 _STYLE = (
@@ -179,8 +172,7 @@ def html_table(
         rows.append("<tr>" + "".join(cells) + "</tr>")
     link = ""
     if download and download[0]:
-        url, name = (html.escape(x, quote=True) for x in download)
-        link = f'<a class="pp-dl" href="{url}" download="{name}" data-key="csv_{html.escape(key, quote=True)}">Download CSV</a>'
+        link = _download_link(download[0], download[1], key)
     return _STYLE + (
         f'<div class="pp-t" style="max-height:{int(max_height)}px" data-key="{html.escape(key, quote=True)}"><table><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>{link}"

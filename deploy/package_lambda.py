@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = ROOT / "deploy" / "lambda" / "handlers.py"
 # the floor modules pipeline/ imports (docs/architecture.md); pipeline/ledger.py also imports
 # store.ledger, which the handlers never load (a Lambda keeps no ledger)
-PIPEPULSE_MODULES = ("__init__.py", "errors.py", "settings.py", "cron.py", "vocab.py", "retries.py")
+PIPEPULSE_MODULES = ("__init__.py", "errors.py", "settings.py", "redact.py", "cron.py", "vocab.py", "retries.py")
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 

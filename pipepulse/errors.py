@@ -5,6 +5,7 @@
     +-- StoreError                 the database cannot be reached or used
     |   +-- SchemaError            the schema is missing, or newer than this code
     +-- InputError                 a file or form field given by a user is malformed
+    +-- AccessError                a sign-in or request the dashboard's access rules refuse
     +-- CollectorError(source)     a collector pass failed; ``source`` names the collector
     |   +-- TransientError         worth retrying (throttling, 5xx, timeouts)
     |   +-- PermissionError_       AWS denied an action; the message names the IAM action
@@ -18,6 +19,7 @@ to do, and chain the original with ``raise ... from exc``.
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "CollectorError",
     "ConfigError",
     "DeliveryError",
@@ -49,6 +51,10 @@ class SchemaError(StoreError):
 
 class InputError(PipepulseError):
     """A user-supplied file, row or form field is malformed."""
+
+
+class AccessError(PipepulseError):
+    """The dashboard's access rules refuse a sign-in or a request; ``str()`` says why."""
 
 
 class CollectorError(PipepulseError):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipepulse.errors import ConfigError
+from pipepulse.redact import mask_url
 
 __all__ = [
     "DEMO_MARKER",
@@ -27,6 +28,7 @@ __all__ = [
     "Settings",
     "load_settings",
     "opt",
+    "read_toml",
     "require_table",
 ]
 
@@ -146,9 +148,12 @@ def load_settings(
     )
     if "://" not in database_url:
         raise ConfigError(
-            f"{label}: database url {database_url!r} is not a URL; expected e.g. "
+            f"{label}: database url {mask_url(database_url)!r} is not a URL; expected e.g. "
             "sqlite:///data/pipepulse.db or postgresql+psycopg://postgres@127.0.0.1:5432/pipepulse"
         )
+    problem = url_problem(database_url)
+    if problem:
+        raise ConfigError(f"{label}: database URL {mask_url(database_url)}: {problem}")
     endpoint = env.get("AWS_ENDPOINT_URL") or opt(aws, "endpoint_url", str, label, "aws")
     local_raw = env.get("PIPEPULSE_LOCAL_AWS")
     has_credentials = any(env.get(k) for k in _CREDENTIAL_VARS)
@@ -192,6 +197,23 @@ def load_settings(
 
 
 # ---- helpers for every config section -------------------------------------------------------
+
+
+def url_problem(url: str) -> str | None:
+    """What makes a ``scheme://user:password@host:port/db`` URL unusable, or None (so the error
+    is one line that never shows the password; the caller masks the URL)."""
+    netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and "@" in userinfo:
+        part = "password" if ":" in userinfo.split("@", 1)[0] else "user name"
+        return f"the {part} holds an unencoded '@'; write it as %40"
+    if hostport.startswith("["):
+        port = hostport.partition("]")[2].removeprefix(":")
+    else:
+        port = hostport.partition(":")[2]
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"port {port!r} is not a number" if not port.isdigit() else f"port {port} is out of range (1-65535)"
+    return None
 
 
 def require_table(value: Any, label: str, where: str) -> Mapping[str, Any]:
@@ -238,14 +260,34 @@ def _config_path(env: Mapping[str, str], given: str | Path | None) -> Path | Non
     return path
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+MAX_TOML_BYTES = 10 * 1024 * 1024  # a config or secrets file is a few kB; this is no config
+
+
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file for anything that is not readable TOML
+    (not UTF-8, nested deeper than Python's parser recurses, huge, invalid)."""
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read(MAX_TOML_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from exc
+    if len(raw) > MAX_TOML_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_TOML_BYTES // (1024 * 1024)} MB; this is not a {what}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read (arrays or tables inside each other); flatten it") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    return read_toml(path)
 
 
 def _pipelines(value: Any, label: str) -> tuple[PipelineConfig, ...]:

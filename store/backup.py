@@ -4,6 +4,9 @@ SQLite's online backup API (``sqlite3.Connection.backup``) copies the database p
 while collectors and the dashboard keep using it; the copy is one consistent snapshot (the
 WAL's committed frames included). It is written to ``<path>.partial`` and renamed into place
 only after an integrity check, so a failed backup never leaves a file that looks complete.
+Both files are created readable by their owner only (0600), and neither is written through a
+symbolic link: a link at ``<path>`` or ``<path>.partial`` (someone else's, in a shared folder) is
+refused rather than followed.
 
 PostgreSQL is refused: use ``pg_dump -Fc`` (see ``docs/deploy.md``), or RDS snapshots and
 point-in-time recovery on AWS.
@@ -21,6 +24,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from pipepulse.errors import InputError, StoreError
+from pipepulse.files import new_private, refuse_symlink
+from pipepulse.redact import mask_url
 
 __all__ = ["BackupResult", "backup_sqlite"]
 
@@ -43,7 +48,7 @@ def backup_sqlite(database_url: str, dest: str | Path, *, overwrite: bool = Fals
     if url.get_backend_name() != "sqlite":
         raise StoreError(
             f"pipepulse db backup copies SQLite databases; this one is {url.get_backend_name()} "
-            f"({url.render_as_string(hide_password=True)}). Back PostgreSQL up with pg_dump, e.g. "
+            f"({mask_url(database_url)}). Back PostgreSQL up with pg_dump, e.g. "
             "`pg_dump -Fc -f pipepulse.dump \"$DATABASE_URL\"` (restore with pg_restore), or use "
             "RDS snapshots and point-in-time recovery; see docs/deploy.md"
         )
@@ -55,12 +60,14 @@ def backup_sqlite(database_url: str, dest: str | Path, *, overwrite: bool = Fals
     target = Path(dest)
     if target.resolve() == source.resolve():
         raise InputError(f"backup path {target} is the database itself; choose another path")
+    refuse_symlink(target, "backup path")
     if target.exists() and not overwrite:
         raise InputError(f"{target} already exists; choose a new path or pass --force to replace it")
     if not target.parent.is_dir():
         raise InputError(f"folder {target.parent} does not exist; create it first")
 
     partial = target.with_name(target.name + ".partial")
+    new_private(partial, "backup's temporary file")  # refuses a symlink planted there
     started = time.monotonic()
     src = sqlite3.connect(source, timeout=30)  # only read: the backup API never writes the source
     try:

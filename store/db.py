@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
 from pipepulse.errors import SchemaError, StoreError
+from pipepulse.files import create_private, private_dir
+from pipepulse.redact import mask_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -30,16 +32,16 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def describe_url(url: str) -> str:
-    """A URL without its password, for messages."""
-    return make_url(url).render_as_string(hide_password=True)
+    """A URL without its password, for messages (also a URL SQLAlchemy cannot parse)."""
+    return mask_url(str(url))
 
 
 def connect(url: str, *, create_dirs: bool = True, pool_size: int = 5) -> Engine:
     """An engine for ``url``; raises StoreError naming the file or host:port when unusable."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise StoreError(f"database URL {url!r} is not valid: {exc}") from exc
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise StoreError(f"database URL {mask_url(url)} is not valid: {mask_url(str(exc))}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         engine = _sqlite_engine(parsed, create_dirs=create_dirs)
@@ -65,7 +67,7 @@ def connect(url: str, *, create_dirs: bool = True, pool_size: int = 5) -> Engine
         if backend == "postgresql":
             host = parsed.host or "localhost"
             port = parsed.port or 5432
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            reason = mask_url(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
             raise StoreError(
                 f"cannot reach PostgreSQL at {host}:{port} (database {parsed.database!r}): {reason}. "
                 "Is the server running, and is PIPEPULSE_DATABASE_URL right?"
@@ -80,7 +82,10 @@ def _sqlite_engine(parsed: sa.URL, *, create_dirs: bool) -> Engine:
         folder = Path(path).resolve().parent
         if create_dirs:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                # the database holds everything pipepulse knows: its folder 0700, the file 0600
+                # (SQLite gives its -wal/-shm files the database file's mode)
+                private_dir(folder)
+                create_private(path)
             except OSError as exc:
                 raise StoreError(
                     f"cannot create the data folder {folder}: {exc.strerror}; choose another with "

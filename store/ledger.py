@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipepulse.files import create_private, private_dir
+
 __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "LedgerChanges", "LedgerFile", "iso", "read_changes"]
 
 RUN_COLUMNS = (
@@ -158,7 +160,8 @@ class LedgerFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        create_private(self.path)  # 0600: SQLite gives its -wal/-shm files the same mode
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -357,3 +357,22 @@ run_daily = sa.Table(
     sa.Column("failed_cost_usd", sa.Float),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+# Who did what on the dashboard (and ``pipepulse anomalies ack|snooze|resolve``): every sign-in,
+# failed and refused ones included, every sign-out and every admin action. The login's rate
+# limit reads the failures back (store/audit.py). A sign-in row is written "pending" before the
+# password is checked and then set to its outcome, so parallel attempts count each other.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),  # login | logout | anomaly_<status> | ...
+    sa.Column("outcome", sa.String(16), nullable=False),  # ok | failed | locked | refused | pending
+    sa.Column("actor", sa.String(200), nullable=False, server_default=""),  # the user (name tried, for a sign-in)
+    sa.Column("client", sa.String(64), nullable=False, server_default=""),  # the client's address
+    sa.Column("target", sa.String(600), nullable=False, server_default=""),  # e.g. an anomaly fingerprint
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_audit_log_actor_at", "actor", "at"),
+    sa.Index("ix_audit_log_client_at", "client", "at"),
+)

@@ -18,9 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from pipepulse.errors import InputError
+from pipepulse.export import write_csv
+from pipepulse.files import open_private
+from pipepulse.redact import terminal_text
 from pipepulse.settings import Settings
 
-__all__ = ["read_series_csv", "register"]
+__all__ = ["MAX_POINTS", "read_series_csv", "register"]
+
+MAX_POINTS = 150_000  # about 1 GB at the peak (104 days of one-minute points); see read_series_csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("--out", metavar="OUT.csv", help="where to write (default: standard output)")
     sc.add_argument("--sensitivity", type=float,
                     help="threshold multiplier (default: the detector's own, chosen on labelled NAB series; higher = fewer alerts)")
+    sc.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
+                    help=f"read at most N points (default {MAX_POINTS:,}: about 1 GB of memory; about 6 KB more a point)")
     sc.set_defaults(handler=cmd_scan)
 
     ls = asub.add_parser("list", help="stored anomalies, newest first")
@@ -61,12 +68,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ---- scan ------------------------------------------------------------------------------------
 
 
-def read_series_csv(path: str | Path) -> pd.DataFrame:
+def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.DataFrame:
     """Read ``timestamp,value``; InputError naming the file and line for anything malformed.
 
     Lines are kept in file order (the order a live stream would deliver them), even where a
-    timestamp repeats or steps back, as real CloudWatch exports sometimes do."""
+    timestamp repeats or steps back, as real CloudWatch exports sometimes do. At most
+    ``max_points`` points are read (default ``MAX_POINTS``): memory grows with them, about
+    6 KB a point at the detector's peak (its baseline windows are points x window wide), so about
+    1 GB at the default limit (``bench/bench_cli_memory.py``). A longer file is an error naming
+    the line, not a slow death; ``--max-points`` raises the limit knowingly."""
     path = Path(path)
+    limit = MAX_POINTS if max_points is None else max_points
     hint = "the file needs a header line 'timestamp,value' and one ISO time and number per line"
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
@@ -77,36 +89,44 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
     raw_stamps: list[str] = []
     with fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise InputError(f"{path}: the file is empty; {hint}")
-        cols = [h.strip().lower() for h in header]
-        if "timestamp" not in cols or "value" not in cols:
-            raise InputError(f"{path} line 1: header is {','.join(header)!r}, missing timestamp and/or value; {hint}")
-        ti, vi = cols.index("timestamp"), cols.index("value")
-        for row in reader:
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            if len(row) != len(cols):
-                raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
-            t, v = row[ti].strip(), row[vi].strip()
-            try:
-                ts = pd.Timestamp(t)
-                if ts is pd.NaT:
-                    raise ValueError
-            except (ValueError, TypeError):
-                raise InputError(f"{path} line {line}: timestamp {t!r} is not a date-time; use e.g. 2014-02-14 14:30:00") from None
-            try:
-                x = float(v)
-            except ValueError:
-                raise InputError(f"{path} line {line}: value {v!r} is not a number; {hint}") from None
-            if not math.isfinite(x):
-                raise InputError(f"{path} line {line}: value {v!r} is not finite; drop the line or fill the gap")
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-            stamps.append(ts)
-            values.append(x)
-            raw_stamps.append(t)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{path}: the file is empty; {hint}")
+            cols = [h.strip().lower() for h in header]
+            if "timestamp" not in cols or "value" not in cols:
+                raise InputError(f"{path} line 1: header is {terminal_text(','.join(header))[:200]!r}, missing timestamp and/or value; {hint}")
+            ti, vi = cols.index("timestamp"), cols.index("value")
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(stamps) >= limit:
+                    raise InputError(f"{path} line {line}: more than {limit:,} points; split the file "
+                                     f"(the scan reads at most {limit:,}: --max-points raises it, at about 6 KB a point)")
+                if len(row) != len(cols):
+                    raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
+                t, v = row[ti].strip(), row[vi].strip()
+                try:
+                    ts = pd.Timestamp(t)
+                    if ts is pd.NaT:
+                        raise ValueError
+                except (ValueError, TypeError, OverflowError):
+                    raise InputError(f"{path} line {line}: timestamp {terminal_text(t)[:80]!r} is not a date-time; use e.g. 2014-02-14 14:30:00") from None
+                try:
+                    x = float(v)
+                except ValueError:
+                    raise InputError(f"{path} line {line}: value {terminal_text(v)[:80]!r} is not a number; {hint}") from None
+                if not math.isfinite(x):
+                    raise InputError(f"{path} line {line}: value {v[:80]!r} is not finite; drop the line or fill the gap")
+                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+                stamps.append(ts)
+                values.append(x)
+                raw_stamps.append(t)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x}); {hint}") from None
+        except csv.Error as exc:
+            raise InputError(f"{path} line {reader.line_num}: not CSV text ({exc}); {hint}") from None
     if not stamps:
         raise InputError(f"{path}: no data lines after the header; {hint}")
     return pd.DataFrame({"timestamp": raw_stamps, "value": values, "_ts": stamps})
@@ -115,7 +135,9 @@ def read_series_csv(path: str | Path) -> pd.DataFrame:
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     from insights.anomaly import STEP_POINTS, DetectorConfig, scan
 
-    frame = read_series_csv(args.input)
+    if args.max_points < 1:
+        raise InputError(f"--max-points must be at least 1, got {args.max_points}")
+    frame = read_series_csv(args.input, max_points=args.max_points)
     ts = pd.DatetimeIndex(frame["_ts"])
     # the sampling step from the first points only (all inside the warm-up): stays online
     head = pd.Series(ts[:STEP_POINTS]).diff().dt.total_seconds()
@@ -127,14 +149,15 @@ def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise InputError(f"--sensitivity: {exc}") from exc
     result = scan(frame["value"].to_numpy(float), ts, config)
-    out = frame[["timestamp", "value"]].copy()
-    out["score"] = result.score.round(6)
-    out["is_anomaly"] = result.is_anomaly.astype(int)
+    rows = zip(frame["timestamp"], frame["value"].tolist(), result.score.round(6).tolist(),
+               result.is_anomaly.astype(int).tolist(), strict=True)
+    header = ["timestamp", "value", "score", "is_anomaly"]
     if args.out:
-        out.to_csv(args.out, index=False)
-        print(f"{args.input}: {len(out):,} points, {int(out['is_anomaly'].sum())} anomalies -> {args.out}", file=sys.stderr)
+        with open_private(args.out) as fh:
+            write_csv(fh, header, rows)
+        print(f"{args.input}: {len(frame):,} points, {int(result.is_anomaly.sum())} anomalies -> {args.out}", file=sys.stderr)
     else:
-        out.to_csv(sys.stdout, index=False)
+        write_csv(sys.stdout, header, rows)
     return 0
 
 
@@ -177,10 +200,18 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError:
             raise InputError(f"--until {args.until!r} is not a date-time; use e.g. 2026-12-01T09:00Z") from None
         until = (until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")).to_pydatetime()
+    import getpass
+
+    from store.audit import record
+
     engine = _engine(settings)
+    now = datetime.now(UTC)
     try:
         with engine.begin() as conn:
-            row = set_status(conn, args.fingerprint, args.status, note=args.note, by=args.by, snoozed_until=until, now=datetime.now(UTC))
+            row = set_status(conn, args.fingerprint, args.status, note=args.note, by=args.by, snoozed_until=until, now=now)
+            # the same audit log as the dashboard's admin actions, in the same transaction
+            record(conn, at=now, action=f"anomaly_{args.status}", outcome="ok", actor=args.by or f"cli:{getpass.getuser()}",
+                   client="cli", target=row["fingerprint"], detail=f"note: {args.note}" if args.note else None)
     finally:
         engine.dispose()
     print(f"{row['fingerprint']}: {row['status']}" + (f" until {row['snoozed_until']:%Y-%m-%d %H:%M}Z" if row["snoozed_until"] else ""))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from datetime import UTC, date, datetime
 
 from pipepulse.errors import InputError
+from pipepulse.export import write_csv
+from pipepulse.redact import terminal_text
 from pipepulse.settings import Settings
 
 __all__ = ["cmd_daily", "cmd_import", "register"]
@@ -91,10 +92,9 @@ def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
         frame = daily_cost(conn, start, end, by=args.by, source=args.source)
     columns = ["day", *([args.by] if args.by else []), "source", "billed_cost", "effective_cost", "currency"]
     if args.format == "csv":
-        w = csv.writer(sys.stdout, lineterminator="\n")
-        w.writerow(columns)
-        for row in frame[columns].itertuples(index=False):
-            w.writerow([f"{v:.6f}" if isinstance(v, float) else v for v in row])
+        # the one CSV writer: names and services from cost exports may be formulas
+        write_csv(sys.stdout, columns, ([f"{v:.6f}" if isinstance(v, float) else v for v in row]
+                                        for row in frame[columns].itertuples(index=False)))
         return 0
     if frame.empty:
         print(f"no cost stored between {start} and {end}")
@@ -110,4 +110,5 @@ def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:
 def _cell(v: object) -> str:
     if isinstance(v, float):
         return f"{v:,.2f}"
-    return str(v) if v != "" else "(none)"
+    # text from cost exports: escape sequences would recolour or retitle the terminal
+    return terminal_text(str(v)) if v != "" else "(none)"

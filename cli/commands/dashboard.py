@@ -1,33 +1,51 @@
-"""``pipepulse dashboard``: serve the Streamlit dashboard, and make password hashes for its login.
+"""``pipepulse dashboard``: serve the Streamlit dashboard, make password hashes for its login,
+and read its audit log.
 
-Bound to a loopback address the dashboard has no login. Bound to any other address it needs one,
-configured in Streamlit secrets (``.streamlit/secrets.toml``, or ``--secrets FILE``):
+The login (``--auth`` or ``[dashboard] auth``; by default the one the secrets configure, else
+none) is configured in Streamlit secrets (``.streamlit/secrets.toml``, or ``--secrets FILE``):
 
-- passwords: ``[pipepulse.users.<name>]`` tables with ``password_hash`` (from
+- ``password``: ``[pipepulse.users.<name>]`` tables with ``password_hash`` (from
   ``pipepulse dashboard hash-password``) and ``role = "viewer" | "admin"``;
-- or OpenID Connect: Streamlit's ``[auth]`` section (needs Authlib), with
-  ``[pipepulse] admins = ["email", ...]``; other signed-in users are viewers.
+- ``oidc``: Streamlit's ``[auth]`` section (needs Authlib), with ``[pipepulse] allowed_domains =
+  [...]`` (only verified emails of these get in), ``admins = ["email", ...]`` and/or
+  ``admin_groups = [...]`` (a group claim, ``groups_claim``, default ``groups``);
+- ``none``: only on a loopback address, and only for requests to a local name without proxy
+  headers (``pipepulse.access``).
 
-``serve`` refuses to start on a non-loopback address without one of these; the rules are
-``pipepulse.access``, which the app's login wall (``dashboard/auth.py``) applies too.
+``serve`` checks the whole access policy (``pipepulse.access.AccessPolicy``: auth, the allowed
+host names, the trusted proxies) before it starts and hands it to the served process, whose
+request guard and login apply it.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import signal
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from pipepulse.access import auth_mode, hash_password, is_loopback
+from pipepulse.access import (
+    AUTH_MODES,
+    AccessPolicy,
+    access_config,
+    auth_mode,
+    hash_password,
+    is_loopback,
+    normalise_host,
+    oidc_rules,
+    parse_networks,
+    password_problem,
+    password_users,
+    policy_args,
+)
 from pipepulse.errors import ConfigError, InputError
-from pipepulse.settings import Settings
+from pipepulse.settings import Settings, read_toml
 
-__all__ = ["register", "serve_command"]
+__all__ = ["access_policy", "register", "serve_command"]
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 # what `serve` runs: st.App around APP, with routes that answer deep links at once (see there)
@@ -44,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve = dsub.add_parser(
         "serve",
         help="run the dashboard (Streamlit); a login is required unless bound to localhost",
-        description="Serve the dashboard. On 127.0.0.1/localhost there is no login; on any other "
-        "address a login must be configured in the Streamlit secrets file, or it refuses to start.",
+        description="Serve the dashboard. On 127.0.0.1/localhost it may run without a login (for local "
+        "names only, never through a proxy); on any other address a login must be configured in the "
+        "Streamlit secrets file and the names users reach it by listed, or it refuses to start.",
     )
     serve.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8501, help="port (default 8501)")
@@ -54,11 +73,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="Streamlit secrets file with the login (default: ./.streamlit/secrets.toml, then ~/.streamlit/secrets.toml)",
     )
+    serve.add_argument("--auth", choices=AUTH_MODES,
+                       help="login: none (loopback only), password or oidc (default: [dashboard] auth, else what the secrets configure)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a name users reach the dashboard by, besides localhost (repeatable; adds to [dashboard] allowed_hosts)")
+    serve.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+                       help="a proxy (address or network) whose X-Forwarded-For is believed (repeatable; needs a login)")
     serve.add_argument("--dev", action="store_true", help="reload pages when their files change")
     serve.set_defaults(handler=cmd_serve)
     hp = dsub.add_parser("hash-password", help="print a password hash for [pipepulse.users.<name>] in secrets")
     hp.add_argument("--password-stdin", action="store_true", help="read the password from stdin instead of a prompt")
     hp.set_defaults(handler=cmd_hash_password)
+    au = dsub.add_parser("audit", help="the dashboard's audit log: sign-ins (failed and locked ones too) and admin actions")
+    au.add_argument("--limit", type=int, default=50, help="newest N entries (default 50)")
+    au.add_argument("--actor", help="only this user name")
+    au.set_defaults(handler=cmd_audit)
 
 
 def _secrets_file(given: str | None) -> Path | None:
@@ -74,32 +103,50 @@ def _secrets_file(given: str | None) -> Path | None:
 
 
 def _read_secrets(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return {} if path is None else read_toml(path, "secrets file")
 
 
-def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
-    """The ``streamlit run`` command line for ``args`` (checks the login rule first)."""
-    secrets_path = _secrets_file(args.secrets)
-    secrets = _read_secrets(secrets_path)
-    mode = auth_mode(secrets)
-    if not is_loopback(args.address) and mode is None:
+def access_policy(args: argparse.Namespace, settings: Settings, secrets: dict[str, Any]) -> AccessPolicy:
+    """The access policy ``serve`` runs with: flags over ``[dashboard]``, checked against the
+    bind address and the secrets (a ConfigError says what to fix)."""
+    cfg = access_config(settings.section("dashboard"), settings.config_label)
+    configured = auth_mode(secrets)
+    auth = args.auth or cfg.auth or configured or "none"
+    if auth == "none" and not is_loopback(args.address) and configured is None:
         raise ConfigError(
             f"refusing to serve the dashboard on {args.address or 'every interface'} without a login: "
             "add users to the Streamlit secrets file ([pipepulse.users.<name>] with password_hash from "
             "`pipepulse dashboard hash-password` and role = \"viewer\" or \"admin\"), or configure "
             "OpenID Connect under [auth]; or bind to 127.0.0.1"
         )
-    if mode == "oidc":
+    policy = AccessPolicy(
+        auth=auth,
+        bind=args.address,
+        allowed_hosts=tuple(dict.fromkeys([*cfg.allowed_hosts, *(normalise_host(h, "--allowed-host") for h in args.allowed_host)])),
+        trusted_proxies=parse_networks([*cfg.trusted_proxies, *args.trusted_proxy], "trusted proxies"),
+    )
+    problem = policy.problem()
+    if problem:
+        raise ConfigError(f"refusing to serve the dashboard: {problem}")
+    if auth == "password" and not password_users(secrets):
+        raise ConfigError("auth = \"password\" needs users in the Streamlit secrets file: [pipepulse.users.<name>] with "
+                          "password_hash from `pipepulse dashboard hash-password` and role = \"viewer\" or \"admin\"")
+    if auth == "oidc":
         import importlib.util
 
+        if configured != "oidc":
+            raise ConfigError("auth = \"oidc\" needs Streamlit's [auth] section (redirect_uri, cookie_secret, client_id, ...) in the secrets file")
+        oidc_rules(secrets)
         if importlib.util.find_spec("authlib") is None:
             raise ConfigError("secrets [auth] configures OpenID Connect, which needs Authlib: pip install 'Authlib>=1.3.2'")
+    return policy
+
+
+def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The ``streamlit run`` command line for ``args`` (checks the access policy first)."""
+    secrets_path = _secrets_file(args.secrets)
+    secrets = _read_secrets(secrets_path)
+    policy = access_policy(args, settings, secrets)
     cmd = [
         sys.executable,
         "-m",
@@ -137,15 +184,19 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
     cmd.append("--")
     if settings.config_path is not None:
         cmd += ["--config", str(Path(settings.config_path).resolve())]
-    return cmd
+    return cmd + policy_args(policy)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     cmd = serve_command(args, settings)
     host = "localhost" if is_loopback(args.address) else args.address
     print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    # The child gets this process's environment as is, so it builds the same settings.
-    proc = subprocess.Popen(cmd)
+    # The child gets this process's environment, so it builds the same settings; but uvicorn's
+    # own X-Forwarded-For handling is off (an empty FORWARDED_ALLOW_IPS), because it would rewrite
+    # the client of every request from 127.0.0.1 before the request guard sees who connected
+    # (dashboard/guard.py applies the trusted proxies itself).
+    env = {**os.environ, "FORWARDED_ALLOW_IPS": ""}
+    proc = subprocess.Popen(cmd, env=env)
 
     def _stop(signum, _frame):
         proc.terminate()
@@ -171,5 +222,28 @@ def cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
         password = getpass.getpass("password: ")
         if getpass.getpass("again: ") != password:
             raise InputError("the two passwords differ")
+    problem = password_problem(password)
+    if problem:
+        raise InputError(problem)
     print(hash_password(password))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from store.audit import recent
+    from store.db import check_schema, connect
+
+    engine = connect(settings.database_url, create_dirs=False)
+    try:
+        check_schema(engine)
+        with engine.connect() as conn:
+            rows = recent(conn, limit=args.limit, actor=args.actor)
+    finally:
+        engine.dispose()
+    if not rows:
+        print("the audit log is empty")
+        return 0
+    for r in rows:
+        print(f"{r['at']:%Y-%m-%d %H:%M:%S}Z  {r['action']:<22} {r['outcome']:<7} {r['actor'] or '-':<24} "
+              f"{r['client'] or '-':<16} {r['target'] or ''}  {r['detail'] or ''}".rstrip())
     return 0

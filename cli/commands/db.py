@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="db_command", metavar="COMMAND")
     dsub.required = True
     up = dsub.add_parser("upgrade", help="create or migrate the schema to the newest version (safe to repeat)")
+    up.add_argument("--dashboard-role", metavar="ROLE",
+                    help="PostgreSQL: also create/update the dashboard's read-mostly ROLE (password from "
+                    "PIPEPULSE_DASHBOARD_DB_PASSWORD) with exactly its grants (store/roles.py)")
     up.set_defaults(handler=cmd_upgrade)
     st = dsub.add_parser("status", help="show the database, its schema revision and row counts")
     st.set_defaults(handler=cmd_status)
@@ -30,6 +33,14 @@ def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{describe_url(settings.database_url)}: already at schema {after.current}")
     else:
         print(f"{describe_url(settings.database_url)}: migrated {before.current or '(empty)'} -> {after.current}")
+    if args.dashboard_role:
+        from store.roles import grant_dashboard_role
+
+        password = settings.secret("PIPEPULSE_DASHBOARD_DB_PASSWORD", where="db upgrade --dashboard-role")
+        with engine.begin() as conn:
+            grant_dashboard_role(conn, args.dashboard_role, password)
+        print(f"dashboard role {args.dashboard_role}: reads every table, writes anomaly statuses and the audit log")
+    engine.dispose()
     return 0
 
 

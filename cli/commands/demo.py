@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 
+from pipepulse.redact import mask_url
 from pipepulse.settings import Settings
 
 
@@ -61,7 +62,7 @@ def _build(settings: Settings, days: int, target) -> None:
     upgrade(engine)
     summary = demo.build_demo(settings, engine, days=days, end=demo.default_end(), local_aws=target.server,
                               progress=sys.stderr.isatty())
-    print(f"demo: {days} days of history ending {summary.end:%Y-%m-%d %H:%M} UTC in {settings.database_url}")
+    print(f"demo: {days} days of history ending {summary.end:%Y-%m-%d %H:%M} UTC in {mask_url(settings.database_url)}")
     for name, seconds, text in summary.steps:
         print(f"  {name:<24} {seconds:6.1f} s  {text}")
     for source, error in summary.extra.get("failed_sources", []):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import math
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -27,9 +26,17 @@ from pathlib import Path
 import pandas as pd
 
 from pipepulse.errors import InputError
+from pipepulse.export import write_csv
+from pipepulse.files import open_private
+from pipepulse.redact import terminal_text
 from pipepulse.settings import Settings
 
 ACTIONS = ("snapshot", "score")
+# Stated limits, which bound the memory a forecast takes (a few MB at both): a horizon past a
+# year forecasts nothing a daily-spend model can know, and ten years of daily history is more
+# than any backtest uses. `--horizon 2000000` was killed by the kernel at 20 GB without them.
+MAX_HORIZON = 366
+MAX_HISTORY_DAYS = 3660
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,12 +66,18 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--horizon N is required: the number of days to forecast, e.g. --horizon 30")
     if args.horizon < 1:
         raise InputError(f"--horizon must be at least 1 day, got {args.horizon}")
+    if args.horizon > MAX_HORIZON:
+        raise InputError(f"--horizon {args.horizon} is too far: at most {MAX_HORIZON} days")
     if not 0 < args.level < 1:
         raise InputError(f"--level must be between 0 and 1 (e.g. 0.8), got {args.level}")
     from insights.forecast import forecast_daily
 
     path = Path(args.input)
     history = read_daily_csv(path, fill_missing=args.fill_missing)
+    last = history.index[-1]
+    if (date.max - last).days < args.horizon:
+        raise InputError(f"{path}, line {history.attrs['last_line']}: date {last} leaves no room for a {args.horizon}-day "
+                         f"forecast (the calendar ends on {date.max})")
     today = args.today or datetime.now(UTC).date()
     try:
         fc = forecast_daily(history, horizon=args.horizon, level=args.level, today=today)
@@ -74,11 +87,11 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
         print(f"left out {len(fc.left_out)} day(s) from {fc.left_out[0]} on: today ({today}) is not over; "
               "the forecast starts with it", file=sys.stderr)
     out = fc.points.head(args.horizon).assign(model=fc.model)
-    text = write_csv(out)
     if args.out:
-        Path(args.out).write_text(text)
+        with open_private(args.out) as fh:
+            write_points(fh, out)
     else:
-        sys.stdout.write(text)
+        write_points(sys.stdout, out)
     b = fc.backtest
     print(
         f"model {fc.method}, chosen by the series' own backtest ({b.points} forecasts, horizons 1-{b.horizon} d): "
@@ -91,42 +104,61 @@ def cmd_forecast(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def read_daily_csv(path: Path, *, fill_missing: bool = False) -> pd.Series:
-    """``date,amount`` rows as a daily Series; InputError naming the file and line otherwise."""
+    """``date,amount`` rows as a daily Series (``attrs["last_line"]``: the line of its last day);
+    InputError naming the file and line otherwise. Read line by line, at most
+    ``MAX_HISTORY_DAYS`` days from first to last."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        fh = path.open(encoding="utf-8-sig", newline="")
     except FileNotFoundError as exc:
         raise InputError(f"{path}: no such file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read it as UTF-8 text: {exc}") from exc
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise InputError(f"{path}: the file is empty; expected a header line 'date,amount'")
-    names = [h.strip().lower() for h in header]
-    if "date" not in names or "amount" not in names:
-        raise InputError(f"{path}, line 1: header must name columns date and amount, got {','.join(header)!r}")
-    di, ai = names.index("date"), names.index("amount")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it: {exc.strerror}") from exc
     values: dict[date, float] = {}
-    for line_no, row in enumerate(reader, start=2):
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) <= max(di, ai):
-            raise InputError(f"{path}, line {line_no}: expected {len(header)} columns, got {len(row)}")
-        raw_day, raw_amount = row[di].strip(), row[ai].strip()
+    lines: dict[date, int] = {}
+    first = last = None
+    with fh:
+        reader = csv.reader(fh)
+        line_no = 1
         try:
-            # a timestamp is accepted for its date part (exports often write midnight times)
-            day = date.fromisoformat(raw_day[:10] if len(raw_day) > 10 and raw_day[10] in "T " else raw_day)
-        except ValueError as exc:
-            raise InputError(f"{path}, line {line_no}: date {raw_day!r} is not YYYY-MM-DD") from exc
-        try:
-            amount = float(raw_amount)
-        except ValueError as exc:
-            raise InputError(f"{path}, line {line_no}: amount {raw_amount!r} is not a number") from exc
-        if not math.isfinite(amount):
-            raise InputError(f"{path}, line {line_no}: amount {raw_amount!r} is not a finite number")
-        if day in values:
-            raise InputError(f"{path}, line {line_no}: {day} appears twice; give one amount per day")
-        values[day] = amount
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"{path}: the file is empty; expected a header line 'date,amount'")
+            names = [h.strip().lower() for h in header]
+            if "date" not in names or "amount" not in names:
+                raise InputError(f"{path}, line 1: header must name columns date and amount, got {terminal_text(','.join(header))[:200]!r}")
+            di, ai = names.index("date"), names.index("amount")
+            for row in reader:
+                line_no = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) <= max(di, ai):
+                    raise InputError(f"{path}, line {line_no}: expected {len(header)} columns, got {len(row)}")
+                raw_day, raw_amount = row[di].strip(), row[ai].strip()
+                try:
+                    # a timestamp is accepted for its date part (exports often write midnight times)
+                    day = date.fromisoformat(raw_day[:10] if len(raw_day) > 10 and raw_day[10] in "T " else raw_day)
+                except ValueError as exc:
+                    raise InputError(f"{path}, line {line_no}: date {terminal_text(raw_day)[:40]!r} is not YYYY-MM-DD") from exc
+                try:
+                    amount = float(raw_amount)
+                except ValueError as exc:
+                    raise InputError(f"{path}, line {line_no}: amount {terminal_text(raw_amount)[:40]!r} is not a number") from exc
+                if not math.isfinite(amount):
+                    raise InputError(f"{path}, line {line_no}: amount {raw_amount[:40]!r} is not a finite number")
+                if day in values:
+                    raise InputError(f"{path}, line {line_no}: {day} appears twice; give one amount per day")
+                first = day if first is None or day < first else first
+                last = day if last is None or day > last else last
+                span = (last - first).days + 1
+                if span > MAX_HISTORY_DAYS:
+                    raise InputError(f"{path}, line {line_no}: the file spans {span:,} days ({first} to {last}); "
+                                     f"a forecast reads at most {MAX_HISTORY_DAYS:,} days of history")
+                values[day] = amount
+                lines[day] = line_no
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x}); expected date,amount lines") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}, line {reader.line_num}: not CSV text ({exc})") from None
     if not values:
         raise InputError(f"{path}: no data rows after the header")
     days = sorted(values)
@@ -137,17 +169,17 @@ def read_daily_csv(path: Path, *, fill_missing: bool = False) -> pd.Series:
             f"{path}: {len(missing)} day(s) missing between {days[0]} and {days[-1]}, first {missing[0]}; "
             "add them, or pass --fill-missing to count them as zero spend"
         )
-    return pd.Series([values.get(d, 0.0) for d in full], index=full, dtype=float)
+    series = pd.Series([values.get(d, 0.0) for d in full], index=full, dtype=float)
+    series.attrs["last_line"] = lines[days[-1]]
+    return series
 
 
-def write_csv(points: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+def write_points(out, points: pd.DataFrame) -> None:
+    """``date,mean,lower,upper[,model]`` through the one CSV writer."""
     extra = ["model"] if "model" in points.columns else []
-    w.writerow(["date", "mean", "lower", "upper", *extra])
-    for r in points.to_dict("records"):
-        w.writerow([r["date"].isoformat(), f"{r['mean']:.4f}", f"{r['lower']:.4f}", f"{r['upper']:.4f}", *(r[k] for k in extra)])
-    return buf.getvalue()
+    rows = ([r["date"].isoformat(), f"{r['mean']:.4f}", f"{r['lower']:.4f}", f"{r['upper']:.4f}", *(r[k] for k in extra)]
+            for r in points.to_dict("records"))
+    write_csv(out, ["date", "mean", "lower", "upper", *extra], rows)
 
 
 def _store_action(action: str, settings: Settings) -> int:

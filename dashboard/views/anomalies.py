@@ -82,9 +82,10 @@ if c[1].button("Snooze", key="snooze", width="stretch"):
 if c[2].button("Resolve", key="resolve", width="stretch"):
     done = ("resolved", None)
 if done is not None:
+    auth.require_admin(user)  # the buttons are drawn for admins only; the write checks again
     status, snooze = done
     try:
-        data.set_anomaly_status(fp, status, by=user.name, note=note or None, snoozed_until=snooze)
+        data.set_anomaly_status(fp, status, by=user.name, client=auth.client_address(), note=note or None, snoozed_until=snooze)
     except InputError as exc:
         st.error(str(exc))
     else:

@@ -282,7 +282,7 @@ def test_auto_refresh_from_the_url(filled_db, app_env):
 OIDC = {
     "auth": {"redirect_uri": "https://pp.example.com/oauth2callback", "cookie_secret": "x" * 32, "client_id": "c",
              "client_secret": "s", "server_metadata_url": "https://idp.example.com/.well-known/openid-configuration"},
-    "pipepulse": {"admins": ["ann@example.com"]},
+    "pipepulse": {"admins": ["ann@example.com"], "allowed_domains": ["example.com"]},
 }
 
 
@@ -298,7 +298,7 @@ def test_oidc_sign_in_with_admins_from_secrets(filled_db, app_env):
     for email, can_act in (("ann@example.com", True), ("bob@example.com", False)):
         at = AppTest.from_file(str(APP), default_timeout=60)
         at.secrets = OIDC
-        at.user = {"is_logged_in": True, "email": email}
+        at.user = {"is_logged_in": True, "email": email, "email_verified": True}
         at.run()
         assert "Open anomalies" in _tiles(at)
         at.switch_page("views/anomalies.py").run()

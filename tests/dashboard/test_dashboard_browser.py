@@ -61,11 +61,12 @@ def _free_port() -> int:
 class Server:
     """``pipepulse dashboard serve`` as a subprocess, up once /_stcore/health answers."""
 
-    def __init__(self, db_url: str, *, cwd: Path, address: str = "127.0.0.1", secrets: Path | None = None):
+    def __init__(self, db_url: str, *, cwd: Path, address: str = "127.0.0.1", secrets: Path | None = None,
+                 args: tuple[str, ...] = ()):
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve",
-               "--address", address, "--port", str(self.port)]
+               "--address", address, "--port", str(self.port), *args]
         if secrets:
             cmd += ["--secrets", str(secrets)]
         env = {**os.environ, "PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_LOG_FORMAT": "text"}
@@ -336,7 +337,8 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
         f'[pipepulse.users.ann]\npassword_hash = "{hash_password("admin-pw")}"\nrole = "admin"\n'
         f'[pipepulse.users.vic]\npassword_hash = "{hash_password("viewer-pw")}"\nrole = "viewer"\n'
     )
-    guarded = Server(url, cwd=tmp_path, address="0.0.0.0", secrets=secrets)
+    # off loopback it also needs the names users reach it by (the test's: 127.0.0.1, always allowed)
+    guarded = Server(url, cwd=tmp_path, address="0.0.0.0", secrets=secrets, args=("--allowed-host", "dash.example.com"))
     try:
         page.goto(guarded.base + "/costs?range=30d")
         _settle(page, text="Sign in to see the dashboard")

@@ -60,14 +60,20 @@ def test_serve_command_on_a_public_address_with_users(tmp_path, monkeypatch):
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(f'[pipepulse.users.ann]\npassword_hash = "{hash_password("pw")}"\nrole = "admin"\n')
     settings = load_settings(env={}, config_path=DEMO_CONFIG)
-    cmd = serve_command(_args("--address", "0.0.0.0", "--port", "9000", "--secrets", str(secrets)), settings)
+    # off loopback it also needs the names users reach it by
+    with pytest.raises(ConfigError, match=r"set \[dashboard\] allowed_hosts \(or --allowed-host dash.example.com\)"):
+        serve_command(_args("--address", "0.0.0.0", "--port", "9000", "--secrets", str(secrets)), settings)
+    cmd = serve_command(_args("--address", "0.0.0.0", "--port", "9000", "--secrets", str(secrets),
+                              "--allowed-host", "Dash.Example.com", "--trusted-proxy", "10.0.0.0/16"), settings)
     joined = " ".join(cmd)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("dashboard/serve.py")  # st.App around app.py
     for pair in ("--server.address 0.0.0.0", "--server.port 9000", "--server.headless true",
                  "--browser.gatherUsageStats false", "--server.fileWatcherType none", f"--secrets.files {secrets}",
                  "--runner.magicEnabled false"):
         assert pair in joined
-    assert cmd[-3:] == ["--", "--config", str(DEMO_CONFIG.resolve())]
+    # the access policy goes to the served process after --
+    assert cmd[cmd.index("--"):] == ["--", "--config", str(DEMO_CONFIG.resolve()), "--auth", "password", "--bind", "0.0.0.0",
+                                     "--allowed-host", "dash.example.com", "--trusted-proxy", "10.0.0.0/16"]
 
 
 def test_cli_exits_with_a_clear_message(tmp_path):
@@ -83,10 +89,10 @@ def test_cli_exits_with_a_clear_message(tmp_path):
 def test_hash_password_command_reads_stdin():
     out = subprocess.run(
         [sys.executable, "-m", "cli", "dashboard", "hash-password", "--password-stdin"],
-        input="pw\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
+        input="a long pass phrase\n", capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
-    assert verify_password("pw", out.stdout.strip())
+    assert verify_password("a long pass phrase", out.stdout.strip())
 
 
 def test_no_dashboard_script_relies_on_magic():

@@ -55,4 +55,5 @@ def test_preloads_leave_out_what_the_page_has_and_give_nothing_without_the_chunk
 
 
 def test_the_root_and_every_page_path_are_routed():
-    assert sorted(r.path for r in serve.ROUTES) == sorted(["/", *(f"/{p}" for p in serve.PAGE_PATHS)])
+    # and the pages' CSV downloads (dashboard/downloads.py)
+    assert sorted(r.path for r in serve.ROUTES) == sorted(["/", *(f"/{p}" for p in serve.PAGE_PATHS), "/export/{token}"])

