@@ -40,6 +40,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from botocore import exceptions as bx
@@ -103,6 +104,10 @@ class ImportResult:
     rows_stored: int = 0  # cost_daily rows inserted, changed or deleted
     months: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (source, billing month) -> totals
     replaced: dict[str, list[str]] = field(default_factory=dict)  # source -> calendar months replaced
+    # (source, billing month, currency) -> totals, for months billed in more than one currency
+    currencies: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was skipped or ignored, and why (not errors)
+    duplicates: int = 0  # line items given more than once (same identity), counted once
 
     @property
     def ok(self) -> bool:
@@ -112,8 +117,27 @@ class ImportResult:
 # ---- finding files ---------------------------------------------------------------------------
 
 
-def find_files(sources: Iterable[str], *, s3_client: Any = None, client_factory: Callable[[], Any] | None = None) -> tuple[list[CostFile], list[tuple[str, str]]]:
-    """Expand paths, folders and ``s3://`` prefixes into files; returns (files, problems)."""
+def find_files(sources: Iterable[str], *, s3_client: Any = None, client_factory: Callable[[], Any] | None = None,
+               notes: list[str] | None = None) -> tuple[list[CostFile], list[tuple[str, str]]]:
+    """Expand paths, folders and ``s3://`` prefixes into files; returns (files, problems).
+
+    Each file comes once: a path given twice (or also inside a folder given), an object under
+    two overlapping prefixes, is read once, and the repeat is added to ``notes``."""
+    files, problems = _find_files(sources, s3_client=s3_client, client_factory=client_factory)
+    seen: set[tuple[str, str]] = set()
+    out: list[CostFile] = []
+    for f in files:
+        ident = ("s3", f"{f.bucket}/{f.key}") if f.path is None else ("file", str(f.path.resolve()))
+        if ident in seen:
+            if notes is not None:
+                notes.append(f"{f.name}: given more than once (a repeated path, or overlapping folders or prefixes): read once")
+            continue
+        seen.add(ident)
+        out.append(f)
+    return out, problems
+
+
+def _find_files(sources: Iterable[str], *, s3_client: Any, client_factory: Callable[[], Any] | None) -> tuple[list[CostFile], list[tuple[str, str]]]:
     files: list[CostFile] = []
     problems: list[tuple[str, str]] = []
     for source in sources:
@@ -231,15 +255,50 @@ def read_cost_file(f: CostFile, *, tag_key: str, s3_client: Any = None) -> Parse
             if kind == "cur":
                 table = table.rename_columns([normalise_name(c) for c in table.column_names])
             unit = "line"
+        all_columns = columns if low.endswith(".parquet") else header
+        table = _text_columns(table, f.name, unit)
     except InputError:
         raise
     except (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"{f.name}: not a readable {'Parquet' if low.endswith('.parquet') else 'CSV'} file: {exc}") from exc
-    parsed = FORMATS[kind][1](table, file=f.name, lines=lines, unit=unit, tag_key=tag_key)
+    try:
+        parsed = FORMATS[kind][1](table, file=f.name, lines=lines, unit=unit, tag_key=tag_key)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise InputError(f"{f.name}: a column has a type a {kind.upper()} export does not use: {exc}") from exc
+    parsed.version = cur.version(all_columns) if kind == "cur" else focus.version(all_columns)
+    if kind == "focus":
+        unknown = focus.unknown_columns(all_columns)
+        if unknown:
+            shown = ", ".join(unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+            parsed.notes.append(f"{f.name}: ignored {len(unknown)} column(s) that are not FOCUS 1.0-1.2: {shown}")
     if early:
         parsed.rejections = sorted([*early, *parsed.rejections], key=lambda r: r.line or 0)
         parsed.rows_read += len(early)
     return parsed
+
+
+def _text_columns(table: pa.Table, name: str, unit: str) -> pa.Table:
+    """Binary columns (Parquet ``BYTE_ARRAY`` without a UTF8 annotation) as text, or an error
+    naming the column and the first row that is not UTF-8 text."""
+    for i, field_ in enumerate(table.schema):
+        if not (pa.types.is_binary(field_.type) or pa.types.is_large_binary(field_.type)):
+            continue
+        col = table.column(i)
+        try:
+            table = table.set_column(i, field_.name, pc.cast(col, pa.string()))
+        except pa.ArrowInvalid:
+            row = next(r for r, v in enumerate(col.to_pylist(), start=1) if v is not None and not _utf8(v))
+            raise InputError(f"{name}: {unit} {row}: column {field_.name} holds binary data that is not UTF-8 text; "
+                             "export it as a string column") from None
+    return table
+
+
+def _utf8(v: bytes) -> bool:
+    try:
+        v.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decompress(data: bytes, low: str, name: str) -> bytes:
@@ -334,6 +393,7 @@ def read_all(files: Sequence[CostFile], *, tag_key: str, s3_client: Any, result:
             result.unreadable.append((f.name, f"a {p.kind.upper()} file where {' or '.join(k.upper() for k in kinds)} was expected"))
             continue
         parsed.append(p)
+        result.notes.extend(p.notes)
         result.files.append((f.name, p.kind, p.rows_read, len(p.rejections)))
         result.rows_read += p.rows_read
         result.rows_rejected += len(p.rejections)
@@ -360,20 +420,55 @@ def summarise(parsed: Sequence[Parsed], result: ImportResult) -> list[Plan]:
     plans = []
     for kind, tables in by_kind.items():
         lines = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        lines = _drop_repeated_line_items([p for p in parsed if p.kind == kind], lines, result)
         if lines.num_rows == 0:
             continue
-        totals = lines.group_by("billing_period").aggregate(
+        totals = lines.group_by(["billing_period", "currency"]).aggregate(
             [("billed_cost", "sum"), ("effective_cost", "sum"), ("billed_cost", "count")]
         ).to_pylist()
-        for t in sorted(totals, key=lambda t: t["billing_period"]):
-            result.months[(kind, month_label(t["billing_period"]))] = {
-                "billed_cost": float(t["billed_cost_sum"]), "effective_cost": float(t["effective_cost_sum"]), "rows": int(t["billed_cost_count"])}
+        for t in sorted(totals, key=lambda t: (t["billing_period"], t["currency"])):
+            month = month_label(t["billing_period"])
+            row = {"billed_cost": float(t["billed_cost_sum"]), "effective_cost": float(t["effective_cost_sum"]), "rows": int(t["billed_cost_count"])}
+            result.currencies[(kind, month, t["currency"])] = row
+            # the month's totals; over several currencies they are a count of rows, not money
+            acc = result.months.setdefault((kind, month), {"billed_cost": 0.0, "effective_cost": 0.0, "rows": 0})
+            for k in row:
+                acc[k] += row[k]
         rows = daily_rows(lines)
         result.daily_rows += len(rows)
         months = sorted({d.replace(day=1) for d in set(rows["day"])})
         result.replaced[kind] = [m.strftime("%Y-%m") for m in months]
         plans.append(Plan(kind, rows, months))
     return plans
+
+
+def _drop_repeated_line_items(parsed: Sequence[Parsed], lines: pa.Table, result: ImportResult) -> pa.Table:
+    """Keep the first of line items given more than once (same identity: CUR's
+    ``identity_line_item_id`` and ``identity_time_interval``), and say where each repeat was."""
+    if not parsed or any(p.row_ids is None for p in parsed):
+        return lines
+    ids = pd.Series(pa.chunked_array([p.row_ids for p in parsed]).to_numpy(zero_copy_only=False))
+    repeated = ids.duplicated(keep="first").to_numpy()
+    if not repeated.any():
+        return lines
+    where = [(p.file, p.lines.column("line").to_numpy(), p.lines.num_rows) for p in parsed]
+    offsets = np.cumsum([0, *[n for *_, n in where]])
+    shown = ids[repeated].iloc[:5]
+    firsts = ids[ids.isin(set(shown))].drop_duplicates(keep="first")
+    first_at = dict(zip(firsts.to_numpy(), firsts.index, strict=True))
+
+    def place(i: int) -> str:
+        k = int(np.searchsorted(offsets, i, side="right")) - 1
+        unit = "row" if where[k][0].lower().endswith(".parquet") else "line"
+        return f"{where[k][0]} {unit} {where[k][1][i - offsets[k]]}"
+
+    count = int(repeated.sum())
+    result.duplicates += count
+    for i in np.flatnonzero(repeated)[:5]:
+        result.notes.append(f"{place(int(i))}: repeats line item {ids[i].split('|')[0]!r} of {place(first_at[ids[i]])}: counted once")
+    if count > 5:
+        result.notes.append(f"... and {count - 5:,} more repeated line items, each counted once")
+    return lines.filter(pa.array(~repeated))
 
 
 def cost_days(plans: Sequence[Plan]) -> list[CostDays]:
@@ -423,7 +518,8 @@ class ExportCollector(Collector):
         tag_key = ctx.options.get("tag_key", self.settings.cost_tag_key)
         needs_s3 = any(p.startswith("s3://") for p in paths)
         s3 = ctx.client("s3") if needs_s3 else None
-        files, problems = find_files(paths, s3_client=s3)
+        notes: list[str] = []
+        files, problems = find_files(paths, s3_client=s3, notes=notes)
         if problems:
             raise CollectorError(self.name, "; ".join(f"{n}: {r}" for n, r in problems))
         groups: dict[str, list[CostFile]] = {}
@@ -438,7 +534,7 @@ class ExportCollector(Collector):
             if ctx.watermark(f"files:{group}") != stamp:
                 changed.extend(members)
                 marks[f"files:{group}"] = stamp
-        result = ImportResult()
+        result = ImportResult(notes=notes)
         parsed = read_all(changed, tag_key=tag_key, s3_client=s3, result=result, kinds=(self.name,))
         error = to_collector_error(self.name, result)
         if error is not None:
@@ -449,7 +545,8 @@ class ExportCollector(Collector):
             details={
                 "files": len(files), "files_read": len(changed), "rows_read": result.rows_read,
                 "rows_rejected": result.rows_rejected, "rejections": [str(r) for r in result.rejections[:20]],
-                "months": {f"{k}:{m}": round(v["billed_cost"], 6) for (k, m), v in sorted(result.months.items())},
+                "months": {f"{k}:{m}:{c}": round(v["billed_cost"], 6) for (k, m, c), v in sorted(result.currencies.items())},
+                "duplicates": result.duplicates, "notes": result.notes[:20],
             },
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,8 +21,10 @@ import pyarrow.compute as pc
 
 __all__ = [
     "LINE_COLUMNS",
+    "MAX_LINE_AMOUNT",
     "Parsed",
     "Rejection",
+    "amount_problems",
     "fallback",
     "finish",
     "is_value",
@@ -40,6 +42,9 @@ LINE_COLUMNS = (
     "line", "billing_period", "day", "provider", "account", "service", "region", "usage_type",
     "pipeline", "billed_cost", "effective_cost", "usage_quantity", "currency",
 )
+# The largest amount one line item may hold, either sign: a billion (in the file's currency) in
+# one line is a corrupt or mis-scaled export, and stored it would dwarf every real day.
+MAX_LINE_AMOUNT = 1e9
 STRING_LIMITS = {"provider": 64, "account": 64, "service": 200, "region": 64, "usage_type": 300, "pipeline": 200, "currency": 8}
 
 @dataclass(frozen=True)
@@ -65,6 +70,11 @@ class Parsed:
     lines: pa.Table
     rejections: list[Rejection]
     rows_read: int
+    # a line item's identity (CUR: identity_line_item_id + identity_time_interval) per good
+    # row, for finding line items given twice; None when the file has no such column
+    row_ids: pa.Array | None = None
+    version: str = ""  # e.g. "FOCUS 1.2", "CUR 2.0", "legacy CUR"
+    notes: list[str] = field(default_factory=list)  # what the reader ignored, for the user
 
 
 def normalise_name(name: str) -> str:
@@ -76,16 +86,25 @@ def normalise_name(name: str) -> str:
 
 
 def to_number(arr: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Float values and a mask of present-but-not-a-number entries (NaN where null or bad)."""
+    """Float values and a mask of present-but-not-a-number entries (NaN where null or bad).
+
+    Non-finite values (``inf``, ``-inf``, ``nan``, ``1e400`` which overflows to inf) count as
+    bad: one of them in a sum makes every total inf or nan."""
     n = len(arr)
     try:
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-        return values.astype(np.float64, copy=False), np.zeros(n, dtype=bool)
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
+    else:
+        present = ~pc.is_null(arr).to_numpy(zero_copy_only=False)
+        bad = present & ~np.isfinite(values)
+        if bad.any():
+            values = np.where(bad, np.nan, values)
+        return values, bad
     # slow path, only for a column holding something that is not a number
     codes, uniques = _encode(arr)
     parsed = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    parsed = np.where(np.isfinite(parsed), parsed, np.nan)
     values = np.full(n, np.nan)
     present = codes >= 0
     values[present] = parsed[codes[present]]
@@ -158,7 +177,26 @@ def month_label(m: int) -> str:
     return f"{1970 + m // 12:04d}-{m % 12 + 1:02d}"
 
 
-def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str, Any], problems: list[tuple[np.ndarray, Callable[[int], str]]]) -> Parsed:
+def amount_problems(name: str, raw: Any, values: np.ndarray, bad: np.ndarray, value: Callable[[Any, int], str]) -> list[tuple[np.ndarray, Callable[[int], str]]]:
+    """The checks of a cost column: present but not a (finite) number, or beyond ``MAX_LINE_AMOUNT``."""
+    def not_a_number(i: int) -> str:
+        shown = value(raw, i)
+        try:
+            float(shown)
+        except ValueError:
+            return f"{name} {shown!r} is not a number"
+        return f"{name} {shown!r} is not a finite number: fix the export (one such value makes every total inf or nan)"
+
+    with np.errstate(invalid="ignore"):
+        absurd = np.abs(values) > MAX_LINE_AMOUNT
+    return [
+        (bad, not_a_number),
+        (absurd, lambda i: f"{name} {values[i]:.6g} is beyond +-{MAX_LINE_AMOUNT:.0e} for one line item: a corrupt or mis-scaled export"),
+    ]
+
+
+def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str, Any], problems: list[tuple[np.ndarray, Callable[[int], str]]],
+           row_ids: pa.Array | None = None) -> Parsed:
     """Build a Parsed from column arrays and (mask, reason-of-row-index) problem checks."""
     n = len(lines)
     rejected = np.zeros(n, dtype=bool)
@@ -183,8 +221,10 @@ def finish(kind: str, file: str, lines: np.ndarray, unit: str, columns: dict[str
         arrays[name] = arr
     table = pa.table(arrays)
     if rejected.any():
-        table = table.filter(pa.array(~rejected))
-    return Parsed(kind=kind, file=file, lines=table, rejections=rejections, rows_read=n)
+        keep = pa.array(~rejected)
+        table = table.filter(keep)
+        row_ids = row_ids.filter(keep) if row_ids is not None else None
+    return Parsed(kind=kind, file=file, lines=table, rejections=rejections, rows_read=n, row_ids=row_ids)
 
 
 def parse_tags(arr: pa.ChunkedArray | pa.Array | None, n: int, key: str) -> tuple[pa.Array, np.ndarray]:

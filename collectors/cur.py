@@ -37,18 +37,20 @@ import pyarrow.compute as pc
 
 from collectors.costrows import (
     Parsed,
+    amount_problems,
     fallback,
     finish,
     is_value,
     map_value,
     month_of,
     normalise_name,
+    parse_tags,
     text,
     to_day,
     to_number,
 )
 
-__all__ = ["parse_cur", "tag_column", "wanted_columns"]
+__all__ = ["parse_cur", "tag_column", "version", "wanted_columns"]
 
 REQUIRED = ("line_item_usage_start_date", "line_item_unblended_cost")
 OPTIONAL = (
@@ -59,7 +61,19 @@ OPTIONAL = (
     "savings_plan_used_commitment", "reservation_effective_cost",
     "reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee",
     "reservation_reservation_a_r_n",
+    # CUR 2.0: region code, the product map (product_name is a key there), the identity of a line item
+    "product_region_code", "product", "identity_line_item_id", "identity_time_interval",
+    "bill_payer_account_name", "line_item_usage_account_name",
 )
+
+
+def version(columns: Sequence[str]) -> str:
+    """``CUR 2.0`` (Data Exports' fixed schema with map columns) or ``legacy CUR``.
+
+    CUR 2.0 has the account-name columns legacy CUR never had, and one ``product`` column (a
+    map) where legacy CUR has a ``product_<attribute>`` column per attribute."""
+    norm = {normalise_name(c) for c in columns}
+    return "CUR 2.0" if {"bill_payer_account_name", "line_item_usage_account_name", "product"} & norm else "legacy CUR"
 
 
 def tag_column(tag_key: str) -> str:
@@ -91,9 +105,33 @@ def _pipeline(table: pa.Table, tag_key: str, n: int) -> pa.Array:
     if column in table.column_names:
         return text(table.column(column), n)
     tags = _col(table, "resource_tags")
+    key = "user_" + column.removeprefix("resource_tags_user_")
     if tags is not None and pa.types.is_map(tags.type):
-        return map_value(tags, "user_" + column.removeprefix("resource_tags_user_"), n)
+        return map_value(tags, key, n)
+    if tags is not None:  # CUR 2.0 as CSV: the map as a JSON object
+        return parse_tags(tags, n, key)[0]
     return text(None, n)
+
+
+def _product_name(table: pa.Table, n: int) -> pa.Array:
+    """Legacy ``product_product_name``, or CUR 2.0's ``product_name`` key of the ``product`` map."""
+    if "product_product_name" in table.column_names:
+        return text(table.column("product_product_name"), n)
+    product = _col(table, "product")
+    if product is not None and pa.types.is_map(product.type):
+        return map_value(product, "product_name", n)
+    if product is not None:
+        return parse_tags(product, n, "product_name")[0]
+    return text(None, n)
+
+
+def _row_ids(table: pa.Table, n: int) -> pa.Array | None:
+    """``identity_line_item_id`` + ``identity_time_interval`` per row (AWS: unique per line item and hour)."""
+    ids = _col(table, "identity_line_item_id")
+    if ids is None:
+        return None
+    interval = text(_col(table, "identity_time_interval"), n)
+    return pc.binary_join_element_wise(text(ids, n), interval, "|")
 
 
 def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_key: str) -> Parsed:
@@ -126,10 +164,10 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
         ],
         default=base,
     )
-    service = fallback(text(_col(table, "product_product_name"), n), text(_col(table, "line_item_product_code"), n))
+    service = fallback(_product_name(table, n), text(_col(table, "line_item_product_code"), n))
     # an availability zone ("us-east-1d") without its letter; some rows hold a region there already
     az_region = pc.replace_substring_regex(text(_col(table, "line_item_availability_zone"), n), pattern=r"^(.*\d)[a-z]$", replacement=r"\1")
-    region = fallback(text(_col(table, "product_region"), n), az_region)
+    region = fallback(fallback(text(_col(table, "product_region"), n), text(_col(table, "product_region_code"), n)), az_region)
     account = fallback(text(_col(table, "line_item_usage_account_id"), n), text(_col(table, "bill_payer_account_id"), n))
     currency = fallback(text(_col(table, "line_item_currency_code"), n), text(None, n, "USD"))
     bp_col = _col(table, "bill_billing_period_start_date")
@@ -145,7 +183,8 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
         (np.isnat(days) & ~bad_day, lambda i: "line_item_usage_start_date is empty"),
         (bad_day, lambda i: f"line_item_usage_start_date {value(start_col, i)!r} is not a timestamp"),
         (np.isnan(unblended) & ~bad_cost, lambda i: "line_item_unblended_cost is empty"),
-        (bad_cost, lambda i: f"line_item_unblended_cost {value(cost_col, i)!r} is not a number"),
+        *amount_problems("line_item_unblended_cost", cost_col, unblended, bad_cost, value),
+        *amount_problems("effective cost", cost_col, effective, np.zeros(n, dtype=bool), value),
     ]
     columns = {
         "billing_period": month_of(bp_days),
@@ -161,4 +200,4 @@ def parse_cur(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_k
         "usage_quantity": quantity,
         "currency": currency,
     }
-    return finish("cur", file, lines, unit, columns, problems)
+    return finish("cur", file, lines, unit, columns, problems, row_ids=_row_ids(table, n))

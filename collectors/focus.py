@@ -10,7 +10,11 @@ ChargeFrequency and ChargeCategory are not filtered on: every charge counts, so 
 is the file's BilledCost total (mixed casing such as ``Usage-based`` does not matter).
 
 A row is rejected (file, line, reason) when ChargePeriodStart, BilledCost or BillingCurrency is
-empty or malformed, EffectiveCost is not a number, or Tags is not a JSON object.
+empty or malformed, BilledCost or EffectiveCost is not a finite number (``inf``, ``nan``,
+``1e400``) or beyond ``costrows.MAX_LINE_AMOUNT``, or Tags is not a JSON object. A file without a
+BillingCurrency column is refused as a whole. FOCUS 1.0 and 1.2 are read alike (1.2's new
+columns, e.g. PricingCurrency*, are not money in the billing currency and are not summed);
+columns in neither version and without the ``x_`` prefix are ignored with a note.
 
 The ``focus`` source is ``collectors.costfiles.ExportCollector`` with this format: it imports
 the files under ``[collectors.focus] paths`` (``s3://`` prefixes or local folders).
@@ -26,6 +30,7 @@ import pyarrow as pa
 
 from collectors.costrows import (
     Parsed,
+    amount_problems,
     fallback,
     finish,
     is_value,
@@ -35,8 +40,9 @@ from collectors.costrows import (
     to_day,
     to_number,
 )
+from pipepulse.errors import InputError
 
-__all__ = ["parse_focus", "wanted_columns"]
+__all__ = ["parse_focus", "unknown_columns", "version", "wanted_columns"]
 
 OPTIONAL = (
     "EffectiveCost", "BillingCurrency", "ProviderName", "ServiceProviderName", "SubAccountId",
@@ -44,6 +50,37 @@ OPTIONAL = (
     "ConsumedQuantity", "BillingPeriodStart", "Tags",
 )
 REQUIRED = ("ChargePeriodStart", "BilledCost")
+
+# Every column of FOCUS 1.0 and 1.2 (the FOCUS_Spec repository, tags v1.0 and v1.2,
+# specification/columns/*.md); 1.2 added the ones in NEW_IN_1_2. Columns outside these (and
+# outside the spec's ``x_`` custom-column prefix) are ignored with a note.
+FOCUS_1_0 = frozenset((
+    "AvailabilityZone", "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
+    "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription",
+    "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "CommitmentDiscountCategory",
+    "CommitmentDiscountId", "CommitmentDiscountName", "CommitmentDiscountStatus", "CommitmentDiscountType",
+    "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "ContractedUnitPrice", "EffectiveCost",
+    "InvoiceIssuerName", "ListCost", "ListUnitPrice", "PricingCategory", "PricingQuantity", "PricingUnit",
+    "ProviderName", "PublisherName", "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType",
+    "ServiceCategory", "ServiceName", "SkuId", "SkuPriceId", "SubAccountId", "SubAccountName", "Tags",
+))
+NEW_IN_1_2 = frozenset((
+    "BillingAccountType", "CapacityReservationId", "CapacityReservationStatus", "CommitmentDiscountQuantity",
+    "CommitmentDiscountUnit", "InvoiceId", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice", "ServiceSubcategory", "SkuMeter",
+    "SkuPriceDetails", "SubAccountType",
+))
+KNOWN = FOCUS_1_0 | NEW_IN_1_2 | {"Region", "ServiceProviderName", "HostProviderName", "InvoiceIssuer", "Provider", "Publisher"}
+
+
+def version(columns: Sequence[str]) -> str:
+    """``FOCUS 1.2`` when any column added in 1.1/1.2 is present, else ``FOCUS 1.0``."""
+    return "FOCUS 1.2" if NEW_IN_1_2 & set(columns) else "FOCUS 1.0"
+
+
+def unknown_columns(columns: Sequence[str]) -> list[str]:
+    """Columns neither in FOCUS 1.0/1.2 nor custom (``x_``): read past, named in a note."""
+    return [c for c in columns if c not in KNOWN and not c.startswith("x_")]
 
 
 def wanted_columns(columns: Sequence[str], tag_key: str) -> list[str]:
@@ -62,6 +99,9 @@ def _col(table: pa.Table, *names: str) -> Any:
 def parse_focus(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag_key: str) -> Parsed:
     """Typed line items and rejections from a FOCUS table (all-string CSV or typed Parquet)."""
     n = table.num_rows
+    if "BillingCurrency" not in table.column_names:
+        raise InputError(f"{file}: no BillingCurrency column: FOCUS requires it (the currency of BilledCost); "
+                         "re-export with it, or add it with the currency of every row")
     raw_start = table.column("ChargePeriodStart")
     days, bad_day = to_day(raw_start)
     billed, bad_billed = to_number(table.column("BilledCost"))
@@ -92,8 +132,8 @@ def parse_focus(table: pa.Table, *, file: str, lines: np.ndarray, unit: str, tag
         (np.isnat(days) & ~bad_day, lambda i: "ChargePeriodStart is empty"),
         (bad_day, lambda i: f"ChargePeriodStart {value(start_col, i)!r} is not a timestamp"),
         (np.isnan(billed) & ~bad_billed, lambda i: "BilledCost is empty"),
-        (bad_billed, lambda i: f"BilledCost {value(billed_col, i)!r} is not a number"),
-        (bad_eff, lambda i: f"EffectiveCost {value(eff_col, i)!r} is not a number"),
+        *amount_problems("BilledCost", billed_col, billed, bad_billed, value),
+        *amount_problems("EffectiveCost", eff_col, effective, bad_eff, value),
         (is_value(currency, ""), lambda i: "BillingCurrency is empty"),
         (bad_tags, lambda i: f"Tags {value(_col(table, 'Tags'), i)!r} is not a JSON object"),
     ]

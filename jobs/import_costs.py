@@ -36,7 +36,7 @@ def import_cost_files(
     """Import FOCUS/CUR files from ``sources`` (paths, folders, s3:// prefixes) into cost_daily."""
     result = ImportResult()
     if files is None:
-        files, problems = find_files(sources, s3_client=s3_client)
+        files, problems = find_files(sources, s3_client=s3_client, notes=result.notes)
         result.unreadable.extend(problems)
     parsed = read_all(files, tag_key=tag_key, s3_client=s3_client, result=result, keep_rejections=keep_rejections, kinds=kinds)
     batch = Batch(costs=cost_days(summarise(parsed, result)))

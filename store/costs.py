@@ -1,7 +1,7 @@
 """All cost SQL: writing daily cost rows per source, and reading them without double counting.
 
 Rows live in ``cost_daily`` keyed by (source, day, provider, account, service, region,
-usage_type, pipeline); ``''`` means unknown. Sources: ``focus`` and ``cur`` (export files),
+usage_type, pipeline, currency); ``''`` means unknown. Sources: ``focus`` and ``cur`` (export files),
 ``ce`` (Cost Explorer API), ``estimate`` (pipepulse's own usage x price).
 
 Reading rule: a read that is not given a source takes, **for each day**, the rows of one source
@@ -48,8 +48,8 @@ __all__ = [
 
 SOURCE_PRIORITY = ("focus", "cur", "ce", "estimate")
 BY_CHOICES = ("service", "region", "usage_type", "account", "pipeline", "provider")
-COST_KEY = ("source", "day", "provider", "account", "service", "region", "usage_type", "pipeline")
-VALUE_COLUMNS = ("billed_cost", "effective_cost", "usage_quantity", "currency")
+COST_KEY = ("source", "day", "provider", "account", "service", "region", "usage_type", "pipeline", "currency")
+VALUE_COLUMNS = ("billed_cost", "effective_cost", "usage_quantity")
 
 
 # ---- writing ---------------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def _bulk_insert(conn: Connection, frame: pd.DataFrame, now: datetime) -> None:
     assert raw is not None, "a connection in use has its driver connection"
     n = len(frame)
     if conn.dialect.name == "postgresql":
-        types = ["text", "date", "text", "text", "text", "text", "text", "text", "float8", "float8", "float8", "text", "timestamptz"]
+        types = ["text", "date", "text", "text", "text", "text", "text", "text", "text", "float8", "float8", "float8", "timestamptz"]
         stamp = now.astimezone(UTC)
         with raw.cursor() as cur, cur.copy(f"COPY {q(cost_daily.name)} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)

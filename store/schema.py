@@ -179,7 +179,8 @@ cost_daily = sa.Table(
     sa.Column("billed_cost", sa.Float, nullable=False),
     sa.Column("effective_cost", sa.Float, nullable=False),
     sa.Column("usage_quantity", sa.Float),
-    sa.Column("currency", sa.String(8), nullable=False, server_default="USD"),
+    # in the key: a month billed in two currencies keeps both (migration 0004_h22c)
+    sa.Column("currency", sa.String(8), primary_key=True, server_default="USD"),
     sa.Column("updated_at", TS, nullable=False),
     sa.Index("ix_cost_daily_day", "day"),
 )

@@ -65,10 +65,14 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {r}")
     if result.rows_rejected > args.show_rejections:
         print(f"  ... and {result.rows_rejected - args.show_rejections:,} more")
-    if result.months:
+    if result.duplicates:
+        print(f"repeated line items: {result.duplicates:,} (each counted once)")
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.currencies:
         print("total per billing month:")
-        for (kind, month), t in sorted(result.months.items()):
-            print(f"  {kind:<5} {month}  billed {t['billed_cost']:>14,.2f}  effective {t['effective_cost']:>14,.2f}  ({t['rows']:,} rows)")
+        for (kind, month, currency), t in sorted(result.currencies.items()):
+            print(f"  {kind:<5} {month}  billed {t['billed_cost']:>14,.2f}  effective {t['effective_cost']:>14,.2f}  {currency}  ({t['rows']:,} rows)")
     for name, reason in result.unreadable:
         print(f"pipepulse: error: {name}: {reason}", file=sys.stderr)
     return 0 if result.ok else 1

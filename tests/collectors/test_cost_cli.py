@@ -34,9 +34,11 @@ def test_import_prints_rows_rejections_and_month_totals(cli, sample, tmp_path, c
     assert out[0] == f"{bad}: FOCUS, 1,000 rows read, 1 rejected"
     assert out[2] == "rows rejected: 1"
     assert out[3] == f"  {bad}:2: BilledCost 'oops' is not a number"
+    assert out[4] == f"note: {bad}: ignored 1 column(s) that are not FOCUS 1.0-1.2: Id"  # the sample's extra column
+    out = out[1:]
     assert out[4] == "total per billing month:"
-    assert out[5].split() == ["focus", "2024-09", "billed", "20.28", "effective", "14.98", "(998", "rows)"]
-    assert out[6].split() == ["focus", "2024-10", "billed", "0.24", "effective", "0.00", "(1", "rows)"]
+    assert out[5].split() == ["focus", "2024-09", "billed", "20.28", "effective", "14.98", "USD", "(998", "rows)"]
+    assert out[6].split() == ["focus", "2024-10", "billed", "0.24", "effective", "0.00", "USD", "(1", "rows)"]
     # again: nothing new
     assert cli(["costs", "import", str(bad)]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("rows stored: 0 daily cost rows changed")
