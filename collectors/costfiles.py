@@ -108,6 +108,7 @@ class ImportResult:
     currencies: dict[tuple[str, str, str], dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was skipped or ignored, and why (not errors)
     duplicates: int = 0  # line items given more than once (same identity), counted once
+    versions: dict[str, str] = field(default_factory=dict)  # file name -> "FOCUS 1.2", "CUR 2.0", ...
 
     @property
     def ok(self) -> bool:
@@ -394,6 +395,7 @@ def read_all(files: Sequence[CostFile], *, tag_key: str, s3_client: Any, result:
             continue
         parsed.append(p)
         result.notes.extend(p.notes)
+        result.versions[f.name] = p.version
         result.files.append((f.name, p.kind, p.rows_read, len(p.rejections)))
         result.rows_read += p.rows_read
         result.rows_rejected += len(p.rejections)
