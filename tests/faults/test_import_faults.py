@@ -200,3 +200,27 @@ def test_the_cost_key_migration_keeps_rows_and_refuses_a_lossy_downgrade(engine)
         command.downgrade(_alembic_config(engine), "0003_i19")
     upgrade(engine)
     assert stored_total(engine, "cur") == 3.0
+
+
+def test_overlapping_s3_prefixes_read_each_object_once(engine, focus_lines, aws, make_settings, tmp_path):
+    import boto3
+
+    from collectors.runner import collect
+
+    body = ("\n".join(focus_lines) + "\n").encode()
+    expected = focus_total(write_focus(tmp_path, focus_lines))
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="exports")
+    key = "focus/demo/data/BILLING_PERIOD=2024-09/demo-00001.csv"
+    s3.put_object(Bucket="exports", Key=key, Body=body)
+    # `costs import` with a prefix and a prefix inside it
+    result = import_cost_files(engine, ["s3://exports/focus/", "s3://exports/focus/demo/data/"], tag_key="pipeline", now=NOW, s3_client=s3)
+    assert result.ok and result.rows_read == 40
+    assert result.notes[0] == f"s3://exports/{key}: given more than once (a repeated path, or overlapping folders or prefixes): read once"
+    assert math.isclose(stored_total(engine, "focus"), expected, abs_tol=1e-9)
+    # the focus collector configured with the same overlapping prefixes
+    settings = make_settings('[collectors]\nsources = ["focus"]\n[collectors.focus]\npaths = ["s3://exports/focus/", "s3://exports/focus/demo/"]\n')
+    [run] = collect(settings, engine, now=NOW)
+    assert run.status == "succeeded", run.error
+    assert run.calls == {"s3:ListObjectsV2": 2, "s3:GetObject": 1}
+    assert math.isclose(stored_total(engine, "focus"), expected, abs_tol=1e-9)
