@@ -64,7 +64,7 @@ def test_one_head_and_0002_adds_the_forecast_model_columns_keeping_snapshots(eng
     from store.db import MIGRATIONS, _alembic_config
 
     script = ScriptDirectory(str(MIGRATIONS))
-    assert script.get_heads() == ["0003_i19"] and script.get_revision("0002").down_revision == "0001"
+    assert script.get_heads() == [script.get_current_head()] and script.get_revision("0002").down_revision == "0001"
     cfg = _alembic_config(engine)
     command.downgrade(cfg, "0001")
     try:
@@ -77,7 +77,7 @@ def test_one_head_and_0002_adds_the_forecast_model_columns_keeping_snapshots(eng
             ))
     finally:
         status = upgrade(engine)
-    assert status.current == "0003_i19" and status.up_to_date
+    assert status.current == script.get_current_head() and status.up_to_date
     cols = {c["name"] for c in sa.inspect(engine).get_columns("forecast_snapshots")}
     assert {"model", "backtest_mae", "mae_last_value", "mae_seasonal_naive"} <= cols
     with engine.connect() as conn:
@@ -96,6 +96,32 @@ def test_0003_adds_the_audit_log_and_drops_it_on_the_way_down(engine):
         assert "audit_log" not in sa.inspect(engine).get_table_names()
     finally:
         status = upgrade(engine)
-    assert status.current == "0003_i19"
+    assert status.current == _head()
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("audit_log")}
     assert indexes == {"ix_audit_log_actor_at", "ix_audit_log_client_at"}
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_0004_h17l_adds_lambda_invocations_and_drops_it_on_the_way_down(engine):
+    from alembic import command
+
+    from store.db import _alembic_config
+
+    assert "lambda_invocations" in sa.inspect(engine).get_table_names()
+    command.downgrade(_alembic_config(engine), "0003_i19")
+    try:
+        assert "lambda_invocations" not in sa.inspect(engine).get_table_names()
+    finally:
+        status = upgrade(engine)
+    assert status.current == _head()
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("lambda_invocations")}
+    assert indexes == {"ix_lambda_invocations_function_name_ended_at", "ix_lambda_invocations_pipeline_ended_at"}
