@@ -12,9 +12,9 @@ from clocks import AWS_NOW
 
 from collectors.runner import collect
 from devkit.demo import build_demo
+from insights.rightsizing import rightsize
 from pipepulse.settings import load_settings
 from store import schema
-from insights.rightsizing import rightsize
 from store.costs import daily_cost
 from store.invocations import function_usage
 
