@@ -26,12 +26,14 @@ from alerts import links
 from alerts.fmt import money
 from alerts.rules import AlertConfig, Rule
 from insights.freshness import check_freshness
+from insights.rightsizing import rightsize
 from pipepulse.settings import Settings
 from pipepulse.vocab import SEVERITIES
 from store import alerts as store_alerts
 from store import anomalies as store_anomalies
 from store import costs as store_costs
 from store import forecasts as store_forecasts
+from store import invocations as store_invocations
 from store import runs as store_runs
 from store import state as store_state
 
@@ -124,6 +126,8 @@ class Context:
     summary: pd.DataFrame  # run_summary over [start, end)
     spend: Spend
     still_open: list[Item] = field(default_factory=list)  # reported before, still open
+    # weekly digests: Lambda right-sizing over the period (insights.rightsizing), an estimate
+    rightsizing: pd.DataFrame = field(default_factory=pd.DataFrame)
     escalated: set[str] = field(default_factory=set)  # item keys sent again because they got worse
 
     @property
@@ -561,6 +565,11 @@ def build_context(
         daily=daily,
         link=links.costs_link(config.dashboard_url, to=today),
     )
+    sizing = pd.DataFrame()
+    if period == "weekly":
+        usage = store_invocations.function_usage(conn, start, end)
+        days = max((end - start).total_seconds() / 86400.0, 1 / 24)
+        sizing = rightsize(usage, days=days, price_gb_second=settings.prices.lambda_gb_second)
     return Context(
         period=period,
         start=start,
@@ -569,4 +578,5 @@ def build_context(
         currency=settings.currency,
         summary=summary,
         spend=spend,
+        rightsizing=sizing,
     )

@@ -371,6 +371,38 @@ def _spend_html(context: Context) -> tuple[str, str, dict[str, bytes]]:
     return h, t, images
 
 
+def _rightsizing_html(context: Context) -> tuple[str, str]:
+    """Lambda functions with more memory than they use (weekly digests): an estimate, said plainly."""
+    df = context.rightsizing
+    if df is None or df.empty:
+        return "", ""
+    df = df[df["monthly_saving_usd"] > 0]
+    if df.empty:
+        return "", ""
+    cur = context.currency
+    total = float(df["monthly_saving_usd"].sum())
+    note = ("Estimate: the saving if each function ran at the suggested size with the same billed durations, at "
+            "list price; Lambda gives CPU in proportion to memory, so try the size before keeping it.")
+    th = "padding:4px 8px;text-align:left;border-bottom:1px solid #e5e7eb;color:#6b7280;font-weight:600;font-size:12px"
+    td = "padding:4px 8px;border-bottom:1px solid #f3f4f6;font-size:13px"
+    head = "".join(f"<th style='{th}'>{c}</th>" for c in ("Function", "Memory", "Max used", "Suggested", "Saving/month"))
+    body, lines = [], []
+    for r in df.head(PER_SECTION).itertuples(index=False):
+        saving = _money(r.monthly_saving_usd, cur)
+        body.append(f"<tr><td style='{td}'>{_e(r.function_name)}</td><td style='{td}'>{int(r.memory_size_mb)} MB</td>"
+                    f"<td style='{td}'>{int(r.max_memory_used_mb)} MB</td><td style='{td}'>{int(r.suggested_mb)} MB</td>"
+                    f"<td style='{td}'>~{_e(saving)}</td></tr>")
+        lines.append(f"  {r.function_name:<32} {int(r.memory_size_mb)} MB -> {int(r.suggested_mb)} MB "
+                     f"(max used {int(r.max_memory_used_mb)} MB), about {saving}/month")
+    h = (f"<div style='font-size:13px'>About <b>{_e(_money(total, cur))}</b> a month (estimate) across "
+         f"{_plural(len(df), 'function')}.</div>"
+         f"<table style='border-collapse:collapse;width:100%'><tr>{head}</tr>{''.join(body)}</table>"
+         f"<div style='color:#6b7280;font-size:11px;margin-top:4px'>{_e(note)}</div>")
+    t = (f"LAMBDA RIGHT-SIZING (ESTIMATE)\nAbout {_money(total, cur)} a month across {_plural(len(df), 'function')}.\n"
+         + "\n".join(lines) + f"\n  {note}")
+    return h, t
+
+
 def _month_name(month: str) -> str:
     y, m = (int(x) for x in month.split("-"))
     return datetime(y, m, 1).strftime("%B %Y")
@@ -459,6 +491,7 @@ def render_digest(
         )
     spend_h, spend_t, images = _spend_html(context)
     runs_h, runs_t = _runs_html(context)
+    sizing_h, sizing_t = _rightsizing_html(context)
     intro = (
         "Nothing new needs your attention." if not items else f"{_plural(len(items), 'new item')}, most urgent first."
     )
@@ -477,6 +510,7 @@ def render_digest(
         f"<div style='color:#374151'>{_e(intro)} {_a(overview, 'Open the dashboard →')}</div>"
         + "".join(sections_h)
         + f"<h2 style='{h2}'>Spend</h2>{spend_h}"
+        + (f"<h2 style='{h2}'>Lambda right-sizing</h2>{sizing_h}" if sizing_h else "")
         + f"<h2 style='{h2}'>Runs in this period</h2>{runs_h}"
         + f"<div style='margin-top:24px;font-size:11px;color:#9ca3af'>{_e(rules_note)}Each item is reported once "
         "until it changes; acknowledged and snoozed anomalies are left out. "
@@ -488,6 +522,7 @@ def render_digest(
             f"{subject}\n{span}\n{intro}\n{overview}",
             *sections_t,
             spend_t,
+            *([sizing_t] if sizing_t else []),
             f"RUNS IN THIS PERIOD\n{runs_t}",
             f"{rules_note}Each item is reported once until it changes; acknowledged and snoozed anomalies are left out.",
         ]

@@ -22,6 +22,7 @@ from cli.commands import (
     db,
     demo,
     forecast,
+    logs,
     ops,
     pipeline,
 )
@@ -41,6 +42,7 @@ GROUPS = {
     "forecast": forecast,
     "anomalies": anomalies,
     "alerts": alerts,
+    "logs": logs,
     "dashboard": dashboard,
     "ops": ops,
     "demo": demo,

@@ -50,6 +50,7 @@ __all__ = [
     "CostTotalQuery",
     "FailedRunsQuery",
     "ForecastRow",
+    "InvocationRow",
     "LogRow",
     "MetricData",
     "MetricPoint",
@@ -200,6 +201,28 @@ class LogRow:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True, kw_only=True)
+class InvocationRow:
+    """One Lambda invocation's figures from its REPORT line (``lambda_invocations``)."""
+
+    log_group: str
+    request_id: str
+    function_name: str
+    ended_at: datetime
+    duration_ms: float
+    billed_duration_ms: float
+    memory_size_mb: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None  # a cold start
+    status: str | None = None
+    pipeline: str = ""
+    log_stream: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        """The ``lambda_invocations`` columns."""
+        return dataclasses.asdict(self)
+
+
 MetricPoint = tuple[str, datetime, float]  # (series_key, ts, value)
 
 
@@ -242,6 +265,7 @@ class Batch:
     runs: list[RunRow] = field(default_factory=list)
     steps: list[StepRow] = field(default_factory=list)
     logs: list[LogRow] = field(default_factory=list)
+    invocations: list[InvocationRow] = field(default_factory=list)
     metrics: MetricData | None = None
     costs: list[CostDays] = field(default_factory=list)
     forecasts: list[ForecastRow] = field(default_factory=list)

@@ -46,7 +46,7 @@ from store.costs import daily_cost, replace_cost_rows
 from store.forecasts import save_forecast
 from store.metrics import known_series, write_metrics
 from store.rollups import refresh_run_daily
-from store.schema import run_logs, run_steps, runs
+from store.schema import lambda_invocations, run_logs, run_steps, runs
 from store.state import finish_collector_run, set_watermark, start_collector_run
 from store.writes import upsert
 
@@ -319,7 +319,8 @@ def persist(conn: Connection, source: str, batch: Batch, *, now: datetime) -> in
     for f in batch.forecasts:
         changed += save_forecast(conn, created_at=f.created_at, method=f.method, subject=f.subject, level=f.level,
                                  points=f.points, **f.fields)
-    for table, rows in ((runs, batch.runs), (run_steps, batch.steps), (run_logs, batch.logs)):
+    for table, rows in ((runs, batch.runs), (run_steps, batch.steps), (run_logs, batch.logs),
+                        (lambda_invocations, batch.invocations)):
         if rows:
             changed += upsert(conn, table, [r.as_row() for r in rows], now=now)
     for key, value in batch.watermarks.items():
@@ -344,7 +345,8 @@ def _check_batch(name: str, batch: Any) -> None:
 def _details(ctx: Context, batch: Batch | None) -> dict[str, Any]:
     out: dict[str, Any] = {"calls": dict(ctx.calls.calls), "retries": dict(ctx.calls.retries)}
     if batch is not None:
-        out["rows"] = {t: len(r) for t, r in (("runs", batch.runs), ("run_steps", batch.steps), ("run_logs", batch.logs)) if r}
+        out["rows"] = {t: len(r) for t, r in (("runs", batch.runs), ("run_steps", batch.steps), ("run_logs", batch.logs),
+                                              ("lambda_invocations", batch.invocations)) if r}
         out.update(batch.details)
     return out
 

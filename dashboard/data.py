@@ -26,6 +26,7 @@ from dashboard.config import DashboardConfig, app_arguments, dashboard_config
 from insights import costs as cost_insights
 from insights.anomaly import outside_text
 from insights.freshness import format_duration, freshness_table
+from insights.rightsizing import rightsize
 from insights.run_logs import NoLogLines, no_log_lines
 from pipepulse.settings import DEMO_MARKER, Settings, load_settings
 from store import anomalies as anomalies_store
@@ -33,6 +34,7 @@ from store import audit as audit_store
 from store import costs as costs_store
 from store import dashboard_reads as reads
 from store import forecasts as forecasts_store
+from store import invocations as invocations_store
 from store import runs as runs_store
 from store.state import collector_runs_frame, first_pass_since
 
@@ -60,7 +62,9 @@ __all__ = [
     "no_log_lines_reason",
     "pipeline_options",
     "run_daily",
+    "lambda_rightsizing",
     "run_detail",
+    "run_invocations",
     "runs",
     "set_anomaly_status",
     "partial_days",
@@ -210,6 +214,27 @@ def run_detail(run_id: str) -> tuple[dict[str, Any] | None, pd.DataFrame, pd.Dat
             if not roll.empty and roll["runs"].iloc[0]:
                 row["pipeline_day_cost_per_run"] = float(roll["cost_usd"].iloc[0] or 0) / float(roll["runs"].iloc[0])
     return row, steps, logs
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_invocations(run_id: str) -> pd.DataFrame:
+    """The Lambda invocations (REPORT figures) of a run's pipeline that ended while the run ran."""
+    with engine().connect() as conn:
+        detail = runs_store.run_detail(conn, run_id)
+        if detail is None or detail.run.get("started_at") is None:
+            return pd.DataFrame()
+        run = detail.run
+        end = (run.get("ended_at") or run["started_at"]) + timedelta(minutes=1)
+        return invocations_store.invocations_frame(conn, run["started_at"], end, pipeline=run["pipeline"])
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def lambda_rightsizing(start: datetime, end: datetime) -> pd.DataFrame:
+    """Per Lambda function: the memory size its REPORT lines suggest and the monthly saving (an estimate)."""
+    with engine().connect() as conn:
+        usage = invocations_store.function_usage(conn, start, end)
+    days = max((end - start).total_seconds() / 86400.0, 1 / 24)
+    return rightsize(usage, days=days, price_gb_second=settings().prices.lambda_gb_second)
 
 
 @st.cache_data(ttl=TTL)

@@ -134,3 +134,73 @@ def _moto_job_runs(region: str):
     if job is None:
         return None
     return {r.job_run_id: r for r in job.job_runs}
+
+
+# The reference pipeline's two Lambda functions as deploy/cloudformation/reference-pipeline.yaml
+# sizes them (1024 and 2048 MB); the demo's invocations use far less, so right-sizing has
+# something to say. (function, memory size MB, max memory used range MB, share of the run's time)
+DEMO_LAMBDAS = (("pipepulse-orders-ingest", 1024, (148, 212), 0.35), ("pipepulse-orders-transform", 2048, (301, 455), 0.5))
+LAMBDA_PIPELINE = "orders"
+LAMBDA_DAYS = 12  # CloudWatch refuses events older than 14 days
+
+
+def _lambda_events(request_id: str, start: datetime, seconds: float, memory: int, used: int, init_ms: float | None) -> list[dict]:
+    """START, END and REPORT of one invocation, as the Lambda platform writes them (TEXT format)."""
+    ms = lambda t: int(t.timestamp() * 1000)  # noqa: E731
+    end = start + timedelta(seconds=seconds)
+    duration = round(seconds * 1000, 2)
+    report = (f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: {int(-(-duration // 1))} ms\t"
+              f"Memory Size: {memory} MB\tMax Memory Used: {used} MB\t")
+    if init_ms is not None:
+        report += f"Init Duration: {init_ms:.2f} ms\t"
+    return [{"timestamp": ms(start), "message": f"START RequestId: {request_id} Version: $LATEST\n"},
+            {"timestamp": ms(end), "message": f"END RequestId: {request_id}\n"},
+            {"timestamp": ms(end), "message": report + "\n"}]
+
+
+def seed_lambda_reports(settings: Settings, *, now: datetime) -> int:
+    """REPORT lines of the reference pipeline's Lambdas for the last ``LAMBDA_DAYS`` days of
+    ``orders`` runs (from the ledger): one invocation of each function per run, inside the run."""
+    import random
+    import uuid
+
+    from pipeline.config import pipeline_section
+    from pipeline.ledger import Ledger
+
+    rng = random.Random(17)
+    wall = datetime.now(now.tzinfo)
+    oldest = max(now, wall) - timedelta(days=LAMBDA_DAYS)
+    with Ledger(pipeline_section(settings).ledger_path) as ledger:
+        runs = [r for r in ledger.runs(pipeline=LAMBDA_PIPELINE) if r.get("started_at") and r.get("ended_at")]
+    logs = boto3.client("logs", region_name=settings.aws_region)
+    written = 0
+    for function, memory, (low, high), share in DEMO_LAMBDAS:
+        group = f"/aws/lambda/{function}"
+        try:
+            logs.create_log_group(logGroupName=group)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        by_day: dict[str, list[dict]] = {}
+        last_start: datetime | None = None
+        for run in runs:
+            started = datetime.fromisoformat(str(run["started_at"]))
+            ended = datetime.fromisoformat(str(run["ended_at"]))
+            if started < oldest or ended > wall:
+                continue
+            seconds = max(1.0, min(900.0, (ended - started).total_seconds() * share))
+            # a cold start after more than 45 idle minutes, as Lambda recycles idle environments
+            cold = last_start is None or (started - last_start) > timedelta(minutes=45)
+            init_ms = round(rng.uniform(380, 720), 2) if cold else None
+            events = _lambda_events(str(uuid.UUID(int=rng.getrandbits(128))), started + timedelta(seconds=2), seconds,
+                                    memory, rng.randint(low, high), init_ms)
+            by_day.setdefault(f"{started:%Y/%m/%d}", []).extend(events)
+            last_start = started
+        for day, events in sorted(by_day.items()):
+            stream = f"{day}/[$LATEST]{uuid.UUID(int=rng.getrandbits(128)).hex}"
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            events.sort(key=lambda e: e["timestamp"])
+            for i in range(0, len(events), 5000):  # one PutLogEvents: one day, at most 10,000 events
+                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events[i:i + 5000])
+            written += len(events) // 3
+    log.info("seeded Lambda REPORT lines", extra={"invocations": written})
+    return written

@@ -29,7 +29,7 @@ import boto3
 from sqlalchemy.engine import Engine
 
 from collectors.runner import collect
-from devkit.aws_seed import seed_aws_sources
+from devkit.aws_seed import seed_aws_sources, seed_lambda_reports
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from jobs import detect, forecast
 from pipeline.backfill import backfill
@@ -84,6 +84,7 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
 
     filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=progress), _describe_backfill)
     step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end), _describe)
+    step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: collect(settings, engine, now=end + timedelta(minutes=5)), _describe_passes)
     failed = [p for p in passes if getattr(p, "status", "") != "succeeded"]

@@ -377,3 +377,24 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_actor_at", "actor", "at"),
     sa.Index("ix_audit_log_client_at", "client", "at"),
 )
+
+lambda_invocations = sa.Table(
+    "lambda_invocations",
+    metadata,
+    # one row per Lambda REPORT line (text format) or platform.report record (JSON format)
+    sa.Column("log_group", sa.String(512), primary_key=True),  # /aws/lambda/<function>
+    sa.Column("request_id", sa.String(100), primary_key=True),
+    sa.Column("function_name", sa.String(200), nullable=False),
+    sa.Column("pipeline", sa.String(200), nullable=False, server_default=""),  # '' when not mapped
+    sa.Column("ended_at", TS, nullable=False),  # the REPORT event's time
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("billed_duration_ms", sa.Float, nullable=False),
+    sa.Column("memory_size_mb", sa.Integer, nullable=False),
+    sa.Column("max_memory_used_mb", sa.Integer, nullable=False),
+    sa.Column("init_duration_ms", sa.Float),  # set on a cold start only
+    sa.Column("status", sa.String(32)),  # newer runtimes: success | error | timeout
+    sa.Column("log_stream", sa.String(512), nullable=False, server_default=""),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_lambda_invocations_function_name_ended_at", "function_name", "ended_at"),
+    sa.Index("ix_lambda_invocations_pipeline_ended_at", "pipeline", "ended_at"),
+)

@@ -12,9 +12,11 @@ from clocks import AWS_NOW
 
 from collectors.runner import collect
 from devkit.demo import build_demo
+from insights.rightsizing import rightsize
 from pipepulse.settings import load_settings
 from store import schema
 from store.costs import daily_cost
+from store.invocations import function_usage
 
 ROOT = Path(__file__).resolve().parents[1]
 # the backfill's metrics and log events must be inside CloudWatch's 14 days (tests/clocks.py)
@@ -51,6 +53,12 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     assert steps["attempt"].max() >= 2
     assert set(steps.loc[steps["run_id"].str.startswith("reference:"), "stage"]) >= {"ingest", "validate", "load"}
     assert n_points > 0 and n_logs > 0 and n_rollup > 0
+    # the reference pipeline's Lambdas have REPORT lines with more memory than they use: right-sizing shows
+    with engine.connect() as conn:
+        usage = function_usage(conn, END - timedelta(days=14), END + timedelta(hours=1))
+    sized = rightsize(usage, days=14, price_gb_second=settings.prices.lambda_gb_second).set_index("function_name")
+    assert sized.loc["pipepulse-orders-ingest", "memory_size_mb"] == 1024
+    assert (sized["suggested_mb"] < sized["memory_size_mb"]).all() and (sized["monthly_saving_usd"] > 0).all()
     # the bill arrived twice (export and Cost Explorer) and the two agree on the total per day
     assert set(costs["source"]) >= {"ce", "focus"}
     with engine.connect() as conn:
@@ -71,7 +79,8 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     # ... and makes only the minimum calls: one listing per resource kind, one Cost Explorer
     # request per query shape for the restated days, one GetMetricData for < 500 series.
     calls = {p.source: p.calls for p in second}
-    assert calls["reference"] == {} and calls["logs"] == {}
+    # logs: one FilterLogEvents per Lambda function of [collectors.logs.lambda_functions]
+    assert calls["reference"] == {} and calls["logs"] == {"logs:FilterLogEvents": 2}
     assert calls["stepfunctions"] == {"states:ListStateMachines": 1, "states:ListExecutions": 1}
     assert calls["glue"] == {"glue:GetJobs": 1, "glue:GetJobRuns": 1}
     assert calls["ce"] == {"ce:GetCostAndUsage": 3}

@@ -167,6 +167,27 @@ if unit_tab.open:
                     },
                 )
 
+        st.subheader("Lambda right-sizing")
+        sizing = data.lambda_rightsizing(f.start, f.end)
+        if sizing.empty:
+            ui.empty("No Lambda REPORT lines stored in this window",
+                     "pipepulse collect --source logs (with [collectors.logs.lambda_functions])")
+        else:
+            saving = float(sizing["monthly_saving_usd"].sum())
+            st.caption(
+                f"An estimate: up to {saving:,.2f} {cur} a month at list price, if each function ran at the suggested "
+                "memory size (its highest memory used plus 20%) with the same billed durations. Lambda gives CPU in "
+                "proportion to memory, so a slower run may eat part of the saving: try the size before keeping it."
+            )
+            ui.table(sizing, key="rightsizing", filename="lambda_rightsizing.csv", static=True, column_config={
+                "function_name": "function",
+                "memory_size_mb": st.column_config.NumberColumn("memory size (MB)"),
+                "max_memory_used_mb": st.column_config.NumberColumn("max used (MB)"),
+                "suggested_mb": st.column_config.NumberColumn("suggested (MB)"),
+                "monthly_cost_usd": st.column_config.NumberColumn(f"{cur}/month now (estimate)", format="%.2f"),
+                "monthly_saving_usd": st.column_config.NumberColumn(f"saving {cur}/month (estimate)", format="%.2f"),
+            })
+
         st.subheader("Estimate against bill")
         evb = data.estimate_vs_bill(f.start_day, f.end_day, f.pipelines)
         if evb.empty:

@@ -75,6 +75,20 @@ if not steps.empty:
         filename="steps.csv",
     )
 
+invocations = data.run_invocations(run["run_id"])
+if not invocations.empty:
+    st.subheader("Lambda invocations")
+    cold = int(invocations["cold_start"].sum())
+    st.caption(f"{len(invocations)} invocation(s) of the pipeline's Lambda functions while the run ran, "
+               f"{cold} cold start(s), from their REPORT lines")
+    ui.table(invocations, key="invocations", filename="invocations.csv", static=True, column_config={
+        "duration_ms": st.column_config.NumberColumn("duration (ms)", format="%.2f"),
+        "billed_duration_ms": st.column_config.NumberColumn("billed (ms)", format="%.0f"),
+        "memory_size_mb": st.column_config.NumberColumn("memory size (MB)"),
+        "max_memory_used_mb": st.column_config.NumberColumn("max memory used (MB)"),
+        "init_duration_ms": st.column_config.NumberColumn("init (ms), cold start", format="%.2f"),
+    })
+
 st.subheader("Log lines")
 if run.get("correlation_id"):
     st.caption("Correlation id")

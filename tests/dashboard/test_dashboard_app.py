@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -418,3 +419,29 @@ def test_run_detail_says_why_a_failed_run_has_no_log_lines(db_url, app_env, tmp_
     assert [i.value for i in at.info] == [
         "No log lines: pipepulse keeps the error and warning lines of failed and timed-out runs, and this run is SUCCEEDED."
     ]
+
+
+def test_costs_page_shows_lambda_rightsizing_as_an_estimate(db_url, app_env):
+    from store.db import connect
+    from store.schema import lambda_invocations
+    from store.writes import upsert
+
+    end = datetime.now(UTC) - timedelta(hours=1)
+    engine = connect(db_url)
+    try:
+        with engine.begin() as conn:
+            upsert(conn, lambda_invocations, [
+                dict(log_group="/aws/lambda/load", request_id=f"r{i}", function_name="load", pipeline="orders",
+                     ended_at=end - timedelta(hours=i), duration_ms=59_999.2, billed_duration_ms=60_000.0,
+                     memory_size_mb=1024, max_memory_used_mb=190 + i, init_duration_ms=None, status=None, log_stream="s")
+                for i in range(10)])
+    finally:
+        engine.dispose()
+    app_env(db_url)
+    at = _open("views/costs.py", query={"view": "Unit costs"})
+    assert not at.exception
+    table = _static_table(at, "rightsizing")
+    row = table.iloc[0].tolist()
+    # max used 199 MB -> 239 MB suggested (+20%)
+    assert row[:5] == ["load", "10", "1,024", "199", "239"]
+    assert any(c.value.startswith("An estimate: up to") for c in at.caption)

@@ -99,3 +99,29 @@ def test_0003_adds_the_audit_log_and_drops_it_on_the_way_down(engine):
     assert status.current == status.head
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("audit_log")}
     assert indexes == {"ix_audit_log_actor_at", "ix_audit_log_client_at"}
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS
+
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_0005_h17l_adds_lambda_invocations_and_drops_it_on_the_way_down(engine):
+    from alembic import command
+
+    from store.db import _alembic_config
+
+    assert "lambda_invocations" in sa.inspect(engine).get_table_names()
+    command.downgrade(_alembic_config(engine), "0004_h22c")
+    try:
+        assert "lambda_invocations" not in sa.inspect(engine).get_table_names()
+    finally:
+        status = upgrade(engine)
+    assert status.current == _head()
+    indexes = {i["name"] for i in sa.inspect(engine).get_indexes("lambda_invocations")}
+    assert indexes == {"ix_lambda_invocations_function_name_ended_at", "ix_lambda_invocations_pipeline_ended_at"}
