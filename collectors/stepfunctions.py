@@ -3,10 +3,14 @@
 Per state machine a ``NewestFirst`` watermark remembers the newest execution start stored and
 the executions still running. A pass pages ``ListExecutions`` (newest first) only until it
 reaches that mark, re-describes the remembered running executions, and reads
-``GetExecutionHistory`` for each execution that has ended: every ``*StateEntered`` event is a
-step (attempt = how often that state was entered) and a state transition (Standard workflows
-bill per transition: ``cost_usd`` = transitions x ``[prices] sfn_transition``); for a failed
-execution the state that failed, the error and the cause come from the history.
+``GetExecutionHistory`` (``history_page_size`` events a request, default 1000) for each
+execution that has ended: every attempt of every top-level state is a step (a Task retried
+twice is attempts 1-3, each with its error and cause; a Map or Parallel retried as a whole
+likewise; states inside Map iterations and Parallel branches are summarised on the Map/Parallel
+step: items in, iterations succeeded out, failed rejected). Standard workflows bill per state
+transition, retries included: ``cost_usd`` = (states entered + retries) x ``[prices]
+sfn_transition``. For a failed execution the state that failed, the error and the cause come
+from the history. Event types this code does not know are counted in the pass's details.
 
 Config ``[collectors.stepfunctions]``: ``state_machines = "all" | "configured"`` (default
 "all": machines not named by a ``[[pipelines]]`` resource are stored under their own name),
