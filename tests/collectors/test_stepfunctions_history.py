@@ -20,7 +20,9 @@ from botocore.exceptions import ClientError
 
 from collectors.runner import collect
 from collectors.stepfunctions import KNOWN_EVENTS
+from dashboard.charts import run_timeline
 from devkit.localaws.stepfunctions import StepFunctionsHistoryStandIn
+from store.runs import run_detail
 from store.schema import run_steps, runs
 
 ROLE = "arn:aws:iam::123456789012:role/sfn"
@@ -121,6 +123,13 @@ def test_retried_lambda_keeps_each_cause_and_map_summary(aws, make_settings, eng
     m = rows[("MapState", 1)]
     assert (m.records_in, m.records_out, m.records_rejected, m.error_type) == (7, 4, 1, "SomeFailure")
     assert run.error_message == "state MapState: This state machines raises a 'SomeFailure' failure."
+    # the run detail (what the dashboard's run page reads and draws): every attempt a bar
+    with engine.connect() as conn:
+        detail = run_detail(conn, f"stepfunctions:{retry_arn}")
+    assert detail is not None and detail.run["retries"] == 3
+    assert detail.run["cost_usd"] == pytest.approx(5 * settings.prices.sfn_transition)  # 1 entry + 3 retries + HandleError
+    labels = {str(y) for trace in run_timeline(detail.steps).data for y in (trace.y if trace.y is not None else ())}
+    assert labels == {f"InvokeLambdaWithRetry #{n}" for n in range(1, 5)} | {"HandleError #1"}
     # a second pass: nothing new, no history read again
     [again] = collect(settings, engine, now=now + timedelta(days=400))
     assert "states:GetExecutionHistory" not in again.calls
