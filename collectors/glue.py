@@ -5,7 +5,8 @@ returns ``GetJobRuns`` newest first, so paging stops at the first page wholly ol
 mark (moto returns oldest first, which only means reading all its pages). Capacity: the run's
 ``DPUSeconds`` when Glue reports it (auto-scaling runs), else ``MaxCapacity`` or
 ``NumberOfWorkers`` x the worker type's DPU, times ``ExecutionTime``; Glue 2.0+ bills at least
-one minute. ``cost_usd`` = DPU-hours x ``[prices] glue_dpu_hour``.
+one minute, as do Python shell jobs (MaxCapacity 0.0625 or 1). ``cost_usd`` = DPU-hours x
+``[prices] glue_dpu_hour`` ($0.44), or ``glue_flex_dpu_hour`` ($0.29) for ExecutionClass FLEX.
 
 Config ``[collectors.glue]``: ``jobs = "all" | "configured"`` (default "all": jobs not named by
 a ``[[pipelines]]`` resource are stored under their own name), ``lookback_days`` (default 30).
@@ -22,7 +23,7 @@ from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt
 from pipepulse.vocab import CANCELLED, FAILED, FAILURES, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT
 
-__all__ = ["GlueCollector", "create", "dpu_seconds"]
+__all__ = ["GlueCollector", "create", "dpu_hour_price", "dpu_seconds"]
 
 NAME = "glue"
 # Glue JobRunState -> ours
@@ -56,14 +57,22 @@ def dpu_seconds(run: dict[str, Any]) -> float | None:
     if seconds is None:
         return None
     version = str(run.get("GlueVersion") or "")
-    if version and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 2:
-        seconds = max(seconds, 60)  # 1-minute minimum on Glue 2.0+
+    capacity = run.get("MaxCapacity") or run.get("AllocatedCapacity")
+    python_shell = not run.get("NumberOfWorkers") and capacity is not None and capacity <= 1  # Spark needs >= 2 DPU
+    if python_shell or (version and version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 2):
+        seconds = max(seconds, 60)  # 1-minute minimum on Glue 2.0+ and for Python shell jobs
+    # Spark on Glue 0.9/1.0 bills a 10-minute minimum; not applied: moto answers GlueVersion 0.9
+    # for a 4.0 job, so it could not be told from a real old job in tests (see the h17s note)
     if run.get("NumberOfWorkers") and run.get("WorkerType") in WORKER_DPU:
         return float(run["NumberOfWorkers"] * WORKER_DPU[run["WorkerType"]] * seconds)
-    capacity = run.get("MaxCapacity") or run.get("AllocatedCapacity")
     if capacity:
         return float(capacity * seconds)
     return None
+
+
+def dpu_hour_price(run: dict[str, Any], prices: Any) -> float:
+    """The DPU-hour list price of a run: Flex ($0.29) or standard ($0.44), from ``[prices]``."""
+    return float(prices.glue_flex_dpu_hour if str(run.get("ExecutionClass") or "").upper() == "FLEX" else prices.glue_dpu_hour)
 
 
 class GlueCollector(Collector):
@@ -156,7 +165,7 @@ class GlueCollector(Collector):
             error_type=state if STATUS[state] in FAILURES else None,
             error_message=run.get("ErrorMessage") if STATUS[state] != SUCCEEDED else None,
             correlation_id=run["Id"],
-            cost_usd=dpu_s / 3600 * self.settings.prices.glue_dpu_hour if dpu_s is not None else None,
+            cost_usd=dpu_s / 3600 * dpu_hour_price(run, self.settings.prices) if dpu_s is not None else None,
             region=self.settings.aws_region,
         )
 

@@ -52,6 +52,7 @@ class Prices:
     lambda_gb_second: float = 0.0000166667
     lambda_request: float = 0.0000002
     glue_dpu_hour: float = 0.44
+    glue_flex_dpu_hour: float = 0.29  # ExecutionClass FLEX (Glue 3.0+ Spark jobs)
     sfn_transition: float = 0.000025
     s3_put_request: float = 0.000005
     s3_get_request: float = 0.0000004
