@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from pipepulse.settings import Settings
 
-__all__ = ["cmd_collect", "cmd_schedule", "register"]
+__all__ = ["cmd_collect", "cmd_schedule", "crontab", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_collect)
     s = sub.add_parser("schedule", help="run the collectors and jobs on their cron schedules until SIGTERM")
     s.add_argument("--list", action="store_true", help="print each job, its cron and what it does; run nothing")
+    s.add_argument("--print-crontab", action="store_true",
+                   help="print crontab lines that run the same jobs on the same crons (instead of this scheduler); run nothing")
+    s.add_argument("--pipepulse", metavar="PATH", default="pipepulse",
+                   help="with --print-crontab: the pipepulse executable the lines call (default: pipepulse on PATH)")
     s.set_defaults(handler=cmd_schedule)
 
 
@@ -68,6 +72,11 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.registry import JOBS
     from jobs.scheduler import Scheduler, build_jobs, lock_ttl
 
+    if args.print_crontab:
+        from jobs.registry import planned
+
+        print(crontab(planned(settings), executable=args.pipepulse, config=settings.config_path))
+        return 0
     engine = _engine(settings)
     if args.list:
         described = {j.name: j.description for j in JOBS}
@@ -81,3 +90,14 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{j.name:<14} {j.cron.expression:<16} next {j.next_at:%Y-%m-%d %H:%M} UTC")
         scheduler.run_forever()
     return 0
+
+
+def crontab(lines, *, executable: str = "pipepulse", config=None) -> str:
+    """The schedule as a crontab: ``CRON_TZ=UTC`` (the crons are UTC) and one line per job."""
+    import shlex
+
+    base = [executable, *(["--config", str(config.resolve())] if config else [])]
+    out = ["# pipepulse jobs (`pipepulse schedule --print-crontab`); the crons are UTC", "CRON_TZ=UTC"]
+    for p in lines:
+        out.append(f"{p.cron:<16} {shlex.join([*base, *p.command])}  # {p.name}")
+    return "\n".join(out)
