@@ -8,11 +8,15 @@
 2. **filter** by the rule's pipelines (acknowledged and snoozed anomalies never come back from
    the store read);
 3. **look up** what this rule already told this recipient (``notifications``): an item at a
-   version already sent is not sent again;
+   version already sent is not sent again; nor, in a daily or weekly digest, an item an
+   immediate rule already sent to this recipient at that version (the alert came between digests);
 4. **suppress** an item whose earlier version was sent less than the suppression interval ago,
    unless it got worse (higher severity) or was reopened;
 5. **format** one message per group of recipients with the same new items (``alerts.render``);
-6. **send** it (``alerts.send``), having recorded it as pending;
+   email recipients share a message, each Slack or webhook recipient (``"slack:<name>"``,
+   ``[notify.<name>]``) gets its own;
+6. **send** it (``alerts.send`` by email, ``alerts.notify`` to Slack or a webhook, retried),
+   having recorded it as pending;
 7. **mark** its items sent once the server accepted it, or the digest failed with the error; the
    items then stay unsent and the next pass picks them up.
 
@@ -33,13 +37,14 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
+from alerts import notify
 from alerts.collect import Context, Item, build_context, fetch_items, severity_rank
 from alerts.render import Rendered, render_digest
 from alerts.rules import FREQUENCIES, AlertConfig, Rule, load_alert_config
 from alerts.send import build_message, deliver
 from pipepulse.errors import DeliveryError, InputError
 from pipepulse.files import write_private
-from pipepulse.settings import Settings
+from pipepulse.settings import NotifyTarget, Settings
 from store import alerts as store_alerts
 from store.state import acquire_lock, release_lock
 
@@ -65,6 +70,8 @@ class SentDigest:
     error: str | None = None
     refused: tuple[str, ...] = ()
     rendered: Rendered | None = field(default=None, repr=False)
+    channel: str = "email"  # email, or the Slack/webhook recipient ("slack:oncall")
+    attempts: int = 1  # HTTP tries a Slack/webhook message took (retries are visible here)
 
 
 @dataclass
@@ -115,11 +122,16 @@ def _severity_of(version: str) -> str:
 
 
 def _decide(
-    items: Sequence[Item], rule: Rule, recipient: str, state: pd.DataFrame, config: AlertConfig, now: datetime
+    items: Sequence[Item], rule: Rule, recipient: str, state: pd.DataFrame, config: AlertConfig, now: datetime,
+    immediate: Sequence[str] = (),
 ) -> tuple[list[Item], list[Item], int, set[str]]:
     """(to send, already told, suppressed count, keys sent because they got worse) for one rule
-    and recipient."""
+    and recipient; ``immediate`` names the immediate rules whose sends count as told."""
     rows = state[(state["rule"] == rule.name) & (state["recipient"] == recipient)] if not state.empty else state
+    alerted = set()
+    if immediate and not state.empty:
+        sent_now = state[state["rule"].isin(list(immediate)) & (state["recipient"] == recipient) & (state["status"] == "sent")]
+        alerted = set(zip(sent_now["item_key"], sent_now["item_version"], strict=True))
     by_key: dict[str, list] = defaultdict(list)
     for r in rows.itertuples(index=False):
         by_key[r.item_key].append(r)  # newest first
@@ -127,7 +139,7 @@ def _decide(
     window = config.suppression_for(rule)
     for it in items:
         past = by_key.get(it.key, [])
-        if any(p.item_version == it.version and p.status == "sent" for p in past):
+        if (it.key, it.version) in alerted or any(p.item_version == it.version and p.status == "sent" for p in past):
             told.append(it)
             continue
         last = next((p for p in past if p.status == "sent"), None)
@@ -197,11 +209,13 @@ def _run(
     start = now - PERIOD_LENGTH[period]
     recipients = sorted({r for rule in rules for r in rule.recipients})
     names = [r.name for r in rules]
+    # a digest does not repeat what an immediate alert already told the same recipient
+    immediate = [r.name for r in config.rules_for("immediate")] if period != "immediate" else []
     with engine.connect() as conn:
         items = fetch_items(conn, rules, settings=settings, config=config, start=_fetch_start(conn, names, period, now),
                             end=now, now=now)
-        sent = store_alerts.notification_state(conn, [*names, ALL_CLEAR_RULE], recipients)
-        messages = _plan(items, rules, recipients, sent, config, result, period=period, now=now)
+        sent = store_alerts.notification_state(conn, [*names, *immediate, ALL_CLEAR_RULE], recipients)
+        messages = _plan(items, rules, recipients, sent, config, result, period=period, now=now, immediate=immediate)
         contexts = {
             filters: build_context(conn, settings=settings, config=config, period=period, start=start, end=now,
                                    now=now, pipelines=filters or None)
@@ -213,7 +227,11 @@ def _run(
         if dry_run:
             result.digests.append(SentDigest(None, to, rendered.subject, "dry-run", keys, rendered=rendered))
         else:
-            result.digests.append(_send(engine, config, rendered, to, keys, m.pairs, period=period, now=now))
+            target = notify.target_for(to[0], settings)
+            if target is None:
+                result.digests.append(_send(engine, config, rendered, to, keys, m.pairs, period=period, now=now))
+            else:
+                result.digests.append(_send_chat(engine, settings, config, target, m, rendered, keys, period=period, now=now))
     if result.out is not None:
         _write_out(result, settings, engine, config, period=period, start=start, now=now)
 
@@ -244,14 +262,14 @@ def _fetch_start(conn: Connection, names: list[str], period: str, now: datetime)
 
 def _plan(
     items: Sequence[Item], rules: Sequence[Rule], recipients: list[str], sent: pd.DataFrame, config: AlertConfig,
-    result: DigestResult, *, period: str, now: datetime,
+    result: DigestResult, *, period: str, now: datetime, immediate: Sequence[str] = (),
 ) -> list[_Message]:
     """Per recipient, the items to send (filtered, not sent before, not suppressed); recipients
     with the same items, scope and still-open anomalies share one message."""
     messages: dict[tuple, _Message] = {}
     for recipient in recipients:
         mine = [r for r in rules if recipient in r.recipients]
-        chosen, still_open, escalated = _choose(items, mine, recipient, sent, config, result, now)
+        chosen, still_open, escalated = _choose(items, mine, recipient, sent, config, result, now, immediate)
         all_clear = not chosen
         if all_clear and not _all_clear_due(config, sent, recipient, period, now):
             continue
@@ -259,8 +277,9 @@ def _plan(
         for k in chosen:
             still_open.pop(k, None)
         filters = tuple(sorted({p for r in mine for p in r.pipelines})) if all(r.pipelines for r in mine) else ()
+        channel = recipient if notify.is_chat(recipient) else "email"
         key = (tuple(sorted((it.key, it.version) for it, _ in chosen.values())), filters, tuple(sorted(still_open)),
-               all_clear, tuple(sorted(escalated)))
+               all_clear, tuple(sorted(escalated)), channel)
         m = messages.setdefault(key, _Message(filters, [i for i, _ in chosen.values()], list(still_open.values()),
                                               escalated, all_clear))
         m.recipients.append(recipient)
@@ -273,7 +292,7 @@ def _plan(
 
 def _choose(
     items: Sequence[Item], mine: Sequence[Rule], recipient: str, sent: pd.DataFrame, config: AlertConfig,
-    result: DigestResult, now: datetime,
+    result: DigestResult, now: datetime, immediate: Sequence[str] = (),
 ) -> tuple[dict[str, tuple[Item, list[str]]], dict[str, Item], set[str]]:
     """Filter each rule's items to its pipelines, then ``_decide`` what to send: returns
     {item key: (item, the rules that chose it)}, the anomalies already told, the escalated keys."""
@@ -282,7 +301,7 @@ def _choose(
     escalated: set[str] = set()
     for rule in mine:
         rule_items = [i for i in items if i.rule == rule.name and rule.covers(i.pipeline)]
-        send, told, held, worse = _decide(rule_items, rule, recipient, sent, config, now)
+        send, told, held, worse = _decide(rule_items, rule, recipient, sent, config, now, immediate)
         escalated |= worse
         result.already_sent += len(told) - held
         result.suppressed += held
@@ -353,6 +372,47 @@ def _send(
                           refused=tuple(refused), rendered=rendered)
     log.info("digest %s sent to %s: %s", digest_id, ", ".join(to), rendered.subject)
     return SentDigest(digest_id, to, rendered.subject, "sent", keys, refused=tuple(refused), rendered=rendered)
+
+
+def _send_chat(
+    engine: Engine,
+    settings: Settings,
+    config: AlertConfig,
+    target: NotifyTarget,
+    m: _Message,
+    rendered: Rendered,
+    keys: tuple[str, ...],
+    *,
+    period: str,
+    now: datetime,
+) -> SentDigest:
+    """The recipe's send and mark steps for one Slack or webhook recipient (``alerts.notify``)."""
+    digest_id = uuid.uuid4().hex
+    to = (target.address,)
+    with engine.begin() as conn:
+        store_alerts.record_attempt(
+            conn, digest_id=digest_id, period=period, channel=target.kind, recipients=to,
+            subject=rendered.subject, items=m.pairs, now=now,
+        )
+    items = sorted(m.items, key=lambda i: i.sort_key)
+    if target.kind == "slack":
+        payload = notify.slack_payload(rendered.subject, items, dashboard_url=config.dashboard_url, still_open=m.still_open)
+    else:
+        payload = notify.webhook_payload(rendered.subject, items, delivery=digest_id, period=period, now=now,
+                                         dashboard_url=config.dashboard_url, still_open=m.still_open)
+    try:
+        posted = notify.post(target, payload, settings, delivery=digest_id)
+    except DeliveryError as exc:
+        with engine.begin() as conn:
+            store_alerts.finish_digest(conn, digest_id, now=now, error=str(exc), attempts=target.attempts)
+        log.error("digest %s to %s failed: %s", digest_id, target.address, exc)
+        return SentDigest(digest_id, to, rendered.subject, "failed", keys, error=str(exc), rendered=rendered,
+                          channel=target.address, attempts=target.attempts)
+    with engine.begin() as conn:
+        store_alerts.finish_digest(conn, digest_id, now=now, attempts=posted.attempts)
+    log.info("digest %s sent to %s in %d attempt(s): %s", digest_id, target.address, posted.attempts, rendered.subject)
+    return SentDigest(digest_id, to, rendered.subject, "sent", keys, rendered=rendered, channel=target.address,
+                      attempts=posted.attempts)
 
 
 def _write_out(

@@ -21,7 +21,7 @@ Example::
     [[alerts.rules]]
     name = "pipeline failures"
     kind = "failed_runs"              # see KINDS
-    recipients = ["oncall@example.com"]
+    recipients = ["oncall@example.com", "slack:oncall"]   # "slack:<n>" / "webhook:<n>": a [notify.<n>]
     frequency = "daily"               # immediate | daily | weekly
     pipelines = ["orders"]            # optional: only these pipelines
 
@@ -191,7 +191,7 @@ def load_alert_config(settings: Settings) -> AlertConfig:
         currency=settings.currency,
         smtp=_smtp(require_table(table.get("smtp", {}), label, "alerts.smtp"), label, settings),
         ses=_ses(require_table(table.get("ses", {}), label, "alerts.ses"), label, settings.aws_region),
-        rules=_rules(table.get("rules", []), label),
+        rules=_rules(table.get("rules", []), label, settings.notify),
     )
 
 
@@ -261,7 +261,20 @@ def _ses(table: Mapping[str, Any], label: str, default_region: str) -> SesConfig
     )
 
 
-def _rules(value: Any, label: str) -> tuple[Rule, ...]:
+def _recipient(value: Any, label: str, name: str, notify: Mapping[str, Any]) -> str:
+    """An email address, or ``"slack:<name>"`` / ``"webhook:<name>"`` naming a ``[notify.<name>]``."""
+    if isinstance(value, str) and value.split(":", 1)[0] in ("slack", "webhook"):
+        kind, _, target = value.partition(":")
+        declared = notify.get(target)
+        if declared is None or declared.kind != kind:
+            known = ", ".join(f"{t.kind}:{n}" for n, t in notify.items()) or "none declared"
+            raise ConfigError(f"{label}: [[alerts.rules]] {name!r} recipients: {value!r} names no [notify.{target}] "
+                              f"with kind = \"{kind}\" (known: {known})")
+        return value
+    return validate_address(value, f"{label}: [[alerts.rules]] {name!r} recipients")
+
+
+def _rules(value: Any, label: str, notify: Mapping[str, Any] | None = None) -> tuple[Rule, ...]:
     if not isinstance(value, list):
         raise ConfigError(f"{label}: alerts.rules must be an array of tables ([[alerts.rules]]), got {type(value).__name__}")
     out: list[Rule] = []
@@ -286,7 +299,7 @@ def _rules(value: Any, label: str) -> tuple[Rule, ...]:
             recipients = [recipients]
         if not isinstance(recipients, list) or not recipients:
             raise ConfigError(f"{label}: [{where}] recipients: expected a list of email addresses, got {recipients!r}")
-        addresses = tuple(validate_address(r, f"{label}: [[alerts.rules]] {name!r} recipients") for r in recipients)
+        addresses = tuple(_recipient(r, label, name, notify or {}) for r in recipients)
         frequency = opt(item, "frequency", str, label, where, default="daily")
         if frequency not in FREQUENCIES:
             raise ConfigError(f"{label}: [{where}] frequency: expected immediate, daily or weekly, got {frequency!r}")

@@ -12,8 +12,14 @@ failed run of the job.
 collector source on its own ``[collectors.<source>] cron``; its cron here is the one a single
 crontab line for all sources would use.
 
-Adding a job: write ``jobs/<name>.py`` with ``run(settings, engine, *, now)`` and add a line to
-``JOBS``.
+``command`` is the ``pipepulse`` command line that runs the job once: the crontab lines
+(``pipepulse schedule --print-crontab``) and the EventBridge rules of
+``deploy/cloudformation/pipepulse.yaml`` run exactly these (``planned`` lists them as the config
+schedules them; ``tests/jobs/test_schedule_agreement.py`` checks the three agree). A job with
+``cloud`` set has no EventBridge rule; ``cloud`` says what replaces it on AWS.
+
+Adding a job: write ``jobs/<name>.py`` with ``run(settings, engine, *, now)``, add a line to
+``JOBS`` with its command, and a rule to the CloudFormation template (the test says which).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from sqlalchemy.engine import Engine
 
 from pipepulse.settings import Settings
 
-__all__ = ["JOBS", "Job", "job"]
+__all__ = ["JOBS", "Job", "Planned", "job", "planned"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class Job:
     description: str
     options: Mapping[str, Any] = field(default_factory=dict)  # fixed keyword arguments
     per_source: bool = False  # the scheduler runs it once per collector source, on that source's cron
+    command: tuple[str, ...] = ()  # `pipepulse <command>` runs it once (crontab, EventBridge)
+    cloud: str = ""  # why it has no EventBridge rule (what replaces it on AWS); "" = it has one
 
     def function(self) -> Callable[..., Any]:
         """The run function (imported now)."""
@@ -54,17 +62,29 @@ class Job:
 
 JOBS: tuple[Job, ...] = (
     Job("collect", "*/5 * * * *", "jobs.collect:run",
-        "pull run state, metrics, logs and cost from every enabled source into the store", per_source=True),
+        "pull run state, metrics, logs and cost from every enabled source into the store", per_source=True,
+        command=("collect",)),
     Job("detect", "*/15 * * * *", "jobs.detect:run",
-        "anomaly detection over the stored metrics, runs and cost; incidents stored by fingerprint"),
+        "anomaly detection over the stored metrics, runs and cost; incidents stored by fingerprint",
+        command=("detect",)),
     Job("forecast", "0 6 * * *", "jobs.forecast:run",
-        "spend forecasts (total and budgeted pipelines) with their backtests, stored as snapshots"),
+        "spend forecasts (total and budgeted pipelines) with their backtests, stored as snapshots",
+        command=("forecast", "snapshot")),
+    Job("alerts_immediate", "*/5 * * * *", "jobs.digest:run",
+        "immediate alerts (rules with frequency = \"immediate\": budget, anomalies, failures) between digests",
+        {"period": "immediate"}, command=("alerts", "digest", "--period", "immediate")),
     Job("digest_daily", "0 8 * * *", "jobs.digest:run",
-        "the daily alert digest: new failures, late runs, anomalies, spend", {"period": "daily"}),
+        "the daily alert digest: new failures, late runs, anomalies, spend", {"period": "daily"},
+        command=("alerts", "digest", "--period", "daily")),
     Job("digest_weekly", "0 8 * * 1", "jobs.digest:run",
-        "the weekly alert digest", {"period": "weekly"}),
+        "the weekly alert digest", {"period": "weekly"}, command=("alerts", "digest", "--period", "weekly")),
     Job("retention", "30 3 * * *", "jobs.retention:run",
-        "delete raw rows older than [retention] days in batches; the daily rollups stay"),
+        "delete raw rows older than [retention] days in batches; the daily rollups stay",
+        command=("retention", "apply")),
+    Job("backup", "0 3 * * *", "jobs.backup:run",
+        "copy the SQLite database into [backup] dir, keeping the newest [backup] keep copies",
+        command=("db", "backup"),
+        cloud="RDS automated backups with point-in-time recovery (the BackupRetentionDays parameter)"),
 )
 
 
@@ -74,3 +94,31 @@ def job(name: str) -> Job:
         if j.name == name:
             return j
     raise KeyError(f"no job {name!r}; known: {', '.join(j.name for j in JOBS)}")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One line of the schedule as the config sets it: a name, its cron, the command that runs it."""
+
+    name: str
+    cron: str
+    command: tuple[str, ...]
+    job: Job
+
+
+def planned(settings: Settings) -> list[Planned]:
+    """What runs when: each enabled collector source (``collect --source <name>`` on its
+    ``[collectors.<name>] cron``), then every other job on its ``[schedule]`` cron (off when "")."""
+    # imported here: a listing of jobs that collects nothing loads no collector
+    from collectors.runner import enabled_sources
+
+    table = settings.section("schedule")
+    out: list[Planned] = []
+    for j in JOBS:
+        if j.per_source:
+            out += [Planned(c.name, c.cron, (*j.command, "--source", c.name), j) for c in enabled_sources(settings)]
+            continue
+        expression = table.get(j.name, j.cron)
+        if isinstance(expression, str) and expression:
+            out.append(Planned(j.name, expression, j.command, j))
+    return out

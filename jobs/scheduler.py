@@ -20,6 +20,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -129,6 +130,7 @@ class Scheduler:
         lock_ttl: timedelta = timedelta(hours=1),
         owner: str | None = None,
         max_wait_seconds: float = 30.0,
+        on_outcome: Callable[[JobOutcome, float], Any] | None = None,
     ) -> None:
         self.engine = engine
         self.jobs = jobs
@@ -138,6 +140,8 @@ class Scheduler:
         self.max_wait_seconds = max_wait_seconds
         self.stopping = threading.Event()
         self.outcomes: list[JobOutcome] = []
+        # called with each outcome and its run time in seconds (the /metrics of jobs/metrics.py)
+        self.on_outcome = on_outcome
         start = clock()
         for job in jobs:
             job.next_at = job.cron.next_after(start)
@@ -152,6 +156,7 @@ class Scheduler:
 
     def run_job(self, job: Scheduled, now: datetime) -> JobOutcome:
         """Run one job now, under its lock."""
+        started = time.monotonic()
         with job_lock(self.engine, job.name, now=now, ttl=self.lock_ttl, owner=self.owner) as got:
             if not got:
                 outcome = JobOutcome(job.name, now, "skipped", "another pass of this job is running")
@@ -165,6 +170,11 @@ class Scheduler:
                     outcome = JobOutcome(job.name, now, "failed", f"{type(exc).__name__}: {exc}")
         log.info("scheduled job %s", outcome.status, extra={"job": job.name, "detail": outcome.detail})
         self.outcomes.append(outcome)
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome, time.monotonic() - started)
+            except Exception:  # noqa: BLE001 - metrics never stop the scheduler
+                log.exception("recording the job's metrics failed", extra={"job": job.name})
         return outcome
 
     def run_pending(self) -> list[JobOutcome]:

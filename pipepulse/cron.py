@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from croniter import croniter
 
-__all__ = ["CronSchedule"]
+__all__ = ["CronSchedule", "eventbridge_expression"]
 
 
 class CronSchedule:
@@ -50,3 +50,44 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+_EB_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+
+
+def eventbridge_expression(expression: str) -> str:
+    """The same schedule as an EventBridge ``cron(...)`` expression (six fields, UTC).
+
+    EventBridge differs from cron in three ways: a sixth field (year), ``?`` in one of
+    day-of-month and day-of-week (it refuses ``*`` in both), and day-of-week numbers 1-7 from
+    Sunday; weekday numbers are written as names (``MON``) so neither reading is needed. A
+    schedule naming both a day of month and a day of week (cron's "either" rule) has no
+    EventBridge equivalent and raises ValueError.
+    """
+    minute, hour, dom, month, dow = CronSchedule(expression).expression.split()
+    if dom != "*" and dow != "*":
+        raise ValueError(f"{expression!r}: EventBridge cannot fire on a day of month *or* a day of week; use one")
+    if dow == "*":
+        dow = "?"
+    else:
+        dom = "?"
+        dow = _eb_weekdays(dow, expression)
+    return f"cron({minute} {hour} {dom} {month} {dow} *)"
+
+
+def _eb_weekdays(field: str, expression: str) -> str:
+    def name(token: str) -> str:
+        if token.isdigit():
+            n = int(token)
+            if not 0 <= n <= 7:
+                raise ValueError(f"{expression!r}: weekday {n} is out of range 0-7")
+            return _EB_DAYS[n % 7]
+        return token.upper()
+
+    parts = []
+    for item in field.split(","):
+        if "/" in item:
+            raise ValueError(f"{expression!r}: write weekday steps as a list (1,3,5) for EventBridge")
+        lo, _, hi = item.partition("-")
+        parts.append(f"{name(lo)}-{name(hi)}" if hi else name(lo))
+    return ",".join(parts)

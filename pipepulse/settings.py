@@ -23,6 +23,8 @@ from pipepulse.redact import mask_url
 
 __all__ = [
     "DEMO_MARKER",
+    "NOTIFY_KINDS",
+    "NotifyTarget",
     "PipelineConfig",
     "Prices",
     "Settings",
@@ -78,6 +80,36 @@ class PipelineConfig:
     resource: str | None = None  # state machine ARN / Glue job name for AWS sources
 
 
+NOTIFY_KINDS = ("slack", "webhook")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyTarget:
+    """One chat or webhook destination, ``[notify.<name>]``; alert rules name it as a recipient
+    ``"<kind>:<name>"`` (``"slack:oncall"``). Secrets are named here, never written: the URL (a
+    Slack webhook URL is itself a secret) and the webhook's signing key come from a ``PIPEPULSE_*``
+    environment variable (``*_env``) or a Secrets Manager secret id or ARN (``*_secret``); a
+    generic webhook may give a plain ``url``."""
+
+    name: str
+    kind: str  # slack | webhook
+    url: str | None = None
+    url_env: str | None = None
+    url_secret: str | None = None
+    signing_secret_env: str | None = None  # webhook only: the HMAC-SHA256 key
+    signing_secret_secret: str | None = None
+    timeout_seconds: float = 10.0
+    attempts: int = 4  # tries per message, the first included (5xx, 429 and dropped connections are retried)
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+_NOTIFY_KEYS = {"kind", "url", "url_env", "url_secret", "signing_secret_env", "signing_secret_secret",
+                "timeout_seconds", "attempts"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything an entry point needs (README's configuration table says what each field means)."""
@@ -101,6 +133,14 @@ class Settings:
     # PIPEPULSE_* variables as they were at load time, for secrets named in the config
     # (e.g. ``password_env = "PIPEPULSE_SMTP_PASSWORD"``); read through ``secret()``.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # [backup]: where the backup job copies the SQLite database, and how many copies it keeps
+    backup_dir: Path | None = None  # None: <data_dir>/backups
+    backup_keep: int = 7
+    # [notify.<name>]: Slack and webhook destinations alert rules may name as recipients
+    notify: Mapping[str, NotifyTarget] = field(default_factory=dict)
+    # [metrics]: where `pipepulse schedule` serves Prometheus /metrics (port 0: not served)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
 
     def secret(self, name: str, *, where: str) -> str:
         """The value of environment variable ``name`` (must start with PIPEPULSE_); ``where``
@@ -140,6 +180,19 @@ def load_settings(
     aws = require_table(raw.get("aws", {}), label, "aws")
     general = require_table(raw.get("pipepulse", {}), label, "pipepulse")
     budgets = require_table(raw.get("budgets", {}), label, "budgets")
+    backup = require_table(raw.get("backup", {}), label, "backup")
+    if set(backup) - {"dir", "keep"}:
+        raise ConfigError(f"{label}: [backup] unknown key {sorted(set(backup) - {'dir', 'keep'})[0]!r}; known keys: dir, keep")
+    backup_dir = opt(backup, "dir", str, label, "backup")
+    metrics = require_table(raw.get("metrics", {}), label, "metrics")
+    if set(metrics) - {"host", "port"}:
+        raise ConfigError(f"{label}: [metrics] unknown key {sorted(set(metrics) - {'host', 'port'})[0]!r}; known keys: host, port")
+    metrics_port = opt(metrics, "port", int, label, "metrics", default=9108)
+    if not 0 <= metrics_port < 65536:
+        raise ConfigError(f"{label}: [metrics] port: expected 0 (off) or 1-65535, got {metrics_port}")
+    backup_keep = opt(backup, "keep", int, label, "backup", default=7)
+    if backup_keep < 1:
+        raise ConfigError(f"{label}: [backup] keep: expected 1 or more copies, got {backup_keep}")
 
     data_dir = Path(env.get("PIPEPULSE_DATA_DIR") or opt(general, "data_dir", str, label, "pipepulse") or "data")
     database_url = (
@@ -194,6 +247,11 @@ def load_settings(
         prices=_prices(require_table(raw.get("prices", {}), label, "prices"), label),
         raw=raw,
         environment={k: v for k, v in env.items() if k.startswith("PIPEPULSE_")},
+        backup_dir=Path(backup_dir) if backup_dir else None,
+        backup_keep=backup_keep,
+        notify=_notify(require_table(raw.get("notify", {}), label, "notify"), label),
+        metrics_host=opt(metrics, "host", str, label, "metrics", default="127.0.0.1"),
+        metrics_port=metrics_port,
     )
 
 
@@ -339,6 +397,47 @@ def _pipelines(value: Any, label: str) -> tuple[PipelineConfig, ...]:
             )
         )
     return tuple(out)
+
+
+def _notify(table: Mapping[str, Any], label: str) -> dict[str, NotifyTarget]:
+    out: dict[str, NotifyTarget] = {}
+    for name, value in table.items():
+        where = f"notify.{name}"
+        item = require_table(value, label, where)
+        unknown = sorted(set(item) - _NOTIFY_KEYS)
+        if unknown:
+            raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_NOTIFY_KEYS))}")
+        kind = opt(item, "kind", str, label, where)
+        if kind not in NOTIFY_KINDS:
+            raise ConfigError(f"{label}: [{where}] kind: expected slack or webhook, got {kind!r}")
+        urls = [k for k in ("url", "url_env", "url_secret") if item.get(k)]
+        if len(urls) != 1:
+            raise ConfigError(f"{label}: [{where}] give exactly one of url_env (a PIPEPULSE_* variable), "
+                              f"url_secret (a Secrets Manager secret) and url, got {', '.join(urls) or 'none'}")
+        if kind == "slack" and urls == ["url"]:
+            raise ConfigError(f"{label}: [{where}] url: a Slack webhook URL is a secret; put it in a PIPEPULSE_* "
+                              "variable (url_env) or Secrets Manager (url_secret), not in the config file")
+        keys = [k for k in ("signing_secret_env", "signing_secret_secret") if item.get(k)]
+        if kind == "webhook" and len(keys) != 1:
+            raise ConfigError(f"{label}: [{where}] a webhook signs every message: give exactly one of "
+                              "signing_secret_env and signing_secret_secret")
+        if kind == "slack" and keys:
+            raise ConfigError(f"{label}: [{where}] {keys[0]}: Slack webhooks are not signed; remove it")
+        for k in ("url_env", "signing_secret_env"):
+            if item.get(k) is not None and not str(item[k]).startswith("PIPEPULSE_"):
+                raise ConfigError(f"{label}: [{where}] {k}: secrets come from PIPEPULSE_* variables, got {item[k]!r}")
+        timeout = opt(item, "timeout_seconds", (int, float), label, where, default=10)
+        attempts = opt(item, "attempts", int, label, where, default=4)
+        if timeout <= 0 or attempts < 1:
+            raise ConfigError(f"{label}: [{where}] timeout_seconds must be positive and attempts 1 or more")
+        out[name] = NotifyTarget(
+            name=name, kind=kind, url=opt(item, "url", str, label, where), url_env=opt(item, "url_env", str, label, where),
+            url_secret=opt(item, "url_secret", str, label, where),
+            signing_secret_env=opt(item, "signing_secret_env", str, label, where),
+            signing_secret_secret=opt(item, "signing_secret_secret", str, label, where),
+            timeout_seconds=float(timeout), attempts=attempts,
+        )
+    return out
 
 
 def _prices(table: Mapping[str, Any], label: str) -> Prices:

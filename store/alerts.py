@@ -160,14 +160,18 @@ def finish_digest(
     now: datetime,
     refused: Sequence[str] = (),
     error: str | None = None,
+    attempts: int | None = None,
 ) -> None:
-    """Mark a digest and its items sent, or failed with ``error``.
+    """Mark a digest and its items sent, or failed with ``error``; ``attempts``, when given, is
+    how many tries delivery took (a Slack or webhook post retried after a 5xx).
 
     With ``error`` set everything failed. Otherwise the digest counts as sent and each item is
     sent except those for ``refused`` recipients (which stay failed and are retried).
     """
     now = _utc(now)
     n = notifications
+    if attempts is not None:
+        conn.execute(digests.update().where(digests.c.digest_id == digest_id).values(attempts=attempts))
     if error is not None:
         conn.execute(digests.update().where(digests.c.digest_id == digest_id).values(status="failed", error=error))
         conn.execute(n.update().where(n.c.digest_id == digest_id).values(status="failed"))

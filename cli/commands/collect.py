@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from pipepulse.settings import Settings
 
-__all__ = ["cmd_collect", "cmd_schedule", "register"]
+__all__ = ["cmd_collect", "cmd_schedule", "crontab", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_collect)
     s = sub.add_parser("schedule", help="run the collectors and jobs on their cron schedules until SIGTERM")
     s.add_argument("--list", action="store_true", help="print each job, its cron and what it does; run nothing")
+    s.add_argument("--print-crontab", action="store_true",
+                   help="print crontab lines that run the same jobs on the same crons (instead of this scheduler); run nothing")
+    s.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus /metrics on this port (default [metrics] port, 9108; 0: do not serve)")
+    s.add_argument("--pipepulse", metavar="PATH", default="pipepulse",
+                   help="with --print-crontab: the pipepulse executable the lines call (default: pipepulse on PATH)")
     s.set_defaults(handler=cmd_schedule)
 
 
@@ -68,16 +74,48 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.registry import JOBS
     from jobs.scheduler import Scheduler, build_jobs, lock_ttl
 
+    if args.print_crontab:
+        from jobs.registry import planned
+
+        print(crontab(planned(settings), executable=args.pipepulse, config=settings.config_path))
+        return 0
     engine = _engine(settings)
+    described = {j.name: j.description for j in JOBS}
     if args.list:
-        described = {j.name: j.description for j in JOBS}
         for s in build_jobs(settings, engine):
             print(f"{s.name:<14} {s.cron.expression:<16} {described.get(s.name, 'collector source (the collect job)')}")
         return 0
+    from jobs.metrics import Metrics, serve
+
+    jobs = build_jobs(settings, engine)
+    metrics = Metrics(sources=[j.name for j in jobs if j.name not in described], database_probe=lambda: _ping(engine))
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    if port:
+        server, _ = serve(metrics, host=settings.metrics_host, port=port)
+        print(f"metrics on http://{settings.metrics_host}:{server.server_port}/metrics")
     with aws_environment(settings):
-        scheduler = Scheduler(engine, build_jobs(settings, engine), lock_ttl=lock_ttl(settings))
+        scheduler = Scheduler(engine, jobs, lock_ttl=lock_ttl(settings), on_outcome=metrics.observe)
         scheduler.install_signal_handlers()
         for j in scheduler.jobs:
             print(f"{j.name:<14} {j.cron.expression:<16} next {j.next_at:%Y-%m-%d %H:%M} UTC")
         scheduler.run_forever()
     return 0
+
+
+def _ping(engine) -> bool:
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    return True
+
+
+def crontab(lines, *, executable: str = "pipepulse", config=None) -> str:
+    """The schedule as a crontab: ``CRON_TZ=UTC`` (the crons are UTC) and one line per job."""
+    import shlex
+
+    base = [executable, *(["--config", str(config.resolve())] if config else [])]
+    out = ["# pipepulse jobs (`pipepulse schedule --print-crontab`); the crons are UTC", "CRON_TZ=UTC"]
+    for p in lines:
+        out.append(f"{p.cron:<16} {shlex.join([*base, *p.command])}  # {p.name}")
+    return "\n".join(out)

@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     st = dsub.add_parser("status", help="show the database, its schema revision and row counts")
     st.set_defaults(handler=cmd_status)
     bk = dsub.add_parser("backup", help="copy the SQLite database to PATH while it is in use (PostgreSQL: pg_dump)")
-    bk.add_argument("path", metavar="PATH", help="file to write, e.g. backups/pipepulse-2026-11-20.db")
+    bk.add_argument("path", metavar="PATH", nargs="?",
+                    help="file to write, e.g. backups/pipepulse-2026-11-20.db; without it, the backup job: a dated "
+                    "copy in [backup] dir (default <data_dir>/backups), keeping the newest [backup] keep (default 7)")
     bk.add_argument("--force", action="store_true", help="replace PATH if it exists")
     bk.set_defaults(handler=cmd_backup)
 
@@ -61,6 +63,18 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from store.backup import backup_sqlite
 
+    if args.path is None:
+        from datetime import UTC, datetime
+
+        from jobs.registry import job
+
+        done = job("backup").run(settings, connect(settings.database_url, create_dirs=False), now=datetime.now(UTC))
+        if done.backup is None:
+            print(f"backup skipped: {done.error}")
+            return 0
+        print(f"backed up {done.backup.source} to {done.backup.path} ({done.backup.bytes:,} bytes); "
+              f"removed {len(done.removed)} older cop{'y' if len(done.removed) == 1 else 'ies'}")
+        return 0
     result = backup_sqlite(settings.database_url, args.path, overwrite=args.force)
     print(f"backed up {result.source} to {result.path} ({result.bytes:,} bytes in {result.seconds:.1f} s)")
     return 0

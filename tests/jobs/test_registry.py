@@ -12,7 +12,8 @@ from pipepulse.cron import CronSchedule
 
 
 def test_every_job_is_named_once_with_a_cron_a_description_and_a_run_function():
-    assert [j.name for j in JOBS] == ["collect", "detect", "forecast", "digest_daily", "digest_weekly", "retention"]
+    assert [j.name for j in JOBS] == ["collect", "detect", "forecast", "alerts_immediate", "digest_daily", "digest_weekly",
+                                   "retention", "backup"]
     for j in JOBS:
         CronSchedule(j.cron)  # a valid 5-field expression
         assert j.description
@@ -34,7 +35,7 @@ def test_a_job_runs_through_the_registry(engine, make_settings, now):
 def test_schedule_list_prints_the_registry_as_configured(db_url, tmp_path, monkeypatch, capsys):
     config = tmp_path / "pipepulse.toml"
     config.write_text('[collectors]\nsources = ["reference", "ce"]\n[collectors.ce]\ncron = "0 */4 * * *"\n'
-                      '[schedule]\ndetect = "*/30 * * * *"\nretention = ""\n')
+                      '[schedule]\ndetect = "*/30 * * * *"\nretention = ""\nalerts_immediate = ""\nbackup = ""\n')
     monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
     assert main(["--config", str(config), "schedule", "--list"]) == 0
     assert capsys.readouterr().out.splitlines() == [

@@ -72,7 +72,7 @@ def test_lock_is_exclusive_across_engines_and_threads(engine, db_url, now):
 
 def test_sigterm_stops_the_loop(engine, make_settings, now):
     settings = make_settings('[collectors]\nsources = ["reference"]\n[collectors.reference]\ncron = "* * * * *"\n'
-                             '[schedule]\ndetect = ""\nforecast = ""\ndigest_daily = ""\ndigest_weekly = ""\nretention = ""\n')
+                             '[schedule]\ndetect = ""\nforecast = ""\ndigest_daily = ""\ndigest_weekly = ""\nretention = ""\nalerts_immediate = ""\nbackup = ""\n')
     jobs = build_jobs(settings, engine)
     assert [(j.name, j.cron.expression) for j in jobs] == [("reference", "* * * * *")]
     clock = Clock(now)
@@ -100,5 +100,5 @@ def test_sigterm_stops_the_loop(engine, make_settings, now):
 
 def test_optional_jobs_from_config(engine, make_settings):
     settings = make_settings('[collectors]\nsources = []\n[schedule]\ndetect = "*/10 * * * *"\nforecast = ""\n'
-                             'digest_daily = ""\ndigest_weekly = ""\nretention = ""\n')
+                             'digest_daily = ""\ndigest_weekly = ""\nretention = ""\nalerts_immediate = ""\nbackup = ""\n')
     assert [(j.name, j.cron.expression) for j in build_jobs(settings, engine)] == [("detect", "*/10 * * * *")]
