@@ -62,7 +62,7 @@ def _build(settings: Settings, days: int, target) -> None:
     engine = connect(settings.database_url)
     upgrade(engine)
     summary = demo.build_demo(settings, engine, days=days, end=demo.default_end(), local_aws=target.server,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(), announce=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"demo: {days} days of history ending {summary.end:%Y-%m-%d %H:%M} UTC in {mask_url(settings.database_url)}")
     for name, seconds, text in summary.steps:
         print(f"  {name:<24} {seconds:6.1f} s  {text}")
