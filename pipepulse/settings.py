@@ -406,6 +406,7 @@ CONFIG_KEYS: dict[str, Any] = {
     # collectors/runner.py SOURCES names the sources (tests/pipepulse/test_config_keys.py compares)
     "collectors": {
         "sources": VALUE,
+        "read_timeout_seconds": VALUE,
         "reference": _source("ledger_path", "max_changes"),
         "stepfunctions": _source("state_machines", "lookback_days", "max_history_pages"),
         "glue": _source("jobs", "lookback_days"),
@@ -517,8 +518,9 @@ def _walk(value: Any, spec: Any, path: str, headers: list[tuple[int, str, str | 
             continue
         if isinstance(sub, Mapping) or (isinstance(sub, list) and sub and not _is_value_list(sub)):
             full = f"{path}.{key}"
-            best = _closest(key, spec)
-            hint = f"did you mean [{path}.{best}]?" if best else _hint(key, spec, "names")
+            tables = [k for k, v in spec.items() if v is not VALUE]
+            best = _closest(key, tables)
+            hint = f"did you mean [{path}.{best}]?" if best else _hint(key, tables, "tables")
             problems.append((_line(headers, full, None), f"[{_table_shown(headers, full)}]: unknown table; {hint}"))
         else:
             problems.append((_line(headers, path, key), f"[{path}] {key}: unknown key; {_hint(key, spec)}"))
