@@ -19,9 +19,10 @@ install: $(STAMP)
 
 ## demo: build 90 days of demo data in SQLite (data/demo/) and serve the dashboard on :8501
 DEMO_CONFIG ?= examples/demo.toml
+DEMO_PORT ?= 8501
 
 demo: install
-	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo up
+	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo up --port $(DEMO_PORT)
 
 demo-data: install
 	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo build

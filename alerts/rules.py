@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt, require_table
+from pipepulse.settings import Settings, check_keys, opt, require_table
 from pipepulse.vocab import SEVERITIES
 
 __all__ = [
@@ -170,8 +170,7 @@ def load_alert_config(settings: Settings) -> AlertConfig:
     """Parse and check ``[alerts]``; every error names the file, the rule and the key."""
     label = settings.config_label
     table = settings.section("alerts")
-    known = {"channel", "sender", "suppression_hours", "send_all_clear", "smtp", "ses", "rules"}
-    _no_unknown(table, known, label, "alerts")
+    check_keys(table, "alerts", label)
 
     channel = opt(table, "channel", str, label, "alerts", default="smtp")
     if channel not in CHANNELS:
@@ -196,19 +195,12 @@ def load_alert_config(settings: Settings) -> AlertConfig:
 
 
 def _no_unknown(table: Mapping[str, Any], known: set[str], label: str, where: str) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(table, where, label, known=known)
 
 
 def _smtp(table: Mapping[str, Any], label: str, settings: Settings) -> SmtpConfig:
     where = "alerts.smtp"
-    _no_unknown(
-        table,
-        {"host", "port", "security", "username", "password", "password_file", "password_env", "ca_file", "timeout_seconds"},
-        label,
-        where,
-    )
+    check_keys(table, where, label)
     security = opt(table, "security", str, label, where, default="starttls")
     if security not in SECURITY:
         raise ConfigError(f"{label}: [{where}] security: expected starttls, ssl or none, got {security!r}")
@@ -254,7 +246,7 @@ def _smtp(table: Mapping[str, Any], label: str, settings: Settings) -> SmtpConfi
 
 def _ses(table: Mapping[str, Any], label: str, default_region: str) -> SesConfig:
     where = "alerts.ses"
-    _no_unknown(table, {"region", "configuration_set"}, label, where)
+    check_keys(table, where, label)
     return SesConfig(
         region=opt(table, "region", str, label, where, default=default_region),
         configuration_set=opt(table, "configuration_set", str, label, where),

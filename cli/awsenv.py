@@ -7,7 +7,10 @@ right place:
 - ``settings.aws_endpoint_url`` set: that endpoint.
 - ``settings.local_aws`` (the default when no endpoint and no AWS credentials are configured):
   a local AWS already advertised in ``<data_dir>/localaws.json`` by a running
-  ``pipepulse demo up`` if it answers, else a new in-process one for this command.
+  ``pipepulse demo up`` if it answers; else a new, empty, in-process one for this command, but
+  only when asked for (``--local-aws``, ``PIPEPULSE_LOCAL_AWS=true``, ``[aws] local = true``, or
+  the demo commands). Otherwise a ConfigError says what to configure: an empty AWS of its own
+  would let ``collect`` "succeed" with 0 rows, which hides the missing setup.
 - otherwise real AWS with the usual credential chain.
 
 This is the one place besides ``pipepulse.settings`` that touches ``os.environ``: it *sets*
@@ -18,6 +21,7 @@ install instead.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -31,7 +35,7 @@ from pathlib import Path
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings
 
-__all__ = ["AwsTarget", "advertise_local_aws", "aws_environment", "devkit_missing"]
+__all__ = ["AwsTarget", "add_local_aws_flag", "advertise_local_aws", "aws_environment", "devkit_missing"]
 
 log = logging.getLogger(__name__)
 ADVERT = "localaws.json"
@@ -67,8 +71,10 @@ def _point_at(endpoint: str, region: str) -> None:
 
 
 @contextmanager
-def aws_environment(settings: Settings, *, port: int = 0) -> Iterator[AwsTarget]:
-    """Point this process's boto3 clients at the configured AWS for the duration."""
+def aws_environment(settings: Settings, *, port: int = 0, start: bool | None = None) -> Iterator[AwsTarget]:
+    """Point this process's boto3 clients at the configured AWS for the duration. ``start``: may
+    an empty local AWS be started here (None: only when the settings ask for a local AWS
+    explicitly; the demo passes True, ``--local-aws`` too)."""
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MOTO_PORT")}
     server = None
     try:
@@ -87,6 +93,8 @@ def aws_environment(settings: Settings, *, port: int = 0) -> Iterator[AwsTarget]
             _point_at(advert, settings.aws_region)
             yield AwsTarget("local", advert)
             return
+        if not (start or (start is None and settings.local_aws_explicit)):
+            raise ConfigError(_no_aws_message(settings, advert))
         try:
             from devkit.localaws import LocalAWS
         except ModuleNotFoundError as exc:
@@ -110,6 +118,24 @@ def aws_environment(settings: Settings, *, port: int = 0) -> Iterator[AwsTarget]
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _no_aws_message(settings: Settings, advert: str | None) -> str:
+    from pipepulse.settings import DEMO_MARKER
+
+    if advert or (settings.data_dir / DEMO_MARKER).exists():
+        return (f"the demo's local AWS is not running (data folder {settings.data_dir}): start it with `make demo` or "
+                "`pipepulse demo up` (in another terminal), or pass --local-aws for an empty one that lives for this command")
+    return ("no AWS is configured (no AWS credentials, no endpoint, no running demo): configure AWS credentials "
+            "(AWS_PROFILE or an instance role), or set AWS_ENDPOINT_URL / [aws] endpoint_url, or run `make demo` "
+            "(or `pipepulse demo up`) and use its config, or pass --local-aws for an empty local AWS for this command")
+
+
+def add_local_aws_flag(parser: argparse.ArgumentParser) -> None:
+    """``--local-aws``: start an empty in-process local AWS when no other AWS is configured."""
+    parser.add_argument("--local-aws", action="store_true",
+                        help="with no AWS configured and no demo running, start an empty local AWS (moto) "
+                             "for this command")
 
 
 def devkit_missing(what: str, exc: ModuleNotFoundError, *, alternative: str = "") -> ConfigError:

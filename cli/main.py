@@ -10,6 +10,7 @@ Command modules import only the floor at their top and the rest inside their han
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout, sys.stderr = SafeText(out), SafeText(err)
     try:
         return _main(argv)
+    except BrokenPipeError:
+        # the reader left (`pipepulse costs daily | head`): stop quietly, as Unix tools do, and
+        # point stdout at /dev/null so the interpreter's last flush does not complain either
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     finally:
         sys.stdout, sys.stderr = out, err
 

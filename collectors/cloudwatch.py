@@ -37,7 +37,7 @@ from typing import Any
 
 from collectors.base import Batch, Collector, Context, MetricData, MetricPoint, Reads
 from pipepulse.errors import CollectorError, ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 
 __all__ = ["MAX_QUERIES", "CloudWatchCollector", "Series", "create", "series_key"]
 
@@ -221,10 +221,7 @@ def _series(item: Any, i: int, label: str, period: int) -> Series:
     where = f"collectors.cloudwatch.queries #{i + 1}"
     if not isinstance(item, dict):
         raise ConfigError(f"{label}: [{where}]: expected a table {{namespace, metric, dimensions, stat}}")
-    known = {"namespace", "metric", "dimensions", "stat", "period_seconds"}
-    unknown = sorted(set(item) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(item, "collectors.cloudwatch.queries", label, where=where)
     ns = opt(item, "namespace", str, label, where)
     metric = opt(item, "metric", str, label, where)
     if not ns or not metric:

@@ -42,7 +42,7 @@ import pandas as pd
 
 from collectors.base import Batch, Collector, Context, CostDays, CostTotalQuery, ForecastRow, Reads
 from pipepulse.errors import CollectorError, ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 from pipepulse.vocab import ALL
 
 __all__ = ["SHAPES", "CostExplorerCollector", "Shape", "create", "minimum_requests"]
@@ -85,10 +85,7 @@ class Options:
     @classmethod
     def parse(cls, settings: Settings, table: Any) -> Options:
         label, where = settings.config_label, "collectors.ce"
-        known = {"enabled", "cron", "backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        check_keys(table, "collectors.ce", label, where=where)
         out = cls(
             backfill_days=opt(table, "backfill_days", int, label, where, default=60),
             restate_days=opt(table, "restate_days", int, label, where, default=3),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pipepulse.access import AccessPolicy, access_config, policy_from_args
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 
 __all__ = ["RANGES", "DashboardConfig", "app_arguments", "dashboard_config", "served_policy"]
 
@@ -44,10 +44,7 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
     """Parse ``[dashboard]``; errors name the file, the key and the expectation."""
     table = settings.section("dashboard")
     label = settings.config_label
-    known = {"refresh_seconds", "default_range", "title", "auth", "allowed_hosts", "trusted_proxies"}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [dashboard] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(table, "dashboard", label)
     refresh = opt(table, "refresh_seconds", int, label, "dashboard", default=60)
     if refresh < 5:
         raise ConfigError(f"{label}: [dashboard] refresh_seconds: expected at least 5 seconds, got {refresh}")

@@ -69,17 +69,29 @@ def reset_demo_dir(settings: Settings) -> Path:
     return folder
 
 
-def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, local_aws: Any, progress: bool = False) -> DemoSummary:
-    """Produce ``days`` of history ending at ``end`` and collect it into the store."""
+STEPS = 6  # the steps build_demo announces, for "[n/6]"
+
+
+def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, local_aws: Any, progress: bool = False,
+               announce: Any = None) -> DemoSummary:
+    """Produce ``days`` of history ending at ``end`` and collect it into the store. ``announce``
+    (a callable taking one line) hears each step's name when it starts, and its counts and
+    elapsed time when it ends."""
     summary = DemoSummary(days=days, end=end)
+    started = time.perf_counter()
 
     def step(name: str, fn, describe=lambda r: ""):
+        n = len(summary.steps) + 1
+        if announce:
+            announce(f"demo [{n}/{STEPS}] {name} ...")
         t0 = time.perf_counter()
         result = fn()
         dt = time.perf_counter() - t0
         text = describe(result)
         summary.steps.append((name, dt, text))
-        log.info("demo step done", extra={"step": name, "seconds": round(dt, 2)})
+        if announce:
+            announce(f"demo [{n}/{STEPS}] {name}: {text or 'done'} ({dt:.1f} s; {time.perf_counter() - started:.0f} s so far)")
+        log.info(f"demo step done: {name}", extra={"step": name, "seconds": round(dt, 2)})
         return result
 
     filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=progress), _describe_backfill)

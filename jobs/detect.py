@@ -70,7 +70,7 @@ from insights.anomaly import (
 )
 from insights.rootcause import DIMENSIONS, root_cause
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt, require_table
+from pipepulse.settings import Settings, check_keys, opt, require_table
 from pipepulse.vocab import ALL, FAILURES, SUCCEEDED, TERMINAL
 from store.anomalies import (
     maintenance_windows_frame,
@@ -147,9 +147,7 @@ def anomaly_settings(settings: Settings) -> AnomalySettings:
     label, where = settings.config_label, "anomalies"
     table = settings.section("anomalies")
     known = {f for f in AnomalySettings.__dataclass_fields__}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [anomalies] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(table, "anomalies", label, known=known)
     values: dict[str, Any] = {}
     for key in ("sensitivity", "metric_sensitivity", "cost_floor_usd", "cost_rel_floor", "duration_floor_seconds",
                 "throughput_floor_records", "failure_rate_floor", "rejected_rate_floor", "metric_rel_floor"):

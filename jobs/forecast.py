@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 
 from insights.forecast import MIN_HISTORY, Forecast, forecast_daily, score_forecasts
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 from store.costs import daily_cost, partial_days
 from store.forecasts import points_to_score, save_snapshot
 
@@ -63,10 +63,7 @@ def forecast_options(settings: Settings) -> ForecastOptions:
     """Parse ``[forecast]``; errors name the file and the key."""
     table = settings.section("forecast")
     label = settings.config_label
-    known = {"level", "horizon_days", "history_days", "settle_days"}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [forecast] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(table, "forecast", label)
     level = float(opt(table, "level", (int, float), label, "forecast", default=0.8))
     if not 0 < level < 1:
         raise ConfigError(f"{label}: [forecast] level: expected a number between 0 and 1 (e.g. 0.8), got {level}")

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 from store.retention import PRUNABLE, count_older, delete_batch
 
 __all__ = ["DEFAULT_DAYS", "RetentionConfig", "plan", "retention_config", "run"]
@@ -62,9 +62,7 @@ def retention_config(settings: Settings) -> RetentionConfig:
     section = settings.section("retention")
     label = settings.config_label
     known = {f"{t}_days" for t in PRUNABLE} | {"batch_size"}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [retention] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(section, "retention", label, known=known)
     days: dict[str, int] = {}
     for table in PRUNABLE:
         key = f"{table}_days"

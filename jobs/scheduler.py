@@ -34,7 +34,7 @@ from collectors.runner import enabled_sources, run_source
 from jobs.registry import JOBS, Job
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 from store.state import acquire_lock, release_lock
 
 __all__ = ["JobOutcome", "Scheduled", "Scheduler", "build_jobs", "job_lock", "lock_ttl"]
@@ -84,9 +84,7 @@ def build_jobs(settings: Settings, engine: Engine, *, session_factory: Callable[
     table = settings.section("schedule")
     label = settings.config_label
     known = {j.name for j in JOBS if not j.per_source} | {"lock_ttl_minutes"}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"{label}: [schedule] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    check_keys(table, "schedule", label, known=known)
     out: list[Scheduled] = []
     for job in JOBS:
         if job.per_source:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipepulse.errors import ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Settings, check_keys, opt
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -113,22 +113,7 @@ def pipeline_section(settings: Settings) -> PipelineSection:
     """Parse ``[pipeline]``; errors name the file, the key and what was expected."""
     table = settings.section("pipeline")
     label = settings.config_label
-    known = {
-        "ledger_path",
-        "source",
-        "output",
-        "quarantine",
-        "export_bucket",
-        "max_attempts",
-        "stage_timeout_seconds",
-        "poll_seconds",
-        "sample_every_hours",
-    }
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{label}: [pipeline] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}"
-        )
+    check_keys(table, "pipeline", label)
     ledger = opt(table, "ledger_path", str, label, "pipeline")
     out = PipelineSection(
         ledger_path=Path(ledger) if ledger else Path(settings.data_dir) / "ledger.db",

@@ -11,7 +11,9 @@ module, so every config error names the file, the key and what was expected.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,12 +24,16 @@ from pipepulse.errors import ConfigError
 from pipepulse.redact import mask_url
 
 __all__ = [
+    "CONFIG_KEYS",
     "DEMO_MARKER",
     "NOTIFY_KINDS",
     "NotifyTarget",
     "PipelineConfig",
     "Prices",
     "Settings",
+    "check_config",
+    "check_keys",
+    "known_keys",
     "load_settings",
     "opt",
     "read_toml",
@@ -120,6 +126,9 @@ class Settings:
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     local_aws: bool = True
+    # local_aws was asked for (PIPEPULSE_LOCAL_AWS or [aws] local), not only the default: only
+    # then may a command start an empty local AWS of its own (cli/awsenv.py)
+    local_aws_explicit: bool = False
     log_level: str = "INFO"
     log_format: str = "json"
     dashboard_url: str = "http://localhost:8501"
@@ -174,6 +183,7 @@ def load_settings(
     raw: dict[str, Any] = {}
     if path is not None:
         raw = _read_toml(path)
+        check_config(raw, str(path), _text(path))
     label = str(path) if path else "(environment)"
 
     database = require_table(raw.get("database", {}), label, "database")
@@ -236,6 +246,7 @@ def load_settings(
         aws_region=env.get("PIPEPULSE_AWS_REGION") or opt(aws, "region", str, label, "aws") or "us-east-1",
         aws_endpoint_url=endpoint,
         local_aws=local_aws,
+        local_aws_explicit=local_aws and (local_raw is not None or "local" in aws),
         log_level=log_level,
         log_format=log_format,
         dashboard_url=(env.get("PIPEPULSE_DASHBOARD_URL") or opt(general, "dashboard_url", str, label, "pipepulse") or "http://localhost:8501").rstrip("/"),
@@ -262,6 +273,10 @@ def url_problem(url: str) -> str | None:
     """What makes a ``scheme://user:password@host:port/db`` URL unusable, or None (so the error
     is one line that never shows the password; the caller masks the URL)."""
     netloc = url.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    if url.split("://", 1)[0].startswith("sqlite") and netloc:
+        rest = url.split("://", 1)[1]
+        return (f"a SQLite URL has three slashes before a relative path and four before an absolute one: "
+                f"write sqlite:///{rest} (or sqlite:////{rest} for /{rest})")
     userinfo, at, hostport = netloc.rpartition("@")
     if at and "@" in userinfo:
         part = "password" if ":" in userinfo.split("@", 1)[0] else "user name"
@@ -380,10 +395,7 @@ def _pipelines(value: Any, label: str) -> tuple[PipelineConfig, ...]:
         for key, v in (("interval_minutes", interval), ("freshness_sla_minutes", sla)):
             if v is not None and v <= 0:
                 raise ConfigError(f"{label}: [{where}] {key}: expected a positive whole number of minutes, got {v}")
-        known = {"name", "source", "schedule", "interval_minutes", "freshness_sla_minutes", "owner", "cost_tag", "resource"}
-        unknown = sorted(set(item) - known)
-        if unknown:
-            raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        check_keys(item, "pipelines", label, where=where)
         out.append(
             PipelineConfig(
                 name=name,
@@ -441,11 +453,9 @@ def _notify(table: Mapping[str, Any], label: str) -> dict[str, NotifyTarget]:
 
 
 def _prices(table: Mapping[str, Any], label: str) -> Prices:
-    known = {f.name for f in fields(Prices)}
+    check_keys(table, "prices", label)
     values: dict[str, float] = {}
     for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"{label}: [prices] unknown key {key!r}; known keys: {', '.join(sorted(known))}")
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"{label}: [prices] {key}: expected a non-negative number, got {value!r}")
         values[key] = float(value)
@@ -466,3 +476,215 @@ def _float(value: str, name: str) -> float:
         return float(value)
     except ValueError as exc:
         raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
+
+
+# ---- the config's shape: every table and every key, declared once ----------------------------
+#
+# To add a key: add its name to its table below (and parse it where the area parses its table,
+# with ``opt``). ``load_settings`` refuses any table or key not declared here, naming the file,
+# the line and the closest declared name, so a typo never silently drops a setting. A value is
+# ``VALUE``; a table is a dict; an array of tables (``[[pipelines]]``) is a one-element list;
+# ``NAMES`` is a table whose keys the user chooses (pipeline names, metric names).
+VALUE = None
+NAMES = "names"
+
+_COLLECTOR_COMMON = {"enabled": VALUE, "cron": VALUE}
+
+
+def _source(*keys: str, **tables: Any) -> dict[str, Any]:
+    return {**_COLLECTOR_COMMON, **dict.fromkeys(keys, VALUE), **tables}
+
+
+CONFIG_KEYS: dict[str, Any] = {
+    "pipepulse": dict.fromkeys(("data_dir", "log_level", "log_format", "dashboard_url", "cost_tag_key", "currency"), VALUE),
+    "database": {"url": VALUE},
+    "aws": dict.fromkeys(("endpoint_url", "region", "local"), VALUE),
+    "budgets": {"monthly": VALUE, "pipelines": NAMES},
+    "pipelines": [dict.fromkeys(("name", "source", "schedule", "interval_minutes", "freshness_sla_minutes", "owner",
+                                 "cost_tag", "resource"), VALUE)],
+    "prices": dict.fromkeys((f.name for f in fields(Prices)), VALUE),
+    # collectors/runner.py SOURCES names the sources (tests/pipepulse/test_config_keys.py compares)
+    "collectors": {
+        "sources": VALUE,
+        "read_timeout_seconds": VALUE,
+        "reference": _source("ledger_path", "max_changes"),
+        "stepfunctions": _source("state_machines", "lookback_days", "max_history_pages", "history_page_size"),
+        "glue": _source("jobs", "lookback_days"),
+        "cloudwatch": _source("period_seconds", "namespaces", "stats", "lookback_hours", "overlap_minutes",
+                              "max_window_hours",
+                              queries=[{**dict.fromkeys(("namespace", "metric", "stat", "period_seconds"), VALUE),
+                                        "dimensions": NAMES}]),
+        "logs": _source("max_events_per_run", "max_runs", "max_pages_per_run", "lookback_days", "max_functions",
+                        "max_pages_per_function", "glue_groups", "lambda_discover", log_groups=NAMES,
+                        lambda_functions=NAMES),
+        "ce": _source("backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"),
+        "focus": _source("paths", "tag_key"),
+        "cur": _source("paths", "tag_key"),
+    },
+    # one key per job of jobs/registry.py JOBS (tests/pipepulse/test_config_keys.py compares)
+    "schedule": dict.fromkeys(("lock_ttl_minutes", "detect", "forecast", "digest_daily", "digest_weekly", "retention",
+                                 "alerts_immediate", "backup"), VALUE),
+    # <table>_days for each of store/retention.py PRUNABLE (tests/pipepulse/test_config_keys.py compares)
+    "retention": dict.fromkeys(("batch_size", "metric_points_days", "run_logs_days", "run_steps_days",
+                                "collector_runs_days", "notifications_days"), VALUE),
+    # the fields of jobs/detect.py AnomalySettings (tests/pipepulse/test_config_keys.py compares)
+    "anomalies": {
+        **dict.fromkeys(("sensitivity", "metric_sensitivity", "lookback_days", "runs_lookback_days", "cost_lookback_days",
+                         "cost_floor_usd", "cost_rel_floor", "duration_floor_seconds", "throughput_floor_records",
+                         "failure_rate_floor", "rejected_rate_floor", "metric_rel_floor"), VALUE),
+        "metric_floors": NAMES,
+        "planned": [dict.fromkeys(("subject", "start", "end"), VALUE)],
+    },
+    "forecast": dict.fromkeys(("level", "horizon_days", "history_days", "settle_days"), VALUE),
+    "pipeline": dict.fromkeys(("ledger_path", "source", "output", "quarantine", "export_bucket", "max_attempts",
+                               "stage_timeout_seconds", "poll_seconds", "sample_every_hours"), VALUE),
+    "alerts": {
+        **dict.fromkeys(("channel", "sender", "suppression_hours", "send_all_clear"), VALUE),
+        "smtp": dict.fromkeys(("host", "port", "security", "username", "password", "password_file", "password_env",
+                               "ca_file", "timeout_seconds"), VALUE),
+        "ses": dict.fromkeys(("region", "configuration_set"), VALUE),
+        # each kind accepts a subset (alerts/rules.py _KIND_OPTIONS); this is their union
+        "rules": [dict.fromkeys(("name", "kind", "recipients", "frequency", "pipelines", "suppression_hours", "threshold",
+                                 "window_hours", "min_severity", "tolerance", "min_failures"), VALUE)],
+    },
+    "backup": dict.fromkeys(("dir", "keep"), VALUE),
+    "metrics": dict.fromkeys(("host", "port"), VALUE),
+    # [notify.<name>]: the name is the user's; each table takes _NOTIFY_KEYS
+    "notify": NAMES,
+    "dashboard": dict.fromkeys(("refresh_seconds", "default_range", "title", "auth", "allowed_hosts", "trusted_proxies"),
+                               VALUE),
+}
+
+
+def _spec(path: str) -> Any:
+    spec: Any = CONFIG_KEYS
+    for part in path.split("."):
+        if isinstance(spec, list):
+            spec = spec[0]
+        spec = spec[part]
+    return spec[0] if isinstance(spec, list) else spec
+
+
+def known_keys(path: str) -> frozenset[str]:
+    """The declared keys of the table at dotted ``path`` (``"collectors.ce"``; ``"pipelines"``
+    for each ``[[pipelines]]`` table)."""
+    return frozenset(_spec(path))
+
+
+def check_keys(table: Mapping[str, Any], path: str, label: str, *, known: set[str] | frozenset[str] | None = None,
+               where: str | None = None) -> None:
+    """ConfigError for the first key of ``table`` not declared for ``path`` (or not in ``known``),
+    naming the closest declared one."""
+    allowed = known_keys(path) if known is None else known
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{label}: [{where or path}] {key}: unknown key; {_hint(key, allowed)}")
+
+
+def check_config(raw: Mapping[str, Any], label: str, text: str | None = None) -> None:
+    """ConfigError for the first table or key of ``raw`` that ``CONFIG_KEYS`` does not declare:
+    ``file:line: [budgets] montly: unknown key; did you mean monthly?`` (``text``, the file's
+    contents, gives the line). Values are checked by each area's parser, not here."""
+    problems: list[tuple[int, str]] = []
+    headers = _headers(text or "")
+    for key, value in raw.items():
+        if key in CONFIG_KEYS:
+            _walk(value, CONFIG_KEYS[key], key, headers, problems)
+        elif isinstance(value, Mapping | list) and not _is_value_list(value):
+            line = _line(headers, key, None)
+            best = _closest(key, CONFIG_KEYS)
+            shown = _table_shown(headers, key)
+            hint = f"did you mean [{best}{shown[len(key):]}]?" if best else _hint(key, CONFIG_KEYS, "tables")
+            problems.append((line, f"[{shown}]: unknown table; {hint}"))
+        else:
+            line = _line(headers, "", key)
+            where = [(t, k) for t, spec in CONFIG_KEYS.items() if isinstance(spec, dict) for k in spec if spec[k] is VALUE]
+            best = _closest(key, [k for _, k in where])
+            table = next((t for t, k in where if k == best), None)
+            hint = f"did you mean [{table}] {best}?" if best else "keys belong in a table such as [pipepulse]"
+            problems.append((line, f"{key}: unknown key outside any table; {hint}"))
+    if problems:
+        problems.sort(key=lambda p: p[0] or 10**9)
+        line, message = problems[0]
+        more = f" (and {len(problems) - 1} more unknown names)" if len(problems) > 1 else ""
+        raise ConfigError(f"{label}{f':{line}' if line else ''}: {message}{more}")
+
+
+def _walk(value: Any, spec: Any, path: str, headers: list[tuple[int, str, str | None]], problems: list[tuple[int, str]]) -> None:
+    if spec is VALUE or spec == NAMES:
+        return
+    if isinstance(spec, list):
+        for item in value if isinstance(value, list) else []:
+            _walk(item, spec[0], path, headers, problems)
+        return
+    if not isinstance(value, Mapping):
+        return  # the area's parser says "must be a table"
+    for key, sub in value.items():
+        if key in spec:
+            _walk(sub, spec[key], f"{path}.{key}", headers, problems)
+            continue
+        if isinstance(sub, Mapping) or (isinstance(sub, list) and sub and not _is_value_list(sub)):
+            full = f"{path}.{key}"
+            tables = [k for k, v in spec.items() if v is not VALUE]
+            best = _closest(key, tables)
+            hint = f"did you mean [{path}.{best}]?" if best else _hint(key, tables, "tables")
+            problems.append((_line(headers, full, None), f"[{_table_shown(headers, full)}]: unknown table; {hint}"))
+        else:
+            problems.append((_line(headers, path, key), f"[{path}] {key}: unknown key; {_hint(key, spec)}"))
+
+
+def _is_value_list(value: Any) -> bool:
+    return isinstance(value, list) and not any(isinstance(v, Mapping) for v in value)
+
+
+def _closest(key: str, names: Any) -> str | None:
+    found = difflib.get_close_matches(key, list(names), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _hint(key: str, known: Any, noun: str = "keys") -> str:
+    best = _closest(key, known)
+    return f"did you mean {best}?" if best else f"known {noun}: {', '.join(sorted(known))}"
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*[\"']?([A-Za-z0-9_-]+)[\"']?\s*[.=]")
+
+
+def _headers(text: str) -> list[tuple[int, str, str | None]]:
+    """Per line of ``text`` that opens a table or sets a key: (line number, the dotted table it
+    is in, the key or None for a header)."""
+    out: list[tuple[int, str, str | None]] = []
+    table = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _HEADER.match(line)
+        if m:
+            table = ".".join(p.strip().strip("\"'") for p in m.group(1).split("."))
+            out.append((n, table, None))
+            continue
+        k = _KEY.match(line)
+        if k:
+            out.append((n, table, k.group(1)))
+    return out
+
+
+def _table_shown(headers: list[tuple[int, str, str | None]], path: str) -> str:
+    """The header as written that opened ``path`` (``collector.ce`` for the table ``collector``)."""
+    return next((h for _, h, k in headers if k is None and (h == path or h.startswith(path + "."))), path)
+
+
+def _line(headers: list[tuple[int, str, str | None]], table: str, key: str | None) -> int:
+    """The line of ``key`` in ``table`` (or of the table's header when ``key`` is None); 0 when unknown."""
+    for n, h, k in headers:
+        if key is None and k is None and (h == table or h.startswith(table + ".")):
+            return n
+        if key is not None and k == key and h == table:
+            return n
+    return 0
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError):
+        return None

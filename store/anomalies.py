@@ -38,6 +38,7 @@ __all__ = [
     "maintenance_windows_frame",
     "metric_points_frame",
     "metric_series_frame",
+    "resolve_fingerprint",
     "set_status",
     "upsert_anomalies",
 ]
@@ -165,6 +166,30 @@ def get_anomaly(conn: Connection, fingerprint: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+MIN_PREFIX = 4  # the dashboard shows 8 characters; fewer than 4 would match almost anything
+
+
+def resolve_fingerprint(conn: Connection, given: str) -> str:
+    """The full fingerprint ``given`` names: itself, or the one anomaly whose fingerprint starts
+    with it (the dashboard shows the first 8 characters). InputError when none or several match."""
+    given = given.strip()
+    if get_anomaly(conn, given) is not None:
+        return given
+    hint = "list them with `pipepulse anomalies list`"
+    if len(given) < MIN_PREFIX:
+        raise InputError(f"no anomaly with fingerprint {given!r}; give at least {MIN_PREFIX} characters of it ({hint})")
+    escaped = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    found = [r[0] for r in conn.execute(
+        sa.select(anomalies.c.fingerprint).where(anomalies.c.fingerprint.like(f"{escaped}%", escape="\\"))
+        .order_by(anomalies.c.fingerprint).limit(4))]
+    if not found:
+        raise InputError(f"no anomaly with fingerprint {given!r} or one starting with it; {hint}")
+    if len(found) > 1:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise InputError(f"fingerprint prefix {given!r} matches more than one anomaly ({shown}): give more characters")
+    return found[0]
+
+
 def set_status(
     conn: Connection,
     fingerprint: str,
@@ -180,6 +205,7 @@ def set_status(
     A snooze needs ``snoozed_until`` in the future; other statuses clear it."""
     if status not in ANOMALY_STATUSES:
         raise InputError(f"status must be one of {', '.join(ANOMALY_STATUSES)}, got {status!r}")
+    fingerprint = resolve_fingerprint(conn, fingerprint)
     old = get_anomaly(conn, fingerprint)
     if old is None:
         raise InputError(f"no anomaly with fingerprint {fingerprint!r}; list them with `pipepulse anomalies list`")

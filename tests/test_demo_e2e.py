@@ -34,8 +34,14 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
         config_path=ROOT / "examples" / "demo.toml",
     )
     aws.enable_stepfunctions_execution()
-    summary = build_demo(settings, engine, days=4, end=END, local_aws=aws)
+    heard: list[str] = []
+    summary = build_demo(settings, engine, days=4, end=END, local_aws=aws, announce=heard.append)
     assert "failed_sources" not in summary.extra, summary.extra
+    # each step named when it starts, then with its counts and elapsed time (issue #21)
+    names = ["pipeline backfill", "Step Functions and Glue", "Cost Explorer data", "collect", "detect anomalies", "forecasts"]
+    assert heard[0::2] == [f"demo [{i}/6] {n} ..." for i, n in enumerate(names, 1)]
+    assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/6] {n}" for i, n in enumerate(names, 1)]
+    assert heard[1].startswith("demo [1/6] pipeline backfill: ") and " runs (" in heard[1] and heard[1].endswith(" s so far)")
 
     with engine.connect() as conn:
         runs = pd.DataFrame(conn.execute(sa.select(schema.runs)).mappings().all())

@@ -17,6 +17,7 @@ __all__ = ["cmd_collect", "cmd_schedule", "crontab", "register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from cli.awsenv import add_local_aws_flag
     from collectors.runner import SOURCES
     from jobs.registry import job
 
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=f"The collect job: {job('collect').description}.")
     p.add_argument("--source", action="append", choices=list(SOURCES), metavar="NAME",
                    help=f"only this source (repeatable): {', '.join(SOURCES)}")
+    add_local_aws_flag(p)
     p.set_defaults(handler=cmd_collect)
     s = sub.add_parser("schedule", help="run the collectors and jobs on their cron schedules until SIGTERM")
     s.add_argument("--list", action="store_true", help="print each job, its cron and what it does; run nothing")
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve Prometheus /metrics on this port (default [metrics] port, 9108; 0: do not serve)")
     s.add_argument("--pipepulse", metavar="PATH", default="pipepulse",
                    help="with --print-crontab: the pipepulse executable the lines call (default: pipepulse on PATH)")
+    add_local_aws_flag(s)
     s.set_defaults(handler=cmd_schedule)
 
 
@@ -50,7 +53,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, *, now: datetime |
     from jobs.registry import job
 
     engine = _engine(settings)
-    with aws_environment(settings):
+    with aws_environment(settings, start=getattr(args, "local_aws", False) or None):
         result = job("collect").run(settings, engine, now=now or datetime.now(UTC), sources=args.source or None)
     for name in result.skipped:
         print(f"{name:<14} skipped: another pass of this source is running")
@@ -93,7 +96,7 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     if port:
         server, _ = serve(metrics, host=settings.metrics_host, port=port)
         print(f"metrics on http://{settings.metrics_host}:{server.server_port}/metrics")
-    with aws_environment(settings):
+    with aws_environment(settings, start=getattr(args, "local_aws", False) or None):
         scheduler = Scheduler(engine, jobs, lock_ttl=lock_ttl(settings), on_outcome=metrics.observe)
         scheduler.install_signal_handlers()
         for j in scheduler.jobs:

@@ -188,9 +188,13 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.ports import port_problem, wait_listening
+
     cmd = serve_command(args, settings)
+    problem = port_problem(args.address, args.port)
+    if problem:
+        raise InputError(problem)
     host = "localhost" if is_loopback(args.address) else args.address
-    print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     # The child gets this process's environment, so it builds the same settings; but uvicorn's
     # own X-Forwarded-For handling is off (an empty FORWARDED_ALLOW_IPS), because it would rewrite
     # the client of every request from 127.0.0.1 before the request guard sees who connected
@@ -203,6 +207,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
+        # said only once it listens, so a failed start never looks like a running dashboard
+        if wait_listening(args.address, args.port, alive=lambda: proc.poll() is None):
+            print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
@@ -219,8 +226,15 @@ def cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
+        pipe_hint = "give the password on standard input with --password-stdin (e.g. `pipepulse dashboard hash-password --password-stdin < file`)"
+        if not sys.stdin.isatty():
+            raise InputError(f"standard input is not a terminal, so the password cannot be typed twice: {pipe_hint}")
+        try:
+            password = getpass.getpass("password: ")
+            again = getpass.getpass("again: ")
+        except EOFError:
+            raise InputError(f"no password typed (end of input): {pipe_hint}") from None
+        if again != password:
             raise InputError("the two passwords differ")
     problem = password_problem(password)
     if problem:

@@ -7,6 +7,7 @@ these commands say what to install.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def _build(settings: Settings, days: int, target) -> None:
     engine = connect(settings.database_url)
     upgrade(engine)
     summary = demo.build_demo(settings, engine, days=days, end=demo.default_end(), local_aws=target.server,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(), announce=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"demo: {days} days of history ending {summary.end:%Y-%m-%d %H:%M} UTC in {mask_url(settings.database_url)}")
     for name, seconds, text in summary.steps:
         print(f"  {name:<24} {seconds:6.1f} s  {text}")
@@ -78,26 +79,52 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from cli.awsenv import aws_environment
 
     _devkit_demo()  # before a local AWS is asked for
-    with aws_environment(settings) as target:
+    with aws_environment(settings, start=True) as target:
         if target.server is None:
-            return _needs_local_aws()
+            return _needs_local_aws(settings, target)
         _build(settings, args.days, target)
     return 0
 
 
-def _needs_local_aws() -> int:
-    print("pipepulse demo: the demo builds on a local AWS of its own (is another demo running?); unset AWS_ENDPOINT_URL and "
-          "PIPEPULSE_LOCAL_AWS=false", file=sys.stderr)
+def _needs_local_aws(settings: Settings, target) -> int:
+    """Why the demo got no local AWS of its own, naming only what is actually set."""
+    if target.kind == "local":
+        why = (f"another demo is running on this data folder ({settings.data_dir}, local AWS at {target.endpoint}): "
+               "stop it (Ctrl-C in its terminal), or give this one its own folder with PIPEPULSE_DATA_DIR")
+    elif target.kind == "endpoint":
+        why = (f"an AWS endpoint is configured ({target.endpoint}, from AWS_ENDPOINT_URL or [aws] endpoint_url) and the "
+               "demo builds on a local AWS of its own: run it without that setting")
+    else:
+        why = ("AWS credentials are configured (or PIPEPULSE_LOCAL_AWS / [aws] local is false) and the demo never "
+               "touches real AWS: run it with PIPEPULSE_LOCAL_AWS=true")
+    print(f"pipepulse: error: {why}", file=sys.stderr)
     return 1
+
+
+def _follow_port(settings: Settings, port: int) -> Settings:
+    """The settings with a local ``dashboard_url`` on ``port``, so digest links open this dashboard."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    url = urlsplit(settings.dashboard_url)
+    if url.hostname not in ("localhost", "127.0.0.1") or (url.port or 80) == port:
+        return settings
+    return dataclasses.replace(settings, dashboard_url=url._replace(netloc=f"{url.hostname}:{port}").geturl())
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from cli.awsenv import advertise_local_aws, aws_environment
+    from cli.ports import port_problem
+    from pipepulse.errors import InputError
 
     _devkit_demo()  # before a local AWS is asked for
-    with aws_environment(settings, port=args.aws_port) as target:
+    problem = port_problem("127.0.0.1", args.port)  # before minutes of building
+    if problem:
+        raise InputError(problem)
+    settings = _follow_port(settings, args.port)
+    with aws_environment(settings, port=args.aws_port, start=True) as target:
         if target.server is None:
-            return _needs_local_aws()
+            return _needs_local_aws(settings, target)
         if not args.no_build:
             _build(settings, args.days, target)
         with advertise_local_aws(settings, target.endpoint):
@@ -106,7 +133,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             if settings.config_path:
                 cmd += ["--config", str(settings.config_path)]
             cmd += ["dashboard", "serve", "--port", str(args.port)]
-            proc = subprocess.Popen(cmd)
+            # the served dashboard builds its settings from the environment: same dashboard_url
+            proc = subprocess.Popen(cmd, env={**os.environ, "PIPEPULSE_DASHBOARD_URL": settings.dashboard_url})
             signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
             try:
                 return proc.wait()

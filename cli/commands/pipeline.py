@@ -8,7 +8,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 
-from cli.awsenv import aws_environment
+from cli.awsenv import add_local_aws_flag, aws_environment
 from pipepulse.errors import ConfigError, InputError
 from pipepulse.settings import PipelineConfig, Settings
 from pipepulse.vocab import SUCCEEDED
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PATH|s3://...",
         help="a file or folder (local or s3://bucket/prefix) to process",
     )
+    add_local_aws_flag(run)
     run.set_defaults(handler=cmd_run)
 
     bf = psub.add_parser(
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     bf.add_argument(
         "--end", metavar="ISO", help="end of the window, UTC (default: now, to the hour)"
     )
+    add_local_aws_flag(bf)
     bf.set_defaults(handler=cmd_backfill)
 
     sc = psub.add_parser(
@@ -70,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument("--max-iterations", type=int, metavar="N", help="stop after N polls")
     sc.add_argument("--until", metavar="ISO", help="stop at this UTC time")
+    add_local_aws_flag(sc)
     sc.set_defaults(handler=cmd_schedule)
 
 
@@ -112,7 +115,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     cfg = _reference_pipelines(settings, [args.pipeline])[0]
     section = pipeline_section(settings)
-    with aws_environment(settings):
+    with aws_environment(settings, start=args.local_aws or None):
         rt = Runtime.create(section, settings.prices, echo=sys.stdout)
         try:
             for st in (rt.source, rt.output, rt.quarantine):
@@ -137,7 +140,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     if args.days <= 0:
         raise InputError(f"--days: expected a positive number of days, got {args.days}")
     end = _parse_time(args.end, "--end") if args.end else datetime.now(UTC)
-    with aws_environment(settings):
+    with aws_environment(settings, start=args.local_aws or None):
         summary = backfill(settings, days=args.days, end=end, seed=args.seed, progress=_progress_bar())
     print("\n".join(summary.lines()))
     return 0
@@ -165,7 +168,7 @@ def _progress_bar():
 def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     pipelines = _reference_pipelines(settings, args.pipeline)
     until = _parse_time(args.until, "--until") if args.until else None
-    with aws_environment(settings):
+    with aws_environment(settings, start=args.local_aws or None):
         results = _schedule(args, settings, pipelines, until)
     print(f"stopped after {len(results)} run(s)", file=sys.stderr)
     return 0

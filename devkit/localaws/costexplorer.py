@@ -271,7 +271,8 @@ class CostExplorerStandIn:
         for i, (col, tag) in enumerate(groups):
             name = f"_g{i}"
             if tag is not None:
-                frame[name] = tag + "$" + frame["tags"].map(lambda t, k=tag: (t or {}).get(k, ""))
+                # built per row: on no line items, ``str + empty float Series`` has no ufunc loop (a 500)
+                frame[name] = frame["tags"].map(lambda t, k=tag: f"{k}${(t or {}).get(k, '')}").astype(object)
             else:
                 frame[name] = frame[col]
             key_cols.append(name)

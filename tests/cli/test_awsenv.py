@@ -34,8 +34,8 @@ def test_a_running_demo_local_aws_is_reused(local_aws, tmp_path, clean_env):
     assert "AWS_ENDPOINT_URL" not in os.environ  # restored
 
 
-def test_without_a_running_one_a_local_aws_lives_for_the_command(tmp_path, clean_env):
-    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)})
+def test_without_a_running_one_a_local_aws_lives_for_the_command_when_asked_for(tmp_path, clean_env):
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path), "PIPEPULSE_LOCAL_AWS": "true"})
     with aws_environment(settings) as target:
         assert target.kind == "local" and target.server is not None
         endpoint = target.endpoint
@@ -59,7 +59,7 @@ def test_a_given_endpoint_or_real_aws_starts_nothing(tmp_path, clean_env):
 def test_without_the_devkit_a_local_aws_is_a_clear_error(tmp_path, clean_env, monkeypatch):
     # an installation from requirements.txt alone (the runtime image) has no devkit package
     monkeypatch.setitem(sys.modules, "devkit.localaws", None)
-    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)})
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path), "PIPEPULSE_LOCAL_AWS": "true"})
     with pytest.raises(ConfigError) as err, aws_environment(settings):
         pass
     assert str(err.value) == (
@@ -69,3 +69,28 @@ def test_without_the_devkit_a_local_aws_is_a_clear_error(tmp_path, clean_env, mo
         "`make install`, or `pip install -r requirements-dev.txt` then `pip install -e .`"
     )
     assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+def test_no_empty_local_aws_is_started_unless_asked_for(tmp_path, clean_env):
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)})
+    assert settings.local_aws and not settings.local_aws_explicit
+    with pytest.raises(ConfigError) as err, aws_environment(settings):
+        pass
+    assert str(err.value) == (
+        "no AWS is configured (no AWS credentials, no endpoint, no running demo): configure AWS credentials "
+        "(AWS_PROFILE or an instance role), or set AWS_ENDPOINT_URL / [aws] endpoint_url, or run `make demo` "
+        "(or `pipepulse demo up`) and use its config, or pass --local-aws for an empty local AWS for this command"
+    )
+    assert "AWS_ENDPOINT_URL" not in os.environ
+    with aws_environment(settings, start=True) as target:  # --local-aws
+        assert target.kind == "local" and target.server is not None
+
+
+def test_a_stopped_demo_is_named(tmp_path, clean_env):
+    from pipepulse.settings import DEMO_MARKER
+
+    (tmp_path / DEMO_MARKER).write_text("")
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"^the demo's local AWS is not running \(data folder .*\): start it with "
+                       r"`make demo` or `pipepulse demo up`"), aws_environment(settings):
+        pass

@@ -128,7 +128,7 @@ def test_unknown_region_is_a_clear_error(make_settings, engine, now, monkeypatch
 def test_bad_config_names_file_and_key(make_settings, engine, now):
     with pytest.raises(ConfigError, match=r"pipepulse.toml: \[collectors.glue\] cron: .*not a 5-field cron"):
         collect(make_settings('[collectors.glue]\ncron = "every minute"\n'), engine, now=now)
-    with pytest.raises(ConfigError, match=r"\[collectors.glu\]: unknown source"):
+    with pytest.raises(ConfigError, match=r"pipepulse.toml:1: \[collectors.glu\]: unknown table; did you mean \[collectors.glue\]\?"):
         collect(make_settings('[collectors.glu]\nenabled = true\n'), engine, now=now)
     with pytest.raises(ConfigError, match="unknown collector source 'nope'"):
         collect(make_settings(""), engine, sources=["nope"], now=now)

@@ -215,3 +215,14 @@ def test_access_denied_like_iam(aws, ce):
                            Granularity="DAILY", Metrics=["UnblendedCost"])
     assert code == "AccessDeniedException"
     assert "not authorized to perform: ce:GetCostAndUsage" in message
+
+
+def test_no_line_items_give_empty_groups_not_a_server_error(aws):
+    # a fresh local AWS (nothing loaded): the collector's own queries, grouped by a tag and a dimension
+    standin = _standin(aws)
+    standin.configure(today=TODAY)
+    client = boto3.client("ce", config=Config(retries={"total_max_attempts": 1}))
+    answer = _call(client, TimePeriod={"Start": "2026-11-01", "End": "2026-11-03"},
+                   GroupBy=[{"Type": "TAG", "Key": "pipeline"}, {"Type": "DIMENSION", "Key": "SERVICE"}])
+    assert [(r["TimePeriod"]["Start"], r["Groups"], r["Total"]) for r in answer["ResultsByTime"]] == [
+        ("2026-11-01", [], {}), ("2026-11-02", [], {})]

@@ -103,7 +103,7 @@ def test_forecast_options_errors(tmp_path):
     s = _settings("sqlite://", tmp_path, forecast={"level": 80})
     with pytest.raises(ConfigError, match=r"\[forecast\] level"):
         forecast_options(s)
-    with pytest.raises(ConfigError, match="unknown key 'horizon'"):
+    with pytest.raises(ConfigError, match=r"\[forecast\] horizon: unknown key; did you mean horizon_days\?"):
         forecast_options(_settings("sqlite://", tmp_path, forecast={"horizon": 3}))
 
 

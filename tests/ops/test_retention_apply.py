@@ -156,7 +156,7 @@ def test_defaults_apply_when_section_is_absent(engine, now):
     [
         ({"run_logs_days": 0}, r"\[retention\] run_logs_days: expected a whole number of days >= 1, got 0"),
         ({"run_logs_days": "30"}, r"\[retention\] run_logs_days: expected int, got '30'"),
-        ({"runs_days": 30}, r"\[retention\] unknown key 'runs_days'"),
+        ({"runs_days": 30}, r"\[retention\] runs_days: unknown key; did you mean run_logs_days\?"),
         ({"batch_size": 0}, r"\[retention\] batch_size: expected a whole number >= 1, got 0"),
     ],
 )

@@ -262,7 +262,7 @@ def test_bad_pipeline_config_names_the_file_and_key(tmp_path):
     ):
         pipeline_section(load_settings({}, config_path=path))
     path.write_text('[pipeline]\nsourc = "s3://x"\n')
-    with pytest.raises(ConfigError, match=r"unknown key 'sourc'"):
+    with pytest.raises(ConfigError, match=r"bad.toml:2: \[pipeline\] sourc: unknown key; did you mean source\?"):
         pipeline_section(load_settings({}, config_path=path))
 
 

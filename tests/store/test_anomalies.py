@@ -143,3 +143,21 @@ def test_maintenance_windows_crud(engine, now):
     assert etl["subject"].tolist() == ["etl"] and etl["reason"].tolist() == ["backfill"]
     assert etl["starts_at"].iloc[0] == now
     assert left["window_id"].tolist() == [b] and left["subject"].tolist() == ["*"]
+
+
+def test_the_short_fingerprint_the_dashboard_shows_is_accepted(engine, now):
+    with engine.begin() as conn:
+        upsert_anomalies(conn, [row(now, fingerprint="ab12cd34ef"), row(now, fingerprint="ab12ff00aa"),
+                                row(now, fingerprint="a_b%9999zz")], now=now)
+    with engine.begin() as conn:
+        assert set_status(conn, "ab12cd34", "acknowledged", now=now)["fingerprint"] == "ab12cd34ef"
+        with pytest.raises(InputError, match=r"fingerprint prefix 'ab12' matches more than one anomaly "
+                                             r"\(ab12cd34ef, ab12ff00aa\): give more characters"):
+            set_status(conn, "ab12", "acknowledged", now=now)
+        with pytest.raises(InputError, match="give at least 4 characters"):
+            set_status(conn, "ab1", "acknowledged", now=now)
+        # LIKE wildcards in the input are plain characters
+        with pytest.raises(InputError, match="no anomaly with fingerprint 'a%b%' or one starting with it"):
+            set_status(conn, "a%b%", "acknowledged", now=now)
+        assert set_status(conn, "a_b%", "resolved", now=now)["fingerprint"] == "a_b%9999zz"
+        assert get_anomaly(conn, "ab12ff00aa")["status"] == "open"

@@ -108,7 +108,7 @@ def test_anomaly_settings_are_validated(tmp_path):
         "metric_sensitivity": 1.5}})).metric_sensitivity == 1.5
     with pytest.raises(ConfigError, match=r"\[anomalies\] metric_sensitivity: expected a positive number, got 0"):
         anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"metric_sensitivity": 0}}))
-    with pytest.raises(ConfigError, match="unknown key 'sensitivty'"):
+    with pytest.raises(ConfigError, match=r"\[anomalies\] sensitivty: unknown key; did you mean sensitivity\?"):
         anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"sensitivty": 3}}))
     with pytest.raises(ConfigError, match="cost_floor_usd: expected int or float"):
         anomaly_settings(Settings(database_url="sqlite://", data_dir=tmp_path, raw={"anomalies": {"cost_floor_usd": "1"}}))

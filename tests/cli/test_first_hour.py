@@ -1,0 +1,94 @@
+"""Issue #21's CLI findings: each is one line saying what to do, never a traceback."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+
+import pytest
+
+from cli.main import main
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPEPULSE_DATA_DIR", str(tmp_path / "data"))
+    for k in ("PIPEPULSE_CONFIG", "PIPEPULSE_DATABASE_URL", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID"):
+        monkeypatch.delenv(k, raising=False)
+    return tmp_path
+
+
+class _ClosedPipe(io.TextIOBase):
+    """A stdout whose reader has gone, as `pipepulse db status | head` leaves it."""
+
+    def __init__(self, path):
+        self._file = open(path, "w")  # noqa: SIM115 - closed by the test
+
+    def write(self, s):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self):
+        return self._file.fileno()
+
+
+def test_a_closed_pipe_stops_quietly(data, monkeypatch, capsys):
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    pipe = _ClosedPipe(data / "sink")
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["db", "status"]) == 141
+    pipe._file.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_a_sqlite_url_with_two_slashes_says_how_to_write_it(data, monkeypatch, capsys):
+    monkeypatch.setenv("PIPEPULSE_DATABASE_URL", "sqlite://data/x.db")
+    assert main(["db", "status"]) == 1
+    assert capsys.readouterr().err == (
+        "pipepulse: error: (environment): database URL sqlite://data/x.db: a SQLite URL has three slashes before a "
+        "relative path and four before an absolute one: write sqlite:///data/x.db (or sqlite:////data/x.db for /data/x.db)\n"
+    )
+
+
+def test_hash_password_from_a_pipe_points_at_password_stdin(data, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("pw\n"))
+    assert main(["dashboard", "hash-password"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipepulse: error: standard input is not a terminal, so the password cannot be typed twice: "
+                          "give the password on standard input with --password-stdin")
+    assert err.count("\n") == 1
+
+
+def test_collect_without_any_aws_says_what_to_configure(data, capsys):
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["collect"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipepulse: error: no AWS is configured (no AWS credentials, no endpoint, no running demo)")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [["dashboard", "serve"], ["demo", "up"]])
+def test_a_busy_port_fails_at_once(data, capsys, command):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main([*command, "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"pipepulse: error: port {port} on 127.0.0.1 is already in use (another dashboard or demo?): "
+                   f"stop it, or pick a free port with --port, e.g. --port {port + 1}\n")
+    assert not (data / "data").exists()  # nothing was built
+
+
+def test_demo_up_links_follow_the_port():
+    from cli.commands.demo import _follow_port
+    from pipepulse.settings import Settings
+
+    s = Settings(database_url="sqlite://", data_dir=".", dashboard_url="http://localhost:8501")
+    assert _follow_port(s, 8600).dashboard_url == "http://localhost:8600"
+    assert _follow_port(s, 8501) is s
+    far = Settings(database_url="sqlite://", data_dir=".", dashboard_url="https://pipepulse.example.com")
+    assert _follow_port(far, 8600) is far
