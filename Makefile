@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+## two pytest workers (the machines have 2 cores); each test file stays on one worker, so its
+## module fixtures (servers, browsers) start once. PYTEST_XDIST= runs in one process.
+PYTEST_XDIST ?= -n 2 --dist loadfile
 
 .PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser lock
 
@@ -32,7 +35,7 @@ demo-data: install
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 ## test-aws-clock: the tests marked aws_clock (they send times that AWS checks against its own
 ## clock) once more under Debian's faketime, from the last minute of the first year that ends more

@@ -20,7 +20,8 @@ ETL = {
         "Load": {"Type": "Pass", "End": True},
     },
 }
-SLOW = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 2, "Next": "Done"}, "Done": {"Type": "Succeed"}}}
+# Held 8 s: long enough that the first pass sees it running on a loaded 2-core CI machine (2 s was not)
+SLOW = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 8, "Next": "Done"}, "Done": {"Type": "Succeed"}}}
 CONFIG = f"""
 [collectors]
 sources = ["stepfunctions"]
@@ -31,7 +32,7 @@ resource = "{ARN}"
 """
 
 
-def _wait_ended(sfn, arns, timeout=10.0):
+def _wait_ended(sfn, arns, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(sfn.describe_execution(executionArn=a)["status"] != "RUNNING" for a in arns):
