@@ -11,6 +11,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector
+from devkit.localaws.mwaa import MwaaStandIn
 
 __all__ = ["LocalAWS", "Middleware"]
 
@@ -21,7 +22,7 @@ Middleware = Callable[[WSGIApp], WSGIApp]
 
 def _default_middlewares() -> list[Middleware]:
     """Stand-ins applied in order, outermost first. Extend here."""
-    return [FaultInjector.middleware, CostExplorerStandIn.middleware]
+    return [FaultInjector.middleware, CostExplorerStandIn.middleware, MwaaStandIn.middleware]
 
 
 class LocalAWS:

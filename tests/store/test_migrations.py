@@ -64,7 +64,7 @@ def test_one_head_and_0002_adds_the_forecast_model_columns_keeping_snapshots(eng
     from store.db import MIGRATIONS, _alembic_config
 
     script = ScriptDirectory(str(MIGRATIONS))
-    assert script.get_heads() == ["0003_i19"] and script.get_revision("0002").down_revision == "0001"
+    assert script.get_heads() == [script.get_current_head()] and script.get_revision("0002").down_revision == "0001"
     cfg = _alembic_config(engine)
     command.downgrade(cfg, "0001")
     try:
@@ -77,7 +77,7 @@ def test_one_head_and_0002_adds_the_forecast_model_columns_keeping_snapshots(eng
             ))
     finally:
         status = upgrade(engine)
-    assert status.current == "0003_i19" and status.up_to_date
+    assert status.current == ScriptDirectory(str(MIGRATIONS)).get_current_head() and status.up_to_date
     cols = {c["name"] for c in sa.inspect(engine).get_columns("forecast_snapshots")}
     assert {"model", "backtest_mae", "mae_last_value", "mae_seasonal_naive"} <= cols
     with engine.connect() as conn:
@@ -96,6 +96,29 @@ def test_0003_adds_the_audit_log_and_drops_it_on_the_way_down(engine):
         assert "audit_log" not in sa.inspect(engine).get_table_names()
     finally:
         status = upgrade(engine)
-    assert status.current == "0003_i19"
+    from alembic.script import ScriptDirectory
+
+    from store.db import MIGRATIONS
+
+    assert status.current == ScriptDirectory(str(MIGRATIONS)).get_current_head()
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("audit_log")}
     assert indexes == {"ix_audit_log_actor_at", "ix_audit_log_client_at"}
+
+
+def test_0004_h20a_adds_the_airflow_step_columns_and_drops_them_on_the_way_down(engine):
+    from alembic import command
+
+    from store.db import _alembic_config
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO run_steps (run_id, stage, attempt, status, updated_at, operator, map_index) "
+                             "VALUES ('airflow:d:r', 'square[2]', 1, 'SUCCEEDED', '2026-12-05 10:00:00+00:00', '@task', 2)"))
+    command.downgrade(_alembic_config(engine), "0003_i19")
+    try:
+        cols = {c["name"] for c in sa.inspect(engine).get_columns("run_steps")}
+        assert not {"operator", "map_index"} & cols
+    finally:
+        upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT stage, operator, map_index FROM run_steps")).one()
+    assert tuple(row) == ("square[2]", None, None)  # the step kept; the columns came back empty
