@@ -23,7 +23,7 @@ from collectors import runner
 from devkit.airflowserver import PASSWORD, USER, AirflowServer, AirflowUnavailable
 from pipepulse.errors import ConfigError
 from pipepulse.settings import airflow_config
-from pipepulse.vocab import AWAITING_RETRY, FAILED, RUNNING, SUCCEEDED, TIMED_OUT
+from pipepulse.vocab import FAILED, RUNNING, SUCCEEDED, TIMED_OUT
 from store.schema import collector_runs, run_steps, runs
 
 DAGS = ("pp_success", "pp_fail", "pp_retry", "pp_timeout", "pp_mapped")
@@ -101,7 +101,7 @@ def test_reads_runs_and_every_try_from_a_real_airflow(airflow, make_settings, en
     assert _steps(engine, f"airflow:pp_fail:{triggered['pp_fail']}") == [
         ("prepare", 1, SUCCEEDED, None, None), ("transform", 1, FAILED, "TaskFailed", None)]
     retry = _steps(engine, f"airflow:pp_retry:{triggered['pp_retry']}")
-    assert [(s[0], s[1], s[2]) for s in retry] == [("flaky", 1, AWAITING_RETRY), ("flaky", 2, SUCCEEDED)]
+    assert [(s[0], s[1], s[2]) for s in retry] == [("flaky", 1, FAILED), ("flaky", 2, SUCCEEDED)]  # Airflow 3 keeps the failed try as failed
     assert _steps(engine, f"airflow:pp_timeout:{triggered['pp_timeout']}") == [("slow", 1, TIMED_OUT, "AirflowTaskTimeout", None)]
     assert _steps(engine, f"airflow:pp_mapped:{triggered['pp_mapped']}") == [
         ("parts", 1, SUCCEEDED, None, None), ("square[0]", 1, SUCCEEDED, None, 0), ("square[1]", 1, SUCCEEDED, None, 1),
@@ -168,7 +168,8 @@ def test_mwaa_invoke_rest_api_reads_the_same_runs(airflow, aws, make_settings, e
     stand_in = aws.app(_mwaa())
     assert result.calls == {"airflow:InvokeRestApi": stand_in.requests["invoke_rest_api"]}
     assert all(len(p.split(" ", 1)[1]) <= 64 for p in stand_in.paths)
-    assert sum(p.startswith("POST /dags/~/dagRuns/~/taskInstances/list") for p in stand_in.paths) == 5
+    # one batch list per run stored (other tests of the session may have added runs)
+    assert sum(p.startswith("POST /dags/~/dagRuns/~/taskInstances/list") for p in stand_in.paths) == len(_runs(engine))
     retry = _steps(engine, f"airflow:pp_retry:{triggered['pp_retry']}")
     assert [(s[0], s[1], s[2]) for s in retry] == [("flaky", 2, SUCCEEDED)]
 
