@@ -44,7 +44,7 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
         n_rollup = conn.execute(sa.select(sa.func.count()).select_from(schema.run_daily)).scalar_one()
 
     # every source delivered: reference runs, Step Functions and Glue runs, with failures
-    assert set(runs["source"]) == {"reference", "stepfunctions", "glue"}
+    assert set(runs["source"]) == {"reference", "stepfunctions", "glue", "airflow"}
     assert (runs["status"] == "FAILED").sum() > 0
     assert runs.loc[runs["status"] == "FAILED", "error_type"].notna().all()
     # step timelines with retries: some stage ran more than once in a run
