@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 ## module fixtures (servers, browsers) start once. PYTEST_XDIST= runs in one process.
 PYTEST_XDIST ?= -n 2 --dist loadfile
 
-.PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser lock
+.PHONY: install demo demo-data serve test test-aws-clock lint typecheck bench clean browser lock airflow
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pipepulse needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -30,9 +30,31 @@ demo: install
 demo-data: install
 	$(BIN)/pipepulse --config $(DEMO_CONFIG) demo build
 
+## airflow: a real Apache Airflow for the Airflow collector's tests and the demo's recording, in its
+## own venv (.venv-airflow: its pins conflict with ours, SQLAlchemy first). Airflow's published
+## constraints when reachable, else devkit/airflow-requirements.txt (the same install, frozen).
+AIRFLOW_VERSION := 3.1.8
+AIRFLOW_VENV    := .venv-airflow
+AIRFLOW_STAMP   := $(AIRFLOW_VENV)/.installed-$(AIRFLOW_VERSION)
+
+$(AIRFLOW_STAMP): devkit/airflow-requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	@py=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	url=https://raw.githubusercontent.com/apache/airflow/constraints-$(AIRFLOW_VERSION)/constraints-$$py.txt; \
+	if curl -fsS --max-time 10 -o $(AIRFLOW_VENV)/constraints.txt $$url 2>/dev/null; then \
+	  echo "airflow $(AIRFLOW_VERSION): Airflow's constraints for Python $$py"; \
+	  $(AIRFLOW_VENV)/bin/python -m pip install -q "apache-airflow==$(AIRFLOW_VERSION)" -c $(AIRFLOW_VENV)/constraints.txt; \
+	else \
+	  echo "airflow $(AIRFLOW_VERSION): constraints not reachable; devkit/airflow-requirements.txt"; \
+	  $(AIRFLOW_VENV)/bin/python -m pip install -q -r devkit/airflow-requirements.txt; \
+	fi
+	@touch $(AIRFLOW_STAMP)
+
+airflow: $(AIRFLOW_STAMP)
+
 ## test: lint, types, then every test (tests/test_layers.py checks the layers of docs/architecture.md);
 ## PIPEPULSE_TEST_DBS=sqlite,postgresql runs the storage tests on both databases
-test: install browser
+test: install browser airflow
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)

@@ -180,6 +180,8 @@ class StepRow(_Attempt):
     stage: str
     attempt: int
     next_retry_at: datetime | None = None
+    operator: str | None = None  # what ran the stage (an Airflow operator), where the source says
+    map_index: int | None = None  # an Airflow mapped task's index
 
 
 @dataclass(frozen=True, kw_only=True)

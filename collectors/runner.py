@@ -76,6 +76,7 @@ SOURCES: dict[str, str | Callable[[Settings], Collector]] = {
     "ce": "collectors.costexplorer",
     "focus": "collectors.costfiles:create_focus",
     "cur": "collectors.costfiles:create_cur",
+    "airflow": "collectors.airflow",
 }
 # Sources that run when the config says nothing (cost files need a path, so they are opt-in).
 DEFAULT_ENABLED = ("reference", "stepfunctions", "glue", "cloudwatch", "logs", "ce")
@@ -88,6 +89,7 @@ DEFAULT_CRON = {
     "ce": "0 */6 * * *",
     "focus": "0 */6 * * *",
     "cur": "0 */6 * * *",
+    "airflow": "*/5 * * * *",
 }
 
 

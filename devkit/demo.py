@@ -14,6 +14,7 @@ Nothing is written to the store except through the collectors, exactly as in pro
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
@@ -28,7 +29,7 @@ from typing import Any
 import boto3
 from sqlalchemy.engine import Engine
 
-from collectors.runner import collect
+from collectors.runner import collect, run_source
 from devkit.aws_seed import seed_aws_sources, seed_lambda_reports
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from jobs import detect, forecast
@@ -69,7 +70,7 @@ def reset_demo_dir(settings: Settings) -> Path:
     return folder
 
 
-STEPS = 6  # the steps build_demo announces, for "[n/6]"
+STEPS = 8  # the steps build_demo announces, for "[n/8]" (tests/test_demo_e2e.py lists them)
 
 
 def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, local_aws: Any, progress: bool = False,
@@ -99,6 +100,8 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
     step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: collect(settings, engine, now=end + timedelta(minutes=5)), _describe_passes)
+    airflow = step("Airflow (recorded)", lambda: collect_recorded_airflow(settings, engine, end=end, days=days), _describe_passes)
+    passes = [*passes, *airflow]
     failed = [p for p in passes if getattr(p, "status", "") != "succeeded"]
     if failed:
         summary.extra["failed_sources"] = [(p.source, p.error) for p in failed]
@@ -106,6 +109,29 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
     step("forecasts", lambda: forecast.run(settings, engine, now=end + timedelta(minutes=7)), _describe)
     summary.counts = table_counts(engine)
     return summary
+
+
+def collect_recorded_airflow(settings: Settings, engine: Engine, *, end: datetime, days: int) -> list[Any]:
+    """The demo's Airflow pipeline: the real collector reads a real Airflow's recorded answers
+    (devkit/airflow_recording.json), served re-dated by devkit/airflow_replay.py, one round a day."""
+    from devkit.airflow_replay import AirflowReplay
+    from devkit.record_airflow import RECORDING
+
+    if not RECORDING.exists():  # not recorded yet: python -m devkit.record_airflow
+        log.info("no Airflow recording; the demo has no Airflow pipeline", extra={"path": str(RECORDING)})
+        return []
+    replay = AirflowReplay(end=end, days=days).start()
+    try:
+        raw = dict(settings.raw)
+        collectors = dict(raw.get("collectors", {}))
+        collectors["airflow"] = {**collectors.get("airflow", {}), "url": replay.url, "username": "demo",
+                                 "password_env": "PIPEPULSE_DEMO_AIRFLOW_PASSWORD", "lookback_days": days + 1}
+        raw["collectors"] = collectors
+        env = {**settings.environment, "PIPEPULSE_DEMO_AIRFLOW_PASSWORD": "replay"}
+        local = dataclasses.replace(settings, raw=raw, environment=env)
+        return [run_source(local, engine, "airflow", now=end + timedelta(minutes=5))]
+    finally:
+        replay.stop()
 
 
 def _load_cost_explorer(settings: Settings, local_aws: Any, export_keys: list[str]) -> str:

@@ -24,13 +24,16 @@ from pipepulse.errors import ConfigError
 from pipepulse.redact import mask_url
 
 __all__ = [
+    "AIRFLOW_KEYS",
     "CONFIG_KEYS",
     "DEMO_MARKER",
     "NOTIFY_KINDS",
+    "AirflowConfig",
     "NotifyTarget",
     "PipelineConfig",
     "Prices",
     "Settings",
+    "airflow_config",
     "check_config",
     "check_keys",
     "known_keys",
@@ -77,13 +80,13 @@ class PipelineConfig:
     """One watched pipeline: where its runs come from and when they are expected."""
 
     name: str
-    source: str = "reference"  # reference | stepfunctions | glue
+    source: str = "reference"  # reference | stepfunctions | glue | airflow
     schedule: str | None = None  # cron expression, UTC
     interval_seconds: int | None = None  # or a fixed interval
     freshness_sla_seconds: int = 3600  # how late a run may be before it is "late"
     owner: str = ""
     cost_tag: str | None = None  # value of the cost-allocation tag naming this pipeline
-    resource: str | None = None  # state machine ARN / Glue job name for AWS sources
+    resource: str | None = None  # state machine ARN / Glue job name / Airflow DAG id
 
 
 NOTIFY_KINDS = ("slack", "webhook")
@@ -380,8 +383,8 @@ def _pipelines(value: Any, label: str) -> tuple[PipelineConfig, ...]:
         seen.add(name)
         where = f"pipelines {name}"
         source = opt(item, "source", str, label, where, default="reference")
-        if source not in {"reference", "stepfunctions", "glue"}:
-            raise ConfigError(f"{label}: [{where}] source: expected reference, stepfunctions or glue, got {source!r}")
+        if source not in {"reference", "stepfunctions", "glue", "airflow"}:
+            raise ConfigError(f"{label}: [{where}] source: expected reference, stepfunctions, glue or airflow, got {source!r}")
         schedule = opt(item, "schedule", str, label, where)
         if schedule is not None:
             from pipepulse.cron import CronSchedule
@@ -478,6 +481,85 @@ def _float(value: str, name: str) -> float:
         raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
 
 
+# ---- [collectors.airflow] --------------------------------------------------------------------
+
+# key -> what it means (the collector's config; README's Airflow section shows an example)
+AIRFLOW_KEYS: dict[str, str] = {
+    "url": "base URL of the Airflow API server (e.g. http://airflow:8080); not with mwaa_environment",
+    "api": '"v2" (Airflow 3, the default) or "v1" (Airflow 2.x)',
+    "auth": '"token" (v2: POST /auth/token), "basic" (v1), "none", or "mwaa" (set by mwaa_environment)',
+    "username": "the Airflow user for token or basic auth",
+    "password_env": "the PIPEPULSE_* environment variable holding that user's password",
+    "mwaa_environment": "an Amazon MWAA environment name: calls go through mwaa:InvokeRestApi",
+    "dags": "DAG ids to read (default: every DAG the user can see)",
+    "lookback_days": "how far back the first pass reads (default 30)",
+    "reread_minutes": "runs that ended this long before the newest stored end are read again (default 60)",
+    "page_size": "items per API page (default 100; Airflow caps it at its maximum_page_limit)",
+    "timeout_seconds": "how long one Airflow answer may take (default 30)",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AirflowConfig:
+    """The checked ``[collectors.airflow]`` table (``AIRFLOW_KEYS`` says what each key means)."""
+
+    url: str | None = None
+    api: str = "v2"
+    auth: str = "token"
+    username: str | None = None
+    password_env: str | None = None
+    mwaa_environment: str | None = None
+    dags: tuple[str, ...] = ()
+    lookback_days: int = 30
+    reread_minutes: int = 60
+    page_size: int = 100
+    timeout_seconds: float = 30.0
+
+
+def airflow_config(settings: Settings) -> AirflowConfig:
+    """``[collectors.airflow]`` checked: ConfigError naming the key and what to write."""
+    label, where = settings.config_label, "collectors.airflow"
+    table = require_table(settings.section("collectors").get("airflow", {}), label, where)
+    unknown = sorted(set(table) - set(AIRFLOW_KEYS) - {"enabled", "cron"})
+    if unknown:
+        raise ConfigError(f"{label}: [{where}] unknown key {unknown[0]!r}; known keys: {', '.join(sorted(AIRFLOW_KEYS))}, enabled, cron")
+    mwaa = opt(table, "mwaa_environment", str, label, where)
+    url = opt(table, "url", str, label, where)
+    if mwaa and url:
+        raise ConfigError(f"{label}: [{where}] set either url (a self-managed Airflow) or mwaa_environment (Amazon MWAA), not both")
+    if not mwaa and not url:
+        raise ConfigError(f"{label}: [{where}] url is required (e.g. url = \"http://airflow:8080\"), or mwaa_environment for Amazon MWAA")
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{label}: [{where}] url: expected an http:// or https:// URL, got {url!r}")
+    api = opt(table, "api", str, label, where, default="v2")
+    if api not in {"v1", "v2"}:
+        raise ConfigError(f"{label}: [{where}] api: expected \"v2\" (Airflow 3) or \"v1\" (Airflow 2.x), got {api!r}")
+    auth = opt(table, "auth", str, label, where, default="mwaa" if mwaa else ("token" if api == "v2" else "basic"))
+    if mwaa:
+        if auth != "mwaa":
+            raise ConfigError(f"{label}: [{where}] auth: an MWAA environment authenticates through AWS (auth = \"mwaa\"), got {auth!r}")
+    elif auth not in {"token", "basic", "none"}:
+        raise ConfigError(f"{label}: [{where}] auth: expected \"token\", \"basic\" or \"none\", got {auth!r}")
+    username = opt(table, "username", str, label, where)
+    password_env = opt(table, "password_env", str, label, where)
+    if auth in {"token", "basic"} and not (username and password_env):
+        raise ConfigError(f"{label}: [{where}] auth = {auth!r} needs username and password_env (a PIPEPULSE_* variable holding the password)")
+    dags = opt(table, "dags", list, label, where, default=[])
+    if not all(isinstance(d, str) and d for d in dags):
+        raise ConfigError(f"{label}: [{where}] dags: expected a list of DAG ids, got {dags!r}")
+    numbers: dict[str, Any] = {}
+    for key, default, kinds in (("lookback_days", 30, int), ("reread_minutes", 60, int), ("page_size", 100, int),
+                                ("timeout_seconds", 30.0, (int, float))):
+        value = opt(table, key, kinds, label, where, default=default)
+        if value <= 0:
+            raise ConfigError(f"{label}: [{where}] {key}: expected a positive number, got {value}")
+        numbers[key] = value
+    return AirflowConfig(url=url.rstrip("/") if url else None, api=api, auth=auth, username=username, password_env=password_env,
+                         mwaa_environment=mwaa, dags=tuple(dags), lookback_days=numbers["lookback_days"],
+                         reread_minutes=numbers["reread_minutes"], page_size=numbers["page_size"],
+                         timeout_seconds=float(numbers["timeout_seconds"]))
+
+
 # ---- the config's shape: every table and every key, declared once ----------------------------
 #
 # To add a key: add its name to its table below (and parse it where the area parses its table,
@@ -520,6 +602,7 @@ CONFIG_KEYS: dict[str, Any] = {
         "ce": _source("backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"),
         "focus": _source("paths", "tag_key"),
         "cur": _source("paths", "tag_key"),
+        "airflow": _source(*AIRFLOW_KEYS),
     },
     # one key per job of jobs/registry.py JOBS (tests/pipepulse/test_config_keys.py compares)
     "schedule": dict.fromkeys(("lock_ttl_minutes", "detect", "forecast", "digest_daily", "digest_weekly", "retention",

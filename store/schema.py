@@ -120,6 +120,8 @@ run_steps = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("next_retry_at", TS),  # set while AWAITING_RETRY
     sa.Column("updated_at", TS, nullable=False),
+    sa.Column("operator", sa.String(200)),  # Airflow: the task's operator (others: NULL)
+    sa.Column("map_index", sa.Integer),  # Airflow: a mapped task instance's index
     sa.Index("ix_run_steps_started_at", "started_at"),
 )
 

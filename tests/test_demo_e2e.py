@@ -38,10 +38,11 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     summary = build_demo(settings, engine, days=4, end=END, local_aws=aws, announce=heard.append)
     assert "failed_sources" not in summary.extra, summary.extra
     # each step named when it starts, then with its counts and elapsed time (issue #21)
-    names = ["pipeline backfill", "Step Functions and Glue", "Cost Explorer data", "collect", "detect anomalies", "forecasts"]
-    assert heard[0::2] == [f"demo [{i}/6] {n} ..." for i, n in enumerate(names, 1)]
-    assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/6] {n}" for i, n in enumerate(names, 1)]
-    assert heard[1].startswith("demo [1/6] pipeline backfill: ") and " runs (" in heard[1] and heard[1].endswith(" s so far)")
+    names = ["pipeline backfill", "Step Functions and Glue", "Lambda REPORT lines", "Cost Explorer data", "collect",
+             "Airflow (recorded)", "detect anomalies", "forecasts"]
+    assert heard[0::2] == [f"demo [{i}/8] {n} ..." for i, n in enumerate(names, 1)]
+    assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/8] {n}" for i, n in enumerate(names, 1)]
+    assert heard[1].startswith("demo [1/8] pipeline backfill: ") and " runs (" in heard[1] and heard[1].endswith(" s so far)")
 
     with engine.connect() as conn:
         runs = pd.DataFrame(conn.execute(sa.select(schema.runs)).mappings().all())
@@ -52,7 +53,7 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
         n_rollup = conn.execute(sa.select(sa.func.count()).select_from(schema.run_daily)).scalar_one()
 
     # every source delivered: reference runs, Step Functions and Glue runs, with failures
-    assert set(runs["source"]) == {"reference", "stepfunctions", "glue"}
+    assert set(runs["source"]) == {"reference", "stepfunctions", "glue", "airflow"}
     assert (runs["status"] == "FAILED").sum() > 0
     assert runs.loc[runs["status"] == "FAILED", "error_type"].notna().all()
     # step timelines with retries: some stage ran more than once in a run

@@ -11,6 +11,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector
+from devkit.localaws.mwaa import MwaaStandIn
 from devkit.localaws.stepfunctions import StepFunctionsHistoryStandIn
 
 __all__ = ["LocalAWS", "Middleware"]
@@ -22,7 +23,8 @@ Middleware = Callable[[WSGIApp], WSGIApp]
 
 def _default_middlewares() -> list[Middleware]:
     """Stand-ins applied in order, outermost first. Extend here."""
-    return [FaultInjector.middleware, CostExplorerStandIn.middleware, StepFunctionsHistoryStandIn.middleware]
+    return [FaultInjector.middleware, CostExplorerStandIn.middleware, StepFunctionsHistoryStandIn.middleware,
+            MwaaStandIn.middleware]
 
 
 class LocalAWS:

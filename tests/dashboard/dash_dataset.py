@@ -197,6 +197,7 @@ def _costs(rnd, last: date, days: int) -> list[dict]:
                                 "source": "focus", "day": day, "provider": "AWS", "account": account, "service": service,
                                 "region": region, "usage_type": f"{region[:2].upper()}-{usage}", "pipeline": tag,
                                 "billed_cost": amount, "effective_cost": round(amount * 0.93, 4), "usage_quantity": amount * 10,
+                                "currency": "USD",
                             }
                         )
     return rows

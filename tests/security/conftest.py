@@ -74,7 +74,7 @@ def _plant(engine, end: datetime) -> None:
         upsert(conn, cost_daily, [{
             "source": "focus", "day": end.date() - timedelta(days=1), "provider": "AWS", "account": "123456789012",
             "service": FORMULA_SERVICE, "region": ESCAPE_REGION, "usage_type": FORMULA_USAGE, "pipeline": "",
-            "billed_cost": -12.5, "effective_cost": -12.5, "usage_quantity": 1.0,
+            "billed_cost": -12.5, "effective_cost": -12.5, "usage_quantity": 1.0, "currency": "USD",
         }], now=end)
 
 

@@ -125,3 +125,22 @@ def test_0005_h17l_adds_lambda_invocations_and_drops_it_on_the_way_down(engine):
     assert status.current == _head()
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("lambda_invocations")}
     assert indexes == {"ix_lambda_invocations_function_name_ended_at", "ix_lambda_invocations_pipeline_ended_at"}
+
+
+def test_0006_h20a_adds_the_airflow_step_columns_and_drops_them_on_the_way_down(engine):
+    from alembic import command
+
+    from store.db import _alembic_config
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO run_steps (run_id, stage, attempt, status, updated_at, operator, map_index) "
+                             "VALUES ('airflow:d:r', 'square[2]', 1, 'SUCCEEDED', '2026-12-05 10:00:00+00:00', '@task', 2)"))
+    command.downgrade(_alembic_config(engine), "0005_h17l")
+    try:
+        cols = {c["name"] for c in sa.inspect(engine).get_columns("run_steps")}
+        assert not {"operator", "map_index"} & cols
+    finally:
+        upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT stage, operator, map_index FROM run_steps")).one()
+    assert tuple(row) == ("square[2]", None, None)  # the step kept; the columns came back empty
