@@ -375,7 +375,7 @@ def test_costs_page_draws_only_the_open_view(filled_db, app_env):
     assert "Cost anomalies" not in [h.value for h in at.subheader]
     at = _open("views/costs.py", query={"view": "Unit costs"})
     assert not at.exception
-    assert [h.value for h in at.subheader] == ["Cost per run", "Estimate against bill"]
+    assert [h.value for h in at.subheader] == ["Cost per run", "Lambda right-sizing", "Estimate against bill"]
     assert len(_static_table(at, "unit")) >= 1 and len(_static_table(at, "evb")) >= 1
     assert not _tiles(at, "forecast_tiles")
 

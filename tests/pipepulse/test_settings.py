@@ -54,7 +54,7 @@ def test_demo_config_parses():
     [
         ('[aws]\nregion = 5\n', r"pipepulse\.toml: \[aws\] region: expected str, got 5"),
         ('[[pipelines]]\nname = "a"\nschedule = "every hour"\n', r"\[pipelines a\] schedule: 'every hour' is not a 5-field cron"),
-        ('[[pipelines]]\nname = "a"\nsource = "airflow"\n', r"\[pipelines a\] source: expected reference, stepfunctions or glue, got 'airflow'"),
+        ('[[pipelines]]\nname = "a"\nsource = "airflo"\n', r"\[pipelines a\] source: expected reference, stepfunctions, glue or airflow, got 'airflo'"),
         ('[[pipelines]]\nname = "a"\n[[pipelines]]\nname = "a"\n', r"\[\[pipelines\]\] 'a' is defined twice"),
         ('[[pipelines]]\nname = "a"\nfreshnes_sla_minutes = 5\n', r"pipepulse\.toml:3: \[pipelines\] freshnes_sla_minutes: unknown key; did you mean freshness_sla_minutes\?"),
         ('[[pipelines]]\nname = "a"\ninterval_minutes = 0\n', r"interval_minutes: expected a positive whole number"),
