@@ -1,0 +1,81 @@
+"""A cut-off or malformed 200 answer fails the pass (watermark unchanged); the next clean pass stores everything."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import botocore.session
+import pytest
+import sqlalchemy as sa
+
+from collectors.aws import check_answer
+from collectors.runner import collect
+from devkit.localaws.costexplorer import CostExplorerStandIn
+from devkit.localaws.faults import FaultInjector, FaultRule
+from pipepulse import retries
+from store.schema import cost_daily, watermarks
+
+TODAY = date(2026, 11, 20)  # the `now` fixture's day
+_SFN = botocore.session.get_session().get_service_model("stepfunctions")
+_PAGER = {"input_token": "nextToken", "output_token": "nextToken", "result_key": "executions"}
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff(monkeypatch):
+    monkeypatch.setattr(retries, "AWS_REQUESTS", retries.Backoff(base=0.0, cap=0.0))
+
+
+def test_check_answer_names_each_problem():
+    op = _SFN.operation_model("ListExecutions")
+    assert check_answer({"executions": [], "ResponseMetadata": {}}, op, _PAGER) == []
+    assert check_answer({"ResponseMetadata": {}}, op, _PAGER) == [
+        "the answer holds none of its members (an empty or unreadable body)",
+        "required member(s) missing: executions",
+        "the paged list 'executions' is missing",
+    ]
+    assert check_answer({"executions": "x", "nextToken": ""}, op, _PAGER) == [
+        "page token 'nextToken' is '', not a non-empty string",
+        "executions is a str, expected list",
+    ]
+    assert check_answer(None, op, _PAGER) == ["the answer is a NoneType, not an object"]
+
+
+def test_body_fault_rule_is_checked():
+    with pytest.raises(ValueError, match="body"):
+        FaultRule(body="garbled", code=None)
+
+
+def _items(start: date, days: int) -> list[dict]:
+    out = []
+    for d in range(days):
+        day = start + timedelta(days=d)
+        for i, svc in enumerate(["Amazon S3", "AWS Glue", "AWS Lambda"]):
+            out.append({"date": day.isoformat(), "service": svc, "region": "us-east-1", "usage_type": f"u{i}",
+                        "tags": {"pipeline": "orders"}, "unblended_cost": round(1.0 + i + d * 0.01, 2),
+                        "amortized_cost": 1.0, "usage_quantity": 1.0})
+    return out
+
+
+@pytest.mark.parametrize("body", ["truncated", "malformed"])
+def test_cost_explorer_bad_page_two(aws, make_settings, engine, now, body):
+    ce = aws.app(CostExplorerStandIn)
+    ce.configure(today=TODAY, page_size=7)
+    ce.load_line_items(_items(TODAY - timedelta(days=40), 41))
+    faults = aws.app(FaultInjector)
+    faults.reset()
+    rule = faults.add(service="ce", operation="GetCostAndUsage", code=None, body=body, after=1, times=-1)
+    settings = make_settings('[collectors]\nsources = ["ce"]\n[collectors.ce]\nbackfill_days = 10\nforecast = false\n')
+    [failed] = collect(settings, engine, now=now)
+    assert failed.status == "failed"
+    assert "invalid answer to ce:GetCostAndUsage" in failed.error
+    assert f"gave up after {retries.AWS_REQUEST_ATTEMPTS} attempts" in failed.error
+    assert rule.hits == retries.AWS_REQUEST_ATTEMPTS
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cost_daily)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(watermarks)).scalar_one() == 0
+    faults.reset()
+    [clean] = collect(settings, engine, now=now + timedelta(hours=1))
+    assert clean.status == "succeeded", clean.error
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(cost_daily)).scalar_one()
+    assert stored > 0 and clean.rows_written == stored
