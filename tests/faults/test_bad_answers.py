@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import boto3
 import botocore.session
 import pytest
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from collectors.runner import collect
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector, FaultRule
 from pipepulse import retries
-from store.schema import cost_daily, watermarks
+from store.schema import cost_daily, runs, watermarks
 
 TODAY = date(2026, 11, 20)  # the `now` fixture's day
 _SFN = botocore.session.get_session().get_service_model("stepfunctions")
@@ -79,3 +80,26 @@ def test_cost_explorer_bad_page_two(aws, make_settings, engine, now, body):
     with engine.connect() as conn:
         stored = conn.execute(sa.select(sa.func.count()).select_from(cost_daily)).scalar_one()
     assert stored > 0 and clean.rows_written == stored
+
+
+@pytest.mark.parametrize("body", ["truncated", "malformed"])
+def test_glue_bad_job_runs_page(aws, make_settings, engine, now, body):
+    glue = boto3.client("glue")
+    glue.create_job(Name="nightly", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://b/job.py"},
+                    ExecutionProperty={"MaxConcurrentRuns": 10})
+    ids = {glue.start_job_run(JobName="nightly")["JobRunId"] for _ in range(4)}
+    faults = aws.app(FaultInjector)
+    faults.reset()
+    faults.add(service="glue", operation="GetJobRuns", code=None, body=body, times=-1)
+    settings = make_settings('[collectors]\nsources = ["glue"]\n')
+    [failed] = collect(settings, engine, now=now)
+    assert failed.status == "failed"
+    assert "invalid answer to page 1 of glue:GetJobRuns" in failed.error
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(watermarks)).scalar_one() == 0
+    faults.reset()
+    [clean] = collect(settings, engine, now=now + timedelta(minutes=5))
+    assert clean.status == "succeeded", clean.error
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(runs.c.run_id)).scalars().all()
+    assert sorted(stored) == sorted(f"glue:nightly:{i}" for i in ids)  # expected = stored, 0 doubled, 0 lost
