@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import boto3
@@ -103,3 +104,26 @@ def test_glue_bad_job_runs_page(aws, make_settings, engine, now, body):
     with engine.connect() as conn:
         stored = conn.execute(sa.select(runs.c.run_id)).scalars().all()
     assert sorted(stored) == sorted(f"glue:nightly:{i}" for i in ids)  # expected = stored, 0 doubled, 0 lost
+
+
+@pytest.mark.parametrize("body", ["truncated", "malformed"])
+def test_stepfunctions_bad_executions_page(aws, make_settings, engine, now, body):
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(name="etl", roleArn="arn:aws:iam::123456789012:role/sfn", definition=json.dumps(
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+    arns = {sfn.start_execution(stateMachineArn=arn, name=f"e{i}")["executionArn"] for i in range(3)}
+    faults = aws.app(FaultInjector)
+    faults.reset()
+    faults.add(service="stepfunctions", operation="ListExecutions", code=None, body=body, times=-1)
+    settings = make_settings('[collectors]\nsources = ["stepfunctions"]\n')
+    [failed] = collect(settings, engine, now=now)
+    assert failed.status == "failed"
+    assert "invalid answer to page 1 of states:ListExecutions" in failed.error
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(watermarks)).scalar_one() == 0
+    faults.reset()
+    [clean] = collect(settings, engine, now=now + timedelta(minutes=5))
+    assert clean.status == "succeeded", clean.error
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(runs.c.run_id)).scalars().all()
+    assert sorted(stored) == sorted(f"stepfunctions:{a}" for a in arns)  # expected = stored, 0 doubled, 0 lost
