@@ -15,7 +15,7 @@ from collectors.runner import collect
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector, FaultRule
 from pipepulse import retries
-from store.schema import cost_daily, runs, watermarks
+from store.schema import cost_daily, metric_points, runs, watermarks
 
 TODAY = date(2026, 11, 20)  # the `now` fixture's day
 _SFN = botocore.session.get_session().get_service_model("stepfunctions")
@@ -127,3 +127,30 @@ def test_stepfunctions_bad_executions_page(aws, make_settings, engine, now, body
     with engine.connect() as conn:
         stored = conn.execute(sa.select(runs.c.run_id)).scalars().all()
     assert sorted(stored) == sorted(f"stepfunctions:{a}" for a in arns)  # expected = stored, 0 doubled, 0 lost
+
+
+@pytest.mark.aws_clock
+@pytest.mark.parametrize("body", ["truncated", "malformed"])
+def test_cloudwatch_bad_metric_data(aws, make_settings, engine, now, body):
+    cw = boto3.client("cloudwatch")
+    t = now - timedelta(minutes=50)
+    cw.put_metric_data(Namespace="Pipepulse/Reference", MetricData=[
+        {"MetricName": "RecordsIn", "Dimensions": [{"Name": "Pipeline", "Value": f"p{i}"}], "Timestamp": t, "Value": float(i)}
+        for i in range(3)])
+    faults = aws.app(FaultInjector)
+    faults.reset()
+    faults.add(service="cloudwatch", operation="GetMetricData", code=None, body=body, times=-1)
+    settings = make_settings('[collectors]\nsources = ["cloudwatch"]\n[collectors.cloudwatch]\nnamespaces = ["Pipepulse/Reference"]\n'
+                             'stats = ["Sum"]\nperiod_seconds = 300\nlookback_hours = 1\n')
+    [failed] = collect(settings, engine, now=now)
+    assert failed.status == "failed"
+    assert "monitoring:GetMetricData" in failed.error
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(watermarks)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 0
+    faults.reset()
+    [clean] = collect(settings, engine, now=now + timedelta(minutes=1))
+    assert clean.status == "succeeded", clean.error
+    with engine.connect() as conn:
+        values = conn.execute(sa.select(metric_points.c.value)).scalars().all()
+    assert sorted(values) == [0.0, 1.0, 2.0]  # expected = stored, 0 doubled, 0 lost
