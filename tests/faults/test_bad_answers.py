@@ -9,13 +9,14 @@ import boto3
 import botocore.session
 import pytest
 import sqlalchemy as sa
+from clocks import AWS_NOW
 
 from collectors.aws import check_answer
 from collectors.runner import collect
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector, FaultRule
 from pipepulse import retries
-from store.schema import cost_daily, metric_points, runs, watermarks
+from store.schema import cost_daily, metric_points, run_logs, runs, watermarks
 
 TODAY = date(2026, 11, 20)  # the `now` fixture's day
 _SFN = botocore.session.get_session().get_service_model("stepfunctions")
@@ -154,3 +155,36 @@ def test_cloudwatch_bad_metric_data(aws, make_settings, engine, now, body):
     with engine.connect() as conn:
         values = conn.execute(sa.select(metric_points.c.value)).scalars().all()
     assert sorted(values) == [0.0, 1.0, 2.0]  # expected = stored, 0 doubled, 0 lost
+
+
+@pytest.mark.aws_clock
+@pytest.mark.parametrize("body", ["truncated", "malformed"])
+def test_logs_bad_filter_page(aws, make_settings, engine, ledger, now, body):
+    t0 = AWS_NOW - timedelta(hours=35)
+    ledger.run(run_id="r2", pipeline="orders", status="FAILED", trigger="schedule", attempt=1, started_at=t0.isoformat(),
+               ended_at=(t0 + timedelta(minutes=10)).isoformat(), correlation_id="c-r2", error_type="ValueError",
+               error_message="bad row")
+    logs = boto3.client("logs")
+    group, stream = "/pipepulse/reference/orders", f"{t0:%Y/%m/%d}/r2"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": int((t0 + timedelta(minutes=m)).timestamp() * 1000),
+         "message": json.dumps({"correlation_id": "c-r2", "run_id": "r2", "stage": "load", "level": "ERROR", "message": f"e{m}"})}
+        for m in (1, 2, 3)])
+    faults = aws.app(FaultInjector)
+    faults.reset()
+    faults.add(service="logs", operation="FilterLogEvents", code=None, body=body, times=-1)
+    settings = make_settings('[collectors]\nsources = ["reference", "logs"]\n')
+    first = {p.source: p for p in collect(settings, engine, now=now)}
+    assert first["logs"].status == "failed"
+    assert "logs:FilterLogEvents" in (first["logs"].error or "")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(run_logs)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(watermarks).where(watermarks.c.source == "logs")).scalar_one() == 0
+    faults.reset()
+    again = {p.source: p for p in collect(settings, engine, now=now + timedelta(minutes=5))}
+    assert again["logs"].status == "succeeded", again["logs"].error
+    with engine.connect() as conn:
+        messages = conn.execute(sa.select(run_logs.c.message)).scalars().all()
+    assert sorted(messages) == ["e1", "e2", "e3"]  # expected = stored, 0 doubled, 0 lost
