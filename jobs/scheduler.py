@@ -34,6 +34,7 @@ from jobs.registry import JOBS, Job
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, opt
+from store.db import is_database_error, store_error
 from store.state import acquire_lock, release_lock
 
 __all__ = ["JobOutcome", "Scheduled", "Scheduler", "build_jobs", "job_lock", "lock_ttl"]
@@ -58,6 +59,7 @@ class JobOutcome:
     status: str  # ran | failed | skipped (another pass holds the lock)
     detail: str = ""
     result: Any = field(default=None, repr=False)
+    database_down: bool = False  # failed because the database could not be reached
 
 
 @contextmanager
@@ -69,7 +71,13 @@ def job_lock(engine: Engine, name: str, *, now: datetime, ttl: timedelta, owner:
         yield got
     finally:
         if got:
-            release_lock(engine, f"job:{name}", owner)
+            try:
+                release_lock(engine, f"job:{name}", owner)
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                # the lock expires (or is taken over once this process is gone)
+                log.warning("could not release lock job:%s: %s", name, store_error(engine, exc))
 
 
 def lock_ttl(settings: Settings) -> timedelta:
@@ -129,6 +137,7 @@ class Scheduler:
         lock_ttl: timedelta = timedelta(hours=1),
         owner: str | None = None,
         max_wait_seconds: float = 30.0,
+        backoff_seconds: tuple[float, float] = (30.0, 600.0),
     ) -> None:
         self.engine = engine
         self.jobs = jobs
@@ -138,6 +147,9 @@ class Scheduler:
         self.max_wait_seconds = max_wait_seconds
         self.stopping = threading.Event()
         self.outcomes: list[JobOutcome] = []
+        self.database_down_since: datetime | None = None  # set by a job failing on the database
+        self.backoff_seconds = backoff_seconds
+        self._failures: dict[str, int] = {}  # job -> database failures in a row
         start = clock()
         for job in jobs:
             job.next_at = job.cron.next_after(start)
@@ -150,8 +162,31 @@ class Scheduler:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
 
+    def health(self) -> str:
+        """``ok``, or ``database unreachable since <time>`` while jobs fail on the database."""
+        if self.database_down_since is None:
+            return "ok"
+        return f"database unreachable since {self.database_down_since:%Y-%m-%d %H:%M:%S} UTC"
+
     def run_job(self, job: Scheduled, now: datetime) -> JobOutcome:
-        """Run one job now, under its lock."""
+        """Run one job now, under its lock; a database error is an outcome, never a crash."""
+        try:
+            outcome = self._run_locked(job, now)
+        except Exception as exc:  # noqa: BLE001 - the scheduler outlives any job's failure
+            if not is_database_error(exc):
+                log.exception("scheduled job failed", extra={"job": job.name})
+                outcome = JobOutcome(job.name, now, "failed", f"{type(exc).__name__}: {exc}")
+            else:
+                outcome = JobOutcome(job.name, now, "failed", str(store_error(self.engine, exc)), database_down=True)
+        if outcome.database_down:
+            if self.database_down_since is None:
+                self.database_down_since = now
+        elif outcome.status == "ran":
+            self.database_down_since = None
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _run_locked(self, job: Scheduled, now: datetime) -> JobOutcome:
         with job_lock(self.engine, job.name, now=now, ttl=self.lock_ttl, owner=self.owner) as got:
             if not got:
                 outcome = JobOutcome(job.name, now, "skipped", "another pass of this job is running")
@@ -159,13 +194,30 @@ class Scheduler:
                 try:
                     result = job.run(now)
                     failed = getattr(result, "status", "") == "failed"
-                    outcome = JobOutcome(job.name, now, "failed" if failed else "ran", getattr(result, "error", "") or "", result)
+                    outcome = JobOutcome(job.name, now, "failed" if failed else "ran", getattr(result, "error", "") or "", result,
+                                         database_down=bool(getattr(result, "store_down", False)))
                 except Exception as exc:  # noqa: BLE001 - one job's failure does not stop the scheduler
+                    if is_database_error(exc):
+                        raise
                     log.exception("scheduled job failed", extra={"job": job.name})
                     outcome = JobOutcome(job.name, now, "failed", f"{type(exc).__name__}: {exc}")
-        log.info("scheduled job %s", outcome.status, extra={"job": job.name, "detail": outcome.detail})
-        self.outcomes.append(outcome)
+        if not outcome.database_down:
+            log.info("scheduled job %s", outcome.status, extra={"job": job.name, "detail": outcome.detail})
         return outcome
+
+    def _next_try(self, job: Scheduled, outcome: JobOutcome) -> datetime:
+        """The cron's next firing; after a database failure, a backoff (doubling up to the cap)."""
+        after_cron = job.cron.next_after(self.clock())
+        if not outcome.database_down:
+            self._failures.pop(job.name, None)
+            return after_cron
+        n = self._failures[job.name] = self._failures.get(job.name, 0) + 1
+        first, cap = self.backoff_seconds
+        retry = self.clock() + timedelta(seconds=min(cap, first * 2 ** (n - 1)))
+        at = min(retry, after_cron)
+        log.warning("job %s failed: %s; next try at %s UTC", job.name, outcome.detail, f"{at:%Y-%m-%d %H:%M:%S}",
+                    extra={"job": job.name})
+        return at
 
     def run_pending(self) -> list[JobOutcome]:
         """Run every job whose firing time has come; each fires once however many slots passed."""
@@ -175,8 +227,9 @@ class Scheduler:
                 break
             now = self.clock()
             if job.next_at is not None and now >= job.next_at:
-                out.append(self.run_job(job, now))
-                job.next_at = job.cron.next_after(self.clock())
+                outcome = self.run_job(job, now)
+                out.append(outcome)
+                job.next_at = self._next_try(job, outcome)
         return out
 
     def seconds_to_next(self) -> float:
