@@ -10,6 +10,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -163,7 +165,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_pg():
     if not PG_BIN:
         pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
@@ -234,4 +236,39 @@ def test_scheduler_outlives_a_postgresql_outage(private_pg, caplog):
     with engine.connect() as conn:
         assert get_watermark(conn, "probe") == clock.now.isoformat()
     assert written == [datetime(2026, 11, 20, 12, 5, tzinfo=UTC), clock.now]
+    engine.dispose()
+
+
+def test_scheduler_thread_stays_up_while_postgresql_is_stopped(private_pg):
+    """``run_forever`` in a thread on the real clock: PostgreSQL stopped, the loop keeps trying
+    with backoff; started again, the job runs and the health clears."""
+    engine = connect(private_pg.url)
+    metadata.create_all(engine)
+
+    def job(at: datetime) -> None:
+        with engine.begin() as conn:
+            set_watermark(conn, "probe", at.isoformat(), now=at)
+
+    sched = Scheduler(engine, [Scheduled("probe", CronSchedule("0 0 1 1 *"), job)], backoff_seconds=(0.1, 0.4))
+    sched.jobs[0].next_at = datetime.now(UTC)  # due at once
+    private_pg.stop()
+    thread = threading.Thread(target=sched.run_forever, kwargs={"wait": lambda s: sched.stopping.wait(min(s, 0.05))})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while sum(o.database_down for o in sched.outcomes) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sum(o.database_down for o in sched.outcomes) >= 3  # retried, backing off
+        assert thread.is_alive()
+        assert sched.health().startswith("database unreachable since ")
+        private_pg.start()
+        while not any(o.status == "ran" for o in sched.outcomes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sched.outcomes[-1].status == "ran"
+        assert sched.health() == "ok"
+        assert thread.is_alive()
+    finally:
+        sched.stop()
+        thread.join(10)
+    assert not thread.is_alive()
     engine.dispose()
