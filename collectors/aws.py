@@ -9,6 +9,15 @@ rule is ``pipepulse.retries.is_transient``) are retried ``AWS_REQUEST_ATTEMPTS``
 so each HTTP attempt is one counted call (``CallCounter``), retries show up in
 ``CallCounter.retries`` (and in ``collector_runs.details``), and ``CallCounter.cost`` prices
 them (AWS bills Cost Explorer per request).
+
+Every answer is checked before it counts (``check_answer``): botocore turns a cut-off or
+malformed 200 body into ``{}`` without raising, which a collector would take for an empty last
+page (and move its watermark past everything it never read). An answer must hold its
+operation's required members (botocore's service model), the list an operation pages over
+(botocore's paginator model) as a list, a page token that is a non-empty string when present,
+top-level members of their declared types, and a count equal to the list where the API gives
+one (``ReturnSize``). A failed check is an ``InvalidAnswerError`` naming service, operation and
+page: retried like a 5xx, then it fails the pass with the watermark unchanged.
 """
 
 from __future__ import annotations
@@ -17,15 +26,22 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from botocore import exceptions as bx
 from botocore.config import Config
 
 from pipepulse import retries
-from pipepulse.errors import CollectorError, PermissionError_, PipepulseError, TransientError
+from pipepulse.errors import (
+    CollectorError,
+    InvalidAnswerError,
+    PermissionError_,
+    PipepulseError,
+    TransientError,
+)
 from pipepulse.settings import Prices, Settings
 
 __all__ = [
@@ -33,6 +49,7 @@ __all__ = [
     "CallCounter",
     "RetryingClient",
     "call_with_retry",
+    "check_answer",
     "classify_error",
     "client",
     "default_client_config",
@@ -108,7 +125,7 @@ def call_with_retry(
             err = classify_error(exc, source=source, service=service, operation=operation)
             if not isinstance(err, TransientError) or attempt == attempts:
                 if isinstance(err, TransientError):
-                    err = TransientError(source, f"{err.detail} (gave up after {attempt} attempts)")
+                    err = type(err)(source, f"{err.detail} (gave up after {attempt} attempts)")
                 raise err from exc
             if calls is not None:
                 calls.retries[f"{service}:{operation}"] += 1
@@ -131,6 +148,77 @@ def _check_region(session: Any, service: str, region: str, source: str, endpoint
         raise CollectorError(source, f"unknown AWS region {region!r} for {service}; set [aws] region (e.g. us-east-1)")
 
 
+# botocore shape type -> the Python types its parser yields
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "structure": (dict,),
+    "map": (dict,),
+    "list": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "boolean": (bool,),
+    "float": (int, float),
+    "double": (int, float),
+    "timestamp": (datetime,),
+}
+
+
+def _names(value: Any) -> list[str]:
+    """Plain member names of a paginator-model entry (JMESPath expressions are left out)."""
+    items = value if isinstance(value, list) else [value] if value else []
+    return [v for v in items if isinstance(v, str) and v.isidentifier()]
+
+
+def check_answer(answer: Any, operation_model: Any, pager: Mapping[str, Any] | None) -> list[str]:
+    """What is wrong with a parsed answer of ``operation_model`` (empty when it is valid)."""
+    if not isinstance(answer, dict):
+        return [f"the answer is a {type(answer).__name__}, not an object"]
+    shape = operation_model.output_shape
+    if shape is None:
+        return []
+    members = shape.members
+    present = [m for m in members if m in answer]
+    problems: list[str] = []
+    if members and not present and not getattr(shape, "is_document_type", False):
+        problems.append("the answer holds none of its members (an empty or unreadable body)")
+    missing = [m for m in shape.required_members if m not in answer]
+    if missing:
+        problems.append(f"required member(s) missing: {', '.join(missing)}")
+    if pager:
+        results = _names(pager.get("result_key"))
+        # S3-style listings (``more_results``) leave an empty list out; the rest always send it
+        if results and "more_results" not in pager and results[0] not in answer and results[0] in members:
+            problems.append(f"the paged list {results[0]!r} is missing")
+        for token in _names(pager.get("output_token")):
+            value = answer.get(token)
+            if token in answer and not (isinstance(value, str) and value):
+                problems.append(f"page token {token!r} is {value!r}, not a non-empty string")
+    for name in present:
+        value = answer[name]
+        expected = _PY_TYPES.get(members[name].type_name)
+        if value is None or expected is None:
+            continue
+        if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
+            problems.append(f"{name} is a {type(value).__name__}, expected {members[name].type_name}")
+    if pager and isinstance(answer.get("ReturnSize"), int):
+        results = _names(pager.get("result_key"))
+        listed = answer.get(results[0]) if results else None
+        if isinstance(listed, list) and len(listed) != answer["ReturnSize"]:
+            problems.append(f"ReturnSize says {answer['ReturnSize']} but {results[0]} holds {len(listed)}")
+    return problems
+
+
+def _pager_models(raw: Any) -> dict[str, Any]:
+    """The paginator model of a botocore client's service (operation -> config), or {}."""
+    model = raw.meta.service_model
+    try:
+        loaded = raw._loader.load_service_model(model.service_name, "paginators-1", model.api_version)
+    except Exception:  # noqa: BLE001 - a service without paginators
+        return {}
+    pagination = loaded.get("pagination", {}) if isinstance(loaded, dict) else {}
+    return pagination if isinstance(pagination, dict) else {}
+
+
 class RetryingClient:
     """A boto3 client whose operations retry transient failures and raise pipepulse errors."""
 
@@ -141,6 +229,8 @@ class RetryingClient:
         self._service = client.meta.service_model.endpoint_prefix
         self.meta = client.meta
         self.exceptions = client.exceptions
+        self._pagers = _pager_models(client)
+        self._pages: Counter[str] = Counter()  # page number of the last call per operation
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -148,10 +238,27 @@ class RetryingClient:
             return attr
         operation = self._client.meta.method_to_api_mapping[name]
 
+        pager = self._pagers.get(operation)
+        model = self._client.meta.service_model.operation_model(operation)
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            return call_with_retry(
-                lambda: attr(*args, **kwargs), source=self._source, service=self._service, operation=operation, calls=self._calls
-            )
+            tokens = _names(pager.get("input_token")) if pager else []
+            self._pages[operation] = self._pages[operation] + 1 if any(kwargs.get(t) for t in tokens) else 1
+            page = self._pages[operation]
+
+            def checked() -> Any:
+                answer = attr(*args, **kwargs)
+                problems = check_answer(answer, model, pager)
+                if problems:
+                    where = f"page {page} of " if pager else ""
+                    raise InvalidAnswerError(
+                        self._source,
+                        f"invalid answer to {where}{self._service}:{operation}: {'; '.join(problems)} "
+                        "(a cut-off or malformed body; nothing of this pass is stored and the watermark stays)",
+                    )
+                return answer
+
+            return call_with_retry(checked, source=self._source, service=self._service, operation=operation, calls=self._calls)
 
         return call
 

@@ -39,10 +39,11 @@ from sqlalchemy.engine import Connection, Engine
 from collectors.aws import default_client_config
 from collectors.base import NOTHING, Batch, Collector, Context, Reads, Stored
 from pipepulse.cron import CronSchedule
-from pipepulse.errors import CollectorError, ConfigError, PipepulseError
+from pipepulse.errors import CollectorError, ConfigError, PipepulseError, StoreError
 from pipepulse.settings import Settings, opt, require_table
 from store.collecting import failed_runs_since, source_watermarks, upsert_pipelines
 from store.costs import daily_cost, replace_cost_rows
+from store.db import is_database_error, store_error
 from store.forecasts import save_forecast
 from store.metrics import known_series, write_metrics
 from store.rollups import refresh_run_daily
@@ -120,6 +121,7 @@ class PassResult:
     calls: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    store_down: bool = False  # failed because the database could not be reached
 
     @property
     def ok(self) -> bool:
@@ -279,13 +281,24 @@ def run_source(
         result.rows_written = rows
         result.window_start, result.window_end = batch.window_start, batch.window_end
     except Exception as exc:  # noqa: BLE001 - a source's failure is recorded, the others run
+        if is_database_error(exc):
+            # one line, no traceback; the pass record cannot be closed while the database is away
+            # (it stays ``running`` until the next pass takes the lock over or the store returns)
+            exc = store_error(engine, exc)
         message = str(exc) if isinstance(exc, PipepulseError) else f"{name}: unexpected {type(exc).__name__}: {exc}"
         log.warning("collector pass failed", extra={"source": name, "error": message}, exc_info=not isinstance(exc, PipepulseError))
-        with engine.begin() as conn:
-            finish_collector_run(
-                conn, run_id, now=now, status="failed", api_calls=ctx.calls.total,
-                api_cost_usd=ctx.calls.cost(settings.prices), error=message, details=_details(ctx, None),
-            )
+        try:
+            with engine.begin() as conn:
+                finish_collector_run(
+                    conn, run_id, now=now, status="failed", api_calls=ctx.calls.total,
+                    api_cost_usd=ctx.calls.cost(settings.prices), error=message, details=_details(ctx, None),
+                )
+        except Exception as exc2:
+            if not is_database_error(exc2):
+                raise
+            result.store_down = True
+        if isinstance(exc, StoreError):
+            result.store_down = True
         result.error = message
     result.api_calls = ctx.calls.total
     result.api_cost_usd = ctx.calls.cost(settings.prices)

@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 from collectors.runner import SOURCES, PassResult, collect, enabled_sources
 from jobs.scheduler import job_lock, lock_ttl
 from pipepulse.settings import Settings
+from store.db import is_database_error, store_error
+from store.state import lock_holder
 
 __all__ = ["CollectResult", "run"]
 
@@ -27,6 +29,7 @@ class CollectResult:
 
     passes: list[PassResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    holders: dict[str, str] = field(default_factory=dict)  # skipped source -> who holds its lock
 
     @property
     def status(self) -> str:
@@ -49,9 +52,16 @@ def run(
     names = [n for n in SOURCES if n in sources] if sources else [c.name for c in enabled_sources(settings)]
     result = CollectResult()
     for name in names:
-        with job_lock(engine, name, now=now, ttl=lock_ttl(settings)) as got:
-            if not got:
-                result.skipped.append(name)
-                continue
-            result.passes.extend(collect(settings, engine, sources=[name], now=now, session_factory=session_factory))
+        try:
+            with job_lock(engine, name, now=now, ttl=lock_ttl(settings)) as got:
+                if not got:
+                    result.skipped.append(name)
+                    result.holders[name] = lock_holder(engine, f"job:{name}") or "a pass that just ended"
+                    continue
+                result.passes.extend(collect(settings, engine, sources=[name], now=now, session_factory=session_factory))
+        except Exception as exc:
+            if not is_database_error(exc):
+                raise
+            # the database went away: this source failed, the others are still tried
+            result.passes.append(PassResult(source=name, status="failed", error=str(store_error(engine, exc))))
     return result

@@ -35,6 +35,7 @@ from jobs.registry import JOBS, Job
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, check_keys, opt
+from store.db import is_database_error, store_error
 from store.state import acquire_lock, release_lock
 
 __all__ = ["JobOutcome", "Scheduled", "Scheduler", "build_jobs", "job_lock", "lock_ttl"]
@@ -59,6 +60,7 @@ class JobOutcome:
     status: str  # ran | failed | skipped (another pass holds the lock)
     detail: str = ""
     result: Any = field(default=None, repr=False)
+    database_down: bool = False  # failed because the database could not be reached
 
 
 @contextmanager
@@ -70,7 +72,13 @@ def job_lock(engine: Engine, name: str, *, now: datetime, ttl: timedelta, owner:
         yield got
     finally:
         if got:
-            release_lock(engine, f"job:{name}", owner)
+            try:
+                release_lock(engine, f"job:{name}", owner)
+            except Exception as exc:
+                if not is_database_error(exc):
+                    raise
+                # the lock expires (or is taken over once this process is gone)
+                log.warning("could not release lock job:%s: %s", name, store_error(engine, exc))
 
 
 def lock_ttl(settings: Settings) -> timedelta:
@@ -129,6 +137,7 @@ class Scheduler:
         owner: str | None = None,
         max_wait_seconds: float = 30.0,
         on_outcome: Callable[[JobOutcome, float], Any] | None = None,
+        backoff_seconds: tuple[float, float] = (30.0, 600.0),
     ) -> None:
         self.engine = engine
         self.jobs = jobs
@@ -140,6 +149,9 @@ class Scheduler:
         self.outcomes: list[JobOutcome] = []
         # called with each outcome and its run time in seconds (the /metrics of jobs/metrics.py)
         self.on_outcome = on_outcome
+        self.database_down_since: datetime | None = None  # set by a job failing on the database
+        self.backoff_seconds = backoff_seconds
+        self._failures: dict[str, int] = {}  # job -> database failures in a row
         start = clock()
         for job in jobs:
             job.next_at = job.cron.next_after(start)
@@ -152,21 +164,28 @@ class Scheduler:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.stop)
 
+    def health(self) -> str:
+        """``ok``, or ``database unreachable since <time>`` while jobs fail on the database."""
+        if self.database_down_since is None:
+            return "ok"
+        return f"database unreachable since {self.database_down_since:%Y-%m-%d %H:%M:%S} UTC"
+
     def run_job(self, job: Scheduled, now: datetime) -> JobOutcome:
-        """Run one job now, under its lock."""
+        """Run one job now, under its lock; a database error is an outcome, never a crash."""
         started = time.monotonic()
-        with job_lock(self.engine, job.name, now=now, ttl=self.lock_ttl, owner=self.owner) as got:
-            if not got:
-                outcome = JobOutcome(job.name, now, "skipped", "another pass of this job is running")
+        try:
+            outcome = self._run_locked(job, now)
+        except Exception as exc:  # noqa: BLE001 - the scheduler outlives any job's failure
+            if not is_database_error(exc):
+                log.exception("scheduled job failed", extra={"job": job.name})
+                outcome = JobOutcome(job.name, now, "failed", f"{type(exc).__name__}: {exc}")
             else:
-                try:
-                    result = job.run(now)
-                    failed = getattr(result, "status", "") == "failed"
-                    outcome = JobOutcome(job.name, now, "failed" if failed else "ran", getattr(result, "error", "") or "", result)
-                except Exception as exc:  # noqa: BLE001 - one job's failure does not stop the scheduler
-                    log.exception("scheduled job failed", extra={"job": job.name})
-                    outcome = JobOutcome(job.name, now, "failed", f"{type(exc).__name__}: {exc}")
-        log.info("scheduled job %s", outcome.status, extra={"job": job.name, "detail": outcome.detail})
+                outcome = JobOutcome(job.name, now, "failed", str(store_error(self.engine, exc)), database_down=True)
+        if outcome.database_down:
+            if self.database_down_since is None:
+                self.database_down_since = now
+        elif outcome.status == "ran":
+            self.database_down_since = None
         self.outcomes.append(outcome)
         if self.on_outcome is not None:
             try:
@@ -174,6 +193,39 @@ class Scheduler:
             except Exception:  # noqa: BLE001 - metrics never stop the scheduler
                 log.exception("recording the job's metrics failed", extra={"job": job.name})
         return outcome
+
+    def _run_locked(self, job: Scheduled, now: datetime) -> JobOutcome:
+        with job_lock(self.engine, job.name, now=now, ttl=self.lock_ttl, owner=self.owner) as got:
+            if not got:
+                outcome = JobOutcome(job.name, now, "skipped", "another pass of this job is running")
+            else:
+                try:
+                    result = job.run(now)
+                    failed = getattr(result, "status", "") == "failed"
+                    outcome = JobOutcome(job.name, now, "failed" if failed else "ran", getattr(result, "error", "") or "", result,
+                                         database_down=bool(getattr(result, "store_down", False)))
+                except Exception as exc:  # noqa: BLE001 - one job's failure does not stop the scheduler
+                    if is_database_error(exc):
+                        raise
+                    log.exception("scheduled job failed", extra={"job": job.name})
+                    outcome = JobOutcome(job.name, now, "failed", f"{type(exc).__name__}: {exc}")
+        if not outcome.database_down:
+            log.info("scheduled job %s", outcome.status, extra={"job": job.name, "detail": outcome.detail})
+        return outcome
+
+    def _next_try(self, job: Scheduled, outcome: JobOutcome) -> datetime:
+        """The cron's next firing; after a database failure, a backoff (doubling up to the cap)."""
+        after_cron = job.cron.next_after(self.clock())
+        if not outcome.database_down:
+            self._failures.pop(job.name, None)
+            return after_cron
+        n = self._failures[job.name] = self._failures.get(job.name, 0) + 1
+        first, cap = self.backoff_seconds
+        retry = self.clock() + timedelta(seconds=min(cap, first * 2 ** (n - 1)))
+        at = min(retry, after_cron)
+        log.warning("job %s failed: %s; next try at %s UTC", job.name, outcome.detail, f"{at:%Y-%m-%d %H:%M:%S}",
+                    extra={"job": job.name})
+        return at
 
     def run_pending(self) -> list[JobOutcome]:
         """Run every job whose firing time has come; each fires once however many slots passed."""
@@ -183,8 +235,9 @@ class Scheduler:
                 break
             now = self.clock()
             if job.next_at is not None and now >= job.next_at:
-                out.append(self.run_job(job, now))
-                job.next_at = job.cron.next_after(self.clock())
+                outcome = self.run_job(job, now)
+                out.append(outcome)
+                job.next_at = self._next_try(job, outcome)
         return out
 
     def seconds_to_next(self) -> float:

@@ -8,6 +8,7 @@
     +-- AccessError                a sign-in or request the dashboard's access rules refuse
     +-- CollectorError(source)     a collector pass failed; ``source`` names the collector
     |   +-- TransientError         worth retrying (throttling, 5xx, timeouts)
+    |   |   +-- InvalidAnswerError a 200 answer not of its operation's shape (cut off, malformed)
     |   +-- PermissionError_       AWS denied an action; the message names the IAM action
     +-- PipelineError              a reference-pipeline stage failed (its run records it)
     +-- DeliveryError              an alert could not be delivered (SMTP/SES)
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "InputError",
+    "InvalidAnswerError",
     "PermissionError_",
     "PipelineError",
     "PipepulseError",
@@ -68,6 +70,15 @@ class CollectorError(PipepulseError):
 
 class TransientError(CollectorError):
     """A failure worth retrying: throttling, a 5xx answer, a timeout."""
+
+
+class InvalidAnswerError(TransientError):
+    """An AWS answer that arrived (HTTP 200) but is not of its operation's output shape.
+
+    botocore turns a cut-off or malformed body into ``{}`` without raising; counting that as an
+    empty last page would lose every item after it for good, so the answer fails instead (it is
+    retried like a 5xx, then fails the pass, and the watermark stays where it was).
+    """
 
 
 class PermissionError_(CollectorError):  # noqa: N801 - avoids shadowing the builtin

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-__all__ = ["SchemaStatus", "check_schema", "connect", "describe_url", "schema_status", "upgrade"]
+__all__ = ["SchemaStatus", "check_schema", "connect", "describe_url", "is_database_error", "schema_status", "store_error", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -34,6 +34,26 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def describe_url(url: str) -> str:
     """A URL without its password, for messages (also a URL SQLAlchemy cannot parse)."""
     return mask_url(str(url))
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """True for an error of the database itself (unreachable, restarted, connection lost)."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, StoreError)) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+def store_error(engine: Engine, exc: BaseException) -> StoreError:
+    """One line naming the database and what to do, for a database error met during a job."""
+    if isinstance(exc, StoreError):
+        return exc
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    reason = mask_url(text.splitlines()[0] if text else type(exc).__name__)
+    return StoreError(
+        f"database {describe_url(str(engine.url))} unreachable: {reason}; is the server running, "
+        "and is PIPEPULSE_DATABASE_URL right? Nothing was stored; the next pass retries"
+    )
 
 
 def connect(url: str, *, create_dirs: bool = True, pool_size: int = 5) -> Engine:

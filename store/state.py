@@ -8,6 +8,8 @@ SQLite and PostgreSQL: ``acquire_lock`` wins only when the row is absent or expi
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ __all__ = [
     "finish_collector_run",
     "first_pass_since",
     "get_watermark",
+    "lock_holder",
     "release_lock",
     "set_watermark",
     "start_collector_run",
@@ -120,11 +123,19 @@ def first_pass_since(conn: Connection, source: str, since: datetime) -> dict[str
 
 
 def acquire_lock(engine: Engine, name: str, owner: str, *, now: datetime, ttl: timedelta) -> bool:
-    """Take the named lock for ``ttl`` unless someone else holds an unexpired one."""
+    """Take the named lock for ``ttl`` unless someone else holds an unexpired one.
+
+    A lock whose owner (``host:pid:...``) is a process of this host that no longer runs is
+    taken over at once, and the passes its owner left ``running`` are marked ``interrupted``."""
     now = now.astimezone(UTC)
     with engine.begin() as conn:
         conn.execute(locks.delete().where(locks.c.name == name, locks.c.expires_at <= now))
-        held = conn.execute(sa.select(locks.c.owner).where(locks.c.name == name)).scalar_one_or_none()
+        row = conn.execute(sa.select(locks.c.owner, locks.c.acquired_at).where(locks.c.name == name)).first()
+        held = row.owner if row is not None else None
+        if row is not None and held != owner and owner_is_dead(row.owner):
+            conn.execute(locks.delete().where(locks.c.name == name, locks.c.owner == row.owner))
+            _mark_interrupted(conn, name, row.owner, row.acquired_at, now)
+            held = None
         if held is not None and held != owner:
             return False
         if held is None:
@@ -136,6 +147,45 @@ def acquire_lock(engine: Engine, name: str, owner: str, *, now: datetime, ttl: t
         else:
             conn.execute(locks.update().where(locks.c.name == name).values(expires_at=now + ttl))
     return True
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when ``owner`` (``host:pid:...``) names a process of this host that no longer runs."""
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False  # another host (or a foreign owner): only its expiry frees it
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (another user's process)
+    return False
+
+
+def _mark_interrupted(conn: Connection, name: str, owner: str, since: datetime, now: datetime) -> None:
+    source = name.removeprefix("job:")
+    c = collector_runs.c
+    conn.execute(
+        collector_runs.update()
+        .where(c.source == source, c.status == "running", c.started_at >= since)
+        .values(status="interrupted", ended_at=now, error=f"interrupted: its process {describe_owner(owner)} died")
+    )
+
+
+def describe_owner(owner: str) -> str:
+    """``pid N on host H`` for an owner ``host:pid:...``."""
+    parts = owner.split(":")
+    return f"pid {parts[1]} on host {parts[0]}" if len(parts) >= 2 else owner
+
+
+def lock_holder(engine: Engine, name: str) -> str | None:
+    """Who holds the named lock, for messages: ``pid N on host H since T UTC``; None if free."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(locks.c.owner, locks.c.acquired_at).where(locks.c.name == name)).first()
+    if row is None:
+        return None
+    return f"{describe_owner(row.owner)} since {row.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def release_lock(engine: Engine, name: str, owner: str) -> None:

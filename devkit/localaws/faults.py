@@ -14,11 +14,15 @@ A request matches a rule when the service (SigV4 credential scope name, e.g. ``s
 accepted as aliases) and the operation agree (``None`` matches anything). The operation comes
 from ``X-Amz-Target`` (JSON protocols), the ``/operation/NAME`` path (smithy-rpc-v2-cbor, which
 botocore >= 1.40 speaks to CloudWatch), ``Action=`` (query protocol), else ``"METHOD /path"``
-(REST; a rule's operation ``"GET /bucket"`` matches by prefix). A rule fires ``times`` times
+(REST; a rule's operation ``"GET /bucket"`` matches by prefix). A rule lets its first ``after``
+matching requests through, then fires ``times`` times
 (``-1``: always), first sleeping ``delay_seconds``, then, when it has a ``code``, answering in
 the protocol's own error encoding so botocore reads the code: JSON ``__type``, CBOR ``__type``,
 query XML ``ErrorResponse``, S3 XML ``Error``, rest-json ``x-amzn-ErrorType``. A rule with no
-code only slows the answer down (for timeouts).
+code only slows the answer down (for timeouts). A rule with ``"body": "truncated"`` or
+``"body": "malformed"`` (and no code) lets the real answer through with status 200 but cuts its
+body in half, or replaces it with an HTML error page: what a dropped connection or a confused
+proxy delivers, and what botocore parses into ``{}`` without raising.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = ["FaultInjector", "FaultRule", "cbor_encode"]
 API_PATH = "/pipepulse-api/faults"
 ALIASES = {"stepfunctions": "states", "cloudwatch": "monitoring", "sfn": "states"}
 _CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+BODY_FAULTS = frozenset({"truncated", "malformed"})
 _STATUS_TEXT = {400: "Bad Request", 403: "Forbidden", 429: "Too Many Requests", 500: "Internal Server Error",
                 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
@@ -54,11 +59,16 @@ class FaultRule:
     times: int = 1  # -1: every matching request
     delay_seconds: float = 0.0
     message: str = "Rate exceeded (injected by pipepulse)"
+    body: str | None = None  # "truncated" | "malformed": spoil a 200 answer's body (code must be None)
+    after: int = 0  # let this many matching requests through first (e.g. 1: fault page 2 on)
     hits: int = 0
+    passed: int = 0  # matching requests let through because of ``after``
 
     def __post_init__(self) -> None:
         if self.service:
             self.service = ALIASES.get(self.service, self.service)
+        if self.body is not None and (self.body not in BODY_FAULTS or self.code):
+            raise ValueError(f"body: expected one of {sorted(BODY_FAULTS)} with code null, got {self.body!r}")
 
     def matches(self, service: str, operation: str) -> bool:
         if self.times != -1 and self.hits >= self.times:
@@ -69,6 +79,16 @@ class FaultRule:
             if " " in self.operation:
                 return operation.startswith(self.operation)
             return self.operation == operation
+        return True
+
+    def fires(self, service: str, operation: str) -> bool:
+        """Whether this request gets the fault (counts ``hits``; lets ``after`` requests through first)."""
+        if not self.matches(service, operation):
+            return False
+        if self.passed < self.after:
+            self.passed += 1
+            return False
+        self.hits += 1
         return True
 
 
@@ -146,14 +166,15 @@ class FaultInjector:
             return self.app(environ, start_response)
         service, operation, protocol = self.identify(environ)
         with self._lock:
-            rule = next((r for r in self._rules if r.matches(service, operation)), None)
+            rule = next((r for r in self._rules if r.fires(service, operation)), None)
             if rule is not None:
-                rule.hits += 1
                 self.faulted.append({"service": service, "operation": operation, "code": rule.code, "status": rule.status})
         if rule is None:
             return self.app(environ, start_response)
         if rule.delay_seconds:
             time.sleep(rule.delay_seconds)
+        if rule.body:
+            return self._spoil(environ, start_response, rule.body)
         if not rule.code:
             return self.app(environ, start_response)
         return self._error(start_response, protocol, rule)
@@ -186,6 +207,30 @@ class FaultInjector:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         return body
+
+    def _spoil(self, environ: dict[str, Any], start_response: Callable[..., Any], how: str) -> list[bytes]:
+        """The real answer with its body cut in half or replaced by an HTML page, still 200."""
+        seen: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            seen["status"], seen["headers"] = status, headers
+            return lambda _data: None
+
+        chunks = self.app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        if how == "truncated":
+            body = body[: len(body) // 2]
+        else:
+            body = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        headers = [(k, v) for k, v in seen["headers"] if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(seen["status"], headers)
+        return [body]
 
     def _error(self, start_response: Callable[..., Any], protocol: str, rule: FaultRule) -> list[bytes]:
         request_id = str(uuid.uuid4())
@@ -221,7 +266,7 @@ class FaultInjector:
             try:
                 data = json.loads(self._buffer(environ) or b"{}")
                 items = data if isinstance(data, list) else [data]
-                known = set(FaultRule.__dataclass_fields__) - {"hits"}
+                known = set(FaultRule.__dataclass_fields__) - {"hits", "passed"}
                 for item in items:
                     unknown = set(item) - known
                     if unknown:
