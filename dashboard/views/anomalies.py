@@ -39,13 +39,21 @@ if frame.empty:
         st.success("No anomalies with this status.")
     st.stop()
 
-cols = ["effective_status", "severity", "kind", "subject", "pipeline", "window_start", "observed", "expected", "lower", "upper", "root_cause_text", "status_by", "status_note", "snoozed_until", "last_seen", "fingerprint"]
-ui.table(frame[cols], key="anomalies", filename="anomalies.csv", height=360, column_config={
+# shown: what, when and how far off, with units; the CSV also has the raw numbers, who set the
+# status, and the full fingerprint
+shown = ["effective_status", "severity", "kind", "subject", "window_start", "observed_text", "expected_text", "band_text",
+         "root_cause_text", "last_seen", "id"]
+raw = ["observed", "expected", "lower", "upper", "status_by", "status_note", "snoozed_until", "fingerprint"]
+view = frame.assign(id=frame["fingerprint"].str[:12])[shown + raw]
+ui.table(view, key="anomalies", filename="anomalies.csv", height=360, static=True, hide=tuple(raw), column_config={
     "effective_status": "status",
     "window_start": st.column_config.DatetimeColumn("window", format="YYYY-MM-DD HH:mm"),
+    "observed_text": st.column_config.TextColumn("observed", help="The value the detector judged, in its unit"),
+    "expected_text": st.column_config.TextColumn("expected", help="What this series' own history predicted"),
+    "band_text": st.column_config.TextColumn("normal band", help="Values inside it are not anomalies"),
     "last_seen": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
-    "snoozed_until": st.column_config.DatetimeColumn("snoozed until", format="YYYY-MM-DD HH:mm"),
     "root_cause_text": st.column_config.TextColumn("root cause", width="medium"),
+    "id": st.column_config.TextColumn("id", help="The start of the anomaly's fingerprint (the CSV has it whole)"),
 })
 
 st.subheader("Act on one")
@@ -56,8 +64,8 @@ fp = st.selectbox("Anomaly", list(labels), index=list(labels).index(wanted) if w
 st.query_params["fp"] = fp
 row = frame[frame["fingerprint"] == fp].iloc[0]
 st.text(
-    f"{row['subject']}\nobserved {_num(row['observed'])}, expected {_num(row['expected'])} "
-    f"(band {_num(row['lower'])} to {_num(row['upper'])}), score {_num(row['score'])}"
+    f"{row['subject']}\nobserved {row['observed_text'] or 'n/a'}, expected {row['expected_text'] or 'n/a'} "
+    f"(band {row['band_text'] or 'n/a'}), score {_num(row['score'])}"
 )
 if why := row["why_text"]:
     # what was judged is the value or a window's mean, whichever strayed furthest (insights.anomaly)

@@ -46,7 +46,15 @@ if spend_tab.open:
         if by_day.empty:
             ui.empty("No costs yet in this window", "pipepulse collect", "pipepulse costs import PATH")
         else:
-            st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur), key="cost_stacked", config={"displaylogo": False})
+            # the day the window's end cuts short, and the days before it collected before they ended
+            partial_from = f.partial_day
+            if partial_from is not None:
+                late = set(data.partial_days(f.end_day - timedelta(days=6), f.end_day))
+                while partial_from - timedelta(days=1) in late:
+                    partial_from -= timedelta(days=1)
+            st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur, partial_from=partial_from,
+                                                window=(f.start_day, f.end_day + timedelta(days=1))),
+                            key="cost_stacked", config={"displaylogo": False})
             moved = data.cost_movers(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
             left, right = st.columns([3, 2])
             with left:
