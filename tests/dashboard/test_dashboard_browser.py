@@ -485,7 +485,7 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
                     assert _marks(pg) == ["today so far"] * 3, width
                 if name == "pipelines_24h":
                     assert _marks(pg) == ["this hour so far"] * 3, width
-                    ticks = pg.locator(".js-plotly-plot .xtick text").all_inner_texts()
+                    ticks = pg.locator(".js-plotly-plot .xtick text").all_text_contents()
                     assert ticks and not [t for t in ticks if "." in t or ":59" in t], ticks
                 if name == "costs":
                     assert _marks(pg) and set(_marks(pg)) <= {"today so far", "not over (partial)"}, width
