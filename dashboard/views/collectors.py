@@ -14,10 +14,11 @@ if passes.empty:
     st.stop()
 
 table = data.collector_summary(f.start, f.now)
-c = st.columns(3)
-c[0].metric("Sources", len(table), border=True)
-c[1].metric("API calls", f"{int(table['api_calls'].sum()):,}", border=True)
-c[2].metric("API cost", f"{table['api_cost_usd'].sum():,.4f} USD", border=True, help=f"Collector passes in the last {f.range}")
+ui.tiles([
+    ui.Tile("Sources", f"{len(table):,}"),
+    ui.Tile("API calls", f"{int(table['api_calls'].sum()):,}"),
+    ui.Tile("API cost", f"{table['api_cost_usd'].sum():,.4f} USD", help=f"Collector passes in the last {f.range}"),
+], key="collector_tiles", columns=3)
 ui.table(table, key="collector_summary", filename="collectors.csv", static=True, column_config={
     "last_pass": st.column_config.DatetimeColumn("last pass", format="YYYY-MM-DD HH:mm"),
     "data_through": st.column_config.DatetimeColumn(
