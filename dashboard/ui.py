@@ -108,12 +108,13 @@ _STYLE = (
     "<style>.pp-t{overflow:auto;border:1px solid rgba(49,51,63,.12);border-radius:.5rem;margin-bottom:.5rem}"
     ".pp-t table{border-collapse:collapse;width:100%;font-size:.875rem}"
     ".pp-t th{position:sticky;top:0;background:#f8f9fb;color:rgba(49,51,63,.7);font-weight:400;text-align:left}"
-    ".pp-t th,.pp-t td{padding:.3rem .6rem;border-bottom:1px solid rgba(49,51,63,.08);vertical-align:top;white-space:nowrap}"
-    # long text and headers wrap (a table wider than the page scrolls sideways); numbers and times do not
-    ".pp-t th{white-space:normal;min-width:4rem}.pp-t td.x{white-space:normal;overflow-wrap:anywhere;min-width:6rem}"
-    ".pp-t td.t{white-space:normal}.pp-t .nb{white-space:nowrap}"
-    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums}"
-    ".pp-t td.w{min-width:10rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}"
+    ".pp-t th,.pp-t td{padding:.3rem .45rem;border-bottom:1px solid rgba(49,51,63,.08);vertical-align:top;white-space:nowrap}"
+    # text and headers wrap, long words anywhere (a table wider than the page scrolls sideways);
+    # numbers do not, and a time breaks only between its date and its time of day
+    ".pp-t th{white-space:normal;overflow-wrap:break-word}.pp-t td.x{white-space:normal;overflow-wrap:anywhere;min-width:4rem}"
+    ".pp-t td{white-space:normal;overflow-wrap:anywhere}.pp-t td.t{white-space:normal}.pp-t .nb{white-space:nowrap}"
+    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".pp-t td.w{min-width:6rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}"
     ".pp-dl{display:inline-block;padding:.25rem .75rem;border:1px solid rgba(49,51,63,.2);border-radius:.5rem;"
     "color:inherit!important;text-decoration:none!important;font-size:.875rem;line-height:1.6}"
     ".pp-dl:hover{border-color:#ff4b4b;color:#ff4b4b!important}</style>"

@@ -39,21 +39,25 @@ if frame.empty:
         st.success("No anomalies with this status.")
     st.stop()
 
-# shown: what, when and how far off, with units; the CSV also has the raw numbers, who set the
-# status, and the full fingerprint
-shown = ["effective_status", "severity", "kind", "subject", "window_start", "observed_text", "expected_text", "band_text",
-         "root_cause_text", "last_seen", "id"]
-raw = ["observed", "expected", "lower", "upper", "status_by", "status_note", "snoozed_until", "fingerprint"]
-view = frame.assign(id=frame["fingerprint"].str[:12])[shown + raw]
+# shown, in five columns that fit a 1024 px window: what (severity, kind and subject), its status,
+# when, the value against what was expected (with units) and the root cause; the CSV also has the
+# raw numbers, when it was last seen, who set the status, and the full fingerprint
+what = frame["severity"] + " " + frame["kind"] + ": " + frame["subject"]
+value = [
+    f"{o or 'n/a'} (expected {e or 'n/a'}" + (f"; band {b})" if b else ")")
+    for o, e, b in zip(frame["observed_text"], frame["expected_text"], frame["band_text"], strict=True)
+]
+shown = ["anomaly", "effective_status", "window_start", "value", "root_cause_text"]
+raw = ["severity", "kind", "subject", "observed", "expected", "lower", "upper", "last_seen", "status_by", "status_note",
+       "snoozed_until", "fingerprint"]
+view = frame.assign(anomaly=what, value=value)[shown + raw]
 ui.table(view, key="anomalies", filename="anomalies.csv", height=360, static=True, hide=tuple(raw), column_config={
     "effective_status": "status",
     "window_start": st.column_config.DatetimeColumn("window", format="YYYY-MM-DD HH:mm"),
-    "observed_text": st.column_config.TextColumn("observed", help="The value the detector judged, in its unit"),
-    "expected_text": st.column_config.TextColumn("expected", help="What this series' own history predicted"),
-    "band_text": st.column_config.TextColumn("normal band", help="Values inside it are not anomalies"),
-    "last_seen": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
-    "root_cause_text": st.column_config.TextColumn("root cause", width="medium"),
-    "id": st.column_config.TextColumn("id", help="The start of the anomaly's fingerprint (the CSV has it whole)"),
+    "value": st.column_config.TextColumn(
+        "observed", help="The value the detector judged, in its unit, what this series' own history predicted, and the "
+                         "normal band (values inside it are not anomalies)"),
+    "root_cause_text": st.column_config.TextColumn("root cause"),
 })
 
 st.subheader("Act on one")

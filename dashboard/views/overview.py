@@ -98,6 +98,7 @@ with right:
             key="freshness",
             filename="freshness.csv",
             static=True,
+            hide=("last_run_status", "last_success_at"),  # a narrow column: the CSV and Pipelines have them
             column_config={
                 "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
                 "last_run_status": "last run",
@@ -117,6 +118,7 @@ else:
         key="failures",
         filename="failures.csv",
         static=True,
+        hide=("attempt", "run_id"),  # the link opens the run; the CSV has both
         column_config={
             "open": st.column_config.LinkColumn("run", display_text="details", width="small"),
             "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),

@@ -476,6 +476,8 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
         pg = ctx.new_page()
         try:
             for path, name, plots, text in _VISUAL_PAGES:
+                if name == "pipelines_24h" and width != 1024:
+                    continue  # the layout of /pipelines at 30d; its hourly marks and ticks do not depend on the width
                 pg.goto(server.base + path)
                 _settle(pg, plots=plots, text=text)
                 found = pg.evaluate(_LAYOUT_PROBLEMS)
@@ -494,5 +496,5 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
                 _shot(pg, f"fit-{name}-{width}", kind)
         finally:
             ctx.close()
-    assert problems == {}
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
     assert outside == []
