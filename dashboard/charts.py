@@ -199,7 +199,10 @@ def _partial_band(partial_from: object | None, bucket: str) -> dict:
     return {
         "shapes": [{"type": "rect", "xref": "x", "yref": "paper", "x0": start - step / 2, "x1": start + step / 2,
                     "y0": 0, "y1": 1, "fillcolor": "rgba(49,51,63,0.07)", "line": {"width": 0}, "layer": "below"}],
-        "annotations": [{"text": SO_FAR[bucket], "x": start, "xref": "x", "y": 1, "yref": "paper", "yanchor": "bottom",
+        # right-aligned to the band's right edge (the end of the axis): centred on the last bucket,
+        # the words ran past the plot and were cut ("today so f")
+        "annotations": [{"text": SO_FAR[bucket], "x": start + step / 2, "xanchor": "right", "xref": "x", "y": 1,
+                         "yref": "paper", "yanchor": "bottom",
                          "showarrow": False, "font": {"size": 11, "color": "#6b6e76"}, "name": "partial"}],
     }
 
