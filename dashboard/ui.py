@@ -112,9 +112,9 @@ _STYLE = (
     # text and headers wrap, long words anywhere (a table wider than the page scrolls sideways);
     # numbers do not, and a time breaks only between its date and its time of day
     ".pp-t th{white-space:normal;overflow-wrap:break-word}.pp-t td.x{white-space:normal;overflow-wrap:anywhere;min-width:4rem}"
-    ".pp-t td{white-space:normal;overflow-wrap:anywhere}.pp-t td.t{white-space:normal}.pp-t .nb{white-space:nowrap}"
+    ".pp-t td{white-space:normal;overflow-wrap:break-word}.pp-t td.t{white-space:normal}.pp-t .nb{white-space:nowrap}"
     ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
-    ".pp-t td.w{min-width:6rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}"
+    ".pp-t td.w{min-width:4rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}"
     ".pp-dl{display:inline-block;padding:.25rem .75rem;border:1px solid rgba(49,51,63,.2);border-radius:.5rem;"
     "color:inherit!important;text-decoration:none!important;font-size:.875rem;line-height:1.6}"
     ".pp-dl:hover{border-color:#ff4b4b;color:#ff4b4b!important}</style>"
@@ -162,7 +162,8 @@ def _cell(value: object, kind: str | None, fmt: str | None, display: str | None)
         else:
             text = f"{number:,.4g}"
         return html.escape(text), True
-    return html.escape(str(value)), False
+    # a name in snake_case may break after an underscore (not inside a word: "on_ti|me")
+    return html.escape(str(value)).replace("_", "_<wbr>"), False
 
 
 def html_table(

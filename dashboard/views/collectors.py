@@ -24,7 +24,7 @@ ui.tiles([
 runs = [f"{n:,}" + (f", {k:,} failed" if k else "") for n, k in zip(table["passes"], table["failed_passes"], strict=True)]
 view = table.assign(runs=runs)[["source", "last_status", "data_through", "lag_minutes", "runs", "last_error", "api_cost_usd",
                                 "last_pass", "passes", "failed_passes", "rows", "api_calls"]]
-ui.table(view, key="collector_summary", filename="collectors.csv", static=True,
+ui.table(view, key="collector_summary", filename="collectors.csv", static=True, height=640,
          hide=("last_pass", "passes", "failed_passes", "rows", "api_calls"), column_config={
     "last_status": "last pass",
     "data_through": st.column_config.DatetimeColumn(
