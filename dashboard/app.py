@@ -18,7 +18,25 @@ import streamlit as st
 from dashboard import auth, data, state
 from pipepulse.errors import PipepulseError
 
-st.set_page_config(page_title="pipepulse", page_icon=":material/monitor_heart:", layout="wide")
+
+@st.cache_resource
+def _icon() -> bytes:
+    """The tab's icon, drawn here (a pulse line on a red square): a ``:material/...:`` page icon
+    makes the browser fetch its SVG from fonts.gstatic.com, which an offline network refuses."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((2, 2, 61, 61), radius=12, fill=(255, 75, 75, 255))
+    draw.line([(8, 34), (20, 34), (26, 18), (34, 48), (40, 30), (44, 34), (56, 34)], fill="white", width=5, joint="curve")
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
+
+
+st.set_page_config(page_title="pipepulse", page_icon=_icon(), layout="wide")
 
 PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),

@@ -136,6 +136,87 @@ def _empty(title: str, message: str = "no data in this window") -> go.Figure:
     )
 
 
+# ---- time axes and the period that is not over -------------------------------------------------
+
+STEPS = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1)}
+SO_FAR = {"hour": "this hour so far", "day": "today so far"}
+PARTIAL_OPACITY = 0.4
+
+
+def _naive(ts: object) -> pd.Timestamp:
+    """A time as naive UTC (plotly.js reads no UTC offsets)."""
+    t = pd.Timestamp(ts)  # type: ignore[arg-type]
+    return t.tz_convert(None) if t.tzinfo is not None else t
+
+
+def _time_axis(bucket: str, window: tuple[object, object] | None) -> dict:
+    """An x axis of dates for buckets of ``bucket`` ("hour" or "day") with explicit ticks: one tick
+    per 1, 2, 3, 6 or 12 hours, or per 1, 2 or 7 days, whichever gives at most about ten (plotly's
+    own choice for one or two points is ticks like 23:59:59.9995). With ``window`` (start, end), the
+    axis spans its buckets even when some hold no runs."""
+    step = STEPS[bucket]
+    axis: dict = {"type": "date"}
+    if bucket == "hour":
+        axis["tickformat"] = "%H:%M\n%b %d"
+    else:
+        axis["tickformat"] = "%b %d"
+    if window is None:
+        if bucket == "day":
+            axis["dtick"] = 86_400_000  # never ticks between days
+        return axis
+    first = _naive(window[0]).floor(step)
+    last = (_naive(window[1]) - pd.Timedelta(microseconds=1)).floor(step)
+    axis["range"] = [first - step / 2, last + step / 2]
+    buckets = int((last - first) / step) + 1
+    if bucket == "hour":
+        every = next((h for h in (1, 2, 3, 6, 12) if buckets / h <= 10), 24)
+        axis["dtick"] = every * 3_600_000
+        axis["tick0"] = first.floor("D")
+        axis["tickformat"] = "%H:%M\n%b %d" if every < 24 else "%b %d"
+    elif buckets <= 70:
+        every = next(d for d in (1, 2, 7, 14) if buckets / d <= 10)
+        axis["dtick"] = every * 86_400_000
+        axis["tick0"] = first
+    return axis
+
+
+def _is_partial(xs: object, partial_from: object | None) -> np.ndarray:
+    """Which of the bucket starts ``xs`` lie in the period that is not over (from ``partial_from``)."""
+    values = pd.to_datetime(pd.Series(xs))
+    if partial_from is None or values.empty:
+        return np.zeros(len(values), dtype=bool)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert(None)
+    return (values >= _naive(partial_from)).to_numpy()
+
+
+def _partial_band(partial_from: object | None, bucket: str) -> dict:
+    """Layout marking the bucket that is not over: a grey band over it and the words "today so far"
+    (or "this hour so far") at its top, so a low last bar or point does not read as a drop."""
+    if partial_from is None:
+        return {}
+    start, step = _naive(partial_from), STEPS[bucket]
+    return {
+        "shapes": [{"type": "rect", "xref": "x", "yref": "paper", "x0": start - step / 2, "x1": start + step / 2,
+                    "y0": 0, "y1": 1, "fillcolor": "rgba(49,51,63,0.07)", "line": {"width": 0}, "layer": "below"}],
+        # right-aligned to the band's right edge (the end of the axis): centred on the last bucket,
+        # the words ran past the plot and were cut ("today so f")
+        "annotations": [{"text": SO_FAR[bucket], "x": start + step / 2, "xanchor": "right", "xref": "x", "y": 1,
+                         "yref": "paper", "yanchor": "bottom",
+                         "showarrow": False, "font": {"size": 11, "color": "#6b6e76"}, "name": "partial"}],
+    }
+
+
+def _bar_opacity(xs: object, partial_from: object | None) -> list[float] | None:
+    """Per-bar opacity: the bars of the period that is not over drawn faint."""
+    partial = _is_partial(xs, partial_from)
+    return [PARTIAL_OPACITY if p else 1.0 for p in partial] if partial.any() else None
+
+
+def _per(bucket: str) -> str:
+    return "per hour" if bucket == "hour" else "per day"
+
+
 # ---- runs --------------------------------------------------------------------------------------
 
 
@@ -196,28 +277,34 @@ def health_statuses(fig: go.Figure) -> list[str]:
     return [t.name.upper() for t in fig.data[1:]]
 
 
-def runs_by_status(daily: pd.DataFrame) -> go.Figure:
-    """Runs per day stacked by outcome (succeeded, failed, other), from the daily rollup."""
-    title = "Runs per day"
+def runs_by_status(
+    daily: pd.DataFrame, *, bucket: str = "day", window: tuple[object, object] | None = None, partial_from: object | None = None,
+) -> go.Figure:
+    """Runs per day (or per hour, ``bucket``) stacked by outcome (succeeded, failed, other), from
+    the daily rollup (or ``insights.buckets.rollup_runs``). The bucket from ``partial_from`` on is
+    not over: its bars are faint under a band saying so."""
+    title = f"Runs {_per(bucket)}"
     if daily.empty:
         return _empty(title)
     g = daily.groupby("day", as_index=False)[["runs", "succeeded", "failed"]].sum()
     g["other"] = g["runs"] - g["succeeded"] - g["failed"]
     days = g["day"].to_numpy()
+    opacity = _bar_opacity(days, partial_from)
     traces = [
-        {"type": "bar", "x": days, "y": g[col].to_numpy(), "name": col, "marker": {"color": color}}
+        {"type": "bar", "x": days, "y": g[col].to_numpy(), "name": col,
+         "marker": {"color": color} if opacity is None else {"color": color, "opacity": opacity}}
         for col, color in (("succeeded", STATUS_COLORS[SUCCEEDED]), ("failed", STATUS_COLORS[FAILED]), ("other", STATUS_COLORS[CANCELLED]))
     ]
-    return _figure(traces, title, ytitle="runs", barmode="stack")
+    return _figure(traces, title, ytitle="runs", barmode="stack", xaxis=_time_axis(bucket, window), **_partial_band(partial_from, bucket))
 
 
-def _markers(marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column: str) -> list[dict]:
+def _markers(marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column: str, bucket: str = "day") -> list[dict]:
     """Anomalies as red crosses on the line of their pipeline and day (the detector's own
     observed value, whose unit may differ from the line's, is in the hover text)."""
     if marks is None or marks.empty:
         return []
     line = daily.set_index(["pipeline", "day"])[column]
-    days = pd.to_datetime(marks["window_start"], utc=True).dt.tz_localize(None).dt.floor("D")
+    days = pd.to_datetime(marks["window_start"], utc=True).dt.tz_localize(None).dt.floor(STEPS[bucket])
     ys = []
     for pipe, day, observed in zip(marks["pipeline"], days, marks["observed"], strict=True):
         ys.append(line.get((pipe, day), observed))
@@ -258,7 +345,7 @@ def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> lis
     pipes = rest["pipeline"].to_numpy(object)
     # a None after each pipeline's last point: the segments do not join
     ends = np.flatnonzero(np.append(pipes[1:] != pipes[:-1], True)) + 1
-    xs = np.insert(pd.to_datetime(rest["day"]).dt.strftime("%Y-%m-%d").to_numpy(object), ends, None).tolist()
+    xs = np.insert(pd.to_datetime(rest["day"]).dt.strftime("%Y-%m-%d %H:%M").to_numpy(object), ends, None).tolist()
     ys = np.insert(rest[column].to_numpy(float).astype(object), ends, None).tolist()
     text = np.insert(np.array([_t(p) for p in pipes], dtype=object), ends, "").tolist()
     n = rest["pipeline"].nunique()
@@ -269,13 +356,17 @@ def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> lis
     }]
 
 
-def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, top: int = FOCUS) -> go.Figure:
+def duration_trend(
+    daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, top: int = FOCUS, bucket: str = "day",
+    window: tuple[object, object] | None = None, partial_from: object | None = None,
+) -> go.Figure:
     """Daily p50 and p95 run duration per pipeline (rollup), with duration anomalies marked.
 
     At most ``top`` pipelines are named (those with anomalies first, then the slowest p95); the
     others' p95 share one grey line, so the chart stays readable (and quick to draw) at many
-    pipelines. Choosing pipelines in the sidebar names them."""
-    title = "Duration p95 (solid) and p50 (dotted), seconds"
+    pipelines. Choosing pipelines in the sidebar names them. Points are per day (or per hour,
+    ``bucket``); the bucket from ``partial_from`` on is not over, under a band saying so."""
+    title = "Duration p95 (solid) and p50 (dotted), seconds" + (" per hour" if bucket == "hour" else "")
     if daily.empty:
         return _empty(title)
     focus = _focus(daily, marks, "duration_p95", top)
@@ -289,33 +380,51 @@ def duration_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, to
                        "name": f"{_t(name)} p95", "legendgroup": str(i), "line": {"color": color}})
         traces.append({"type": "scatter", "x": days, "y": part["duration_p50"].to_numpy(float), "mode": "lines",
                        "name": f"{_t(name)} p50", "legendgroup": str(i), "showlegend": False, "line": {"color": color, "dash": "dot"}})
-    traces += _markers(marks, "duration anomaly", daily, "duration_p95")
-    return _figure(traces, title, ytitle="seconds")
+    traces += _markers(marks, "duration anomaly", daily, "duration_p95", bucket)
+    return _figure(traces, title, ytitle="seconds", xaxis=_time_axis(bucket, window), **_partial_band(partial_from, bucket))
 
 
-def throughput_trend(daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, top: int = FOCUS) -> go.Figure:
-    """Records out per day per pipeline (rollup), with throughput anomalies marked; at most
-    ``top`` pipelines named (anomalies first, then the most records), the rest one grey line."""
-    title = "Throughput (records out per day)"
+def throughput_trend(
+    daily: pd.DataFrame, marks: pd.DataFrame | None = None, *, top: int = FOCUS, bucket: str = "day",
+    window: tuple[object, object] | None = None, partial_from: object | None = None,
+) -> go.Figure:
+    """Records out per day (or per hour, ``bucket``) per pipeline, with throughput anomalies
+    marked; at most ``top`` pipelines named (anomalies first, then the most records), the rest one
+    grey line. The bucket from ``partial_from`` on is not over: its counts are hollow markers
+    "so far (partial)" apart from the lines (as the line's end they would read as a crash)."""
+    title = f"Throughput (records out {_per(bucket)})"
     if daily.empty:
         return _empty(title)
+    partial = _is_partial(daily["day"], partial_from)
+    done, now = daily[~partial], daily[partial]
     focus = _focus(daily, marks, "records_out", top)
-    traces = _others(daily, set(focus), "records_out", "records")
-    for i, name in enumerate(focus):
-        part = daily[daily["pipeline"] == name]
+    traces = _others(done, set(focus), "records_out", "records")
+    colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(focus)}
+    for name in focus:
+        part = done[done["pipeline"] == name]
         traces.append({"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": "lines+markers",
-                       "name": _t(name), "line": {"color": PALETTE[i % len(PALETTE)]}, "marker": {"size": 4}})
-    traces += _markers(marks, "throughput anomaly", daily, "records_out")
-    return _figure(traces, title, ytitle="records")
+                       "name": _t(name), "line": {"color": colors[name]}, "marker": {"size": 4}})
+    if not now.empty:
+        traces.append({
+            "type": "scatter", "x": now["day"].to_numpy(), "y": now["records_out"].to_numpy(float), "mode": "markers",
+            "name": "so far (partial)", "text": [_t(p) for p in now["pipeline"]],
+            "marker": {"size": 8, "symbol": "circle-open", "color": [colors.get(p, "#a0a0a0") for p in now["pipeline"]]},
+            "hovertemplate": "%{text}: %{y:,.0f} records so far (not over)<extra></extra>",
+        })
+    traces += _markers(marks, "throughput anomaly", daily, "records_out", bucket)
+    return _figure(traces, title, ytitle="records", xaxis=_time_axis(bucket, window), **_partial_band(partial_from, bucket))
 
 
 def run_timeline(steps: pd.DataFrame) -> go.Figure:
-    """A run's stages as a timeline: one bar per attempt (queue time in grey before it)."""
+    """A run's stages as a timeline, top to bottom in the order they started: one bar per attempt
+    (queue time in grey before it). A stage that took no time (or has no end) is a thin marker at
+    its start, not a bar: a bar of a minimum width drew zero-length stages across the whole axis."""
     title = "Stages"
     if steps.empty:
         return _empty(title, "no stage records for this run")
     s = steps.copy()
     s["label"] = [f"{_t(st)} #{int(a)}" for st, a in zip(s["stage"], s["attempt"], strict=True)]
+    s = s.sort_values("started_at", kind="stable", na_position="last")
     order = list(dict.fromkeys(s["label"]))
     traces = []
     queued = s[s["queued_at"].notna() & s["started_at"].notna() & (s["queued_at"] < s["started_at"])]
@@ -335,6 +444,18 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
     ran = s[s["started_at"].notna()].copy()
     end = ran["ended_at"].fillna(ran["started_at"])
     ran["ms"] = (end - ran["started_at"]).dt.total_seconds() * 1000
+    # the shortest bar drawn: 0.5% of the run's span (a 20 ms stage in an hour's run stays visible)
+    span = ((end.max() - ran["started_at"].min()).total_seconds() * 1000) if not ran.empty else 0.0
+    instant = ran[ran["ms"] <= 0]
+    ran = ran[ran["ms"] > 0]
+    if not instant.empty:
+        traces.append({
+            "type": "scatter", "y": instant["label"].to_numpy(str), "x": _dates(instant["started_at"]), "mode": "markers",
+            "name": "no duration", "text": [_t(str(v).lower()) for v in instant["status"]],
+            "marker": {"symbol": "line-ns-open", "size": 16, "line": {"width": 3},
+                       "color": [STATUS_COLORS.get(str(v), "#7f7f7f") for v in instant["status"]]},
+            "hovertemplate": "%{y}: %{text}, no duration recorded<extra></extra>",
+        })
     for status, part in ran.groupby("status", sort=True):
         # a status is data (a collector stores what the source said): shown as text, never as
         # plotly's HTML-like markup (a link) or as part of the hover template
@@ -344,7 +465,7 @@ def run_timeline(steps: pd.DataFrame) -> go.Figure:
                 "type": "bar",
                 "y": part["label"].to_numpy(str),
                 "base": _dates(part["started_at"]),
-                "x": part["ms"].clip(lower=500).to_numpy(float),
+                "x": part["ms"].clip(lower=span * 0.005).to_numpy(float),
                 "orientation": "h",
                 "name": shown,
                 "marker": {"color": STATUS_COLORS.get(str(status), "#7f7f7f")},
@@ -376,8 +497,13 @@ def _top_keys(frame: pd.DataFrame, top: int) -> list[str]:
     return list(totals.index[:top])
 
 
-def cost_stacked(by_day: pd.DataFrame, by: str, *, top: int = 10, currency: str = "USD") -> go.Figure:
-    """Daily spend stacked by ``by``: the ``top`` largest keys, the rest as "other"."""
+def cost_stacked(
+    by_day: pd.DataFrame, by: str, *, top: int = 10, currency: str = "USD", partial_from: date | None = None,
+    window: tuple[object, object] | None = None,
+) -> go.Figure:
+    """Daily spend stacked by ``by``: the ``top`` largest keys, the rest as "other". Days from
+    ``partial_from`` on (today, and days collected before they ended) are not over: faint bars
+    under a band saying so."""
     title = f"Daily spend by {by.replace('_', ' ')} ({currency})"
     if by_day.empty:
         return _empty(title)
@@ -391,22 +517,43 @@ def cost_stacked(by_day: pd.DataFrame, by: str, *, top: int = 10, currency: str 
     traces = []
     for i, key in enumerate(order):
         part = g[g["key"] == key]
+        opacity = _bar_opacity(part["day"], partial_from)
+        color = PALETTE[i % len(PALETTE)]
         traces.append({"type": "bar", "x": part["day"].to_numpy(), "y": part["cost"].to_numpy(float), "name": _t(key),
-                       "marker": {"color": PALETTE[i % len(PALETTE)]}})
-    return _figure(traces, title, height=380, ytitle=currency, barmode="stack")
+                       "marker": {"color": color} if opacity is None else {"color": color, "opacity": opacity}})
+    partial = None
+    if partial_from is not None and (pd.to_datetime(g["day"]) >= pd.Timestamp(partial_from)).any():
+        partial = pd.Timestamp(partial_from)
+    band = _partial_band(partial, "day")
+    if partial is not None and pd.to_datetime(g["day"]).max() > partial:  # more than one day not over
+        band["annotations"][0]["text"] = "not over (partial)"
+        band["shapes"][0]["x1"] = pd.to_datetime(g["day"]).max() + STEPS["day"] / 2
+    return _figure(traces, title, height=380, ytitle=currency, barmode="stack", xaxis=_time_axis("day", window), **band)
 
 
 def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
     """Change in spend against the previous window, largest first."""
-    title = f"Top movers by {by.replace('_', ' ')} ({currency}, vs previous window)"
+    title = f"Top movers by {by.replace('_', ' ')} ({currency} vs previous window)"
     if frame.empty:
         return _empty(title)
     f = frame.iloc[::-1]
     colors = ["#d62728" if c > 0 else "#2e9e5b" for c in f["change"]]
-    labels = [_t(k) if k != "" else "(none)" for k in f[by]]
+    names = [k if k != "" else "(none)" for k in f[by]]
+    # long names (usage types) are cut on the axis, whole in the hover: a margin for 60 characters
+    # left no room for the bars in a narrow column, and the labels ran into each other
+    labels = [_t(_short(k, MOVER_LABEL)) for k in names]
     bar = {"type": "bar", "x": f["change"].to_numpy(float), "y": labels, "orientation": "h", "marker": {"color": colors},
-           "hovertemplate": "%{y}: %{x:+,.2f}<extra></extra>"}
-    return _figure([bar], title, height=max(220, 60 + 26 * len(f)), margin={"l": _label_margin(labels)})
+           "customdata": [_t(k) for k in names], "hovertemplate": "%{customdata}: %{x:+,.2f}<extra></extra>"}
+    return _figure([bar], title, height=max(220, 60 + 26 * len(f)), margin={"l": _label_margin(labels)},
+                   yaxis={"type": "category", "categoryorder": "array", "categoryarray": labels})
+
+
+MOVER_LABEL = 24  # characters of a mover's name on the axis
+
+
+def _short(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
 
 
 def forecast_vs_actual(

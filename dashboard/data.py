@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from dashboard.config import DashboardConfig, app_arguments, dashboard_config
 from insights import costs as cost_insights
 from insights.anomaly import outside_text
+from insights.buckets import rollup_runs
 from insights.freshness import format_duration, freshness_table
 from insights.rightsizing import rightsize
 from insights.run_logs import NoLogLines, no_log_lines
@@ -43,6 +44,7 @@ __all__ = [
     "account_options",
     "anomalies",
     "audit",
+    "value_text",
     "collector_runs",
     "collector_summary",
     "cost_by_day",
@@ -63,10 +65,12 @@ __all__ = [
     "pipeline_options",
     "run_daily",
     "lambda_rightsizing",
+    "run_hourly",
     "run_detail",
     "run_invocations",
     "runs",
     "set_anomaly_status",
+    "summarize_passes",
     "partial_days",
     "settings",
     "spend_month_to_date",
@@ -149,15 +153,19 @@ def kpis(
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def health_grid(since: datetime, pipelines: tuple[str, ...] | None, per_pipeline: int = 24) -> pd.DataFrame:
+def health_grid(
+    since: datetime, pipelines: tuple[str, ...] | None, per_pipeline: int = 24, until: datetime | None = None
+) -> pd.DataFrame:
+    """Each pipeline's newest ``per_pipeline`` runs started in ``[since, until)``."""
     with engine().connect() as conn:
-        return reads.recent_runs(conn, since, pipelines=pipelines, per_pipeline=per_pipeline)
+        return reads.recent_runs(conn, since, pipelines=pipelines, per_pipeline=per_pipeline, until=until)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
     """Per configured pipeline: on time, late or missed against its schedule
-    (``insights.freshness``), with the latest run's status."""
+    (``insights.freshness``), with the latest run's status, as they stood at ``now`` (the end of
+    the window: "Up to" a past day shows that day's end)."""
     configs = [p for p in settings().pipelines if not pipelines or p.name in pipelines]
     cols = ["pipeline", "state", "kind", "due_at", "deadline", "last_success_at", "late_by", "message", "last_run_status", "last_started_at"]
     if not configs:
@@ -166,7 +174,7 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
     names = [c.name for c in configs]
     with engine().connect() as conn:
         recent = runs_store.freshness_runs(conn, now=now, lookback=timedelta(days=2), pipelines=names)
-        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=names)
+        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=names, until=now)
     table = freshness_table(configs, recent, now=now)
     table = table.merge(last[["pipeline", "last_status", "last_started_at"]].rename(columns={"last_status": "last_run_status"}), on="pipeline", how="left")
     table["late_by"] = [None if pd.isna(v) else format_duration(v) for v in table["late_by"]]
@@ -189,6 +197,14 @@ def run_daily(start: date, end: date, pipelines: tuple[str, ...] | None) -> pd.D
     """The daily rollup (one row per day and pipeline): the source of every run trend chart."""
     with engine().connect() as conn:
         return reads.run_daily_frame(conn, start, end, pipelines=pipelines)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def run_hourly(start: datetime, end: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
+    """Runs started in ``[start, end)`` per hour and pipeline (``insights.buckets.rollup_runs``):
+    the run trends of windows of a week or less, in the daily rollup's columns (``day`` is the hour)."""
+    with engine().connect() as conn:
+        return rollup_runs(reads.run_points(conn, start, end, pipelines=pipelines), "h")
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -425,6 +441,29 @@ def _root_cause_text(raw: str | None) -> str:
     return "; ".join(parts)
 
 
+def _nan(v: object) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
+# the unit of an anomaly's values, by kind (a metric's unit is not stored on the anomaly)
+UNITS = {"duration": "s", "throughput": "records", "metric": ""}
+
+
+def value_text(kind: str, value: object, currency: str = "USD") -> str:
+    """An anomaly's value with its unit: ``1,234 s``, ``12.5 USD``, ``3.0%`` (rates), ``56 records``;
+    "" when missing."""
+    if _nan(value):
+        return ""
+    v = float(value)  # type: ignore[arg-type]
+    if kind == "cost":
+        return f"{v:,.2f} {currency}"
+    if kind in ("failure_rate", "rejected_rate"):
+        return f"{v * 100:.1f}%"
+    unit = UNITS.get(kind, "")
+    number = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
+    return f"{number} {unit}".strip()
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
 def anomalies(
     statuses: tuple[str, ...] | None = None,
@@ -444,8 +483,8 @@ def anomalies(
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     frame = frame.sort_values(["last_seen", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if frame.empty:
-        frame["root_cause_text"] = pd.Series(dtype=str)
-        frame["why_text"] = pd.Series(dtype=str)
+        for col in ("root_cause_text", "why_text", "observed_text", "expected_text", "band_text"):
+            frame[col] = pd.Series(dtype=str)
         frame["effective_status"] = pd.Series(dtype=str)
         return frame
     now = datetime.now(UTC)
@@ -453,6 +492,13 @@ def anomalies(
     frame["effective_status"] = frame["status"].where(~expired, "open")
     frame["root_cause_text"] = [_root_cause_text(r) for r in frame["root_cause"]]
     frame["why_text"] = [outside_text(o, lo, hi) for o, lo, hi in zip(frame["observed"], frame["lower"], frame["upper"], strict=True)]
+    cur = settings().currency
+    for col in ("observed", "expected"):
+        frame[f"{col}_text"] = [value_text(k, v, cur) for k, v in zip(frame["kind"], frame[col], strict=True)]
+    frame["band_text"] = [
+        "" if _nan(lo) or _nan(hi) else f"{value_text(k, lo, cur)} to {value_text(k, hi, cur)}"
+        for k, lo, hi in zip(frame["kind"], frame["lower"], frame["upper"], strict=True)
+    ]
     if statuses:
         frame = frame[frame["effective_status"].isin(statuses)].reset_index(drop=True)
     return frame
@@ -507,20 +553,34 @@ def collector_runs(since: datetime) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def collector_summary(since: datetime, now: datetime) -> pd.DataFrame:
-    """Per source: last pass and status, lag (now minus the end of the last window), failed
-    passes, last error, rows written, API calls and their price since ``since``."""
-    passes = collector_runs(since)
+    """Per source: last pass and status, how far its data reaches and the lag behind ``now``,
+    failed passes, last error, rows written, API calls and their price since ``since``
+    (``summarize_passes``)."""
+    return summarize_passes(collector_runs(since), now)
+
+
+def summarize_passes(passes: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """``collector_summary`` of the passes (newest first).
+
+    ``data_through`` is the newest time a pass read up to: the end of its window, but never past
+    the end of the pass itself. A daily source's window ends at the next midnight (Cost Explorer
+    reads today's cost so far), which is in the future: its data reaches the time the pass ran.
+    ``lag_minutes`` is ``now`` minus that, never negative."""
     rows = []
     for source, part in passes.groupby("source", sort=True):
         last = part.iloc[0]  # newest first
-        ends = part["window_end"].dropna()
-        lag_from = ends.max() if not ends.empty else part["ended_at"].dropna().max()
+        ended = part["ended_at"].where(part["ended_at"].notna(), part["started_at"])
+        reached = part["window_end"].where(part["window_end"].notna(), ended)
+        reached = reached.where(reached <= ended, ended).dropna()
+        through = reached.max() if not reached.empty else None
+        lag = None if through is None or pd.isna(through) else max(0.0, round((now - through).total_seconds() / 60.0, 1))
         rows.append(
             {
                 "source": source,
                 "last_pass": last["started_at"],
                 "last_status": last["status"],
-                "lag_minutes": round((now - lag_from).total_seconds() / 60.0, 1) if pd.notna(lag_from) else None,
+                "data_through": through,
+                "lag_minutes": lag,
                 "passes": len(part),
                 "failed_passes": int((part["status"] == "failed").sum()),
                 "last_error": next((e for e in part["error"] if isinstance(e, str) and e), None),
@@ -529,5 +589,6 @@ def collector_summary(since: datetime, now: datetime) -> pd.DataFrame:
                 "api_cost_usd": float(part["api_cost_usd"].sum()),
             }
         )
-    cols = ["source", "last_pass", "last_status", "lag_minutes", "passes", "failed_passes", "last_error", "rows", "api_calls", "api_cost_usd"]
+    cols = ["source", "last_pass", "last_status", "data_through", "lag_minutes", "passes", "failed_passes", "last_error", "rows",
+            "api_calls", "api_cost_usd"]
     return pd.DataFrame(rows, columns=cols)

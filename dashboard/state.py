@@ -22,7 +22,7 @@ import streamlit as st
 from dashboard.config import RANGES
 from dashboard.ui import esc
 
-__all__ = ["Filters", "RANGE_LENGTHS", "controls", "current", "now_minute", "summary", "window"]
+__all__ = ["Filters", "RANGE_LENGTHS", "controls", "current", "now_minute", "partial_bucket", "summary", "window"]
 
 RANGE_LENGTHS = {
     "24h": timedelta(hours=24),
@@ -57,6 +57,33 @@ class Filters:
     def end_day(self) -> date:
         # the window is [start, end): a window ending at midnight does not include that day
         return (self.end - timedelta(microseconds=1)).date()
+
+    @property
+    def bucket(self) -> str:
+        """The run trends' bucket: "hour" for windows of a week or less (a day holds one or two
+        daily points), "day" for longer ones (the daily rollup)."""
+        return "hour" if RANGE_LENGTHS[self.range] <= timedelta(days=7) else "day"
+
+    @property
+    def partial_from(self) -> datetime | None:
+        """The start of the trend bucket (hour or day, as ``bucket``) the window's end cuts short:
+        charts draw it as not over. None when the window ends on a bucket's edge ("Up to" a past day)."""
+        return partial_bucket(self.end, timedelta(hours=1) if self.bucket == "hour" else timedelta(days=1))
+
+    @property
+    def partial_day(self) -> date | None:
+        """The day the window's end cuts short (today, unless "Up to" a past day): daily charts
+        (spend) draw it as not over."""
+        start = partial_bucket(self.end, timedelta(days=1))
+        return None if start is None else start.date()
+
+
+def partial_bucket(end: datetime, step: timedelta) -> datetime | None:
+    """The start of the bucket of length ``step`` (a day or an hour, counted from UTC midnight)
+    that ``end`` (a window's exclusive end) cuts short, or None when ``end`` falls on a bucket's edge."""
+    midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    into = (end - midnight) % step
+    return None if not into else end - into
 
 
 def now_minute() -> datetime:

@@ -24,7 +24,9 @@ from urllib.parse import quote
 import pandas as pd
 import streamlit as st
 
-__all__ = ["Tile", "empty", "esc", "html_table", "run_link", "table", "tiles", "tiles_html"]
+__all__ = ["DASH", "Tile", "empty", "esc", "header", "html_table", "run_link", "table", "tiles", "tiles_html"]
+
+DASH = "\u2014"  # what an empty cell shows in a grid (a static table leaves it blank)
 
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
@@ -32,6 +34,11 @@ _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 def esc(value: object) -> str:
     """``value`` with Markdown (and HTML) special characters escaped, for labels and captions."""
     return _MD.sub(r"\\\1", "" if value is None else str(value))
+
+
+def header(name: object) -> str:
+    """A column name as a header: ``last_run_status`` shows as "last run status"."""
+    return str(name).replace("_", " ")
 
 
 def run_link(run_id: str) -> str:
@@ -70,7 +77,14 @@ def table(
         return
     if isinstance(height, int):
         height = min(height, 38 + 35 * max(len(frame), 1))  # no empty rows under a short table
-    st.dataframe(shown, hide_index=True, column_config=column_config, height=height, width="stretch", key=f"df_{key}")
+    config = dict(column_config or {})
+    for name in shown.columns:
+        config.setdefault(name, header(name))  # headers in words, not snake_case
+    # the grid writes a missing value as "None": text columns show a dash instead
+    text = [c for c in shown.columns if shown[c].dtype == object]
+    if text:
+        shown = shown.assign(**{c: shown[c].where(shown[c].notna(), DASH) for c in text})
+    st.dataframe(shown, hide_index=True, column_config=config, height=height, width="stretch", key=f"df_{key}")
     if url:
         st.html(_STYLE + _download_link(url, filename, key))
 
@@ -94,9 +108,13 @@ _STYLE = (
     "<style>.pp-t{overflow:auto;border:1px solid rgba(49,51,63,.12);border-radius:.5rem;margin-bottom:.5rem}"
     ".pp-t table{border-collapse:collapse;width:100%;font-size:.875rem}"
     ".pp-t th{position:sticky;top:0;background:#f8f9fb;color:rgba(49,51,63,.7);font-weight:400;text-align:left}"
-    ".pp-t th,.pp-t td{padding:.3rem .6rem;border-bottom:1px solid rgba(49,51,63,.08);vertical-align:top;white-space:nowrap}"
-    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums}"
-    ".pp-t td.w{min-width:16rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}"
+    ".pp-t th,.pp-t td{padding:.3rem .45rem;border-bottom:1px solid rgba(49,51,63,.08);vertical-align:top;white-space:nowrap}"
+    # text and headers wrap, long words anywhere (a table wider than the page scrolls sideways);
+    # numbers do not, and a time breaks only between its date and its time of day
+    ".pp-t th{white-space:normal;overflow-wrap:break-word}.pp-t td.x{white-space:normal;overflow-wrap:anywhere;min-width:4rem}"
+    ".pp-t td{white-space:normal;overflow-wrap:break-word}.pp-t td.t{white-space:normal}.pp-t .nb{white-space:nowrap}"
+    ".pp-t td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+    ".pp-t td.w{min-width:4rem;max-width:36rem;white-space:pre-wrap;word-break:break-word}"
     ".pp-dl{display:inline-block;padding:.25rem .75rem;border:1px solid rgba(49,51,63,.2);border-radius:.5rem;"
     "color:inherit!important;text-decoration:none!important;font-size:.875rem;line-height:1.6}"
     ".pp-dl:hover{border-color:#ff4b4b;color:#ff4b4b!important}</style>"
@@ -107,6 +125,11 @@ _DATE_FORMATS = {"YYYY-MM-DD HH:mm": "%Y-%m-%d %H:%M", "YYYY-MM-DD": "%Y-%m-%d",
 
 def _missing(value: object) -> bool:
     return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def _wraps(value: object) -> bool:
+    """Text long enough to wrap in its cell (ids, messages); short words and times stay on one line."""
+    return isinstance(value, str) and len(value) > 24
 
 
 def _cell(value: object, kind: str | None, fmt: str | None, display: str | None) -> tuple[str, bool]:
@@ -120,7 +143,9 @@ def _cell(value: object, kind: str | None, fmt: str | None, display: str | None)
         ts = pd.Timestamp(value)
         if ts.tzinfo is not None:
             ts = ts.tz_convert("UTC")
-        return html.escape(ts.strftime(_DATE_FORMATS.get(fmt or "", "%Y-%m-%d %H:%M"))), False
+        # a narrow column breaks a time between its date and its time of day, nowhere else
+        text = html.escape(ts.strftime(_DATE_FORMATS.get(fmt or "", "%Y-%m-%d %H:%M")))
+        return text.replace(" ", '</span> <span class="nb">', 1).join(('<span class="nb">', "</span>")), False
     if isinstance(value, bool):
         return html.escape(str(value)), False
     if isinstance(value, (int, float)) or kind == "number":
@@ -137,7 +162,8 @@ def _cell(value: object, kind: str | None, fmt: str | None, display: str | None)
         else:
             text = f"{number:,.4g}"
         return html.escape(text), True
-    return html.escape(str(value)), False
+    # a name in snake_case may break after an underscore (not inside a word: "on_ti|me")
+    return html.escape(str(value)).replace("_", "_<wbr>"), False
 
 
 def html_table(
@@ -156,7 +182,7 @@ def html_table(
             cfg = {"label": cfg}
         cfg = cfg or {}
         tc = cfg.get("type_config") or {}
-        cols.append((cfg.get("label") or str(name), cfg.get("help"), tc.get("type"), tc.get("format"), tc.get("display_text"),
+        cols.append((cfg.get("label") or header(name), cfg.get("help"), tc.get("type"), tc.get("format"), tc.get("display_text"),
                      cfg.get("width") in ("medium", "large")))
     head = "".join(
         f'<th title="{html.escape(help_, quote=True)}">{html.escape(label)}</th>' if help_ else f"<th>{html.escape(label)}</th>"
@@ -167,7 +193,14 @@ def html_table(
         cells = []
         for value, (_label, _help, kind, fmt, display, wide) in zip(values, cols, strict=True):
             text, number = _cell(value, kind, fmt, display)
-            cls = ' class="n"' if number else (' class="w"' if wide else "")
+            if number:
+                cls = ' class="n"'
+            elif wide:
+                cls = ' class="w"'
+            elif text.startswith('<span class="nb">'):
+                cls = ' class="t"'
+            else:
+                cls = ' class="x"' if _wraps(value) else ""
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     link = ""
@@ -196,10 +229,11 @@ class Tile:
 _TILE_STYLE = (
     "<style>.pp-k{display:grid;grid-template-columns:repeat(var(--n),minmax(0,1fr));gap:1rem;margin-bottom:.5rem}"
     "@media (max-width:640px){.pp-k{grid-template-columns:repeat(2,minmax(0,1fr))}}"
-    ".pp-k>div{border:1px solid rgba(49,51,63,.2);border-radius:.5rem;padding:calc(1rem - 1px);min-width:0}"
-    ".pp-k .l{font-size:.875rem;margin-bottom:.25rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
+    ".pp-k>div{border:1px solid rgba(49,51,63,.2);border-radius:.5rem;padding:calc(1rem - 1px);min-width:0;container-type:inline-size}"
+    ".pp-k .l{font-size:.875rem;margin-bottom:.25rem;overflow-wrap:anywhere}"
     ".pp-k div[title] .l{text-decoration:underline dotted rgba(49,51,63,.4);text-underline-offset:3px;cursor:help}"
-    ".pp-k .v{font-size:2.25rem;line-height:1.25;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}"
+    # a value is never cut: its size follows the tile's width (cqi), and a long one wraps
+    ".pp-k .v{font-size:clamp(1.25rem,14cqi,2.25rem);line-height:1.25;overflow-wrap:anywhere}"
     ".pp-k .d{display:inline-block;margin-top:.25rem;padding:0 .4rem;border-radius:.75rem;font-size:.875rem;"
     "color:rgba(49,51,63,.6);background:rgba(49,51,63,.08)}"
     ".pp-k .d.g{color:#158237;background:rgba(33,195,84,.1)}.pp-k .d.b{color:#bd4043;background:rgba(255,43,43,.09)}</style>"

@@ -10,7 +10,11 @@
   process, so it sets each run's start, end and (for a few) FAILED state on moto's backend
   object, which is the only way to reach those states (see ../shared/notes/aws-emulation.md).
 
-Step Functions executions carry moto's wall-clock start times (they cannot be backdated).
+Step Functions executions run at once in moto, all at the wall-clock time of the build with no
+duration. When moto runs in this process (the demo), the seed then spreads them over the last
+days, one every ``SFN_EVERY`` hours, and gives each state a duration (``SFN_STATE_SECONDS``), by
+rewriting the start and stop dates and the history events' timestamps on moto's backend
+objects, as it does for Glue. Over a moto server in another process they keep moto's times.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from datetime import datetime, timedelta
 
 import boto3
 import requests
+from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.glue.models import glue_backends
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from pipepulse.settings import Settings
 
@@ -34,6 +40,9 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/pipepulse-demo"
 GLUE_JOB = "nightly-compaction"
 GLUE_NIGHTS = 14
 SFN_EXECUTIONS = 12
+SFN_EVERY = timedelta(hours=6)  # the demo's executions: one every six hours, the newest before ``now``
+# how long each state of CUSTOMER_ETL takes in the demo (seconds); a state not listed: 1 s
+SFN_STATE_SECONDS = {"Extract": 95, "WaitForExport": 240, "Validate": 2, "Transform": 310, "Load": 140}
 CUSTOMER_ETL = {
     "Comment": "Customer ETL: extract, wait for the export, validate, transform, load",
     "StartAt": "Extract",
@@ -91,7 +100,42 @@ def _seed_step_functions(sfn, now: datetime) -> int:
         if all(sfn.describe_execution(executionArn=a)["status"] != "RUNNING" for a in started):
             break
         time.sleep(0.05)
+    executions = _moto_executions(sfn.meta.region_name)
+    if executions is None:
+        log.warning("moto is not in this process: Step Functions executions keep moto's times (no durations)")
+        return len(started)
+    for i, execution_arn in enumerate(started):
+        if execution_arn in executions:
+            _backdate(executions[execution_arn], now - (len(started) - i) * SFN_EVERY + timedelta(minutes=5 + 7 * (i % 3)))
     return len(started)
+
+
+def _moto_executions(region: str) -> dict | None:
+    """moto's (execute mode) execution objects by ARN when moto runs in this process, else None."""
+    try:
+        backend = stepfunctions_parser_backends[ACCOUNT][region]
+        found = {e.exec_arn: e for sm in backend.state_machines for e in sm.executions}
+    except (KeyError, AttributeError):
+        return None
+    return found or None
+
+
+def _backdate(execution, start: datetime) -> None:
+    """Move a finished moto execution to ``start``: each history event at the time its state would
+    have reached it (a state's exit comes ``SFN_STATE_SECONDS`` after its entry), the execution's
+    stop date at its last event."""
+    t = start
+    env = execution.exec_worker.env
+    # the event manager hands out deep copies; its own list is the one GetExecutionHistory reads
+    for event in env.event_manager._history_event_list:
+        if event["type"].endswith("StateExited"):
+            name = event.get("stateExitedEventDetails", {}).get("name", "")
+            t += timedelta(seconds=SFN_STATE_SECONDS.get(name, 1))
+        elif event["type"] in ("ExecutionFailed", "ExecutionSucceeded") or event["type"].endswith("StateEntered"):
+            t += timedelta(milliseconds=20)
+        event["timestamp"] = iso_8601_datetime_with_milliseconds(t.replace(tzinfo=None))
+    execution.start_date = start
+    execution.stop_date = t
 
 
 def _seed_glue(glue, settings: Settings, now: datetime) -> int:

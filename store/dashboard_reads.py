@@ -39,6 +39,7 @@ __all__ = [
     "pipeline_names",
     "recent_runs",
     "run_daily_frame",
+    "run_points",
     "run_logs_frame",
     "run_window_stats",
     "runs_frame",
@@ -95,6 +96,23 @@ def run_daily_frame(
     if not frame.empty:
         frame["day"] = pd.to_datetime(frame["day"])
     return frame
+
+
+POINT_COLUMNS = ["pipeline", "started_at", "status", "attempt", "duration_seconds", "records_out"]
+
+
+def run_points(
+    conn: Connection, start: datetime, end: datetime, *, pipelines: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The few columns of every run started in ``[start, end)`` that a trend in buckets shorter than
+    a day needs (``insights.kpis.rollup_runs``): pipeline, started_at, status, attempt,
+    duration_seconds, records_out; oldest first. For short windows (a day or a week) only."""
+    r = runs.c
+    q = sa.select(r.pipeline, r.started_at, r.status, r.attempt, r.duration_seconds, r.records_out).where(
+        r.started_at >= start, r.started_at < end
+    )
+    q = _pipes(q, r.pipeline, pipelines).order_by(r.started_at, r.pipeline)
+    return _frame(conn, q, POINT_COLUMNS, ["started_at"])
 
 
 def duration_quantiles(
@@ -193,13 +211,16 @@ def runs_frame(
 
 
 def recent_runs(
-    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, per_pipeline: int = 24
+    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, per_pipeline: int = 24,
+    until: datetime | None = None,
 ) -> pd.DataFrame:
-    """Each pipeline's newest ``per_pipeline`` runs started since ``since`` (pipeline, started_at, status, run_id)."""
+    """Each pipeline's newest ``per_pipeline`` runs started in ``[since, until)`` (pipeline, started_at, status, run_id)."""
     rn = sa.func.row_number().over(partition_by=runs.c.pipeline, order_by=runs.c.started_at.desc()).label("rn")
     inner = sa.select(runs.c.pipeline, runs.c.started_at, runs.c.status, runs.c.run_id, rn).where(
         runs.c.started_at >= since
     )
+    if until is not None:
+        inner = inner.where(runs.c.started_at < until)
     inner = _pipes(inner, runs.c.pipeline, pipelines).subquery()
     q = (
         sa.select(inner.c.pipeline, inner.c.started_at, inner.c.status, inner.c.run_id)
@@ -210,15 +231,16 @@ def recent_runs(
 
 
 def last_runs(
-    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None
+    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, until: datetime | None = None
 ) -> pd.DataFrame:
-    """Per pipeline: last start, last successful end and last status since ``since``."""
+    """Per pipeline: last start, last successful end and last status of runs started in ``[since, until)``."""
+    before = [] if until is None else [runs.c.started_at < until]
     last_start = sa.select(runs.c.pipeline, sa.func.max(runs.c.started_at).label("last_started_at")).where(
-        runs.c.started_at >= since
+        runs.c.started_at >= since, *before
     )
     last_start = _pipes(last_start, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
     ok = sa.select(runs.c.pipeline, sa.func.max(runs.c.ended_at).label("last_success_at")).where(
-        runs.c.started_at >= since, runs.c.status == SUCCEEDED
+        runs.c.started_at >= since, runs.c.status == SUCCEEDED, *before
     )
     ok = _pipes(ok, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
     a = _frame(conn, last_start, ["pipeline", "last_started_at"], ["last_started_at"])

@@ -39,13 +39,25 @@ if frame.empty:
         st.success("No anomalies with this status.")
     st.stop()
 
-cols = ["effective_status", "severity", "kind", "subject", "pipeline", "window_start", "observed", "expected", "lower", "upper", "root_cause_text", "status_by", "status_note", "snoozed_until", "last_seen", "fingerprint"]
-ui.table(frame[cols], key="anomalies", filename="anomalies.csv", height=360, column_config={
+# shown, in five columns that fit a 1024 px window: what (severity, kind and subject), its status,
+# when, the value against what was expected (with units) and the root cause; the CSV also has the
+# raw numbers, when it was last seen, who set the status, and the full fingerprint
+what = frame["severity"] + " " + frame["kind"] + ": " + frame["subject"]
+value = [
+    f"{o or 'n/a'} (expected {e or 'n/a'}" + (f"; band {b})" if b else ")")
+    for o, e, b in zip(frame["observed_text"], frame["expected_text"], frame["band_text"], strict=True)
+]
+shown = ["anomaly", "effective_status", "window_start", "value", "root_cause_text"]
+raw = ["severity", "kind", "subject", "observed", "expected", "lower", "upper", "last_seen", "status_by", "status_note",
+       "snoozed_until", "fingerprint"]
+view = frame.assign(anomaly=what, value=value)[shown + raw]
+ui.table(view, key="anomalies", filename="anomalies.csv", height=360, static=True, hide=tuple(raw), column_config={
     "effective_status": "status",
     "window_start": st.column_config.DatetimeColumn("window", format="YYYY-MM-DD HH:mm"),
-    "last_seen": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
-    "snoozed_until": st.column_config.DatetimeColumn("snoozed until", format="YYYY-MM-DD HH:mm"),
-    "root_cause_text": st.column_config.TextColumn("root cause", width="medium"),
+    "value": st.column_config.TextColumn(
+        "observed", help="The value the detector judged, in its unit, what this series' own history predicted, and the "
+                         "normal band (values inside it are not anomalies)"),
+    "root_cause_text": st.column_config.TextColumn("root cause"),
 })
 
 st.subheader("Act on one")
@@ -56,8 +68,8 @@ fp = st.selectbox("Anomaly", list(labels), index=list(labels).index(wanted) if w
 st.query_params["fp"] = fp
 row = frame[frame["fingerprint"] == fp].iloc[0]
 st.text(
-    f"{row['subject']}\nobserved {_num(row['observed'])}, expected {_num(row['expected'])} "
-    f"(band {_num(row['lower'])} to {_num(row['upper'])}), score {_num(row['score'])}"
+    f"{row['subject']}\nobserved {row['observed_text'] or 'n/a'}, expected {row['expected_text'] or 'n/a'} "
+    f"(band {row['band_text'] or 'n/a'}), score {_num(row['score'])}"
 )
 if why := row["why_text"]:
     # what was judged is the value or a window's mean, whichever strayed furthest (insights.anomaly)

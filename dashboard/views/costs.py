@@ -46,24 +46,30 @@ if spend_tab.open:
         if by_day.empty:
             ui.empty("No costs yet in this window", "pipepulse collect", "pipepulse costs import PATH")
         else:
-            st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur), key="cost_stacked", config={"displaylogo": False})
+            # the day the window's end cuts short, and the days before it collected before they ended
+            partial_from = f.partial_day
+            if partial_from is not None:
+                late = set(data.partial_days(f.end_day - timedelta(days=6), f.end_day))
+                while partial_from - timedelta(days=1) in late:
+                    partial_from -= timedelta(days=1)
+            st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur, partial_from=partial_from,
+                                                window=(f.start_day, f.end_day + timedelta(days=1))),
+                            key="cost_stacked", config={"displaylogo": False})
             moved = data.cost_movers(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
-            left, right = st.columns([3, 2])
-            with left:
-                st.plotly_chart(charts.movers(moved, by, currency=cur), key="movers", config={"displaylogo": False})
-            with right:
-                ui.table(
-                    moved,
-                    key="movers",
-                    filename=f"movers_by_{by}.csv",
-                    static=True,
-                    column_config={
-                        "current": st.column_config.NumberColumn("this window", format="%.2f"),
-                        "previous": st.column_config.NumberColumn("previous", format="%.2f"),
-                        "change": st.column_config.NumberColumn("change", format="%+.2f"),
-                        "change_pct": st.column_config.NumberColumn("change %", format="percent"),
-                    },
-                )
+            # the table under the chart, not beside it: beside it, its five columns do not fit a 1024 px window
+            st.plotly_chart(charts.movers(moved, by, currency=cur), key="movers", config={"displaylogo": False})
+            ui.table(
+                moved,
+                key="movers",
+                filename=f"movers_by_{by}.csv",
+                static=True,
+                column_config={
+                    "current": st.column_config.NumberColumn("this window", format="%.2f"),
+                    "previous": st.column_config.NumberColumn("previous", format="%.2f"),
+                    "change": st.column_config.NumberColumn("change", format="%+.2f"),
+                    "change_pct": st.column_config.NumberColumn("change %", format="percent"),
+                },
+            )
             # drawn on request: an interactive grid is slow for the browser to set up
             if st.toggle("Daily spend as a table", key="by_day_table", help="Every day and key of the chart above, to sort, search or download"):
                 ui.table(by_day.rename(columns={"key": by}), key="by_day", filename=f"cost_by_{by}.csv")
@@ -74,7 +80,7 @@ if spend_tab.open:
             st.success("No cost anomalies in this window.")
         else:
             view = ca[["effective_status", "severity", "subject", "window_start", "observed", "expected", "root_cause_text", "fingerprint"]]
-            ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", static=True, column_config={
+            ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", static=True, hide=("fingerprint",), column_config={
                 "effective_status": "status",
                 "root_cause_text": st.column_config.TextColumn("root cause (by dollar impact)", width="large"),
                 "window_start": st.column_config.DatetimeColumn("day", format="YYYY-MM-DD"),

@@ -37,7 +37,7 @@ st.caption(f"Last {f.range} against the {f.range} before")
 tiles = st.container()
 
 st.subheader("Pipeline health")
-grid = data.health_grid(f.end - timedelta(days=7) if f.range == "24h" else f.start, f.pipelines)
+grid = data.health_grid(f.end - timedelta(days=7) if f.range == "24h" else f.start, f.pipelines, until=f.end)
 left, right = st.columns([3, 2])
 with left:
     if grid.empty:
@@ -55,7 +55,7 @@ with tiles:
         _tile(k, "failed", "Failed runs", "{:,.0f}", "{:+,.0f}", good="down"),
     ]
 
-    spend = data.spend_month_to_date(f.now.date(), "billed", f.accounts, f.pipelines)
+    spend = data.spend_month_to_date(f.end_day, "billed", f.accounts, f.pipelines)
     snap, _points = data.forecast("total")
     open_anoms = data.anomalies(statuses=("open",), pipelines=f.pipelines)
     if spend["has_data"]:
@@ -89,7 +89,7 @@ with tiles:
         ui.empty("No costs yet", "pipepulse collect", "pipepulse costs import PATH")
 
 with right:
-    fresh = data.freshness(f.now, f.pipelines)
+    fresh = data.freshness(f.end, f.pipelines)
     if fresh.empty:
         ui.empty("No pipelines yet", "pipepulse collect")
     else:
@@ -98,6 +98,7 @@ with right:
             key="freshness",
             filename="freshness.csv",
             static=True,
+            hide=("last_run_status", "last_success_at"),  # a narrow column: the CSV and Pipelines have them
             column_config={
                 "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
                 "last_run_status": "last run",
@@ -117,6 +118,7 @@ else:
         key="failures",
         filename="failures.csv",
         static=True,
+        hide=("attempt", "run_id"),  # the link opens the run; the CSV has both
         column_config={
             "open": st.column_config.LinkColumn("run", display_text="details", width="small"),
             "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),

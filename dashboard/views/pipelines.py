@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from dashboard import charts, data, state, ui
@@ -11,9 +13,15 @@ f = state.current()
 
 st.title("Pipelines")
 names = ", ".join(f.pipelines) if f.pipelines else "all pipelines"
-st.caption(f"{ui.esc(names)}, last {f.range}. Trends come from the daily rollup.")
-
-daily = data.run_daily(f.start_day, f.end_day, f.pipelines)
+if f.bucket == "hour":
+    st.caption(f"{ui.esc(names)}, last {f.range}, per hour.")
+    daily = data.run_hourly(f.start, f.end, f.pipelines)
+    window = (f.start, f.end)
+else:
+    st.caption(f"{ui.esc(names)}, last {f.range}, per day (from the daily rollup).")
+    daily = data.run_daily(f.start_day, f.end_day, f.pipelines)
+    window = (f.start_day, f.end_day + timedelta(days=1))
+trend = {"bucket": f.bucket, "window": window, "partial_from": f.partial_from}
 if daily.empty:
     ui.empty("No runs in this window", "pipepulse collect")
 else:
@@ -21,13 +29,13 @@ else:
     tmarks = data.anomalies(kinds=("throughput",), pipelines=f.pipelines, since=f.start)
     a, b = st.columns(2)
     with a:
-        st.plotly_chart(charts.duration_trend(daily, marks), key="duration_trend", config={"displaylogo": False})
+        st.plotly_chart(charts.duration_trend(daily, marks, **trend), key="duration_trend", config={"displaylogo": False})
     with b:
-        st.plotly_chart(charts.throughput_trend(daily, tmarks), key="throughput_trend", config={"displaylogo": False})
-    st.plotly_chart(charts.runs_by_status(daily), key="runs_by_status", config={"displaylogo": False})
+        st.plotly_chart(charts.throughput_trend(daily, tmarks, **trend), key="throughput_trend", config={"displaylogo": False})
+    st.plotly_chart(charts.runs_by_status(daily, **trend), key="runs_by_status", config={"displaylogo": False})
 
 st.subheader("Freshness against schedule")
-fresh = data.freshness(f.now, f.pipelines)
+fresh = data.freshness(f.end, f.pipelines)
 if fresh.empty:
     ui.empty("No pipelines yet", "pipepulse collect")
 else:
@@ -36,6 +44,7 @@ else:
         key="freshness",
         filename="freshness.csv",
         static=True,
+        hide=("kind", "deadline", "late_by", "last_started_at"),  # the message says how late; the CSV has them
         column_config={
             "last_started_at": st.column_config.DatetimeColumn("last start", format="YYYY-MM-DD HH:mm"),
             "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
@@ -80,6 +89,8 @@ else:
         height=420,
         static=not browse,
         rows=LATEST_ROWS,
+        # the static table shows what fits a 1024 px window; the grid and the CSV have every column
+        hide=() if browse else ("trigger", "attempt", "records_in", "records_rejected", "retries", "run_id"),
         column_config={
             "open": st.column_config.LinkColumn("run", display_text="details", width="small"),
             "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm"),

@@ -36,11 +36,15 @@ c[2].metric("Queue time", _dur(queued), border=True)
 c[3].metric("Step retries", f"{run.get('retries') or 0}", border=True)
 cost = run.get("cost_usd")
 per_run = run.get("pipeline_day_cost_per_run")
+# the change as shown: a difference that rounds to zero is "same as", not "-0.0000" (or "+-0.0000")
+vs_day = f"{abs(cost - per_run):,.4f}" if cost is not None and per_run else None
+same = vs_day is not None and not any(ch in "123456789" for ch in vs_day)
 c[4].metric(
     f"Cost ({data.settings().currency}, estimate)",
     f"{cost:,.4f}" if cost is not None else "n/a",
-    f"{cost - per_run:+,.4f} vs day avg" if cost is not None and per_run else None,
-    delta_color="inverse",
+    None if vs_day is None else ("same as the day's average" if same else f"{'+' if cost > per_run else '-'}{vs_day} vs day avg"),
+    delta_color="off" if same else "inverse",
+    delta_arrow="off" if same else "auto",
     border=True,
 )
 meta = {
@@ -51,7 +55,7 @@ meta = {
     "queued at": run.get("queued_at"),
     "started at": run.get("started_at"),
     "ended at": run.get("ended_at"),
-    "records in / out / rejected": f"{run.get('records_in')} / {run.get('records_out')} / {run.get('records_rejected')}",
+    "records in / out / rejected": " / ".join("\u2014" if run.get(k) is None else f"{run[k]:,}" for k in ("records_in", "records_out", "records_rejected")),
     "correlation id": run.get("correlation_id"),
     "account / region": f"{run.get('account') or '-'} / {run.get('region') or '-'}",
 }

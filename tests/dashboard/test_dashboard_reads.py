@@ -111,3 +111,23 @@ def test_pipeline_names_include_stored_definitions(filled):
         assert reads.pipeline_names(conn) == ["daily", "idle", "orders"]
 
 
+
+
+def test_up_to_bounds_the_health_grid_and_the_last_runs(filled):
+    # "Up to" the end of hour 4: the runs after it (daily-5 at hour 5, daily-6 at hour 30) are not seen
+    until = T0 + timedelta(hours=4, minutes=30)
+    with filled.connect() as conn:
+        grid = reads.recent_runs(conn, T0, per_pipeline=2, until=until)
+        last = reads.last_runs(conn, T0, until=until)
+    assert list(grid["run_id"]) == ["reference:orders-3", "reference:orders-4"]
+    assert list(last["pipeline"]) == ["orders"]
+    assert last.loc[0, "last_started_at"] == T0 + timedelta(hours=4)
+
+
+def test_run_points_for_hourly_trends(filled):
+    with filled.connect() as conn:
+        got = reads.run_points(conn, T0 + timedelta(hours=2), T0 + timedelta(hours=5), pipelines=["orders", "daily"])
+    assert list(got.columns) == reads.POINT_COLUMNS
+    assert list(got["started_at"]) == [T0 + timedelta(hours=h) for h in (2, 3, 4)]
+    assert list(got["status"]) == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    assert list(got["records_out"]) == [100, 0, 100]

@@ -48,7 +48,7 @@ def test_html_table_formats_after_the_column_config():
     })
     assert '<th title="UTC">last success</th><th>cost</th><th>wasted</th><th>change</th><th>run count</th><th>freshness</th>' in out
     first, second = out.split("<tbody>")[1].split("</tr>")[:2]
-    assert first == ('<tr><td>2026-11-20 13:45</td><td class="n">1234.50</td><td class="n">12.3%</td>'
+    assert first == ('<tr><td class="t"><span class="nb">2026-11-20</span> <span class="nb">13:45</span></td><td class="n">1234.50</td><td class="n">12.3%</td>'
                      '<td class="n">+2.00</td><td class="n">1,200</td><td class="w">late by 2h</td>')
     # missing values are empty cells, not "nan" or "NaT"
     assert second == '<tr><td></td><td></td><td class="n">50.0%</td><td class="n">-1.25</td><td class="n">3</td><td class="w"></td>'
