@@ -238,12 +238,11 @@ def test_an_answer_without_its_list_fails_the_pass_and_keeps_the_watermark(make_
     ('url = "http://a:8080"\napi = "v3"', 'api: expected "v2" (Airflow 3) or "v1" (Airflow 2.x), got \'v3\''),
     ('url = "http://a:8080"', "auth = 'token' needs username and password_env"),
     ('url = "http://a:8080"\nauth = "none"\npage_size = 0', "page_size: expected a positive number, got 0"),
-    ('url = "http://a:8080"\nauth = "none"\ndag = ["x"]', "unknown key 'dag'"),
+    ('url = "http://a:8080"\nauth = "none"\ndag = ["x"]', "dag: unknown key; did you mean dags?"),  # refused at load
 ])
 def test_config_errors_name_the_key(make_settings, text, message):
-    settings = make_settings(f"[collectors.airflow]\n{text}\n")
     with pytest.raises(ConfigError) as err:
-        airflow_config(settings)
+        airflow_config(make_settings(f"[collectors.airflow]\n{text}\n"))
     assert message in str(err.value) and "[collectors.airflow]" in str(err.value)
 
 
