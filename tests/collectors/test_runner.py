@@ -227,8 +227,9 @@ def test_process_killed_mid_pass_loses_and_doubles_nothing(make_settings, engine
 
 def test_slow_answer_times_out_and_is_retried(aws, make_settings, engine, now):
     ids = _glue_runs(1)
-    rule = aws.app(FaultInjector).add(service="glue", operation="GetJobRuns", code=None, delay_seconds=1.0, times=1)
-    settings = make_settings('[collectors]\nsources = ["glue"]\nread_timeout_seconds = 0.3\n')
+    # 1 s read timeout against a 3 s delay: a plain answer on a loaded 2-core CI machine can pass 0.3 s
+    rule = aws.app(FaultInjector).add(service="glue", operation="GetJobRuns", code=None, delay_seconds=3.0, times=1)
+    settings = make_settings('[collectors]\nsources = ["glue"]\nread_timeout_seconds = 1.0\n')
     [result] = collect(settings, engine, now=now)
     assert (result.status, result.rows_written, rule.hits) == ("succeeded", len(ids), 1)
     assert result.retries == {"glue:GetJobRuns": 1}
