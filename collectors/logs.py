@@ -50,7 +50,7 @@ Config ``[collectors.logs]``::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -243,29 +243,15 @@ class LogsCollector(Collector):
         start = run["started_at"] - timedelta(minutes=1)
         end = (run["ended_at"] or run["started_at"]) + timedelta(minutes=5)
         kept = 0
-        token = None
-        for _ in range(self.max_pages):
-            kwargs: dict[str, Any] = {"logGroupName": group, "logStreamNamePrefix": job_run, "startTime": _ms(start),
-                                      "endTime": _ms(end), "limit": 1000}
-            if token:
-                kwargs["nextToken"] = token
-            try:
-                page = logs.filter_log_events(**kwargs)
-            except CollectorError as exc:
-                if "ResourceNotFoundException" in str(exc):
-                    stats["missing_groups"] += 1
-                    return kept
-                raise
+        for page in _event_pages(logs, self.max_pages, stats, logGroupName=group, logStreamNamePrefix=job_run,
+                                 startTime=_ms(start), endTime=_ms(end), limit=1000):
             # the prefix again on this side: a server that ignores logStreamNamePrefix returns every stream
-            events = [e for e in page.get("events", []) if str(e.get("logStreamName", "")).startswith(job_run)]
+            events = [e for e in page if str(e.get("logStreamName", "")).startswith(job_run)]
             for row in glue_rows(events, group=group, run_id=run["run_id"], correlation_id=job_run):
                 batch.logs.append(row)
                 kept += 1
                 if kept >= self.max_events:
                     return kept
-            token = page.get("nextToken")
-            if not token:
-                break
         return kept
 
     def _lambda(self, ctx: Context, logs: Any, batch: Batch) -> None:
@@ -290,26 +276,13 @@ class LogsCollector(Collector):
             mark = ctx.watermark(f"lambda:{group}")
             start = datetime.fromisoformat(mark) - OVERLAP if mark else ctx.now - self.lookback
             last: datetime | None = None
-            token = None
-            for _ in range(self.max_function_pages):
-                kwargs = {"logGroupName": group, "startTime": _ms(start), "endTime": _ms(ctx.now),
-                          "filterPattern": REPORT_PATTERN, "limit": 1000}
-                if token:
-                    kwargs["nextToken"] = token
-                try:
-                    page = logs.filter_log_events(**kwargs)
-                except CollectorError as exc:
-                    if "ResourceNotFoundException" in str(exc):
-                        break
-                    raise
-                rows = invocation_rows(page.get("events", []), group=group, function=function, pipeline=pipeline)
+            for page in _event_pages(logs, self.max_function_pages, None, logGroupName=group, startTime=_ms(start),
+                                     endTime=_ms(ctx.now), filterPattern=REPORT_PATTERN, limit=1000):
+                rows = invocation_rows(page, group=group, function=function, pipeline=pipeline)
                 batch.invocations.extend(rows)
                 found += len(rows)
                 for row in rows:
                     last = row.ended_at if last is None or row.ended_at > last else last
-                token = page.get("nextToken")
-                if not token:
-                    break
             if last is not None:
                 batch.watermarks[f"lambda:{group}"] = last.isoformat()
         batch.details["lambda"] = {"functions": len(groups), "invocations": found}
@@ -319,30 +292,35 @@ class LogsCollector(Collector):
         start = run["started_at"] - timedelta(minutes=1)
         end = (run["ended_at"] or run["started_at"]) + timedelta(minutes=5)
         kept = 0
-        token = None
-        for _ in range(self.max_pages):
-            kwargs: dict[str, Any] = {"logGroupName": group, "startTime": _ms(start), "endTime": _ms(end),
-                                      "filterPattern": f'"{cid}"', "limit": 1000}
-            if token:
-                kwargs["nextToken"] = token
-            try:
-                page = logs.filter_log_events(**kwargs)
-            except CollectorError as exc:
-                if "ResourceNotFoundException" in str(exc):
-                    stats["missing_groups"] += 1
-                    return kept
-                raise
-            for event in page.get("events", []):
+        for page in _event_pages(logs, self.max_pages, stats, logGroupName=group, startTime=_ms(start), endTime=_ms(end),
+                                 filterPattern=f'"{cid}"', limit=1000):
+            for event in page:
                 row = event_row(event, group=group, run_id=run["run_id"], correlation_id=cid)
                 if row is not None:
                     batch.logs.append(row)
                     kept += 1
                     if kept >= self.max_events:
                         return kept
-            token = page.get("nextToken")
-            if not token:
-                break
         return kept
+
+
+def _event_pages(logs: Any, max_pages: int, stats: dict | None, **request: Any) -> Iterator[list[dict[str, Any]]]:
+    """The events of each FilterLogEvents page for ``request``, at most ``max_pages`` pages; a group
+    that does not exist ends the pages (counted in ``stats["missing_groups"]`` when given)."""
+    token = None
+    for _ in range(max_pages):
+        try:
+            page = logs.filter_log_events(**request, **({"nextToken": token} if token else {}))
+        except CollectorError as exc:
+            if "ResourceNotFoundException" not in str(exc):
+                raise
+            if stats is not None:
+                stats["missing_groups"] += 1
+            return
+        yield page.get("events", [])
+        token = page.get("nextToken")
+        if not token:
+            return
 
 
 def _retention(logs: Any, group: str) -> int | None | bool:
