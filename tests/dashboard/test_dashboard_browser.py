@@ -12,18 +12,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 from dash_paths import DEMO_CONFIG, ROOT
+from servers import Server, free_port
 
 from pipepulse.access import hash_password
 from store.schema import anomalies
@@ -47,46 +44,6 @@ if not Path(CHROMIUM).exists():
     if os.environ.get("PIPEPULSE_REQUIRE_BROWSER") == "1":
         pytest.fail(f"{CHROMIUM} is missing and PIPEPULSE_REQUIRE_BROWSER=1: install Debian's chromium", pytrace=False)
     pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser tests)", allow_module_level=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``pipepulse dashboard serve`` as a subprocess, up once /_stcore/health answers."""
-
-    def __init__(self, db_url: str, *, cwd: Path, address: str = "127.0.0.1", secrets: Path | None = None,
-                 args: tuple[str, ...] = ()):
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve",
-               "--address", address, "--port", str(self.port), *args]
-        if secrets:
-            cmd += ["--secrets", str(secrets)]
-        env = {**os.environ, "PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_LOG_FORMAT": "text"}
-        self.log = cwd / f"server-{self.port}.log"
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"dashboard exited with {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                with urllib.request.urlopen(self.base + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.25)
-        raise AssertionError(f"dashboard did not answer in 60 s: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +270,7 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
     # without a login configured, serve refuses to start
     refused = subprocess.run(
         [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--address", "0.0.0.0",
-         "--port", str(_free_port())],
+         "--port", str(free_port())],
         cwd=tmp_path, env={**os.environ, "PIPEPULSE_DATABASE_URL": url, "HOME": str(tmp_path)},
         capture_output=True, text=True, timeout=60,
     )
