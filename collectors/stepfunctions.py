@@ -50,6 +50,7 @@ from pipepulse.settings import Prices, Settings, opt
 from pipepulse.vocab import CANCELLED, FAILED, RUNNING, SUCCEEDED, TIMED_OUT
 
 __all__ = ["History", "StepFunctionsCollector", "create", "express_cost", "express_memory_mb", "history_from_log",
+           "log_group_of",
            "steps_from_history"]
 
 NAME = "stepfunctions"
@@ -360,7 +361,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _log_group(logging: dict[str, Any]) -> str | None:
+def log_group_of(logging: dict[str, Any]) -> str | None:
     """The log group name of a ``loggingConfiguration`` (its ARN ends ``:log-group:<name>:*``)."""
     for dest in logging.get("destinations") or []:
         arn = str((dest.get("cloudWatchLogsLogGroup") or {}).get("logGroupArn") or "")
@@ -492,7 +493,7 @@ class StepFunctionsCollector(Collector):
         arn = machine["stateMachineArn"]
         described = sfn.describe_state_machine(stateMachineArn=arn)
         logging = described.get("loggingConfiguration") or {}
-        group = _log_group(logging)
+        group = log_group_of(logging)
         express = stats.setdefault("express", {"machines": 0, "executions": 0, "open": 0, "log_events": 0})
         express["machines"] += 1
         if group is None or str(logging.get("level", "OFF")).upper() == "OFF":
