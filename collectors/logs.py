@@ -24,6 +24,14 @@ every ERROR/WARN record of the run is kept, and from the error group also the re
 level that carry an error (a Python traceback), stored as ERROR, or no level at all (stderr of the
 JVM, e.g. ``# java.lang.OutOfMemoryError``), stored as STDERR.
 
+Step Functions runs are read from the execution log of their state machine (the log group of its
+``loggingConfiguration``, found by one ``DescribeStateMachine`` per machine and pass), with the
+execution ARN as a plain-term filter pattern; the records (``id``, ``type``, ``details``,
+``previous_event_id``, ``event_timestamp``, ``execution_arn``) of that execution whose type is a
+failure (``*Failed``, ``*TimedOut``, ``*Aborted``: ERROR) are kept, with the state's name as the
+stage and ``error: cause`` as the message. A machine without logging is recorded in the details
+(``log_groups``) as having no group. A ``log_groups`` entry for ``stepfunctions`` overrides this.
+
 Lambda: for each function in ``lambda_functions`` (name -> pipeline), and, with
 ``lambda_discover``, every ``/aws/lambda/`` log group (at most ``max_functions``), the REPORT
 lines (``platform.report`` records in the JSON format) since the last pass (first pass:
@@ -55,11 +63,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collectors.base import Batch, Collector, Context, FailedRunsQuery, InvocationRow, LogRow, Reads
-from collectors.logformats import parse_glue, parse_lambda
+from collectors.logformats import parse_glue, parse_lambda, parse_sfn
+from collectors.stepfunctions import log_group_of
 from pipepulse.errors import CollectorError, ConfigError
 from pipepulse.settings import Settings, opt, require_table
 
-__all__ = ["LEVELS", "LogsCollector", "create", "event_row", "glue_rows", "invocation_rows"]
+__all__ = ["LEVELS", "LogsCollector", "create", "event_row", "glue_rows", "invocation_rows", "sfn_rows"]
 
 NAME = "logs"
 LEVELS = {"ERROR": "ERROR", "CRITICAL": "ERROR", "FATAL": "ERROR", "WARN": "WARN", "WARNING": "WARN"}
@@ -143,6 +152,43 @@ def glue_rows(events: list[dict[str, Any]], *, group: str, run_id: str, correlat
     return out
 
 
+def sfn_rows(events: list[dict[str, Any]], *, group: str, run_id: str, execution_arn: str,
+             correlation_id: str | None) -> list[LogRow]:
+    """The run_logs rows of one execution's log records among ``events``: its failures."""
+    out: list[LogRow] = []
+    for event in events:
+        for rec in parse_sfn(event.get("message", "")):
+            if rec.get("execution_arn") != execution_arn:
+                continue
+            level = LEVELS.get(str(rec.get("level") or "").upper())
+            if level is None:
+                continue
+            what = rec["kind"].removeprefix("sfn.")
+            error, cause = rec.get("error_type"), rec.get("error_message")
+            message = ": ".join(str(p) for p in (error, cause) if p) or what
+            out.append(LogRow(
+                log_id=f"{group}:{event['eventId']}",
+                run_id=run_id,
+                correlation_id=correlation_id,
+                ts=datetime.fromtimestamp(event["timestamp"] / 1000, UTC),
+                level=level,
+                stage=str(rec.get("state") or what),
+                message=f"{what}: {message}" if message != what else what,
+                log_group=group,
+                log_stream=event.get("logStreamName", ""),
+            ))
+    return out
+
+
+def _machine_arn(execution_arn: str) -> str | None:
+    """The state machine of an execution ARN (``...:execution:<machine>:<name>`` or
+    ``...:express:<machine>:<name>:<id>``)."""
+    parts = execution_arn.split(":")
+    if len(parts) < 8 or parts[2] != "states" or parts[5] not in ("execution", "express"):
+        return None
+    return ":".join([*parts[:5], "stateMachine", parts[6]])
+
+
 def invocation_rows(events: list[dict[str, Any]], *, group: str, function: str, pipeline: str) -> list[InvocationRow]:
     """One row per REPORT line (or platform.report record) among ``events``."""
     out: list[InvocationRow] = []
@@ -203,10 +249,26 @@ class LogsCollector(Collector):
         stats = {"runs": 0, "events": 0, "missing_groups": 0}
         retention: dict[str, int | None | bool] = {}  # group -> days kept (None: never expire); False: missing
         seen: dict[str, dict[str, Any]] = {}
+        machine_groups: dict[str, str] = {}  # state machine ARN -> its execution log group ("": none)
         for run in runs:
             stats["runs"] += 1
             template = self.groups.get(run["source"])
-            if run["source"] == "glue" and template is None and run["correlation_id"] and run["started_at"]:
+            if run["source"] == "stepfunctions" and template is None and run["started_at"]:
+                group = self._sfn_group(ctx, run, machine_groups)
+                if group is not None:
+                    if not group:
+                        seen[f"stepfunctions:{run['pipeline']}"] = {"group": None, "exists": False, "retention_days": None}
+                    else:
+                        if group not in retention:
+                            retention[group] = _retention(logs, group)
+                        kept = retention[group]
+                        seen[f"stepfunctions:{run['pipeline']}"] = {"group": group, "exists": kept is not False,
+                                                                    "retention_days": None if kept is False else kept}
+                        if kept is False:
+                            stats["missing_groups"] += 1
+                        else:
+                            stats["events"] += self._sfn_run(logs, batch, run, group, stats)
+            elif run["source"] == "glue" and template is None and run["correlation_id"] and run["started_at"]:
                 for group in self.glue_groups:
                     if group not in retention:
                         retention[group] = _retention(logs, group)
@@ -236,6 +298,40 @@ class LogsCollector(Collector):
         batch.watermarks["since"] = json.dumps({"since": since.isoformat(), "done": sorted(done)})
         batch.details.update(stats)
         batch.details["log_groups"] = seen
+
+    def _sfn_group(self, ctx: Context, run: Mapping[str, Any], cache: dict[str, str]) -> str | None:
+        """The log group of the execution log of the run's state machine ("": logging off; None: not
+        an execution ARN)."""
+        machine = _machine_arn(str(run["run_id"]).split(":", 1)[-1])
+        if machine is None:
+            return None
+        if machine not in cache:
+            try:
+                described = ctx.client("stepfunctions").describe_state_machine(stateMachineArn=machine)
+            except CollectorError as exc:
+                if "StateMachineDoesNotExist" not in str(exc):
+                    raise
+                described = {}
+            logging = described.get("loggingConfiguration") or {}
+            group = None if str(logging.get("level", "OFF")).upper() == "OFF" else log_group_of(logging)
+            cache[machine] = group or ""
+        return cache[machine]
+
+    def _sfn_run(self, logs: Any, batch: Batch, run: Mapping[str, Any], group: str, stats: dict) -> int:
+        """The failure records of one execution in its machine's execution log."""
+        execution_arn = str(run["run_id"]).split(":", 1)[-1]
+        start = run["started_at"] - timedelta(minutes=1)
+        end = (run["ended_at"] or run["started_at"]) + timedelta(minutes=5)
+        kept = 0
+        for page in _event_pages(logs, self.max_pages, stats, logGroupName=group, startTime=_ms(start), endTime=_ms(end),
+                                 filterPattern=f'"{execution_arn}"', limit=1000):
+            for row in sfn_rows(page, group=group, run_id=run["run_id"], execution_arn=execution_arn,
+                                correlation_id=run["correlation_id"]):
+                batch.logs.append(row)
+                kept += 1
+                if kept >= self.max_events:
+                    return kept
+        return kept
 
     def _glue_run(self, logs: Any, batch: Batch, run: Mapping[str, Any], group: str, stats: dict) -> int:
         """The run's streams in ``group`` (named by the job run id): its error and warning records."""

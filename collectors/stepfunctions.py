@@ -15,13 +15,30 @@ from the history. Event types this code does not know are counted in the pass's 
 Config ``[collectors.stepfunctions]``: ``state_machines = "all" | "configured"`` (default
 "all": machines not named by a ``[[pipelines]]`` resource are stored under their own name),
 ``lookback_days`` (how far back the first pass reads, default 30), ``max_history_pages``
-(default 25). Express workflows have no execution history; they are skipped (CloudWatch Logs
-is their only record).
+(default 25), ``express_log_pages`` (default 20).
+
+Express workflows have no execution history and ``ListExecutions`` does not list them: their
+only record is the execution log the state machine writes to CloudWatch Logs (its
+``loggingConfiguration``, level ALL for every execution; ERROR or FATAL log only failures).
+Per Express machine a pass calls ``DescribeStateMachine`` once (log group, level, definition
+size) and ``FilterLogEvents`` on that group from the machine's watermark (first pass:
+``lookback_days``): the records (``id``, ``type``, ``details``, ``previous_event_id``,
+``event_timestamp``, ``execution_arn``) of each execution are its history, read by the same
+code as a Standard history. An execution is stored once its log shows both its start and its
+end (an Express execution lasts at most 5 minutes; the next pass reads again from the oldest
+one still open). A machine without logging is counted in the pass's details
+(``express_unlogged``), nothing else. Its cost is AWS's Express formula: one request
+(``[prices] sfn_express_request``) plus duration rounded up to 100 ms times memory billed in
+64 MB steps at ``sfn_express_gb_second`` (the first 1,000 GB-hours tier: an upper bound for
+larger volumes). Memory is AWS's published estimate, 50 MB + definition size + execution data
+size x Map iterations and Parallel states (the data size is known only when the log includes
+execution data; else the estimate is 64 MB, the smallest step).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,10 +46,12 @@ from typing import Any
 from collectors.base import Batch, Collector, Context, RunRow, StepRow
 from collectors.incremental import NewestFirst
 from pipepulse.errors import CollectorError, ConfigError
-from pipepulse.settings import Settings, opt
+from pipepulse.settings import Prices, Settings, opt
 from pipepulse.vocab import CANCELLED, FAILED, RUNNING, SUCCEEDED, TIMED_OUT
 
-__all__ = ["History", "StepFunctionsCollector", "create", "steps_from_history"]
+__all__ = ["History", "StepFunctionsCollector", "create", "express_cost", "express_memory_mb", "history_from_log",
+           "log_group_of",
+           "steps_from_history"]
 
 NAME = "stepfunctions"
 # Step Functions execution status -> ours
@@ -294,12 +313,71 @@ def steps_from_history(run_id: str, events: list[dict[str, Any]], status: str) -
     return History(steps=rows, transitions=transitions, retries=retries, failure=failure, unknown_events=unknown)
 
 
+# ---- Express workflows: execution log records, priced by duration and memory ---------------------
+EXPRESS_BASE_MB = 50  # AWS's estimate: 50 MB + definition size + data size x Map/Parallel steps
+EXPRESS_MEMORY_STEP_MB = 64  # memory is billed in 64 MB chunks
+EXPRESS_DURATION_STEP_MS = 100  # duration is rounded up to the nearest 100 ms
+OVERLAP = timedelta(minutes=5)  # CloudWatch may store an event a little after its timestamp
+
+
+def express_memory_mb(definition_bytes: int, data_bytes: int = 0, fan_out: int = 0) -> float:
+    """AWS's published memory estimate of an Express execution, in MB (1 MB = 1,000 KB as in AWS's
+    example: 50 MB + 50 KB definition + 400 Map steps x 32 KB = 62.85 MB)."""
+    return EXPRESS_BASE_MB + (definition_bytes + data_bytes * fan_out) / 1_000_000
+
+
+def express_cost(duration_ms: float, memory_mb: float, prices: Prices) -> float:
+    """One Express execution at list price: a request, plus duration (rounded up to 100 ms) x
+    memory (rounded up to 64 MB) at the first-tier GB-second price."""
+    billed_ms = math.ceil(max(duration_ms, 0) / EXPRESS_DURATION_STEP_MS) * EXPRESS_DURATION_STEP_MS
+    billed_mb = max(1, math.ceil(memory_mb / EXPRESS_MEMORY_STEP_MB)) * EXPRESS_MEMORY_STEP_MB
+    return prices.sfn_express_request + billed_ms / 1000 * billed_mb / 1024 * prices.sfn_express_gb_second
+
+
+def _epoch_ms(value: Any) -> datetime | None:
+    text = str(value) if isinstance(value, (str, int)) else ""
+    return datetime.fromtimestamp(int(text) / 1000, UTC) if text.isdigit() else None
+
+
+def history_from_log(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Execution log records (``id``, ``type``, ``details``, ``previous_event_id``,
+    ``event_timestamp``) as GetExecutionHistory events, in event id order."""
+    events = []
+    for rec in records:
+        kind = str(rec.get("type", ""))
+        details = rec.get("details") if isinstance(rec.get("details"), dict) else {}
+        ev: dict[str, Any] = {"id": _int(rec.get("id")), "previousEventId": _int(rec.get("previous_event_id")),
+                              "type": kind, "timestamp": _epoch_ms(rec.get("event_timestamp"))}
+        if details:
+            ev[f"{kind[:1].lower()}{kind[1:]}EventDetails"] = details
+        events.append(ev)
+    return sorted(events, key=lambda e: (e["id"] is None, e["id"] or 0))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def log_group_of(logging: dict[str, Any]) -> str | None:
+    """The log group name of a ``loggingConfiguration`` (its ARN ends ``:log-group:<name>:*``)."""
+    for dest in logging.get("destinations") or []:
+        arn = str((dest.get("cloudWatchLogsLogGroup") or {}).get("logGroupArn") or "")
+        if ":log-group:" in arn:
+            name = arn.split(":log-group:", 1)[1]
+            return name[:-2] if name.endswith(":*") else name
+    return None
+
+
 class StepFunctionsCollector(Collector):
     name = NAME
 
     def __init__(self, settings: Settings, *, only_configured: bool, lookback: timedelta, max_history_pages: int,
-                 history_page_size: int = 1000) -> None:
+                 history_page_size: int = 1000, express_log_pages: int = 20) -> None:
         self.settings = settings
+        self.express_log_pages = express_log_pages
         self.only_configured = only_configured
         self.lookback = lookback
         self.max_history_pages = max_history_pages
@@ -315,14 +393,15 @@ class StepFunctionsCollector(Collector):
         stats = {"machines": 0, "executions": 0, "histories": 0}
         for machine in machines:
             arn = machine["stateMachineArn"]
-            if machine.get("type") == "EXPRESS":
-                continue
             pipeline = self.pipelines.get(arn)
             if pipeline is None:
                 if self.only_configured:
                     continue
                 pipeline = machine["name"]
             stats["machines"] += 1
+            if machine.get("type") == "EXPRESS":
+                self._express(ctx, sfn, batch, machine, pipeline, stats)
+                continue
             key = f"sm:{arn}"
             mark = NewestFirst.load(ctx.watermark(key))
             before = mark.dump()
@@ -409,6 +488,101 @@ class StepFunctionsCollector(Collector):
         )
         batch.steps.extend(history.steps)
 
+    def _express(self, ctx: Context, sfn: Any, batch: Batch, machine: dict[str, Any], pipeline: str, stats: dict) -> None:
+        """An Express machine's executions from its execution log (see the module's docstring)."""
+        arn = machine["stateMachineArn"]
+        described = sfn.describe_state_machine(stateMachineArn=arn)
+        logging = described.get("loggingConfiguration") or {}
+        group = log_group_of(logging)
+        express = stats.setdefault("express", {"machines": 0, "executions": 0, "open": 0, "log_events": 0})
+        express["machines"] += 1
+        if group is None or str(logging.get("level", "OFF")).upper() == "OFF":
+            stats.setdefault("express_unlogged", []).append(machine["name"])
+            return
+        if str(logging.get("level")).upper() != "ALL":
+            # ERROR/FATAL: only failures are logged, without ExecutionStarted: nothing to store a run from
+            stats.setdefault("express_partial_logging", {})[machine["name"]] = logging.get("level")
+        key = f"express:{arn}"
+        mark = ctx.watermark(key)
+        start = datetime.fromisoformat(mark) - OVERLAP if mark else ctx.now - self.lookback
+        logs = ctx.client("logs")
+        per_execution: dict[str, list[dict[str, Any]]] = {}
+        token = None
+        for _ in range(self.express_log_pages):
+            kwargs: dict[str, Any] = {"logGroupName": group, "startTime": int(start.timestamp() * 1000),
+                                      "endTime": int(ctx.now.timestamp() * 1000), "limit": 1000}
+            if token:
+                kwargs["nextToken"] = token
+            try:
+                page = logs.filter_log_events(**kwargs)
+            except CollectorError as exc:
+                if "ResourceNotFoundException" not in str(exc):
+                    raise
+                stats.setdefault("express_missing_groups", []).append(group)
+                return
+            for event in page.get("events", []):
+                express["log_events"] += 1
+                try:
+                    doc = json.loads(event.get("message", ""))
+                except ValueError:
+                    continue
+                if isinstance(doc, dict) and doc.get("execution_arn") and doc.get("type"):
+                    per_execution.setdefault(str(doc["execution_arn"]), []).append(doc)
+            token = page.get("nextToken")
+            if not token:
+                break
+        else:
+            stats.setdefault("express_logs_cut", []).append(group)
+        definition_bytes = len(str(described.get("definition", "")).encode())
+        open_since: datetime | None = None
+        newest: datetime | None = None
+        for ex_arn, records in sorted(per_execution.items()):
+            events = history_from_log(records)
+            started = next((e["timestamp"] for e in events if e["type"] == "ExecutionStarted"), None)
+            ended = next((e for e in events if e["type"] in EXECUTION_END), None)
+            for e in events:
+                newest = e["timestamp"] if newest is None or (e["timestamp"] and e["timestamp"] > newest) else newest
+            if started is None:
+                continue  # its start is before the window (stored by an earlier pass) or not logged
+            if ended is None:
+                express["open"] += 1
+                open_since = started if open_since is None or started < open_since else open_since
+                continue
+            self._express_run(batch, ex_arn, events, started, ended, pipeline, definition_bytes)
+            express["executions"] += 1
+        new_mark = open_since or newest
+        if new_mark is not None and (mark is None or new_mark.isoformat() != mark):
+            batch.watermarks[key] = new_mark.isoformat()
+
+    def _express_run(self, batch: Batch, ex_arn: str, events: list[dict[str, Any]], started: datetime,
+                     ended: dict[str, Any], pipeline: str, definition_bytes: int) -> None:
+        run_id = f"stepfunctions:{ex_arn}"
+        final = EXECUTION_END[ended["type"]]
+        status = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", TIMED_OUT: "TIMED_OUT", CANCELLED: "ABORTED"}[final]
+        history = steps_from_history(run_id, events, status)
+        start_details = _details(next(e for e in events if e["type"] == "ExecutionStarted"))
+        data = start_details.get("input")
+        data_bytes = len(data.encode()) if isinstance(data, str) else 0
+        fan_out = sum(1 for e in events if e["type"] in {"MapIterationStarted", "ParallelStateStarted"})
+        memory = express_memory_mb(definition_bytes, data_bytes, fan_out)
+        duration_ms = (ended["timestamp"] - started).total_seconds() * 1000 if ended["timestamp"] else 0.0
+        failure = history.failure
+        failed = final != SUCCEEDED
+        err = _details(ended)
+        cause = _cause_text(err.get("cause") or failure.get("cause"))
+        message = cause
+        if failure.get("state") and failed:
+            message = f"state {failure['state']}: {cause}" if cause else f"state {failure['state']} failed"
+        parts = ex_arn.split(":")
+        batch.runs.append(RunRow(
+            run_id=run_id, pipeline=pipeline, source=NAME, status=final, trigger="event", started_at=started,
+            ended_at=ended["timestamp"], error_type=(err.get("error") or failure.get("error")) if failed else None,
+            error_message=message if failed else None, correlation_id=parts[7] if len(parts) > 7 else None,
+            retries=history.retries, cost_usd=express_cost(duration_ms, memory, self.settings.prices),
+            account=parts[4] if len(parts) > 4 else "", region=parts[3] if len(parts) > 3 else "",
+        ))
+        batch.steps.extend(history.steps)
+
     def _history(self, sfn: Any, ex_arn: str, stats: dict) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         token = None
@@ -438,5 +612,8 @@ def create(settings: Settings) -> StepFunctionsCollector:
     size = opt(own, "history_page_size", int, label, where, default=1000)
     if not 1 <= size <= 1000:
         raise ConfigError(f"{label}: [{where}] history_page_size: expected 1 to 1000 (GetExecutionHistory's maxResults), got {size}")
+    express_pages = opt(own, "express_log_pages", int, label, where, default=20)
+    if express_pages <= 0:
+        raise ConfigError(f"{label}: [{where}] express_log_pages: expected a positive number, got {express_pages}")
     return StepFunctionsCollector(settings, only_configured=which == "configured", lookback=timedelta(days=days),
-                                  max_history_pages=pages, history_page_size=size)
+                                  max_history_pages=pages, history_page_size=size, express_log_pages=express_pages)

@@ -6,9 +6,15 @@
   execute mode: Pass, Wait, Choice and Fail states, so some executions succeed and some fail
   with an error and a cause that the collector reads from the execution history;
 - the Glue job ``nightly-compaction`` with one run per night over the last ``GLUE_NIGHTS``
-  nights. moto's runs always succeed and carry the wall-clock start; the demo runs moto in this
-  process, so it sets each run's start, end and (for a few) FAILED state on moto's backend
-  object, which is the only way to reach those states (see ../shared/notes/aws-emulation.md).
+  nights. moto's runs always succeed, carry the wall-clock start and report ``ExecutionTime``
+  123 s whatever they did; the demo runs moto in this process, so it sets each run's start, end,
+  billed seconds and (for a few) FAILED or TIMEOUT state on moto's backend object, which is the
+  only way to reach those states (see ../shared/notes/aws-emulation.md). The runs match the
+  demo's bill: the bill (pipeline/focus.py, its ``glue_nightly`` line) meters the job at 5.0
+  DPU-hours a day growing 0.2% a day, so each night's run is that many DPU-hours on
+  ``GLUE_WORKERS`` G.1X workers (about 30 to 36 minutes), and a run's estimate lands within a
+  few percent of the day's bill (the bill has its own metering noise). One night fails out of
+  memory part-way, one runs into the job's timeout.
 
 Step Functions executions run at once in moto, all at the wall-clock time of the build with no
 duration. When moto runs in this process (the demo), the seed then spreads them over the last
@@ -39,6 +45,9 @@ ACCOUNT = "123456789012"  # moto's default account
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/pipepulse-demo"
 GLUE_JOB = "nightly-compaction"
 GLUE_NIGHTS = 14
+GLUE_WORKERS = 10  # G.1X: 1 DPU each
+GLUE_TIMEOUT_MINUTES = 45
+GLUE_STARTUP = timedelta(seconds=40)  # provisioning before billing starts: wall clock > ExecutionTime
 SFN_EXECUTIONS = 12
 SFN_EVERY = timedelta(hours=6)  # the demo's executions: one every six hours, the newest before ``now``
 # how long each state of CUSTOMER_ETL takes in the demo (seconds); a state not listed: 1 s
@@ -70,12 +79,13 @@ def _endpoint(client) -> str:
     return client.meta.endpoint_url.rstrip("/")
 
 
-def seed_aws_sources(settings: Settings, *, now: datetime) -> None:
-    """Create the demo's state machine with executions and Glue job with nightly runs."""
+def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> None:
+    """Create the demo's state machine with executions and Glue job with nightly runs.
+    ``history_days``: how far back the demo's bill starts (its Glue line grows from there)."""
     sfn = boto3.client("stepfunctions", region_name=settings.aws_region)
     glue = boto3.client("glue", region_name=settings.aws_region)
     n_exec = _seed_step_functions(sfn, now)
-    n_glue = _seed_glue(glue, settings, now)
+    n_glue = _seed_glue(glue, settings, now, history_days=history_days)
     log.info("seeded AWS sources", extra={"executions": n_exec, "glue_runs": n_glue})
 
 
@@ -138,7 +148,16 @@ def _backdate(execution, start: datetime) -> None:
     execution.stop_date = t
 
 
-def _seed_glue(glue, settings: Settings, now: datetime) -> int:
+def _billed_dpu_hours(day_index: int) -> float:
+    """DPU-hours the demo's bill meters for ``glue_nightly`` on day ``day_index`` of its history
+    (pipeline/focus.py: base quantity x (1 + daily growth x day), before the bill's own noise)."""
+    from pipeline.focus import _BASE
+
+    qty, growth = next((row[6], row[8]) for row in _BASE if row[10] == "glue_nightly")
+    return float(qty) * (1 + float(growth) * day_index)
+
+
+def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | None = None) -> int:
     try:
         glue.create_job(
             Name=GLUE_JOB,
@@ -146,30 +165,44 @@ def _seed_glue(glue, settings: Settings, now: datetime) -> int:
             Command={"Name": "glueetl", "ScriptLocation": "s3://pipepulse-demo-scripts/compaction.py", "PythonVersion": "3"},
             GlueVersion="4.0",
             WorkerType="G.1X",
-            NumberOfWorkers=10,
+            NumberOfWorkers=GLUE_WORKERS,
             ExecutionProperty={"MaxConcurrentRuns": GLUE_NIGHTS + 1},
+            Timeout=GLUE_TIMEOUT_MINUTES,
             Tags={"pipeline": "glue_nightly"},
         )
     except glue.exceptions.AlreadyExistsException:
         pass
-    ids = [glue.start_job_run(JobName=GLUE_JOB)["JobRunId"] for _ in range(GLUE_NIGHTS)]
+    ids = [glue.start_job_run(JobName=GLUE_JOB, WorkerType="G.1X", NumberOfWorkers=GLUE_WORKERS)["JobRunId"]
+           for _ in range(GLUE_NIGHTS)]
     backend_runs = _moto_job_runs(settings.aws_region)
     if backend_runs is None:
         log.warning("moto is not in this process: Glue runs keep moto's times and states")
         return len(ids)
     first_night = (now - timedelta(days=GLUE_NIGHTS)).replace(hour=2, minute=0, second=0, microsecond=0)
+    history_start = (now - timedelta(days=history_days if history_days else GLUE_NIGHTS)).date()
     for night, run_id in enumerate(ids):
         run = backend_runs[run_id]
         start = first_night + timedelta(days=night)
-        # runs get slower over the fortnight; two nights fail (out of memory, then a timeout)
-        minutes = 18 + night
+        # the night's billed DPU-hours on GLUE_WORKERS workers; two nights fail: out of memory
+        # two fifths of the way through, then stuck until the job's timeout
+        seconds = round(_billed_dpu_hours((start.date() - history_start).days) * 3600 / GLUE_WORKERS)
+        status = "SUCCEEDED"
+        if night == 5:
+            status, seconds = "FAILED", round(seconds * 0.4)
+        elif night == 11:
+            status, seconds = "TIMEOUT", GLUE_TIMEOUT_MINUTES * 60 - int(GLUE_STARTUP.total_seconds())
         run.started_on = run.modified_on = start.replace(tzinfo=None)
-        run.completed_on = (start + timedelta(minutes=minutes)).replace(tzinfo=None)
-        if night in (5, 11):
-            run.status = "FAILED" if night == 5 else "TIMEOUT"
-        else:
-            run.status = "SUCCEEDED"
+        run.completed_on = (start + GLUE_STARTUP + timedelta(seconds=seconds)).replace(tzinfo=None)
+        run.status = status
+        _set_execution_time(run, seconds)
     return len(ids)
+
+
+def _set_execution_time(run, seconds: int) -> None:
+    """moto answers ``ExecutionTime`` 123 for every run; this run reports ``seconds`` (Glue's
+    billed running time) instead."""
+    answer = type(run).as_dict
+    run.as_dict = lambda: {**answer(run), "ExecutionTime": seconds}
 
 
 def _moto_job_runs(region: str):

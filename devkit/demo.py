@@ -96,7 +96,7 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
         return result
 
     filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=progress), _describe_backfill)
-    step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end), _describe)
+    step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end, history_days=days), _describe)
     step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: collect(settings, engine, now=end + timedelta(minutes=5)), _describe_passes)

@@ -65,6 +65,8 @@ class Prices:
     glue_dpu_hour: float = 0.44
     glue_flex_dpu_hour: float = 0.29  # ExecutionClass FLEX (Glue 3.0+ Spark jobs)
     sfn_transition: float = 0.000025
+    sfn_express_request: float = 0.000001  # Express workflows: $1.00 per million requests
+    sfn_express_gb_second: float = 0.00001667  # Express duration, first 1,000 GB-hours tier ($0.06 per GB-hour)
     s3_put_request: float = 0.000005
     s3_get_request: float = 0.0000004
     s3_gb_month: float = 0.023
@@ -590,7 +592,8 @@ CONFIG_KEYS: dict[str, Any] = {
         "sources": VALUE,
         "read_timeout_seconds": VALUE,
         "reference": _source("ledger_path", "max_changes"),
-        "stepfunctions": _source("state_machines", "lookback_days", "max_history_pages", "history_page_size"),
+        "stepfunctions": _source("state_machines", "lookback_days", "max_history_pages", "history_page_size",
+                             "express_log_pages"),
         "glue": _source("jobs", "lookback_days"),
         "cloudwatch": _source("period_seconds", "namespaces", "stats", "lookback_hours", "overlap_minutes",
                               "max_window_hours",

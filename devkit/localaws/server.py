@@ -11,6 +11,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector
+from devkit.localaws.glue import GlueJobRunsStandIn
 from devkit.localaws.mwaa import MwaaStandIn
 from devkit.localaws.stepfunctions import StepFunctionsHistoryStandIn
 
@@ -24,7 +25,7 @@ Middleware = Callable[[WSGIApp], WSGIApp]
 def _default_middlewares() -> list[Middleware]:
     """Stand-ins applied in order, outermost first. Extend here."""
     return [FaultInjector.middleware, CostExplorerStandIn.middleware, StepFunctionsHistoryStandIn.middleware,
-            MwaaStandIn.middleware]
+            MwaaStandIn.middleware, GlueJobRunsStandIn.middleware]
 
 
 class LocalAWS:

@@ -5,7 +5,7 @@ log lines, and text lines keep their own level."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -128,3 +128,68 @@ def test_text_lines_of_a_failed_run_keep_their_own_level(aws, make_settings, eng
         got = conn.execute(sa.select(run_logs.c.level, run_logs.c.message)).all()
     # the [ERROR] line without its prefix; "0 errors" is not an error, in a tagged line or a bare one
     assert [tuple(r) for r in got] == [("ERROR", "c-r7 load failed")]
+
+
+SFN_ROLE = "arn:aws:iam::123456789012:role/sfn"
+SFN_GROUP = "/aws/vendedlogs/states/recorded"
+
+
+def _execution_log(execution_arn: str, events: list[dict], started: datetime) -> list[dict]:
+    """A recorded history as Step Functions writes it to an execution log (ids as strings,
+    ``event_timestamp`` in epoch ms, JSON-valued fields as strings)."""
+    out = []
+    for i, ev in enumerate(events):
+        details = dict(next((v for k, v in ev.items() if k.endswith("EventDetails")), {}))
+        for key in ("input", "output", "cause", "parameters"):
+            if key in details and not isinstance(details[key], str):
+                details[key] = json.dumps(details[key])
+        out.append({"id": str(ev["id"]), "type": ev["type"], "details": details,
+                    "previous_event_id": str(ev.get("previousEventId", 0)),
+                    "event_timestamp": str(int((started + timedelta(seconds=i)).timestamp() * 1000)),
+                    "execution_arn": execution_arn, "redrive_count": "0"})
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((SHAPES / "sfn-history").glob("*.history.json")), ids=lambda p: p.name)
+def test_step_functions_execution_log_records_of_a_failed_run(path, aws, make_settings, engine, now):
+    summary = {s["file"]: s for s in json.loads((SHAPES / "sfn-history" / "SOURCES.json").read_text())}[path.name]
+    summary = summary["summary_derived_by_us"]
+    events = json.loads(path.read_text())["events"]
+    sfn = boto3.client("stepfunctions")
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName=SFN_GROUP)
+    logs.create_log_stream(logGroupName=SFN_GROUP, logStreamName="states/recorded/1")
+    machine = sfn.create_state_machine(
+        name="recorded", roleArn=SFN_ROLE,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        loggingConfiguration={"level": "ALL", "includeExecutionData": True, "destinations": [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": f"arn:aws:logs:us-east-1:123456789012:log-group:{SFN_GROUP}:*"}}]},
+    )["stateMachineArn"]
+    mine = machine.replace(":stateMachine:", ":execution:") + ":run-1"
+    other = machine.replace(":stateMachine:", ":execution:") + ":run-2"
+    records = _execution_log(mine, events, T0) + _execution_log(other, events[-2:], T0 + timedelta(seconds=len(events)))
+    logs.put_log_events(logGroupName=SFN_GROUP, logStreamName="states/recorded/1",
+                        logEvents=[{"timestamp": int(r["event_timestamp"]), "message": json.dumps(r)} for r in records])
+    # the run as the stepfunctions collector stores it (failed, so its logs are read)
+    run = RunRow(run_id=f"stepfunctions:{mine}", pipeline="recorded", source="stepfunctions", status=FAILED,
+                 started_at=T0, ended_at=T0 + timedelta(seconds=len(events)), correlation_id="run-1")
+    with engine.begin() as conn:
+        upsert(conn, runs, [run.as_row()], now=now)
+    settings = make_settings('[collectors]\nsources = ["logs"]\n')
+
+    [p] = collect(settings, engine, now=now)
+    assert p.status == "succeeded", p.error
+    # one DescribeStateMachine for the log group, one DescribeLogGroups for its retention
+    assert p.calls == {"states:DescribeStateMachine": 1, "logs:DescribeLogGroups": 1, "logs:FilterLogEvents": 1}
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(run_logs).order_by(run_logs.c.ts)).all()
+    failures = {k: n for k, n in summary["event_type_counts"].items() if k.endswith(("Failed", "TimedOut", "Aborted"))}
+    # every failure record of this execution (and none of the other one), ERROR by its type; nothing else
+    assert len(got) == sum(failures.values())
+    assert {r.run_id for r in got} <= {run.run_id}
+    assert all(r.level == "ERROR" and r.log_group == SFN_GROUP for r in got)
+    assert sorted(r.message.split(":", 1)[0] for r in got) == sorted(k for k, n in failures.items() for _ in range(n))
+    for r, ev in zip(got, [e for e in events if e["type"] in failures], strict=True):
+        error = next((v for k, v in ev.items() if k.endswith("EventDetails")), {}).get("error")
+        if error:
+            assert error in r.message

@@ -4,10 +4,11 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from collectors.runner import collect
-from devkit.aws_seed import SFN_EXECUTIONS, seed_aws_sources
+from devkit.aws_seed import GLUE_WORKERS, SFN_EXECUTIONS, seed_aws_sources
 from pipepulse.settings import load_settings
 from store.schema import run_steps, runs
 
@@ -18,7 +19,7 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
     shutil.copy(DEMO, tmp_path / "demo.toml")
     settings = load_settings({"PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_DATA_DIR": str(tmp_path / "data")},
                              config_path=tmp_path / "demo.toml")
-    seed_aws_sources(settings, now=now)
+    seed_aws_sources(settings, now=now, history_days=90)
     results = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=5))
     assert [(r.source, r.status) for r in results] == [("stepfunctions", "succeeded"), ("glue", "succeeded")]
     with engine.connect() as conn:
@@ -31,5 +32,15 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
         assert errors == [("DataQualityError", "state RejectBatch: rows failed validation: null customer_id")] * 2 + [
             ("SchemaMismatch", "state SchemaDrift: column 'segment' missing from the export")]
         assert conn.execute(sa.select(sa.func.count()).select_from(run_steps)).scalar_one() > 0
+    # Glue runs as the demo's bill meters them: its glue_nightly line is 5.0 DPU-hours a day growing
+    # 0.2% a day from the start of the 90-day history (pipeline/focus.py), here on 10 G.1X workers
+    with engine.connect() as conn:
+        glue_runs = conn.execute(sa.select(runs).where(runs.c.pipeline == "glue_nightly", runs.c.status == "SUCCEEDED")).all()
+    start = (now - timedelta(days=90)).date()
+    for run in glue_runs:
+        billed_dpu_hours = 5.0 * (1 + 0.002 * (run.started_at.date() - start).days)
+        assert run.cost_usd == pytest.approx(billed_dpu_hours * 0.44, rel=0.001)
+        # wall clock = 40 s start-up + the billed seconds of 10 workers
+        assert run.duration_seconds == pytest.approx(40 + billed_dpu_hours * 3600 / GLUE_WORKERS, abs=1)
     again = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=10))
     assert [r.rows_written for r in again] == [0, 0]
