@@ -41,13 +41,13 @@ from collectors.base import NOTHING, Batch, Collector, Context, Reads, Stored
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import CollectorError, ConfigError, PipepulseError, StoreError
 from pipepulse.settings import Settings, opt, require_table
-from store.collecting import failed_runs_since, source_watermarks, upsert_pipelines
+from store.collecting import failed_runs_to_read, source_watermarks, upsert_pipelines
 from store.costs import daily_cost, replace_cost_rows
 from store.db import is_database_error, store_error
 from store.forecasts import save_forecast
 from store.metrics import known_series, write_metrics
 from store.rollups import refresh_run_daily
-from store.schema import lambda_invocations, run_logs, run_steps, runs
+from store.schema import lambda_invocations, log_reads, run_logs, run_steps, runs
 from store.state import finish_collector_run, set_watermark, start_collector_run
 from store.writes import upsert
 
@@ -316,7 +316,7 @@ def read_stored(engine: Engine, reads: Reads) -> Stored:
         series = frozenset(known_series(conn)) if reads.metric_series else frozenset()
         failed: tuple[Mapping[str, Any], ...] = ()
         if (q := reads.failed_runs) is not None:
-            failed = tuple(failed_runs_since(conn, q.since, done_at_since=q.done, ended_after=q.ended_after, limit=q.limit))
+            failed = tuple(failed_runs_to_read(conn, ended_after=q.ended_after, limit=q.limit))
         total = 0.0
         if (c := reads.cost_total) is not None and c.end > c.start:
             frame = daily_cost(conn, c.start, c.end - timedelta(days=1), source=c.source)
@@ -338,6 +338,8 @@ def persist(conn: Connection, source: str, batch: Batch, *, now: datetime) -> in
                         (lambda_invocations, batch.invocations)):
         if rows:
             changed += upsert(conn, table, [r.as_row() for r in rows], now=now)
+    if batch.log_reads:  # bookkeeping, like the watermarks: not counted as rows written
+        upsert(conn, log_reads, [r.as_row() for r in batch.log_reads], now=now)
     for key, value in batch.watermarks.items():
         set_watermark(conn, source, value, key, now=now)
     return changed
