@@ -237,13 +237,15 @@ def run_source(
     *,
     now: datetime,
     session_factory: Callable[[], Any] | None = None,
+    slot: datetime | None = None,
 ) -> PassResult:
-    """One pass of one source, recorded in ``collector_runs``; never raises for a source failure."""
+    """One pass of one source, recorded in ``collector_runs`` (with the scheduler's cron ``slot``);
+    never raises for a source failure. The record's ``ended_at`` is ``now`` plus the pass's run time."""
     if isinstance(config, str):
         config = source_config(settings, config)
     name = config.name
     t0 = time.perf_counter()
-    run_id = start_collector_run(engine, name, now=now)
+    run_id = start_collector_run(engine, name, now=now, slot=slot)
     with engine.connect() as conn:
         marks = source_watermarks(conn, name)
     ctx = Context(
@@ -273,7 +275,7 @@ def run_source(
             if days:
                 refresh_run_daily(conn, days=days, now=now)
             finish_collector_run(
-                conn, run_id, now=now, status="succeeded", rows_written=rows, api_calls=ctx.calls.total,
+                conn, run_id, now=_ended(now, t0), status="succeeded", rows_written=rows, api_calls=ctx.calls.total,
                 api_cost_usd=ctx.calls.cost(settings.prices), details=details,
                 window_start=batch.window_start, window_end=batch.window_end,
             )
@@ -290,7 +292,7 @@ def run_source(
         try:
             with engine.begin() as conn:
                 finish_collector_run(
-                    conn, run_id, now=now, status="failed", api_calls=ctx.calls.total,
+                    conn, run_id, now=_ended(now, t0), status="failed", api_calls=ctx.calls.total,
                     api_cost_usd=ctx.calls.cost(settings.prices), error=message, details=_details(ctx, None),
                 )
         except Exception as exc2:
@@ -306,6 +308,11 @@ def run_source(
     result.retries = dict(ctx.calls.retries)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _ended(now: datetime, t0: float) -> datetime:
+    """The pass's end on its own clock: ``now`` (its start) plus the time it took."""
+    return now + timedelta(seconds=time.perf_counter() - t0)
 
 
 def read_stored(engine: Engine, reads: Reads) -> Stored:

@@ -57,6 +57,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, *, now: datetime |
         result = job("collect").run(settings, engine, now=now or datetime.now(UTC), sources=args.source or None)
     for name in result.skipped:
         print(f"{name:<14} skipped: another pass of this source is running ({result.holders.get(name, 'owner unknown')})")
+    if result.dead_holders:
+        print(f"{'':<14} error: {', '.join(result.dead_holders)} not collected: the owner of the lock looks dead")
     for r in result.passes:
         line = f"{r.source:<14} {r.status:<10} rows {r.rows_written:>8,}  API calls {r.api_calls:>5}  ${r.api_cost_usd:.4f}"
         if r.retries:
