@@ -94,6 +94,23 @@ def config() -> DashboardConfig:
     return dashboard_config(settings())
 
 
+RETRY_SECONDS = 10  # while the database is unreachable, the app reruns this often
+
+
+def database_down(exc: BaseException) -> str | None:
+    """Why the database cannot be reached, one line without secrets, when ``exc`` is that
+    (unreachable, restarted, connection lost); None for any other error."""
+    from pipepulse.errors import SchemaError
+    from pipepulse.redact import mask_url
+    from store.db import is_database_error
+
+    if isinstance(exc, SchemaError) or not is_database_error(exc):
+        return None
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return mask_url(text.splitlines()[0] if text else type(exc).__name__)
+
+
 @st.cache_resource
 def engine() -> Engine:
     """One engine (pool) per server process; refuses a database with the wrong schema."""

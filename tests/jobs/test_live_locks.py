@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from cli.commands.collect import cmd_collect
 from jobs.scheduler import Scheduler, build_jobs, job_lock
-from store.schema import collector_runs, locks
+from store.schema import collector_runs, locks, pipelines
 from store.state import acquire_lock, session_lock, start_collector_run
 
 OFF = '[schedule]\ndetect = ""\nforecast = ""\ndigest_daily = ""\ndigest_weekly = ""\nretention = ""\nalerts_immediate = ""\nbackup = ""\n'
@@ -110,3 +110,18 @@ def test_two_schedulers_fill_a_schedule_slot_once(make_settings, engine, now):
     clock["t"] = start + timedelta(minutes=9, seconds=1)  # the next slot: one pass again
     assert [o.status for o in b.run_pending()] == ["ran"]
     assert [o.status for o in a.run_pending()] == ["skipped"]
+
+
+def test_schedule_fills_pipelines_and_records_the_real_end_of_a_pass(make_settings, engine, now):
+    settings = make_settings('[[pipelines]]\nname = "orders"\nsource = "reference"\nschedule = "0 * * * *"\n'
+                             '[collectors]\nsources = ["reference"]\n[collectors.reference]\ncron = "* * * * *"\n' + OFF)
+    clock = {"t": now}
+    sched = Scheduler(engine, build_jobs(settings, engine), clock=lambda: clock["t"])
+    clock["t"] = now + timedelta(minutes=1)
+    [outcome] = sched.run_pending()
+    assert outcome.status == "ran", outcome.detail
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(pipelines.c.name, pipelines.c.schedule)).all() == [("orders", "0 * * * *")]
+        started, ended = conn.execute(sa.select(collector_runs.c.started_at, collector_runs.c.ended_at)).one()
+    # the end is the start plus the pass's own run time, not the start again
+    assert timedelta(0) < ended - started <= timedelta(seconds=outcome.result.seconds)
