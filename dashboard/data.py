@@ -37,6 +37,7 @@ from store import dashboard_reads as reads
 from store import forecasts as forecasts_store
 from store import invocations as invocations_store
 from store import runs as runs_store
+from store.collecting import log_read_at
 from store.state import collector_runs_frame, first_pass_since
 
 __all__ = [
@@ -279,7 +280,8 @@ def no_log_lines_reason(run_id: str) -> NoLogLines | None:
         if detail is None:
             return None
         run = dict(detail.run)
-        looked = first_pass_since(conn, "logs", run["updated_at"])
+        # the pass that read this run (its clock is the read's), else the first one after it was stored
+        looked = first_pass_since(conn, "logs", log_read_at(conn, run_id) or run["updated_at"])
     return no_log_lines(run, looked, demo=(settings().data_dir / DEMO_MARKER).exists())
 
 

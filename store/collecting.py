@@ -14,7 +14,7 @@ from pipepulse.vocab import FAILURES
 from store.schema import log_reads, pipelines, runs, watermarks
 from store.writes import upsert
 
-__all__ = ["failed_runs_to_read", "source_watermarks", "upsert_pipelines"]
+__all__ = ["failed_runs_to_read", "log_read_at", "source_watermarks", "upsert_pipelines"]
 
 
 def source_watermarks(conn: Connection, source: str) -> dict[str, str]:
@@ -50,3 +50,8 @@ def failed_runs_to_read(conn: Connection, *, ended_after: datetime | None = None
         q = q.where(sa.or_(r.ended_at.is_(None), r.ended_at >= ended_after))
     q = q.order_by(sa.case((unread, 0), else_=1), r.ended_at, r.run_id).limit(limit)
     return [dict(m) for m in conn.execute(q).mappings().all()]
+
+
+def log_read_at(conn: Connection, run_id: str) -> datetime | None:
+    """When the logs collector last read ``run_id``'s events (its pass's clock), or None."""
+    return conn.execute(sa.select(log_reads.c.read_at).where(log_reads.c.run_id == run_id)).scalar_one_or_none()
