@@ -51,6 +51,7 @@ __all__ = [
     "FailedRunsQuery",
     "ForecastRow",
     "InvocationRow",
+    "LogRead",
     "LogRow",
     "MetricData",
     "MetricPoint",
@@ -66,11 +67,10 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class FailedRunsQuery:
-    """Failed or timed-out runs updated at or after ``since`` (minus ``done``, the ids updated
-    exactly at ``since`` and already handled), ended after ``ended_after``, oldest first."""
+    """Failed or timed-out runs ended after ``ended_after`` that the logs collector has not read
+    yet, whose end changed since it read them, or whose read was not ``complete`` (see
+    ``LogRead``); runs never read first, then oldest end first, at most ``limit``."""
 
-    since: datetime | None
-    done: frozenset[str] = frozenset()
     ended_after: datetime | None = None
     limit: int = 1000
 
@@ -204,6 +204,22 @@ class LogRow:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LogRead:
+    """That the logs collector read a run's events (``log_reads``): at ``read_at``, when the run
+    had ended at ``ended_at``; ``complete`` once the read came after the run's end plus the
+    re-read window (late events are in), so it is not read again unless its end changes."""
+
+    run_id: str
+    ended_at: datetime | None
+    read_at: datetime
+    complete: bool
+
+    def as_row(self) -> dict[str, Any]:
+        """The ``log_reads`` columns."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
 class InvocationRow:
     """One Lambda invocation's figures from its REPORT line (``lambda_invocations``)."""
 
@@ -268,6 +284,7 @@ class Batch:
     steps: list[StepRow] = field(default_factory=list)
     logs: list[LogRow] = field(default_factory=list)
     invocations: list[InvocationRow] = field(default_factory=list)
+    log_reads: list[LogRead] = field(default_factory=list)
     metrics: MetricData | None = None
     costs: list[CostDays] = field(default_factory=list)
     forecasts: list[ForecastRow] = field(default_factory=list)

@@ -41,13 +41,13 @@ from collectors.base import NOTHING, Batch, Collector, Context, Reads, Stored
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import CollectorError, ConfigError, PipepulseError, StoreError
 from pipepulse.settings import Settings, opt, require_table
-from store.collecting import failed_runs_since, source_watermarks, upsert_pipelines
+from store.collecting import failed_runs_to_read, source_watermarks, upsert_pipelines
 from store.costs import daily_cost, replace_cost_rows
 from store.db import is_database_error, store_error
 from store.forecasts import save_forecast
 from store.metrics import known_series, write_metrics
 from store.rollups import refresh_run_daily
-from store.schema import lambda_invocations, run_logs, run_steps, runs
+from store.schema import lambda_invocations, log_reads, run_logs, run_steps, runs
 from store.state import finish_collector_run, set_watermark, start_collector_run
 from store.writes import upsert
 
@@ -237,13 +237,15 @@ def run_source(
     *,
     now: datetime,
     session_factory: Callable[[], Any] | None = None,
+    slot: datetime | None = None,
 ) -> PassResult:
-    """One pass of one source, recorded in ``collector_runs``; never raises for a source failure."""
+    """One pass of one source, recorded in ``collector_runs`` (with the scheduler's cron ``slot``);
+    never raises for a source failure. The record's ``ended_at`` is ``now`` plus the pass's run time."""
     if isinstance(config, str):
         config = source_config(settings, config)
     name = config.name
     t0 = time.perf_counter()
-    run_id = start_collector_run(engine, name, now=now)
+    run_id = start_collector_run(engine, name, now=now, slot=slot)
     with engine.connect() as conn:
         marks = source_watermarks(conn, name)
     ctx = Context(
@@ -273,7 +275,7 @@ def run_source(
             if days:
                 refresh_run_daily(conn, days=days, now=now)
             finish_collector_run(
-                conn, run_id, now=now, status="succeeded", rows_written=rows, api_calls=ctx.calls.total,
+                conn, run_id, now=_ended(now, t0), status="succeeded", rows_written=rows, api_calls=ctx.calls.total,
                 api_cost_usd=ctx.calls.cost(settings.prices), details=details,
                 window_start=batch.window_start, window_end=batch.window_end,
             )
@@ -290,7 +292,7 @@ def run_source(
         try:
             with engine.begin() as conn:
                 finish_collector_run(
-                    conn, run_id, now=now, status="failed", api_calls=ctx.calls.total,
+                    conn, run_id, now=_ended(now, t0), status="failed", api_calls=ctx.calls.total,
                     api_cost_usd=ctx.calls.cost(settings.prices), error=message, details=_details(ctx, None),
                 )
         except Exception as exc2:
@@ -308,6 +310,11 @@ def run_source(
     return result
 
 
+def _ended(now: datetime, t0: float) -> datetime:
+    """The pass's end on its own clock: ``now`` (its start) plus the time it took."""
+    return now + timedelta(seconds=time.perf_counter() - t0)
+
+
 def read_stored(engine: Engine, reads: Reads) -> Stored:
     """Answer a collector's ``reads`` from the store, before its pass."""
     if reads == NOTHING:
@@ -316,7 +323,7 @@ def read_stored(engine: Engine, reads: Reads) -> Stored:
         series = frozenset(known_series(conn)) if reads.metric_series else frozenset()
         failed: tuple[Mapping[str, Any], ...] = ()
         if (q := reads.failed_runs) is not None:
-            failed = tuple(failed_runs_since(conn, q.since, done_at_since=q.done, ended_after=q.ended_after, limit=q.limit))
+            failed = tuple(failed_runs_to_read(conn, ended_after=q.ended_after, limit=q.limit))
         total = 0.0
         if (c := reads.cost_total) is not None and c.end > c.start:
             frame = daily_cost(conn, c.start, c.end - timedelta(days=1), source=c.source)
@@ -338,6 +345,8 @@ def persist(conn: Connection, source: str, batch: Batch, *, now: datetime) -> in
                         (lambda_invocations, batch.invocations)):
         if rows:
             changed += upsert(conn, table, [r.as_row() for r in rows], now=now)
+    if batch.log_reads:  # bookkeeping, like the watermarks: not counted as rows written
+        upsert(conn, log_reads, [r.as_row() for r in batch.log_reads], now=now)
     for key, value in batch.watermarks.items():
         set_watermark(conn, source, value, key, now=now)
     return changed

@@ -37,6 +37,7 @@ from store import dashboard_reads as reads
 from store import forecasts as forecasts_store
 from store import invocations as invocations_store
 from store import runs as runs_store
+from store.collecting import log_read_at
 from store.state import collector_runs_frame, first_pass_since
 
 __all__ = [
@@ -92,6 +93,23 @@ def settings() -> Settings:
 @st.cache_resource
 def config() -> DashboardConfig:
     return dashboard_config(settings())
+
+
+RETRY_SECONDS = 10  # while the database is unreachable, the app reruns this often
+
+
+def database_down(exc: BaseException) -> str | None:
+    """Why the database cannot be reached, one line without secrets, when ``exc`` is that
+    (unreachable, restarted, connection lost); None for any other error."""
+    from pipepulse.errors import SchemaError
+    from pipepulse.redact import mask_url
+    from store.db import is_database_error
+
+    if isinstance(exc, SchemaError) or not is_database_error(exc):
+        return None
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return mask_url(text.splitlines()[0] if text else type(exc).__name__)
 
 
 @st.cache_resource
@@ -262,7 +280,8 @@ def no_log_lines_reason(run_id: str) -> NoLogLines | None:
         if detail is None:
             return None
         run = dict(detail.run)
-        looked = first_pass_since(conn, "logs", run["updated_at"])
+        # the pass that read this run (its clock is the read's), else the first one after it was stored
+        looked = first_pass_since(conn, "logs", log_read_at(conn, run_id) or run["updated_at"])
     return no_log_lines(run, looked, demo=(settings().data_dir / DEMO_MARKER).exists())
 
 

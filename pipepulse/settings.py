@@ -599,7 +599,7 @@ CONFIG_KEYS: dict[str, Any] = {
                               "max_window_hours",
                               queries=[{**dict.fromkeys(("namespace", "metric", "stat", "period_seconds"), VALUE),
                                         "dimensions": NAMES}]),
-        "logs": _source("max_events_per_run", "max_runs", "max_pages_per_run", "lookback_days", "max_functions",
+        "logs": _source("max_events_per_run", "max_runs", "max_pages_per_run", "lookback_days", "reread_minutes", "max_functions",
                         "max_pages_per_function", "glue_groups", "lambda_discover", log_groups=NAMES,
                         lambda_functions=NAMES),
         "ce": _source("backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"),

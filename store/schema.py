@@ -317,7 +317,9 @@ collector_runs = sa.Table(
     sa.Column("api_cost_usd", sa.Float, nullable=False, server_default="0"),
     sa.Column("error", sa.Text),
     sa.Column("details", sa.Text),  # JSON: calls per operation, retries, pages
+    sa.Column("slot", TS),  # the scheduler's cron firing this pass filled (NULL: not scheduled)
     sa.Index("ix_collector_runs_source_started_at", "source", "started_at"),
+    sa.Index("ix_collector_runs_source_slot", "source", "slot"),
 )
 
 watermarks = sa.Table(
@@ -336,6 +338,22 @@ locks = sa.Table(
     sa.Column("owner", sa.String(200), nullable=False),
     sa.Column("acquired_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False, server_default=""),  # the owner's host and pid
+    sa.Column("pid", sa.Integer),
+    sa.Column("heartbeat_at", TS),  # refreshed while the owner runs; stale: the owner is gone
+)
+
+# What the logs collector has read: a failed run is read again when it is not here, when its
+# end changed since, or while its read was not yet ``complete`` (done before its end plus the
+# re-read window, when late events may still arrive).
+log_reads = sa.Table(
+    "log_reads",
+    metadata,
+    sa.Column("run_id", sa.String(600), primary_key=True),
+    sa.Column("ended_at", TS),  # the run's end when it was read
+    sa.Column("read_at", TS, nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", TS, nullable=False),
 )
 
 # Daily rollup the dashboard reads instead of raw runs (refreshed by store.rollups).

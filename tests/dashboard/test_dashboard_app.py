@@ -449,3 +449,29 @@ def test_costs_page_shows_lambda_rightsizing_as_an_estimate(db_url, app_env):
     # max used 199 MB -> 239 MB suggested (+20%)
     assert row[:5] == ["load", "10", "1,024", "199", "239"]
     assert any(c.value.startswith("An estimate: up to") for c in at.caption)
+
+
+def test_an_unreachable_database_is_one_clear_line_and_a_retry(filled_db, app_env, monkeypatch):
+    """The database went away after the engine was made (a PostgreSQL restart): the app says
+    "database unreachable: ... (retrying ...)", not a raw OperationalError, and reads again later."""
+    import dashboard.data as data
+
+    url, _ = filled_db
+    app_env(url)
+    at = _open()
+    assert not at.exception and not at.error
+    dead = sa.create_engine("postgresql+psycopg://pp:secret@127.0.0.1:1/gone", connect_args={"connect_timeout": 2})
+    monkeypatch.setattr(data, "engine", lambda: dead)  # every read now meets a refused connection
+    import streamlit as st
+
+    st.cache_data.clear()
+    at.run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("database unreachable: ")
+    assert error.endswith(f"(retrying every {data.RETRY_SECONDS} s)")
+    assert "OperationalError" not in error and "secret" not in error
+    monkeypatch.undo()  # the database is back: the next run reads again
+    app_env(url)
+    at.run()
+    assert not at.exception and not at.error
