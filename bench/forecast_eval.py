@@ -44,7 +44,8 @@ Sets:
 
 Defaults were chosen on the synthetic shapes with seeds 0-9 (the printed ones) and checked on
 seeds 10-19 and on the real sets; see the note of issue #16 for both. The combination candidate
-and the fall rule (``insights.forecast``: ``COMBO_POWER``, ``COMBO_TRIM``, ``HEDGE_DAYS``) were
+, the fall rule and the weekday-median minimum (``insights.forecast``: ``COMBO_POWER``,
+``COMBO_TRIM``, ``HEDGE_DAYS``, ``WEEKLY_MIN``) were
 chosen on seeds 0-9 and the CUR usage types, and checked on seeds 10-19, the CUR services, the
 FOCUS sample and the demo (note h16f).
 """

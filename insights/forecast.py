@@ -8,7 +8,8 @@ forecasts anyone can make by hand: **last-value** ("same as yesterday") and **se
 * **Candidates** (``CANDIDATES``), each issuing forecasts 1..H days ahead from every origin:
   ``last-value``; ``seasonal-naive`` (weekly); ``regime-median`` (median of the last 7 days of
   the current regime, flat); ``weekly-median`` (for each weekday, the median of its last 4 values
-  in the current regime); ``robust-ets`` (additive exponential smoothing with a weekly seasonal
+  in the current regime, once it has ``WEEKLY_MIN`` (3) of them: a median of two is their mean,
+  and one spike among them moved the weekday halfway to it; until then the regime median); ``robust-ets`` (additive exponential smoothing with a weekly seasonal
   and an optional damped trend, its smoothing constants chosen sequentially on a small grid;
   an innovation beyond ``CLIP`` robust scales is an outlier and teaches the state nothing);
   ``recent-median`` (median of the last 3 days: follows a change on its second day, and no
@@ -121,6 +122,7 @@ MIN_ERRORS = 5  # realised errors needed before a model is chosen or an interval
 DEFAULT_BACKTEST_HORIZON = 7
 COMBO_POWER = 1.0  # combination weights: (best realised MAE / the member's) ** COMBO_POWER
 COMBO_TRIM = 1.5  # members whose realised MAE exceeds COMBO_TRIM times the best's get no weight
+WEEKLY_MIN = 3  # values of a weekday (in the regime) weekly-median needs; fewer: the regime median
 HEDGE_DAYS = 2  # outliers below in a row after which the regime models forecast their level
 _HEDGED = (2, 3, 4)  # regime-median, weekly-median, robust-ets
 SELECT_MARGIN = 0.0  # a model must beat the better simple forecast's realised MAE by this share
@@ -544,7 +546,7 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     k4 = lag[None, :, None] + PERIOD * np.arange(4)[None, None, :]  # (1, H, 4)
     src = J[:, :, None] - k4  # (n, H, 4)
     wvals = np.where(src >= reg.start[:, None, None], y[np.clip(src, 0, None)], np.nan)
-    enough = np.sum(~np.isnan(wvals), axis=2) >= 2
+    enough = np.sum(~np.isnan(wvals), axis=2) >= WEEKLY_MIN
     with np.errstate(all="ignore"):
         wmed = np.where(enough, _nanmedian_last(wvals), med[:, None])
     F[ok, :, 3] = wmed[ok]

@@ -99,7 +99,7 @@ def test_a_two_day_incident_is_not_forecast_for_the_week_after():
 def test_selection_falls_back_to_last_value_on_a_random_walk():
     # where the clever models have nothing to find, last-value is the model chosen at most
     # origins; measured over 10 random walks (bench.spend_shapes): last-value at 61 of 160
-    # origins (next: combination 26), MAE 1.072x last-value's
+    # origins (next: combination 27), MAE 1.067x last-value's
     chosen: list[str] = []
     ratios = []
     for seed in range(10):
@@ -108,7 +108,7 @@ def test_selection_falls_back_to_last_value_on_a_random_walk():
         ratios.append((ev["mean"] - ev["actual"]).abs().mean() / (ev["last_value"] - ev["actual"]).abs().mean())
     counts = pd.Series(chosen).value_counts()
     assert counts.index[0] == "last-value" and counts["last-value"] == 61 and len(chosen) == 160
-    assert np.mean(ratios) == pytest.approx(1.072, abs=0.001)
+    assert np.mean(ratios) == pytest.approx(1.067, abs=0.001)
     # and the final model of plain Gaussian random walks
     finals = []
     for seed in range(8):
@@ -231,3 +231,13 @@ def test_a_fall_is_followed_on_its_second_day_a_rise_is_not():
     # one day below is an outlier, not a fall
     one = forecast_daily(series(np.r_[base, 20.0]), horizon=7)
     assert one.points["mean"].between(95, 105).all()
+
+
+def test_weekly_median_needs_three_values_of_the_weekday():
+    # a median of two values is their mean: one spike in them (the CUR month's 1 October) moved
+    # the weekday's forecast halfway to it; with three, one spike moves nothing
+    y = np.r_[160.0, np.full(15, 16.0)]
+    run = F._pass(y, date(2026, 1, 5), 7, 7)
+    weekly = CANDIDATES.index("weekly-median")
+    # origin day 13 forecasts day 14 (the spike's weekday, seen twice: 160 and 16)
+    assert run.F[13, 0, weekly] == pytest.approx(16.0)
