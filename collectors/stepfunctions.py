@@ -296,6 +296,7 @@ def steps_from_history(run_id: str, events: list[dict[str, Any]], status: str) -
 
 class StepFunctionsCollector(Collector):
     name = NAME
+    scope = "regional"  # every account x region (collectors/accounts.py)
 
     def __init__(self, settings: Settings, *, only_configured: bool, lookback: timedelta, max_history_pages: int,
                  history_page_size: int = 1000) -> None:

@@ -35,13 +35,20 @@ def failed_runs_since(
     done_at_since: Iterable[str] = (),
     ended_after: datetime | None = None,
     limit: int = 1000,
+    account: str | None = None,
+    region: str | None = None,
+    unplaced: bool = False,
 ) -> list[dict]:
     """Failed or timed-out runs updated at or after ``since`` (minus ``done_at_since``, the ones
-    updated exactly at ``since`` and already handled), oldest update first."""
+    updated exactly at ``since`` and already handled), oldest update first; only those of
+    ``account`` and ``region`` when given (with ``unplaced``, also runs that name neither)."""
     r = runs.c
     q = sa.select(
         r.run_id, r.pipeline, r.source, r.correlation_id, r.started_at, r.ended_at, r.updated_at
     ).where(r.status.in_(FAILURES))
+    if account is not None and region is not None:
+        mine = sa.and_(r.account == account, r.region.in_([region, ""]))
+        q = q.where(sa.or_(mine, sa.and_(r.account == "", r.region.in_([region, ""]))) if unplaced else mine)
     if since is not None:
         q = q.where(r.updated_at >= since)
         done = list(done_at_since)

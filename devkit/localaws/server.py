@@ -13,6 +13,7 @@ from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.faults import FaultInjector
 from devkit.localaws.mwaa import MwaaStandIn
 from devkit.localaws.stepfunctions import StepFunctionsHistoryStandIn
+from devkit.localaws.sts import StsStandIn
 
 __all__ = ["LocalAWS", "Middleware"]
 
@@ -24,7 +25,7 @@ Middleware = Callable[[WSGIApp], WSGIApp]
 def _default_middlewares() -> list[Middleware]:
     """Stand-ins applied in order, outermost first. Extend here."""
     return [FaultInjector.middleware, CostExplorerStandIn.middleware, StepFunctionsHistoryStandIn.middleware,
-            MwaaStandIn.middleware]
+            MwaaStandIn.middleware, StsStandIn.middleware]
 
 
 class LocalAWS:

@@ -1,0 +1,190 @@
+"""Accounts and regions: one pass reads every account x region through AssumeRole, over HTTP.
+
+Two member accounts (one with an external id) and a third whose role does not exist, in two
+regions, on the local AWS: moto keeps each account's data apart by the credentials AssumeRole
+hands out (an assumed role's keys act in the role ARN's account), and the STS stand-in
+(devkit/localaws/sts.py) refuses a role that does not exist, as AWS does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import boto3
+import pytest
+import sqlalchemy as sa
+
+from collectors.accounts import Target, targets
+from collectors.runner import collect
+from devkit.localaws.sts import StsStandIn, create_role
+from pipepulse.errors import ConfigError
+from store.schema import collector_runs, runs, watermarks
+
+pytestmark = pytest.mark.aws_clock
+
+PROD, ANALYTICS, BROKEN = "111111111111", "222222222222", "333333333333"
+REGIONS = ("us-east-1", "eu-west-1")
+EXTERNAL_ID = "pipepulse-analytics-7f3a"
+CONFIG = f"""
+[aws]
+regions = ["us-east-1", "eu-west-1"]
+[[aws.accounts]]
+name = "prod"
+role_arn = "arn:aws:iam::{PROD}:role/pipepulse-collector"
+[[aws.accounts]]
+name = "analytics"
+role_arn = "arn:aws:iam::{ANALYTICS}:role/pipepulse-collector"
+external_id = "{EXTERNAL_ID}"
+[[aws.accounts]]
+name = "broken"
+role_arn = "arn:aws:iam::{BROKEN}:role/pipepulse-collector"
+[collectors]
+sources = ["stepfunctions", "glue"]
+"""
+# Glue runs per (account, region): all different, so a row in the wrong place shows
+GLUE_RUNS = {(PROD, "us-east-1"): 1, (PROD, "eu-west-1"): 2, (ANALYTICS, "us-east-1"): 3, (ANALYTICS, "eu-west-1"): 1}
+PASS = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+
+
+def _session(account: str, region: str, external_id: str | None = None) -> boto3.Session:
+    kwargs = {"ExternalId": external_id} if external_id else {}
+    c = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/pipepulse-collector",
+                                        RoleSessionName="seed", **kwargs)["Credentials"]
+    return boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                         aws_session_token=c["SessionToken"], region_name=region)
+
+
+def _seed(aws) -> dict[tuple[str, str], str]:
+    """Glue job runs and one Step Functions execution in each member account x region; returns
+    the execution ARNs."""
+    aws.enable_stepfunctions_execution()
+    create_role(PROD, "pipepulse-collector")
+    create_role(ANALYTICS, "pipepulse-collector", external_id=EXTERNAL_ID)
+    executions = {}
+    for (account, region), n in GLUE_RUNS.items():
+        session = _session(account, region, EXTERNAL_ID if account == ANALYTICS else None)
+        glue = session.client("glue")
+        glue.create_job(Name="compaction", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://b/job.py"},
+                        WorkerType="G.1X", NumberOfWorkers=2, ExecutionProperty={"MaxConcurrentRuns": 5})
+        for _ in range(n):
+            glue.start_job_run(JobName="compaction")
+        sfn = session.client("stepfunctions")
+        machine = sfn.create_state_machine(name="orders", definition=json.dumps(PASS),
+                                           roleArn=f"arn:aws:iam::{account}:role/sfn")["stateMachineArn"]
+        executions[account, region] = sfn.start_execution(stateMachineArn=machine, name=f"run-{region}")["executionArn"]
+    for (account, region), arn in executions.items():
+        sfn = _session(account, region, EXTERNAL_ID if account == ANALYTICS else None).client("stepfunctions")
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return executions
+
+
+def test_one_pass_reads_every_account_and_region_and_reports_the_failing_one(aws, make_settings, engine, now):
+    executions = _seed(aws)
+    aws.app(StsStandIn).reset()  # count only the collectors' refusals
+    settings = make_settings(CONFIG)
+
+    results = collect(settings, engine, now=now)
+
+    assert [r.source for r in results] == ["stepfunctions", "glue"]
+    for r in results:
+        # the broken account fails its two regions; the others are stored
+        assert r.status == "failed"
+        assert r.error is not None and "2 of 6 account/region targets failed" in r.error
+        assert f"broken us-east-1: {r.source}: cannot assume arn:aws:iam::{BROKEN}:role/pipepulse-collector" in r.error
+        assert "not authorized to perform: sts:AssumeRole" in r.error
+        by_target = {(t["account"], t["region"]): t for t in r.targets}
+        assert list(by_target) == [(a, reg) for a in (PROD, ANALYTICS, BROKEN) for reg in REGIONS]
+        assert {k: t["status"] for k, t in by_target.items()} == {
+            **{k: "succeeded" for k in GLUE_RUNS}, (BROKEN, "us-east-1"): "failed", (BROKEN, "eu-west-1"): "failed"}
+    # the role that cannot be assumed was tried once in the whole pass (the refusal is cached)
+    assert aws.app(StsStandIn).denied == [f"arn:aws:iam::{BROKEN}:role/pipepulse-collector"]
+
+    with engine.connect() as conn:
+        stored = Counter(conn.execute(sa.select(runs.c.source, runs.c.account, runs.c.region)).all())
+        sfn_ids = set(conn.execute(sa.select(runs.c.run_id).where(runs.c.source == "stepfunctions")).scalars())
+    assert stored == Counter({
+        **{("glue", a, reg): n for (a, reg), n in GLUE_RUNS.items()},
+        **{("stepfunctions", a, reg): 1 for (a, reg) in GLUE_RUNS},
+    })
+    assert sfn_ids == {f"stepfunctions:{arn}" for arn in executions.values()}
+    for (account, region), arn in executions.items():  # moto kept each account's data in its own account
+        assert arn.split(":")[3:5] == [region, account]
+
+    # API calls metered per account and region
+    sfn, glue = results
+    for (account, region), n in GLUE_RUNS.items():
+        t = next(t for t in glue.targets if (t["account"], t["region"]) == (account, region))
+        assert t["calls"]["glue:GetJobs"] == 1 and t["calls"]["glue:GetJobRuns"] == 1
+        assert t["rows"] == n
+        s = next(t for t in sfn.targets if (t["account"], t["region"]) == (account, region))
+        assert s["calls"]["states:ListStateMachines"] == 1
+    # AssumeRole once per account per pass, counted with the first target that needed it
+    assumed: Counter[tuple[str, str]] = Counter()
+    for r in results:
+        for t in r.targets:
+            assumed[t["account"], t["region"]] += t["calls"].get("sts:AssumeRole", 0)
+    assert +assumed == Counter({(PROD, "us-east-1"): 1, (ANALYTICS, "us-east-1"): 1, (BROKEN, "us-east-1"): 1})
+    assert glue.api_calls == sum(t["api_calls"] for t in glue.targets)
+    assert glue.calls["glue:GetJobRuns"] == 4
+
+    with engine.connect() as conn:
+        recorded = conn.execute(sa.select(collector_runs.c.source, collector_runs.c.status, collector_runs.c.rows_written,
+                                          collector_runs.c.details).order_by(collector_runs.c.collector_run_id)).all()
+        marks = set(conn.execute(sa.select(watermarks.c.key).where(watermarks.c.source == "glue")).scalars())
+    assert [(s, st, n) for s, st, n, _ in recorded] == [("stepfunctions", "failed", sfn.rows_written),
+                                                       ("glue", "failed", glue.rows_written)]
+    details = json.loads(recorded[1][3])
+    assert [(t["account"], t["region"], t["status"], t["rows"]) for t in details["targets"]] == [
+        (a, reg, "succeeded", n) for (a, reg), n in GLUE_RUNS.items()] + [
+        (BROKEN, reg, "failed", 0) for reg in REGIONS]
+    # watermarks per source + account + region: one account's progress never moves another's
+    assert marks == {f"{a}/{reg}/job:compaction" for (a, reg) in GLUE_RUNS}
+
+    # the next pass stores nothing twice
+    again = collect(settings, engine, now=now, sources=["glue"])
+    assert again[0].rows_written == 0
+    assert [t["status"] for t in again[0].targets] == ["succeeded"] * 4 + ["failed"] * 2
+
+
+def test_targets_by_scope(make_settings):
+    settings = make_settings(CONFIG)
+    regional = targets(settings, "regional")
+    assert [(t.account, t.region, t.name) for t in regional] == [
+        (a, reg, n) for a, n in ((PROD, "prod"), (ANALYTICS, "analytics"), (BROKEN, "broken")) for reg in REGIONS]
+    assert regional[2].external_id == EXTERNAL_ID
+    # Cost Explorer: once per account, at its global endpoint
+    assert [(t.account, t.region) for t in targets(settings, "account")] == [(a, "us-east-1") for a in (PROD, ANALYTICS, BROKEN)]
+    assert targets(settings, "once") == [Target(account="", region="us-east-1", default=True)]
+
+
+def test_without_accounts_the_single_target_keeps_todays_keys(make_settings):
+    plain = make_settings('[aws]\nregion = "eu-west-1"\n')
+    assert targets(plain, "regional") == [Target(account="", region="eu-west-1", default=True)]
+    assert targets(plain, "account") == [Target(account="", region="eu-west-1", default=True)]
+    two = targets(make_settings('[aws]\nregion = "eu-west-1"\nregions = ["eu-west-1", "us-east-1"]\n'), "regional")
+    assert [(t.region, t.default, t.prefix) for t in two] == [("eu-west-1", True, ""), ("us-east-1", False, "default/us-east-1/")]
+    marks = {"job:a": "1", "default/us-east-1/job:a": "2"}
+    assert two[0].own(marks) == {"job:a": "1"}
+    assert two[1].own(marks) == {"job:a": "2"}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[aws]\nregions = ["us-east-1", "Frankfurt"]\n', r"\[aws\] regions #2: 'Frankfurt' is not an AWS region name"),
+    ('[aws]\nregions = ["us-east-1", "us-east-1"]\n', r"\[aws\] regions: 'us-east-1' is listed twice"),
+    ('[aws]\nregion = "useast1"\n', r"\[aws\] region: 'useast1' is not an AWS region name"),
+    ('[[aws.accounts]]\nrole_arn = "arn:aws:iam::1234:role/x"\n',
+     r"\[aws.accounts #1\] role_arn: 'arn:aws:iam::1234:role/x' is not an IAM role ARN"),
+    ('[[aws.accounts]]\nrole_arn = "arn:aws:iam::123456789012:user/x"\n', r"\[aws.accounts #1\] role_arn: .* is not an IAM role ARN"),
+    ('[[aws.accounts]]\nname = "prod"\n', r"\[\[aws.accounts\]\] #1: role_arn is required"),
+    ('[[aws.accounts]]\nrole_arn = "arn:aws:iam::123456789012:role/x"\n[[aws.accounts]]\nrole_arn = "arn:aws:iam::123456789012:role/y"\n',
+     r"\[aws.accounts #2\] role_arn: account 123456789012 is listed twice"),
+    ('[[aws.accounts]]\nrole_arn = "arn:aws:iam::123456789012:role/x"\nexternal_id = "a b"\n', r"\[aws.accounts #1\] external_id"),
+    ('[[aws.accounts]]\nrole_arn = "arn:aws:iam::123456789012:role/x"\nexternalid = "ab"\n', r"\[aws.accounts\] externalid: unknown key"),
+])
+def test_bad_account_and_region_config_names_the_key(make_settings, text, message):
+    with pytest.raises(ConfigError, match=message):
+        make_settings(text)
