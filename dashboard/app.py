@@ -55,12 +55,14 @@ try:
     pipeline_options = data.pipeline_options(now_day.replace(day=1).replace(year=now_day.year - 1))
     # accounts billed in the last two weeks: a year of cost rows is millions of rows to scan
     account_options = data.account_options(now_day - timedelta(days=14))
+    region_options = data.region_options(now_day - timedelta(days=14))
 except PipepulseError as exc:
     st.error(f"The dashboard cannot read its data: {exc}")
     st.stop()
 
 filters = state.controls(
-    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds
+    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds,
+    region_options=region_options,
 )
 st.session_state["_pp_filters"] = filters
 st.sidebar.caption(state.summary(filters))

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from collectors.accounts import Credentials
 from collectors.runner import SOURCES, PassResult, collect, enabled_sources
 from jobs.scheduler import job_lock, lock_ttl
 from pipepulse.settings import Settings
@@ -51,6 +52,7 @@ def run(
     """Collect ``sources`` (default: every enabled one), in run order, each under its lock."""
     names = [n for n in SOURCES if n in sources] if sources else [c.name for c in enabled_sources(settings)]
     result = CollectResult()
+    credentials = Credentials(settings, session_factory)  # each account's role assumed once per pass
     for name in names:
         try:
             with job_lock(engine, name, now=now, ttl=lock_ttl(settings)) as got:
@@ -58,7 +60,8 @@ def run(
                     result.skipped.append(name)
                     result.holders[name] = lock_holder(engine, f"job:{name}") or "a pass that just ended"
                     continue
-                result.passes.extend(collect(settings, engine, sources=[name], now=now, session_factory=session_factory))
+                result.passes.extend(collect(settings, engine, sources=[name], now=now, session_factory=session_factory,
+                                             credentials=credentials))
         except Exception as exc:
             if not is_database_error(exc):
                 raise
