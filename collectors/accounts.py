@@ -100,6 +100,13 @@ class Credentials:
         self._settings = settings
         self._base = base or boto3.Session
         self._cache: dict[str, dict[str, str] | PipepulseError] = {}
+        self._sessions: dict[tuple[str, str], Any] = {}
+        self._shared_loader: Any = None
+
+    def _loader(self) -> Any:
+        if self._shared_loader is None:
+            self._shared_loader = boto3.Session()._session.get_component("data_loader")
+        return self._shared_loader
 
     def session_factory(self, target: Target, *, source: str, calls: CallCounter) -> Callable[[], Any]:
         """A factory of boto3 sessions holding ``target``'s credentials; assumes its role (counted
@@ -116,13 +123,15 @@ class Credentials:
         if isinstance(creds, PipepulseError):
             # the same answer for every region and source of this pass, under this source's name
             raise type(creds)(source, creds.detail) if isinstance(creds, CollectorError) else creds
-        keys = creds
-
-        def factory() -> Any:
-            return boto3.Session(aws_access_key_id=keys["AccessKeyId"], aws_secret_access_key=keys["SecretAccessKey"],
-                                 aws_session_token=keys["SessionToken"], region_name=target.region)
-
-        return factory
+        key = (target.role_arn, target.region)
+        if key not in self._sessions:
+            session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                    aws_session_token=creds["SessionToken"], region_name=target.region)
+            # one loader for every session of the pass: each service model is read from disk once
+            session._session.register_component("data_loader", self._loader())
+            self._sessions[key] = session
+        session = self._sessions[key]
+        return lambda: session
 
     def _assume(self, target: Target, *, source: str, calls: CallCounter) -> dict[str, str]:
         assert target.role_arn is not None

@@ -9,13 +9,16 @@ hands out (an assumed role's keys act in the role ARN's account), and the STS st
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
+from pathlib import Path
 
 import boto3
 import pytest
 import sqlalchemy as sa
 
+from cli.main import main
 from collectors.accounts import Target, targets
 from collectors.runner import collect
 from devkit.localaws.sts import StsStandIn, create_role
@@ -48,12 +51,18 @@ GLUE_RUNS = {(PROD, "us-east-1"): 1, (PROD, "eu-west-1"): 2, (ANALYTICS, "us-eas
 PASS = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
 
-def _session(account: str, region: str, external_id: str | None = None) -> boto3.Session:
-    kwargs = {"ExternalId": external_id} if external_id else {}
-    c = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/pipepulse-collector",
-                                        RoleSessionName="seed", **kwargs)["Credentials"]
-    return boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                         aws_session_token=c["SessionToken"], region_name=region)
+def _sessions() -> dict[str, boto3.Session]:
+    """A session with each member account's assumed-role credentials (one model loader for all)."""
+    loader = boto3.Session()._session.get_component("data_loader")
+    out = {}
+    for account in (PROD, ANALYTICS):
+        kwargs = {"ExternalId": EXTERNAL_ID} if account == ANALYTICS else {}
+        c = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/pipepulse-collector",
+                                            RoleSessionName="seed", **kwargs)["Credentials"]
+        out[account] = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                     aws_session_token=c["SessionToken"])
+        out[account]._session.register_component("data_loader", loader)
+    return out
 
 
 def _seed(aws) -> dict[tuple[str, str], str]:
@@ -62,20 +71,20 @@ def _seed(aws) -> dict[tuple[str, str], str]:
     aws.enable_stepfunctions_execution()
     create_role(PROD, "pipepulse-collector")
     create_role(ANALYTICS, "pipepulse-collector", external_id=EXTERNAL_ID)
+    sessions = _sessions()
     executions = {}
     for (account, region), n in GLUE_RUNS.items():
-        session = _session(account, region, EXTERNAL_ID if account == ANALYTICS else None)
-        glue = session.client("glue")
+        glue = sessions[account].client("glue", region_name=region)
         glue.create_job(Name="compaction", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://b/job.py"},
                         WorkerType="G.1X", NumberOfWorkers=2, ExecutionProperty={"MaxConcurrentRuns": 5})
         for _ in range(n):
             glue.start_job_run(JobName="compaction")
-        sfn = session.client("stepfunctions")
+        sfn = sessions[account].client("stepfunctions", region_name=region)
         machine = sfn.create_state_machine(name="orders", definition=json.dumps(PASS),
                                            roleArn=f"arn:aws:iam::{account}:role/sfn")["stateMachineArn"]
         executions[account, region] = sfn.start_execution(stateMachineArn=machine, name=f"run-{region}")["executionArn"]
     for (account, region), arn in executions.items():
-        sfn = _session(account, region, EXTERNAL_ID if account == ANALYTICS else None).client("stepfunctions")
+        sfn = sessions[account].client("stepfunctions", region_name=region)
         deadline = time.monotonic() + 30
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -188,3 +197,43 @@ def test_without_accounts_the_single_target_keeps_todays_keys(make_settings):
 def test_bad_account_and_region_config_names_the_key(make_settings, text, message):
     with pytest.raises(ConfigError, match=message):
         make_settings(text)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multi-account.toml"
+
+
+def test_example_config_collects_both_accounts_and_regions_and_exit_code_reports_a_failing_one(
+        aws, db_url, engine, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
+    for k in ("PIPEPULSE_CONFIG", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(k, raising=False)
+    assert main(["--config", str(EXAMPLE), "db", "upgrade"]) == 0
+    capsys.readouterr()
+
+    # no AWS configured: --local-aws starts one in this process and seeds the member accounts' roles
+    assert main(["--config", str(EXAMPLE), "collect", "--local-aws"]) == 0
+    out = capsys.readouterr().out
+    for source in ("stepfunctions", "glue"):
+        assert re.search(rf"^{source} +succeeded +rows ", out, re.M), out
+    for who in ("prod (111111111111)", "analytics (222222222222)"):
+        for region in REGIONS:  # one line per source (the row count of stepfunctions depends on moto's execute mode)
+            assert len(re.findall(rf"^  {re.escape(who)} {region} +succeeded +rows +\d+  API calls +\d+$", out, re.M)) == 2, out
+    with engine.connect() as conn:
+        stored = Counter(conn.execute(sa.select(runs.c.source, runs.c.account, runs.c.region)).all())
+    assert stored == Counter({(source, a, reg): 1 for source in ("stepfunctions", "glue") for a in (PROD, ANALYTICS) for reg in REGIONS})
+
+    # the same accounts (their roles stay in this process's moto) plus one whose role does not
+    # exist, read through the test's local AWS: the pass is partial, and the exit code says so
+    broken = EXAMPLE.read_text() + f'\n[[aws.accounts]]\nname = "broken"\nrole_arn = "arn:aws:iam::{BROKEN}:role/x"\n'
+    config = tmp_path / "broken.toml"
+    config.write_text(broken)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert main(["--config", str(config), "collect", "--source", "glue"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^glue +failed +rows +0 ", out, re.M), out  # nothing new in the good accounts
+    assert len(re.findall(r"^  (prod|analytics) \(\d{12}\) \S+ +succeeded ", out, re.M)) == 4, out
+    assert len(re.findall(rf"^  broken \({BROKEN}\) \S+ +failed ", out, re.M)) == 2, out
+    assert f"2 of 6 account/region targets failed: broken us-east-1: glue: cannot assume arn:aws:iam::{BROKEN}:role/x" in out
