@@ -12,18 +12,25 @@ import json
 import re
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from cli.main import main
 from collectors.accounts import Target, targets
-from collectors.runner import collect
+from collectors.base import Batch, CostDays, ForecastRow, InvocationRow, LogRow, MetricData, RunRow
+from collectors.runner import collect, stamp
 from devkit.localaws.sts import StsStandIn, create_role
 from pipepulse.errors import ConfigError
+from store import dashboard_reads as reads
+from store.collecting import failed_runs_since
+from store.runs import recent_failures
 from store.schema import collector_runs, runs, watermarks
+from store.writes import upsert
 
 pytestmark = pytest.mark.aws_clock
 
@@ -237,3 +244,52 @@ def test_example_config_collects_both_accounts_and_regions_and_exit_code_reports
     assert len(re.findall(r"^  (prod|analytics) \(\d{12}\) \S+ +succeeded ", out, re.M)) == 4, out
     assert len(re.findall(rf"^  broken \({BROKEN}\) \S+ +failed ", out, re.M)) == 2, out
     assert f"2 of 6 account/region targets failed: broken us-east-1: glue: cannot assume arn:aws:iam::{BROKEN}:role/x" in out
+
+
+def test_stamp_places_rows_keys_and_cost_days_in_the_target(now):
+    target = Target(account=PROD, region="eu-west-1", name="prod", role_arn=f"arn:aws:iam::{PROD}:role/r")
+    cost = pd.DataFrame([{"day": now.date(), "provider": "AWS", "account": "", "service": "Glue", "region": "eu-west-1",
+                          "usage_type": "*", "pipeline": "*", "billed_cost": 1.0, "effective_cost": 1.0, "currency": "USD"}])
+    batch = Batch(
+        runs=[RunRow(run_id="glue:j:1", status="SUCCEEDED", pipeline="j", source="glue"),
+              RunRow(run_id="stepfunctions:x", status="SUCCEEDED", pipeline="m", source="stepfunctions",
+                     account=ANALYTICS, region="us-east-1")],  # a row that names its own place keeps it
+        logs=[LogRow(log_id="g:1", run_id=None, correlation_id=None, ts=now, level="INFO", message="m")],
+        invocations=[InvocationRow(log_group="/aws/lambda/f", request_id="r", function_name="f", ended_at=now,
+                                   duration_ms=1.0, billed_duration_ms=1.0, memory_size_mb=128, max_memory_used_mb=64)],
+        metrics=MetricData(series=[{"series_key": "k", "namespace": "N"}], points=[("k", now, 1.0)]),
+        costs=[CostDays(source="ce", start=now.date(), end=now.date(), rows=cost)],
+        forecasts=[ForecastRow(created_at=now, method="aws", subject="total", level=0.8, points=pd.DataFrame())],
+        watermarks={"job:j": "w"},
+    )
+    out = stamp(batch, target, primary=False)
+    assert [(r.account, r.region) for r in out.runs] == [(PROD, "eu-west-1"), (ANALYTICS, "us-east-1")]
+    assert (out.logs[0].account, out.logs[0].region) == (PROD, "eu-west-1")
+    assert (out.invocations[0].account, out.invocations[0].region) == (PROD, "eu-west-1")
+    assert out.metrics is not None
+    assert out.metrics.series == [{"series_key": f"{PROD}/eu-west-1/k", "namespace": "N", "account": PROD, "region": "eu-west-1"}]
+    assert out.metrics.points == [(f"{PROD}/eu-west-1/k", now, 1.0)]
+    assert out.costs[0].where == {"account": PROD} and list(out.costs[0].rows["account"]) == [PROD]
+    assert out.forecasts == []  # only the first-listed (payer) account's forecast is kept
+    assert out.watermarks == {f"{PROD}/eu-west-1/job:j": "w"}
+    assert stamp(batch, Target(account="", region="us-east-1", default=True)) is batch
+
+
+def test_run_lists_filter_by_account_and_region(engine, now):
+    rows = [{"run_id": f"r{i}", "pipeline": "p", "source": "glue", "status": "FAILED", "started_at": now - timedelta(hours=i + 1),
+             "account": account, "region": region}
+            for i, (account, region) in enumerate([(PROD, "us-east-1"), (PROD, "eu-west-1"), (ANALYTICS, "eu-west-1"), ("", "")])]
+    with engine.begin() as conn:
+        upsert(conn, runs, rows, now=now)
+    start, end = now - timedelta(days=1), now
+    with engine.connect() as conn:
+        assert reads.regions(conn, since=start.date()) == ["eu-west-1", "us-east-1"]
+        assert reads.accounts(conn, since=start.date()) == [PROD, ANALYTICS]
+        assert list(reads.runs_frame(conn, start, end, regions=["eu-west-1"])["run_id"]) == ["r1", "r2"]
+        assert list(reads.runs_frame(conn, start, end, accounts=[PROD], regions=["eu-west-1"])["run_id"]) == ["r1"]
+        assert list(reads.runs_frame(conn, start, end)["run_id"]) == ["r0", "r1", "r2", "r3"]
+        assert list(recent_failures(conn, since=start, accounts=[ANALYTICS])["run_id"]) == ["r2"]
+        assert list(recent_failures(conn, since=start, regions=["us-east-1"])["run_id"]) == ["r0"]
+        # the logs collector's read for one target: its own runs, and (the first target) runs placed nowhere
+        assert [r["run_id"] for r in failed_runs_since(conn, None, account=PROD, region="eu-west-1")] == ["r1"]
+        assert [r["run_id"] for r in failed_runs_since(conn, None, account=PROD, region="us-east-1", unplaced=True)] == ["r0", "r3"]
