@@ -341,8 +341,8 @@ def run_source(
 
 def read_stored(engine: Engine, reads: Reads, target: Target | None = None, *, primary: bool = True) -> Stored:
     """Answer a collector's ``reads`` from the store, before its pass (for one non-default
-    ``target``: its own metric series, and the failed runs of its account and region, plus, for
-    the ``primary`` target, runs that name no account)."""
+    ``target``: its own metric series, its account's stored cost, and the failed runs of its
+    account and region, plus, for the ``primary`` target, runs that name no account)."""
     if reads == NOTHING:
         return Stored()
     scoped = target is not None and not target.default
@@ -357,7 +357,8 @@ def read_stored(engine: Engine, reads: Reads, target: Target | None = None, *, p
                                              **where))
         total = 0.0
         if (c := reads.cost_total) is not None and c.end > c.start:
-            frame = daily_cost(conn, c.start, c.end - timedelta(days=1), source=c.source)
+            frame = daily_cost(conn, c.start, c.end - timedelta(days=1), source=c.source,
+                               account=target.account if scoped and target else None)
             total = float(frame["billed_cost"].sum()) if not frame.empty else 0.0
     return Stored(metric_series=series, failed_runs=failed, cost_total=total)
 
@@ -506,6 +507,12 @@ def _collect_target(
     """Run the collector for one target; its batch, stamped and with prefixed keys."""
     name = config.name
     local = dataclasses.replace(settings, aws_region=target.region)
+    collector = _load(name, local)
+    options = config.options
+    if collector.scope == "account" and not primary and "forecast" not in options:
+        # a forecast (Cost Explorer bills each request) only for the first-listed, payer account;
+        # ``stamp`` keeps no other account's forecast anyway
+        options = {**options, "forecast": False}
     ctx = Context(
         settings=local,
         session_factory=credentials.session_factory(target, source=name, calls=calls),
@@ -514,11 +521,10 @@ def _collect_target(
         calls=calls,
         client_config=default_client_config(read_timeout=_read_timeout(settings)),
         source=name,
-        options=config.options,
+        options=options,
         account=target.account,
         region=target.region,
     )
-    collector = _load(name, local)
     ctx.stored = read_stored(engine, collector.reads(ctx), target, primary=primary)
     try:
         batch = collector.collect(ctx)

@@ -24,12 +24,13 @@ from cli.main import main
 from collectors.accounts import Target, targets
 from collectors.base import Batch, CostDays, ForecastRow, InvocationRow, LogRow, MetricData, RunRow
 from collectors.runner import collect, stamp
+from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.sts import StsStandIn, create_role
 from pipepulse.errors import ConfigError
 from store import dashboard_reads as reads
 from store.collecting import failed_runs_since
 from store.runs import recent_failures
-from store.schema import collector_runs, runs, watermarks
+from store.schema import collector_runs, cost_daily, runs, watermarks
 from store.writes import upsert
 
 pytestmark = pytest.mark.aws_clock
@@ -293,3 +294,33 @@ def test_run_lists_filter_by_account_and_region(engine, now):
         # the logs collector's read for one target: its own runs, and (the first target) runs placed nowhere
         assert [r["run_id"] for r in failed_runs_since(conn, None, account=PROD, region="eu-west-1")] == ["r1"]
         assert [r["run_id"] for r in failed_runs_since(conn, None, account=PROD, region="us-east-1", unplaced=True)] == ["r0", "r3"]
+
+
+def test_cost_explorer_once_per_account_at_its_global_endpoint(aws, make_settings, engine, now):
+    ce = aws.app(CostExplorerStandIn)
+    ce.configure(today=now.date(), page_size=50)
+    day = now.date() - timedelta(days=2)
+    ce.load_line_items([{"date": day.isoformat(), "service": "AWS Glue", "region": region, "usage_type": "ETL-DPU-Hour",
+                         "tags": {}, "unblended_cost": cost, "amortized_cost": cost, "usage_quantity": 1.0}
+                        for region, cost in (("us-east-1", 2.5), ("eu-west-1", 1.5))])
+    create_role(PROD, "pipepulse-collector")
+    create_role(ANALYTICS, "pipepulse-collector", external_id=EXTERNAL_ID)
+    config = CONFIG.replace('sources = ["stepfunctions", "glue"]', 'sources = ["ce"]\n[collectors.ce]\nbackfill_days = 3')
+    config = config[:config.index('[[aws.accounts]]\nname = "broken"')] + config[config.index("[collectors]"):]
+
+    [result] = collect(make_settings(config), engine, now=now)
+
+    assert result.status == "succeeded", result.error
+    # one target per account, not per region; the forecast only for the first-listed (payer) account
+    assert [(t["account"], t["region"], t["status"]) for t in result.targets] == [
+        (PROD, "us-east-1", "succeeded"), (ANALYTICS, "us-east-1", "succeeded")]
+    prod, analytics = (t["calls"] for t in result.targets)
+    assert prod["ce:GetCostForecast"] == 1 and "ce:GetCostForecast" not in analytics
+    assert prod["ce:GetCostAndUsage"] == analytics["ce:GetCostAndUsage"] >= 3
+    with engine.connect() as conn:
+        by_account = dict(conn.execute(
+            sa.select(cost_daily.c.account, sa.func.sum(cost_daily.c.billed_cost))
+            .where(cost_daily.c.source == "ce", cost_daily.c.region != "*").group_by(cost_daily.c.account)).all())
+    # the stand-in answers every caller with the same bill; each account's rows are its own, and
+    # the second account's pass did not replace the first's
+    assert by_account == {PROD: 4.0, ANALYTICS: 4.0}
