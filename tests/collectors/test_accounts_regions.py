@@ -30,7 +30,7 @@ from pipepulse.errors import ConfigError
 from store import dashboard_reads as reads
 from store.collecting import failed_runs_since
 from store.runs import recent_failures
-from store.schema import collector_runs, cost_daily, runs, watermarks
+from store.schema import collector_runs, cost_daily, metric_points, metric_series, runs, watermarks
 from store.writes import upsert
 
 pytestmark = pytest.mark.aws_clock
@@ -324,3 +324,33 @@ def test_cost_explorer_once_per_account_at_its_global_endpoint(aws, make_setting
     # the stand-in answers every caller with the same bill; each account's rows are its own, and
     # the second account's pass did not replace the first's
     assert by_account == {PROD: 4.0, ANALYTICS: 4.0}
+
+
+def test_cloudwatch_series_per_account_and_region(aws, make_settings, engine, now):
+    create_role(PROD, "pipepulse-collector")
+    create_role(ANALYTICS, "pipepulse-collector", external_id=EXTERNAL_ID)
+    sessions = _sessions()
+    t = now - timedelta(minutes=50)
+    value = {(PROD, "us-east-1"): 1.0, (PROD, "eu-west-1"): 2.0, (ANALYTICS, "us-east-1"): 3.0, (ANALYTICS, "eu-west-1"): 4.0}
+    for (account, region), v in value.items():  # the same metric name and dimensions everywhere
+        sessions[account].client("cloudwatch", region_name=region).put_metric_data(
+            Namespace="Pipepulse/Reference",
+            MetricData=[{"MetricName": "RecordsIn", "Dimensions": [{"Name": "Pipeline", "Value": "orders"}],
+                         "Timestamp": t, "Value": v}])
+    config = CONFIG.replace('sources = ["stepfunctions", "glue"]', 'sources = ["cloudwatch"]\n[collectors.cloudwatch]\n'
+                            'namespaces = ["Pipepulse/Reference"]\nstats = ["Sum"]\nperiod_seconds = 300\nlookback_hours = 1')
+    config = config[:config.index('[[aws.accounts]]\nname = "broken"')] + config[config.index("[collectors]"):]
+    settings = make_settings(config)
+
+    [first] = collect(settings, engine, now=now)
+
+    assert first.status == "succeeded", first.error
+    assert [t["calls"]["monitoring:GetMetricData"] for t in first.targets] == [1, 1, 1, 1]
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(metric_series.c.account, metric_series.c.region, metric_series.c.series_key,
+                                     metric_points.c.value)
+                           .join(metric_points, metric_points.c.series_id == metric_series.c.series_id)).all()
+    assert {(a, r): v for a, r, _, v in got} == value  # four series, each with its own account's point
+    assert all(key.startswith(f"{a}/{r}/") for a, r, key, _ in got)
+    [second] = collect(settings, engine, now=now)  # each target finds its own series and watermark
+    assert second.status == "succeeded" and second.rows_written == 0
