@@ -121,6 +121,10 @@ class Context:
     client_config: Config | None = None  # botocore Config (retries, timeouts) the runner wants
     source: str = ""  # the collector's name, for error messages
     options: Mapping[str, Any] = field(default_factory=dict)  # the source's [collectors.<name>] table
+    # the target of this pass (collectors/accounts.py): ``settings.aws_region`` is its region and
+    # ``session_factory`` gives its credentials; account is "" with the default credentials
+    account: str = ""
+    region: str = ""
 
     def client(self, service: str, **kwargs: Any) -> RetryingClient:
         """A boto3 client for ``service`` in the configured region: counted, retrying, mapped errors."""
@@ -197,6 +201,8 @@ class LogRow:
     stage: str | None = None
     log_group: str = ""
     log_stream: str = ""
+    account: str = ""  # set by the runner from the pass's target (collectors/accounts.py)
+    region: str = ""
 
     def as_row(self) -> dict[str, Any]:
         """The ``run_logs`` columns."""
@@ -235,6 +241,8 @@ class InvocationRow:
     status: str | None = None
     pipeline: str = ""
     log_stream: str = ""
+    account: str = ""  # set by the runner from the pass's target (collectors/accounts.py)
+    region: str = ""
 
     def as_row(self) -> dict[str, Any]:
         """The ``lambda_invocations`` columns."""
@@ -262,6 +270,7 @@ class CostDays:
     start: date
     end: date
     rows: pd.DataFrame  # cost_daily columns but source and updated_at
+    where: Mapping[str, str] = field(default_factory=dict)  # narrows the replaced rows (e.g. one account)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,6 +307,9 @@ class Collector:
     """The interface every collector implements (subclass it; see the module docstring)."""
 
     name: str
+    # what one pass reads (collectors/accounts.py): "regional" (every account x region),
+    # "account" (each account once, e.g. Cost Explorer) or "once" (not AWS, or not per account)
+    scope: str = "once"
 
     def reads(self, ctx: Context) -> Reads:
         """What this pass needs from the store besides the watermarks (default: nothing)."""

@@ -219,6 +219,7 @@ def invocation_rows(events: list[dict[str, Any]], *, group: str, function: str, 
 
 class LogsCollector(Collector):
     name = NAME
+    scope = "regional"  # every account x region (collectors/accounts.py)
 
     def __init__(self, *, groups: dict[str, str], max_events: int, max_runs: int, max_pages: int, lookback: timedelta,
                  glue_groups: tuple[str, ...] = GLUE_GROUPS, functions: dict[str, str] | None = None,

@@ -79,11 +79,13 @@ try:
     pipeline_options = data.pipeline_options(now_day.replace(day=1).replace(year=now_day.year - 1))
     # accounts billed in the last two weeks: a year of cost rows is millions of rows to scan
     account_options = data.account_options(now_day - timedelta(days=14))
+    region_options = data.region_options(now_day - timedelta(days=14))
 except Exception as exc:  # noqa: BLE001 - _cannot_read raises again what is not a data error
     _cannot_read(exc)
 
 filters = state.controls(
-    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds
+    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds,
+    region_options=region_options,
 )
 st.session_state["_pp_filters"] = filters
 st.sidebar.caption(state.summary(filters))

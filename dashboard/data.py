@@ -43,6 +43,7 @@ from store.state import collector_runs_frame, first_pass_since
 __all__ = [
     "TTL",
     "account_options",
+    "region_options",
     "anomalies",
     "audit",
     "value_text",
@@ -138,6 +139,12 @@ def account_options(since: date) -> list[str]:
         return reads.accounts(conn, since=since)
 
 
+@st.cache_data(ttl=timedelta(minutes=15), show_spinner=False)
+def region_options(since: date) -> list[str]:
+    with engine().connect() as conn:
+        return reads.regions(conn, since=since)
+
+
 # ---- health ------------------------------------------------------------------------------------
 
 
@@ -200,11 +207,16 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def failures(start: datetime, end: datetime, pipelines: tuple[str, ...] | None, limit: int = 50) -> pd.DataFrame:
-    """Failed and timed-out runs started in ``[start, end)``, newest first (``store.runs.recent_failures``)."""
+def failures(
+    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, limit: int = 50,
+    accounts: tuple[str, ...] | None = None, regions: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    """Failed and timed-out runs started in ``[start, end)`` (of ``accounts`` and ``regions`` when
+    given), newest first (``store.runs.recent_failures``)."""
     with engine().connect() as conn:
         frames = [
-            runs_store.recent_failures(conn, since=start, until=end, pipeline=p, limit=limit) for p in (pipelines or (None,))
+            runs_store.recent_failures(conn, since=start, until=end, pipeline=p, limit=limit, accounts=accounts, regions=regions)
+            for p in (pipelines or (None,))
         ]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return frame.sort_values("started_at", ascending=False, kind="stable").head(limit).reset_index(drop=True)
@@ -227,10 +239,12 @@ def run_hourly(start: datetime, end: datetime, pipelines: tuple[str, ...] | None
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def runs(
-    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, statuses: tuple[str, ...] | None = None, limit: int = 2000
+    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, statuses: tuple[str, ...] | None = None, limit: int = 2000,
+    accounts: tuple[str, ...] | None = None, regions: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     with engine().connect() as conn:
-        return reads.runs_frame(conn, start, end, pipelines=pipelines, statuses=statuses, limit=limit)
+        return reads.runs_frame(conn, start, end, pipelines=pipelines, statuses=statuses, limit=limit,
+                                accounts=accounts, regions=regions)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from collectors.accounts import Credentials
 from collectors.runner import SOURCES, PassResult, collect, enabled_sources
 from jobs.scheduler import job_lock, lock_ttl
 from pipepulse.settings import Settings
@@ -55,6 +56,7 @@ def run(
     """Collect ``sources`` (default: every enabled one), in run order, each under its lock."""
     names = [n for n in SOURCES if n in sources] if sources else [c.name for c in enabled_sources(settings)]
     result = CollectResult()
+    credentials = Credentials(settings, session_factory)  # each account's role assumed once per pass
     for name in names:
         try:
             with job_lock(engine, name, now=now, ttl=lock_ttl(settings)) as got:
@@ -65,7 +67,8 @@ def run(
                     if who is not None and not who.alive:
                         result.dead_holders.append(name)
                     continue
-                result.passes.extend(collect(settings, engine, sources=[name], now=now, session_factory=session_factory))
+                result.passes.extend(collect(settings, engine, sources=[name], now=now, session_factory=session_factory,
+                                             credentials=credentials))
         except Exception as exc:
             if not is_database_error(exc):
                 raise

@@ -28,11 +28,20 @@ def upsert_pipelines(conn: Connection, rows: Iterable[dict], *, now: datetime) -
     return upsert(conn, pipelines, list(rows), now=now)
 
 
-def failed_runs_to_read(conn: Connection, *, ended_after: datetime | None = None, limit: int = 1000) -> list[dict]:
+def failed_runs_to_read(
+    conn: Connection,
+    *,
+    ended_after: datetime | None = None,
+    limit: int = 1000,
+    account: str | None = None,
+    region: str | None = None,
+    unplaced: bool = False,
+) -> list[dict]:
     """Failed or timed-out runs the logs collector has to read: never read (``log_reads`` has
     no row), ended otherwise than when read, or read before its re-read window closed
     (``complete`` false); ended after ``ended_after``. Runs never read come first, then the
-    oldest end. Keyed on what was read, never on when another pass stored the run."""
+    oldest end. Keyed on what was read, never on when another pass stored the run. Only those of
+    ``account`` and ``region`` when given (with ``unplaced``, also runs that name neither)."""
     r, lr = runs.c, log_reads.c
     unread = lr.run_id.is_(None)
     changed = sa.or_(
@@ -46,6 +55,9 @@ def failed_runs_to_read(conn: Connection, *, ended_after: datetime | None = None
         .select_from(runs.outerjoin(log_reads, lr.run_id == r.run_id))
         .where(r.status.in_(FAILURES), sa.or_(unread, changed, lr.complete.is_(False)))
     )
+    if account is not None and region is not None:
+        mine = sa.and_(r.account == account, r.region.in_([region, ""]))
+        q = q.where(sa.or_(mine, sa.and_(r.account == "", r.region.in_([region, ""]))) if unplaced else mine)
     if ended_after is not None:
         q = q.where(sa.or_(r.ended_at.is_(None), r.ended_at >= ended_after))
     q = q.order_by(sa.case((unread, 0), else_=1), r.ended_at, r.run_id).limit(limit)

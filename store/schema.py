@@ -137,6 +137,9 @@ run_logs = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("log_group", sa.String(512), nullable=False, server_default=""),
     sa.Column("log_stream", sa.String(512), nullable=False, server_default=""),
+    # the AWS account and region the event was read from ('' for the default credentials)
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),
+    sa.Column("region", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_run_logs_correlation_id_ts", "correlation_id", "ts"),
     sa.Index("ix_run_logs_run_id", "run_id"),
     sa.Index("ix_run_logs_ts", "ts"),
@@ -156,6 +159,10 @@ metric_series = sa.Table(
     sa.Column("unit", sa.String(32), nullable=False, server_default=""),
     sa.Column("pipeline", sa.String(200)),  # from the Pipeline dimension when present
     sa.Column("stage", sa.String(100)),  # from the Stage dimension when present
+    # the AWS account and region read ('' for the default target, whose series_key has no
+    # "<account>/<region>/" prefix: the same metric in two accounts is two series)
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),
+    sa.Column("region", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_metric_series_pipeline", "pipeline"),
 )
 
@@ -415,6 +422,8 @@ lambda_invocations = sa.Table(
     sa.Column("status", sa.String(32)),  # newer runtimes: success | error | timeout
     sa.Column("log_stream", sa.String(512), nullable=False, server_default=""),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),  # '' for the default target
+    sa.Column("region", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_lambda_invocations_function_name_ended_at", "function_name", "ended_at"),
     sa.Index("ix_lambda_invocations_pipeline_ended_at", "pipeline", "ended_at"),
 )

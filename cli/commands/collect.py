@@ -64,6 +64,9 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, *, now: datetime |
         if r.retries:
             line += f"  retries {sum(r.retries.values())}"
         print(line)
+        for t in r.targets:  # a source read over accounts x regions: each one's outcome and calls
+            who = f"{t['name']} ({t['account']})" if t["name"] else t["account"] or "default"
+            print(f"{'':<2}{who + ' ' + t['region']:<34} {t['status']:<10} rows {t['rows']:>8,}  API calls {t['api_calls']:>5}")
         if r.error:
             print(f"{'':<14} error: {r.error}")
     rows = sum(r.rows_written for r in result.passes)

@@ -68,7 +68,8 @@ browse = st.toggle(
     help=f"Show the newest {HISTORY_ROWS:,} matching runs in an interactive grid (sort, search, resize)",
 )
 which = ui.esc(", ".join(statuses)) + " runs" if statuses else "runs of every status"
-history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS)
+history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS, accounts=f.accounts,
+                    regions=f.regions)
 if history.empty:
     st.info(f"No {which} in this window." if statuses else "No runs in this window.")
 else:

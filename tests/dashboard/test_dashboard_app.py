@@ -156,6 +156,33 @@ def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
     assert len(history) >= 1
 
 
+def test_run_lists_filter_by_region_and_account_from_the_url(filled_db, app_env):
+    # opened on the default page in the first run (see test_deep_link_applies_filters)
+    url, ds = filled_db
+    app_env(url)
+
+    def overview(query: dict) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.query_params = {"range": "30d", **query}
+        at.run()
+        assert not at.exception
+        return at
+
+    # every run of the dataset was read in us-east-1 of its first account; its cost spans two
+    # regions and two accounts
+    at = overview({"region": "eu-west-1"})
+    assert at.multiselect(key="region").value == ["eu-west-1"]
+    summary = [re.sub(r"\\(.)", r"\1", c.value) for c in at.sidebar.caption]
+    assert summary[0].endswith("; regions eu-west-1")
+    assert "No failed runs in this window." in [m.value for m in at.success]
+    assert not any('data-key="failures"' in h.proto.body for h in at.get("html"))
+    at = overview({"region": "us-east-1"})
+    assert len(_static_table(at, "failures")) >= 1
+    at = overview({"account": "210987654321"})  # the second account: cost, no runs
+    assert at.multiselect(key="account").value == ["210987654321"]
+    assert "No failed runs in this window." in [m.value for m in at.success]
+
+
 def test_run_detail_shows_an_html_error_as_text(filled_db, app_env):
     url, ds = filled_db
     app_env(url)
