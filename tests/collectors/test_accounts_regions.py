@@ -28,7 +28,7 @@ from devkit.localaws.costexplorer import CostExplorerStandIn
 from devkit.localaws.sts import StsStandIn, create_role
 from pipepulse.errors import ConfigError
 from store import dashboard_reads as reads
-from store.collecting import failed_runs_since
+from store.collecting import failed_runs_to_read
 from store.runs import recent_failures
 from store.schema import collector_runs, cost_daily, metric_points, metric_series, runs, watermarks
 from store.writes import upsert
@@ -292,8 +292,8 @@ def test_run_lists_filter_by_account_and_region(engine, now):
         assert list(recent_failures(conn, since=start, accounts=[ANALYTICS])["run_id"]) == ["r2"]
         assert list(recent_failures(conn, since=start, regions=["us-east-1"])["run_id"]) == ["r0"]
         # the logs collector's read for one target: its own runs, and (the first target) runs placed nowhere
-        assert [r["run_id"] for r in failed_runs_since(conn, None, account=PROD, region="eu-west-1")] == ["r1"]
-        assert [r["run_id"] for r in failed_runs_since(conn, None, account=PROD, region="us-east-1", unplaced=True)] == ["r0", "r3"]
+        assert [r["run_id"] for r in failed_runs_to_read(conn, account=PROD, region="eu-west-1")] == ["r1"]
+        assert [r["run_id"] for r in failed_runs_to_read(conn, account=PROD, region="us-east-1", unplaced=True)] == ["r0", "r3"]
 
 
 def test_cost_explorer_once_per_account_at_its_global_endpoint(aws, make_settings, engine, now):
