@@ -92,3 +92,16 @@ def test_demo_up_links_follow_the_port():
     assert _follow_port(s, 8501) is s
     far = Settings(database_url="sqlite://", data_dir=".", dashboard_url="https://pipepulse.example.com")
     assert _follow_port(far, 8600) is far
+
+
+def test_costs_daily_takes_days_relative_to_today(data, capsys):
+    """The README's demo block asks for the last 30 days whatever the date (`--from today-30`)."""
+    from datetime import UTC, datetime, timedelta
+
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    today = datetime.now(UTC).date()
+    assert main(["costs", "daily", "--from", "today-30", "--to", "today"]) == 0
+    assert capsys.readouterr().out == f"no cost stored between {today - timedelta(days=30)} and {today}\n"
+    assert main(["costs", "daily", "--from", "today+3", "--to", "today"]) == 1
+    assert "use YYYY-MM-DD, today or today-N" in capsys.readouterr().err
