@@ -105,3 +105,30 @@ def test_costs_daily_takes_days_relative_to_today(data, capsys):
     assert capsys.readouterr().out == f"no cost stored between {today - timedelta(days=30)} and {today}\n"
     assert main(["costs", "daily", "--from", "today+3", "--to", "today"]) == 1
     assert "use YYYY-MM-DD, today or today-N" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_demo_progress_bar_is_plain_lines_off_a_terminal():
+    """In a log or CI (not a terminal) the demo's bar is a plain line at each tenth, no \\r."""
+    from cli.commands.demo import _bar_printer
+    from devkit.demo import bar_line
+
+    out = io.StringIO()
+    draw = _bar_printer(out)
+    for done in range(1, 91):
+        draw(bar_line("demo [1/8] pipeline backfill", done, 90, "days", done / 10), done, 90)
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+    assert len(lines) == 11 and all(line.isprintable() for line in lines)
+    assert lines[0] == "demo [1/8] pipeline backfill [" + "." * 30 + "] 1/90 days, 0 s"
+    assert lines[-1] == "demo [1/8] pipeline backfill [" + "#" * 30 + "] 90/90 days, 9 s"
+    tty = _Terminal()
+    draw = _bar_printer(tty)
+    for done in (1, 2):
+        draw(bar_line("demo [5/8] collect", done, 2, "sources", 0.0), done, 2)
+    assert tty.getvalue() == ("\rdemo [5/8] collect [" + "#" * 15 + "." * 15 + "] 1/2 sources, 0 s"
+                              "\rdemo [5/8] collect [" + "#" * 30 + "] 2/2 sources, 0 s\n")
