@@ -55,6 +55,7 @@ EXPECT = {
     "healthcheck": "schema current",
     "digest --dry-run --out digest.html": "digest.html",
 }
+NEEDS_DEMO = ("The demo", "Collecting", "Analysis")
 SERVES_FOREVER = ("pipepulse schedule", "pipepulse dashboard serve")
 # refused as written, on purpose: the README shows the options of a deployment whose secrets file
 # the reader writes first; what must hold is that it refuses to start without it, in one line
@@ -147,16 +148,18 @@ def _run(command: str, clone: Path, env: dict[str, str], timeout: float = 120) -
 
 
 @pytest.fixture(scope="module")
-def demo(clone) -> dict[str, str]:
-    """`make demo` as the README's first block runs it, with 2 days instead of 90 and a free port."""
+def demo(clone):
+    """`make demo` as the README's first block runs it, with 2 days instead of 90 and a free port:
+    started at once, while the blocks that do not need it run; calling the fixture's value waits
+    until it serves and gives the environment of "Collecting" and "Analysis"."""
     port = _free_port()
     log = (clone.parent / "demo.log").open("w")
     proc = subprocess.Popen(
         [str(clone / ".venv/bin/pipepulse"), "--config", "examples/demo.toml", "demo", "up", "--days", "2",
          "--port", str(port)],
         cwd=clone, env=_env(clone), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = ""
-    try:
+
+    def ready() -> dict[str, str]:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -164,12 +167,12 @@ def demo(clone) -> dict[str, str]:
             text = (clone.parent / "demo.log").read_text()
             found = re.search(r"local AWS for this demo: (\S+)", text)
             if found and _healthy(f"http://127.0.0.1:{port}/_stcore/health"):
-                endpoint = found.group(1)
-                break
+                return {"AWS_ENDPOINT_URL": found.group(1), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
             time.sleep(0.5)
-        else:
-            pytest.fail(f"demo up not serving after 150 s: {(clone.parent / 'demo.log').read_text()[-3000:]}")
-        yield {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        pytest.fail(f"demo up not serving after 150 s: {(clone.parent / 'demo.log').read_text()[-3000:]}")
+
+    try:
+        yield ready
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -311,8 +314,12 @@ def test_readme_commands_run_as_written(clone, demo):
     failures: list[str] = []
     skipped: list[str] = []
     ran = 0
-    aws = dict(demo)
-    for block in blocks:
+    aws: dict[str, str] = {}
+    # the blocks that need the running demo last (in README order among themselves), so that the
+    # others run while it builds
+    for block in sorted(blocks, key=lambda b: b.section in NEEDS_DEMO):
+        if block.section in NEEDS_DEMO and not aws:
+            aws = demo()
         if block.section == "":  # make demo / make test: minutes each; the targets exist
             for command in block.commands:
                 target = command.split("#")[0].split()

@@ -145,7 +145,7 @@ def test_every_page_draws_without_errors(served, page):
     page.goto(server.base + "/run?run=" + ds.run_ids["retried"])
     _settle(page, plots=1, text="Log lines")
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "SUCCEEDED"
+    assert page.locator('.pp-k[data-key="run_kpis"] .v').first.inner_text() == "SUCCEEDED"
     _shot(page, "run_detail", kind)
 
 
@@ -331,7 +331,7 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
         _settle(page, text="Sign in to see the dashboard")
         page.get_by_label("User name").wait_for(timeout=30_000)
         assert page.locator(".js-plotly-plot").count() == 0
-        assert page.locator('[data-testid="stMetric"]').count() == 0
+        assert page.locator('[data-testid="stMetric"]').count() == 0 and page.locator(".pp-k").count() == 0
         _shot(page, "login", kind)
         page.get_by_label("User name").fill("vic")
         page.get_by_label("Password", exact=True).fill("nope")
