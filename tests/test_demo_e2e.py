@@ -46,6 +46,7 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     assert heard[0::2] == [f"demo [{i}/8] {n} ..." for i, n in enumerate(names, 1)]
     assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/8] {n}" for i, n in enumerate(names, 1)]
     assert heard[1].startswith("demo [1/8] pipeline backfill: ") and " runs (" in heard[1] and heard[1].endswith(" s so far)")
+    assert re.fullmatch(r"demo \[2/8\] Step Functions and Glue: \d+ Step Functions executions, \d+ Glue job runs \(.*", heard[3])
     # the steps of known size draw a bar: the backfill's days, the collectors' sources (by name)
     backfill_bars = [b for b in bars if b[0].startswith("demo [1/8] pipeline backfill [")]
     assert [b[1:] for b in backfill_bars] == [(1, 4), (2, 4), (3, 4), (4, 4)]
