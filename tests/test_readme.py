@@ -371,3 +371,10 @@ def test_readme_postgresql_block(clone):
     assert dump.read_bytes()[:5] == b"PGDMP"  # pg_dump's custom format
     listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True).stdout
     assert "TABLE public alembic_version" in listing
+
+
+def test_the_readme_says_how_to_change_the_demo_port_and_make_does_it():
+    text = README.read_text()
+    assert "`make demo DEMO_PORT=8600`" in text
+    done = subprocess.run(["make", "-n", "demo", "DEMO_PORT=8600"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "demo up --port 8600" in done.stdout
