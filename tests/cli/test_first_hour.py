@@ -132,3 +132,22 @@ def test_demo_progress_bar_is_plain_lines_off_a_terminal():
         draw(bar_line("demo [5/8] collect", done, 2, "sources", 0.0), done, 2)
     assert tty.getvalue() == ("\rdemo [5/8] collect [" + "#" * 15 + "." * 15 + "] 1/2 sources, 0 s"
                               "\rdemo [5/8] collect [" + "#" * 30 + "] 2/2 sources, 0 s\n")
+
+
+@pytest.mark.parametrize(("kind", "says"), [
+    ("local", "another demo is running on this data folder"),
+    ("endpoint", "an AWS endpoint is configured (http://127.0.0.1:5000"),
+    ("aws", "AWS credentials are configured (or PIPEPULSE_LOCAL_AWS / [aws] local is false)"),
+])
+def test_a_demo_without_its_own_local_aws_names_what_is_set(capsys, kind, says):
+    """Issue #21: a second `demo up` told the user to unset variables they never set."""
+    from types import SimpleNamespace
+
+    from cli.commands.demo import _needs_local_aws
+    from pipepulse.settings import Settings
+
+    s = Settings(database_url="sqlite://", data_dir="data/demo")
+    assert _needs_local_aws(s, SimpleNamespace(kind=kind, endpoint="http://127.0.0.1:5000")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pipepulse: error: ") and says in err and err.count("\n") == 1
+    assert "unset" not in err
