@@ -415,6 +415,9 @@ _LAYOUT_PROBLEMS = """() => {
   }
   for (const t of document.querySelectorAll('.pp-t')) {
     if (cut(t)) out.push(`table ${t.dataset.key} scrolls sideways (${t.scrollWidth} px in ${t.clientWidth} px)`);
+    for (const th of t.querySelectorAll('th')) {
+      if (th.innerText.includes('_')) out.push(`table ${t.dataset.key}: snake_case header "${th.innerText}"`);
+    }
   }
   const main = document.querySelector('[data-testid="stMain"]');
   if (main && cut(main)) out.push(`page scrolls sideways (${main.scrollWidth} px in ${main.clientWidth} px)`);
