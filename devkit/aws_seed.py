@@ -79,14 +79,15 @@ def _endpoint(client) -> str:
     return client.meta.endpoint_url.rstrip("/")
 
 
-def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> None:
-    """Create the demo's state machine with executions and Glue job with nightly runs.
+def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> str:
+    """Create the demo's state machine with executions and Glue job with nightly runs; says how many.
     ``history_days``: how far back the demo's bill starts (its Glue line grows from there)."""
     sfn = boto3.client("stepfunctions", region_name=settings.aws_region)
     glue = boto3.client("glue", region_name=settings.aws_region)
     n_exec = _seed_step_functions(sfn, now)
     n_glue = _seed_glue(glue, settings, now, history_days=history_days)
     log.info("seeded AWS sources", extra={"executions": n_exec, "glue_runs": n_glue})
+    return f"{n_exec} Step Functions executions, {n_glue} Glue job runs"
 
 
 def _seed_step_functions(sfn, now: datetime) -> int:

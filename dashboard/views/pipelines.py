@@ -27,11 +27,10 @@ if daily.empty:
 else:
     marks = data.anomalies(kinds=("duration",), pipelines=f.pipelines, since=f.start)
     tmarks = data.anomalies(kinds=("throughput",), pipelines=f.pipelines, since=f.start)
-    a, b = st.columns(2)
-    with a:
-        st.plotly_chart(charts.duration_trend(daily, marks, **trend), key="duration_trend", config={"displaylogo": False})
-    with b:
-        st.plotly_chart(charts.throughput_trend(daily, tmarks, **trend), key="throughput_trend", config={"displaylogo": False})
+    # one chart a row: side by side at 1024 px each was 260 px wide, its ticks turned on end and its
+    # legend ran into them (tests/dashboard/test_dashboard_browser.py checks the charts' text)
+    st.plotly_chart(charts.duration_trend(daily, marks, **trend), key="duration_trend", config={"displaylogo": False})
+    st.plotly_chart(charts.throughput_trend(daily, tmarks, **trend), key="throughput_trend", config={"displaylogo": False})
     st.plotly_chart(charts.runs_by_status(daily, **trend), key="runs_by_status", config={"displaylogo": False})
 
 st.subheader("Freshness against schedule")

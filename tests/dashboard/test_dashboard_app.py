@@ -190,7 +190,7 @@ def test_run_detail_shows_an_html_error_as_text(filled_db, app_env):
     assert not at.exception
     assert any("<script>alert(1)</script>" in c.value for c in at.code)
     assert not any("<script>" in m.value for m in at.markdown)  # never through Markdown/HTML
-    assert any(m.label == "Status" and m.value == "FAILED" for m in at.metric)
+    assert _tiles(at, "run_kpis")["Status"] == ("FAILED", None, None)
 
 
 def test_retried_run_lists_both_attempts(filled_db, app_env):
