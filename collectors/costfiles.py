@@ -473,6 +473,13 @@ def _partial(lines: pa.Table) -> pa.Table:
     return out.rename_columns([c.removesuffix("_sum") for c in out.column_names])
 
 
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 arrays (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 class SeenIds:
     """The line items seen so far (CUR ``identity_line_item_id`` + ``identity_time_interval``),
     as two independent 64-bit hashes per id and where it was first seen: 24 bytes a line item
@@ -485,9 +492,36 @@ class SeenIds:
 
     @staticmethod
     def hashes(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        values = ids.to_numpy(zero_copy_only=False)
-        return (pd.util.hash_array(values, hash_key="pipepulse-cost-1"),
-                pd.util.hash_array(values, hash_key="pipepulse-cost-2"))
+        """Two 64-bit hashes of each string (nulls as ''), computed over its bytes 8 at a time in
+        numpy (no Python object per id): length-seeded, each word mixed in with splitmix64."""
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
+        ids = pc.fill_null(ids.cast(pa.large_string()), "")
+        n = len(ids)
+        bufs = ids.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int64)[ids.offset: ids.offset + n + 1]
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(1, np.uint8)
+        starts, lens = offsets[:-1], np.diff(offsets)
+        h1 = _mix(lens.astype(np.uint64) ^ np.uint64(0x9E3779B97F4A7C15))
+        h2 = _mix(lens.astype(np.uint64) ^ np.uint64(0xC2B2AE3D27D4EB4F))
+        width = int((lens.max() if n else 0) + 7) // 8
+        words = None
+        if n and (lens == lens[0]).all():  # ids of one length (AWS's are): the bytes as a matrix, padded
+            block = np.zeros((n, 8 * width), dtype=np.uint8)
+            block[:, : lens[0]] = data[starts[0]: starts[0] + n * lens[0]].reshape(n, lens[0])
+            words = block.view(np.uint64)
+        lane = np.arange(8, dtype=np.int64)
+        for k in range(width):
+            if words is not None:
+                w = words[:, k]
+            else:
+                pos = starts[:, None] + (8 * k + lane)
+                word = data[np.minimum(pos, len(data) - 1)]
+                word[(8 * k + lane)[None, :] >= lens[:, None]] = 0
+                w = np.ascontiguousarray(word).view(np.uint64).ravel()
+            h1 = _mix(h1 ^ w)
+            h2 = _mix(h2 ^ ((w << np.uint64(29)) | (w >> np.uint64(35))) ^ np.uint64(k))
+        return h1, h2
 
     def find(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
         """For each (h1, h2): the ``where`` of an earlier equal id, or -1."""
@@ -584,17 +618,21 @@ class Summer:
             first = src.seen.find(h1, h2)
             staged = self._seen.find(h1, h2)
             first = np.where(first >= 0, first, staged)
-            # repeats inside the batch itself: the first of each stays
-            inside = pd.DataFrame({"a": h1, "b": h2}).duplicated(keep="first").to_numpy()
             line_no = lines.column("line").to_numpy()
-            file_no = len(src.files)
-            where = (np.int64(file_no) << WHERE_BITS) | line_no
-            if inside.any():
-                key = pd.MultiIndex.from_arrays([h1, h2])
-                firsts = pd.Series(where, index=key)[~inside]
-                firsts = firsts[~firsts.index.duplicated(keep="first")]
-                at = firsts.reindex(key[inside]).to_numpy()
-                first[inside & (first < 0)] = at[first[inside] < 0]
+            where = (np.int64(len(src.files)) << WHERE_BITS) | line_no
+            # repeats inside the batch itself: the first of each stays (lexsort is stable)
+            n = len(h1)
+            order = np.lexsort((h2, h1))
+            s1, s2 = h1[order], h2[order]
+            same_prev = np.zeros(n, dtype=bool)
+            same_prev[1:] = (s1[1:] == s1[:-1]) & (s2[1:] == s2[:-1])
+            if same_prev.any():
+                group_start = np.maximum.accumulate(np.where(same_prev, 0, np.arange(n)))
+                inside = np.zeros(n, dtype=bool)
+                inside[order] = same_prev
+                first_here = np.empty(n, dtype=np.int64)
+                first_here[order] = where[order[group_start]]
+                first = np.where(first >= 0, first, np.where(inside, first_here, -1))
             repeated = first >= 0
             new = ~repeated
             self._seen.add(h1[new], h2[new], where[new])
