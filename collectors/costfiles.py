@@ -317,7 +317,8 @@ def _parse_batch(f: CostFile, head: FileHead, table: pa.Table, lines: np.ndarray
 
 
 def _iter_parquet(f: CostFile, path: Path, tag_key: str, batch_rows: int) -> Iterator[FileHead | Parsed]:
-    pf = pq.ParquetFile(path)
+    # buffered reads of column chunks (not whole row groups at once): less memory per batch
+    pf = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
     columns = pf.schema_arrow.names
     head = _head(f, columns, csv_names=False)
     yield head
@@ -480,6 +481,22 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def _merge_runs(a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two sorted runs as one (``b``'s entries after ``a``'s equal ones), placed by binary search:
+    no sort, and no memory beyond the merged run and a mask."""
+    total = len(a[0]) + len(b[0])
+    at = np.searchsorted(a[0], b[0], side="right") + np.arange(len(b[0]))
+    rest = np.ones(total, dtype=bool)
+    rest[at] = False
+    out = []
+    for x, y in zip(a, b, strict=True):
+        merged = np.empty(total, dtype=x.dtype)
+        merged[at] = y
+        merged[rest] = x
+        out.append(merged)
+    return out[0], out[1], out[2]
+
+
 class SeenIds:
     """The line items seen so far (CUR ``identity_line_item_id`` + ``identity_time_interval``),
     as two independent 64-bit hashes per id and where it was first seen: 24 bytes a line item
@@ -540,11 +557,10 @@ class SeenIds:
     def add(self, h1: np.ndarray, h2: np.ndarray, where: np.ndarray) -> None:
         order = np.argsort(h1, kind="stable")
         self.runs.append((h1[order], h2[order], where[order].astype(np.int64)))
-        while len(self.runs) > 1 and len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0]):
-            (a1, a2, aw), (b1, b2, bw) = self.runs[-2], self.runs[-1]
-            c1, c2, cw = np.concatenate([a1, b1]), np.concatenate([a2, b2]), np.concatenate([aw, bw])
-            order = np.argsort(c1, kind="stable")
-            self.runs[-2:] = [(c1[order], c2[order], cw[order])]
+        # merge while the run before is not larger (a binary counter): at most log2(ids / batch)
+        # runs, and each id is re-sorted log2 times in all
+        while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]):
+            self.runs[-2:] = [_merge_runs(self.runs[-2], self.runs[-1])]
 
     def extend(self, other: SeenIds) -> None:
         for r in other.runs:
