@@ -541,20 +541,31 @@ class SeenIds:
         return h1, h2
 
     def find(self, h1: np.ndarray, h2: np.ndarray) -> np.ndarray:
-        """For each (h1, h2): the ``where`` of an earlier equal id, or -1."""
+        """For each (h1, h2): the ``where`` of an earlier equal id, or -1. The batch is searched in
+        sorted order (neighbouring probes hit the same cache lines of a large run)."""
         found = np.full(len(h1), -1, dtype=np.int64)
+        if not len(h1) or not self.runs:
+            return found
+        order = np.argsort(h1, kind="stable")
+        q1, q2 = h1[order], h2[order]
         for r1, r2, rw in self.runs:
-            lo = np.searchsorted(r1, h1, side="left")
-            hi = np.searchsorted(r1, h1, side="right")
-            for i in np.flatnonzero(hi > lo):  # equal first hashes: a repeat (or a rare 64-bit clash)
-                if found[i] >= 0:
+            lo = np.searchsorted(r1, q1, side="left")
+            hit = r1[np.minimum(lo, len(r1) - 1)] == q1
+            for i in np.flatnonzero(hit):  # equal first hashes: a repeat (or a rare 64-bit clash)
+                k = order[i]
+                if found[k] >= 0:
                     continue
-                match = np.flatnonzero(r2[lo[i]:hi[i]] == h2[i])
-                if len(match):
-                    found[i] = rw[lo[i] + match[0]]
+                j = lo[i]
+                while j < len(r1) and r1[j] == q1[i]:
+                    if r2[j] == q2[i]:
+                        found[k] = rw[j]
+                        break
+                    j += 1
         return found
 
     def add(self, h1: np.ndarray, h2: np.ndarray, where: np.ndarray) -> None:
+        if not len(h1):
+            return
         order = np.argsort(h1, kind="stable")
         self.runs.append((h1[order], h2[order], where[order].astype(np.int64)))
         # merge while the run before is not larger (a binary counter): at most log2(ids / batch)

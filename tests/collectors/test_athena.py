@@ -215,3 +215,26 @@ def test_a_failed_query_names_the_table_and_what_to_check(aws, make_settings, en
     settings = make_settings('[collectors]\nsources = ["athena"]\n[collectors.athena]\ndatabase = "cur"\ntable = "focus_table"\nformat = "focus"\n')
     [result] = collect(settings, engine, now=now)
     assert result.status == "failed" and "no column billingcurrency" in result.error
+
+
+def test_result_pages_are_followed_and_the_header_row_dropped_once():
+    """GetQueryResults pages (1000 rows each) through NextToken; botocore's Stubber checks each
+    request against Athena's API model (moto answers in one page)."""
+    from botocore.stub import Stubber
+
+    from collectors.athena import AthenaCollector
+
+    client = boto3.client("athena", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    meta = {"ColumnInfo": [{"Name": c, "Type": "varchar"} for c in RESULT_COLUMNS]}
+    row = ["2026-10-01", "AWS", "1", "S3", "us-east-1", "Requests", "", "USD", "1.5", "1.2", "3", "3"]
+
+    def page(rows):
+        return {"Rows": [{"Data": [{"VarCharValue": v} for v in r]} for r in rows], "ResultSetMetadata": meta}
+
+    with Stubber(client) as stub:
+        stub.add_response("get_query_results", {"ResultSet": page([list(RESULT_COLUMNS), row]), "NextToken": "t1"},
+                          {"QueryExecutionId": "q", "MaxResults": 1000})
+        stub.add_response("get_query_results", {"ResultSet": page([row, row])}, {"QueryExecutionId": "q", "MaxResults": 1000, "NextToken": "t1"})
+        header, rows, pages = AthenaCollector._results(client, "q")
+        stub.assert_no_pending_responses()
+    assert pages == 2 and header == list(RESULT_COLUMNS) and len(rows) == 3
