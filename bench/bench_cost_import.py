@@ -92,12 +92,12 @@ def generate(path: Path, lines: int, *, fmt: str, seed: int = 22, real: Path = R
 
 def _day_key_sql(reader: str) -> str:
     return f"""
-        SELECT CAST(line_item_usage_start_date AS DATE) AS day,
+        SELECT CAST(CAST(line_item_usage_start_date AS TIMESTAMPTZ) AS DATE) AS day,
                COALESCE(NULLIF(line_item_usage_account_id, ''), bill_payer_account_id) AS account,
                COALESCE(NULLIF(product_product_name, ''), line_item_product_code) AS service,
                COALESCE(product_region, '') AS region, line_item_usage_type AS usage_type,
                COALESCE({TAG}, '') AS pipeline, COALESCE(line_item_currency_code, 'USD') AS currency,
-               SUM(line_item_unblended_cost) AS billed, COUNT(*) AS n
+               SUM(CAST(line_item_unblended_cost AS DOUBLE)) AS billed, COUNT(*) AS n
         FROM {reader} GROUP BY ALL"""
 
 
@@ -107,7 +107,9 @@ def run_duckdb(path: Path, threads: int) -> dict:
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
     con.execute("SET preserve_insertion_order = false")
-    reader = f"read_parquet('{path}')" if path.suffix == ".parquet" else f"read_csv('{path}', header = true)"
+    con.execute("SET TimeZone = 'UTC'")
+    # CSV as text (as pipepulse reads it; type sniffing would make account ids numbers)
+    reader = f"read_parquet('{path}')" if path.suffix == ".parquet" else f"read_csv('{path}', header = true, all_varchar = true)"
     t0 = time.perf_counter()
     rows = con.execute(f"SELECT COUNT(*), SUM(n), SUM(billed) FROM ({_day_key_sql(reader)})").fetchone()
     return {"daily_rows": rows[0], "lines": rows[1], "billed": rows[2], "seconds": time.perf_counter() - t0}
