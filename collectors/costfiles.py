@@ -3,10 +3,10 @@ the collector for the ``focus`` and ``cur`` sources.
 
 ``find_files(["s3://bucket/prefix", "path/", "file.csv.gz"])`` finds the files (a local file, a
 folder searched recursively, or every object under an ``s3://`` prefix as AWS Data Exports
-writes them: ``.../data/BILLING_PERIOD=YYYY-MM/*.csv.gz|*.parquet``); ``read_all`` tells FOCUS
+writes them: ``.../data/BILLING_PERIOD=YYYY-MM/*.csv.gz|*.parquet``); ``stream_all`` tells FOCUS
 from CUR by their columns (``collectors/focus.py`` and ``collectors/cur.py`` parse them),
-rejecting malformed rows with file, line and reason; ``summarise`` sums the rest per day and key
-and ``cost_days`` says what they replace. ``jobs/import_costs.py`` (``pipepulse costs import``)
+rejecting malformed rows with file, line and reason, sums the rest per day and key as it reads,
+and ``cost_days`` says what they replace (``read_all``/``summarise``: the same on whole files). ``jobs/import_costs.py`` (``pipepulse costs import``)
 and ``ExportCollector`` (the ``focus`` and ``cur`` sources) hand that to
 ``collectors.runner.persist``.
 
