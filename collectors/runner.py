@@ -87,6 +87,7 @@ SOURCES: dict[str, str | Callable[[Settings], Collector]] = {
     "ce": "collectors.costexplorer",
     "focus": "collectors.costfiles:create_focus",
     "cur": "collectors.costfiles:create_cur",
+    "athena": "collectors.athena",
     "airflow": "collectors.airflow",
 }
 # Sources that run when the config says nothing (cost files need a path, so they are opt-in).
@@ -100,6 +101,7 @@ DEFAULT_CRON = {
     "ce": "0 */6 * * *",
     "focus": "0 */6 * * *",
     "cur": "0 */6 * * *",
+    "athena": "0 */6 * * *",
     "airflow": "*/5 * * * *",
 }
 

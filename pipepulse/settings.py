@@ -76,6 +76,7 @@ class Prices:
     ce_request: float = 0.01
     cloudwatch_metrics_requested_per_1000: float = 0.01
     compute_vcpu_hour: float = 0.04048  # Fargate vCPU-hour: the reference pipeline's compute
+    athena_tb_scanned: float = 5.0  # Athena SQL queries, per TB scanned (10 MB minimum a query)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -680,6 +681,8 @@ CONFIG_KEYS: dict[str, Any] = {
         "ce": _source("backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"),
         "focus": _source("paths", "tag_key"),
         "cur": _source("paths", "tag_key"),
+        "athena": _source("database", "table", "workgroup", "output_location", "format", "catalog", "tag_key",
+                          "backfill_months", "partition_filter", "poll_seconds", "timeout_seconds"),
         "airflow": _source(*AIRFLOW_KEYS),
     },
     # one key per job of jobs/registry.py JOBS (tests/pipepulse/test_config_keys.py compares)

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     daily.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day: YYYY-MM-DD, today or today-N (N days ago, UTC)")
     daily.add_argument("--to", dest="end", required=True, metavar="DATE", help="last day: YYYY-MM-DD, today or today-N")
     daily.add_argument("--by", choices=["service", "region", "usage_type", "account", "pipeline", "provider"])
-    daily.add_argument("--source", choices=["focus", "cur", "ce", "estimate"],
+    daily.add_argument("--source", choices=["focus", "cur", "athena", "ce", "estimate"],
                        help="one source only (default: per day the best of focus > cur > ce)")
     daily.add_argument("--format", choices=["table", "csv"], default="table")
     daily.set_defaults(handler=cmd_daily)
