@@ -72,7 +72,7 @@ def test_daily_table_and_csv(cli, sample, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--from", "2024-9-1", "--to", "2024-09-30"], "--from '2024-9-1' is not a date; use YYYY-MM-DD, e.g. --from 2026-11-01"),
+        (["--from", "2024-9-1", "--to", "2024-09-30"], "--from '2024-9-1' is not a date; use YYYY-MM-DD, today or today-N (N days ago), e.g. --from 2026-11-01 or --from today-30"),
         (["--from", "2024-09-30", "--to", "2024-09-01"], "--to 2024-09-01 is before --from 2024-09-30; the range includes both days"),
     ],
 )
