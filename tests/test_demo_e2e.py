@@ -38,11 +38,11 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     summary = build_demo(settings, engine, days=4, end=END, local_aws=aws, announce=heard.append)
     assert "failed_sources" not in summary.extra, summary.extra
     # each step named when it starts, then with its counts and elapsed time (issue #21)
-    names = ["pipeline backfill", "Step Functions and Glue", "Lambda REPORT lines", "Cost Explorer data", "collect",
+    names = ["Step Functions and Glue", "pipeline backfill", "Lambda REPORT lines", "Cost Explorer data", "collect",
              "Airflow (recorded)", "detect anomalies", "forecasts"]
     assert heard[0::2] == [f"demo [{i}/8] {n} ..." for i, n in enumerate(names, 1)]
     assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/8] {n}" for i, n in enumerate(names, 1)]
-    assert heard[1].startswith("demo [1/8] pipeline backfill: ") and " runs (" in heard[1] and heard[1].endswith(" s so far)")
+    assert heard[3].startswith("demo [2/8] pipeline backfill: ") and " runs (" in heard[3] and heard[3].endswith(" s so far)")
 
     with engine.connect() as conn:
         runs = pd.DataFrame(conn.execute(sa.select(schema.runs)).mappings().all())
@@ -76,6 +76,17 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     assert len(by_focus) == 4 and (by_focus > 0).all()
     pd.testing.assert_series_equal(by_ce.round(2), by_focus.round(2), check_names=False)
     assert by_service.groupby("day")["billed_cost"].sum().round(2).tolist() == by_ce.round(2).tolist()
+    # the bill's Step Functions line is what the demo's executions bill, day by day: their run
+    # estimates (transitions x the Standard price) equal it (tolerance: the export rounds each
+    # row's cost to 1e-10 USD), and no day without executions is billed for Step Functions
+    sfn = runs[runs["pipeline"] == "sfn_customer_etl"]
+    estimate = sfn.groupby(pd.to_datetime(sfn["started_at"]).dt.date)["cost_usd"].sum()
+    with engine.connect() as conn:
+        billed = daily_cost(conn, END.date() - timedelta(days=4), END.date(), source="focus", by="service")
+    billed = billed[billed["service"] == "AWS Step Functions"].set_index("day")["billed_cost"]
+    assert len(estimate) >= 3 and (estimate > 0).all()
+    assert billed.index.tolist() == estimate.index.tolist()
+    assert billed.tolist() == pytest.approx(estimate.tolist(), rel=1e-6)
 
     # A second pass with nothing new stores nothing.
     second = collect(settings, engine, now=END + timedelta(minutes=20))
