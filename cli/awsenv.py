@@ -109,6 +109,11 @@ def aws_environment(settings: Settings, *, port: int = 0, start: bool | None = N
             server.endpoint,
         )
         _point_at(server.endpoint, settings.aws_region)
+        if settings.aws_accounts:
+            # the member accounts' collector roles (and a run or two in each account x region)
+            from devkit.accounts_seed import seed_member_accounts
+
+            seed_member_accounts(settings)
         yield AwsTarget("local", server.endpoint, server)
     finally:
         if server is not None:

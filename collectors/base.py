@@ -51,6 +51,7 @@ __all__ = [
     "FailedRunsQuery",
     "ForecastRow",
     "InvocationRow",
+    "LogRead",
     "LogRow",
     "MetricData",
     "MetricPoint",
@@ -66,11 +67,10 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class FailedRunsQuery:
-    """Failed or timed-out runs updated at or after ``since`` (minus ``done``, the ids updated
-    exactly at ``since`` and already handled), ended after ``ended_after``, oldest first."""
+    """Failed or timed-out runs ended after ``ended_after`` that the logs collector has not read
+    yet, whose end changed since it read them, or whose read was not ``complete`` (see
+    ``LogRead``); runs never read first, then oldest end first, at most ``limit``."""
 
-    since: datetime | None
-    done: frozenset[str] = frozenset()
     ended_after: datetime | None = None
     limit: int = 1000
 
@@ -121,6 +121,10 @@ class Context:
     client_config: Config | None = None  # botocore Config (retries, timeouts) the runner wants
     source: str = ""  # the collector's name, for error messages
     options: Mapping[str, Any] = field(default_factory=dict)  # the source's [collectors.<name>] table
+    # the target of this pass (collectors/accounts.py): ``settings.aws_region`` is its region and
+    # ``session_factory`` gives its credentials; account is "" with the default credentials
+    account: str = ""
+    region: str = ""
 
     def client(self, service: str, **kwargs: Any) -> RetryingClient:
         """A boto3 client for ``service`` in the configured region: counted, retrying, mapped errors."""
@@ -197,9 +201,27 @@ class LogRow:
     stage: str | None = None
     log_group: str = ""
     log_stream: str = ""
+    account: str = ""  # set by the runner from the pass's target (collectors/accounts.py)
+    region: str = ""
 
     def as_row(self) -> dict[str, Any]:
         """The ``run_logs`` columns."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogRead:
+    """That the logs collector read a run's events (``log_reads``): at ``read_at``, when the run
+    had ended at ``ended_at``; ``complete`` once the read came after the run's end plus the
+    re-read window (late events are in), so it is not read again unless its end changes."""
+
+    run_id: str
+    ended_at: datetime | None
+    read_at: datetime
+    complete: bool
+
+    def as_row(self) -> dict[str, Any]:
+        """The ``log_reads`` columns."""
         return dataclasses.asdict(self)
 
 
@@ -219,6 +241,8 @@ class InvocationRow:
     status: str | None = None
     pipeline: str = ""
     log_stream: str = ""
+    account: str = ""  # set by the runner from the pass's target (collectors/accounts.py)
+    region: str = ""
 
     def as_row(self) -> dict[str, Any]:
         """The ``lambda_invocations`` columns."""
@@ -246,6 +270,7 @@ class CostDays:
     start: date
     end: date
     rows: pd.DataFrame  # cost_daily columns but source and updated_at
+    where: Mapping[str, str] = field(default_factory=dict)  # narrows the replaced rows (e.g. one account)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,6 +293,7 @@ class Batch:
     steps: list[StepRow] = field(default_factory=list)
     logs: list[LogRow] = field(default_factory=list)
     invocations: list[InvocationRow] = field(default_factory=list)
+    log_reads: list[LogRead] = field(default_factory=list)
     metrics: MetricData | None = None
     costs: list[CostDays] = field(default_factory=list)
     forecasts: list[ForecastRow] = field(default_factory=list)
@@ -281,6 +307,9 @@ class Collector:
     """The interface every collector implements (subclass it; see the module docstring)."""
 
     name: str
+    # what one pass reads (collectors/accounts.py): "regional" (every account x region),
+    # "account" (each account once, e.g. Cost Explorer) or "once" (not AWS, or not per account)
+    scope: str = "once"
 
     def reads(self, ctx: Context) -> Reads:
         """What this pass needs from the store besides the watermarks (default: nothing)."""

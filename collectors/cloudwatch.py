@@ -105,6 +105,7 @@ def _floor(moment: datetime, period: int) -> datetime:
 
 class CloudWatchCollector(Collector):
     name = NAME
+    scope = "regional"  # every account x region (collectors/accounts.py)
 
     def __init__(self, *, namespaces: list[str], stats: list[str], period: int, lookback: timedelta,
                  overlap: timedelta, queries: list[Series], max_queries: int = MAX_QUERIES,

@@ -106,6 +106,7 @@ class CostExplorerCollector(Collector):
     """Pulls daily cost from Cost Explorer into ``cost_daily`` (source ``ce``)."""
 
     name = SOURCE
+    scope = "account"  # a global API: once per account (collectors/accounts.py)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

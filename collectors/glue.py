@@ -77,6 +77,7 @@ def dpu_hour_price(run: dict[str, Any], prices: Any) -> float:
 
 class GlueCollector(Collector):
     name = NAME
+    scope = "regional"  # every account x region (collectors/accounts.py)
 
     def __init__(self, settings: Settings, *, only_configured: bool, lookback: timedelta) -> None:
         self.settings = settings

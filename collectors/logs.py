@@ -6,8 +6,12 @@ formats, Glue driver/executor logs); a record's level is its own field, never a 
 its message.
 
 Runs come from the store (the run sources of the same pass stored them first), read by the
-runner before the pass (``reads``): failed or timed out runs updated since the watermark
-(``since`` plus the ids handled at exactly that time, so nothing is skipped or read twice). For each, ``FilterLogEvents`` in the run's log group over its
+runner before the pass (``reads``): failed or timed out runs this collector has not read yet
+(``log_reads``, written with the log rows in the pass's transaction), or whose end changed since,
+or that it read less than ``reread_minutes`` after their end (late events may still arrive: they
+are read again, and the rows, keyed by log group and event id, are not stored twice). The mark
+is what was read, never a time another pass stored the run at: a slow pass that commits a run
+after this collector's pass is read by the next one, whatever its ``updated_at``. For each, ``FilterLogEvents`` in the run's log group over its
 time span, with the correlation id as a plain-term filter pattern; then, on the client side,
 only events whose ``correlation_id`` equals the run's and whose level is ERROR or WARN(ING) are
 kept, at most ``max_events_per_run``. Before the first run of a log group in a pass, one
@@ -45,6 +49,7 @@ Config ``[collectors.logs]``::
     max_runs = 200             # runs per pass; the rest next pass
     max_pages_per_run = 10
     lookback_days = 14         # ignore runs that ended earlier
+    reread_minutes = 15        # a run read sooner than this after its end is read again
     [collectors.logs.log_groups]   # per run source; {pipeline}, {run} (bare id) are filled in
     reference = "/pipepulse/reference/{pipeline}"
     glue_groups = ["/aws-glue/jobs/error", "/aws-glue/jobs/output"]
@@ -62,7 +67,16 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from collectors.base import Batch, Collector, Context, FailedRunsQuery, InvocationRow, LogRow, Reads
+from collectors.base import (
+    Batch,
+    Collector,
+    Context,
+    FailedRunsQuery,
+    InvocationRow,
+    LogRead,
+    LogRow,
+    Reads,
+)
 from collectors.logformats import parse_glue, parse_lambda, parse_sfn
 from collectors.stepfunctions import log_group_of
 from pipepulse.errors import CollectorError, ConfigError
@@ -81,13 +95,6 @@ OVERLAP = timedelta(minutes=5)  # CloudWatch may store an event a little after i
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _mark(ctx: Context) -> tuple[datetime | None, set[str]]:
-    """The watermark: the last ``updated_at`` handled, and the run ids handled at exactly then."""
-    mark = json.loads(ctx.watermark("since") or "{}")
-    since = datetime.fromisoformat(mark["since"]) if mark.get("since") else None
-    return since, set(mark.get("done", []))
 
 
 def event_row(event: dict[str, Any], *, group: str, run_id: str, correlation_id: str) -> LogRow | None:
@@ -212,10 +219,12 @@ def invocation_rows(events: list[dict[str, Any]], *, group: str, function: str, 
 
 class LogsCollector(Collector):
     name = NAME
+    scope = "regional"  # every account x region (collectors/accounts.py)
 
     def __init__(self, *, groups: dict[str, str], max_events: int, max_runs: int, max_pages: int, lookback: timedelta,
                  glue_groups: tuple[str, ...] = GLUE_GROUPS, functions: dict[str, str] | None = None,
-                 discover: bool = False, max_functions: int = 50, max_function_pages: int = 20) -> None:
+                 discover: bool = False, max_functions: int = 50, max_function_pages: int = 20,
+                 reread: timedelta = timedelta(minutes=15)) -> None:
         self.groups = groups
         self.max_events = max_events
         self.max_runs = max_runs
@@ -226,11 +235,10 @@ class LogsCollector(Collector):
         self.discover = discover
         self.max_functions = max_functions
         self.max_function_pages = max_function_pages
+        self.reread = reread
 
     def reads(self, ctx: Context) -> Reads:
-        since, done = _mark(ctx)
-        return Reads(failed_runs=FailedRunsQuery(since=since, done=frozenset(done), ended_after=ctx.now - self.lookback,
-                                                 limit=self.max_runs))
+        return Reads(failed_runs=FailedRunsQuery(ended_after=ctx.now - self.lookback, limit=self.max_runs))
 
     def collect(self, ctx: Context) -> Batch:
         batch = Batch()
@@ -242,7 +250,6 @@ class LogsCollector(Collector):
         return batch
 
     def _failed_runs(self, ctx: Context, logs: Any, batch: Batch) -> None:
-        since, done = _mark(ctx)
         runs = ctx.stored.failed_runs
         if not runs:
             return
@@ -290,12 +297,10 @@ class LogsCollector(Collector):
                     stats["missing_groups"] += 1
                 else:
                     stats["events"] += self._run(logs, batch, run, group, stats)
-            ts = run["updated_at"]
-            if since is None or ts > since:
-                since, done = ts, set()
-            done.add(run["run_id"])
-        assert since is not None
-        batch.watermarks["since"] = json.dumps({"since": since.isoformat(), "done": sorted(done)})
+            ended = run["ended_at"]
+            batch.log_reads.append(LogRead(run_id=run["run_id"], ended_at=ended, read_at=ctx.now,
+                                           complete=ended is None or ctx.now >= ended + self.reread))
+        stats["rereads"] = sum(1 for run in runs if not run.get("unread", True))
         batch.details.update(stats)
         batch.details["log_groups"] = seen
 
@@ -438,7 +443,7 @@ def create(settings: Settings) -> LogsCollector:
         groups[k] = v
     values = {k: opt(own, k, int, label, where, default=d) for k, d in
               (("max_events_per_run", 50), ("max_runs", 200), ("max_pages_per_run", 10), ("lookback_days", 14),
-               ("max_functions", 50), ("max_pages_per_function", 20))}
+               ("max_functions", 50), ("max_pages_per_function", 20), ("reread_minutes", 15))}
     for k, v in values.items():
         if v <= 0:
             raise ConfigError(f"{label}: [{where}] {k}: expected a positive number, got {v}")
@@ -454,4 +459,5 @@ def create(settings: Settings) -> LogsCollector:
     return LogsCollector(groups=groups, max_events=values["max_events_per_run"], max_runs=values["max_runs"],
                          max_pages=values["max_pages_per_run"], lookback=timedelta(days=values["lookback_days"]),
                          glue_groups=tuple(glue_groups), functions=functions, discover=discover,
-                         max_functions=values["max_functions"], max_function_pages=values["max_pages_per_function"])
+                         max_functions=values["max_functions"], max_function_pages=values["max_pages_per_function"],
+                         reread=timedelta(minutes=values["reread_minutes"]))

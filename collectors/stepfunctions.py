@@ -373,6 +373,7 @@ def log_group_of(logging: dict[str, Any]) -> str | None:
 
 class StepFunctionsCollector(Collector):
     name = NAME
+    scope = "regional"  # every account x region (collectors/accounts.py)
 
     def __init__(self, settings: Settings, *, only_configured: bool, lookback: timedelta, max_history_pages: int,
                  history_page_size: int = 1000, express_log_pages: int = 20) -> None:

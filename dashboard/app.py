@@ -46,6 +46,30 @@ PAGES = [
     st.Page("views/anomalies.py", title="Anomalies", icon=":material/crisis_alert:", url_path="anomalies"),
     st.Page("views/collectors.py", title="Collectors", icon=":material/cloud_sync:", url_path="collectors"),
 ]
+
+
+def _cannot_read(exc: Exception) -> None:
+    """Say why the data cannot be read and stop this run: while the database is unreachable, one
+    line and a rerun every ``data.RETRY_SECONDS`` (it recovers by itself when the database is back);
+    any other error that is not pipepulse's own goes on up."""
+    down = data.database_down(exc)
+    if down is None and not isinstance(exc, PipepulseError):
+        raise exc
+    if down is None:
+        st.error(f"The dashboard cannot read its data: {exc}")
+        st.stop()
+    st.error(f"database unreachable: {down} (retrying every {data.RETRY_SECONDS} s)")
+    st.session_state["_pp_down_since"] = time.monotonic()  # this full run; the timer's calls rerun
+
+    @st.fragment(run_every=data.RETRY_SECONDS)
+    def _retry() -> None:
+        if time.monotonic() - st.session_state.get("_pp_down_since", 0) >= data.RETRY_SECONDS - 1:
+            st.rerun(scope="app")
+
+    _retry()
+    st.stop()
+
+
 user = auth.require_user([p.url_path for p in PAGES])
 page = st.navigation(PAGES)
 
@@ -55,12 +79,13 @@ try:
     pipeline_options = data.pipeline_options(now_day.replace(day=1).replace(year=now_day.year - 1))
     # accounts billed in the last two weeks: a year of cost rows is millions of rows to scan
     account_options = data.account_options(now_day - timedelta(days=14))
-except PipepulseError as exc:
-    st.error(f"The dashboard cannot read its data: {exc}")
-    st.stop()
+    region_options = data.region_options(now_day - timedelta(days=14))
+except Exception as exc:  # noqa: BLE001 - _cannot_read raises again what is not a data error
+    _cannot_read(exc)
 
 filters = state.controls(
-    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds
+    pipeline_options, account_options, default_range=cfg.default_range, refresh_seconds=cfg.refresh_seconds,
+    region_options=region_options,
 )
 st.session_state["_pp_filters"] = filters
 st.sidebar.caption(state.summary(filters))
@@ -82,5 +107,5 @@ auth.sign_out_button(user)
 
 try:
     page.run()
-except PipepulseError as exc:
-    st.error(f"The dashboard cannot read its data: {exc}")
+except Exception as exc:  # noqa: BLE001 - _cannot_read raises again what is not a data error
+    _cannot_read(exc)

@@ -47,6 +47,7 @@ PALETTE = [
 ]
 OTHER = "other"
 HEIGHT = 320
+TITLE_LINE = 40  # characters of a chart title on one line (15 px type in a half-width chart at 1024 px)
 
 
 def _t(value: object) -> str:
@@ -109,11 +110,16 @@ def _figure(traces: list[dict], title: str, *, height: int = HEIGHT, ytitle: str
     yaxis = {"showgrid": True, "gridcolor": "#ebedf0", "zeroline": False, "automargin": False}
     if ytitle:
         yaxis["title"] = {"text": ytitle}
+    # a long title on two lines: one line ran out of a half-width chart at 1024 px
+    text, top = title, 40
+    if len(title) > TITLE_LINE and " " in title[:TITLE_LINE]:
+        cut = title.rindex(" ", 0, TITLE_LINE)
+        text, top = title[:cut] + "<br>" + title[cut + 1:], 60
     base = {
         "template": {},
-        "title": {"text": title, "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "title": {"text": text, "x": 0, "xanchor": "left", "font": {"size": 15}},
         "height": height,
-        "margin": {"l": 56, "r": 10, "t": 40, "b": 30},
+        "margin": {"l": 56, "r": 10, "t": top, "b": 30},
         "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
         "hovermode": "closest",
         "paper_bgcolor": "white",
@@ -157,7 +163,7 @@ def _time_axis(bucket: str, window: tuple[object, object] | None) -> dict:
     step = STEPS[bucket]
     axis: dict = {"type": "date"}
     if bucket == "hour":
-        axis["tickformat"] = "%H:%M\n%b %d"
+        axis["tickformat"] = "%a %H:%M"  # one line: a second (the date) ran into the legend
     else:
         axis["tickformat"] = "%b %d"
     if window is None:
@@ -172,7 +178,7 @@ def _time_axis(bucket: str, window: tuple[object, object] | None) -> dict:
         every = next((h for h in (1, 2, 3, 6, 12) if buckets / h <= 10), 24)
         axis["dtick"] = every * 3_600_000
         axis["tick0"] = first.floor("D")
-        axis["tickformat"] = "%H:%M\n%b %d" if every < 24 else "%b %d"
+        axis["tickformat"] = "%a %H:%M" if every < 24 else "%b %d"
     elif buckets <= 70:
         every = next(d for d in (1, 2, 7, 14) if buckets / d <= 10)
         axis["dtick"] = every * 86_400_000

@@ -37,11 +37,13 @@ from store import dashboard_reads as reads
 from store import forecasts as forecasts_store
 from store import invocations as invocations_store
 from store import runs as runs_store
+from store.collecting import log_read_at
 from store.state import collector_runs_frame, first_pass_since
 
 __all__ = [
     "TTL",
     "account_options",
+    "region_options",
     "anomalies",
     "audit",
     "value_text",
@@ -94,6 +96,23 @@ def config() -> DashboardConfig:
     return dashboard_config(settings())
 
 
+RETRY_SECONDS = 10  # while the database is unreachable, the app reruns this often
+
+
+def database_down(exc: BaseException) -> str | None:
+    """Why the database cannot be reached, one line without secrets, when ``exc`` is that
+    (unreachable, restarted, connection lost); None for any other error."""
+    from pipepulse.errors import SchemaError
+    from pipepulse.redact import mask_url
+    from store.db import is_database_error
+
+    if isinstance(exc, SchemaError) or not is_database_error(exc):
+        return None
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return mask_url(text.splitlines()[0] if text else type(exc).__name__)
+
+
 @st.cache_resource
 def engine() -> Engine:
     """One engine (pool) per server process; refuses a database with the wrong schema."""
@@ -118,6 +137,12 @@ def pipeline_options(since: date) -> list[str]:
 def account_options(since: date) -> list[str]:
     with engine().connect() as conn:
         return reads.accounts(conn, since=since)
+
+
+@st.cache_data(ttl=timedelta(minutes=15), show_spinner=False)
+def region_options(since: date) -> list[str]:
+    with engine().connect() as conn:
+        return reads.regions(conn, since=since)
 
 
 # ---- health ------------------------------------------------------------------------------------
@@ -182,11 +207,16 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def failures(start: datetime, end: datetime, pipelines: tuple[str, ...] | None, limit: int = 50) -> pd.DataFrame:
-    """Failed and timed-out runs started in ``[start, end)``, newest first (``store.runs.recent_failures``)."""
+def failures(
+    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, limit: int = 50,
+    accounts: tuple[str, ...] | None = None, regions: tuple[str, ...] | None = None,
+) -> pd.DataFrame:
+    """Failed and timed-out runs started in ``[start, end)`` (of ``accounts`` and ``regions`` when
+    given), newest first (``store.runs.recent_failures``)."""
     with engine().connect() as conn:
         frames = [
-            runs_store.recent_failures(conn, since=start, until=end, pipeline=p, limit=limit) for p in (pipelines or (None,))
+            runs_store.recent_failures(conn, since=start, until=end, pipeline=p, limit=limit, accounts=accounts, regions=regions)
+            for p in (pipelines or (None,))
         ]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     return frame.sort_values("started_at", ascending=False, kind="stable").head(limit).reset_index(drop=True)
@@ -209,10 +239,12 @@ def run_hourly(start: datetime, end: datetime, pipelines: tuple[str, ...] | None
 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def runs(
-    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, statuses: tuple[str, ...] | None = None, limit: int = 2000
+    start: datetime, end: datetime, pipelines: tuple[str, ...] | None, statuses: tuple[str, ...] | None = None, limit: int = 2000,
+    accounts: tuple[str, ...] | None = None, regions: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     with engine().connect() as conn:
-        return reads.runs_frame(conn, start, end, pipelines=pipelines, statuses=statuses, limit=limit)
+        return reads.runs_frame(conn, start, end, pipelines=pipelines, statuses=statuses, limit=limit,
+                                accounts=accounts, regions=regions)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -262,7 +294,8 @@ def no_log_lines_reason(run_id: str) -> NoLogLines | None:
         if detail is None:
             return None
         run = dict(detail.run)
-        looked = first_pass_since(conn, "logs", run["updated_at"])
+        # the pass that read this run (its clock is the read's), else the first one after it was stored
+        looked = first_pass_since(conn, "logs", log_read_at(conn, run_id) or run["updated_at"])
     return no_log_lines(run, looked, demo=(settings().data_dir / DEMO_MARKER).exists())
 
 

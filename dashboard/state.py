@@ -8,7 +8,8 @@ among the options are ignored.
     range     24h | 7d | 30d | 90d | 180d | 365d
     to        YYYY-MM-DD: look at the window ending that day (default: now)
     pipeline  repeated: ?pipeline=orders&pipeline=clickstream
-    account   repeated
+    account   repeated: AWS account ids (cost, and the run lists)
+    region    repeated: AWS regions (the run lists)
     refresh   true: rerun the page every ``[dashboard] refresh_seconds``
 """
 
@@ -45,6 +46,7 @@ class Filters:
     pipelines: tuple[str, ...] | None
     accounts: tuple[str, ...] | None
     now: datetime
+    regions: tuple[str, ...] | None = None
     refresh: bool = False
 
     @property
@@ -100,7 +102,8 @@ def window(range_key: str, to: date | None, now: datetime) -> tuple[datetime, da
 
 
 def controls(
-    pipeline_options: list[str], account_options: list[str], *, default_range: str, refresh_seconds: int
+    pipeline_options: list[str], account_options: list[str], *, default_range: str, refresh_seconds: int,
+    region_options: list[str] | None = None,
 ) -> Filters:
     """Draw the global controls and return the filters they select.
 
@@ -117,8 +120,13 @@ def controls(
     )
     accounts = box.multiselect(
         "Accounts", account_options, key="account", bind="query-params", placeholder="All accounts",
-        help="Filters cost; runs are filtered by pipeline",
+        help="Filters cost and the lists of runs and failures (trend charts are per pipeline)",
     )
+    # only when runs or cost name more than one region: a single-region setup draws no extra widget
+    regions = box.multiselect(
+        "Regions", region_options, key="region", bind="query-params", placeholder="All regions",
+        help="Filters the lists of runs and failures (trend charts are per pipeline)",
+    ) if region_options and len(region_options) > 1 else []
     refresh = box.toggle(
         "Auto-refresh", key="refresh", bind="query-params", help=f"Rerun the page every {refresh_seconds} s"
     )
@@ -133,6 +141,7 @@ def controls(
         pipelines=tuple(chosen) or None,
         accounts=tuple(accounts) or None,
         now=now,
+        regions=tuple(regions) or None,
         refresh=refresh,
     )
 
@@ -143,6 +152,8 @@ def summary(f: Filters) -> str:
     parts.append("pipelines " + ", ".join(f.pipelines) if f.pipelines else "all pipelines")
     if f.accounts:
         parts.append("accounts " + ", ".join(f.accounts))
+    if f.regions:
+        parts.append("regions " + ", ".join(f.regions))
     return esc("; ".join(parts))
 
 

@@ -100,12 +100,12 @@ class SeededAws:
 
     def __str__(self) -> str:
         n = sum(self.sfn_transitions.values())
-        return (f"{self.executions} Step Functions executions ({n} state transitions billed), "
-                f"{self.glue_runs} Glue runs")
+        return f"{self.executions} Step Functions executions, {self.glue_runs} Glue job runs ({n} state transitions to bill)"
 
 
 def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> SeededAws:
-    """Create the demo's state machine with executions and Glue job with nightly runs.
+    """Create the demo's state machine with executions and Glue job with nightly runs; says how many
+    (``str``) and what the executions bill (``sfn_transitions``).
     ``history_days``: how far back the demo's bill starts (its Glue line grows from there)."""
     sfn = boto3.client("stepfunctions", region_name=settings.aws_region)
     glue = boto3.client("glue", region_name=settings.aws_region)

@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 from sqlalchemy.engine import Engine
 
-from collectors.runner import collect, run_source
+from collectors.runner import enabled_sources, run_source, sync_pipelines
 from devkit.aws_seed import seed_aws_sources, seed_lambda_reports
 from devkit.localaws.costexplorer import CostExplorerStandIn
 from jobs import detect, forecast
@@ -74,13 +74,38 @@ def reset_demo_dir(settings: Settings) -> Path:
 STEPS = 8  # the steps build_demo announces, for "[n/8]" (tests/test_demo_e2e.py lists them)
 
 
+BAR_WIDTH = 30
+
+
+def bar_line(label: str, done: int, total: int, unit: str, seconds: float, what: str = "") -> str:
+    """``label [#########.....................] 27/90 days, 12 s``: plain text, no control characters."""
+    filled = BAR_WIDTH * done // total if total else BAR_WIDTH
+    tail = f" ({what})" if what else ""
+    return f"{label} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} {unit}{tail}, {seconds:.0f} s"
+
+
 def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, local_aws: Any, progress: bool = False,
-               announce: Any = None) -> DemoSummary:
+               announce: Any = None, bar: Any = None) -> DemoSummary:
     """Produce ``days`` of history ending at ``end`` and collect it into the store. ``announce``
     (a callable taking one line) hears each step's name when it starts, and its counts and
-    elapsed time when it ends."""
+    elapsed time when it ends. ``bar`` (a callable taking ``(line, done, total)``) hears the
+    steps of known size as they go: the backfill's days and the collectors' sources, each line
+    drawn by ``bar_line`` (``cli/commands/demo.py`` redraws it on a terminal and prints every
+    tenth otherwise)."""
     summary = DemoSummary(days=days, end=end)
     started = time.perf_counter()
+
+    def ticker(name: str, unit: str):
+        n = len(summary.steps) + 1
+        t0 = time.perf_counter()
+        last = [-1]
+
+        def tick(done: int, total: int, what: str = "") -> None:
+            filled = BAR_WIDTH * done // total if total else BAR_WIDTH
+            if bar is not None and (filled != last[0] or done == total or what):
+                last[0] = filled
+                bar(bar_line(f"demo [{n}/{STEPS}] {name}", done, total, unit, time.perf_counter() - t0, what), done, total)
+        return tick
 
     def step(name: str, fn, describe=lambda r: ""):
         n = len(summary.steps) + 1
@@ -98,11 +123,13 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
 
     # the AWS sources first: the bill the backfill writes charges their Step Functions executions
     seeded = step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end, history_days=days), _describe)
-    filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=progress,
+    days_done = ticker("pipeline backfill", "days") if bar is not None else progress
+    filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=days_done,
                                                         state_transitions=seeded.sfn_transitions), _describe_backfill)
     step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
-    passes = step("collect", lambda: collect(settings, engine, now=end + timedelta(minutes=5)), _describe_passes)
+    passes = step("collect", lambda: _collect(settings, engine, end + timedelta(minutes=5), ticker("collect", "sources")),
+                  _describe_passes)
     airflow = step("Airflow (recorded)", lambda: collect_recorded_airflow(settings, engine, end=end, days=days), _describe_passes)
     passes = [*passes, *airflow]
     failed = [p for p in passes if getattr(p, "status", "") != "succeeded"]
@@ -112,6 +139,19 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
     step("forecasts", lambda: forecast.run(settings, engine, now=end + timedelta(minutes=7)), _describe)
     summary.counts = table_counts(engine)
     return summary
+
+
+def _collect(settings: Settings, engine: Engine, now: datetime, tick: Any) -> list[Any]:
+    """``collectors.runner.collect`` (every enabled source, once), one source at a time so that
+    the bar can say which one is running."""
+    sources = enabled_sources(settings)
+    sync_pipelines(settings, engine, now=now)
+    passes = []
+    for i, source in enumerate(sources):
+        tick(i, len(sources), source.name)
+        passes.append(run_source(settings, engine, source, now=now))
+    tick(len(sources), len(sources))
+    return passes
 
 
 def collect_recorded_airflow(settings: Settings, engine: Engine, *, end: datetime, days: int) -> list[Any]:

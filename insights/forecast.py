@@ -8,11 +8,18 @@ forecasts anyone can make by hand: **last-value** ("same as yesterday") and **se
 * **Candidates** (``CANDIDATES``), each issuing forecasts 1..H days ahead from every origin:
   ``last-value``; ``seasonal-naive`` (weekly); ``regime-median`` (median of the last 7 days of
   the current regime, flat); ``weekly-median`` (for each weekday, the median of its last 4 values
-  in the current regime); ``robust-ets`` (additive exponential smoothing with a weekly seasonal
+  in the current regime, once it has ``WEEKLY_MIN`` (3) of them: a median of two is their mean,
+  and one spike among them moved the weekday halfway to it; until then the regime median); ``robust-ets`` (additive exponential smoothing with a weekly seasonal
   and an optional damped trend, its smoothing constants chosen sequentially on a small grid;
   an innovation beyond ``CLIP`` robust scales is an outlier and teaches the state nothing);
   ``recent-median`` (median of the last 3 days: follows a change on its second day, and no
-  single day moves it).
+  single day moves it); ``combination``: at each origin, the mean of the others weighted by
+  their own realised errors there (``combination_weights``: ``(best / own) ** COMBO_POWER``
+  for the members within ``COMBO_TRIM`` times the best discounted MAE; exact members share the
+  weight when one has been exact), a recurring charge added in full. Combining forecasts
+  often beats the best single member (the members' errors partly cancel); the combination is
+  scored and chosen like any other candidate, so it is used only where its own realised error
+  is the smallest.
 * **Selection, per series and per origin, honest**: at every origin the candidate with the
   smallest mean absolute error over the errors *already realised* at that origin (horizons
   1..7, older errors discounted by ``SELECT_DECAY`` a day) issues the forecast. An error counts
@@ -23,7 +30,9 @@ forecasts anyone can make by hand: **last-value** ("same as yesterday") and **se
   realised errors it cannot be chosen, and until any has, the forecast is last-value.
   Seasonal-naive is not eligible while the current regime is younger than a week (its values
   would come from before the change). On equal scores (a constant series) the medians come
-  first (``_TIE_ORDER``: one odd day cannot move them). Every quantity at origin t depends only
+  first (``_TIE_ORDER``: one odd day cannot move them), the combination last. So at every
+  origin the forecast shown is the candidate whose realised error is at most the better
+  simple forecast's (a test checks it origin by origin); over the *future* it can still lose. Every quantity at origin t depends only
   on the history up to t, so the backtest scores exactly the forecasts a user would have been
   shown (``rolling_evaluation``; a test checks that the forecast made from a history cut at t
   equals the backtest's at t). Choosing on past errors is not a guarantee: on a random walk,
@@ -37,7 +46,11 @@ forecasts anyone can make by hand: **last-value** ("same as yesterday") and **se
   lowest value the regime has shown unless its weekly medians have fallen three weeks running
   (then the floor is zero). So a forecast follows a step up, a step down or a decommission
   from the third day of the new level; a one- or two-day spike (an incident, a fee) is an
-  outlier and changes nothing.
+  outlier and changes nothing. A fall is followed a day earlier: after ``HEDGE_DAYS`` (2)
+  outliers in a row *below*, regime-median, weekly-median and robust-ets forecast the mean of
+  those days (measured on ``bench.spend_shapes``: the week forecast on the day after a
+  decommission or step down was the largest single loss against last-value; a two-day rise
+  is as often an incident that ends, so rises still wait for the third day).
 * **Calendar charges** (``_fees``): a one-day outlier (its neighbours are not outliers on the
   same side) is a candidate charge. A day of the month whose one-day outliers appear in at
   least ``FEE_MONTHS`` months, same sign, the latest occurrence included, is a recurring charge
@@ -107,12 +120,21 @@ WINDOW = 56  # past errors used for an interval (conformal window)
 ACI_GAMMA = 0.05  # step of the adaptive conformal level (0 = fixed level)
 MIN_ERRORS = 5  # realised errors needed before a model is chosen or an interval issued
 DEFAULT_BACKTEST_HORIZON = 7
+COMBO_POWER = 1.0  # combination weights: (best realised MAE / the member's) ** COMBO_POWER
+COMBO_TRIM = 1.5  # members whose realised MAE exceeds COMBO_TRIM times the best's get no weight
+WEEKLY_MIN = 3  # values of a weekday (in the regime) weekly-median needs; fewer: the regime median
+HEDGE_DAYS = 2  # outliers below in a row after which the regime models forecast their level
+_HEDGED = (2, 3, 4)  # regime-median, weekly-median, robust-ets
+SELECT_MARGIN = 0.0  # a model must beat the better simple forecast's realised MAE by this share
 
-CANDIDATES = ("last-value", "seasonal-naive", "regime-median", "weekly-median", "robust-ets", "recent-median")
+CANDIDATES = (
+    "last-value", "seasonal-naive", "regime-median", "weekly-median", "robust-ets", "recent-median", "combination",
+)
+_COMBO = 6
 _SNAIVE = 1
 _MODELS = (2, 3, 4, 5)  # the candidates that add calendar charges
 # on equal past errors (a constant series): the forecast that one odd day cannot move first
-_TIE_ORDER = np.array([2, 5, 0, 1, 3, 4])
+_TIE_ORDER = np.array([2, 5, 0, 1, 3, 4, 6])
 
 _ALPHAS = (0.1, 0.25, 0.5, 0.8)
 _TRENDS = ((0.0, 1.0), (0.05, 0.9))  # (beta, phi): none, damped
@@ -491,6 +513,7 @@ class _Pass:
     ets_configs: list
     ets_choice: np.ndarray  # (n,) the ETS grid point used at each origin
     first_origin: int
+    weights: np.ndarray | None = None  # (n, M-1) the combination's weights on the others
 
 
 def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
@@ -501,7 +524,7 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     month = (cal.year * 12 + cal.month).to_numpy()
     reg = _regimes(y)
     fees = _fees(y, reg, dom, month)
-    M = len(CANDIDATES)
+    M = len(CANDIDATES) - 1  # the combination is built from the others below
     F = np.full((n, H, M), np.nan)
     t_all = np.arange(n)
     hh = np.arange(H)
@@ -523,7 +546,7 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     k4 = lag[None, :, None] + PERIOD * np.arange(4)[None, None, :]  # (1, H, 4)
     src = J[:, :, None] - k4  # (n, H, 4)
     wvals = np.where(src >= reg.start[:, None, None], y[np.clip(src, 0, None)], np.nan)
-    enough = np.sum(~np.isnan(wvals), axis=2) >= 2
+    enough = np.sum(~np.isnan(wvals), axis=2) >= WEEKLY_MIN
     with np.errstate(all="ignore"):
         wmed = np.where(enough, _nanmedian_last(wvals), med[:, None])
     F[ok, :, 3] = wmed[ok]
@@ -536,6 +559,17 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     # robust-ets
     ets, ets_choice, configs = _ets(y, reg, H)
     F[:, :, 4] = ets
+
+    # a fall under way (the last HEDGE_DAYS days outliers below, not yet a regime): the regime
+    # models forecast the level of those days. Only a fall: a rise of two days is as often an
+    # incident that ends (bench.spend_shapes "incident") as a step up
+    pend = _pending(reg)
+    falling = (pend >= HEDGE_DAYS) & (reg.side < 0)
+    if falling.any():
+        recent = np.where(win[:, :HEDGE_DAYS] >= 0, y[np.clip(win[:, :HEDGE_DAYS], 0, None)], np.nan)
+        new_level = np.nanmean(recent[falling], axis=1)
+        for m in _HEDGED:
+            F[falling, :, m] = new_level[:, None]
 
     # calendar charges on their day of the month, for the model candidates
     add = fees[t_all[:, None], dom[J]]  # (n, H)
@@ -552,26 +586,84 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     F = np.maximum(F, floor[:, None, None])
 
     # errors of every candidate, realised at t + h + 1
-    Ecand = np.full((n, H, M), np.nan)
-    for h in range(H):
-        k = n - h - 1
-        if k > 0:
-            Ecand[:k, h, :] = y[h + 1 : n, None] - F[:k, h, :]
+    Ecand = _errors(y, F)
 
     # sequential selection on discounted realised MAE (horizons < sel_h); errors of forecasts
     # issued before the current regime was detected weigh OLD_WEIGHT
     norm = np.maximum(reg.scale, SCALE_FLOOR * np.abs(reg.level))
-    A = np.abs(Ecand[:, :sel_h, :])
-    if SELECT_CAP:
-        # an error counts at most SELECT_CAP robust scales: one incident, where every candidate
-        # is wrong, must not decide the choice for the weeks after it
-        A = np.minimum(A, SELECT_CAP * norm[:, None, None])
     detected = np.zeros(n, dtype=int)  # origin from which the current regime was known
     last = 0
     for t in range(n):
         if t in reg.shifts:
             last = t
         detected[t] = last
+    base = _scores(Ecand, norm, reg, detected, sel_h)
+
+    # the combination: the members' forecasts weighted by their own realised errors (known at t)
+    W = combination_weights(base)  # (n, M)
+    comb = np.full((n, H), np.nan)
+    has_w = W.sum(axis=1) > 0
+    with np.errstate(all="ignore"):
+        comb[has_w] = np.einsum("thm,tm->th", np.nan_to_num(F[has_w]), W[has_w])
+    # a recurring charge is added in full: the simple members leave it out by design
+    simple_w = W[:, 0] + W[:, _SNAIVE]
+    comb += simple_w[:, None] * add
+    F = np.concatenate([F, comb[:, :, None]], axis=2)
+    Ecand = np.concatenate([Ecand, _errors(y, comb[:, :, None])], axis=2)
+    score = _scores(Ecand, norm, reg, detected, sel_h)
+    choice = np.zeros(n, dtype=int)
+    for t in range(n):
+        sc = np.where(np.isnan(score[t]), np.inf, score[t])
+        if not np.isfinite(sc).any():
+            continue  # last-value until a candidate has MIN_ERRORS realised errors
+        best_simple = min(sc[0], sc[_SNAIVE])
+        order = _TIE_ORDER
+        k = int(order[int(np.argmin(sc[order]))])
+        # a model replaces the better simple forecast only when its realised error is lower by
+        # SELECT_MARGIN (selection noise: on a random walk the lucky model loses next week)
+        if k not in (0, _SNAIVE) and np.isfinite(best_simple) and sc[k] > (1 - SELECT_MARGIN) * best_simple:
+            k = 0 if sc[0] <= sc[_SNAIVE] else _SNAIVE
+        choice[t] = k
+
+    P = F[t_all, :, choice]
+    E = Ecand[t_all, :, choice]
+    low = np.minimum(np.minimum.accumulate(y), 0.0)
+    return _Pass(P=P, E=E, F=F, scale=norm, choice=choice, score=score, regime=reg.start, low=low,
+                 fees=fees, ets_configs=configs, ets_choice=ets_choice, first_origin=EARLY, weights=W)
+
+
+def _pending(reg: _Regimes) -> np.ndarray:
+    """(n,) outliers in a row on one side ending at day t that have not (yet) started a regime."""
+    n = len(reg.side)
+    out = np.zeros(n, dtype=int)
+    for t in range(n):
+        s = int(reg.side[t])
+        if s == 0 or t in reg.shifts:
+            continue
+        out[t] = out[t - 1] + 1 if t and int(reg.side[t - 1]) == s and out[t - 1] else 1
+    return out
+
+
+def _errors(y: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """(n, H, M) errors (actual - forecast) of forecasts ``F`` issued at t for t + h + 1."""
+    n, H, M = F.shape
+    out = np.full((n, H, M), np.nan)
+    for h in range(H):
+        k = n - h - 1
+        if k > 0:
+            out[:k, h, :] = y[h + 1 : n, None] - F[:k, h, :]
+    return out
+
+
+def _scores(Ecand: np.ndarray, norm: np.ndarray, reg: _Regimes, detected: np.ndarray, sel_h: int) -> np.ndarray:
+    """(n, M) each candidate's discounted realised MAE at each origin (NaN: not eligible)."""
+    n, _, M = Ecand.shape
+    t_all = np.arange(n)
+    A = np.abs(Ecand[:, :sel_h, :])
+    if SELECT_CAP:
+        # an error counts at most SELECT_CAP robust scales: one incident, where every candidate
+        # is wrong, must not decide the choice for the weeks after it
+        A = np.minimum(A, SELECT_CAP * norm[:, None, None])
     # what is realised at each t (origin t - h - 1, horizon h), weighted, summed over horizons
     add_num = np.zeros((n, M))
     add_den = np.zeros((n, M))
@@ -588,28 +680,39 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     num = np.zeros(M)
     den = np.zeros(M)
     score = np.full((n, M), np.nan)
-    choice = np.zeros(n, dtype=int)
     shift_at = np.zeros(n, dtype=bool)
     shift_at[list(reg.shifts)] = True
     for t in range(n):
         decay = SELECT_DECAY * (OLD_WEIGHT if shift_at[t] else 1.0)
         num = decay * num + add_num[t]
         den = decay * den + add_den[t]
-        raw = raw_all[t]
         with np.errstate(all="ignore"):
-            sc = np.where((raw >= MIN_ERRORS) & (den > 0), num / den, np.inf)
+            sc = np.where((raw_all[t] >= MIN_ERRORS) & (den > 0), num / den, np.nan)
         if t - reg.start[t] < PERIOD - 1:
-            sc[_SNAIVE] = np.inf  # its values would come from before the regime began
-        score[t] = np.where(np.isinf(sc), np.nan, sc)
-        if not np.isfinite(sc).any():
-            continue  # last-value until a candidate has MIN_ERRORS realised errors
-        choice[t] = _TIE_ORDER[int(np.argmin(sc[_TIE_ORDER]))]
+            sc[_SNAIVE] = np.nan  # its values would come from before the regime began
+        score[t] = sc
+    return score
 
-    P = F[t_all, :, choice]
-    E = Ecand[t_all, :, choice]
-    low = np.minimum(np.minimum.accumulate(y), 0.0)
-    return _Pass(P=P, E=E, F=F, scale=norm, choice=choice, score=score, regime=reg.start, low=low,
-                 fees=fees, ets_configs=configs, ets_choice=ets_choice, first_origin=EARLY)
+
+def combination_weights(scores: np.ndarray, power: float | None = None, trim: float | None = None) -> np.ndarray:
+    """Weights of the combination forecast from the members' realised errors ``scores``
+    ((n, M) discounted MAE, NaN: not eligible): ``(best / score) ** power`` for the members
+    within ``trim`` times the best score, normalised to sum 1 per row; when the best score is
+    zero (a member has been exact), the exact members share the weight; a row without an
+    eligible member is all zero."""
+    power = COMBO_POWER if power is None else power
+    trim = COMBO_TRIM if trim is None else trim
+    sc = np.asarray(scores, dtype=float)
+    ok = ~np.isnan(sc)
+    best = np.where(ok, sc, np.inf).min(axis=1, keepdims=True)
+    with np.errstate(all="ignore"):
+        rel = np.where(ok, sc / best, np.inf)
+        w = np.where(rel <= trim, rel ** -power, 0.0)
+        exact = ok & (sc <= 0)
+        w = np.where(best <= 0, exact.astype(float), w)
+    w = np.where(np.isfinite(best), w, 0.0)
+    tot = w.sum(axis=1, keepdims=True)
+    return np.where(tot > 0, w / np.where(tot > 0, tot, 1.0), 0.0)
 
 
 def _nanmedian_last(a: np.ndarray) -> np.ndarray:
@@ -725,11 +828,14 @@ def _ets(y: np.ndarray, reg: _Regimes, H: int) -> tuple[np.ndarray, np.ndarray, 
 def _describe(run: _Pass, t: int) -> str:
     model = CANDIDATES[int(run.choice[t])]
     extra = []
+    if model == "combination" and run.weights is not None:
+        w = run.weights[t]
+        extra.append(", ".join(f"{CANDIDATES[k]} {w[k]:.2f}" for k in np.argsort(-w) if w[k] > 0))
     if model == "robust-ets":
         alpha, (beta, _phi), gamma = run.ets_configs[int(run.ets_choice[t])]
         extra.append(f"alpha={alpha}, trend={'damped' if beta else 'none'}, gamma={gamma}")
     fee_days = [str(k) for k in np.nonzero(run.fees[t])[0]]
-    if fee_days and int(run.choice[t]) in _MODELS:
+    if fee_days and int(run.choice[t]) in (*_MODELS, _COMBO):
         extra.append(f"monthly charge on day {', '.join(fee_days)}")
     return f"{model}({'; '.join(extra)})" if extra else model
 

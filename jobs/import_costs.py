@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from collectors.base import Batch
-from collectors.costfiles import CostFile, ImportResult, cost_days, find_files, read_all, summarise
+from collectors.costfiles import CostFile, ImportResult, cost_days, find_files, stream_all
 from collectors.runner import persist
 
 __all__ = ["import_cost_files"]
@@ -38,8 +38,8 @@ def import_cost_files(
     if files is None:
         files, problems = find_files(sources, s3_client=s3_client, notes=result.notes)
         result.unreadable.extend(problems)
-    parsed = read_all(files, tag_key=tag_key, s3_client=s3_client, result=result, keep_rejections=keep_rejections, kinds=kinds)
-    batch = Batch(costs=cost_days(summarise(parsed, result)))
+    plans = stream_all(files, tag_key=tag_key, s3_client=s3_client, result=result, keep_rejections=keep_rejections, kinds=kinds)
+    batch = Batch(costs=cost_days(plans))
     if batch.costs:
         with engine.begin() as conn:
             result.rows_stored += persist(conn, "costs import", batch, now=now)

@@ -20,10 +20,14 @@ notifications_total{period,channel,status} digest and alert messages: email, sla
                                            ``sent`` or ``failed``
 notification_attempts_total{channel}       HTTP tries Slack/webhook messages took (retries show here)
 database_up                                1 when the store answered the last probe, else 0
+database_down_since_timestamp_seconds      served by the scheduler: since when its jobs find the
+                                           database unreachable (Unix time), 0 while it is reachable
 =========================================  ============================================================
 
 The database probe is injectable (``database_probe``): by default ``SELECT 1`` on the engine at
-scrape time; the scheduler's own "database unreachable since" state can replace it.
+scrape time. ``pipepulse schedule`` also hands over its scheduler's state (``down_since``, from
+``Scheduler.health()``): while its jobs find the database unreachable, ``database_up`` is 0 whatever
+the probe says, and the scrape's help text and the gauge say since when.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -53,6 +58,7 @@ METRIC_NAMES = (
     "pipepulse_notifications_total",
     "pipepulse_notification_attempts_total",
     "pipepulse_database_up",
+    "pipepulse_database_down_since_timestamp_seconds",
 )
 _DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
@@ -73,25 +79,34 @@ class _Live(Collector):
                 lag.add_metric([source], max(0.0, now - m.last_success.get(source, m.started)))
         yield lag
         up = GaugeMetricFamily("pipepulse_database_up", "1 when the store answered the last probe, else 0")
+        since = m.down_since() if m.down_since is not None else None
         try:
-            ok = bool(m.database_probe()) if m.database_probe is not None else True
+            ok = since is None and (bool(m.database_probe()) if m.database_probe is not None else True)
         except Exception:  # noqa: BLE001 - a probe that raises means the database is not up
             ok = False
         up.add_metric([], 1.0 if ok else 0.0)
         yield up
+        if m.down_since is not None:
+            text = "ok" if since is None else f"database unreachable since {since:%Y-%m-%d %H:%M:%S} UTC"
+            down = GaugeMetricFamily("pipepulse_database_down_since_timestamp_seconds",
+                                     f"Since when the scheduler's jobs find the database unreachable (0: reachable); now: {text}")
+            down.add_metric([], since.timestamp() if since is not None else 0.0)
+            yield down
 
 
 class Metrics:
     """The scheduler's metrics (see the module docstring)."""
 
     def __init__(self, *, sources: list[str] | tuple[str, ...] = (), clock: Callable[[], float] = time.time,
-                 database_probe: Callable[[], bool] | None = None) -> None:
+                 database_probe: Callable[[], bool] | None = None,
+                 down_since: Callable[[], datetime | None] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.clock = clock
         self.started = clock()
         self.sources: set[str] = set(sources)
         self.last_success: dict[str, float] = {}
         self.database_probe = database_probe
+        self.down_since = down_since  # the scheduler's "database unreachable since" (None: reachable)
         self.lock = threading.Lock()
         r = self.registry
         self.passes = Counter("pipepulse_collector_passes", "Collector passes by source and status",

@@ -8,7 +8,10 @@ crashed pass can hold its lock.
 
 Two passes of the same job never overlap, also across processes and hosts: a job runs only
 while holding the store lock ``job:<name>`` (``store.state.acquire_lock``, which works on SQLite
-and PostgreSQL); ``pipepulse collect`` takes the same locks. A firing missed while a job ran (or
+and PostgreSQL; on PostgreSQL under a session advisory lock too; its heartbeat tells other hosts
+the owner lives); ``pipepulse collect`` takes the same locks. A collector source's pass records
+the cron slot it fills (``collector_runs.slot``): a second scheduler on the same database that
+fires for a slot the first already filled skips it instead of collecting the same window again. A firing missed while a job ran (or
 while the process was down) runs once, not once per missed slot. SIGTERM/SIGINT stop the loop
 after the job in hand. The clock and the wait are injectable for tests.
 """
@@ -30,15 +33,23 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from collectors.runner import enabled_sources, run_source
+from collectors.runner import enabled_sources, run_source, sync_pipelines
 from jobs.registry import JOBS, Job
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, check_keys, opt
 from store.db import is_database_error, store_error
-from store.state import acquire_lock, release_lock
+from store.state import (
+    HEARTBEAT_EVERY,
+    acquire_lock,
+    heartbeat_lock,
+    holder,
+    release_lock,
+    session_lock,
+    slot_pass,
+)
 
-__all__ = ["JobOutcome", "Scheduled", "Scheduler", "build_jobs", "job_lock", "lock_ttl"]
+__all__ = ["JobOutcome", "Scheduled", "Scheduler", "SlotTaken", "build_jobs", "job_lock", "lock_ttl"]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +60,9 @@ class Scheduled:
 
     name: str
     cron: CronSchedule
-    run: Callable[[datetime], Any]
+    run: Callable[..., Any]  # (now) -> result; with ``slotted``, (now, slot)
     next_at: datetime | None = None
+    slotted: bool = False  # a collector source: the cron firing it fills is recorded, and run once
 
 
 @dataclass
@@ -64,21 +76,60 @@ class JobOutcome:
 
 
 @contextmanager
-def job_lock(engine: Engine, name: str, *, now: datetime, ttl: timedelta, owner: str | None = None) -> Iterator[bool]:
-    """Hold the store lock ``job:<name>`` for the block; yields False when someone else holds it."""
+def job_lock(engine: Engine, name: str, *, now: datetime, ttl: timedelta, owner: str | None = None,
+             heartbeat: timedelta = HEARTBEAT_EVERY) -> Iterator[bool]:
+    """Hold the store lock ``job:<name>`` for the block; yields False when someone else holds it.
+
+    On PostgreSQL a session advisory lock comes first (a killed owner's session, and its lock,
+    end with it); the lock row names the owner, and a thread refreshes its heartbeat every
+    ``heartbeat`` while the block runs, so another host can tell a live owner from a dead one."""
     owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    got = acquire_lock(engine, f"job:{name}", owner, now=now, ttl=ttl)
-    try:
-        yield got
-    finally:
-        if got:
+    lock = f"job:{name}"
+    with session_lock(engine, lock) as session:
+        if session is False:
+            yield False
+            return
+        got = acquire_lock(engine, lock, owner, now=now, ttl=ttl, session_held=bool(session))
+        beating = _Heartbeat(engine, lock, owner, now=now, ttl=ttl, every=heartbeat) if got else None
+        try:
+            yield got
+        finally:
+            if beating is not None:
+                beating.stop()
+            if got:
+                try:
+                    release_lock(engine, lock, owner)
+                except Exception as exc:
+                    if not is_database_error(exc):
+                        raise
+                    # the lock expires (or is taken over once this process is gone)
+                    log.warning("could not release lock job:%s: %s", name, store_error(engine, exc), extra={"job": name})
+
+
+class _Heartbeat:
+    """Refreshes a held lock's heartbeat every ``every`` in a daemon thread, on the lock's clock
+    (``now`` at acquisition plus the time since)."""
+
+    def __init__(self, engine: Engine, lock: str, owner: str, *, now: datetime, ttl: timedelta, every: timedelta) -> None:
+        self.engine, self.lock, self.owner, self.ttl = engine, lock, owner, ttl
+        self.base, self.t0 = now, time.monotonic()
+        self.every = every.total_seconds()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat {lock}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.every):
+            now = self.base + timedelta(seconds=time.monotonic() - self.t0)
             try:
-                release_lock(engine, f"job:{name}", owner)
-            except Exception as exc:
-                if not is_database_error(exc):
-                    raise
-                # the lock expires (or is taken over once this process is gone)
-                log.warning("could not release lock job:%s: %s", name, store_error(engine, exc))
+                if not heartbeat_lock(self.engine, self.lock, self.owner, now=now, ttl=self.ttl):
+                    log.warning("lock %s was taken over while its pass still runs", self.lock)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is not the pass's failure
+                log.warning("lock %s: heartbeat failed: %s", self.lock, exc)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=self.every + 35)
 
 
 def lock_ttl(settings: Settings) -> timedelta:
@@ -110,11 +161,34 @@ def build_jobs(settings: Settings, engine: Engine, *, session_factory: Callable[
 
 
 def _per_source(settings: Settings, engine: Engine, session_factory: Callable[[], Any] | None) -> list[Scheduled]:
-    return [
-        Scheduled(c.name, CronSchedule(c.cron),
-                  lambda now, c=c: run_source(settings, engine, c, now=now, session_factory=session_factory))
-        for c in enabled_sources(settings)
-    ]
+    synced: list[bool] = []
+
+    def run(config: Any, now: datetime, slot: datetime | None = None) -> Any:
+        if not synced:  # the pipelines table, as `collect` fills it (once per scheduler)
+            sync_pipelines(settings, engine, now=now)
+            synced.append(True)
+        if slot is not None and (done := slot_pass(engine, config.name, slot)) is not None:
+            # another scheduler on this database already filled this slot: not again
+            return SlotTaken(config.name, slot, done["collector_run_id"])
+        return run_source(settings, engine, config, now=now, session_factory=session_factory, slot=slot)
+
+    return [Scheduled(c.name, CronSchedule(c.cron), lambda now, slot=None, c=c: run(c, now, slot), slotted=True)
+            for c in enabled_sources(settings)]
+
+
+@dataclass
+class SlotTaken:
+    """A source's schedule slot another scheduler's pass already filled (the job is skipped)."""
+
+    source: str
+    slot: datetime
+    collector_run_id: int
+    status: str = "skipped"
+
+    @property
+    def error(self) -> str:
+        return (f"the {self.slot:%Y-%m-%d %H:%M} UTC pass of {self.source} already ran "
+                f"(collector run {self.collector_run_id}, another scheduler)")
 
 
 def _call(job: Job, settings: Settings, engine: Engine) -> Callable[[datetime], Any]:
@@ -197,12 +271,15 @@ class Scheduler:
     def _run_locked(self, job: Scheduled, now: datetime) -> JobOutcome:
         with job_lock(self.engine, job.name, now=now, ttl=self.lock_ttl, owner=self.owner) as got:
             if not got:
-                outcome = JobOutcome(job.name, now, "skipped", "another pass of this job is running")
+                who = holder(self.engine, f"job:{job.name}", now=now)
+                outcome = JobOutcome(job.name, now, "skipped", "another pass of this job is running"
+                                     + (f" ({who.describe(now)})" if who is not None else ""))
             else:
                 try:
-                    result = job.run(now)
-                    failed = getattr(result, "status", "") == "failed"
-                    outcome = JobOutcome(job.name, now, "failed" if failed else "ran", getattr(result, "error", "") or "", result,
+                    result = job.run(now, job.next_at) if job.slotted else job.run(now)
+                    status = getattr(result, "status", "")
+                    outcome = JobOutcome(job.name, now, status if status in ("failed", "skipped") else "ran",
+                                         getattr(result, "error", "") or "", result,
                                          database_down=bool(getattr(result, "store_down", False)))
                 except Exception as exc:  # noqa: BLE001 - one job's failure does not stop the scheduler
                     if is_database_error(exc):

@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -30,10 +30,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message`` and then the ``extra=`` fields as ``key=value`` (the job or
+    source first), so a text log says which job a line is about as the JSON one does."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extras = {k: v for k, v in vars(record).items()
+                  if k not in _RESERVED and k not in ("message", "asctime") and not k.startswith("_")}
+        first = [k for k in ("job", "source") if k in extras]
+        fields = [f"{k}={_text(extras[k])}" for k in [*first, *sorted(set(extras) - set(first))]]
+        if not fields:
+            return text
+        head, sep, tail = text.partition("\n")  # a traceback stays below the line
+        return f"{head} [{' '.join(fields)}]{sep}{tail}"
+
+
+def _text(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if (not text or any(c.isspace() for c in text)) else text
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Send pipepulse's logs to stderr; quiets chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

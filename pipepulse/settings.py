@@ -29,6 +29,7 @@ __all__ = [
     "DEMO_MARKER",
     "NOTIFY_KINDS",
     "AirflowConfig",
+    "AwsAccount",
     "NotifyTarget",
     "PipelineConfig",
     "Prices",
@@ -75,6 +76,7 @@ class Prices:
     ce_request: float = 0.01
     cloudwatch_metrics_requested_per_1000: float = 0.01
     compute_vcpu_hour: float = 0.04048  # Fargate vCPU-hour: the reference pipeline's compute
+    athena_tb_scanned: float = 5.0  # Athena SQL queries, per TB scanned (10 MB minimum a query)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +124,30 @@ _NOTIFY_KEYS = {"kind", "url", "url_env", "url_secret", "signing_secret_env", "s
 
 
 @dataclass(frozen=True, kw_only=True)
+class AwsAccount:
+    """One ``[[aws.accounts]]`` entry: a member account the collectors reach by AssumeRole."""
+
+    role_arn: str
+    external_id: str | None = None
+    name: str = ""  # shown in the dashboard; the account id when not given
+
+    @property
+    def account_id(self) -> str:
+        return self.role_arn.split(":")[4]
+
+    @property
+    def label(self) -> str:
+        return self.name or self.account_id
+
+
+# arn:<partition>:iam::<12 digits>:role/<path/>name  (IAM role names: letters, digits, +=,.@_-)
+ROLE_ARN = re.compile(r"arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/([\w+=,.@/-]+/)?[\w+=,.@-]{1,64}")
+# the shape of a region name (us-east-1, us-gov-west-1, cn-north-1); whether AWS knows it is
+# checked when a client is made (collectors/aws.py), against botocore's endpoint data
+REGION = re.compile(r"[a-z]{2,8}(-[a-z]+)+-\d{1,2}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything an entry point needs (README's configuration table says what each field means)."""
 
@@ -130,6 +156,10 @@ class Settings:
     config_path: Path | None = None
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
+    # [aws] regions and [[aws.accounts]]: what the AWS collectors fan out over (empty: the one
+    # aws_region with the default credentials, as before)
+    aws_regions: tuple[str, ...] = ()
+    aws_accounts: tuple[AwsAccount, ...] = ()
     local_aws: bool = True
     # local_aws was asked for (PIPEPULSE_LOCAL_AWS or [aws] local), not only the default: only
     # then may a command start an empty local AWS of its own (cli/awsenv.py)
@@ -250,6 +280,8 @@ def load_settings(
         config_path=path,
         aws_region=env.get("PIPEPULSE_AWS_REGION") or opt(aws, "region", str, label, "aws") or "us-east-1",
         aws_endpoint_url=endpoint,
+        aws_regions=_regions(aws, label),
+        aws_accounts=_accounts(aws.get("accounts", []), label),
         local_aws=local_aws,
         local_aws_explicit=local_aws and (local_raw is not None or "local" in aws),
         log_level=log_level,
@@ -413,6 +445,49 @@ def _pipelines(value: Any, label: str) -> tuple[PipelineConfig, ...]:
                 resource=opt(item, "resource", str, label, where),
             )
         )
+    return tuple(out)
+
+
+def _regions(aws: Mapping[str, Any], label: str) -> tuple[str, ...]:
+    """``[aws] regions``: a list of region names, each once."""
+    value = opt(aws, "regions", list, label, "aws", default=[])
+    seen: list[str] = []
+    for i, region in enumerate(value):
+        if not isinstance(region, str) or not REGION.fullmatch(region):
+            raise ConfigError(f"{label}: [aws] regions #{i + 1}: {region!r} is not an AWS region name (e.g. us-east-1, eu-west-1)")
+        if region in seen:
+            raise ConfigError(f"{label}: [aws] regions: {region!r} is listed twice")
+        seen.append(region)
+    region = opt(aws, "region", str, label, "aws")
+    if region is not None and not REGION.fullmatch(region):
+        raise ConfigError(f"{label}: [aws] region: {region!r} is not an AWS region name (e.g. us-east-1, eu-west-1)")
+    return tuple(seen)
+
+
+def _accounts(value: Any, label: str) -> tuple[AwsAccount, ...]:
+    """``[[aws.accounts]]``: role_arn (required), external_id and name (optional)."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{label}: [aws] accounts must be an array of tables ([[aws.accounts]]), got {type(value).__name__}")
+    out: list[AwsAccount] = []
+    for i, item in enumerate(value):
+        where = f"aws.accounts #{i + 1}"
+        item = require_table(item, label, where)
+        check_keys(item, "aws.accounts", label, where=where)
+        role_arn = opt(item, "role_arn", str, label, where)
+        if not role_arn:
+            raise ConfigError(f"{label}: [[aws.accounts]] #{i + 1}: role_arn is required (the role the collectors assume)")
+        if not ROLE_ARN.fullmatch(role_arn):
+            raise ConfigError(f"{label}: [{where}] role_arn: {role_arn!r} is not an IAM role ARN; expected "
+                              "arn:aws:iam::<12-digit account id>:role/<name>")
+        external_id = opt(item, "external_id", str, label, where)
+        if external_id is not None and not re.fullmatch(r"[\w+=,.@:/-]{2,1224}", external_id):
+            raise ConfigError(f"{label}: [{where}] external_id: expected 2-1224 characters of letters, digits and +=,.@:/-")
+        account = AwsAccount(role_arn=role_arn, external_id=external_id, name=opt(item, "name", str, label, where, default=""))
+        if any(a.account_id == account.account_id for a in out):
+            raise ConfigError(f"{label}: [{where}] role_arn: account {account.account_id} is listed twice")
+        if account.name and any(a.label == account.name for a in out):
+            raise ConfigError(f"{label}: [{where}] name: {account.name!r} is used twice")
+        out.append(account)
     return tuple(out)
 
 
@@ -582,7 +657,8 @@ def _source(*keys: str, **tables: Any) -> dict[str, Any]:
 CONFIG_KEYS: dict[str, Any] = {
     "pipepulse": dict.fromkeys(("data_dir", "log_level", "log_format", "dashboard_url", "cost_tag_key", "currency"), VALUE),
     "database": {"url": VALUE},
-    "aws": dict.fromkeys(("endpoint_url", "region", "local"), VALUE),
+    "aws": {**dict.fromkeys(("endpoint_url", "region", "regions", "local"), VALUE),
+            "accounts": [dict.fromkeys(("role_arn", "external_id", "name"), VALUE)]},
     "budgets": {"monthly": VALUE, "pipelines": NAMES},
     "pipelines": [dict.fromkeys(("name", "source", "schedule", "interval_minutes", "freshness_sla_minutes", "owner",
                                  "cost_tag", "resource"), VALUE)],
@@ -599,12 +675,14 @@ CONFIG_KEYS: dict[str, Any] = {
                               "max_window_hours",
                               queries=[{**dict.fromkeys(("namespace", "metric", "stat", "period_seconds"), VALUE),
                                         "dimensions": NAMES}]),
-        "logs": _source("max_events_per_run", "max_runs", "max_pages_per_run", "lookback_days", "max_functions",
+        "logs": _source("max_events_per_run", "max_runs", "max_pages_per_run", "lookback_days", "reread_minutes", "max_functions",
                         "max_pages_per_function", "glue_groups", "lambda_discover", log_groups=NAMES,
                         lambda_functions=NAMES),
         "ce": _source("backfill_days", "restate_days", "tag_key", "forecast", "forecast_level"),
         "focus": _source("paths", "tag_key"),
         "cur": _source("paths", "tag_key"),
+        "athena": _source("database", "table", "workgroup", "output_location", "format", "catalog", "tag_key",
+                          "backfill_months", "partition_filter", "poll_seconds", "timeout_seconds"),
         "airflow": _source(*AIRFLOW_KEYS),
     },
     # one key per job of jobs/registry.py JOBS (tests/pipepulse/test_config_keys.py compares)

@@ -46,7 +46,7 @@ __all__ = [
     "replace_cost_rows",
 ]
 
-SOURCE_PRIORITY = ("focus", "cur", "ce", "estimate")
+SOURCE_PRIORITY = ("focus", "cur", "athena", "ce", "estimate")  # athena: the CUR/FOCUS table summed in Athena
 BY_CHOICES = ("service", "region", "usage_type", "account", "pipeline", "provider")
 COST_KEY = ("source", "day", "provider", "account", "service", "region", "usage_type", "pipeline", "currency")
 VALUE_COLUMNS = ("billed_cost", "effective_cost", "usage_quantity")

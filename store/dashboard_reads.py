@@ -14,7 +14,7 @@ caller strings), and a test under ``tests/dashboard``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ __all__ = [
     "last_runs",
     "pipeline_names",
     "recent_runs",
+    "regions",
     "run_daily_frame",
     "run_points",
     "run_logs_frame",
@@ -72,10 +73,32 @@ def pipeline_names(conn: Connection, *, since: date | None = None) -> list[str]:
 
 
 def accounts(conn: Connection, *, since: date) -> list[str]:
-    """Accounts seen in cost rows since ``since`` or on stored pipelines, sorted."""
+    """Accounts seen in cost rows or runs since ``since`` or on stored pipelines, sorted."""
     q = sa.select(cost_daily.c.account).where(cost_daily.c.day >= since, cost_daily.c.account != ALL).distinct()
     found = set(conn.execute(q).scalars()) | set(conn.execute(sa.select(pipelines_table.c.account).distinct()).scalars())
+    found |= set(conn.execute(sa.select(runs.c.account).where(runs.c.started_at >= _midnight(since)).distinct()).scalars())
     return sorted(a for a in found if a)
+
+
+def regions(conn: Connection, *, since: date) -> list[str]:
+    """AWS regions seen in runs or cost rows since ``since`` or on stored pipelines, sorted."""
+    q = sa.select(cost_daily.c.region).where(cost_daily.c.day >= since, cost_daily.c.region != ALL).distinct()
+    found = set(conn.execute(q).scalars()) | set(conn.execute(sa.select(pipelines_table.c.region).distinct()).scalars())
+    found |= set(conn.execute(sa.select(runs.c.region).where(runs.c.started_at >= _midnight(since)).distinct()).scalars())
+    return sorted(r for r in found if r)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), UTC)
+
+
+def _placed(q, table, accounts: Sequence[str] | None, regions: Sequence[str] | None):
+    """``q`` narrowed to rows of ``table`` read from ``accounts`` and ``regions`` (None: any)."""
+    if accounts:
+        q = q.where(table.c.account.in_(list(accounts)))
+    if regions:
+        q = q.where(table.c.region.in_(list(regions)))
+    return q
 
 
 # ---- runs -------------------------------------------------------------------------------------
@@ -200,10 +223,13 @@ def runs_frame(
     pipelines: Sequence[str] | None = None,
     statuses: Sequence[str] | None = None,
     limit: int = 2000,
+    accounts: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Runs started in ``[start, end)``, newest first, at most ``limit``."""
+    """Runs started in ``[start, end)`` (of ``accounts`` and ``regions`` when given), newest first, at most ``limit``."""
     q = sa.select(*RUN_COLUMNS).where(runs.c.started_at >= start, runs.c.started_at < end)
     q = _pipes(q, runs.c.pipeline, pipelines)
+    q = _placed(q, runs, accounts, regions)
     if statuses:
         q = q.where(runs.c.status.in_(list(statuses)))
     q = q.order_by(runs.c.started_at.desc(), runs.c.run_id).limit(limit)

@@ -1,7 +1,8 @@
 """Engines, connections and schema migrations for SQLite and PostgreSQL.
 
-``connect(url)`` gives an engine with the right per-dialect settings (SQLite: WAL, foreign keys,
-a busy timeout; PostgreSQL: ``TimeZone=UTC`` on the session, which reads timestamps faster than
+``connect(url)`` gives an engine with the right per-dialect settings (SQLite: WAL; writes, i.e.
+``engine.begin()``, take the write lock up front with BEGIN IMMEDIATE, reads a deferred BEGIN that
+never takes it; a busy timeout whose error names the passes holding locks; PostgreSQL: ``TimeZone=UTC`` on the session, which reads timestamps faster than
 the server default). ``upgrade(engine)`` takes any database to the newest schema and is a
 no-op when it is already there; ``check_schema(engine)`` refuses a database that is missing the
 schema or whose schema is newer than this code.
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 from pipepulse.errors import SchemaError, StoreError
 from pipepulse.files import create_private, private_dir
@@ -56,15 +60,18 @@ def store_error(engine: Engine, exc: BaseException) -> StoreError:
     )
 
 
-def connect(url: str, *, create_dirs: bool = True, pool_size: int = 5) -> Engine:
-    """An engine for ``url``; raises StoreError naming the file or host:port when unusable."""
+def connect(url: str, *, create_dirs: bool = True, pool_size: int = 5, busy_timeout: float = 30.0) -> Engine:
+    """An engine for ``url``; raises StoreError naming the file or host:port when unusable.
+
+    SQLite: a write waits up to ``busy_timeout`` seconds for another writer, then fails with a
+    StoreError naming the pipepulse passes that hold job locks; reads never wait."""
     try:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise StoreError(f"database URL {mask_url(url)} is not valid: {mask_url(str(exc))}") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = _sqlite_engine(parsed, create_dirs=create_dirs)
+        engine = _sqlite_engine(parsed, create_dirs=create_dirs, busy_timeout=busy_timeout)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -96,7 +103,7 @@ def connect(url: str, *, create_dirs: bool = True, pool_size: int = 5) -> Engine
     return engine
 
 
-def _sqlite_engine(parsed: sa.URL, *, create_dirs: bool) -> Engine:
+def _sqlite_engine(parsed: sa.URL, *, create_dirs: bool, busy_timeout: float) -> Engine:
     path = parsed.database
     if path and path != ":memory:" and not path.startswith("file:"):
         folder = Path(path).resolve().parent
@@ -118,24 +125,81 @@ def _sqlite_engine(parsed: sa.URL, *, create_dirs: bool) -> Engine:
                 f"the data folder {folder} is not writable; fix its permissions or choose another "
                 "with PIPEPULSE_DATA_DIR or PIPEPULSE_DATABASE_URL"
             )
-    engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+    engine = sa.create_engine(parsed, connect_args={"timeout": busy_timeout})
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
-        # autocommit off in the driver; SQLAlchemy issues BEGIN itself so that
-        # BEGIN IMMEDIATE (below) can take the write lock up front.
+        # autocommit off in the driver; SQLAlchemy issues BEGIN itself (below), so that a
+        # write transaction takes the write lock up front and a read does not take it at all
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover - trivial
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write", True) else "BEGIN")
+        # engine.begin() (every write of store/) marks its connection: BEGIN IMMEDIATE waits for
+        # the write lock up to the busy timeout; a read (engine.connect()) is a deferred BEGIN,
+        # which in WAL mode reads a snapshot and never waits for a writer nor blocks one
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE) else "BEGIN")
 
+    @sa.event.listens_for(engine, "handle_error")
+    def _locked(context):  # a write that waited the whole busy timeout: say who holds the lock
+        if _is_locked(context.original_exception):
+            raise _locked_error(parsed, busy_timeout) from context.sqlalchemy_exception
+
+    plain_begin = engine.begin
+
+    @contextmanager
+    def _write_begin() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.info[_WRITE] = True  # the pooled connection's info: taken off again below
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_WRITE, None)
+
+    _write_begin.__doc__ = plain_begin.__doc__
+    engine.begin = _write_begin  # type: ignore[method-assign]
     return engine
+
+
+_WRITE = "pipepulse_write"
+
+
+def _is_locked(exc: BaseException | None) -> bool:
+    text = str(exc or "")
+    return isinstance(exc, sqlite3.OperationalError) and ("database is locked" in text or "database table is locked" in text)
+
+
+def _locked_error(parsed: sa.URL, busy_timeout: float) -> StoreError:
+    """The store error for a write that waited ``busy_timeout`` for SQLite's write lock: which
+    pipepulse passes hold job locks now (read without the write lock), and what to do."""
+    holders: list[str] = []
+    path = parsed.database or ""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as raw:
+            rows = raw.execute("SELECT name, owner, acquired_at FROM locks ORDER BY acquired_at").fetchall()
+            running = raw.execute(
+                "SELECT source, started_at FROM collector_runs WHERE status = 'running' ORDER BY started_at"
+            ).fetchall()
+        for name, owner, acquired in rows:
+            parts = str(owner).split(":")
+            who = f"pid {parts[1]} on host {parts[0]}" if len(parts) >= 2 else owner
+            holders.append(f"{name} held by {who} since {str(acquired)[:19]} UTC")
+        holders += [f"a {source} pass running since {str(started)[:19]} UTC" for source, started in running
+                    if not any(h.startswith(f"job:{source} ") for h in holders)]
+    except sqlite3.Error:
+        pass  # an older schema, or the file is gone: say what we can
+    held = "; ".join(holders) if holders else "no pipepulse pass holds a job lock: another program (a backup, a sqlite3 shell?)"
+    return StoreError(
+        f"SQLite database {path} stayed locked for {busy_timeout:g} s by another writer ({held}). "
+        "Wait for it to end and try again, or stop that process; for many concurrent writers "
+        "use PostgreSQL (PIPEPULSE_DATABASE_URL)"
+    )
 
 
 def _alembic_config(engine: Engine) -> Config:

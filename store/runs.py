@@ -95,13 +95,16 @@ def runs_frame(
 
 
 def recent_failures(
-    conn: Connection, *, since: datetime, until: datetime | None = None, pipeline: str | None = None, limit: int = 50
+    conn: Connection, *, since: datetime, until: datetime | None = None, pipeline: str | None = None, limit: int = 50,
+    accounts: Sequence[str] | None = None, regions: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """FAILED and TIMED_OUT runs started since ``since``, newest first."""
+    """FAILED and TIMED_OUT runs started since ``since`` (of ``accounts`` and ``regions`` when given), newest first."""
     end = until or datetime.max.replace(tzinfo=since.tzinfo)
+    placed = [runs.c.account.in_(list(accounts))] if accounts else []
+    placed += [runs.c.region.in_(list(regions))] if regions else []
     q = (
         sa.select(runs)
-        .where(*_window(since, end, pipeline), runs.c.status.in_(FAILURES))
+        .where(*_window(since, end, pipeline), runs.c.status.in_(FAILURES), *placed)
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(limit)
     )

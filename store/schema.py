@@ -137,6 +137,9 @@ run_logs = sa.Table(
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("log_group", sa.String(512), nullable=False, server_default=""),
     sa.Column("log_stream", sa.String(512), nullable=False, server_default=""),
+    # the AWS account and region the event was read from ('' for the default credentials)
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),
+    sa.Column("region", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_run_logs_correlation_id_ts", "correlation_id", "ts"),
     sa.Index("ix_run_logs_run_id", "run_id"),
     sa.Index("ix_run_logs_ts", "ts"),
@@ -156,6 +159,10 @@ metric_series = sa.Table(
     sa.Column("unit", sa.String(32), nullable=False, server_default=""),
     sa.Column("pipeline", sa.String(200)),  # from the Pipeline dimension when present
     sa.Column("stage", sa.String(100)),  # from the Stage dimension when present
+    # the AWS account and region read ('' for the default target, whose series_key has no
+    # "<account>/<region>/" prefix: the same metric in two accounts is two series)
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),
+    sa.Column("region", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_metric_series_pipeline", "pipeline"),
 )
 
@@ -317,7 +324,9 @@ collector_runs = sa.Table(
     sa.Column("api_cost_usd", sa.Float, nullable=False, server_default="0"),
     sa.Column("error", sa.Text),
     sa.Column("details", sa.Text),  # JSON: calls per operation, retries, pages
+    sa.Column("slot", TS),  # the scheduler's cron firing this pass filled (NULL: not scheduled)
     sa.Index("ix_collector_runs_source_started_at", "source", "started_at"),
+    sa.Index("ix_collector_runs_source_slot", "source", "slot"),
 )
 
 watermarks = sa.Table(
@@ -336,6 +345,22 @@ locks = sa.Table(
     sa.Column("owner", sa.String(200), nullable=False),
     sa.Column("acquired_at", TS, nullable=False),
     sa.Column("expires_at", TS, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False, server_default=""),  # the owner's host and pid
+    sa.Column("pid", sa.Integer),
+    sa.Column("heartbeat_at", TS),  # refreshed while the owner runs; stale: the owner is gone
+)
+
+# What the logs collector has read: a failed run is read again when it is not here, when its
+# end changed since, or while its read was not yet ``complete`` (done before its end plus the
+# re-read window, when late events may still arrive).
+log_reads = sa.Table(
+    "log_reads",
+    metadata,
+    sa.Column("run_id", sa.String(600), primary_key=True),
+    sa.Column("ended_at", TS),  # the run's end when it was read
+    sa.Column("read_at", TS, nullable=False),
+    sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", TS, nullable=False),
 )
 
 # Daily rollup the dashboard reads instead of raw runs (refreshed by store.rollups).
@@ -397,6 +422,8 @@ lambda_invocations = sa.Table(
     sa.Column("status", sa.String(32)),  # newer runtimes: success | error | timeout
     sa.Column("log_stream", sa.String(512), nullable=False, server_default=""),
     sa.Column("updated_at", TS, nullable=False),
+    sa.Column("account", sa.String(64), nullable=False, server_default=""),  # '' for the default target
+    sa.Column("region", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_lambda_invocations_function_name_ended_at", "function_name", "ended_at"),
     sa.Index("ix_lambda_invocations_pipeline_ended_at", "pipeline", "ended_at"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,14 +36,25 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     )
     aws.enable_stepfunctions_execution()
     heard: list[str] = []
-    summary = build_demo(settings, engine, days=4, end=END, local_aws=aws, announce=heard.append)
+    bars: list[tuple[str, int, int]] = []
+    summary = build_demo(settings, engine, days=4, end=END, local_aws=aws, announce=heard.append,
+                         bar=lambda line, done, total: bars.append((line, done, total)))
     assert "failed_sources" not in summary.extra, summary.extra
     # each step named when it starts, then with its counts and elapsed time (issue #21)
     names = ["Step Functions and Glue", "pipeline backfill", "Lambda REPORT lines", "Cost Explorer data", "collect",
              "Airflow (recorded)", "detect anomalies", "forecasts"]
     assert heard[0::2] == [f"demo [{i}/8] {n} ..." for i, n in enumerate(names, 1)]
     assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/8] {n}" for i, n in enumerate(names, 1)]
+    assert re.fullmatch(r"demo \[1/8\] Step Functions and Glue: \d+ Step Functions executions, \d+ Glue job runs \(.*", heard[1])
     assert heard[3].startswith("demo [2/8] pipeline backfill: ") and " runs (" in heard[3] and heard[3].endswith(" s so far)")
+    # the steps of known size draw a bar: the backfill's days, the collectors' sources (by name)
+    backfill_bars = [b for b in bars if b[0].startswith("demo [2/8] pipeline backfill [")]
+    assert [b[1:] for b in backfill_bars] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert re.fullmatch(r"demo \[2/8\] pipeline backfill \[#{30}\] 4/4 days, \d+ s", backfill_bars[-1][0])
+    collect_bars = [b[0] for b in bars if b[0].startswith("demo [5/8] collect [")]
+    assert collect_bars[0].startswith("demo [5/8] collect [" + "." * 30 + "] 0/")
+    assert {re.search(r"\((\w+)\)", line).group(1) for line in collect_bars[:-1]} >= {"reference", "stepfunctions", "ce"}
+    assert all(line.isprintable() for line, _, _ in bars)
 
     with engine.connect() as conn:
         runs = pd.DataFrame(conn.execute(sa.select(schema.runs)).mappings().all())

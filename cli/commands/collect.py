@@ -57,11 +57,16 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, *, now: datetime |
         result = job("collect").run(settings, engine, now=now or datetime.now(UTC), sources=args.source or None)
     for name in result.skipped:
         print(f"{name:<14} skipped: another pass of this source is running ({result.holders.get(name, 'owner unknown')})")
+    if result.dead_holders:
+        print(f"{'':<14} error: {', '.join(result.dead_holders)} not collected: the owner of the lock looks dead")
     for r in result.passes:
         line = f"{r.source:<14} {r.status:<10} rows {r.rows_written:>8,}  API calls {r.api_calls:>5}  ${r.api_cost_usd:.4f}"
         if r.retries:
             line += f"  retries {sum(r.retries.values())}"
         print(line)
+        for t in r.targets:  # a source read over accounts x regions: each one's outcome and calls
+            who = f"{t['name']} ({t['account']})" if t["name"] else t["account"] or "default"
+            print(f"{'':<2}{who + ' ' + t['region']:<34} {t['status']:<10} rows {t['rows']:>8,}  API calls {t['api_calls']:>5}")
         if r.error:
             print(f"{'':<14} error: {r.error}")
     rows = sum(r.rows_written for r in result.passes)
@@ -91,13 +96,16 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.metrics import Metrics, serve
 
     jobs = build_jobs(settings, engine)
-    metrics = Metrics(sources=[j.name for j in jobs if j.name not in described], database_probe=lambda: _ping(engine))
+    holder: list = []  # the scheduler, made below: its health() feeds /metrics
+    metrics = Metrics(sources=[j.name for j in jobs if j.name not in described], database_probe=lambda: _ping(engine),
+                      down_since=lambda: holder[0].database_down_since if holder else None)
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     if port:
         server, _ = serve(metrics, host=settings.metrics_host, port=port)
         print(f"metrics on http://{settings.metrics_host}:{server.server_port}/metrics")
     with aws_environment(settings, start=getattr(args, "local_aws", False) or None):
         scheduler = Scheduler(engine, jobs, lock_ttl=lock_ttl(settings), on_outcome=metrics.observe)
+        holder.append(scheduler)
         scheduler.install_signal_handlers()
         for j in scheduler.jobs:
             print(f"{j.name:<14} {j.cron.expression:<16} next {j.next_at:%Y-%m-%d %H:%M} UTC")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from pipepulse.errors import InputError
 from pipepulse.export import write_csv
@@ -29,10 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help=f"how many rejected rows to print (default {SHOW_REJECTIONS})")
     imp.set_defaults(handler=cmd_import)
     daily = csub.add_parser("daily", help="stored daily cost between two dates (both included)")
-    daily.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day, YYYY-MM-DD")
-    daily.add_argument("--to", dest="end", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
+    daily.add_argument("--from", dest="start", required=True, metavar="DATE", help="first day: YYYY-MM-DD, today or today-N (N days ago, UTC)")
+    daily.add_argument("--to", dest="end", required=True, metavar="DATE", help="last day: YYYY-MM-DD, today or today-N")
     daily.add_argument("--by", choices=["service", "region", "usage_type", "account", "pipeline", "provider"])
-    daily.add_argument("--source", choices=["focus", "cur", "ce", "estimate"],
+    daily.add_argument("--source", choices=["focus", "cur", "athena", "ce", "estimate"],
                        help="one source only (default: per day the best of focus > cur > ce)")
     daily.add_argument("--format", choices=["table", "csv"], default="table")
     daily.set_defaults(handler=cmd_daily)
@@ -78,11 +78,21 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.ok else 1
 
 
-def _day(value: str, flag: str) -> date:
+def _day(value: str, flag: str, *, today: date | None = None) -> date:
+    """YYYY-MM-DD, or ``today`` / ``today-N`` (N days before today, UTC)."""
+    text = value.strip().lower()
+    if text.startswith("today"):
+        today = today or datetime.now(UTC).date()
+        rest = text[len("today"):]
+        if not rest:
+            return today
+        if rest.startswith("-") and rest[1:].isdigit() and int(rest[1:]) <= 36600:
+            return today - timedelta(days=int(rest[1:]))
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InputError(f"{flag} {value!r} is not a date; use YYYY-MM-DD, e.g. {flag} 2026-11-01") from None
+        raise InputError(f"{flag} {value!r} is not a date; use YYYY-MM-DD, today or today-N (N days ago), "
+                         f"e.g. {flag} 2026-11-01 or {flag} today-30") from None
 
 
 def cmd_daily(args: argparse.Namespace, settings: Settings) -> int:

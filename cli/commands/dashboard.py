@@ -201,8 +201,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # (dashboard/guard.py applies the trusted proxies itself).
     env = {**os.environ, "FORWARDED_ALLOW_IPS": ""}
     proc = subprocess.Popen(cmd, env=env)
+    stopping: list[int] = []
 
     def _stop(signum, _frame):
+        stopping.append(signum)
         proc.terminate()
 
     previous = signal.signal(signal.SIGTERM, _stop)
@@ -210,7 +212,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # said only once it listens, so a failed start never looks like a running dashboard
         if wait_listening(args.address, args.port, alive=lambda: proc.poll() is None):
             print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        return proc.wait()
+        code = proc.wait()
+        # stopped as asked (SIGTERM to this process, or to its whole process group as systemd and
+        # `docker stop` on a shell entry point send it): a clean stop, not a failure
+        return 0 if stopping and code in (0, -signal.SIGTERM) else code
     except KeyboardInterrupt:
         proc.terminate()
         try:

@@ -62,7 +62,8 @@ def _build(settings: Settings, days: int, target) -> None:
     engine = connect(settings.database_url)
     upgrade(engine)
     summary = demo.build_demo(settings, engine, days=days, end=demo.default_end(), local_aws=target.server,
-                              progress=sys.stderr.isatty(), announce=lambda line: print(line, file=sys.stderr, flush=True))
+                              announce=lambda line: print(line, file=sys.stderr, flush=True),
+                              bar=_bar_printer(sys.stderr))
     print(f"demo: {days} days of history ending {summary.end:%Y-%m-%d %H:%M} UTC in {mask_url(settings.database_url)}")
     for name, seconds, text in summary.steps:
         print(f"  {name:<24} {seconds:6.1f} s  {text}")
@@ -73,6 +74,28 @@ def _build(settings: Settings, days: int, target) -> None:
         if count:
             print(f"  {table:<22} {count:>10,}")
     engine.dispose()
+
+
+def _bar_printer(stream):
+    """Draws the demo's progress bars: redrawn in place on a terminal; otherwise (a log file, CI,
+    a pipe) one plain line at each tenth of the step and at its end, without control characters."""
+    terminal = getattr(getattr(stream, "raw", stream), "isatty", lambda: False)()
+    tenths: list[int] = [-1]
+
+    def draw(line: str, done: int, total: int) -> None:
+        if terminal:
+            raw = getattr(stream, "raw", stream)  # the bar's own \r; its text is ours
+            raw.write("\r" + line + ("\n" if done >= total else ""))
+            raw.flush()
+            return
+        tenth = 10 * done // total if total else 10
+        if done == 0:
+            tenths[0] = -1
+        if tenth != tenths[0] or done >= total:
+            tenths[0] = tenth
+            print(line, file=stream, flush=True)
+
+    return draw
 
 
 def cmd_build(args: argparse.Namespace, settings: Settings) -> int:

@@ -19,6 +19,11 @@ f = state.current()
 cur = data.settings().currency
 DIMENSIONS = ("service", "region", "usage_type", "account", "pipeline")
 VIEWS = ("Spend", "Forecast", "Unit costs")
+MAPE_MASE_HELP = (
+    "MAPE (mean absolute percentage error): how far the backtest forecasts were from the actual spend, as a share of "
+    "it (days without spend left out). MASE (mean absolute scaled error): the backtest's mean error divided by the "
+    "mean error of 'same weekday last week' over the training days; below 1 beats that simple forecast."
+)
 
 
 def _amount(where: DeltaGenerator) -> str:
@@ -121,12 +126,14 @@ if forecast_tab.open:
                         "better of last-value ('same as yesterday') and seasonal-naive ('same weekday last week') on the "
                         "same days: below 1x beats both"),
                 ui.Tile("Backtest MAPE", f"{snap['mape'] * 100:.1f}%" if snap.get("mape") is not None else "n/a",
-                        help="Mean absolute percentage error of the same backtest forecasts"),
+                        f"MASE {snap['mase']:.2f}" if snap.get("mase") is not None else None, good="off",
+                        help=MAPE_MASE_HELP),
                 ui.Tile("Interval coverage", f"{snap['coverage'] * 100:.0f}%" if snap.get("coverage") is not None else "n/a",
                         help=f"Share of backtest actuals inside the {snap['level'] * 100:.0f}% interval"),
                 ui.Tile("Budget crossed", f"{crossed:%b %d}" if crossed else ("No" if budget else "no budget"),
                         help=f"Day the forecast crosses the monthly budget of {budget:,.0f} {cur} (No: not this month)" if budget else "Set [budgets] monthly in the config"),
             ], key="forecast_tiles", columns=5)
+            st.caption(MAPE_MASE_HELP)
             chosen = f"model {ui.esc(model)} (chosen by this series' own backtest)" if model else "model not recorded"
             st.caption(f"Snapshot {snap['created_at']:%Y-%m-%d %H:%M} UTC, method {ui.esc(snap['method'])}, {chosen}, "
                        f"trained {snap.get('train_start')} to {snap.get('train_end')}")

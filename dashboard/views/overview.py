@@ -107,7 +107,7 @@ with right:
         )
 
 st.subheader("Recent failures")
-fails = data.failures(f.start, f.end, f.pipelines)
+fails = data.failures(f.start, f.end, f.pipelines, accounts=f.accounts, regions=f.regions)
 if fails.empty:
     st.success("No failed runs in this window.")
 else:

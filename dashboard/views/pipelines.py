@@ -27,11 +27,10 @@ if daily.empty:
 else:
     marks = data.anomalies(kinds=("duration",), pipelines=f.pipelines, since=f.start)
     tmarks = data.anomalies(kinds=("throughput",), pipelines=f.pipelines, since=f.start)
-    a, b = st.columns(2)
-    with a:
-        st.plotly_chart(charts.duration_trend(daily, marks, **trend), key="duration_trend", config={"displaylogo": False})
-    with b:
-        st.plotly_chart(charts.throughput_trend(daily, tmarks, **trend), key="throughput_trend", config={"displaylogo": False})
+    # one chart a row: side by side at 1024 px each was 260 px wide, its ticks turned on end and its
+    # legend ran into them (tests/dashboard/test_dashboard_browser.py checks the charts' text)
+    st.plotly_chart(charts.duration_trend(daily, marks, **trend), key="duration_trend", config={"displaylogo": False})
+    st.plotly_chart(charts.throughput_trend(daily, tmarks, **trend), key="throughput_trend", config={"displaylogo": False})
     st.plotly_chart(charts.runs_by_status(daily, **trend), key="runs_by_status", config={"displaylogo": False})
 
 st.subheader("Freshness against schedule")
@@ -68,7 +67,8 @@ browse = st.toggle(
     help=f"Show the newest {HISTORY_ROWS:,} matching runs in an interactive grid (sort, search, resize)",
 )
 which = ui.esc(", ".join(statuses)) + " runs" if statuses else "runs of every status"
-history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS)
+history = data.runs(f.start, f.end, f.pipelines, tuple(statuses) or None, limit=HISTORY_ROWS, accounts=f.accounts,
+                    regions=f.regions)
 if history.empty:
     st.info(f"No {which} in this window." if statuses else "No runs in this window.")
 else:

@@ -20,7 +20,6 @@ if run is None:
 
 st.subheader("Pipeline")
 st.text(run["pipeline"])
-c = st.columns([1.8, 1.2, 1, 1, 1.5])
 
 
 def _dur(seconds: float | None) -> str:
@@ -29,24 +28,24 @@ def _dur(seconds: float | None) -> str:
     return f"{seconds:,.0f} s" if seconds < 1000 else f"{seconds / 60:,.1f} min"
 
 
-c[0].metric("Status", run["status"], border=True)
-c[1].metric("Duration", _dur(run.get("duration_seconds")), border=True)
 queued = (run["started_at"] - run["queued_at"]).total_seconds() if run.get("started_at") and run.get("queued_at") else None
-c[2].metric("Queue time", _dur(queued), border=True)
-c[3].metric("Step retries", f"{run.get('retries') or 0}", border=True)
 cost = run.get("cost_usd")
 per_run = run.get("pipeline_day_cost_per_run")
 # the change as shown: a difference that rounds to zero is "same as", not "-0.0000" (or "+-0.0000")
 vs_day = f"{abs(cost - per_run):,.4f}" if cost is not None and per_run else None
 same = vs_day is not None and not any(ch in "123456789" for ch in vs_day)
-c[4].metric(
-    f"Cost ({data.settings().currency}, estimate)",
-    f"{cost:,.4f}" if cost is not None else "n/a",
-    None if vs_day is None else ("same as the day's average" if same else f"{'+' if cost > per_run else '-'}{vs_day} vs day avg"),
-    delta_color="off" if same else "inverse",
-    delta_arrow="off" if same else "auto",
-    border=True,
-)
+# plain HTML tiles, not st.metric: their values shrink to the tile (at 1024 px st.metric cut
+# "32.7 min" to "32...")
+ui.tiles([
+    ui.Tile("Status", str(run["status"]), good="off"),
+    ui.Tile("Duration", _dur(run.get("duration_seconds"))),
+    ui.Tile("Queue time", _dur(queued)),
+    ui.Tile("Step retries", f"{run.get('retries') or 0}"),
+    ui.Tile(f"Cost ({data.settings().currency}, estimate)", f"{cost:,.4f}" if cost is not None else "n/a",
+            None if vs_day is None else ("same as the day's average" if same else f"{vs_day} vs day avg"),
+            change=0 if vs_day is None or same else (1 if cost > per_run else -1), good="down",
+            help="Against the average cost of this pipeline's runs on the same day"),
+], key="run_kpis", columns=5)
 meta = {
     "run id": run["run_id"],
     "trigger": run.get("trigger"),

@@ -14,6 +14,7 @@ from devkit.localaws.faults import FaultInjector
 from devkit.localaws.glue import GlueJobRunsStandIn
 from devkit.localaws.mwaa import MwaaStandIn
 from devkit.localaws.stepfunctions import StepFunctionsHistoryStandIn
+from devkit.localaws.sts import StsStandIn
 
 __all__ = ["LocalAWS", "Middleware"]
 
@@ -25,7 +26,7 @@ Middleware = Callable[[WSGIApp], WSGIApp]
 def _default_middlewares() -> list[Middleware]:
     """Stand-ins applied in order, outermost first. Extend here."""
     return [FaultInjector.middleware, CostExplorerStandIn.middleware, StepFunctionsHistoryStandIn.middleware,
-            MwaaStandIn.middleware, GlueJobRunsStandIn.middleware]
+            MwaaStandIn.middleware, GlueJobRunsStandIn.middleware, StsStandIn.middleware]
 
 
 class LocalAWS:

@@ -14,7 +14,7 @@ if engine is None:  # the plain `alembic` CLI, via store/alembic.ini
 
     engine = connect(load_settings().database_url)
 
-with engine.connect() as connection:
+with engine.begin() as connection:  # a write transaction (SQLite: BEGIN IMMEDIATE)
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -23,4 +23,3 @@ with engine.connect() as connection:
     )
     with context.begin_transaction():
         context.run_migrations()
-    connection.commit()

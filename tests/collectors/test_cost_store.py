@@ -102,7 +102,7 @@ def test_replace_is_exact_and_idempotent(seeded):
         with seeded.begin() as conn:
             replace_cost_rows(conn, "focus", D1, D2, new, now=NOW)
     # daily_cost picks each day's source among the known ones: an unknown source is refused
-    with pytest.raises(ValueError, match="source must be one of focus, cur, ce, estimate"):
+    with pytest.raises(ValueError, match="source must be one of focus, cur, athena, ce, estimate"):
         with seeded.begin() as conn:
             replace_cost_rows(conn, "billing", D3, D3 + timedelta(days=1), [], now=NOW)
 

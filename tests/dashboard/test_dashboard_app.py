@@ -156,6 +156,33 @@ def test_pipelines_page_status_filter_from_the_url(filled_db, app_env):
     assert len(history) >= 1
 
 
+def test_run_lists_filter_by_region_and_account_from_the_url(filled_db, app_env):
+    # opened on the default page in the first run (see test_deep_link_applies_filters)
+    url, ds = filled_db
+    app_env(url)
+
+    def overview(query: dict) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.query_params = {"range": "30d", **query}
+        at.run()
+        assert not at.exception
+        return at
+
+    # every run of the dataset was read in us-east-1 of its first account; its cost spans two
+    # regions and two accounts
+    at = overview({"region": "eu-west-1"})
+    assert at.multiselect(key="region").value == ["eu-west-1"]
+    summary = [re.sub(r"\\(.)", r"\1", c.value) for c in at.sidebar.caption]
+    assert summary[0].endswith("; regions eu-west-1")
+    assert "No failed runs in this window." in [m.value for m in at.success]
+    assert not any('data-key="failures"' in h.proto.body for h in at.get("html"))
+    at = overview({"region": "us-east-1"})
+    assert len(_static_table(at, "failures")) >= 1
+    at = overview({"account": "210987654321"})  # the second account: cost, no runs
+    assert at.multiselect(key="account").value == ["210987654321"]
+    assert "No failed runs in this window." in [m.value for m in at.success]
+
+
 def test_run_detail_shows_an_html_error_as_text(filled_db, app_env):
     url, ds = filled_db
     app_env(url)
@@ -163,7 +190,7 @@ def test_run_detail_shows_an_html_error_as_text(filled_db, app_env):
     assert not at.exception
     assert any("<script>alert(1)</script>" in c.value for c in at.code)
     assert not any("<script>" in m.value for m in at.markdown)  # never through Markdown/HTML
-    assert any(m.label == "Status" and m.value == "FAILED" for m in at.metric)
+    assert _tiles(at, "run_kpis")["Status"] == ("FAILED", None, None)
 
 
 def test_retried_run_lists_both_attempts(filled_db, app_env):
@@ -449,3 +476,29 @@ def test_costs_page_shows_lambda_rightsizing_as_an_estimate(db_url, app_env):
     # max used 199 MB -> 239 MB suggested (+20%)
     assert row[:5] == ["load", "10", "1,024", "199", "239"]
     assert any(c.value.startswith("An estimate: up to") for c in at.caption)
+
+
+def test_an_unreachable_database_is_one_clear_line_and_a_retry(filled_db, app_env, monkeypatch):
+    """The database went away after the engine was made (a PostgreSQL restart): the app says
+    "database unreachable: ... (retrying ...)", not a raw OperationalError, and reads again later."""
+    import dashboard.data as data
+
+    url, _ = filled_db
+    app_env(url)
+    at = _open()
+    assert not at.exception and not at.error
+    dead = sa.create_engine("postgresql+psycopg://pp:secret@127.0.0.1:1/gone", connect_args={"connect_timeout": 2})
+    monkeypatch.setattr(data, "engine", lambda: dead)  # every read now meets a refused connection
+    import streamlit as st
+
+    st.cache_data.clear()
+    at.run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("database unreachable: ")
+    assert error.endswith(f"(retrying every {data.RETRY_SECONDS} s)")
+    assert "OperationalError" not in error and "secret" not in error
+    monkeypatch.undo()  # the database is back: the next run reads again
+    app_env(url)
+    at.run()
+    assert not at.exception and not at.error

@@ -102,7 +102,7 @@ def test_every_page_draws_without_errors(served, page):
     page.goto(server.base + "/run?run=" + ds.run_ids["retried"])
     _settle(page, plots=1, text="Log lines")
     assert page.locator('[data-testid="stException"]').count() == 0
-    assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "SUCCEEDED"
+    assert page.locator('.pp-k[data-key="run_kpis"] .v').first.inner_text() == "SUCCEEDED"
     _shot(page, "run_detail", kind)
 
 
@@ -288,7 +288,7 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
         _settle(page, text="Sign in to see the dashboard")
         page.get_by_label("User name").wait_for(timeout=30_000)
         assert page.locator(".js-plotly-plot").count() == 0
-        assert page.locator('[data-testid="stMetric"]').count() == 0
+        assert page.locator('[data-testid="stMetric"]').count() == 0 and page.locator(".pp-k").count() == 0
         _shot(page, "login", kind)
         page.get_by_label("User name").fill("vic")
         page.get_by_label("Password", exact=True).fill("nope")
@@ -354,7 +354,7 @@ def test_screenshots_of_the_demo(aws, _sqlite_template, tmp_path, page):
         page.goto(server.base + "/run?run=" + failed)
         _settle(page, plots=1, text="Log lines")
         assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('[data-testid="stMetricValue"]').first.inner_text() == "FAILED"
+        assert page.locator('.pp-k[data-key="run_kpis"] .v').first.inner_text() == "FAILED"
         _shot(page, "demo-run_detail", kind)
     finally:
         server.stop()
@@ -372,10 +372,35 @@ _LAYOUT_PROBLEMS = """() => {
   }
   for (const t of document.querySelectorAll('.pp-t')) {
     if (cut(t)) out.push(`table ${t.dataset.key} scrolls sideways (${t.scrollWidth} px in ${t.clientWidth} px)`);
+    for (const th of t.querySelectorAll('th')) {
+      if (th.innerText.includes('_')) out.push(`table ${t.dataset.key}: snake_case header "${th.innerText}"`);
+    }
   }
   const main = document.querySelector('[data-testid="stMain"]');
   if (main && cut(main)) out.push(`page scrolls sideways (${main.scrollWidth} px in ${main.clientWidth} px)`);
   if (cut(document.scrollingElement)) out.push('window scrolls sideways');
+  return out;
+}"""
+# what makes a chart's text cramped: tick labels, titles, legend entries and notes that run into
+# each other, or out of the chart (the top movers' long usage types at 1024 px did both)
+_CHART_TEXT_PROBLEMS = """() => {
+  const out = [];
+  const boxes = sel => [...sel].map(t => [t, t.getBoundingClientRect()])
+    .filter(([t, r]) => r.width > 0 && t.textContent.trim());
+  const meets = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  for (const p of document.querySelectorAll('.js-plotly-plot')) {
+    const name = (p.querySelector('.gtitle') || {}).textContent || '(untitled chart)';
+    const frame = p.getBoundingClientRect();
+    const texts = boxes(p.querySelectorAll('.xtick text, .ytick text, .gtitle, .legendtext, .annotation-text'));
+    for (const [t, r] of texts) {
+      if (r.left < frame.left - 1 || r.right > frame.right + 1) out.push(`${name}: "${t.textContent}" runs out of the chart`);
+    }
+    for (let i = 0; i < texts.length; i++) {
+      for (let j = i + 1; j < texts.length; j++) {
+        if (meets(texts[i][1], texts[j][1])) out.push(`${name}: "${texts[i][0].textContent}" overlaps "${texts[j][0].textContent}"`);
+      }
+    }
+  }
   return out;
 }"""
 # the pages of the visual check: path, screenshot name, charts drawn, a text it shows
@@ -384,8 +409,10 @@ _VISUAL_PAGES = [
     ("/pipelines?range=30d", "pipelines", 3, "Run history"),
     ("/pipelines?range=24h", "pipelines_24h", 3, "Run history"),
     ("/costs", "costs", 2, "Cost anomalies"),
+    ("/costs?view=Forecast", "costs_forecast", 1, "Interval coverage"),
     ("/anomalies", "anomalies", 0, "Act on one"),
     ("/collectors", "collectors", 1, "Passes"),
+    ("/run?run={failed}", "run_detail", 1, "Log lines"),
 ]
 
 
@@ -400,7 +427,7 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
     without sideways scroll, no "None", and the unfinished day (or hour) marked; the browser asks
     nothing of the internet (an icon font from a CDN would fail offline).
     Screenshots: ``artifacts/screenshots/fit-<page>-<width>.png``."""
-    server, _, _, kind = served
+    server, ds, _, kind = served
     if kind != "sqlite":
         pytest.skip("the layout does not depend on the database")
     outside: list[str] = []
@@ -421,9 +448,9 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
             for path, name, plots, text in _VISUAL_PAGES:
                 if name == "pipelines_24h" and width != 1024:
                     continue  # the layout of /pipelines at 30d; its hourly marks and ticks do not depend on the width
-                pg.goto(server.base + path)
+                pg.goto(server.base + path.format(failed=ds.run_ids["failed"]))
                 _settle(pg, plots=plots, text=text)
-                found = pg.evaluate(_LAYOUT_PROBLEMS)
+                found = pg.evaluate(_LAYOUT_PROBLEMS) + pg.evaluate(_CHART_TEXT_PROBLEMS)
                 shown = pg.locator('[data-testid="stMain"]').inner_text()
                 found += [f'"None" shown: ...{m.group(0)}...' for m in re.finditer(r".{0,30}\bNone\b.{0,30}", shown)]
                 if name == "pipelines":
@@ -434,6 +461,18 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
                     assert ticks and not [t for t in ticks if "." in t or ":59" in t], ticks
                 if name == "costs":
                     assert _marks(pg) and set(_marks(pg)) <= {"today so far", "not over (partial)"}, width
+                if name == "costs_forecast":  # MAPE and MASE said in words, on the page and on the tile
+                    assert "MAPE (mean absolute percentage error)" in shown and "MASE (mean absolute scaled error)" in shown
+                    tile = pg.locator(".pp-k > div").filter(has_text="Backtest MAPE")
+                    assert "MASE" in tile.inner_text() and "MASE (mean absolute scaled error)" in tile.get_attribute("title")
+                if name == "anomalies":  # each observed value with its unit (s, USD, %, records ...)
+                    cells = pg.locator('.pp-t[data-key="anomalies"] tbody tr td:nth-child(4)').all_inner_texts()
+                    assert cells, "no anomalies listed"
+                    bare = [c for c in cells if not re.match(r"^[\d,.]+ ?(%|[A-Za-z/]+) \(expected [\d,.]+ ?(%|[A-Za-z/]+)", c)]
+                    assert not bare, bare
+                if name == "run_detail":  # the cost against the day's average: never "+-0.0000" or a signed zero
+                    delta = pg.locator('.pp-k[data-key="run_kpis"] .d').all_inner_texts()
+                    assert delta and not [d for d in delta if re.search(r"\+-|[+-]0\.0+\b", d)], delta
                 if found:
                     problems[f"{name} at {width} px"] = found
                 _shot(pg, f"fit-{name}-{width}", kind)

@@ -145,6 +145,27 @@ def test_run_timeline_shows_queue_time_and_each_attempt():
     assert list(by_name["succeeded"].x) == [50_000.0, 70_000.0]
 
 
+def test_run_timeline_draws_stages_that_took_no_time_as_markers_in_start_order():
+    """Issue #21: zero-length Step Functions stages were full-width bars in alphabetical order."""
+    steps = pd.DataFrame(
+        {
+            "stage": ["Validate", "Load", "Choice"],
+            "attempt": [1, 1, 1],
+            "status": ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"],
+            "queued_at": [None, None, None],
+            "started_at": [T0, T0 + timedelta(seconds=40), T0 + timedelta(seconds=40)],
+            "ended_at": [T0 + timedelta(seconds=40), T0 + timedelta(seconds=100), T0 + timedelta(seconds=40)],
+        }
+    )
+    fig = charts.run_timeline(steps)
+    by_name = {t.name: t for t in fig.data}
+    # top to bottom as they started (plotly draws a category array bottom-up), ties in stored order
+    assert list(reversed(fig.layout.yaxis.categoryarray)) == ["Validate #1", "Load #1", "Choice #1"]
+    assert list(by_name["no duration"].y) == ["Choice #1"] and by_name["no duration"].mode == "markers"
+    assert list(by_name["succeeded"].y) == ["Validate #1", "Load #1"]
+    assert list(by_name["succeeded"].x) == [40_000.0, 60_000.0]  # true lengths, none stretched over the axis
+
+
 def test_movers_colours_increases_red_and_decreases_green():
     frame = pd.DataFrame({"service": ["Glue", "S3"], "current": [30.0, 5.0], "previous": [10.0, 8.0], "change": [20.0, -3.0]})
     fig = charts.movers(frame, "service")

@@ -65,7 +65,7 @@ def test_runs_per_hour_with_the_hour_not_over_faint():
     assert _partial_marks(fig) == ["this hour so far"]
     axis = fig.layout.xaxis
     # 25 hourly buckets (09:00 yesterday is cut too) in at most ten ticks, three hours apart
-    assert axis.dtick == 3 * 3_600_000 and axis.tickformat == "%H:%M\n%b %d"
+    assert axis.dtick == 3 * 3_600_000 and axis.tickformat == "%a %H:%M"
     assert [pd.Timestamp(x) for x in axis.range] == [pd.Timestamp("2026-11-19 08:30"), pd.Timestamp("2026-11-20 09:30")]
 
 

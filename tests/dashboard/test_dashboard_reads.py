@@ -131,3 +131,23 @@ def test_run_points_for_hourly_trends(filled):
     assert list(got["started_at"]) == [T0 + timedelta(hours=h) for h in (2, 3, 4)]
     assert list(got["status"]) == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
     assert list(got["records_out"]) == [100, 0, 100]
+
+
+def test_cost_explorer_lag_is_never_negative():
+    """Issue #21: the Collectors page said Cost Explorer lag -1022 minutes (its window ends at the
+    next midnight); its data reaches the time the pass ran."""
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from dashboard.data import summarize_passes
+
+    now = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
+    passes = pd.DataFrame([{
+        "source": "ce", "started_at": now - timedelta(minutes=10), "ended_at": now - timedelta(minutes=9),
+        "window_end": datetime(2026, 11, 21, tzinfo=UTC), "status": "succeeded", "error": None,
+        "rows_written": 3, "api_calls": 4, "api_cost_usd": 0.04,
+    }])
+    row = summarize_passes(passes, now).iloc[0]
+    assert row["data_through"] == now - timedelta(minutes=9)
+    assert row["lag_minutes"] == 9.0

@@ -32,6 +32,10 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
         assert errors == [("DataQualityError", "state RejectBatch: rows failed validation: null customer_id")] * 2 + [
             ("SchemaMismatch", "state SchemaDrift: column 'segment' missing from the export")]
         assert conn.execute(sa.select(sa.func.count()).select_from(run_steps)).scalar_one() > 0
+        # issue #21: every execution started at the same minute with 0 s; now each at its own time, each lasting
+        sfn = conn.execute(sa.select(runs.c.started_at, runs.c.duration_seconds).where(runs.c.pipeline == "sfn_customer_etl")).all()
+        assert len({started for started, _ in sfn}) == SFN_EXECUTIONS
+        assert all(duration and duration > 0 for _, duration in sfn), sfn
     # Glue runs as the demo's bill meters them: its glue_nightly line is 5.0 DPU-hours a day growing
     # 0.2% a day from the start of the 90-day history (pipeline/focus.py), here on 10 G.1X workers
     with engine.connect() as conn:

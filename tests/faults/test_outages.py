@@ -25,7 +25,7 @@ from jobs.scheduler import Scheduled, Scheduler
 from pipepulse.cron import CronSchedule
 from store.db import connect
 from store.schema import collector_runs, locks, metadata, runs
-from store.state import get_watermark, set_watermark
+from store.state import get_watermark, session_lock, set_watermark
 
 T0 = datetime(2026, 11, 19, 1, 0, tzinfo=UTC)
 
@@ -120,7 +120,10 @@ def test_collect_takes_over_the_lock_of_a_dead_process(two_sources, db_url, caps
                                            acquired_at=since, expires_at=since + timedelta(hours=1)))
         conn.execute(collector_runs.insert().values(source="reference", started_at=since + timedelta(seconds=1), status="running"))
 
-    assert main(["--config", str(two_sources), "collect"]) == 0
+    # a live owner on PostgreSQL also holds the job's session advisory lock (a row alone, with no
+    # session behind it, is a dead owner's there and taken over at once)
+    with session_lock(engine, "job:glue"):
+        assert main(["--config", str(two_sources), "collect"]) == 0
     out = capsys.readouterr().out
     assert f"glue           skipped: another pass of this source is running (pid {os.getpid()} on host {host} since " in out
     assert "reference      succeeded  rows        1" in out

@@ -35,7 +35,9 @@ def test_metrics_after_a_real_collect_pass(aws, engine, make_settings, now):
     jobs = build_jobs(settings, engine)
     up = {"ok": True}
     clock = {"t": 1000.0}
-    metrics = Metrics(sources=["glue"], clock=lambda: clock["t"], database_probe=lambda: up["ok"])
+    down: dict = {"since": None}
+    metrics = Metrics(sources=["glue"], clock=lambda: clock["t"], database_probe=lambda: up["ok"],
+                      down_since=lambda: down["since"])
     server, _ = serve(metrics, host="127.0.0.1", port=0)
     try:
         scheduler = Scheduler(engine, jobs, on_outcome=metrics.observe)
@@ -62,8 +64,18 @@ def test_metrics_after_a_real_collect_pass(aws, engine, make_settings, now):
         assert got[("pipepulse_notifications_total", (("channel", "webhook"), ("period", "daily"), ("status", "failed")))] == 1
         assert got[("pipepulse_notification_attempts_total", (("channel", "webhook"),))] == 3
         assert got[("pipepulse_database_up", ())] == 1
+        assert got[("pipepulse_database_down_since_timestamp_seconds", ())] == 0
         up["ok"] = False
         assert _scrape(server.server_port)[("pipepulse_database_up", ())] == 0
+        # the scheduler's own state: its jobs found the database unreachable (the probe may still pass)
+        up["ok"], down["since"] = True, now
+        scheduler.database_down_since = now
+        assert scheduler.health() == f"database unreachable since {now:%Y-%m-%d %H:%M:%S} UTC"
+        later = _scrape(server.server_port)
+        assert later[("pipepulse_database_up", ())] == 0
+        assert later[("pipepulse_database_down_since_timestamp_seconds", ())] == now.timestamp()
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.server_port}/metrics") as r:
+            assert f"now: database unreachable since {now:%Y-%m-%d %H:%M:%S} UTC" in r.read().decode()
 
         # every metric the Grafana dashboard reads is served, and every served metric is on the dashboard
         names = {n for n, _ in got}

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("[collectors.ce]\nbackfil_days = 3\n",
          "pipepulse.toml:2: [collectors.ce] backfil_days: unknown key; did you mean backfill_days?"),
         ("[collectors.costexplorer]\nenabled = true\n",
-         "pipepulse.toml:1: [collectors.costexplorer]: unknown table; known tables: airflow, ce, cloudwatch, cur, focus, glue, logs, "
+         "pipepulse.toml:1: [collectors.costexplorer]: unknown table; known tables: airflow, athena, ce, cloudwatch, cur, focus, glue, logs, "
          "reference, stepfunctions"),
         ("dashbord_url = 'http://x'\n",
          "pipepulse.toml:1: dashbord_url: unknown key outside any table; did you mean [pipepulse] dashboard_url?"),
