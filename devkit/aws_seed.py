@@ -17,10 +17,18 @@
   memory part-way, one runs into the job's timeout.
 
 Step Functions executions run at once in moto, all at the wall-clock time of the build with no
-duration. When moto runs in this process (the demo), the seed then spreads them over the last
-days, one every ``SFN_EVERY`` hours, and gives each state a duration (``SFN_STATE_SECONDS``), by
-rewriting the start and stop dates and the history events' timestamps on moto's backend
-objects, as it does for Glue. Over a moto server in another process they keep moto's times.
+duration. When moto runs in this process (the demo), the seed then moves them to the last
+``SFN_EXECUTIONS`` slots of the schedule the config gives the pipeline watching ``customer-etl``
+(``examples/demo.toml``: every 6 hours; one every ``SFN_EVERY`` before ``now`` when no pipeline
+has a schedule), a few seconds after each slot, and gives each state a duration
+(``SFN_STATE_SECONDS``), by rewriting the start and stop dates and the history events'
+timestamps on moto's backend objects, as it does for Glue. Over a moto server in another process
+they keep moto's times.
+
+The demo's bill charges those executions and nothing else for Step Functions: ``seed_aws_sources``
+returns their state transitions by day, counted from their histories by the collector's own
+``steps_from_history``, and the demo hands them to the backfill that writes the bill. Change the
+definition, the inputs or the schedule and the bill follows.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import boto3
 import requests
@@ -36,9 +45,11 @@ from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.glue.models import glue_backends
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
+from collectors.stepfunctions import steps_from_history
+from pipepulse.cron import CronSchedule
 from pipepulse.settings import Settings
 
-__all__ = ["CUSTOMER_ETL", "GLUE_JOB", "SFN_EXECUTIONS", "seed_aws_sources"]
+__all__ = ["CUSTOMER_ETL", "GLUE_JOB", "SFN_EXECUTIONS", "SeededAws", "seed_aws_sources"]
 
 log = logging.getLogger(__name__)
 ACCOUNT = "123456789012"  # moto's default account
@@ -49,7 +60,7 @@ GLUE_WORKERS = 10  # G.1X: 1 DPU each
 GLUE_TIMEOUT_MINUTES = 45
 GLUE_STARTUP = timedelta(seconds=40)  # provisioning before billing starts: wall clock > ExecutionTime
 SFN_EXECUTIONS = 12
-SFN_EVERY = timedelta(hours=6)  # the demo's executions: one every six hours, the newest before ``now``
+SFN_EVERY = timedelta(hours=6)  # without a configured schedule: one every six hours, the newest before ``now``
 # how long each state of CUSTOMER_ETL takes in the demo (seconds); a state not listed: 1 s
 SFN_STATE_SECONDS = {"Extract": 95, "WaitForExport": 240, "Validate": 2, "Transform": 310, "Load": 140}
 CUSTOMER_ETL = {
@@ -79,18 +90,79 @@ def _endpoint(client) -> str:
     return client.meta.endpoint_url.rstrip("/")
 
 
-def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> str:
-    """Create the demo's state machine with executions and Glue job with nightly runs; says how many.
+@dataclass
+class SeededAws:
+    executions: int
+    glue_runs: int
+    # (day, pipeline tag, state machine ARN) -> state transitions the executions started that
+    # day bill (Standard), as the collector counts them from their histories
+    sfn_transitions: dict[tuple[date, str, str], int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        n = sum(self.sfn_transitions.values())
+        return f"{self.executions} Step Functions executions, {self.glue_runs} Glue job runs ({n} state transitions to bill)"
+
+
+def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> SeededAws:
+    """Create the demo's state machine with executions and Glue job with nightly runs; says how many
+    (``str``) and what the executions bill (``sfn_transitions``).
     ``history_days``: how far back the demo's bill starts (its Glue line grows from there)."""
     sfn = boto3.client("stepfunctions", region_name=settings.aws_region)
     glue = boto3.client("glue", region_name=settings.aws_region)
-    n_exec = _seed_step_functions(sfn, now)
+    arn, started = _seed_step_functions(sfn, settings, now)
     n_glue = _seed_glue(glue, settings, now, history_days=history_days)
-    log.info("seeded AWS sources", extra={"executions": n_exec, "glue_runs": n_glue})
-    return f"{n_exec} Step Functions executions, {n_glue} Glue job runs"
+    seeded = SeededAws(len(started), n_glue, _billed_transitions(sfn, settings, arn, started))
+    log.info("seeded AWS sources", extra={"executions": seeded.executions, "glue_runs": n_glue,
+                                           "state_transitions": sum(seeded.sfn_transitions.values())})
+    return seeded
 
 
-def _seed_step_functions(sfn, now: datetime) -> int:
+def _pipeline_of(settings: Settings, arn: str):
+    """The configured pipeline that watches the state machine ``arn``, or None."""
+    return next((p for p in settings.pipelines if p.source == "stepfunctions" and p.resource == arn), None)
+
+
+def _sfn_starts(settings: Settings, arn: str, now: datetime, n: int) -> list[datetime]:
+    """When the demo's ``n`` executions start, oldest first: a few seconds after each of the last
+    ``n`` slots of the pipeline's schedule that leave a whole run before ``now``."""
+    run = timedelta(seconds=sum(SFN_STATE_SECONDS.values()) + 60)
+    pipeline = _pipeline_of(settings, arn)
+    if pipeline is None or not pipeline.schedule:
+        slots = [now - (n - i) * SFN_EVERY for i in range(n)]
+    else:
+        cron = CronSchedule(pipeline.schedule)
+        slot = cron.previous_at_or_before(now - run)
+        slots = []
+        while len(slots) < n:
+            slots.append(slot)
+            slot = cron.previous_at_or_before(slot - timedelta(seconds=1))
+        slots.reverse()
+    return [slot + timedelta(seconds=2 + 11 * (i % 3)) for i, slot in enumerate(slots)]
+
+
+def _billed_transitions(sfn, settings: Settings, arn: str, started: list[str]) -> dict[tuple[date, str, str], int]:
+    """State transitions of ``started`` executions by the day each started (their histories,
+    counted by the Step Functions collector's ``steps_from_history``)."""
+    pipeline = _pipeline_of(settings, arn)
+    tag = pipeline.name if pipeline is not None else ""
+    out: dict[tuple[date, str, str], int] = {}
+    for execution_arn in started:
+        ex = sfn.describe_execution(executionArn=execution_arn)
+        events: list[dict] = []
+        kwargs = {"executionArn": execution_arn}
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page.get("events", []))
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        transitions = steps_from_history(execution_arn, events, ex["status"]).transitions
+        key = (ex["startDate"].astimezone(UTC).date(), tag, arn)
+        out[key] = out.get(key, 0) + transitions
+    return out
+
+
+def _seed_step_functions(sfn, settings: Settings, now: datetime) -> tuple[str, list[str]]:
     # Real execution must be on before the state machine is created (moto keeps two stores).
     requests.post(f"{_endpoint(sfn)}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}},
                   timeout=30).raise_for_status()
@@ -114,11 +186,11 @@ def _seed_step_functions(sfn, now: datetime) -> int:
     executions = _moto_executions(sfn.meta.region_name)
     if executions is None:
         log.warning("moto is not in this process: Step Functions executions keep moto's times (no durations)")
-        return len(started)
-    for i, execution_arn in enumerate(started):
+        return arn, started
+    for execution_arn, start in zip(started, _sfn_starts(settings, arn, now, len(started)), strict=True):
         if execution_arn in executions:
-            _backdate(executions[execution_arn], now - (len(started) - i) * SFN_EVERY + timedelta(minutes=5 + 7 * (i % 3)))
-    return len(started)
+            _backdate(executions[execution_arn], start)
+    return arn, started
 
 
 def _moto_executions(region: str) -> dict | None:

@@ -2,9 +2,10 @@
 
 ``build_demo`` runs every real part in order against a local AWS (moto plus stand-ins):
 
-1. the reference pipeline's backfill on a simulated clock (ledger, S3 files, CloudWatch
-   metrics and logs, and a FOCUS cost export written where AWS Data Exports writes it);
-2. Step Functions state machines with real executions and Glue jobs with runs;
+1. Step Functions state machines with real executions and Glue jobs with runs;
+2. the reference pipeline's backfill on a simulated clock (ledger, S3 files, CloudWatch
+   metrics and logs, and a FOCUS cost export written where AWS Data Exports writes it, which
+   bills the state transitions of step 1's executions);
 3. the Cost Explorer stand-in loaded with the same account's line items;
 4. one pass of every collector into the store, then anomaly detection and forecasts.
 
@@ -120,9 +121,11 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
         log.info(f"demo step done: {name}", extra={"step": name, "seconds": round(dt, 2)})
         return result
 
+    # the AWS sources first: the bill the backfill writes charges their Step Functions executions
+    seeded = step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end, history_days=days), _describe)
     days_done = ticker("pipeline backfill", "days") if bar is not None else progress
-    filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=days_done), _describe_backfill)
-    step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end, history_days=days), _describe)
+    filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=days_done,
+                                                        state_transitions=seeded.sfn_transitions), _describe_backfill)
     step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: _collect(settings, engine, end + timedelta(minutes=5), ticker("collect", "sources")),

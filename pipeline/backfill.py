@@ -45,7 +45,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -181,8 +181,12 @@ def backfill(
     end: datetime | date,
     seed: int = 7,
     progress: bool | Callable[[int, int], None] = False,
+    state_transitions: Mapping[tuple[date, str, str], float] | None = None,
 ) -> BackfillSummary:
     """Simulate ``days`` days of runs ending at ``end`` (see module docstring).
+
+    ``state_transitions``: Step Functions transitions the bill charges besides the reference
+    pipelines, by (day, pipeline tag, state machine ARN); the demo passes its executions'.
 
     ``progress``: True draws a bar on stderr when it is a terminal; a callable gets ``(days done,
     days)`` after each simulated day.
@@ -291,6 +295,7 @@ def backfill(
             settings.prices,
             seed=seed,
             dt_spike_day=faults.dt_spike_day,
+            state_transitions=state_transitions,
         )
         summary.export_keys = focus.write_export(rows, section.export_bucket)
         summary.export_rows = len(rows)

@@ -41,16 +41,16 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
                          bar=lambda line, done, total: bars.append((line, done, total)))
     assert "failed_sources" not in summary.extra, summary.extra
     # each step named when it starts, then with its counts and elapsed time (issue #21)
-    names = ["pipeline backfill", "Step Functions and Glue", "Lambda REPORT lines", "Cost Explorer data", "collect",
+    names = ["Step Functions and Glue", "pipeline backfill", "Lambda REPORT lines", "Cost Explorer data", "collect",
              "Airflow (recorded)", "detect anomalies", "forecasts"]
     assert heard[0::2] == [f"demo [{i}/8] {n} ..." for i, n in enumerate(names, 1)]
     assert [h.split(":")[0] for h in heard[1::2]] == [f"demo [{i}/8] {n}" for i, n in enumerate(names, 1)]
-    assert heard[1].startswith("demo [1/8] pipeline backfill: ") and " runs (" in heard[1] and heard[1].endswith(" s so far)")
-    assert re.fullmatch(r"demo \[2/8\] Step Functions and Glue: \d+ Step Functions executions, \d+ Glue job runs \(.*", heard[3])
+    assert re.fullmatch(r"demo \[1/8\] Step Functions and Glue: \d+ Step Functions executions, \d+ Glue job runs \(.*", heard[1])
+    assert heard[3].startswith("demo [2/8] pipeline backfill: ") and " runs (" in heard[3] and heard[3].endswith(" s so far)")
     # the steps of known size draw a bar: the backfill's days, the collectors' sources (by name)
-    backfill_bars = [b for b in bars if b[0].startswith("demo [1/8] pipeline backfill [")]
+    backfill_bars = [b for b in bars if b[0].startswith("demo [2/8] pipeline backfill [")]
     assert [b[1:] for b in backfill_bars] == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    assert re.fullmatch(r"demo \[1/8\] pipeline backfill \[#{30}\] 4/4 days, \d+ s", backfill_bars[-1][0])
+    assert re.fullmatch(r"demo \[2/8\] pipeline backfill \[#{30}\] 4/4 days, \d+ s", backfill_bars[-1][0])
     collect_bars = [b[0] for b in bars if b[0].startswith("demo [5/8] collect [")]
     assert collect_bars[0].startswith("demo [5/8] collect [" + "." * 30 + "] 0/")
     assert {re.search(r"\((\w+)\)", line).group(1) for line in collect_bars[:-1]} >= {"reference", "stepfunctions", "ce"}
@@ -88,6 +88,17 @@ def test_demo_builds_collects_and_a_second_pass_is_quiet(aws, db_url, engine, tm
     assert len(by_focus) == 4 and (by_focus > 0).all()
     pd.testing.assert_series_equal(by_ce.round(2), by_focus.round(2), check_names=False)
     assert by_service.groupby("day")["billed_cost"].sum().round(2).tolist() == by_ce.round(2).tolist()
+    # the bill's Step Functions line is what the demo's executions bill, day by day: their run
+    # estimates (transitions x the Standard price) equal it (tolerance: the export rounds each
+    # row's cost to 1e-10 USD), and no day without executions is billed for Step Functions
+    sfn = runs[runs["pipeline"] == "sfn_customer_etl"]
+    estimate = sfn.groupby(pd.to_datetime(sfn["started_at"]).dt.date)["cost_usd"].sum()
+    with engine.connect() as conn:
+        billed = daily_cost(conn, END.date() - timedelta(days=4), END.date(), source="focus", by="service")
+    billed = billed[billed["service"] == "AWS Step Functions"].set_index("day")["billed_cost"]
+    assert len(estimate) >= 3 and (estimate > 0).all()
+    assert billed.index.tolist() == estimate.index.tolist()
+    assert billed.tolist() == pytest.approx(estimate.tolist(), rel=1e-6)
 
     # A second pass with nothing new stores nothing.
     second = collect(settings, engine, now=END + timedelta(minutes=20))

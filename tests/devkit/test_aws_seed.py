@@ -19,7 +19,7 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
     shutil.copy(DEMO, tmp_path / "demo.toml")
     settings = load_settings({"PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_DATA_DIR": str(tmp_path / "data")},
                              config_path=tmp_path / "demo.toml")
-    seed_aws_sources(settings, now=now, history_days=90)
+    seeded = seed_aws_sources(settings, now=now, history_days=90)
     results = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=5))
     assert [(r.source, r.status) for r in results] == [("stepfunctions", "succeeded"), ("glue", "succeeded")]
     with engine.connect() as conn:
@@ -46,5 +46,20 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
         assert run.cost_usd == pytest.approx(billed_dpu_hours * 0.44, rel=0.001)
         # wall clock = 40 s start-up + the billed seconds of 10 workers
         assert run.duration_seconds == pytest.approx(40 + billed_dpu_hours * 3600 / GLUE_WORKERS, abs=1)
+    # Step Functions runs on the schedule the demo config gives the pipeline (every 6 hours at
+    # :30), a few seconds after each slot; the transitions the seed hands the bill are the
+    # collector's estimates, day by day (tolerance: float sums)
+    with engine.connect() as conn:
+        sfn_runs = conn.execute(sa.select(runs.c.started_at, runs.c.cost_usd).where(runs.c.pipeline == "sfn_customer_etl")).all()
+    slots = [r.started_at.replace(second=0, microsecond=0) for r in sfn_runs]
+    assert all(s.minute == 30 and s.hour % 6 == 0 for s in slots), slots
+    assert all(timedelta(0) < r.started_at - s < timedelta(seconds=30) for r, s in zip(sfn_runs, slots, strict=True))
+    estimate: dict = {}
+    for r in sfn_runs:
+        estimate[r.started_at.date()] = estimate.get(r.started_at.date(), 0.0) + r.cost_usd
+    billed = {day: n * settings.prices.sfn_transition for (day, tag, _), n in seeded.sfn_transitions.items()}
+    assert {tag for _, tag, _ in seeded.sfn_transitions} == {"sfn_customer_etl"}
+    assert billed.keys() == estimate.keys()
+    assert all(billed[d] == pytest.approx(estimate[d], rel=1e-9) for d in billed), (billed, estimate)
     again = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=10))
     assert [r.rows_written for r in again] == [0, 0]

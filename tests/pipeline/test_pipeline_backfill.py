@@ -24,6 +24,9 @@ from pipepulse.settings import load_settings
 END = AWS_NOW.replace(hour=0)
 DAYS = [(END - timedelta(days=n)).date() for n in (2, 1)]
 PERIODS = sorted({f"{d:%Y-%m}" for d in DAYS})  # two when the days straddle a month end
+SFN_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:customer-etl"
+# Step Functions transitions the bill charges (the demo passes its executions'): the second day only
+TRANSITIONS = {(DAYS[1], "sfn_customer_etl", SFN_ARN): 22}
 CONFIG = """
 [[pipelines]]
 name = "orders"
@@ -65,11 +68,11 @@ def _dump(path):
 @pytest.mark.aws_clock
 def test_backfill_is_deterministic_and_has_its_faults(aws, tmp_path):
     s1 = _settings(tmp_path, "a")
-    summary = backfill(s1, days=2, end=END, seed=7)
+    summary = backfill(s1, days=2, end=END, seed=7, state_transitions=TRANSITIONS)
     runs, steps = _dump(tmp_path / "a.db")
 
     # same seed, same history (ids and seq included), even into another ledger
-    backfill(_settings(tmp_path, "b"), days=2, end=END, seed=7)
+    backfill(_settings(tmp_path, "b"), days=2, end=END, seed=7, state_transitions=TRANSITIONS)
     assert _dump(tmp_path / "b.db") == (runs, steps)
 
     # only reference pipelines, with their triggers
@@ -183,11 +186,14 @@ def _check_focus_export(summary, runs):
         "AWSDataTransfer",
         "AWSLambda",
         "AmazonCloudWatch",
-        "AWSStepFunctions",
         "AWSGlue",
         "AmazonECS",
     }
     assert {r["RegionId"] for r in rows} == {"us-east-1", "eu-west-1"}
+    # Step Functions: the transitions given, at the Standard price, exactly; nothing on other days
+    sfn = [r for r in rows if r["x_ServiceCode"] == "AWSStepFunctions"]
+    assert [(r["ChargePeriodStart"][:10], r["Tags"], r["ResourceId"], float(r["ConsumedQuantity"]), float(r["BilledCost"]))
+            for r in sfn] == [(DAYS[1].isoformat(), '{"pipeline": "sfn_customer_etl"}', SFN_ARN, 22.0, 22 * 0.000025)]
     daily = Counter()
     for r in rows:
         daily[r["ChargePeriodStart"][:10]] += float(r["BilledCost"])
