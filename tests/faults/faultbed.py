@@ -16,7 +16,7 @@ source does not have or with more than the source's amount (a Sum or a cost coun
 ``lost`` the items missing, stale, or with less than the source's amount.
 
 Rows of the printed table travel as ``user_properties`` (``("fault_row", {...})``), so
-``conftest.py`` prints them at the end of the session also under xdist.
+``faulttable.py`` prints them at the end of the session also under xdist.
 """
 
 from __future__ import annotations
@@ -314,11 +314,3 @@ def record_row(request: Any, order: int, fault: str, db: str, counts: Counts, no
         "lost": counts.lost, "money": f"${counts.money_stored:,.2f} of ${counts.money_expected:,.2f}" if counts.money_expected else "",
         "note": note,
     }))
-
-
-def format_table(rows: list[dict[str, Any]]) -> list[str]:
-    head = ["fault", "db", "expected", "stored", "doubled", "lost", "cost stored", "note"]
-    body = [[r["fault"], r["db"], f"{r['expected']:,}", f"{r['stored']:,}", str(r["doubled"]), str(r["lost"]), r["money"], r["note"]] for r in rows]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    return lines
