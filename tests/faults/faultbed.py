@@ -9,7 +9,7 @@ it item by item:
 
 - runs (by run id, and a Step Functions run's status must be the source's: an ended run left
   ``running`` is a lost ending), steps (run, stage, attempt), metric points (series, time, value);
-- cost cells: (source, query shape, day, currency) with the source's amount to the cent.
+- cost cells: (source, query shape, day, service, currency) with the source's amount to the cent.
 
 ``stored`` counts what the store holds of those kinds; ``doubled`` the items stored that the
 source does not have or with more than the source's amount (a Sum or a cost counted twice);
@@ -99,7 +99,7 @@ class Source:
     executions: dict[str, dict[str, Any]] = field(default_factory=dict)  # arn -> {started, ended}
     glue_runs: set[str] = field(default_factory=set)
     points: dict[tuple[str, str], float] = field(default_factory=dict)  # (pipeline, ts iso) -> value
-    costs: dict[tuple[str, str, str, str], float] = field(default_factory=dict)  # (source, shape, day, cur) -> amount
+    costs: dict[tuple[str, ...], float] = field(default_factory=dict)  # (source, shape, day, service, cur) -> amount
     focus_csv: bytes = b""
     kinds: tuple[str, ...] = ("runs", "steps", "points", "ce", "focus")
 
@@ -162,7 +162,7 @@ def seed(aws: Any, now: datetime, focus_lines: list[str]) -> Source:
     ce.load_line_items(items)
     for it in items:
         for shape in ("region", "usage", "pipeline"):
-            key = ("ce", shape, it["date"], "USD")
+            key = ("ce", shape, it["date"], it["service"], "USD")
             src.costs[key] = src.costs.get(key, 0.0) + it["unblended_cost"]
     # FOCUS: the first FOCUS_LINES line items of the real sample, in S3
     src.focus_csv = ("\n".join(focus_lines[: FOCUS_LINES + 1]) + "\n").encode()
@@ -173,22 +173,26 @@ def seed(aws: Any, now: datetime, focus_lines: list[str]) -> Source:
     return src
 
 
-def focus_cells(csv: bytes) -> dict[tuple[str, str, str, str], float]:
-    """(``focus``, ``line``, day, currency) -> BilledCost of a FOCUS CSV, by pandas."""
-    frame = pd.read_csv(io.BytesIO(csv), usecols=["BilledCost", "ChargePeriodStart", "BillingCurrency"])
+def focus_cells(csv: bytes) -> dict[tuple[str, ...], float]:
+    """(``focus``, ``line``, day, service, currency) -> BilledCost of a FOCUS CSV, by pandas."""
+    frame = pd.read_csv(io.BytesIO(csv), usecols=["BilledCost", "ChargePeriodStart", "BillingCurrency", "ServiceName"],
+                        keep_default_na=False, na_values={"BilledCost": ["NULL"]})
+    frame["ServiceName"] = frame["ServiceName"].replace("NULL", "")
     frame["day"] = pd.to_datetime(frame["ChargePeriodStart"], utc=True).dt.strftime("%Y-%m-%d")
-    sums = frame.groupby(["day", "BillingCurrency"])["BilledCost"].sum()
-    return {("focus", "line", day, cur): float(v) for (day, cur), v in sums.items()}
+    sums = frame.groupby(["day", "ServiceName", "BillingCurrency"])["BilledCost"].sum()
+    return {("focus", "line", day, svc, cur): float(v) for (day, svc, cur), v in sums.items()}
 
 
-def cur_cells(table: Any) -> dict[tuple[str, str, str, str], float]:
-    """(``cur``, ``line``, day, currency) -> unblended cost of CUR line items (each identity once)."""
-    frame = table.select(["identity_line_item_id", "identity_time_interval", "line_item_usage_start_date",
-                          "line_item_currency_code", "line_item_unblended_cost"]).to_pandas()
+def cur_cells(table: Any) -> dict[tuple[str, ...], float]:
+    """(``cur``, ``line``, day, service, currency) -> unblended cost of CUR line items (each identity
+    once; the service is the product name, else the product code)."""
+    frame = table.select(["identity_line_item_id", "identity_time_interval", "line_item_usage_start_date", "product_product_name",
+                          "line_item_product_code", "line_item_currency_code", "line_item_unblended_cost"]).to_pandas()
     frame = frame.drop_duplicates(["identity_line_item_id", "identity_time_interval"])
     frame["day"] = pd.to_datetime(frame["line_item_usage_start_date"], utc=True).dt.strftime("%Y-%m-%d")
-    sums = frame.groupby(["day", "line_item_currency_code"])["line_item_unblended_cost"].sum()
-    return {("cur", "line", day, cur): float(v) for (day, cur), v in sums.items()}
+    frame["service"] = frame["product_product_name"].where(frame["product_product_name"].fillna("") != "", frame["line_item_product_code"])
+    sums = frame.groupby(["day", "service", "line_item_currency_code"])["line_item_unblended_cost"].sum()
+    return {("cur", "line", day, svc, cur): float(v) for (day, svc, cur), v in sums.items()}
 
 
 @dataclass
@@ -240,13 +244,13 @@ def _compare_sets(kind: str, expected: Counter, stored: Counter) -> Counts:
     return c
 
 
-def account_costs(engine: sa.Engine, expected: dict[tuple[str, str, str, str], float], sources: tuple[str, ...]) -> Counts:
-    """Cost cells (source, shape, day, currency): lost below the source's amount, doubled above."""
+def account_costs(engine: sa.Engine, expected: dict[tuple[str, ...], float], sources: tuple[str, ...]) -> Counts:
+    """Cost cells (source, shape, day, service, currency): lost below the source's amount, doubled above."""
     with engine.connect() as conn:
         rows = conn.execute(sa.select(cost_daily).where(cost_daily.c.source.in_(sources))).all()
-    stored: dict[tuple[str, str, str, str], float] = {}
+    stored: dict[tuple[str, ...], float] = {}
     for r in rows:
-        key = (r.source, _shape(r), r.day.isoformat() if isinstance(r.day, date) else str(r.day), r.currency)
+        key = (r.source, _shape(r), r.day.isoformat() if isinstance(r.day, date) else str(r.day), r.service, r.currency)
         stored[key] = stored.get(key, 0.0) + float(r.billed_cost)
     c = Counts(expected=len(expected), stored=len(stored), money_expected=sum(expected.values()), money_stored=sum(stored.values()))
     for key in expected.keys() | stored.keys():
