@@ -121,16 +121,10 @@ def test_throttling_5xx_on_page_two_on_and_slow_answers(bed, request):
     bed.check(request, 1, "throttling, 5xx on page 2+ (transient and persistent)", bed.settle(), f"{hits} faulted answers")
 
 
-def test_slow_answers_are_retried(bed, request):
+def test_slow_answers_are_retried(bed, request, make_settings):
+    bed.settings = make_settings(CONFIG.replace("[collectors]\n", "[collectors]\nread_timeout_seconds = 1\n", 1))
     rule = bed.faults.add(service="glue", operation="GetJobRuns", code=None, delay_seconds=2.5, after=1, times=1)
-    from collectors import runner
-
-    real = runner._read_timeout
-    runner._read_timeout = lambda settings: 1.0
-    try:
-        passes = {p.source: p for p in bed.collect()}
-    finally:
-        runner._read_timeout = real
+    passes = {p.source: p for p in bed.collect()}
     assert passes["glue"].status == "succeeded", passes["glue"].error
     assert rule.hits == 1 and sum(passes["glue"].retries.values()) >= 1
     bed.src.finish(bed.aws)
@@ -335,8 +329,8 @@ def test_two_schedulers_on_one_database(bed, request, db_url):
 
     engines = [connect(db_url), connect(db_url)]
     clock_at = [bed.src.now]
-    scheds = [Scheduler(e, _per_source(bed.settings, e, None), clock=lambda: clock_at[0], owner=f"sched-{i}")
-              for i, e in enumerate(engines)]
+    scheds = [Scheduler(e, _per_source(bed.settings, e, None), clock=lambda: clock_at[0])  # owners host:pid:uuid
+              for e in engines]
     outcomes: list = []
     try:
         for slot in range(3):
