@@ -27,7 +27,7 @@ from faultbed import CONFIG, Counts, account, account_costs, cur_cells, leftover
 from collectors.runner import collect
 from devkit.localaws.faults import FaultInjector
 from pipepulse import retries
-from store.db import connect
+from store.db import connect, upgrade
 from store.schema import collector_runs
 
 pytestmark = pytest.mark.aws_clock  # CloudWatch points must be near AWS's clock
@@ -202,6 +202,18 @@ def _finish(proc: subprocess.Popen, what: str) -> str:
     return out
 
 
+def _duration(config: Path, *args: str, data: Path) -> float:
+    """Seconds one whole run of the command takes here, against a scratch SQLite database (so the
+    kill moments fall inside a run on a fast machine as on a slow one)."""
+    scratch = data.parent / "scratch.db"
+    engine = connect(f"sqlite:///{scratch}")
+    upgrade(engine)
+    engine.dispose()
+    t0 = time.monotonic()
+    _finish(_cli(config, *args, db_url=f"sqlite:///{scratch}", data=data.parent / "scratch-data"), "the timing run")
+    return time.monotonic() - t0
+
+
 def _kill_at(proc: subprocess.Popen, seconds: float) -> bool:
     """kill -9 after ``seconds``; False when the process had already ended."""
     try:
@@ -218,13 +230,15 @@ def test_kill_9_of_collect_at_seeded_moments(bed, request, tmp_path):
     config = tmp_path / "process.toml"
     config.write_text(PROCESS_CONFIG)
     rng = random.Random(SEED)
+    whole = _duration(config, "collect", data=tmp_path / "data")
     killed = []
     for _ in range(4):
-        at = rng.uniform(1.0, 6.0)  # the interpreter starts in about 1 s on an idle machine
+        at = rng.uniform(0.2, 0.95) * whole
         if _kill_at(_cli(config, "collect", db_url=bed.db_url, data=tmp_path / "data"), at):
             killed.append(f"{at:.1f}s")
         if len(killed) == 2:
             bed.src.finish(bed.aws)  # the runs end between kills
+    assert killed, f"no kill landed inside a run of {whole:.1f}s"
     bed.src.finish(bed.aws)
     for _ in range(2):
         _finish(_cli(config, "collect", db_url=bed.db_url, data=tmp_path / "data"), "collect after the kills")
@@ -232,7 +246,7 @@ def test_kill_9_of_collect_at_seeded_moments(bed, request, tmp_path):
         interrupted = conn.execute(sa.select(sa.func.count()).select_from(collector_runs)
                                    .where(collector_runs.c.status == "interrupted")).scalar_one()
     bed.check(request, 7, "kill -9 of `collect`", account(bed.engine, bed.src),
-              f"{len(killed)} kills at {', '.join(killed) or '-'}; {interrupted} passes marked interrupted")
+              f"{len(killed)} kills at {', '.join(killed)} of a {whole:.1f}s run; {interrupted} passes marked interrupted")
 
 
 @pytest.fixture(scope="module")
@@ -248,16 +262,18 @@ def test_kill_9_of_a_cur_costs_import(engine, db_url, request, tmp_path, cur_tab
     config = tmp_path / "import.toml"
     config.write_text("")
     rng = random.Random(SEED + 1)
+    whole = _duration(config, "costs", "import", str(path), data=tmp_path / "data")
     killed = []
     for _ in range(4):
-        at = rng.uniform(1.0, 5.0)
+        at = rng.uniform(0.2, 0.95) * whole
         if _kill_at(_cli(config, "costs", "import", str(path), db_url=db_url, data=tmp_path / "data"), at):
             killed.append(f"{at:.1f}s")
+    assert killed, f"no kill landed inside a run of {whole:.1f}s"
     for _ in range(2):
         _finish(_cli(config, "costs", "import", str(path), db_url=db_url, data=tmp_path / "data"), "import after the kills")
     counts = account_costs(engine, cur_cells(cur_table), ("cur",))
     db = "postgresql" if db_url.startswith("postgresql") else "sqlite"
-    record_row(request, 8, "kill -9 of a CUR `costs import`", db, counts, f"{len(killed)} kills at {', '.join(killed) or '-'}")
+    record_row(request, 8, "kill -9 of a CUR `costs import`", db, counts, f"{len(killed)} kills at {', '.join(killed)} of a {whole:.1f}s run")
     assert counts.exact, counts.problems
     assert leftovers(engine) == ([], [])
 
@@ -290,8 +306,6 @@ def private_pg():
 
 
 def test_postgresql_restarted_during_collect(aws, private_pg, request, tmp_path, focus_lines):
-    from store.db import upgrade
-
     src = seed(aws, AWS_NOW, focus_lines)
     src.kinds = PROCESS_KINDS
     engine = connect(private_pg.url)
