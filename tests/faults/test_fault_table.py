@@ -214,6 +214,11 @@ def _duration(config: Path, *args: str, data: Path) -> float:
     return time.monotonic() - t0
 
 
+def _a_pass_runs(engine: sa.Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(collector_runs).where(collector_runs.c.status == "running")).scalar_one() > 0
+
+
 def _kill_at(proc: subprocess.Popen, seconds: float) -> bool:
     """kill -9 after ``seconds``; False when the process had already ended."""
     try:
@@ -232,9 +237,17 @@ def test_kill_9_of_collect_at_seeded_moments(bed, request, tmp_path):
     rng = random.Random(SEED)
     whole = _duration(config, "collect", data=tmp_path / "data")
     killed = []
-    for _ in range(4):
-        at = rng.uniform(0.2, 0.95) * whole
-        if _kill_at(_cli(config, "collect", db_url=bed.db_url, data=tmp_path / "data"), at):
+    for k in range(4):
+        proc = _cli(config, "collect", db_url=bed.db_url, data=tmp_path / "data")
+        t0 = time.monotonic()
+        if k % 2:  # a seeded moment of the run
+            at = rng.uniform(0.2, 0.95) * whole
+        else:  # a seeded moment after a pass is seen running (its lock held, its rows not yet committed)
+            extra = rng.uniform(0.0, 0.5)
+            while proc.poll() is None and not _a_pass_runs(bed.engine) and time.monotonic() - t0 < 60:
+                time.sleep(0.02)
+            at = time.monotonic() - t0 + extra
+        if _kill_at(proc, max(at - (time.monotonic() - t0), 0.0)):
             killed.append(f"{at:.1f}s")
         if len(killed) == 2:
             bed.src.finish(bed.aws)  # the runs end between kills
