@@ -40,6 +40,11 @@ def pytest_configure(config):
     unknown = set(TEST_DBS) - {"sqlite", "postgresql"}
     if unknown:
         raise pytest.UsageError(f"PIPEPULSE_TEST_DBS: unknown database(s) {sorted(unknown)}; use sqlite, postgresql")
+    from faults.faulttable import (
+        FaultTablePlugin,  # the fault suite's table, printed at the end (also under xdist)
+    )
+
+    config.pluginmanager.register(FaultTablePlugin(), "pipepulse-fault-table")
 
 
 @pytest.fixture(scope="session")

@@ -20,3 +20,8 @@ def ledger(tmp_path):
     led = _Ledger(LedgerFile(tmp_path / "data" / "ledger.db"))
     yield led
     led.file.close()
+
+
+# The fault table (tests/faults/test_fault_table.py) is printed at the end of the session by the
+# plugin in faulttable.py, which tests/conftest.py registers: a hook here would not run in the
+# xdist controller of `make test`, which never loads this file.
