@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ import sqlalchemy as sa
 
 from store.db import connect, upgrade
 from store.schema import cost_daily, metric_points, runs
-from store.writes import _base_type, _pg_type, upsert
+from store.writes import _base_type, _pg_type, _sqlite_converters, upsert
 
 DEFAULT_URL = os.environ.get(
     "PIPEPULSE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -239,6 +240,72 @@ def bench_table(
     return ratios
 
 
+def bench_table_sqlite(engine: sa.Engine, table: sa.Table, make, n: int) -> dict[float, float]:
+    """SQLite: per mix, upsert rows/s over a plain ``executemany`` INSERT of the same rows (values
+    converted as the store writes them) into a copy of the table (same key and indexes)."""
+    columns = [c.name for c in table.columns]
+    conv = _sqlite_converters(table, columns)
+    copy_table = table.to_metadata(sa.MetaData(), name=f"bench_copy_{table.name}")
+    for ix in list(copy_table.indexes):
+        ix.name = f"bench_{ix.name}"
+    copy_table.create(engine)
+    insert = f"INSERT INTO {{}} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+
+    def plain(name: str, rows_of) -> float:
+        spent = 0.0
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {name}"))
+        with engine.connect() as conn:
+            trans = conn.begin()  # the store's SQLite connections leave BEGIN to SQLAlchemy
+            raw = conn.connection.driver_connection
+            for rows in rows_of():
+                t = time.perf_counter()
+                raw.executemany(
+                    insert.format(name),
+                    [tuple(f(r[c]) if f else r[c] for f, c in zip(conv, columns, strict=True)) for r in rows],
+                )
+                spent += time.perf_counter() - t
+            t = time.perf_counter()
+            trans.commit()
+            spent += time.perf_counter() - t
+        return spent
+
+    print(f"{table.name} (SQLite): {n:,} rows x {len(columns)} columns")
+    ratios: dict[float, float] = {}
+    changed_col = RESTATED[table.name]
+    for mix in MIXES:
+        def pre(mix=mix):
+            for lo in range(0, n, CHUNK):
+                yield [
+                    {**r, changed_col: r[changed_col] + 1} if restated(i) else r
+                    for i, r in enumerate(make(lo, min(n, lo + CHUNK)), start=lo)
+                    if stored(i, mix)
+                ]
+        plain(table.name, pre)
+        held = sum(stored(i, mix) for i in range(n))
+        restate = sum(stored(i, mix) and restated(i) for i in range(n))
+        copy_s = plain(copy_table.name, lambda: _chunks(make, n))
+        up_s, written = _upsert(engine, table, make, n)
+        expect = n - held + restate
+        ratio = ratios[mix] = copy_s / up_s
+        label = "fresh" if not mix else f"{mix:.0%} stored"
+        print(
+            f"  {label:>10}: executemany {copy_s:6.1f} s {n / copy_s:>10,.0f} rows/s | upsert {up_s:6.1f} s "
+            f"{n / up_s:>10,.0f} rows/s | ratio {ratio:.2f}x ({'meets' if ratio >= 0.5 else 'MISSES'} 0.5x) | "
+            f"{written:,} rows written{'' if written == expect else f' (EXPECTED {expect:,})'}"
+        )
+    again_s, changed = _upsert(engine, table, make, n)
+    print(f"  upsert again (same rows)   {again_s:6.1f} s  changed {changed} rows")
+    return ratios
+
+
+def _summary(summary: dict[str, dict[float, float]], baseline: str) -> None:
+    print(f"\nratio upsert/{baseline} rows/s (target >= 0.5)")
+    print(f"{'table':<15}" + "".join(f"{('fresh' if not m else f'{m:.0%} stored'):>12}" for m in MIXES))
+    for t, ratios in summary.items():
+        print(f"{t:<15}" + "".join(f"{ratios[m]:>11.2f}x" for m in MIXES))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=1_000_000)
@@ -250,7 +317,16 @@ def main() -> None:
         action="store_true",
         help="also time a text-format COPY (2-4x slower than binary here)",
     )
+    ap.add_argument("--sqlite", action="store_true", help="SQLite instead (baseline: plain executemany)")
     args = ap.parse_args()
+    tables = ((runs, run_rows, args.runs), (metric_points, point_rows, args.points), (cost_daily, cost_rows, args.costs))
+    if args.sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = connect(f"sqlite:///{tmp}/bench.db")
+            upgrade(engine)
+            _summary({t.name: bench_table_sqlite(engine, t, make, n) for t, make, n in tables if n}, "executemany")
+            engine.dispose()
+        return
     admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
     name = f"pp_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as conn:
@@ -258,15 +334,10 @@ def main() -> None:
     try:
         engine = connect(admin.url.set(database=name).render_as_string(hide_password=False))
         upgrade(engine)
-        summary = {}
-        for table, make, n in ((runs, run_rows, args.runs), (metric_points, point_rows, args.points),
-                               (cost_daily, cost_rows, args.costs)):
-            if n:
-                summary[table.name] = bench_table(engine, table, make, n, text_baseline=args.text_baseline)
-        print("\nratio upsert/COPY rows/s (target >= 0.5)")
-        print(f"{'table':<15}" + "".join(f"{('fresh' if not m else f'{m:.0%} stored'):>12}" for m in MIXES))
-        for t, ratios in summary.items():
-            print(f"{t:<15}" + "".join(f"{ratios[m]:>11.2f}x" for m in MIXES))
+        summary = {
+            t.name: bench_table(engine, t, make, n, text_baseline=args.text_baseline) for t, make, n in tables if n
+        }
+        _summary(summary, "COPY")
         engine.dispose()
     finally:
         with admin.connect() as conn:
