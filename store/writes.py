@@ -238,9 +238,10 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
                     # cheaper than INSERT ... ON CONFLICT's speculative insertion
                     with probe.nested_loops():
                         cur.execute(sql.update)
+                        total += cur.rowcount  # (the planner reset after it runs a query)
                 else:
                     cur.execute(merge)
-                total += cur.rowcount
+                    total += cur.rowcount
     return total
 
 
@@ -266,15 +267,13 @@ class _KeyProbe:
             row = f"ROW({', '.join(q(key_cols[i]) for i in self.ranged)})"
             bound = f"ROW({', '.join(f'%s::{key_types[i]}' for i in self.ranged)})"
             self.range_sql = f"SELECT {cols} FROM {q(name)} WHERE {row} >= {bound} AND {row} <= {bound} LIMIT %s"
-        if len(key_cols) == 1:
-            self.lookup_sql = f"SELECT {cols} FROM {q(name)} WHERE {cols} = ANY(%s::{key_types[0]}[])"
-        else:
-            on = " AND ".join(f"t.{q(c)} = k.{q(c)}" for c in key_cols)
-            unnest = ", ".join(f"%s::{t}[]" for t in key_types)
-            self.lookup_sql = (
-                f"SELECT {', '.join('t.' + q(c) for c in key_cols)} FROM unnest({unnest}) AS k({cols}) "
-                f"JOIN {q(name)} AS t ON {on}"
-            )
+        # (also for one column: "= ANY(array)" of a whole batch is planned as a scan of the table)
+        on = " AND ".join(f"t.{q(c)} = k.{q(c)}" for c in key_cols)
+        unnest = ", ".join(f"%s::{t}[]" for t in key_types)
+        self.lookup_sql = (
+            f"SELECT {', '.join('t.' + q(c) for c in key_cols)} FROM unnest({unnest}) AS k({cols}) "
+            f"JOIN {q(name)} AS t ON {on}"
+        )
         self.planner: tuple[str, str] | None = None
         get = operator.itemgetter(*idx)
         self.keys = (lambda rows: [(get(r),) for r in rows]) if len(idx) == 1 else (lambda rows: list(map(get, rows)))
@@ -292,9 +291,6 @@ class _KeyProbe:
             if len(found) < limit:
                 return {tuple(r) for r in found}
         # index look-ups of each key (nested loop: a hash join would read the whole table)
-        if len(self.idx) == 1:
-            self.cur.execute(self.lookup_sql, [[k[0] for k in keys]])
-            return {tuple(r) for r in self.cur.fetchall()}
         with self.nested_loops():
             self.cur.execute(self.lookup_sql, [list(col) for col in zip(*keys, strict=True)])
             return {tuple(r) for r in self.cur.fetchall()}

@@ -41,3 +41,16 @@ def test_upsert_handles_repeated_keys_changes_and_no_ops(engine):
             ("reference:3", "SUCCEEDED"),
         ]
         assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 1
+
+
+def test_a_batch_of_new_rows_and_restated_stored_ones_counts_each_change(engine):
+    with engine.begin() as conn:
+        assert upsert(conn, runs, [_run(i) for i in range(10)]) == 10
+    with engine.begin() as conn:
+        batch = [_run(i, "FAILED") if i < 3 else _run(i) for i in range(20)]  # 3 restated, 7 same, 10 new
+        assert upsert(conn, runs, batch) == 13
+        assert upsert(conn, runs, batch) == 0
+    with engine.connect() as conn:
+        failed = conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.status == "FAILED")).scalar_one()
+        total = conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one()
+    assert (failed, total) == (3, 20)
