@@ -211,13 +211,12 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
         #    INSERT ... SELECT ... ON CONFLICT for new rows, which is why they skip the staging.
         # An unchanged row is written by none of these: a second identical upsert returns 0.
         probe = _KeyProbe(cur, q, table.name, [columns.index(k) for k in key_cols], key_cols,
-                          [types[columns.index(k)] for k in key_cols])
+                          [types[columns.index(k)] for k in key_cols], [columns.index(c) for c in compare], compare)
         merge = sql.on_conflict_distinct if compare else sql.on_conflict
         for batch in _batches(tuples):
             if int_idx:
                 batch = _ints(batch, int_idx, table, columns)
-            fresh, held = probe.split(batch)
-            stored = bool(held) and len(held) < len(batch)  # the probe found these keys stored
+            fresh, held, stored = probe.split(batch)  # stored: held rows are stored and differ
             if fresh:
                 cur.execute("SAVEPOINT _pp_direct")
                 try:
@@ -229,7 +228,7 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
                 else:
                     total += len(fresh)
                 cur.execute("RELEASE SAVEPOINT _pp_direct")
-            if held and not (stored and not compare):  # stored rows with nothing to compare: done
+            if held:
                 cur.execute(f"TRUNCATE {q(stage)}")
                 with cur.copy(sql.copy_stage) as copy:
                     copy.write(_binary_copy_data(cur, types, held))
@@ -249,14 +248,18 @@ _RANGE_TYPES = {"int4", "int8", "date", "timestamptz", "timestamp"}
 
 
 class _KeyProbe:
-    """Splits a batch into rows whose key is not stored yet and rows whose key is (or may be).
+    """Splits a batch into rows whose key is not stored yet, rows stored with other values, and
+    rows stored as they are (dropped: nothing to write), by reading the stored values back.
 
     Only a speed-up: a stored row taken for new fails its COPY with UniqueViolation and the
-    batch is merged; a new row taken for stored is merged (inserted) all the same."""
+    batch is merged; a row taken for changed is updated only if the database finds it differs."""
 
-    def __init__(self, cur, q, name, idx, key_cols, key_types):
+    def __init__(self, cur, q, name, idx, key_cols, key_types, cidx, compare):
         self.cur, self.idx = cur, idx
         cols = ", ".join(map(q, key_cols))
+        nk = len(key_cols)
+        self.nk = nk
+        read = ", ".join([*map(q, key_cols), *map(q, compare)])
         # the range: over the whole key when its columns are all numbers and times, else over its
         # first such column (cost_daily's day), else none
         if all(t in _RANGE_TYPES for t in key_types):
@@ -266,19 +269,20 @@ class _KeyProbe:
         if self.ranged is not None:
             row = f"ROW({', '.join(q(key_cols[i]) for i in self.ranged)})"
             bound = f"ROW({', '.join(f'%s::{key_types[i]}' for i in self.ranged)})"
-            self.range_sql = f"SELECT {cols} FROM {q(name)} WHERE {row} >= {bound} AND {row} <= {bound} LIMIT %s"
+            self.range_sql = f"SELECT {read} FROM {q(name)} WHERE {row} >= {bound} AND {row} <= {bound} LIMIT %s"
         # (also for one column: "= ANY(array)" of a whole batch is planned as a scan of the table)
         on = " AND ".join(f"t.{q(c)} = k.{q(c)}" for c in key_cols)
         unnest = ", ".join(f"%s::{t}[]" for t in key_types)
         self.lookup_sql = (
-            f"SELECT {', '.join('t.' + q(c) for c in key_cols)} FROM unnest({unnest}) AS k({cols}) "
+            f"SELECT {', '.join('t.' + q(c) for c in [*key_cols, *compare])} FROM unnest({unnest}) AS k({cols}) "
             f"JOIN {q(name)} AS t ON {on}"
         )
         self.planner: tuple[str, str] | None = None
         get = operator.itemgetter(*idx)
         self.keys = (lambda rows: [(get(r),) for r in rows]) if len(idx) == 1 else (lambda rows: list(map(get, rows)))
+        self.values = (lambda r: ()) if not cidx else (lambda r: tuple(r[i] for i in cidx))
 
-    def stored(self, keys: list[tuple]) -> set[tuple] | None:
+    def stored(self, keys: list[tuple]) -> dict[tuple, tuple] | None:
         if self.ranged is not None:
             try:
                 part = keys if len(self.ranged) == len(self.idx) else [tuple(k[i] for i in self.ranged) for k in keys]
@@ -289,11 +293,11 @@ class _KeyProbe:
             self.cur.execute(self.range_sql, [*lo, *hi, limit])
             found = self.cur.fetchall()
             if len(found) < limit:
-                return {tuple(r) for r in found}
+                return {tuple(r[: self.nk]): tuple(r[self.nk :]) for r in found}
         # index look-ups of each key (nested loop: a hash join would read the whole table)
         with self.nested_loops():
             self.cur.execute(self.lookup_sql, [list(col) for col in zip(*keys, strict=True)])
-            return {tuple(r) for r in self.cur.fetchall()}
+            return {tuple(r[: self.nk]): tuple(r[self.nk :]) for r in self.cur.fetchall()}
 
     @contextlib.contextmanager
     def nested_loops(self) -> Iterator[None]:
@@ -311,18 +315,25 @@ class _KeyProbe:
                 list(self.planner),
             )
 
-    def split(self, batch: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    def split(self, batch: list[tuple]) -> tuple[list[tuple], list[tuple], bool]:
+        """(new rows, rows to merge, whether those are all stored ones that differ)."""
         keys = self.keys(batch)
         stored = self.stored(keys)
         if stored is None:
-            return [], batch
+            return [], batch, False
         if not stored:
-            return batch, []
+            return batch, [], False
         fresh: list[tuple] = []
-        held: list[tuple] = []
+        changed: list[tuple] = []
+        missing = object()
+        values = self.values
         for k, r in zip(keys, batch, strict=True):
-            (held if k in stored else fresh).append(r)
-        return fresh, held
+            old = stored.get(k, missing)
+            if old is missing:
+                fresh.append(r)
+            elif old != values(r):
+                changed.append(r)
+        return fresh, changed, True
 
 
 class _MergeSql:
