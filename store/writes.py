@@ -197,13 +197,14 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
                 cur.execute(sql.on_conflict_distinct if compare else sql.on_conflict)
                 total += cur.rowcount
             return total
-        # Per batch:
+        # Per batch (after a batch without stored keys, step 2 is tried first with all rows):
         # 1. which of its keys are stored already: one query (an index range scan over the
         #    batch's key range when the key columns are numbers and times, else index look-ups
-        #    of the batch's keys), answered with the stored keys only;
+        #    of the batch's keys), answered with the stored keys and values: stored rows that
+        #    are unchanged are dropped here;
         # 2. the new rows: binary COPY straight into the table (multi-row inserts, as fast as a
         #    raw COPY), inside a savepoint;
-        # 3. the stored rows: binary COPY into the temporary staging table, then one
+        # 3. the stored rows that differ: binary COPY into the temporary staging table, then one
         #    UPDATE ... FROM of those that differ (by index look-ups);
         # 4. all rows, if step 2 failed with UniqueViolation (a key repeated in the batch, or
         #    inserted by another writer meanwhile): staged, then INSERT ... ON CONFLICT DO
@@ -213,21 +214,20 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
         probe = _KeyProbe(cur, q, table.name, [columns.index(k) for k in key_cols], key_cols,
                           [types[columns.index(k)] for k in key_cols], [columns.index(c) for c in compare], compare)
         merge = sql.on_conflict_distinct if compare else sql.on_conflict
+        optimistic = True  # the last batch held no stored key: try this one as all new first
         for batch in _batches(tuples):
             if int_idx:
                 batch = _ints(batch, int_idx, table, columns)
+            if optimistic and _copy_new(cur, sql.copy_table, _binary_copy_data(cur, types, batch)):
+                total += len(batch)
+                continue
             fresh, held, stored = probe.split(batch)  # stored: held rows are stored and differ
+            optimistic = not stored
             if fresh:
-                cur.execute("SAVEPOINT _pp_direct")
-                try:
-                    with cur.copy(sql.copy_table) as copy:
-                        copy.write(_binary_copy_data(cur, types, fresh))
-                except psycopg.errors.UniqueViolation:
-                    cur.execute("ROLLBACK TO SAVEPOINT _pp_direct")
-                    held, stored = batch, False
-                else:
+                if _copy_new(cur, sql.copy_table, _binary_copy_data(cur, types, fresh)):
                     total += len(fresh)
-                cur.execute("RELEASE SAVEPOINT _pp_direct")
+                else:
+                    held, stored = batch, False
             if held:
                 cur.execute(f"TRUNCATE {q(stage)}")
                 with cur.copy(sql.copy_stage) as copy:
@@ -242,6 +242,21 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
                     cur.execute(merge)
                     total += cur.rowcount
     return total
+
+
+def _copy_new(cur: psycopg.Cursor, statement: str, data: bytearray) -> bool:
+    """COPY rows straight into the table inside a savepoint; False (and nothing written) if one
+    of their keys is stored already or repeats. The server stops at the first such row."""
+    cur.execute("SAVEPOINT _pp_direct")
+    try:
+        with cur.copy(statement) as copy:
+            copy.write(data)
+    except psycopg.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT _pp_direct")
+        cur.execute("RELEASE SAVEPOINT _pp_direct")
+        return False
+    cur.execute("RELEASE SAVEPOINT _pp_direct")
+    return True
 
 
 _RANGE_TYPES = {"int4", "int8", "date", "timestamptz", "timestamp"}
