@@ -285,9 +285,7 @@ class _KeyProbe:
             row = f"ROW({', '.join(q(key_cols[i]) for i in self.ranged)})"
             bound = f"ROW({', '.join(f'%s::{key_types[i]}' for i in self.ranged)})"
             where = f"{row} >= {bound} AND {row} <= {bound}"
-            self.range_sql = f"SELECT {read} FROM {q(name)} WHERE {where}"
-            # how many rows the range holds, up to a limit: counted in the index, nothing sent
-            self.range_count_sql = f"SELECT count(*) FROM (SELECT 1 FROM {q(name)} WHERE {where} LIMIT %s) AS r"
+            self.range_sql = f"SELECT {read} FROM {q(name)} WHERE {where} LIMIT %s"
         # (also for one column: "= ANY(array)" of a whole batch is planned as a scan of the table)
         on = " AND ".join(f"t.{q(c)} = k.{q(c)}" for c in key_cols)
         unnest = ", ".join(f"%s::{t}[]" for t in key_types)
@@ -310,13 +308,10 @@ class _KeyProbe:
             # a range holding more rows than the batch (say one new point for each of many
             # series) is not read back: the keys are looked up one by one instead
             limit = len(keys) + 1
-            self.cur.execute(self.range_count_sql, [*lo, *hi, limit])
-            held = self.cur.fetchone()[0]
-            if held == 0:
-                return {}
-            if held < limit:
-                self.cur.execute(self.range_sql, [*lo, *hi])
-                return {tuple(r[: self.nk]): tuple(r[self.nk :]) for r in self.cur.fetchall()}
+            self.cur.execute(self.range_sql, [*lo, *hi, limit])
+            found = self.cur.fetchall()
+            if len(found) < limit:
+                return {tuple(r[: self.nk]): tuple(r[self.nk :]) for r in found}
         # index look-ups of each key (nested loop: a hash join would read the whole table)
         with self.nested_loops():
             self.cur.execute(self.lookup_sql, [list(col) for col in zip(*keys, strict=True)])
