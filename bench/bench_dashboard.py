@@ -96,6 +96,15 @@ def build(url: str, scale: float, end: datetime) -> dict[str, int]:
 
     engine = connect(url)
     upgrade(engine)
+    with engine.begin() as conn:  # a partition per month of history, as the schedule would have made
+        from store.partitions import PARTITIONED, create_month, is_partitioned
+
+        month = (end - timedelta(days=DAYS + 1)).date().replace(day=1)
+        while month <= end.date():
+            for table in PARTITIONED:
+                if is_partitioned(conn, table):
+                    create_month(conn, table, month)
+            month = (month + timedelta(days=32)).replace(day=1)
     rng = np.random.default_rng(7)
     counts: dict[str, int] = {}
     raw = engine.raw_connection()

@@ -79,7 +79,8 @@ JOBS: tuple[Job, ...] = (
     Job("digest_weekly", "0 8 * * 1", "jobs.digest:run",
         "the weekly alert digest", {"period": "weekly"}, command=("alerts", "digest", "--period", "weekly")),
     Job("retention", "30 3 * * *", "jobs.retention:run",
-        "delete raw rows older than [retention] days in batches; the daily rollups stay",
+        "delete raw rows older than [retention] days in batches (PostgreSQL: whole expired month partitions "
+        "dropped, next months' partitions created); the daily rollups stay",
         command=("retention", "apply")),
     Job("backup", "0 3 * * *", "jobs.backup:run",
         "copy the SQLite database into [backup] dir, keeping the newest [backup] keep copies",

@@ -11,6 +11,11 @@ the detectors' baselines)::
     collector_runs_days = 90     # pipepulse's own pass records
     notifications_days = 180     # sent-alert ledger (only dedups items this recent)
 
+On PostgreSQL the job also keeps the monthly partitions of ``metric_points`` and ``cost_daily``
+(``store/partitions.py``): it creates the current month's and the next three months' partitions
+on every pass, and drops a ``metric_points`` month partition whole once the month lies entirely
+before the cutoff (the partly expired month is still pruned by row).
+
 ``run_daily`` and ``cost_daily`` are never pruned: the dashboard's history comes from them.
 Runs themselves are kept too (one row per run is small, and freshness, the run list and the
 rollup refresh read them). Each batch is its own transaction, so a big first purge neither
@@ -28,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from pipepulse.errors import ConfigError
 from pipepulse.settings import Settings, check_keys, opt
+from store.partitions import PARTITIONED, drop_expired, ensure_months
 from store.retention import PRUNABLE, count_older, delete_batch
 
 __all__ = ["DEFAULT_DAYS", "RetentionConfig", "plan", "retention_config", "run"]
@@ -81,9 +87,20 @@ def run(settings: Settings, engine: Engine, *, now: datetime) -> dict[str, int]:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
     config = retention_config(settings)
+    with engine.begin() as conn:
+        created = ensure_months(conn, now)
+    if created:
+        log.info("partitions created", extra={"partitions": created})
     deleted: dict[str, int] = {}
     for table, cutoff in config.cutoffs(now).items():
         total = batches = 0
+        if table in PARTITIONED:
+            # PostgreSQL: whole expired months go as partitions; the rest by row below
+            with engine.begin() as conn:
+                dropped = drop_expired(conn, table, cutoff)
+            total += sum(dropped.values())
+            if dropped:
+                log.info("partitions dropped", extra={"table": table, "partitions": dropped, "cutoff": cutoff.isoformat()})
         while True:
             with engine.begin() as conn:
                 n = delete_batch(conn, table, cutoff, limit=config.batch_size)

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -257,6 +258,10 @@ def upgrade(engine: Engine) -> SchemaStatus:
         from alembic import command
 
         command.upgrade(_alembic_config(engine), "head")
+    from store.partitions import ensure_months  # PostgreSQL: this month's and the next ones'
+
+    with engine.begin() as conn:
+        ensure_months(conn, datetime.now(UTC))
     return schema_status(engine)
 
 

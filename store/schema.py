@@ -172,6 +172,8 @@ metric_points = sa.Table(
     sa.Column("series_id", sa.Integer, primary_key=True),
     sa.Column("ts", TS, primary_key=True),
     sa.Column("value", sa.Float, nullable=False),
+    # PostgreSQL: monthly partitions (migration 0009_h22i, store/partitions.py); SQLite: a plain table
+    postgresql_partition_by="RANGE (ts)",
 )
 
 cost_daily = sa.Table(
@@ -192,7 +194,19 @@ cost_daily = sa.Table(
     sa.Column("currency", sa.String(8), primary_key=True, server_default="USD"),
     sa.Column("updated_at", TS, nullable=False),
     sa.Index("ix_cost_daily_day", "day"),
+    postgresql_partition_by="RANGE (day)",  # monthly partitions, as metric_points
 )
+
+# A partitioned table created by ``metadata.create_all`` (not by the migrations) gets its default
+# partition, so it takes rows before any month partition exists.
+for _partitioned in (metric_points, cost_daily):
+    sa.event.listen(
+        _partitioned,
+        "after_create",
+        sa.DDL(f"CREATE TABLE {_partitioned.name}_default PARTITION OF {_partitioned.name} DEFAULT").execute_if(
+            dialect="postgresql"
+        ),
+    )
 
 forecast_snapshots = sa.Table(
     "forecast_snapshots",

@@ -41,3 +41,33 @@ def test_upsert_handles_repeated_keys_changes_and_no_ops(engine):
             ("reference:3", "SUCCEEDED"),
         ]
         assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 1
+
+
+def test_a_batch_of_new_rows_and_restated_stored_ones_counts_each_change(engine):
+    with engine.begin() as conn:
+        assert upsert(conn, runs, [_run(i) for i in range(10)]) == 10
+    with engine.begin() as conn:
+        batch = [_run(i, "FAILED") if i < 3 else _run(i) for i in range(20)]  # 3 restated, 7 same, 10 new
+        assert upsert(conn, runs, batch) == 13
+        assert upsert(conn, runs, batch) == 0
+    with engine.connect() as conn:
+        failed = conn.execute(sa.select(sa.func.count()).select_from(runs).where(runs.c.status == "FAILED")).scalar_one()
+        total = conn.execute(sa.select(sa.func.count()).select_from(runs)).scalar_one()
+    assert (failed, total) == (3, 20)
+
+
+def test_one_new_point_per_series_beside_long_stored_histories(engine):
+    # the batch's key range spans every stored point of 40 series: the stored keys are looked up
+    # one by one instead of read back by range; restated points are still found and updated
+    history = [{"series_id": s, "ts": T.replace(hour=h), "value": float(h)} for s in range(1, 41) for h in range(10)]
+    with engine.begin() as conn:
+        assert upsert(conn, metric_points, history) == 400
+    batch = [{"series_id": s, "ts": T.replace(hour=12), "value": 1.0} for s in range(1, 41)]
+    batch += [{"series_id": s, "ts": T.replace(hour=3), "value": 99.0} for s in (2, 7)]  # restated
+    batch += [{"series_id": 5, "ts": T.replace(hour=4), "value": 4.0}]  # unchanged
+    with engine.begin() as conn:
+        assert upsert(conn, metric_points, batch) == 42
+        assert upsert(conn, metric_points, batch) == 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 440
+        assert conn.execute(sa.select(sa.func.sum(metric_points.c.value))).scalar_one() == 40 * 45 + 40 + 2 * (99 - 3)
