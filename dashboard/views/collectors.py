@@ -42,4 +42,4 @@ st.subheader("Passes")
 PASS_ROWS = 50
 st.caption(f"Newest {min(PASS_ROWS, len(passes)):,} of {len(passes):,} passes in this window; the CSV has all of them.")
 ui.table(passes, key="passes", filename="collector_passes.csv", height=400, static=True, rows=PASS_ROWS,
-         hide=("collector_run_id", "details", "ended_at", "window_start"), column_config={"api_cost_usd": st.column_config.NumberColumn("API cost USD", format="%.4f")})
+         hide=("collector_run_id", "details", "ended_at", "window_start", "slot"), column_config={"api_cost_usd": st.column_config.NumberColumn("API cost USD", format="%.4f")})
