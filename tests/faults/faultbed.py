@@ -42,6 +42,7 @@ from store.schema import (
     locks,
     metric_points,
     metric_series,
+    run_logs,
     run_steps,
     runs,
 )
@@ -171,6 +172,62 @@ def seed(aws: Any, now: datetime, focus_lines: list[str]) -> Source:
     s3.put_object(Bucket="exports", Key=FOCUS_KEY, Body=src.focus_csv)
     src.costs.update(focus_cells(src.focus_csv))
     return src
+
+
+LOG_GROUP = "/pipepulse/reference/orders"  # the logs collector's default group of the reference pipeline
+LOG_LEVELS = ("ERROR", "WARNING", "ERROR", "INFO")  # per failed run; the INFO line is not a run_logs row
+
+
+@dataclass
+class LogSource:
+    """Failed reference-pipeline runs (ledger rows) and their events in CloudWatch Logs: the
+    run_logs rows a complete store holds, by (run, event time, message)."""
+
+    start: datetime  # the first run's start; runs follow a minute apart
+    lines: Counter = field(default_factory=Counter)
+    runs: int = 0
+
+    def put(self, ledger: Any, logs: Any, batch: str, n_failed: int, n_succeeded: int = 2) -> list[str]:
+        """``n_failed`` failed runs (and ``n_succeeded`` succeeded ones, whose lines are never stored)
+        in the ledger, each with its events (and another run's look-alike) in one stream per batch."""
+        events, ids = [], []
+        for i in range(n_failed + n_succeeded):
+            rid, failed = f"{batch}-{i:03d}", i < n_failed
+            started = self.start + timedelta(minutes=self.runs)
+            self.runs += 1
+            ended = started + timedelta(seconds=50)
+            ledger.run(run_id=rid, pipeline="orders", status="FAILED" if failed else "SUCCEEDED", trigger="schedule", attempt=1,
+                       started_at=started.isoformat(), ended_at=ended.isoformat(), correlation_id=f"c-{rid}",
+                       error_type="ValueError" if failed else None, error_message="bad row" if failed else None)
+            for k, level in enumerate(LOG_LEVELS if failed else ("INFO",)):
+                ts = started + timedelta(seconds=5 * (k + 1))
+                message = f"{rid} {level.lower()} {k}"
+                events.append({"timestamp": int(ts.timestamp() * 1000), "message": json.dumps(
+                    {"correlation_id": f"c-{rid}", "stage": "load", "level": level, "message": message})})
+                if failed and level != "INFO":
+                    self.lines[(f"reference:{rid}", ts.isoformat(), message)] += 1
+            # a look-alike: another correlation id with this one as its prefix (AWS's plain term matches it)
+            events.append({"timestamp": int((started + timedelta(seconds=30)).timestamp() * 1000), "message": json.dumps(
+                {"correlation_id": f"c-{rid}0", "stage": "load", "level": "ERROR", "message": "not this run"})})
+            if failed:
+                ids.append(f"reference:{rid}")
+        stream = f"{self.start:%Y/%m/%d}/{batch}"
+        logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        events.sort(key=lambda e: e["timestamp"])
+        logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream, logEvents=events)
+        return ids
+
+
+def account_logs(engine: sa.Engine, expected: Counter) -> Counts:
+    """run_logs rows against the source's, by (run, event time, message): rows beyond the source's
+    are doubled, the source's rows missing are lost."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(run_logs.c.run_id, run_logs.c.ts, run_logs.c.message)).all()
+    got: Counter = Counter()
+    for rid, ts, message in rows:
+        ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        got[(rid, ts.isoformat(), message)] += 1
+    return _compare_sets("log line", expected, got)
 
 
 def focus_cells(csv: bytes) -> dict[tuple[str, ...], float]:

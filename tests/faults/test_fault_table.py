@@ -18,11 +18,24 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import boto3
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from clocks import AWS_NOW
-from faultbed import CONFIG, Counts, account, account_costs, cur_cells, leftovers, record_row, seed
+from faultbed import (
+    CONFIG,
+    LOG_GROUP,
+    Counts,
+    LogSource,
+    account,
+    account_costs,
+    account_logs,
+    cur_cells,
+    leftovers,
+    record_row,
+    seed,
+)
 
 from collectors.runner import collect
 from devkit.localaws.faults import FaultInjector
@@ -179,6 +192,72 @@ def test_runs_finishing_during_a_pass(bed, request):
     bed.src.finish(bed.aws)
     bed.check(request, 6, "runs finishing during a pass", bed.settle(),
               f"{len(running)} running at the start; {mid.lost} stale right after that pass")
+
+
+def test_passes_overlapping_the_logs_collector(aws, ledger, make_settings, engine, db_url, request, monkeypatch):
+    """The race of issue 23: a run source's pass that started before the logs collector's pass
+    commits its failed runs after that logs pass ran, with an ``updated_at`` (its start) older than
+    the runs the logs pass read from a quicker pass. Three rounds of a quick reference pass, then a
+    slow one held (in its own thread) after reading the ledger while the logs pass runs, then let
+    go; then ``collect`` twice more. Every failed run's ERROR/WARNING events must be stored once."""
+    from collectors.reference import ReferenceCollector
+
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    src = LogSource(start=AWS_NOW.replace(microsecond=0) - timedelta(hours=3))
+    settings = make_settings('[collectors]\nsources = ["reference", "logs"]\n')
+    held, release = threading.Event(), threading.Event()
+    read_ledger = ReferenceCollector.collect
+
+    def slow_collect(self, ctx):
+        batch = read_ledger(self, ctx)
+        if threading.current_thread().name == "slow-pass":
+            held.set()
+            assert release.wait(60), "the slow pass was never let go"
+        return batch
+
+    monkeypatch.setattr(ReferenceCollector, "collect", slow_collect)
+    clock = AWS_NOW
+
+    def at(minutes: float):
+        return clock + timedelta(minutes=minutes)
+
+    overlaps, slow_runs = [], 0
+    for r, (quick, slow) in enumerate([(10, 10), (10, 9), (10, 9)]):
+        base = 10 * r
+        src.put(ledger, logs, f"q{r}", quick)
+        [p] = collect(settings, engine, sources=["reference"], now=at(base + 2))  # the quick pass
+        assert p.status == "succeeded", p.error
+        slow_runs += len(src.put(ledger, logs, f"s{r}", slow))
+        held.clear()
+        release.clear()
+        outcome: list = []
+        thread = threading.Thread(name="slow-pass", target=lambda m=base + 1, out=outcome: out.extend(
+            collect(settings, engine, sources=["reference"], now=at(m))))  # started a minute before the quick one
+        thread.start()
+        try:
+            assert held.wait(60), "the slow pass never read the ledger"
+            [lp] = collect(settings, engine, sources=["logs"], now=at(base + 3))  # runs while the slow pass is held
+            assert lp.status == "succeeded", lp.error
+            with engine.connect() as conn:
+                running = conn.execute(sa.select(collector_runs.c.source).where(collector_runs.c.status == "running")).scalars().all()
+            overlaps.append(running)
+        finally:
+            release.set()
+            thread.join(60)
+        assert [p.status for p in outcome] == ["succeeded"], [p.error for p in outcome]
+    assert overlaps == [["reference"]] * 3, overlaps  # each logs pass ran inside a held reference pass
+    mid = account_logs(engine, src.lines)
+    for m in (40, 41):  # the passes have cleared: collect twice more
+        for p in collect(settings, engine, now=at(m)):
+            assert p.status == "succeeded", f"{p.source}: {p.error}"
+    counts = account_logs(engine, src.lines)
+    db = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    record_row(request, 12, "passes overlapping the logs collector", db, counts,
+               f"{src.runs} ledger runs, {len(src.lines) // 3} failed ({slow_runs} committed by a slow pass after a logs pass); "
+               f"{mid.lost} lines unread right after the overlaps")
+    assert counts.exact, f"expected {counts.expected}, stored {counts.stored}, doubled {counts.doubled}, lost {counts.lost}: {counts.problems}"
+    assert leftovers(engine) == ([], [])
 
 
 # ---- kill -9 and database restarts: `pipepulse collect` / `costs import` as real processes -------
