@@ -10,6 +10,8 @@ it item by item:
 - runs (by run id, and a Step Functions run's status must be the source's: an ended run left
   ``running`` is a lost ending), steps (run, stage, attempt), metric points (series, time, value);
 - cost cells: (source, query shape, day, service, currency) with the source's amount to the cent.
+- log lines (``LogSource``, ``account_logs``): failed reference-pipeline runs in the ledger with
+  their events in CloudWatch Logs; ``run_logs`` rows by (run, event time, message).
 
 ``stored`` counts what the store holds of those kinds; ``doubled`` the items stored that the
 source does not have or with more than the source's amount (a Sum or a cost counted twice);
