@@ -50,6 +50,8 @@ from typing import Any
 
 import pandas as pd
 
+from devkit.localaws.standin import StandIn
+
 __all__ = ["CostExplorerStandIn", "LINE_ITEM_FIELDS"]
 
 TARGET_PREFIX = "AWSInsightsIndexService."
@@ -114,18 +116,8 @@ class CEError(Exception):
         self.status = status
 
 
-class CostExplorerStandIn:
+class CostExplorerStandIn(StandIn):
     """WSGI middleware answering GetCostAndUsage/GetCostForecast from loaded line items."""
-
-    def __init__(self, next_app: Callable[..., Any]) -> None:
-        self.next_app = next_app
-        self._lock = threading.Lock()
-        self.reset()
-
-    @classmethod
-    def middleware(cls, next_app: Callable[..., Any]) -> CostExplorerStandIn:
-        """Wrap ``next_app`` (moto); the signature ``LocalAWS`` expects of a middleware."""
-        return cls(next_app)
 
     # ---- state -------------------------------------------------------------------------
 

@@ -28,12 +28,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from devkit.localaws.standin import StandIn
 from devkit.localaws.stepfunctions import _call, _json, _read_body
 
 __all__ = ["GlueJobRunsStandIn"]
@@ -61,17 +61,8 @@ class _Error(Exception):
         self.code, self.message = code, message
 
 
-class GlueJobRunsStandIn:
+class GlueJobRunsStandIn(StandIn):
     """WSGI middleware answering run reads of recorded Glue jobs (see the module docstring)."""
-
-    def __init__(self, app: Callable[..., Any]) -> None:
-        self.next_app = app
-        self._lock = threading.Lock()
-        self.reset()
-
-    @classmethod
-    def middleware(cls, next_app: Callable[..., Any]) -> GlueJobRunsStandIn:
-        return cls(next_app)
 
     def reset(self) -> None:
         with self._lock:

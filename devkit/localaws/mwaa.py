@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +32,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from devkit.localaws.standin import StandIn
 
 __all__ = ["MwaaStandIn"]
 
@@ -57,17 +58,8 @@ class MwaaError(Exception):
         self.code, self.status, self.body = code, status, body
 
 
-class MwaaStandIn:
+class MwaaStandIn(StandIn):
     """WSGI middleware answering MWAA's InvokeRestApi/CreateCliToken from a real Airflow."""
-
-    def __init__(self, next_app: Callable[..., Any]) -> None:
-        self.next_app = next_app
-        self._lock = threading.Lock()
-        self.reset()
-
-    @classmethod
-    def middleware(cls, next_app: Callable[..., Any]) -> MwaaStandIn:
-        return cls(next_app)
 
     def reset(self) -> None:
         with self._lock:

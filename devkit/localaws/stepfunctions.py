@@ -33,11 +33,12 @@ import base64
 import hashlib
 import io
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from devkit.localaws.standin import StandIn
 
 __all__ = ["StepFunctionsHistoryStandIn"]
 
@@ -101,18 +102,8 @@ class _Recorded:
                 execution[key] = value
 
 
-class StepFunctionsHistoryStandIn:
+class StepFunctionsHistoryStandIn(StandIn):
     """WSGI middleware answering history reads of recorded executions (see the module docstring)."""
-
-    def __init__(self, app: Callable[..., Any]) -> None:
-        self.next_app = app
-        self._lock = threading.Lock()
-        self.reset()
-
-    @classmethod
-    def middleware(cls, next_app: Callable[..., Any]) -> StepFunctionsHistoryStandIn:
-        """Wrap ``next_app`` (moto); the signature ``LocalAWS`` expects of a middleware."""
-        return cls(next_app)
 
     def reset(self) -> None:
         """Forget recorded histories and request counts."""
