@@ -25,9 +25,11 @@ the demo's end + 6 minutes, when the build itself detects) and prints:
    (``bench.forecast_eval.ledger_daily_spend``): MASE, the MAE against last-value's and
    seasonal-naive's, and interval coverage.
 
-Exit status 1 when an incident is missed. Not injected by the backfill and so not scored here:
-the Glue job's two failed nights (``devkit.aws_seed``, 14 nights: inside every warm-up) and the
-Step Functions executions' failures (12 executions within minutes).
+Exit status 1 when an incident is missed. Besides the backfill's incidents, the Glue job's two
+failed nights (``devkit.aws_seed``: out of memory ``GLUE_OOM_NIGHT`` days before the end, into
+the timeout ``GLUE_TIMEOUT_NIGHT`` days before; the job runs every night of the history, so
+they are past the warm-up) are incidents too. Not scored: the Step Functions executions'
+failures (12 executions within the last three days).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ DEMO_CONFIG = ROOT / "examples" / "demo.toml"
 DETECT_AFTER = timedelta(minutes=6)  # devkit.demo.build_demo detects at end + 6 min
 DAILY_KINDS = {"cost", "failure_rate", "rejected_rate"}
 
-__all__ = ["Incident", "demo_window", "incidents", "main", "match"]
+__all__ = ["Incident", "demo_window", "incidents", "main", "match", "seeded_incidents"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,15 @@ def incidents(start: datetime, days: int, reference: tuple[str, ...]) -> list[In
         Incident("schema break (finance_daily)", _day(f.schema_break_day), _day(f.schema_break_day) + timedelta(days=1),
                  _pipeline("finance_daily")),
     ]
+
+
+def seeded_incidents(end: datetime) -> list[Incident]:
+    """The Glue job's failed nights that ``devkit.aws_seed`` seeds for a demo ending at ``end``."""
+    from devkit.aws_seed import GLUE_OOM_NIGHT, GLUE_TIMEOUT_NIGHT
+
+    nights = (("Glue out of memory (glue_nightly)", GLUE_OOM_NIGHT), ("Glue timeout (glue_nightly)", GLUE_TIMEOUT_NIGHT))
+    return [Incident(name, _day(end.date()) - timedelta(days=ago), _day(end.date()) - timedelta(days=ago - 1), _pipeline("glue_nightly"))
+            for name, ago in nights]
 
 
 def _span(a: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -213,7 +224,7 @@ def evaluate(data_dir: Path, *, days: int, reuse: bool, config_dir: Path) -> int
     finally:
         engine.dispose()
     rows.sort(key=lambda a: (a["window_start"], a["kind"], a["subject"]))
-    found = incidents(start, days, reference)
+    found = incidents(start, days, reference) + seeded_incidents(end)
 
     print(f"demo {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({days} days), {data_dir}")
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.by_kind.items()))

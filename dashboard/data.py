@@ -46,6 +46,7 @@ __all__ = [
     "region_options",
     "anomalies",
     "audit",
+    "metric_unit",
     "value_text",
     "collector_runs",
     "collector_summary",
@@ -482,9 +483,16 @@ def _nan(v: object) -> bool:
 UNITS = {"duration": "s", "throughput": "records", "metric": ""}
 
 
-def value_text(kind: str, value: object, currency: str = "USD") -> str:
-    """An anomaly's value with its unit: ``1,234 s``, ``12.5 USD``, ``3.0%`` (rates), ``56 records``;
-    "" when missing."""
+def metric_unit(subject: str) -> str:
+    """What a metric anomaly's values are counted in: CloudWatch's GetMetricData gives no unit,
+    so the metric's name (``Pipepulse/Reference/RecordsRejected{Pipeline=orders}`` ->
+    ``RecordsRejected``)."""
+    return subject.split("{", 1)[0].rsplit("/", 1)[-1]
+
+
+def value_text(kind: str, value: object, currency: str = "USD", unit: str | None = None) -> str:
+    """An anomaly's value with its unit: ``1,234 s``, ``12.5 USD``, ``3.0%`` (rates), ``56 records``,
+    a metric's with ``unit`` (``metric_unit``); "" when missing."""
     if _nan(value):
         return ""
     v = float(value)  # type: ignore[arg-type]
@@ -492,7 +500,7 @@ def value_text(kind: str, value: object, currency: str = "USD") -> str:
         return f"{v:,.2f} {currency}"
     if kind in ("failure_rate", "rejected_rate"):
         return f"{v * 100:.1f}%"
-    unit = UNITS.get(kind, "")
+    unit = unit or UNITS.get(kind, "")
     number = f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.3g}"
     return f"{number} {unit}".strip()
 
@@ -526,11 +534,12 @@ def anomalies(
     frame["root_cause_text"] = [_root_cause_text(r) for r in frame["root_cause"]]
     frame["why_text"] = [outside_text(o, lo, hi) for o, lo, hi in zip(frame["observed"], frame["lower"], frame["upper"], strict=True)]
     cur = settings().currency
+    units = [metric_unit(str(s)) if k == "metric" else None for k, s in zip(frame["kind"], frame["subject"], strict=True)]
     for col in ("observed", "expected"):
-        frame[f"{col}_text"] = [value_text(k, v, cur) for k, v in zip(frame["kind"], frame[col], strict=True)]
+        frame[f"{col}_text"] = [value_text(k, v, cur, u) for k, v, u in zip(frame["kind"], frame[col], units, strict=True)]
     frame["band_text"] = [
-        "" if _nan(lo) or _nan(hi) else f"{value_text(k, lo, cur)} to {value_text(k, hi, cur)}"
-        for k, lo, hi in zip(frame["kind"], frame["lower"], frame["upper"], strict=True)
+        "" if _nan(lo) or _nan(hi) else f"{value_text(k, lo, cur, u)} to {value_text(k, hi, cur, u)}"
+        for k, lo, hi, u in zip(frame["kind"], frame["lower"], frame["upper"], units, strict=True)
     ]
     if statuses:
         frame = frame[frame["effective_status"].isin(statuses)].reset_index(drop=True)

@@ -5,16 +5,19 @@
 - the state machine ``customer-etl`` (ARN as in ``examples/demo.toml``) run for real in moto's
   execute mode: Pass, Wait, Choice and Fail states, so some executions succeed and some fail
   with an error and a cause that the collector reads from the execution history;
-- the Glue job ``nightly-compaction`` with one run per night over the last ``GLUE_NIGHTS``
-  nights. moto's runs always succeed, carry the wall-clock start and report ``ExecutionTime``
-  123 s whatever they did; the demo runs moto in this process, so it sets each run's start, end,
+- the Glue job ``nightly-compaction`` with one run per night at 02:00 UTC for every day of the
+  demo's history (the days its bill has a ``glue_nightly`` line; the last ``GLUE_NIGHTS`` nights
+  without a history), so that its runs' estimates add up to that line over any window. moto's
+  runs always succeed, carry the wall-clock start and report ``ExecutionTime`` 123 s whatever
+  they did; the demo runs moto in this process, so it sets each run's start, end,
   billed seconds and (for a few) FAILED or TIMEOUT state on moto's backend object, which is the
   only way to reach those states (see ../shared/notes/aws-emulation.md). The runs match the
   demo's bill: the bill (pipeline/focus.py, its ``glue_nightly`` line) meters the job at 5.0
   DPU-hours a day growing 0.2% a day, so each night's run is that many DPU-hours on
   ``GLUE_WORKERS`` G.1X workers (about 30 to 36 minutes), and a run's estimate lands within a
   few percent of the day's bill (the bill has its own metering noise). One night fails out of
-  memory part-way, one runs into the job's timeout.
+  memory part-way (``GLUE_OOM_NIGHT`` days ago), one runs into the job's timeout
+  (``GLUE_TIMEOUT_NIGHT`` days ago).
 
 Step Functions executions run at once in moto, all at the wall-clock time of the build with no
 duration. When moto runs in this process (the demo), the seed then moves them to the last
@@ -230,7 +233,25 @@ def _billed_dpu_hours(day_index: int) -> float:
     return float(qty) * (1 + float(growth) * day_index)
 
 
+def _glue_nights(now: datetime, history_days: int | None) -> list[datetime]:
+    """When the demo's nightly runs start (02:00 UTC), oldest first: one for every day of the
+    bill's history (``history_days`` before ``now``, through today: the days its ``glue_nightly``
+    line covers), or the last ``GLUE_NIGHTS`` nights without a history; a night whose longest run
+    (the job's timeout) would not be over by ``now`` is left out."""
+    days = history_days if history_days else GLUE_NIGHTS
+    first = (now - timedelta(days=days)).replace(hour=2, minute=0, second=0, microsecond=0)
+    nights = [first + timedelta(days=i) for i in range(days + 1)]
+    return [n for n in nights if n + timedelta(minutes=GLUE_TIMEOUT_MINUTES) <= now]
+
+
+# nights (days before ``now``'s date) whose run does not succeed: out of memory part-way, and
+# stuck until the job's timeout
+GLUE_OOM_NIGHT = 9
+GLUE_TIMEOUT_NIGHT = 3
+
+
 def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | None = None) -> int:
+    nights = _glue_nights(now, history_days)
     try:
         glue.create_job(
             Name=GLUE_JOB,
@@ -239,30 +260,29 @@ def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | N
             GlueVersion="4.0",
             WorkerType="G.1X",
             NumberOfWorkers=GLUE_WORKERS,
-            ExecutionProperty={"MaxConcurrentRuns": GLUE_NIGHTS + 1},
+            ExecutionProperty={"MaxConcurrentRuns": len(nights) + 1},
             Timeout=GLUE_TIMEOUT_MINUTES,
             Tags={"pipeline": "glue_nightly"},
         )
     except glue.exceptions.AlreadyExistsException:
         pass
     ids = [glue.start_job_run(JobName=GLUE_JOB, WorkerType="G.1X", NumberOfWorkers=GLUE_WORKERS)["JobRunId"]
-           for _ in range(GLUE_NIGHTS)]
+           for _ in nights]
     backend_runs = _moto_job_runs(settings.aws_region)
     if backend_runs is None:
         log.warning("moto is not in this process: Glue runs keep moto's times and states")
         return len(ids)
-    first_night = (now - timedelta(days=GLUE_NIGHTS)).replace(hour=2, minute=0, second=0, microsecond=0)
     history_start = (now - timedelta(days=history_days if history_days else GLUE_NIGHTS)).date()
-    for night, run_id in enumerate(ids):
+    for start, run_id in zip(nights, ids, strict=True):
         run = backend_runs[run_id]
-        start = first_night + timedelta(days=night)
         # the night's billed DPU-hours on GLUE_WORKERS workers; two nights fail: out of memory
         # two fifths of the way through, then stuck until the job's timeout
         seconds = round(_billed_dpu_hours((start.date() - history_start).days) * 3600 / GLUE_WORKERS)
         status = "SUCCEEDED"
-        if night == 5:
+        ago = (now.date() - start.date()).days
+        if ago == GLUE_OOM_NIGHT:
             status, seconds = "FAILED", round(seconds * 0.4)
-        elif night == 11:
+        elif ago == GLUE_TIMEOUT_NIGHT:
             status, seconds = "TIMEOUT", GLUE_TIMEOUT_MINUTES * 60 - int(GLUE_STARTUP.total_seconds())
         run.started_on = run.modified_on = start.replace(tzinfo=None)
         run.completed_on = (start + GLUE_STARTUP + timedelta(seconds=seconds)).replace(tzinfo=None)

@@ -159,26 +159,29 @@ if unit_tab.open:
         if unit.empty:
             ui.empty("No runs with cost estimates in this window", "pipepulse collect")
         else:
-            left, right = st.columns([2, 3])
-            with left:
-                st.plotly_chart(charts.cost_per_run(unit, currency=cur), key="cost_per_run", config={"displaylogo": False})
-            with right:
-                ui.table(
-                    unit,
-                    key="unit",
-                    filename="cost_per_run.csv",
-                    static=True,
-                    column_config={
-                        "cost": st.column_config.NumberColumn("cost", format="%.2f"),
-                        "basis": st.column_config.TextColumn("basis", help="bill: tagged bill; estimate: run-level estimates"),
-                        "failed_cost_usd": st.column_config.NumberColumn("on failed runs", format="%.2f"),
-                        "retry_cost_usd": st.column_config.NumberColumn("on retries", format="%.2f"),
-                        "cost_per_run": st.column_config.NumberColumn("per run", format="%.4f"),
-                        "cost_per_successful_run": st.column_config.NumberColumn("per successful run", format="%.4f"),
-                        "cost_per_million_records": st.column_config.NumberColumn("per million records", format="%.2f"),
-                        "wasted_share": st.column_config.NumberColumn("wasted", format="percent"),
-                    },
-                )
+            # the table under the chart, not beside it: beside it, neither the table's columns nor the
+            # chart's pipeline names fit (1024 and 1440 px windows alike)
+            st.plotly_chart(charts.cost_per_run(unit, currency=cur), key="cost_per_run", config={"displaylogo": False})
+            ui.table(
+                unit,
+                key="unit",
+                filename="cost_per_run.csv",
+                static=True,
+                # the cost and the per-run, per-successful-run and per-million-records columns stand
+                # for the counts (the CSV has them): with them the table is wider than a 1024 px
+                # window's page
+                hide=("runs", "succeeded", "records_out"),
+                column_config={
+                    "cost": st.column_config.NumberColumn("cost", format="%.2f"),
+                    "basis": st.column_config.TextColumn("basis", help="bill: tagged bill; estimate: run-level estimates"),
+                    "failed_cost_usd": st.column_config.NumberColumn("on failed runs", format="%.2f"),
+                    "retry_cost_usd": st.column_config.NumberColumn("on retries", format="%.2f"),
+                    "cost_per_run": st.column_config.NumberColumn("per run", format="%.4f"),
+                    "cost_per_successful_run": st.column_config.NumberColumn("per successful run", format="%.4f"),
+                    "cost_per_million_records": st.column_config.NumberColumn("per million records", format="%.2f"),
+                    "wasted_share": st.column_config.NumberColumn("wasted", format="percent"),
+                },
+            )
 
         st.subheader("Lambda right-sizing")
         sizing = data.lambda_rightsizing(f.start, f.end)
@@ -194,6 +197,8 @@ if unit_tab.open:
             )
             ui.table(sizing, key="rightsizing", filename="lambda_rightsizing.csv", static=True, column_config={
                 "function_name": "function",
+                # "invocations" is the header's longest word: with it the table is 7 px wider than a 1024 px page
+                "invocations": st.column_config.NumberColumn("invoked", help="invocations in the window"),
                 "memory_size_mb": st.column_config.NumberColumn("memory size (MB)"),
                 "max_memory_used_mb": st.column_config.NumberColumn("max used (MB)"),
                 "suggested_mb": st.column_config.NumberColumn("suggested (MB)"),
@@ -206,13 +211,11 @@ if unit_tab.open:
         if evb.empty:
             ui.empty("Nothing to compare yet", "pipepulse collect")
         else:
-            left, right = st.columns([3, 2])
-            with left:
-                st.plotly_chart(charts.estimate_vs_bill(evb, currency=cur), key="estimate_vs_bill", config={"displaylogo": False})
-            with right:
-                ui.table(evb, key="evb", filename="estimate_vs_bill.csv", static=True, column_config={
-                    "estimate": st.column_config.NumberColumn(format="%.2f"),
-                    "billed": st.column_config.NumberColumn(format="%.2f"),
-                    "gap": st.column_config.NumberColumn(format="%+.2f"),
-                    "gap_pct": st.column_config.NumberColumn("gap %", format="percent"),
-                })
+            # one under the other, as above
+            st.plotly_chart(charts.estimate_vs_bill(evb, currency=cur), key="estimate_vs_bill", config={"displaylogo": False})
+            ui.table(evb, key="evb", filename="estimate_vs_bill.csv", static=True, column_config={
+                "estimate": st.column_config.NumberColumn(format="%.2f"),
+                "billed": st.column_config.NumberColumn(format="%.2f"),
+                "gap": st.column_config.NumberColumn(format="%+.2f"),
+                "gap_pct": st.column_config.NumberColumn("gap %", format="percent"),
+            })

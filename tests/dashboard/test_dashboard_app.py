@@ -502,3 +502,15 @@ def test_an_unreachable_database_is_one_clear_line_and_a_retry(filled_db, app_en
     app_env(url)
     at.run()
     assert not at.exception and not at.error
+
+
+def test_a_metric_anomaly_reads_in_its_metric():
+    """CloudWatch's GetMetricData gives no unit: a metric anomaly's values say what they count
+    (issue #21: "anomaly values without units", seen on the demo's Pipepulse/Reference metrics)."""
+    from dashboard.data import metric_unit, value_text
+
+    subject = "Pipepulse/Reference/RecordsRejected{Pipeline=orders}"
+    assert metric_unit(subject) == "RecordsRejected"
+    assert value_text("metric", 1089.2, unit=metric_unit(subject)) == "1,089 RecordsRejected"
+    assert value_text("metric", 1.0, unit=metric_unit("AWS/Lambda/Errors{FunctionName=f}")) == "1 Errors"
+    assert value_text("duration", 12.5) == "12.5 s"

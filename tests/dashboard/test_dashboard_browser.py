@@ -3,7 +3,8 @@ database (SQLite, and PostgreSQL when ``PIPEPULSE_TEST_DBS`` has it), every page
 acknowledging an anomaly, HTML shown as text, and the login wall on a non-local address.
 
 Screenshots of every page go to ``artifacts/screenshots/<page>.png`` (``<page>-postgresql.png``),
-and over the demo's own data to ``artifacts/screenshots/demo-<page>.png``.
+and over the demo's own data to ``artifacts/screenshots/demo-<page>.png`` (1440 px) and
+``demo-fit-<page>-<width>.png`` (1024 and 1440 px).
 Needs Debian's ``/usr/bin/chromium``; skipped without it unless ``PIPEPULSE_REQUIRE_BROWSER=1``.
 """
 
@@ -313,11 +314,13 @@ def test_login_wall_on_a_non_local_address(served, page, tmp_path):
     shutil.rmtree(tmp_path / ".streamlit", ignore_errors=True)
 
 
-def test_screenshots_of_the_demo(aws, _sqlite_template, tmp_path, page):
+def test_screenshots_of_the_demo(aws, _sqlite_template, tmp_path, browser):
     """The demo's own data (``pipepulse demo build``: backfill with its faults, AWS sources,
-    collection, detection, forecasts), three weeks of it ending now, on every page:
-    ``artifacts/screenshots/demo-<page>.png``. In SQLite, as ``make demo`` serves it (the pages
-    on PostgreSQL are the other tests'), once per run."""
+    collection, detection, forecasts), three weeks of it ending now, on every page at 1024 and
+    1440 px through the same visual check as the test dataset (``_fit_problems``): no cut KPI
+    value, no "None", no table scrolling sideways, the partial day marked. Screenshots
+    ``artifacts/screenshots/demo-fit-<page>-<width>.png``, and ``demo-<page>.png`` at 1440 px.
+    In SQLite, as ``make demo`` serves it (the pages on PostgreSQL are the other tests'), once per run."""
     from datetime import UTC, datetime
 
     from devkit.demo import build_demo
@@ -341,23 +344,28 @@ def test_screenshots_of_the_demo(aws, _sqlite_template, tmp_path, page):
                               .order_by(runs.c.started_at.desc()).limit(1)).scalar_one()
     engine.dispose()
     kind = "sqlite"
+    walked: list[str] = []
+
+    def demo_checks(pg, name: str, width: int) -> None:
+        assert pg.locator('[data-testid="stException"]').count() == 0, name
+        assert pg.locator('[data-testid="stAlertContentError"]').count() == 0, name
+        # the demo has every kind of data: no page shows an empty state ("No costs yet: run ...")
+        assert pg.locator('[data-testid="stAlertContentInfo"]').filter(has_text=" yet").count() == 0, name
+        if name == "run_detail":
+            assert pg.locator('.pp-k[data-key="run_kpis"] .v').first.inner_text() == "FAILED"
+        if width == 1440:
+            _shot(pg, f"demo-{name}", kind)
+            walked.append(name)
+
     server = Server(db_url, cwd=tmp_path)
     try:
-        for path, name, plots, text in PAGES:
-            page.goto(server.base + path)
-            _settle(page, plots=min(plots, 1), text=text)
-            assert page.locator('[data-testid="stException"]').count() == 0, name
-            assert page.locator('[data-testid="stAlertContentError"]').count() == 0, name
-            # the demo has every kind of data: no page shows an empty state ("No costs yet: run ...")
-            assert page.locator('[data-testid="stAlertContentInfo"]').filter(has_text=" yet").count() == 0, name
-            _shot(page, f"demo-{name}", kind)
-        page.goto(server.base + "/run?run=" + failed)
-        _settle(page, plots=1, text="Log lines")
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.locator('.pp-k[data-key="run_kpis"] .v').first.inner_text() == "FAILED"
-        _shot(page, "demo-run_detail", kind)
+        problems, outside = _walk_fit(browser, server.base, failed, "demo-fit", kind, on_page=demo_checks)
     finally:
         server.stop()
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    assert outside == []
+    # every page of the walk of the test dataset, and the run detail
+    assert {name for _, name, _, _ in PAGES} | {"run_detail"} <= set(walked)
 
 
 # what the visual check finds wrong on a page: KPI values cut (wider than their box, or ending in
@@ -410,6 +418,7 @@ _VISUAL_PAGES = [
     ("/pipelines?range=24h", "pipelines_24h", 3, "Run history"),
     ("/costs", "costs", 2, "Cost anomalies"),
     ("/costs?view=Forecast", "costs_forecast", 1, "Interval coverage"),
+    ("/costs?view=Unit+costs", "costs_unit", 2, "Estimate against bill"),
     ("/anomalies", "anomalies", 0, "Act on one"),
     ("/collectors", "collectors", 1, "Passes"),
     ("/run?run={failed}", "run_detail", 1, "Log lines"),
@@ -422,18 +431,56 @@ def _marks(pg) -> list[str]:
         .flatMap(p => (p.layout.annotations || []).filter(a => a.name === 'partial').map(a => a.text))""")
 
 
-def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
-    """At 1024 and 1440 px every page of the dataset shows its KPI values whole and its tables
-    without sideways scroll, no "None", and the unfinished day (or hour) marked; the browser asks
-    nothing of the internet (an icon font from a CDN would fail offline).
-    Screenshots: ``artifacts/screenshots/fit-<page>-<width>.png``."""
-    server, ds, _, kind = served
-    if kind != "sqlite":
-        pytest.skip("the layout does not depend on the database")
+def _fit_problems(pg, url: str, name: str, plots: int, text: str, width: int) -> list[str]:
+    """Open ``url`` (a page of ``_VISUAL_PAGES``) in ``pg`` at ``width`` px and return what the
+    visual check finds wrong: cut KPI values, tables or the page wider than the window, cramped
+    chart text, "None" shown; the page's own checks (partial-period marks, hourly ticks, MAPE/MASE
+    in words, units, run-detail deltas) are asserted here."""
+    from datetime import UTC, datetime
+
+    # the page's window ends at now floored to the minute: in an hour's (a day's) first minute it
+    # ends on the bucket's edge and nothing is partial, so no mark is drawn
+    clocks = [datetime.now(UTC)]
+    pg.goto(url)
+    _settle(pg, plots=plots, text=text)
+    clocks.append(datetime.now(UTC))
+    hour_edge = any(c.minute == 0 for c in clocks)
+    day_edge = any(c.minute == 0 and c.hour == 0 for c in clocks)
+    found = pg.evaluate(_LAYOUT_PROBLEMS) + pg.evaluate(_CHART_TEXT_PROBLEMS)
+    shown = pg.locator('[data-testid="stMain"]').inner_text()
+    found += [f'"None" shown: ...{m.group(0)}...' for m in re.finditer(r".{0,30}\bNone\b.{0,30}", shown)]
+    if name == "pipelines":
+        assert _marks(pg) == ["today so far"] * 3 or (day_edge and _marks(pg) == []), width
+    if name == "pipelines_24h":
+        assert _marks(pg) == ["this hour so far"] * 3 or (hour_edge and _marks(pg) == []), width
+        ticks = pg.locator(".js-plotly-plot .xtick text").all_text_contents()
+        assert ticks and not [t for t in ticks if "." in t or ":59" in t], ticks
+    if name == "costs":
+        assert (_marks(pg) or day_edge) and set(_marks(pg)) <= {"today so far", "not over (partial)"}, width
+    if name == "costs_forecast":  # MAPE and MASE said in words, on the page and on the tile
+        assert "MAPE (mean absolute percentage error)" in shown and "MASE (mean absolute scaled error)" in shown
+        tile = pg.locator(".pp-k > div").filter(has_text="Backtest MAPE")
+        assert "MASE" in tile.inner_text() and "MASE (mean absolute scaled error)" in tile.get_attribute("title")
+    if name == "anomalies":  # each observed value with its unit (s, USD, %, records ...)
+        cells = pg.locator('.pp-t[data-key="anomalies"] tbody tr td:nth-child(4)').all_inner_texts()
+        assert cells, "no anomalies listed"
+        bare = [c for c in cells if not re.match(r"^[\d,.]+ ?(%|[A-Za-z/]+) \(expected [\d,.]+ ?(%|[A-Za-z/]+)", c)]
+        assert not bare, bare
+    if name == "run_detail":  # the cost against the day's average: never "+-0.0000" or a signed zero
+        delta = pg.locator('.pp-k[data-key="run_kpis"] .d').all_inner_texts()
+        assert delta and not [d for d in delta if re.search(r"\+-|[+-]0\.0+\b", d)], delta
+    return found
+
+
+def _walk_fit(browser, base: str, failed: str, shot_prefix: str, kind: str, on_page=None) -> tuple[dict[str, list[str]], list[str]]:
+    """Every page of ``_VISUAL_PAGES`` at 1024 and 1440 px, offline, through ``_fit_problems``
+    (``failed``: the run the run detail opens), each screenshot ``<shot_prefix>-<page>-<width>.png``;
+    ``on_page(pg, name, width)`` runs after each page's check. Returns the problems by page and
+    width, and the requests that left the server (aborted)."""
     outside: list[str] = []
 
     def offline(route) -> None:
-        if route.request.url.startswith(server.base):
+        if route.request.url.startswith(base):
             route.continue_()
         else:
             outside.append(route.request.url)
@@ -448,35 +495,25 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
             for path, name, plots, text in _VISUAL_PAGES:
                 if name == "pipelines_24h" and width != 1024:
                     continue  # the layout of /pipelines at 30d; its hourly marks and ticks do not depend on the width
-                pg.goto(server.base + path.format(failed=ds.run_ids["failed"]))
-                _settle(pg, plots=plots, text=text)
-                found = pg.evaluate(_LAYOUT_PROBLEMS) + pg.evaluate(_CHART_TEXT_PROBLEMS)
-                shown = pg.locator('[data-testid="stMain"]').inner_text()
-                found += [f'"None" shown: ...{m.group(0)}...' for m in re.finditer(r".{0,30}\bNone\b.{0,30}", shown)]
-                if name == "pipelines":
-                    assert _marks(pg) == ["today so far"] * 3, width
-                if name == "pipelines_24h":
-                    assert _marks(pg) == ["this hour so far"] * 3, width
-                    ticks = pg.locator(".js-plotly-plot .xtick text").all_text_contents()
-                    assert ticks and not [t for t in ticks if "." in t or ":59" in t], ticks
-                if name == "costs":
-                    assert _marks(pg) and set(_marks(pg)) <= {"today so far", "not over (partial)"}, width
-                if name == "costs_forecast":  # MAPE and MASE said in words, on the page and on the tile
-                    assert "MAPE (mean absolute percentage error)" in shown and "MASE (mean absolute scaled error)" in shown
-                    tile = pg.locator(".pp-k > div").filter(has_text="Backtest MAPE")
-                    assert "MASE" in tile.inner_text() and "MASE (mean absolute scaled error)" in tile.get_attribute("title")
-                if name == "anomalies":  # each observed value with its unit (s, USD, %, records ...)
-                    cells = pg.locator('.pp-t[data-key="anomalies"] tbody tr td:nth-child(4)').all_inner_texts()
-                    assert cells, "no anomalies listed"
-                    bare = [c for c in cells if not re.match(r"^[\d,.]+ ?(%|[A-Za-z/]+) \(expected [\d,.]+ ?(%|[A-Za-z/]+)", c)]
-                    assert not bare, bare
-                if name == "run_detail":  # the cost against the day's average: never "+-0.0000" or a signed zero
-                    delta = pg.locator('.pp-k[data-key="run_kpis"] .d').all_inner_texts()
-                    assert delta and not [d for d in delta if re.search(r"\+-|[+-]0\.0+\b", d)], delta
+                found = _fit_problems(pg, base + path.format(failed=failed), name, plots, text, width)
                 if found:
                     problems[f"{name} at {width} px"] = found
-                _shot(pg, f"fit-{name}-{width}", kind)
+                if on_page is not None:
+                    on_page(pg, name, width)
+                _shot(pg, f"{shot_prefix}-{name}-{width}", kind)
         finally:
             ctx.close()
+    return problems, outside
+
+
+def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
+    """At 1024 and 1440 px every page of the dataset shows its KPI values whole and its tables
+    without sideways scroll, no "None", and the unfinished day (or hour) marked; the browser asks
+    nothing of the internet (an icon font from a CDN would fail offline).
+    Screenshots: ``artifacts/screenshots/fit-<page>-<width>.png``."""
+    server, ds, _, kind = served
+    if kind != "sqlite":
+        pytest.skip("the layout does not depend on the database")
+    problems, outside = _walk_fit(browser, server.base, ds.run_ids["failed"], "fit", kind)
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
     assert outside == []

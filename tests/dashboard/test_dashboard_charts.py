@@ -274,12 +274,17 @@ def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_
     assert "&lt;b&gt;x&lt;/b&gt;" in list(charts.duration_trend(odd, None, top=1).data[0].text)  # b is the slowest
 
 
-def test_long_category_labels_are_turned_without_automargin():
+def test_long_category_labels_are_turned_or_upright_without_automargin():
     long = pd.DataFrame({"pipeline": [f"pipeline_with_a_long_name_{i}" for i in range(8)], "cost_per_run": [1.0] * 8,
                          "estimate": [1.0] * 8, "billed": [2.0] * 8})
+    # eight of them do not fit across even turned 35 degrees (their boxes would overlap): upright
     for fig in (charts.cost_per_run(long), charts.estimate_vs_bill(long)):
-        assert fig.layout.xaxis.tickangle == -35
+        assert fig.layout.xaxis.tickangle == -90
         assert fig.layout.xaxis.automargin is False  # plotly would measure and draw twice
+        assert fig.layout.margin.b >= 7 * len("pipeline_with_a_long_name_0")
+    # three fit turned 35 degrees (27 characters x 7 px x cos 35 x 3 <= 520 px)
+    for fig in (charts.cost_per_run(long.head(3)), charts.estimate_vs_bill(long.head(3))):
+        assert fig.layout.xaxis.tickangle == -35
         assert fig.layout.margin.b >= 7 * len("pipeline_with_a_long_name_0") * 0.5
     short = long.head(2).assign(pipeline=["a", "b"])
     assert charts.cost_per_run(short).layout.xaxis.tickangle is None

@@ -8,7 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from collectors.runner import collect
-from devkit.aws_seed import GLUE_WORKERS, SFN_EXECUTIONS, seed_aws_sources
+from devkit.aws_seed import (
+    GLUE_OOM_NIGHT,
+    GLUE_TIMEOUT_MINUTES,
+    GLUE_TIMEOUT_NIGHT,
+    GLUE_WORKERS,
+    SFN_EXECUTIONS,
+    seed_aws_sources,
+)
 from pipepulse.settings import load_settings
 from store.schema import run_steps, runs
 
@@ -25,8 +32,11 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
     with engine.connect() as conn:
         counts = dict(conn.execute(sa.select(runs.c.pipeline + ":" + runs.c.status, sa.func.count())
                                    .group_by(runs.c.pipeline, runs.c.status)).all())
+        # one Glue run for every day of the 90-day bill (91 days with today's) whose 02:00 run is
+        # over by now (the job's timeout), two of them not succeeding
+        nights = 90 + (now >= now.replace(hour=2, minute=GLUE_TIMEOUT_MINUTES, second=0, microsecond=0))
         assert counts == {"sfn_customer_etl:SUCCEEDED": SFN_EXECUTIONS - 3, "sfn_customer_etl:FAILED": 3,
-                          "glue_nightly:SUCCEEDED": 12, "glue_nightly:FAILED": 1, "glue_nightly:TIMED_OUT": 1}
+                          "glue_nightly:SUCCEEDED": nights - 2, "glue_nightly:FAILED": 1, "glue_nightly:TIMED_OUT": 1}
         errors = sorted(conn.execute(sa.select(runs.c.error_type, runs.c.error_message)
                                      .where(runs.c.pipeline == "sfn_customer_etl", runs.c.status == "FAILED")).all())
         assert errors == [("DataQualityError", "state RejectBatch: rows failed validation: null customer_id")] * 2 + [
@@ -40,7 +50,14 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
     # 0.2% a day from the start of the 90-day history (pipeline/focus.py), here on 10 G.1X workers
     with engine.connect() as conn:
         glue_runs = conn.execute(sa.select(runs).where(runs.c.pipeline == "glue_nightly", runs.c.status == "SUCCEEDED")).all()
+        failed = dict(conn.execute(sa.select(runs.c.status, runs.c.started_at)
+                                   .where(runs.c.pipeline == "glue_nightly", runs.c.status != "SUCCEEDED")).all())
     start = (now - timedelta(days=90)).date()
+    # every day the bill's glue_nightly line covers, from its first day, has its night's run, at 02:00
+    days = sorted({r.started_at.date() for r in glue_runs} | {d.date() for d in failed.values()})
+    assert days == [start + timedelta(days=i) for i in range(nights)]
+    assert {(r.started_at.hour, r.started_at.minute) for r in glue_runs} == {(2, 0)}
+    assert {k: (now.date() - v.date()).days for k, v in failed.items()} == {"FAILED": GLUE_OOM_NIGHT, "TIMED_OUT": GLUE_TIMEOUT_NIGHT}
     for run in glue_runs:
         billed_dpu_hours = 5.0 * (1 + 0.002 * (run.started_at.date() - start).days)
         assert run.cost_usd == pytest.approx(billed_dpu_hours * 0.44, rel=0.001)
