@@ -251,7 +251,10 @@ def _known(script: ScriptDirectory, rev: str) -> bool:
 
 def upgrade(engine: Engine) -> SchemaStatus:
     """Migrate to the newest schema; a no-op when already there."""
-    status = schema_status(engine)
+    try:
+        status = schema_status(engine)
+    except sa.exc.DBAPIError as exc:  # unreachable, or gone between the two reads
+        raise store_error(engine, exc) from exc
     if status.newer_than_code:
         raise SchemaError(_newer_message(engine, status))
     if not status.up_to_date:
@@ -298,7 +301,10 @@ def check_schema(engine: Engine) -> None:
             current = []  # no version table yet: alembic below says what to run
         if current == [head]:
             return
-    status = schema_status(engine)
+    try:
+        status = schema_status(engine)
+    except sa.exc.DBAPIError as exc:  # unreachable, or gone between the two reads
+        raise store_error(engine, exc) from exc
     if status.newer_than_code:
         raise SchemaError(_newer_message(engine, status))
     if not status.up_to_date:

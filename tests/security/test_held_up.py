@@ -78,7 +78,10 @@ def test_stored_script_text_never_runs(local, page):
     server, ds = local, local.ds
     page.goto(server.base + "/run?run=" + ds.run_ids["script"])
     settle(page, text="Log lines")
-    assert "<script>alert(1)</script>" in page.locator('[data-testid="stCode"]').first.inner_text()
+    # the Error block (found by its text, not its place: the page has other code blocks)
+    error = page.locator('[data-testid="stCode"]', has_text="ValidationError").first
+    error.wait_for(timeout=30_000)
+    assert "<script>alert(1)</script>" in error.inner_text()
     page.goto(server.base + "/?range=7d")
     settle(page, text="Recent failures")
     assert page.evaluate("() => [...document.scripts].some(s => s.textContent.includes('alert(1)'))") is False
