@@ -74,8 +74,15 @@ class LocalAWS:
         raise LookupError(f"no {kind.__name__} middleware on this server")
 
     def reset(self) -> None:
-        """Forget all state (moto's and the stand-ins')."""
+        """Forget all state (moto's, its configuration, and the stand-ins')."""
         requests.post(f"{self.endpoint}/moto-api/reset", timeout=30).raise_for_status()
+        # moto's reset keeps its configuration: a test that made it run real ASL would leave
+        # the next test's state machines validated and executed by moto
+        requests.post(
+            f"{self.endpoint}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": False}},
+            timeout=30,
+        ).raise_for_status()
         for a in self.apps:
             if hasattr(a, "reset"):
                 a.reset()

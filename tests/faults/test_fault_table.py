@@ -105,6 +105,7 @@ def test_clean_passes_store_the_source_exactly(bed, request):
     bed.check(request, 0, "no fault (baseline)", bed.settle())
 
 
+@pytest.mark.same_clock_as_baseline
 def test_throttling_5xx_on_page_two_on_and_slow_answers(bed, request):
     f = bed.faults
     transient = [
@@ -134,6 +135,7 @@ def test_throttling_5xx_on_page_two_on_and_slow_answers(bed, request):
     bed.check(request, 1, "throttling, 5xx on page 2+ (transient and persistent)", bed.settle(), f"{hits} faulted answers")
 
 
+@pytest.mark.same_clock_as_baseline
 def test_slow_answers_are_retried(bed, request, make_settings):
     bed.settings = make_settings(CONFIG.replace("[collectors]\n", "[collectors]\nread_timeout_seconds = 1\n", 1))
     rule = bed.faults.add(service="glue", operation="GetJobRuns", code=None, delay_seconds=2.5, after=1, times=1)
@@ -144,6 +146,7 @@ def test_slow_answers_are_retried(bed, request, make_settings):
     bed.check(request, 2, "slow answer (read timeout, retried)", bed.settle(), "1 slow answer")
 
 
+@pytest.mark.same_clock_as_baseline
 @pytest.mark.parametrize("body", ["truncated", "malformed"])
 def test_bad_200_bodies(bed, request, body):
     f = bed.faults
@@ -165,6 +168,7 @@ def test_bad_200_bodies(bed, request, body):
               f"{answers} bad answers, failed: {', '.join(failed)}")
 
 
+@pytest.mark.same_clock_as_baseline
 def test_one_bad_cloudwatch_answer_and_one_cut_history(bed, request):
     f = bed.faults
     cw = f.add(service="monitoring", operation="GetMetricData", code=None, body="truncated", times=1)
@@ -176,6 +180,7 @@ def test_one_bad_cloudwatch_answer_and_one_cut_history(bed, request):
               f"first pass: cloudwatch {first['cloudwatch'].status}, stepfunctions {first['stepfunctions'].status}")
 
 
+@pytest.mark.same_clock_as_baseline
 def test_runs_finishing_during_a_pass(bed, request):
     """Executions end (their histories gain ExecutionSucceeded) while a pass is between its
     ListExecutions pages and its history reads; the next passes store their ends and steps."""
@@ -309,6 +314,7 @@ def _kill_at(proc: subprocess.Popen, seconds: float) -> bool:
         return True
 
 
+@pytest.mark.same_clock_as_baseline
 def test_kill_9_of_collect_at_seeded_moments(bed, request, tmp_path):
     bed.src.kinds = PROCESS_KINDS
     config = tmp_path / "process.toml"
@@ -347,6 +353,7 @@ def cur_table(shared_dir):
     return pq.ParquetFile(path).read_row_group(0).slice(0, 20_000)
 
 
+@pytest.mark.same_clock_as_baseline
 def test_kill_9_of_a_cur_costs_import(engine, db_url, request, tmp_path, cur_table):
     path = tmp_path / "cur" / "cur-00001.parquet"
     path.parent.mkdir()
@@ -397,6 +404,7 @@ def private_pg():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.same_clock_as_baseline
 def test_postgresql_restarted_during_collect(aws, private_pg, request, tmp_path, focus_lines):
     src = seed(aws, AWS_NOW, focus_lines)
     src.kinds = PROCESS_KINDS
@@ -430,6 +438,7 @@ def test_postgresql_restarted_during_collect(aws, private_pg, request, tmp_path,
         engine.dispose()
 
 
+@pytest.mark.same_clock_as_baseline
 def test_two_schedulers_on_one_database(bed, request, db_url):
     from jobs.scheduler import Scheduler, _per_source
 
@@ -464,6 +473,7 @@ def test_two_schedulers_on_one_database(bed, request, db_url):
 # ---- the import cases ----------------------------------------------------------------------------
 
 
+@pytest.mark.same_clock_as_baseline
 @pytest.mark.parametrize("case", ["same file twice", "overlapping prefixes", "duplicate line items"])
 def test_import_cases(aws, engine, db_url, request, tmp_path, cur_table, focus_lines, make_settings, case):
     from jobs.import_costs import import_cost_files
