@@ -24,6 +24,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from clocks import AWS_NOW
+from sfn_records import execution_log
 
 from collectors.base import RunRow
 from collectors.glue import WORKER_DPU
@@ -95,19 +96,6 @@ def _express_machine(name: str, definition: str) -> str:
     )["stateMachineArn"]
 
 
-def _execution_log(execution_arn: str, events: list[dict], step_ms: int) -> list[dict]:
-    out = []
-    for i, ev in enumerate(events):
-        details = dict(next((v for k, v in ev.items() if k.endswith("EventDetails")), {}))
-        for key in ("input", "output", "cause", "parameters"):
-            if key in details and not isinstance(details[key], str):
-                details[key] = json.dumps(details[key])
-        out.append({"id": str(ev["id"]), "type": ev["type"], "details": details,
-                    "previous_event_id": str(ev.get("previousEventId", 0)), "event_timestamp": str(_ms(T0) + i * step_ms),
-                    "execution_arn": execution_arn, "redrive_count": "0"})
-    return out
-
-
 def _check_steps(steps, summary) -> list[tuple]:
     for state, n in summary["scheduled_attempts_per_state"].items():
         assert [s.attempt for s in steps if s.stage == state] == list(range(1, n + 1)), state
@@ -146,7 +134,7 @@ def read_sfn_definition(path: Path, engine, make_settings, aws, now) -> dict:
     definition = path.read_text()
     _express_machine("recorded-express", definition)
     execution = "arn:aws:states:us-east-1:123456789012:express:recorded-express:rec-1:1"
-    records = _execution_log(execution, events, 250)
+    records = execution_log(execution, events, _ms(T0), 250)
     _put_logs("/aws/vendedlogs/states/recorded-express", "states/recorded-express/1",
               [{"timestamp": int(r["event_timestamp"]), "message": json.dumps(r)} for r in records])
     result = _one_pass(make_settings('[collectors]\nsources = ["stepfunctions"]\n'), engine, now)

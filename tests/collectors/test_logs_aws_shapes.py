@@ -12,6 +12,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from clocks import AWS_NOW
+from sfn_records import execution_log
 
 from collectors.base import RunRow
 from collectors.runner import collect
@@ -24,6 +25,10 @@ SHAPES = Path("/work/shared/data/aws-shapes")
 if not SHAPES.is_dir():
     SHAPES = Path(__file__).resolve().parents[3] / "shared" / "data" / "aws-shapes"
 T0 = AWS_NOW - timedelta(hours=30)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _ms(minutes: float) -> int:
@@ -134,22 +139,6 @@ SFN_ROLE = "arn:aws:iam::123456789012:role/sfn"
 SFN_GROUP = "/aws/vendedlogs/states/recorded"
 
 
-def _execution_log(execution_arn: str, events: list[dict], started: datetime) -> list[dict]:
-    """A recorded history as Step Functions writes it to an execution log (ids as strings,
-    ``event_timestamp`` in epoch ms, JSON-valued fields as strings)."""
-    out = []
-    for i, ev in enumerate(events):
-        details = dict(next((v for k, v in ev.items() if k.endswith("EventDetails")), {}))
-        for key in ("input", "output", "cause", "parameters"):
-            if key in details and not isinstance(details[key], str):
-                details[key] = json.dumps(details[key])
-        out.append({"id": str(ev["id"]), "type": ev["type"], "details": details,
-                    "previous_event_id": str(ev.get("previousEventId", 0)),
-                    "event_timestamp": str(int((started + timedelta(seconds=i)).timestamp() * 1000)),
-                    "execution_arn": execution_arn, "redrive_count": "0"})
-    return out
-
-
 @pytest.mark.parametrize("path", sorted((SHAPES / "sfn-history").glob("*.history.json")), ids=lambda p: p.name)
 def test_step_functions_execution_log_records_of_a_failed_run(path, aws, make_settings, engine, now):
     summary = {s["file"]: s for s in json.loads((SHAPES / "sfn-history" / "SOURCES.json").read_text())}[path.name]
@@ -167,7 +156,7 @@ def test_step_functions_execution_log_records_of_a_failed_run(path, aws, make_se
     )["stateMachineArn"]
     mine = machine.replace(":stateMachine:", ":execution:") + ":run-1"
     other = machine.replace(":stateMachine:", ":execution:") + ":run-2"
-    records = _execution_log(mine, events, T0) + _execution_log(other, events[-2:], T0 + timedelta(seconds=len(events)))
+    records = execution_log(mine, events, _epoch_ms(T0)) + execution_log(other, events[-2:], _epoch_ms(T0 + timedelta(seconds=len(events))))
     logs.put_log_events(logGroupName=SFN_GROUP, logStreamName="states/recorded/1",
                         logEvents=[{"timestamp": int(r["event_timestamp"]), "message": json.dumps(r)} for r in records])
     # the run as the stepfunctions collector stores it (failed, so its logs are read)

@@ -17,6 +17,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from clocks import AWS_NOW
+from sfn_records import execution_log
 
 from collectors.runner import collect
 from collectors.stepfunctions import express_cost, express_memory_mb
@@ -30,7 +31,6 @@ GROUP = "/aws/vendedlogs/states/express-shapes"
 HISTORIES = sorted((Path(__file__).resolve().parents[3] / "shared" / "data" / "aws-shapes" / "sfn-history").glob("*.history.json"))
 TERMINAL = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT",
             "ExecutionAborted": "CANCELLED"}
-STRING_FIELDS = ("input", "output", "cause", "parameters")
 
 
 def test_express_price_by_hand():
@@ -57,20 +57,6 @@ def _machine(name, *, logging=True):
             "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": f"arn:aws:logs:us-east-1:123456789012:log-group:{GROUP}:*"}}]}
     arn = sfn.create_state_machine(name=name, definition=DEFINITION, roleArn=ROLE, type="EXPRESS", **kwargs)["stateMachineArn"]
     return sfn, logs, arn
-
-
-def _records(execution_arn, events, started_ms, step_ms):
-    """History events as Step Functions writes them to an execution log."""
-    out = []
-    for i, ev in enumerate(events):
-        details = dict(next((v for k, v in ev.items() if k.endswith("EventDetails")), {}))
-        for key in STRING_FIELDS:
-            if key in details and not isinstance(details[key], str):
-                details[key] = json.dumps(details[key])
-        out.append({"id": str(ev["id"]), "type": ev["type"], "details": details,
-                    "previous_event_id": str(ev.get("previousEventId", 0)),
-                    "event_timestamp": str(started_ms + i * step_ms), "execution_arn": execution_arn, "redrive_count": "0"})
-    return out
 
 
 def _put(logs, name, records):
@@ -156,7 +142,7 @@ def test_recorded_histories_as_express_execution_logs(path, aws, make_settings, 
     _, logs, _ = _machine("express-rec")
     ex = "arn:aws:states:us-east-1:123456789012:express:express-rec:rec-1:9"
     t0 = _ms(AWS_NOW - timedelta(hours=3))
-    _put(logs, "express-rec", _records(ex, events, t0, 250))
+    _put(logs, "express-rec", execution_log(ex, events, t0, 250))
     settings = make_settings('[collectors]\nsources = ["stepfunctions"]\n')
 
     [result] = collect(settings, engine, now=now)

@@ -381,27 +381,10 @@ def test_kill_9_of_a_cur_costs_import(engine, db_url, request, tmp_path, cur_tab
 def private_pg():
     if "postgresql" not in TEST_DBS:
         pytest.skip("PostgreSQL restarts run when PIPEPULSE_TEST_DBS names postgresql (SQLite has no server to restart)")
-    import shutil
-    import tempfile
+    from test_outages import running_private_postgres
 
-    from test_outages import PG_BIN, PrivatePostgres, _free_port
-
-    if not PG_BIN:
-        pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    folder = Path(tempfile.mkdtemp(prefix="pp-pg-table-"))
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres")
-    pg = PrivatePostgres(folder, _free_port())
-    pg.init()
-    pg.start()
-    try:
+    with running_private_postgres("pp-pg-table-") as pg:
         yield pg
-    finally:
-        try:
-            pg.stop()
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.same_clock_as_baseline

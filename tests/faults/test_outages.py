@@ -12,12 +12,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 import sqlalchemy as sa
+from servers import free_port
 
 import collectors.runner as runner
 from cli.main import main
@@ -162,20 +165,15 @@ class PrivatePostgres:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def private_pg():
+@contextmanager
+def running_private_postgres(prefix: str = "pp-pg-") -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of its own (own port and data folder), started; stopped and removed after."""
     if not PG_BIN:
         pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
-    folder = Path(tempfile.mkdtemp(prefix="pp-pg-"))
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres")
-    pg = PrivatePostgres(folder, _free_port())
+    pg = PrivatePostgres(folder, free_port())
     pg.init()
     pg.start()
     try:
@@ -186,6 +184,12 @@ def private_pg():
         except subprocess.CalledProcessError:
             pass  # already stopped
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def private_pg():
+    with running_private_postgres() as pg:
+        yield pg
 
 
 class Clock:

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from store.partitions import is_partitioned  # the same check the retention job makes
+
 revision = '0009_h22i'
 down_revision = '0008_h17acct'
 branch_labels = None
@@ -33,7 +35,7 @@ def upgrade() -> None:
     if conn.dialect.name != "postgresql":
         return
     for table, col in TABLES.items():
-        if _partitioned(conn, table):
+        if is_partitioned(conn, table):
             continue
         _rebuild(conn, table, partition_by=col)
 
@@ -43,20 +45,8 @@ def downgrade() -> None:
     if conn.dialect.name != "postgresql":
         return
     for table in TABLES:
-        if _partitioned(conn, table):
+        if is_partitioned(conn, table):
             _rebuild(conn, table, partition_by=None)
-
-
-def _partitioned(conn, table: str) -> bool:
-    return bool(
-        conn.execute(
-            sa.text(
-                "SELECT 1 FROM pg_partitioned_table pt JOIN pg_class c ON c.oid = pt.partrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = :t AND n.nspname = current_schema()"
-            ),
-            {"t": table},
-        ).first()
-    )
 
 
 def _rebuild(conn, table: str, *, partition_by: str | None) -> None:
