@@ -50,7 +50,8 @@ from typing import Any
 
 import pandas as pd
 
-from devkit.localaws.standin import StandIn
+from devkit.localaws.standin import StandIn, json_answer
+from devkit.localaws.standin import read_body as _read_body
 
 __all__ = ["CostExplorerStandIn", "LINE_ITEM_FIELDS"]
 
@@ -118,6 +119,8 @@ class CEError(Exception):
 
 class CostExplorerStandIn(StandIn):
     """WSGI middleware answering GetCostAndUsage/GetCostForecast from loaded line items."""
+
+    control_prefix = CONTROL_PREFIX
 
     # ---- state -------------------------------------------------------------------------
 
@@ -201,24 +204,13 @@ class CostExplorerStandIn(StandIn):
                 return _json(start_response, 200, answer)
         return self.next_app(environ, start_response)
 
-    def _control(self, environ, start_response, what: str):
-        method = environ.get("REQUEST_METHOD", "GET")
-        try:
-            if what == "requests" and method == "GET":
-                return _json(start_response, 200, dict(self.requests))
-            payload = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
-            if what == "line-items" and method == "POST":
-                n = self.load_line_items(payload.get("items", []), replace_days=bool(payload.get("replace_days")))
-                return _json(start_response, 200, {"loaded": n})
-            if what == "config" and method == "POST":
-                self.configure(**{k: payload[k] for k in ("page_size", "today", "deny", "min_forecast_history_days") if k in payload})
-                return _json(start_response, 200, {"ok": True})
-            if what == "reset" and method == "POST":
-                self.reset()
-                return _json(start_response, 200, {"ok": True})
-        except (ValueError, KeyError, TypeError) as exc:
-            return _json(start_response, 400, {"error": str(exc)})
-        return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{what}"})
+    def control(self, what: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if what == "line-items":
+            return {"loaded": self.load_line_items(payload.get("items", []), replace_days=bool(payload.get("replace_days")))}
+        if what == "config":
+            self.configure(**{k: payload[k] for k in ("page_size", "today", "deny", "min_forecast_history_days") if k in payload})
+            return {"ok": True}
+        return None
 
     # ---- GetCostAndUsage ---------------------------------------------------------------
 
@@ -414,23 +406,8 @@ def _normalise(items: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFram
     return frame.reset_index(drop=True)
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body = environ["wsgi.input"].read(length) if length else b""
-    return body
-
-
 def _json(start_response, status: int, payload: Any):
-    data = json.dumps(payload).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
-    start_response(
-        f"{status} {reason}",
-        [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(data))), ("x-amzn-RequestId", hashlib.md5(data).hexdigest())],
-    )
-    return [data]
+    return json_answer(start_response, status, payload, "application/x-amz-json-1.1")
 
 
 def _parse_day(value: Any, field: str) -> date:

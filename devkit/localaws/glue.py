@@ -64,6 +64,8 @@ class _Error(Exception):
 class GlueJobRunsStandIn(StandIn):
     """WSGI middleware answering run reads of recorded Glue jobs (see the module docstring)."""
 
+    control_prefix = CONTROL_PREFIX
+
     def reset(self) -> None:
         with self._lock:
             self.recorded: dict[str, list[dict[str, Any]]] = {}
@@ -139,19 +141,9 @@ class GlueJobRunsStandIn(StandIn):
             answer["NextToken"] = base64.urlsafe_b64encode(raw.encode()).decode()
         return answer
 
-    def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], what: str) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        try:
-            if what == "requests" and method == "GET":
-                return _json(start_response, 200, dict(self.requests))
-            payload = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
-            if what == "runs" and method == "POST":
-                newest = datetime.fromisoformat(str(payload["newestStartedAt"]).replace("Z", "+00:00"))
-                self.record(str(payload["jobName"]), list(payload["runs"]), newest_started_at=newest)
-                return _json(start_response, 200, {"recorded": len(payload["runs"])})
-            if what == "reset" and method == "POST":
-                self.reset()
-                return _json(start_response, 200, {"ok": True})
-        except (ValueError, KeyError, TypeError) as exc:
-            return _json(start_response, 400, {"error": str(exc)})
-        return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{what}"})
+    def control(self, what: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if what == "runs":
+            newest = datetime.fromisoformat(str(payload["newestStartedAt"]).replace("Z", "+00:00"))
+            self.record(str(payload["jobName"]), list(payload["runs"]), newest_started_at=newest)
+            return {"recorded": len(payload["runs"])}
+        return None

@@ -39,6 +39,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devkit.localaws.standin import StandIn
+from devkit.localaws.standin import json_answer as _json
+from devkit.localaws.standin import read_body as _read_body
 
 __all__ = ["StepFunctionsHistoryStandIn"]
 
@@ -104,6 +106,8 @@ class _Recorded:
 
 class StepFunctionsHistoryStandIn(StandIn):
     """WSGI middleware answering history reads of recorded executions (see the module docstring)."""
+
+    control_prefix = CONTROL_PREFIX
 
     def reset(self) -> None:
         """Forget recorded histories and request counts."""
@@ -188,28 +192,13 @@ class StepFunctionsHistoryStandIn(StandIn):
             raise _Error("InvalidToken", "Invalid Token: 'nextToken' belongs to another request")
         return offset
 
-    def _control(self, environ: dict[str, Any], start_response: Callable[..., Any], what: str) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET")
-        try:
-            if what == "requests" and method == "GET":
-                return _json(start_response, 200, dict(self.requests))
-            payload = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
-            if what == "history" and method == "POST":
-                started = datetime.fromisoformat(str(payload["startedAt"]).replace("Z", "+00:00"))
-                self.record(payload["executionArn"], list(payload["events"]), started_at=started,
-                            seconds_per_event=float(payload.get("secondsPerEvent", 1.0)))
-                return _json(start_response, 200, {"recorded": len(payload["events"])})
-            if what == "reset" and method == "POST":
-                self.reset()
-                return _json(start_response, 200, {"ok": True})
-        except (ValueError, KeyError, TypeError) as exc:
-            return _json(start_response, 400, {"error": str(exc)})
-        return _json(start_response, 404, {"error": f"no control endpoint {method} {CONTROL_PREFIX}{what}"})
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    return environ["wsgi.input"].read(length) if length else b""
+    def control(self, what: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if what == "history":
+            started = datetime.fromisoformat(str(payload["startedAt"]).replace("Z", "+00:00"))
+            self.record(payload["executionArn"], list(payload["events"]), started_at=started,
+                        seconds_per_event=float(payload.get("secondsPerEvent", 1.0)))
+            return {"recorded": len(payload["events"])}
+        return None
 
 
 def _call(app: Callable[..., Any], environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -229,9 +218,3 @@ def _call(app: Callable[..., Any], environ: dict[str, Any]) -> tuple[str, list[t
     return got["status"], got["headers"], payload
 
 
-def _json(start_response: Callable[..., Any], status: int, payload: Any) -> list[bytes]:
-    data = json.dumps(payload).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
-    start_response(f"{status} {reason}", [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(data))),
-                                          ("x-amzn-RequestId", hashlib.md5(data).hexdigest())])
-    return [data]
