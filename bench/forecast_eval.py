@@ -332,9 +332,10 @@ def evaluate_set(series: dict[str, pd.Series], level: float = 0.8) -> dict[str, 
 def _print_sets(table: list[dict], level: float, *, every: bool = True) -> None:
     print(f"Rolling origins every 7 days, 7-day horizon; MAE ratio = ours / simple forecast's (median over "
           f"series); vs better = against the better of the two on each series; {level:.0%} interval coverage")
-    print("exact = series where the better simple forecast made no error (constant): left out of the "
-          "columns after it (a/b: b of them where ours was not exact); all series = the same figures over every "
-          "series, an exact one a tie (or above where ours was not exact)")
+    if every:
+        print("exact = series where the better simple forecast made no error (constant): left out of the "
+              "columns after it (a/b: b of them where ours was not exact); all series = the same figures over every "
+              "series, an exact one a tie (or above where ours was not exact)")
     head = (f"{'set':<16} {'series':>6} {'exact':>6} {'points':>6} {'vs last':>7} {'vs snaive':>9} {'vs better':>9} "
             f"{'below/tie/above':>16} {'<1 share':>8} {'cover':>6}")
     if every:
