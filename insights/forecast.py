@@ -16,7 +16,11 @@ forecasts anyone can make by hand: **last-value** ("same as yesterday") and **se
   single day moves it); ``combination``: at each origin, the mean of the others weighted by
   their own realised errors there (``combination_weights``: ``(best / own) ** COMBO_POWER``
   for the members within ``COMBO_TRIM`` times the best discounted MAE; exact members share the
-  weight when one has been exact), a recurring charge added in full. Combining forecasts
+  weight when one has been exact), a recurring charge added in full. Before any member has been
+  scored it is last-value (what the procedure issues then), so it is scored from the same
+  origins as the others, those early errors weighing ``COMBO_EARLY_WEIGHT`` (they are not its
+  own doing; scored only from its first weights, it had skipped the early days, the hardest for
+  every candidate, and was chosen on that). Combining forecasts
   often beats the best single member (the members' errors partly cancel); the combination is
   scored and chosen like any other candidate, so it is used only where its own realised error
   is the smallest.
@@ -125,6 +129,7 @@ COMBO_TRIM = 1.5  # members whose realised MAE exceeds COMBO_TRIM times the best
 WEEKLY_MIN = 3  # values of a weekday (in the regime) weekly-median needs; fewer: the regime median
 HEDGE_DAYS = 2  # outliers below in a row after which the regime models forecast their level
 _HEDGED = (2, 3, 4)  # regime-median, weekly-median, robust-ets
+COMBO_EARLY_WEIGHT = 0.25  # weight of the combination's errors from before its first weights
 SELECT_MARGIN = 0.0  # a model must beat the better simple forecast's realised MAE by this share
 
 CANDIDATES = (
@@ -605,12 +610,21 @@ def _pass(y: np.ndarray, start: date, H: int, sel_h: int) -> _Pass:
     has_w = W.sum(axis=1) > 0
     with np.errstate(all="ignore"):
         comb[has_w] = np.einsum("thm,tm->th", np.nan_to_num(F[has_w]), W[has_w])
+    # before any member is scored the procedure issues last-value, and so does the combination:
+    # scored only from its first weights it skipped the early days, the hardest for every
+    # candidate, and looked better than it was (on two CUR usage types, zeros after a one-day
+    # charge, it was chosen at the first origin and its seasonal-naive member repeated the charge
+    # a week later). Those last-value errors are not its own doing: they weigh COMBO_EARLY_WEIGHT
+    early = ok & ~has_w
+    comb[early] = F[early, :, 0]
     # a recurring charge is added in full: the simple members leave it out by design
     simple_w = W[:, 0] + W[:, _SNAIVE]
     comb += simple_w[:, None] * add
     F = np.concatenate([F, comb[:, :, None]], axis=2)
     Ecand = np.concatenate([Ecand, _errors(y, comb[:, :, None])], axis=2)
     score = _scores(Ecand, norm, reg, detected, sel_h)
+    score[:, _COMBO] = _scores(Ecand, norm, reg, detected, sel_h,
+                               origin_weight=np.where(early, COMBO_EARLY_WEIGHT, 1.0))[:, _COMBO]
     choice = np.zeros(n, dtype=int)
     for t in range(n):
         sc = np.where(np.isnan(score[t]), np.inf, score[t])
@@ -655,8 +669,10 @@ def _errors(y: np.ndarray, F: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scores(Ecand: np.ndarray, norm: np.ndarray, reg: _Regimes, detected: np.ndarray, sel_h: int) -> np.ndarray:
-    """(n, M) each candidate's discounted realised MAE at each origin (NaN: not eligible)."""
+def _scores(Ecand: np.ndarray, norm: np.ndarray, reg: _Regimes, detected: np.ndarray, sel_h: int,
+            origin_weight: np.ndarray | None = None) -> np.ndarray:
+    """(n, M) each candidate's discounted realised MAE at each origin (NaN: not eligible);
+    ``origin_weight`` (n,) multiplies the weight of the errors of forecasts issued at each origin."""
     n, _, M = Ecand.shape
     t_all = np.arange(n)
     A = np.abs(Ecand[:, :sel_h, :])
@@ -673,6 +689,8 @@ def _scores(Ecand: np.ndarray, norm: np.ndarray, reg: _Regimes, detected: np.nda
         a = A[: n - h - 1, h]  # origins 0 .. n-h-2, realised at tt
         has = ~np.isnan(a)
         wgt = np.where(tt - h - 1 >= detected[tt], 1.0, OLD_WEIGHT)[:, None]
+        if origin_weight is not None:
+            wgt = wgt * origin_weight[: n - h - 1, None]
         add_num[tt] += wgt * np.where(has, a, 0.0)
         add_den[tt] += wgt * has
         add_raw[tt] += has
