@@ -64,6 +64,7 @@ LADDER: dict[str, list[float]] = {
     "sensitivity": [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
     "margin": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, float("inf")],
     "season": [0.75, 1.0, 1.5, 2.0, 3.0, float("inf")],
+    "record": [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, float("inf")],
 }
 COARSE: dict[str, list[float]] = {
     "scale": [0.0, HOUR, 3 * HOUR],
@@ -74,6 +75,7 @@ COARSE: dict[str, list[float]] = {
     "sensitivity": [1.0, 1.5, 2.5, 4.0],
     "margin": [1.0, 3.0, float("inf")],
     "season": [1.0, 2.0, float("inf")],
+    "record": [0.02, 0.1, float("inf")],
 }
 # knobs held at a value instead of searched (fewer choices made on the data: a smaller gap
 # between in-sample and left-out): the seasonal gate's margin as it was, and the seasonal
@@ -95,6 +97,7 @@ class Knobs:
     sensitivity: float
     margin: float
     season: float  # the seasonal path's sensitivity over ``sensitivity``; inf: off
+    record: float = float("inf")  # the record path's margin; inf: off
 
     def config(self, step: float) -> A.DetectorConfig:
         """The detector configuration for a series sampled every ``step`` seconds."""
@@ -102,12 +105,13 @@ class Knobs:
         margin = self.margin if np.isfinite(self.margin) else 1e300  # inf: the gate never lets a point through
         return A.DetectorConfig.for_step(step, seconds=spans, quantile=self.quantile, sensitivity=self.sensitivity,
                                          season_margin=margin,
-                                         season_sensitivity=self.season * self.sensitivity if np.isfinite(self.season) else None)
+                                         season_sensitivity=self.season * self.sensitivity if np.isfinite(self.season) else None,
+                                         record_margin=self.record if np.isfinite(self.record) else None)
 
     def text(self) -> str:
         return (f"scale {self.scale / HOUR:g} h, baseline {self.baseline / HOUR:g} h, history {self.history / DAY:g} d, "
                 f"suppress {self.suppress / HOUR:g} h, quantile {self.quantile:g}, sensitivity {self.sensitivity:g}, "
-                f"season margin {self.margin:g}, seasonal path {self.season:g}")
+                f"season margin {self.margin:g}, seasonal path {self.season:g}, record margin {self.record:g}")
 
 
 class Evaluator:
@@ -145,6 +149,11 @@ class Evaluator:
             if skey not in self._q:
                 self._q[skey] = A._seasonal(out[-1].z, env, ex, cfg, out[-1].s)  # type: ignore[assignment]
             out.append(self._q[skey])  # type: ignore[arg-type]
+        if cfg.record_margin is not None:
+            rkey = (i, "record", cfg.record_warmup)
+            if rkey not in self._scale:
+                self._scale[rkey] = A._record(x, ex, cfg.record_warmup)  # type: ignore[assignment]
+            out.append(self._scale[rkey])  # type: ignore[arg-type]
         return A._Features(out, ex)
 
     def scores(self, k: Knobs) -> np.ndarray:
