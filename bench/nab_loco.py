@@ -3,6 +3,7 @@ choice generalises with leave-one-category-out (LOCO).
 
     python -m bench.nab_loco [--quick] [--write]     # the search (~20 min of one core)
     python -m bench.nab_loco --recorded               # the recorded choice, scored again (seconds)
+    python -m bench.nab_loco --only record            # the recorded choices, one knob re-chosen (seconds)
 
 The seven categories are the six of ``nab-more/categories.json`` and the 8 ``nab-aws`` files
 (``realAWSCloudwatch``). One search (``search``) picks one configuration on a set of files;
@@ -233,6 +234,27 @@ def search(ev: Evaluator, files: Sequence[int], *, fine: bool = True, log: Calla
     return best, best_v
 
 
+def refine(ev: Evaluator, start: dict[str, Any], knobs: Sequence[str], *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``start`` (a recorded LOCO result) with ``knobs`` re-chosen over their whole ladders, the
+    others held: in-sample on all files, and per category without it from that fold's choice.
+    A new knob's leave-one-category-out check that costs seconds, not a full search."""
+    everything = list(range(len(ev.series)))
+
+    def best_of(k: Knobs, files: list[int]) -> Knobs:
+        cats = [ev.series[i].category for i in files]
+        for name in knobs:
+            vals = [(objective(ev.scores(replace(k, **{name: v}))[files], cats), -j, v) for j, v in enumerate(LADDER[name])]
+            k = replace(k, **{name: max(vals)[2]})
+        return k
+
+    out: dict[str, Any] = {"chosen": best_of(start["chosen"], everything), "folds": {}}
+    log(f"  all files: {out['chosen'].text()}")
+    for cat, k in start["folds"].items():
+        out["folds"][cat] = best_of(k, [i for i in everything if ev.series[i].category != cat])
+        log(f"  without {cat}: {out['folds'][cat].text()}")
+    return out
+
+
 def categories(ev: Evaluator) -> list[str]:
     return sorted({s.category for s in ev.series})
 
@@ -293,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="stage 1 (the coarse grid) only")
     p.add_argument("--recorded", action="store_true",
                    help=f"no search: score the configurations recorded in {RECORDED.name} (what make bench prints)")
+    p.add_argument("--only", default="", help="comma-separated knobs: re-choose only these, from the recorded choices (no full search)")
     p.add_argument("--write", action="store_true", help=f"record the chosen configurations in {RECORDED.name}")
     p.add_argument("--f1-weight", type=float, default=F1_WEIGHT, help="weight of the event F1 in the objective")
     p.add_argument("--free", default="", help="comma-separated knobs of FIXED to search as well")
@@ -303,14 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.process_time()
     ev = Evaluator(load())
     assert {s.category for s in ev.series} >= {AWS}
-    if a.recorded:
+    if a.recorded or a.only:
         saved = json.loads(RECORDED.read_text())
         result = {"chosen": Knobs(**saved["chosen"]), "folds": {c: Knobs(**k) for c, k in saved["folds"].items()}}
         print(f"recorded in bench/{RECORDED.name} by `python -m bench.nab_loco --write` (not searched again here)")
+        if a.only:
+            knobs = [k for k in a.only.split(",") if k]
+            print(f"re-chosen from those: {', '.join(knobs)}")
+            result = refine(ev, result, knobs, log=lambda m: print(m, file=sys.stderr, flush=True))
     else:
         result = loco(ev, fine=not a.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(report(ev, result))
-    if not a.recorded:
+    if not (a.recorded or a.only):
         print(f"\n{ev.evaluated} configurations scored, {time.process_time() - t0:.0f} s of CPU")
     if a.write:
         RECORDED.write_text(json.dumps({"chosen": result["chosen"].__dict__,

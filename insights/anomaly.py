@@ -519,7 +519,7 @@ def _decide(f: _Features, cfg: DetectorConfig, *, explain: bool = True) -> ScanR
     down_ok = cfg.direction in ("both", "down")
     for sc in f.scales:
         if sc.record:
-            thr = (cfg.record_margin or 0.0) * sc.q
+            thr = np.where(np.isfinite(sc.q), (cfg.record_margin or 0.0) * sc.q, np.inf)  # margin 0: 0 x inf
         else:
             thr = (cfg.season_sensitivity if sc.seasonal and cfg.season_sensitivity is not None else cfg.sensitivity) * sc.q
         dev = sc.z - sc.base
