@@ -1,6 +1,6 @@
 """A learned alternative to the detector's hand-set rule, compared with leave-one-category-out.
 
-    python -m bench.nab_learned
+    python -m bench.nab_learned [--fold-spans]
 
 The hand-set rule flags a point when any path's deviation-to-threshold ratio passes the
 sensitivity (and the seasonal gate). The learned one feeds the same online, per-point
@@ -18,7 +18,8 @@ probation) is left out too. The cut-off and the quiet time between reports are c
 training files with ``bench.nab_loco.objective``. For each of the seven categories, the model
 is fitted and tuned on the other six and scored on the one left out, beside the hand-set
 rule's left-out scores from ``bench/nab_loco.json``. The spans (baseline, history, scale) are
-the recorded choice's.
+the recorded choice's (chosen on all 47 files, the left-out kind included); ``--fold-spans``
+computes each fold's features with the spans chosen without its kind instead.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    fold_spans = "--fold-spans" in (sys.argv[1:] if argv is None else argv)
     saved = json.loads(RECORDED.read_text())
     chosen = Knobs(**saved["chosen"])
     folds = {c: Knobs(**k) for c, k in saved["folds"].items()}
@@ -92,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     pooled_learned, pooled_rule = [], []
     for cat in sorted(set(cats)):
+        if fold_spans:
+            X = [features(ev, folds[cat], i) for i in range(len(ev.series))]
         train = [i for i, c in enumerate(cats) if c != cat]
         test = [i for i, c in enumerate(cats) if c == cat]
         xt = np.vstack([X[i][Y[i] >= 0] for i in train])

@@ -3,6 +3,7 @@ choice generalises with leave-one-category-out (LOCO).
 
     python -m bench.nab_loco [--quick] [--write]     # the search (~20 min of one core)
     python -m bench.nab_loco --recorded               # the recorded choice, scored again (seconds)
+    python -m bench.nab_loco --only record            # the recorded choices, one knob re-chosen (seconds)
 
 The seven categories are the six of ``nab-more/categories.json`` and the 8 ``nab-aws`` files
 (``realAWSCloudwatch``). One search (``search``) picks one configuration on a set of files;
@@ -64,6 +65,7 @@ LADDER: dict[str, list[float]] = {
     "sensitivity": [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0],
     "margin": [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, float("inf")],
     "season": [0.75, 1.0, 1.5, 2.0, 3.0, float("inf")],
+    "record": [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, float("inf")],
 }
 COARSE: dict[str, list[float]] = {
     "scale": [0.0, HOUR, 3 * HOUR],
@@ -74,6 +76,7 @@ COARSE: dict[str, list[float]] = {
     "sensitivity": [1.0, 1.5, 2.5, 4.0],
     "margin": [1.0, 3.0, float("inf")],
     "season": [1.0, 2.0, float("inf")],
+    "record": [0.02, 0.1, float("inf")],
 }
 # knobs held at a value instead of searched (fewer choices made on the data: a smaller gap
 # between in-sample and left-out): the seasonal gate's margin as it was, and the seasonal
@@ -95,6 +98,7 @@ class Knobs:
     sensitivity: float
     margin: float
     season: float  # the seasonal path's sensitivity over ``sensitivity``; inf: off
+    record: float = float("inf")  # the record path's margin; inf: off
 
     def config(self, step: float) -> A.DetectorConfig:
         """The detector configuration for a series sampled every ``step`` seconds."""
@@ -102,12 +106,13 @@ class Knobs:
         margin = self.margin if np.isfinite(self.margin) else 1e300  # inf: the gate never lets a point through
         return A.DetectorConfig.for_step(step, seconds=spans, quantile=self.quantile, sensitivity=self.sensitivity,
                                          season_margin=margin,
-                                         season_sensitivity=self.season * self.sensitivity if np.isfinite(self.season) else None)
+                                         season_sensitivity=self.season * self.sensitivity if np.isfinite(self.season) else None,
+                                         record_margin=self.record if np.isfinite(self.record) else None)
 
     def text(self) -> str:
         return (f"scale {self.scale / HOUR:g} h, baseline {self.baseline / HOUR:g} h, history {self.history / DAY:g} d, "
                 f"suppress {self.suppress / HOUR:g} h, quantile {self.quantile:g}, sensitivity {self.sensitivity:g}, "
-                f"season margin {self.margin:g}, seasonal path {self.season:g}")
+                f"season margin {self.margin:g}, seasonal path {self.season:g}, record margin {self.record:g}")
 
 
 class Evaluator:
@@ -145,6 +150,11 @@ class Evaluator:
             if skey not in self._q:
                 self._q[skey] = A._seasonal(out[-1].z, env, ex, cfg, out[-1].s)  # type: ignore[assignment]
             out.append(self._q[skey])  # type: ignore[arg-type]
+        if cfg.record_margin is not None:
+            rkey = (i, "record", cfg.record_warmup)
+            if rkey not in self._scale:
+                self._scale[rkey] = A._record(x, ex, cfg.record_warmup)  # type: ignore[assignment]
+            out.append(self._scale[rkey])  # type: ignore[arg-type]
         return A._Features(out, ex)
 
     def scores(self, k: Knobs) -> np.ndarray:
@@ -224,6 +234,27 @@ def search(ev: Evaluator, files: Sequence[int], *, fine: bool = True, log: Calla
     return best, best_v
 
 
+def refine(ev: Evaluator, start: dict[str, Any], knobs: Sequence[str], *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``start`` (a recorded LOCO result) with ``knobs`` re-chosen over their whole ladders, the
+    others held: in-sample on all files, and per category without it from that fold's choice.
+    A new knob's leave-one-category-out check that costs seconds, not a full search."""
+    everything = list(range(len(ev.series)))
+
+    def best_of(k: Knobs, files: list[int]) -> Knobs:
+        cats = [ev.series[i].category for i in files]
+        for name in knobs:
+            vals = [(objective(ev.scores(replace(k, **{name: v}))[files], cats), -j, v) for j, v in enumerate(LADDER[name])]
+            k = replace(k, **{name: max(vals)[2]})
+        return k
+
+    out: dict[str, Any] = {"chosen": best_of(start["chosen"], everything), "folds": {}}
+    log(f"  all files: {out['chosen'].text()}")
+    for cat, k in start["folds"].items():
+        out["folds"][cat] = best_of(k, [i for i in everything if ev.series[i].category != cat])
+        log(f"  without {cat}: {out['folds'][cat].text()}")
+    return out
+
+
 def categories(ev: Evaluator) -> list[str]:
     return sorted({s.category for s in ev.series})
 
@@ -284,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="stage 1 (the coarse grid) only")
     p.add_argument("--recorded", action="store_true",
                    help=f"no search: score the configurations recorded in {RECORDED.name} (what make bench prints)")
+    p.add_argument("--only", default="", help="comma-separated knobs: re-choose only these, from the recorded choices (no full search)")
     p.add_argument("--write", action="store_true", help=f"record the chosen configurations in {RECORDED.name}")
     p.add_argument("--f1-weight", type=float, default=F1_WEIGHT, help="weight of the event F1 in the objective")
     p.add_argument("--free", default="", help="comma-separated knobs of FIXED to search as well")
@@ -294,14 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.process_time()
     ev = Evaluator(load())
     assert {s.category for s in ev.series} >= {AWS}
-    if a.recorded:
+    if a.recorded or a.only:
         saved = json.loads(RECORDED.read_text())
         result = {"chosen": Knobs(**saved["chosen"]), "folds": {c: Knobs(**k) for c, k in saved["folds"].items()}}
         print(f"recorded in bench/{RECORDED.name} by `python -m bench.nab_loco --write` (not searched again here)")
+        if a.only:
+            knobs = [k for k in a.only.split(",") if k]
+            print(f"re-chosen from those: {', '.join(knobs)}")
+            result = refine(ev, result, knobs, log=lambda m: print(m, file=sys.stderr, flush=True))
     else:
         result = loco(ev, fine=not a.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(report(ev, result))
-    if not a.recorded:
+    if not (a.recorded or a.only):
         print(f"\n{ev.evaluated} configurations scored, {time.process_time() - t0:.0f} s of CPU")
     if a.write:
         RECORDED.write_text(json.dumps({"chosen": result["chosen"].__dict__,

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from insights.anomaly import (
+    RECORD,
     DetectorConfig,
     events,
     fingerprint,
@@ -233,7 +234,10 @@ def test_a_weekly_gate_keeps_quiet_weekends_normal_and_a_real_drop_flagged():
         DetectorConfig(also_periods=(0.0,))
 
 
-HOURLY_MEAN = dict(seconds={"scale": 3600, "baseline": 3600, "history": 3 * 86400, "warmup": 86400}, quantile=0.99, sensitivity=2.0)
+# the window-mean and seasonal paths on their own (the record path off: a new highest point
+# inside the shifted hour would be reported first)
+HOURLY_MEAN = dict(seconds={"scale": 3600, "baseline": 3600, "history": 3 * 86400, "warmup": 86400}, quantile=0.99, sensitivity=2.0,
+                   record_margin=None)
 
 
 def test_a_window_mean_flags_a_shift_no_single_point_shows_and_says_so():
@@ -269,6 +273,40 @@ def test_the_seasonal_path_finds_a_missing_daily_peak():
     assert ev.reason == "the mean of the last 1 h is below its band around the same time of day on earlier days"
     # the local baseline sees a flat day as normal: without the seasonal path nothing is flagged
     assert scan(x, ts, replace(with_path, season_sensitivity=None)).is_anomaly.sum() == 0
+
+
+def test_a_value_beyond_every_earlier_one_is_flagged_by_the_record_path_after_its_warm_up():
+    ts, x = five_minute()
+    t = 5 * 288 + 100  # day 6
+    hi, lo = x[:t].max(), x[:t].min()
+    x[t] = hi + 0.1 * (hi - lo)  # above every earlier value, well inside its local band
+    cfg = DetectorConfig.for_step(300)
+    out = scan_frame(pd.DataFrame({"timestamp": ts, "value": x}), cfg)
+    assert out.index[out["is_anomaly"] == 1].tolist() == [t]
+    assert out.loc[t, "cause"] == RECORD
+    # its band is the range seen before it, widened by 5% of that range
+    assert out.loc[t, "expected"] == pytest.approx(hi) and out.loc[t, "upper"] == pytest.approx(hi + 0.05 * (hi - lo))
+    assert out.loc[t, "lower"] == pytest.approx(lo - 0.05 * (hi - lo))
+    (ev,) = events(out, gap=cfg.suppress, config=cfg)
+    assert ev.reason == "the value is above its band around the highest value seen before it"
+    assert ev.ratio == pytest.approx(2.0) and ev.severity == "medium"  # 0.1 of the range over a margin of 0.05
+    # without the record path the point is within its local band
+    assert scan(x, ts, replace(cfg, record_margin=None)).is_anomaly.sum() == 0
+    # the same record on day 3, inside the record path's four-day warm-up, is not flagged
+    ts, y = five_minute()
+    u = 2 * 288 + 100
+    hi, lo = y[:u].max(), y[:u].min()
+    y[u] = hi + 0.15 * (hi - lo)
+    assert scan(y, ts, cfg).is_anomaly.sum() == 0
+    # a value below every earlier one is a record too; a spike that another path flags is
+    # explained by that path (its local band), not by the range
+    ts, z = five_minute()
+    z[t] = z[:t].min() - 0.15 * (z[:t].max() - z[:t].min())
+    z[t + 150] += 8.0
+    r = scan(z, ts, cfg)
+    assert np.flatnonzero(r.is_anomaly).tolist() == [t, t + 150]
+    assert r.cause[t] == RECORD and r.cause[t + 150] == 1
+    assert reason(RECORD, "down", step_seconds=300) == "the value is below its band around the lowest value seen before it"
 
 
 def test_reason_and_outside_text_in_words():
