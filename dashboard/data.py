@@ -200,7 +200,8 @@ def freshness(now: datetime, pipelines: tuple[str, ...] | None) -> pd.DataFrame:
     names = [c.name for c in configs]
     with engine().connect() as conn:
         recent = runs_store.freshness_runs(conn, now=now, lookback=timedelta(days=2), pipelines=names)
-        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=names, until=now)
+        # the last success comes from `recent` (freshness_table): only the last start and status here
+        last = reads.last_runs(conn, now - timedelta(days=35), pipelines=names, until=now, success=False)
     table = freshness_table(configs, recent, now=now)
     table = table.merge(last[["pipeline", "last_status", "last_started_at"]].rename(columns={"last_status": "last_run_status"}), on="pipeline", how="left")
     table["late_by"] = [None if pd.isna(v) else format_duration(v) for v in table["late_by"]]

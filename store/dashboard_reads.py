@@ -257,23 +257,30 @@ def recent_runs(
 
 
 def last_runs(
-    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, until: datetime | None = None
+    conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, until: datetime | None = None,
+    success: bool = True,
 ) -> pd.DataFrame:
-    """Per pipeline: last start, last successful end and last status of runs started in ``[since, until)``."""
+    """Per pipeline: last start, last successful end and last status of runs started in ``[since, until)``.
+
+    ``success=False`` leaves out ``last_success_at``: its query reads every successful run of the
+    window (no index holds the latest end): 0.25 s over 35 days of 10M runs in two years, where
+    the last start is an index-only scan (60 ms) and the status one lookup per pipeline."""
     before = [] if until is None else [runs.c.started_at < until]
     last_start = sa.select(runs.c.pipeline, sa.func.max(runs.c.started_at).label("last_started_at")).where(
         runs.c.started_at >= since, *before
     )
     last_start = _pipes(last_start, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
-    ok = sa.select(runs.c.pipeline, sa.func.max(runs.c.ended_at).label("last_success_at")).where(
-        runs.c.started_at >= since, runs.c.status == SUCCEEDED, *before
-    )
-    ok = _pipes(ok, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
-    a = _frame(conn, last_start, ["pipeline", "last_started_at"], ["last_started_at"])
-    b = _frame(conn, ok, ["pipeline", "last_success_at"], ["last_success_at"])
-    out = a.merge(b, on="pipeline", how="outer")
+    out = _frame(conn, last_start, ["pipeline", "last_started_at"], ["last_started_at"])
+    if success:
+        ok = sa.select(runs.c.pipeline, sa.func.max(runs.c.ended_at).label("last_success_at")).where(
+            runs.c.started_at >= since, runs.c.status == SUCCEEDED, *before
+        )
+        ok = _pipes(ok, runs.c.pipeline, pipelines).group_by(runs.c.pipeline)
+        b = _frame(conn, ok, ["pipeline", "last_success_at"], ["last_success_at"])
+        out = out.merge(b, on="pipeline", how="outer")
     if out.empty:
-        return pd.DataFrame(columns=["pipeline", "last_started_at", "last_success_at", "last_status"])
+        cols = ["pipeline", "last_started_at", "last_success_at", "last_status"]
+        return pd.DataFrame(columns=[c for c in cols if success or c != "last_success_at"])
     # the status of each pipeline's latest run: one indexed lookup per pipeline
     statuses: list[str | None] = []
     for name, started in zip(out["pipeline"], out["last_started_at"], strict=True):

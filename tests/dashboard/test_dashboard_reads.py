@@ -88,6 +88,16 @@ def test_last_runs(filled):
     assert list(late["pipeline"]) == ["daily"]
 
 
+def test_last_runs_without_the_last_success(filled):
+    with filled.connect() as conn:
+        full = reads.last_runs(conn, T0)
+        short = reads.last_runs(conn, T0, success=False)
+        none = reads.last_runs(conn, T0 + timedelta(days=30), success=False)
+    assert list(short.columns) == ["pipeline", "last_started_at", "last_status"]
+    assert short.equals(full[["pipeline", "last_started_at", "last_status"]])
+    assert list(none.columns) == ["pipeline", "last_started_at", "last_status"] and none.empty
+
+
 
 def test_run_logs_by_run_or_correlation_id(filled):
     with filled.connect() as conn:
