@@ -71,3 +71,22 @@ def test_one_new_point_per_series_beside_long_stored_histories(engine):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 440
         assert conn.execute(sa.select(sa.func.sum(metric_points.c.value))).scalar_one() == 40 * 45 + 40 + 2 * (99 - 3)
+
+
+def test_stored_rows_anywhere_in_the_batches_are_cut_out_of_the_new_rows(engine, monkeypatch):
+    # batches of 7: stored rows first, last, in runs and alone in a batch; the new rows around
+    # them are written once each, the restated ones updated, the unchanged ones left alone
+    import store.writes
+
+    monkeypatch.setattr(store.writes, "BATCH", 7)
+    stored = {0, 1, 6, 7, 10, 11, 12, 13, 20, 27, 29}
+    restated = {1, 7, 12, 29}
+    with engine.begin() as conn:
+        assert upsert(conn, runs, [_run(i, "FAILED" if i in restated else "SUCCEEDED") for i in sorted(stored)]) == 11
+    batch = [_run(i) for i in range(30)]
+    with engine.begin() as conn:
+        assert upsert(conn, runs, batch) == 30 - len(stored) + len(restated)
+        assert upsert(conn, runs, batch) == 0
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(runs.c.run_id, runs.c.status)).all()
+    assert sorted(got) == sorted((f"reference:{i}", "SUCCEEDED") for i in range(30))
