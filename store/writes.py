@@ -15,6 +15,7 @@ Column names come from the schema, never from callers' strings.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import operator
@@ -345,14 +346,17 @@ class _KeyProbe:
             return None
         if not found:
             return [], []
-        # the batch's keys hashed once in C (a repeated key keeps its last place: the other
-        # copy goes to the COPY of new rows, which then fails and the batch is merged)
-        where = dict(zip(keys, range(len(keys)), strict=True))
         key, old = self.read
+        places = _places_in_order(keys, found, key)
+        if places is None:
+            # the batch's keys hashed in C (a repeated key keeps its last place: the other copy
+            # goes to the COPY of new rows, which then fails and the batch is merged)
+            where = dict(zip(keys, range(len(keys)), strict=True))
+            places = list(map(where.get, map(key, found)))
         held: list[int] = []
         changed: list[tuple] = []
         values = self.values
-        for i, r in zip(map(where.get, map(key, found)), found, strict=True):
+        for i, r in zip(places, found, strict=True):
             if i is None:  # stored in the batch's key range, not in the batch
                 continue
             held.append(i)
@@ -360,6 +364,31 @@ class _KeyProbe:
                 changed.append(batch[i])
         held.sort()
         return held, changed
+
+
+def _places_in_order(keys: list[tuple], found: list[tuple], key: Callable[[tuple], tuple]) -> list[int | None] | None:
+    """Where the stored rows ``found`` (sorted here by ``key``) are among ``keys``, when those
+    strictly ascend (the usual batch: a time series, runs by id): found by walking both in order
+    instead of hashing every key of the batch (a new datetime's hash costs ~1 us: 50 ms a batch).
+    None when the batch's keys do not ascend or cannot be ordered."""
+    try:
+        if not all(map(operator.lt, keys, itertools.islice(keys, 1, None))):
+            return None
+        found.sort(key=key)
+        n = len(keys)
+        at = 0
+        places: list[int | None] = []
+        for k in map(key, found):
+            if at < n and keys[at] != k:  # (consecutive stored rows: no search)
+                at = bisect.bisect_left(keys, k, at)
+            if at < n and keys[at] == k:
+                places.append(at)
+                at += 1
+            else:
+                places.append(None)
+    except TypeError:  # e.g. naive and aware times
+        return None
+    return places
 
 
 @contextlib.contextmanager
