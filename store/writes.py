@@ -86,30 +86,36 @@ def upsert(
     if stamp:
         columns = [*columns, "updated_at"]
         ts = now or datetime.now(UTC)
-    tuples = _tuples(iterator, columns[:-1] if stamp else columns, (ts,) if stamp else ())
+    batches = _batches(iterator, columns[:-1] if stamp else columns, (ts,) if stamp else ())
     if conn.dialect.name == "postgresql":
-        return _upsert_pg(conn, table, columns, key_cols, tuples)
-    return _upsert_sqlite(conn, table, columns, key_cols, tuples)
+        return _upsert_pg(conn, table, columns, key_cols, batches)
+    return _upsert_sqlite(conn, table, columns, key_cols, batches)
 
 
-def _tuples(rows: Iterable[Mapping[str, Any]], columns: list[str], tail: tuple) -> Iterator[tuple]:
-    """Each row's values in ``columns`` order (a missing key is None), then ``tail``."""
+def _batches(rows: Iterable[Mapping[str, Any]], columns: list[str], tail: tuple) -> Iterator[list[tuple]]:
+    """Lists of up to BATCH rows, each row's values in ``columns`` order (a missing key is
+    None), then ``tail``; built with map and zip, so the per-row work stays in C."""
     get = operator.itemgetter(*columns)
     one = len(columns) == 1
-    for r in rows:
+    it = iter(rows)
+    while chunk := list(itertools.islice(it, BATCH)):
         try:
-            v = get(r)
-        except KeyError:
-            yield (*(r.get(c) for c in columns), *tail)
-            continue
-        yield ((v, *tail) if one else v + tail) if tail else ((v,) if one else v)
+            if one:
+                batch = list(zip(map(get, chunk), *map(itertools.repeat, tail), strict=False))
+            elif tail:
+                batch = list(map(operator.add, map(get, chunk), itertools.repeat(tail)))
+            else:
+                batch = list(map(get, chunk))
+        except KeyError:  # a row without some of the columns
+            batch = [(*(r.get(c) for c in columns), *tail) for r in chunk]
+        yield batch
 
 
 def _value_cols(columns: list[str], key_cols: list[str]) -> list[str]:
     return [c for c in columns if c not in key_cols]
 
 
-def _upsert_sqlite(conn, table, columns, key_cols, tuples) -> int:
+def _upsert_sqlite(conn, table, columns, key_cols, batches) -> int:
     q = _quote(conn)
     values = _value_cols(columns, key_cols)
     compare = [c for c in values if c != "updated_at"]
@@ -129,7 +135,7 @@ def _upsert_sqlite(conn, table, columns, key_cols, tuples) -> int:
     before = raw.total_changes
     cur = raw.cursor()
     int_idx = [i for i, c in enumerate(columns) if isinstance(_base_type(table.c[c].type), sa.Integer)]
-    for batch in _batches(tuples):
+    for batch in batches:
         if int_idx:
             batch = _ints(batch, int_idx, table, columns)
         cur.executemany(sql, [tuple(f(v) if f else v for f, v in zip(conv, row, strict=True)) for row in batch])
@@ -173,7 +179,7 @@ def _sqlite_date(v):
     return v.isoformat() if hasattr(v, "isoformat") else v
 
 
-def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
+def _upsert_pg(conn, table, columns, key_cols, batches) -> int:
     q = _quote(conn)
     values = _value_cols(columns, key_cols)
     compare = [c for c in values if c != "updated_at"]
@@ -189,7 +195,7 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
         int_idx = [i for i, t in enumerate(types) if t in ("int4", "int8")]
         sql = _MergeSql(q, table.name, stage, columns, key_cols, values, compare)
         if raw.autocommit:  # no savepoints (and a temp table emptied by every statement's commit)
-            for batch in _batches(tuples):
+            for batch in batches:
                 if int_idx:
                     batch = _ints(batch, int_idx, table, columns)
                 data, _ = _binary_copy_data(cur, types, batch)
@@ -223,38 +229,39 @@ def _upsert_pg(conn, table, columns, key_cols, tuples) -> int:
             with cur.copy(sql.copy_stage) as copy:
                 copy.write(data)
 
-        optimistic = True  # the last batch held no stored key: try this one as all new first
-        for batch in _batches(tuples):
-            if int_idx:
-                batch = _ints(batch, int_idx, table, columns)
-            data, starts = _binary_copy_data(cur, types, batch)
-            if optimistic and _copy_new(cur, sql.copy_table, data):
-                total += len(batch)
-                continue
-            split = probe.split(batch)
-            if split is None:  # the probe could not tell: merge the whole batch
-                stage_rows(data)
-                cur.execute(merge)
-                total += cur.rowcount
-                optimistic = False
-                continue
-            held, changed = split  # held: where the stored rows are; changed: those that differ
-            optimistic = not held
-            if len(held) < len(batch):
-                fresh = _rows_except(data, starts, held) if held else data
-                if not _copy_new(cur, sql.copy_table, fresh):
+        # (index look-ups for the joins, no JIT: for the whole upsert, not per batch)
+        with _nested_loops(cur):
+            optimistic = True  # the last batch held no stored key: try this one as all new first
+            for batch in batches:
+                if int_idx:
+                    batch = _ints(batch, int_idx, table, columns)
+                data, starts = _binary_copy_data(cur, types, batch)
+                if optimistic and _copy_new(cur, sql.copy_table, data):
+                    total += len(batch)
+                    continue
+                split = probe.split(batch)
+                if split is None:  # the probe could not tell: merge the whole batch
                     stage_rows(data)
                     cur.execute(merge)
                     total += cur.rowcount
+                    optimistic = False
                     continue
-                total += len(batch) - len(held)
-            if changed:
-                # rows known stored: an UPDATE of those that differ (index look-ups) is
-                # cheaper than INSERT ... ON CONFLICT's speculative insertion
-                stage_rows(_binary_copy_data(cur, types, changed)[0])
-                with _nested_loops(cur):
+                held, changed = split  # held: where the stored rows are; changed: those that differ
+                optimistic = not held
+                if len(held) < len(batch):
+                    fresh = _rows_except(data, starts, held) if held else data
+                    if not _copy_new(cur, sql.copy_table, fresh):
+                        stage_rows(data)
+                        cur.execute(merge)
+                        total += cur.rowcount
+                        continue
+                    total += len(batch) - len(held)
+                if changed:
+                    # rows known stored: an UPDATE of those that differ (index look-ups) is
+                    # cheaper than INSERT ... ON CONFLICT's speculative insertion
+                    stage_rows(_binary_copy_data(cur, types, changed)[0])
                     cur.execute(sql.update)
-                    total += cur.rowcount  # (the planner reset after it runs a query)
+                    total += cur.rowcount
     return total
 
 
@@ -316,38 +323,45 @@ class _KeyProbe:
             self.values = (lambda r: ()) if not cidx else (lambda r, i=cidx[0]: (r[i],))
         self.read = operator.itemgetter(slice(0, nk)), operator.itemgetter(slice(nk, None))
 
-    def stored(self, keys: list[tuple]) -> list[tuple] | None:
+    def stored(self, keys: list[tuple], ascending: bool) -> list[tuple] | None:
         """The stored rows (key columns, then compared ones) among ``keys`` (those of the range
         may come along), or None when the keys cannot be ordered."""
         if self.ranged is not None:
             try:
-                part = keys if len(self.ranged) == len(self.idx) else [tuple(k[i] for i in self.ranged) for k in keys]
-                lo, hi = min(part), max(part)
+                if len(self.ranged) == len(self.idx):
+                    lo, hi = (keys[0], keys[-1]) if ascending else (min(keys), max(keys))
+                else:
+                    part = [tuple(k[i] for i in self.ranged) for k in keys]
+                    lo, hi = min(part), max(part)
             except TypeError:  # e.g. naive and aware times in one batch
                 return None
             # a range holding more rows than the batch (say one new point for each of many
             # series) is not read back: the keys are looked up one by one instead
             limit = len(keys) + 1
-            self.cur.execute(self.range_sql, [*lo, *hi, limit])
+            self.cur.execute(self.range_sql, [*lo, *hi, limit], binary=True)  # (binary: parsed faster)
             found = self.cur.fetchall()
             if len(found) < limit:
                 return found
-        # index look-ups of each key (nested loop: a hash join would read the whole table)
-        with _nested_loops(self.cur):
-            self.cur.execute(self.lookup_sql, [list(col) for col in zip(*keys, strict=True)])
-            return self.cur.fetchall()
+        # index look-ups of each key (nested loop, under _nested_loops: a hash join would read
+        # the whole table)
+        self.cur.execute(self.lookup_sql, [list(col) for col in zip(*keys, strict=True)], binary=True)
+        return self.cur.fetchall()
 
     def split(self, batch: list[tuple]) -> tuple[list[int], list[tuple]] | None:
         """(where the batch's stored rows are, ascending; those of them that differ from what is
         stored), or None when the stored keys could not be read."""
         keys = self.keys(batch)
-        found = self.stored(keys)
+        try:
+            ascending = all(map(operator.lt, keys, itertools.islice(keys, 1, None)))
+        except TypeError:  # e.g. naive and aware times
+            ascending = False
+        found = self.stored(keys, ascending)
         if found is None:
             return None
         if not found:
             return [], []
         key, old = self.read
-        places = _places_in_order(keys, found, key)
+        places = _places_in_order(keys, found, key) if ascending else None
         if places is None:
             # the batch's keys hashed in C (a repeated key keeps its last place: the other copy
             # goes to the COPY of new rows, which then fails and the batch is merged)
@@ -367,13 +381,11 @@ class _KeyProbe:
 
 
 def _places_in_order(keys: list[tuple], found: list[tuple], key: Callable[[tuple], tuple]) -> list[int | None] | None:
-    """Where the stored rows ``found`` (sorted here by ``key``) are among ``keys``, when those
+    """Where the stored rows ``found`` (sorted here by ``key``) are among ``keys``, which
     strictly ascend (the usual batch: a time series, runs by id): found by walking both in order
     instead of hashing every key of the batch (a new datetime's hash costs ~1 us: 50 ms a batch).
-    None when the batch's keys do not ascend or cannot be ordered."""
+    None when the keys cannot be ordered."""
     try:
-        if not all(map(operator.lt, keys, itertools.islice(keys, 1, None))):
-            return None
         found.sort(key=key)
         n = len(keys)
         at = 0
@@ -406,7 +418,10 @@ def _nested_loops(cur: psycopg.Cursor) -> Iterator[None]:
     try:
         yield
     finally:
-        cur.execute("SELECT " + ", ".join(f"set_config('{n}', %s, true)" for n in names), row[: len(names)])
+        # (after an error the transaction is aborted: its rollback resets them, and a query
+        # now would hide the error)
+        if cur.connection.info.transaction_status != pq.TransactionStatus.INERROR:
+            cur.execute("SELECT " + ", ".join(f"set_config('{n}', %s, true)" for n in names), row[: len(names)])
 
 
 def _rows_except(data: bytearray, starts: list[int], skip: list[int]) -> bytes:
@@ -512,12 +527,6 @@ def _pg_type(t: sa.types.TypeEngine) -> str:
     if isinstance(t, sa.Boolean):
         return "bool"
     return "text"
-
-
-def _batches(tuples):
-    it = iter(tuples)
-    while batch := list(itertools.islice(it, BATCH)):
-        yield batch
 
 
 def _quote(conn):
