@@ -26,7 +26,7 @@ from typing import Any, cast
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
-from psycopg import adapt, pq
+from psycopg import abc, adapt, pq
 from psycopg._copy_base import _binary_signature as _BINARY_SIGNATURE
 from psycopg._copy_base import _binary_trailer as _BINARY_TRAILER
 from psycopg._copy_base import format_row_binary
@@ -193,12 +193,16 @@ def _upsert_pg(conn, table, columns, key_cols, batches) -> int:
         )
         types = [_pg_type(_base_type(table.c[c].type)) for c in columns]
         int_idx = [i for i, t in enumerate(types) if t in ("int4", "int8")]
+        tx = _binary_transformer(cur, types)
+
+        def encode(batch: list[tuple]) -> tuple[list[tuple], bytearray, list[int]]:
+            if int_idx:
+                batch = _ints(batch, int_idx, table, columns)
+            return (batch, *_binary_copy_data(tx, batch))
+
         sql = _MergeSql(q, table.name, stage, columns, key_cols, values, compare)
         if raw.autocommit:  # no savepoints (and a temp table emptied by every statement's commit)
-            for batch in batches:
-                if int_idx:
-                    batch = _ints(batch, int_idx, table, columns)
-                data, _ = _binary_copy_data(cur, types, batch)
+            for _, data, _ in map(encode, batches):
                 cur.execute(f"TRUNCATE {q(stage)}")
                 with cur.copy(sql.copy_stage) as copy:
                     copy.write(data)
@@ -232,10 +236,7 @@ def _upsert_pg(conn, table, columns, key_cols, batches) -> int:
         # (index look-ups for the joins, no JIT: for the whole upsert, not per batch)
         with _nested_loops(cur):
             optimistic = True  # the last batch held no stored key: try this one as all new first
-            for batch in batches:
-                if int_idx:
-                    batch = _ints(batch, int_idx, table, columns)
-                data, starts = _binary_copy_data(cur, types, batch)
+            for batch, data, starts in map(encode, batches):
                 if optimistic and _copy_new(cur, sql.copy_table, data):
                     total += len(batch)
                     continue
@@ -259,7 +260,7 @@ def _upsert_pg(conn, table, columns, key_cols, batches) -> int:
                 if changed:
                     # rows known stored: an UPDATE of those that differ (index look-ups) is
                     # cheaper than INSERT ... ON CONFLICT's speculative insertion
-                    stage_rows(_binary_copy_data(cur, types, changed)[0])
+                    stage_rows(_binary_copy_data(tx, changed)[0])
                     cur.execute(sql.update)
                     total += cur.rowcount
     return total
@@ -468,15 +469,18 @@ class _MergeSql:
         self.on_conflict_distinct = head + f"DISTINCT ON ({keys}) " + cols + " " + tail
 
 
-def _binary_copy_data(
-    cur: psycopg.Cursor, types: list[str], batch: list[tuple]
-) -> tuple[bytearray, list[int]]:
+def _binary_transformer(cur: psycopg.Cursor, types: list[str]) -> abc.Transformer:
+    """psycopg's binary encoder of rows of ``types`` (made here, in the connection's thread)."""
+    tx = adapt.Transformer(cur)
+    tx.set_dumper_types([cur.adapters.types.get_oid(t) for t in types], pq.Format.BINARY)
+    return tx
+
+
+def _binary_copy_data(tx: abc.Transformer, batch: list[tuple]) -> tuple[bytearray, list[int]]:
     """``batch`` as one block of binary COPY data (signature, rows, trailer), written with one
     ``Copy.write``, and where each row begins in it: psycopg's own row encoder (what
     ``Copy.write_row`` calls; C in psycopg-binary, pinned in requirements.lock) without a Python
     call per row."""
-    tx = adapt.Transformer(cur)
-    tx.set_dumper_types([cur.adapters.types.get_oid(t) for t in types], pq.Format.BINARY)
     out = bytearray(_BINARY_SIGNATURE)
     starts: list[int] = []
     begin = starts.append
