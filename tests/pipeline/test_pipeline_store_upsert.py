@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from store.schema import metric_points, runs
@@ -71,3 +72,29 @@ def test_one_new_point_per_series_beside_long_stored_histories(engine):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(metric_points)).scalar_one() == 440
         assert conn.execute(sa.select(sa.func.sum(metric_points.c.value))).scalar_one() == 40 * 45 + 40 + 2 * (99 - 3)
+
+
+@pytest.mark.parametrize("width", [0, 3], ids=["ids-out-of-order", "ids-ascending"])
+def test_stored_rows_anywhere_in_the_batches_are_cut_out_of_the_new_rows(engine, monkeypatch, width):
+    # batches of 7: stored rows first, last, in runs and alone in a batch; the new rows around
+    # them are written once each, the restated ones updated, the unchanged ones left alone
+    # ("reference:10" sorts before "reference:2": batches whose keys do not ascend are matched
+    # to the stored rows another way than ascending ones)
+    import store.writes
+
+    monkeypatch.setattr(store.writes, "BATCH", 7)
+
+    def run(i, status="SUCCEEDED"):
+        return {**_run(i, status), "run_id": f"reference:{i:0{width}d}"}
+
+    stored = {0, 1, 6, 7, 10, 11, 12, 13, 20, 27, 29}
+    restated = {1, 7, 12, 29}
+    with engine.begin() as conn:
+        assert upsert(conn, runs, [run(i, "FAILED" if i in restated else "SUCCEEDED") for i in sorted(stored)]) == 11
+    batch = [run(i) for i in range(30)]
+    with engine.begin() as conn:
+        assert upsert(conn, runs, batch) == 30 - len(stored) + len(restated)
+        assert upsert(conn, runs, batch) == 0
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(runs.c.run_id, runs.c.status)).all()
+    assert sorted(got) == sorted((f"reference:{i:0{width}d}", "SUCCEEDED") for i in range(30))
