@@ -17,6 +17,14 @@ For each table (``runs``: 1,000,000 rows of 23 columns; ``metric_points``: 5,000
 Rows are made in chunks of 100,000 dicts outside the timed region (the clock runs only while
 rows are written), all chunks in one transaction per path. Ratio = upsert rows/s / COPY rows/s
 (target >= 0.5).
+
+Beside the wall-clock ratio, a CPU ratio: COPY's CPU seconds / the upsert's, each the client
+process's CPU time while rows are written plus its server backend's (user + system, read from
+``/proc/<backend pid>/stat``; printed only when the server runs on this machine). Wall-clock
+ratios swing by +-0.2 between runs on a shared machine; CPU seconds much less. The CPU ratio
+does not see overlap: COPY's client formats rows while its backend stores them, so its wall
+time is near the larger of the two, not their sum; the background writer, WAL writer and
+checkpointer are counted on neither side.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -44,6 +53,47 @@ STATUSES = ["SUCCEEDED"] * 18 + ["FAILED", "TIMED_OUT"]
 
 
 CHUNK = 100_000
+
+
+class _Clock:
+    """Wall seconds, client CPU seconds and server backend CPU seconds, summed over the timed
+    stretches (``with clock:``) of one connection's work."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, raw) -> None:
+        self.wall = self.client = 0.0
+        self.server: float | None = None  # (None: no local PostgreSQL backend to read)
+        self.stat: str | None = None
+        info = getattr(raw, "info", None)  # (psycopg; SQLite has none)
+        if info is not None and (info.host in ("localhost", "127.0.0.1", "::1") or info.host.startswith("/")):
+            try:
+                with open(f"/proc/{info.backend_pid}/comm") as f:
+                    if f.read().strip() in ("postgres", "postmaster"):
+                        self.stat, self.server = f"/proc/{info.backend_pid}/stat", 0.0
+            except OSError:
+                pass
+
+    def _backend(self) -> float:
+        if self.stat is None:
+            return 0.0
+        with open(self.stat) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.TICK  # utime, stime
+
+    def __enter__(self) -> _Clock:
+        self._t, self._c, self._s = time.perf_counter(), time.process_time(), self._backend()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall += time.perf_counter() - self._t
+        self.client += time.process_time() - self._c
+        if self.server is not None:
+            self.server += self._backend() - self._s
+
+    @property
+    def cpu(self) -> float | None:
+        return None if self.server is None else self.client + self.server
 
 
 def run_rows(lo: int, hi: int) -> Iterator[dict]:
@@ -165,49 +215,47 @@ def _copy(
     n: int,
     *,
     binary_types: list[str] | None = None,
-) -> float:
-    spent = 0.0
+) -> _Clock:
     with engine.connect() as conn:
         raw = conn.connection.driver_connection
+        clock = _Clock(raw)
         with raw.cursor() as cur:
             cur.execute(f"TRUNCATE {table}")
             raw.commit()
-            t = time.perf_counter()
+            clock.__enter__()
             fmt = " (FORMAT BINARY)" if binary_types else ""
             with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{fmt}") as copy:
                 if binary_types:
                     copy.set_types(binary_types)
-                spent += time.perf_counter() - t
-                for rows in _chunks(make, n):
-                    t = time.perf_counter()
-                    for r in rows:
-                        copy.write_row(tuple(r[c] for c in columns))
-                    spent += time.perf_counter() - t
-                t = time.perf_counter()
+                clock.__exit__()
+                for rows in _chunks(make, n):  # (rows made with the clock stopped)
+                    with clock:
+                        for r in rows:
+                            copy.write_row(tuple(r[c] for c in columns))
+                clock.__enter__()
         raw.commit()
-        spent += time.perf_counter() - t
-    return spent
+        clock.__exit__()
+    return clock
 
 
-def _upsert(engine: sa.Engine, table: sa.Table, make, n: int) -> tuple[float, int]:
-    spent = 0.0
+def _upsert(engine: sa.Engine, table: sa.Table, make, n: int) -> tuple[_Clock, int]:
     changed = 0
     with engine.connect() as conn:
+        clock = _Clock(conn.connection.driver_connection)
         trans = conn.begin()
         for rows in _chunks(make, n):
-            t = time.perf_counter()
-            changed += upsert(conn, table, rows)
-            spent += time.perf_counter() - t
-        t = time.perf_counter()
-        trans.commit()
-        spent += time.perf_counter() - t
-    return spent, changed
+            with clock:
+                changed += upsert(conn, table, rows)
+        with clock:
+            trans.commit()
+    return clock, changed
 
 
 def bench_table(
     engine: sa.Engine, table: sa.Table, make, n: int, *, text_baseline: bool = False
-) -> dict[float, float]:
-    """Per mix (share of the rows already stored): upsert rows/s over binary COPY rows/s."""
+) -> tuple[dict[float, float], dict[float, float | None]]:
+    """Per mix (share of the rows already stored): upsert rows/s over binary COPY rows/s, by
+    wall clock and by CPU seconds (None when the server's CPU cannot be read)."""
     columns = [c.name for c in table.columns]
     copy_name = f"bench_copy_{table.name}"
     types = [_pg_type(_base_type(c.type)) for c in table.columns]
@@ -215,29 +263,38 @@ def bench_table(
         conn.execute(sa.text(f"CREATE TABLE {copy_name} (LIKE {table.name} INCLUDING ALL)"))
     print(f"{table.name}: {n:,} rows x {len(columns)} columns")
     if text_baseline:
-        copy_text = _copy(engine, copy_name, columns, make, n)
+        copy_text = _copy(engine, copy_name, columns, make, n).wall
         print(f"  COPY text (write_row)            {copy_text:7.1f} s  {n / copy_text:>10,.0f} rows/s")
     ratios: dict[float, float] = {}
+    cpu_ratios: dict[float, float | None] = {}
     for mix in MIXES:
         with engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {table.name}"))
         held, restate = _prestore(engine, table, make, n, mix)
         # interleaved: the baseline right before the upsert it is compared with
-        copy_s = _copy(engine, copy_name, columns, make, n, binary_types=types)
-        up_s, written = _upsert(engine, table, make, n)
+        copy = _copy(engine, copy_name, columns, make, n, binary_types=types)
+        up, written = _upsert(engine, table, make, n)
+        copy_s, up_s = copy.wall, up.wall
         expect = n - held + restate
         ratio = ratios[mix] = copy_s / up_s
+        cpu = cpu_ratios[mix] = None if copy.cpu is None or up.cpu is None else copy.cpu / up.cpu
         label = "fresh" if not mix else f"{mix:.0%} stored"
         print(
             f"  {label:>10}: COPY binary {copy_s:6.1f} s {n / copy_s:>10,.0f} rows/s | upsert {up_s:6.1f} s "
             f"{n / up_s:>10,.0f} rows/s | ratio {ratio:.2f}x ({'meets' if ratio >= 0.5 else 'MISSES'} 0.5x) | "
             f"{written:,} rows written{'' if written == expect else f' (EXPECTED {expect:,})'}"
         )
-    again_s, changed = _upsert(engine, table, make, n)
+        if cpu is not None:
+            print(
+                f"  {'':>10}  CPU s client + server: COPY {copy.client:.2f} + {copy.server:.2f} | "
+                f"upsert {up.client:.2f} + {up.server:.2f} | CPU ratio {cpu:.2f}x"
+            )
+    again, changed = _upsert(engine, table, make, n)
+    again_s = again.wall
     with engine.connect() as conn:
         count = conn.execute(sa.text(f"SELECT count(*) FROM {table.name}")).scalar_one()
     print(f"  upsert again (same rows)   {again_s:6.1f} s  changed {changed} rows; table holds {count:,} rows")
-    return ratios
+    return ratios, cpu_ratios
 
 
 def bench_table_sqlite(engine: sa.Engine, table: sa.Table, make, n: int) -> dict[float, float]:
@@ -285,7 +342,8 @@ def bench_table_sqlite(engine: sa.Engine, table: sa.Table, make, n: int) -> dict
         held = sum(stored(i, mix) for i in range(n))
         restate = sum(stored(i, mix) and restated(i) for i in range(n))
         copy_s = plain(copy_table.name, lambda: _chunks(make, n))
-        up_s, written = _upsert(engine, table, make, n)
+        up, written = _upsert(engine, table, make, n)
+        up_s = up.wall
         expect = n - held + restate
         ratio = ratios[mix] = copy_s / up_s
         label = "fresh" if not mix else f"{mix:.0%} stored"
@@ -294,13 +352,13 @@ def bench_table_sqlite(engine: sa.Engine, table: sa.Table, make, n: int) -> dict
             f"{n / up_s:>10,.0f} rows/s | ratio {ratio:.2f}x ({'meets' if ratio >= 0.5 else 'MISSES'} 0.5x) | "
             f"{written:,} rows written{'' if written == expect else f' (EXPECTED {expect:,})'}"
         )
-    again_s, changed = _upsert(engine, table, make, n)
-    print(f"  upsert again (same rows)   {again_s:6.1f} s  changed {changed} rows")
+    again, changed = _upsert(engine, table, make, n)
+    print(f"  upsert again (same rows)   {again.wall:6.1f} s  changed {changed} rows")
     return ratios
 
 
-def _summary(summary: dict[str, dict[float, float]], baseline: str) -> None:
-    print(f"\nratio upsert/{baseline} rows/s (target >= 0.5)")
+def _summary(summary: dict[str, dict[float, float]], baseline: str, title: str = "rows/s") -> None:
+    print(f"\nratio upsert/{baseline} {title} (target >= 0.5)")
     print(f"{'table':<15}" + "".join(f"{('fresh' if not m else f'{m:.0%} stored'):>12}" for m in MIXES))
     for t, ratios in summary.items():
         print(f"{t:<15}" + "".join(f"{ratios[m]:>11.2f}x" for m in MIXES))
@@ -334,10 +392,13 @@ def main() -> None:
     try:
         engine = connect(admin.url.set(database=name).render_as_string(hide_password=False))
         upgrade(engine)
-        summary = {
+        both = {
             t.name: bench_table(engine, t, make, n, text_baseline=args.text_baseline) for t, make, n in tables if n
         }
-        _summary(summary, "COPY")
+        _summary({t: wall for t, (wall, _) in both.items()}, "COPY")
+        cpu = {t: c for t, (_, c) in both.items() if None not in c.values()}
+        if cpu:
+            _summary(cast(dict[str, dict[float, float]], cpu), "COPY", "by CPU seconds, client + server backend")
         engine.dispose()
     finally:
         with admin.connect() as conn:
