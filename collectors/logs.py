@@ -257,45 +257,34 @@ class LogsCollector(Collector):
         retention: dict[str, int | None | bool] = {}  # group -> days kept (None: never expire); False: missing
         seen: dict[str, dict[str, Any]] = {}
         machine_groups: dict[str, str] = {}  # state machine ARN -> its execution log group ("": none)
+
+        def found(key: str, group: str) -> bool:
+            """Whether ``group`` exists (its retention asked once a pass), recorded under ``key``."""
+            if group not in retention:
+                retention[group] = _retention(logs, group)
+            kept = retention[group]
+            seen[key] = {"group": group, "exists": kept is not False, "retention_days": None if kept is False else kept}
+            if kept is False:
+                stats["missing_groups"] += 1
+            return kept is not False
+
         for run in runs:
             stats["runs"] += 1
             template = self.groups.get(run["source"])
             if run["source"] == "stepfunctions" and template is None and run["started_at"]:
                 group = self._sfn_group(ctx, run, machine_groups)
-                if group is not None:
-                    if not group:
-                        seen[f"stepfunctions:{run['pipeline']}"] = {"group": None, "exists": False, "retention_days": None}
-                    else:
-                        if group not in retention:
-                            retention[group] = _retention(logs, group)
-                        kept = retention[group]
-                        seen[f"stepfunctions:{run['pipeline']}"] = {"group": group, "exists": kept is not False,
-                                                                    "retention_days": None if kept is False else kept}
-                        if kept is False:
-                            stats["missing_groups"] += 1
-                        else:
-                            stats["events"] += self._sfn_run(logs, batch, run, group, stats)
+                key = f"stepfunctions:{run['pipeline']}"
+                if group == "":
+                    seen[key] = {"group": None, "exists": False, "retention_days": None}
+                elif group is not None and found(key, group):
+                    stats["events"] += self._sfn_run(logs, batch, run, group, stats)
             elif run["source"] == "glue" and template is None and run["correlation_id"] and run["started_at"]:
                 for group in self.glue_groups:
-                    if group not in retention:
-                        retention[group] = _retention(logs, group)
-                    kept = retention[group]
-                    seen[f"glue:{run['pipeline']}:{group}"] = {"group": group, "exists": kept is not False,
-                                                               "retention_days": None if kept is False else kept}
-                    if kept is False:
-                        stats["missing_groups"] += 1
-                    else:
+                    if found(f"glue:{run['pipeline']}:{group}", group):
                         stats["events"] += self._glue_run(logs, batch, run, group, stats)
             elif template and run["correlation_id"] and run["started_at"]:
                 group = template.format(pipeline=run["pipeline"], run=run["run_id"].split(":", 1)[-1])
-                if group not in retention:
-                    retention[group] = _retention(logs, group)
-                kept = retention[group]
-                seen[f"{run['source']}:{run['pipeline']}"] = {"group": group, "retention_days": None if kept is False else kept,
-                                                              "exists": kept is not False}
-                if kept is False:
-                    stats["missing_groups"] += 1
-                else:
+                if found(f"{run['source']}:{run['pipeline']}", group):
                     stats["events"] += self._run(logs, batch, run, group, stats)
             ended = run["ended_at"]
             batch.log_reads.append(LogRead(run_id=run["run_id"], ended_at=ended, read_at=ctx.now,
