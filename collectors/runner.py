@@ -294,13 +294,7 @@ def run_source(
     try:
         collector = _load(name, settings)
         ctx.stored = read_stored(engine, collector.reads(ctx))
-        try:
-            batch = collector.collect(ctx)
-        except (KeyError, TypeError, AttributeError) as exc:
-            # a field missing or of another type in an AWS answer (or a ledger row)
-            raise CollectorError(name, f"unexpected shape of an answer: {type(exc).__name__}: {exc}; "
-                                       "please report it with the collector_runs details") from exc
-        _check_batch(name, batch)
+        batch = _collect(name, collector, ctx)
         details = _details(ctx, batch)
         with engine.begin() as conn:
             rows = persist(conn, name, batch, now=now)
@@ -399,6 +393,18 @@ def _read_timeout(settings: Settings) -> float:
     if value <= 0:
         raise ConfigError(f"{label}: [collectors] read_timeout_seconds: expected a positive number, got {value}")
     return float(value)
+
+
+def _collect(name: str, collector: Collector, ctx: Context, *, where: str = "") -> Batch:
+    """``collector.collect(ctx)``, checked; a field missing or of another type in an AWS answer (or
+    a ledger row) is a CollectorError naming the source (``where``: the account and region)."""
+    try:
+        batch = collector.collect(ctx)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CollectorError(name, f"unexpected shape of an answer{where}: {type(exc).__name__}: {exc}; "
+                                   "please report it with the collector_runs details") from exc
+    _check_batch(name, batch)
+    return batch
 
 
 def _check_batch(name: str, batch: Any) -> None:
@@ -538,12 +544,7 @@ def _collect_target(
         region=target.region,
     )
     ctx.stored = read_stored(engine, collector.reads(ctx), target, primary=primary)
-    try:
-        batch = collector.collect(ctx)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CollectorError(name, f"unexpected shape of an answer in {target.label}: {type(exc).__name__}: {exc}; "
-                                   "please report it with the collector_runs details") from exc
-    _check_batch(name, batch)
+    batch = _collect(name, collector, ctx, where=f" in {target.label}")
     return stamp(batch, target, primary=primary)
 
 
