@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -104,12 +105,6 @@ def readme_blocks(text: str) -> list[Block]:
     return blocks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
     """A fresh-clone look-alike: the checkout's top-level entries linked, ../shared beside it."""
@@ -152,7 +147,7 @@ def demo(clone):
     """`make demo` as the README's first block runs it, with 2 days instead of 90 and a free port:
     started at once, while the blocks that do not need it run; calling the fixture's value waits
     until it serves and gives the environment of "Collecting" and "Analysis"."""
-    port = _free_port()
+    port = free_port()
     log = (clone.parent / "demo.log").open("w")
     proc = subprocess.Popen(
         [str(clone / ".venv/bin/pipepulse"), "--config", "examples/demo.toml", "demo", "up", "--days", "2",

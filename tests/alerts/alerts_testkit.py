@@ -13,7 +13,6 @@ import email
 import email.policy
 import json
 import logging
-import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from servers import free_port
 
 from devkit.digest_example import anomaly_row, collector_pass, rules_toml, run_row
 from pipepulse.settings import load_settings
@@ -40,12 +40,6 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 DASH = "http://dash.test"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 USER, PASSWORD = "pipepulse", "s3cret-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

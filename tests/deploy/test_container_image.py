@@ -11,13 +11,13 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 # Building the venv takes ~1 min on an idle 2-core machine with pip's cache warm, several on a
 # busy one; pytest-timeout's 300 s (pyproject) counts fixture setup, so these tests get more.
@@ -91,12 +91,6 @@ def _copied_paths() -> list[str]:
         if w == "COPY" and not a.startswith("--from"):
             paths.extend(shlex.split(a)[:-1])
     return paths
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +205,7 @@ def test_image_default_command_needs_a_login_and_then_serves(image_env, tmp_path
     assert app.exists(), f"{app} is missing: the image would have no dashboard to serve (check pyproject's packages)"
     # with a login in the secrets file (what compose/ECS mount) it serves and the health URL answers
     secrets = tmp_path / "dashboard.toml"
-    port = _free_port()
+    port = free_port()
     proc = None
     try:
         hp = subprocess.run([str(bindir / "pipepulse"), "dashboard", "hash-password", "--password-stdin"],
