@@ -4,6 +4,7 @@ choice generalises with leave-one-category-out (LOCO).
     python -m bench.nab_loco [--quick] [--write]     # the search (~20 min of one core)
     python -m bench.nab_loco --recorded               # the recorded choice, scored again (seconds)
     python -m bench.nab_loco --only record            # the recorded choices, one knob re-chosen (seconds)
+    python -m bench.nab_loco --hold history=1814400   # the search with a knob held (not searched)
 
 The seven categories are the six of ``nab-more/categories.json`` and the 8 ``nab-aws`` files
 (``realAWSCloudwatch``). One search (``search``) picks one configuration on a set of files;
@@ -319,10 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help=f"record the chosen configurations in {RECORDED.name}")
     p.add_argument("--f1-weight", type=float, default=F1_WEIGHT, help="weight of the event F1 in the objective")
     p.add_argument("--free", default="", help="comma-separated knobs of FIXED to search as well")
+    p.add_argument("--hold", default="", help="comma-separated knob=value (spans in seconds): held there, not searched")
     a = p.parse_args(argv)
     globals()["F1_WEIGHT"] = a.f1_weight
     for name in filter(None, a.free.split(",")):
         FIXED.pop(name)
+    for item in filter(None, a.hold.split(",")):
+        name, _, value = item.partition("=")
+        if name not in LADDER:
+            p.error(f"--hold: unknown knob {name!r}; known: {', '.join(LADDER)}")
+        FIXED[name] = float(value)
     t0 = time.process_time()
     ev = Evaluator(load())
     assert {s.category for s in ev.series} >= {AWS}
