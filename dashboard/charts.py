@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from pipepulse.vocab import AWAITING_RETRY, CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT
 
 __all__ = [
+    "CONFIG",
     "STATUS_COLORS",
     "collector_api_cost",
     "cost_per_run",
@@ -47,6 +48,10 @@ PALETTE = [
 ]
 OTHER = "other"
 HEIGHT = 320
+# what every ``st.plotly_chart(..., config=CONFIG)`` passes to plotly.js (plotly's full mode bar:
+# a two-button one measured no faster, bench/README.md)
+CONFIG = {"displaylogo": False}
+MARKERS_UP_TO = 45  # points of a line drawn with a marker each (more draw as a plain line)
 TITLE_LINE = 40  # characters of a chart title on one line (15 px type in a half-width chart at 1024 px)
 
 
@@ -410,9 +415,12 @@ def throughput_trend(
     focus = _focus(daily, marks, "records_out", top)
     traces = _others(done, set(focus), "records_out", "records")
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(focus)}
+    # a marker on every point only where points stand apart: at 168 hours a line holds 168 markers
+    # (1,000 SVG circles for six pipelines) that draw as a thicker line
+    mode = "lines+markers" if done["day"].nunique() <= MARKERS_UP_TO else "lines"
     for name in focus:
         part = done[done["pipeline"] == name]
-        traces.append({"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": "lines+markers",
+        traces.append({"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": mode,
                        "name": _t(name), "line": {"color": colors[name]}, "marker": {"size": 4}})
     if not now.empty:
         traces.append({

@@ -240,7 +240,14 @@ def recent_runs(
     conn: Connection, since: datetime, *, pipelines: Sequence[str] | None = None, per_pipeline: int = 24,
     until: datetime | None = None,
 ) -> pd.DataFrame:
-    """Each pipeline's newest ``per_pipeline`` runs started in ``[since, until)`` (pipeline, started_at, status, run_id)."""
+    """Each pipeline's newest ``per_pipeline`` runs started in ``[since, until)`` (pipeline, started_at, status, run_id).
+
+    On PostgreSQL each pipeline's runs are read newest first from ``ix_runs_pipeline_started_at``
+    (a LATERAL ``LIMIT``, the pipelines found by a skip scan of that index), so the read does not
+    grow with the runs in the window; a window function over the window's runs is what SQLite gets.
+    """
+    if conn.dialect.name == "postgresql":
+        return _recent_runs_pg(conn, since, pipelines, per_pipeline, until)
     rn = sa.func.row_number().over(partition_by=runs.c.pipeline, order_by=runs.c.started_at.desc()).label("rn")
     inner = sa.select(runs.c.pipeline, runs.c.started_at, runs.c.status, runs.c.run_id, rn).where(
         runs.c.started_at >= since
@@ -252,6 +259,31 @@ def recent_runs(
         sa.select(inner.c.pipeline, inner.c.started_at, inner.c.status, inner.c.run_id)
         .where(inner.c.rn <= per_pipeline)
         .order_by(inner.c.pipeline, inner.c.started_at)
+    )
+    return _frame(conn, q, ["pipeline", "started_at", "status", "run_id"], ["started_at"])
+
+
+def _recent_runs_pg(
+    conn: Connection, since: datetime, pipelines: Sequence[str] | None, per_pipeline: int, until: datetime | None
+) -> pd.DataFrame:
+    if pipelines:
+        names = sa.values(sa.column("name", sa.String), name="names").data([(p,) for p in pipelines])
+    else:
+        # the distinct pipelines, one index probe each (a recursive "loose index scan")
+        seed = sa.select(sa.func.min(runs.c.pipeline).label("name")).cte("names", recursive=True)
+        after = sa.select(sa.func.min(runs.c.pipeline)).where(runs.c.pipeline > seed.c.name).scalar_subquery()
+        names = seed.union_all(sa.select(after).where(seed.c.name.is_not(None)))
+    newest = sa.select(runs.c.pipeline, runs.c.started_at, runs.c.status, runs.c.run_id).where(
+        runs.c.pipeline == names.c.name, runs.c.started_at >= since
+    )
+    if until is not None:
+        newest = newest.where(runs.c.started_at < until)
+    newest = newest.order_by(runs.c.started_at.desc()).limit(per_pipeline).lateral("newest")
+    q = (
+        sa.select(newest.c.pipeline, newest.c.started_at, newest.c.status, newest.c.run_id)
+        .select_from(names)
+        .join(newest, sa.true())
+        .order_by(newest.c.pipeline, newest.c.started_at)
     )
     return _frame(conn, q, ["pipeline", "started_at", "status", "run_id"], ["started_at"])
 

@@ -37,7 +37,7 @@ ui.table(view, key="collector_summary", filename="collectors.csv", static=True, 
     "api_cost_usd": st.column_config.NumberColumn("API cost USD", format="%.4f"),
     "last_error": st.column_config.TextColumn("last error"),
 })
-st.plotly_chart(charts.collector_api_cost(passes), key="collector_cost", config={"displaylogo": False})
+st.plotly_chart(charts.collector_api_cost(passes), key="collector_cost", config=charts.CONFIG)
 st.subheader("Passes")
 PASS_ROWS = 50
 st.caption(f"Newest {min(PASS_ROWS, len(passes)):,} of {len(passes):,} passes in this window; the CSV has all of them.")

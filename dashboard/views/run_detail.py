@@ -70,7 +70,7 @@ if run.get("error_message") or run.get("error_type"):
     st.code(f"{run.get('error_type') or ''}: {run.get('error_message') or ''}".strip(": "), language=None, wrap_lines=True)
 
 st.subheader("Stages")
-st.plotly_chart(charts.run_timeline(steps), key="timeline", config={"displaylogo": False})
+st.plotly_chart(charts.run_timeline(steps), key="timeline", config=charts.CONFIG)
 if not steps.empty:
     ui.table(
         steps[["stage", "attempt", "status", "queued_at", "started_at", "ended_at", "duration_seconds", "records_in", "records_out", "records_rejected", "error_type", "error_message", "next_retry_at"]],

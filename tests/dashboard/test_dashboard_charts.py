@@ -274,6 +274,14 @@ def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_
     assert "&lt;b&gt;x&lt;/b&gt;" in list(charts.duration_trend(odd, None, top=1).data[0].text)  # b is the slowest
 
 
+def test_throughput_marks_points_only_where_they_stand_apart():
+    week = pd.date_range("2026-11-13", periods=168, freq="h")
+    hourly = pd.DataFrame({"day": week, "pipeline": "a", "records_out": range(168)})
+    assert [t.mode for t in charts.throughput_trend(hourly, bucket="hour").data] == ["lines"]
+    month = hourly.iloc[:30].assign(day=pd.date_range("2026-10-15", periods=30))
+    assert [t.mode for t in charts.throughput_trend(month).data] == ["lines+markers"]
+
+
 def test_long_category_labels_are_turned_or_upright_without_automargin():
     long = pd.DataFrame({"pipeline": [f"pipeline_with_a_long_name_{i}" for i in range(8)], "cost_per_run": [1.0] * 8,
                          "estimate": [1.0] * 8, "billed": [2.0] * 8})

@@ -77,6 +77,14 @@ def test_recent_runs_keeps_the_newest_per_pipeline(filled):
     assert str(got["started_at"].dt.tz) == "UTC"
 
 
+def test_recent_runs_of_chosen_pipelines(filled):
+    with filled.connect() as conn:
+        got = reads.recent_runs(conn, T0, pipelines=["orders", "no_such_pipeline"], per_pipeline=2)
+    assert list(zip(got["pipeline"], got["run_id"], strict=True)) == [
+        ("orders", "reference:orders-3"), ("orders", "reference:orders-4"),
+    ]
+
+
 def test_last_runs(filled):
     with filled.connect() as conn:
         last = reads.last_runs(conn, T0)
