@@ -266,6 +266,7 @@ def recent_runs(
 def _recent_runs_pg(
     conn: Connection, since: datetime, pipelines: Sequence[str] | None, per_pipeline: int, until: datetime | None
 ) -> pd.DataFrame:
+    names: sa.FromClause
     if pipelines:
         names = sa.values(sa.column("name", sa.String), name="names").data([(p,) for p in pipelines])
     else:
@@ -273,12 +274,12 @@ def _recent_runs_pg(
         seed = sa.select(sa.func.min(runs.c.pipeline).label("name")).cte("names", recursive=True)
         after = sa.select(sa.func.min(runs.c.pipeline)).where(runs.c.pipeline > seed.c.name).scalar_subquery()
         names = seed.union_all(sa.select(after).where(seed.c.name.is_not(None)))
-    newest = sa.select(runs.c.pipeline, runs.c.started_at, runs.c.status, runs.c.run_id).where(
+    query = sa.select(runs.c.pipeline, runs.c.started_at, runs.c.status, runs.c.run_id).where(
         runs.c.pipeline == names.c.name, runs.c.started_at >= since
     )
     if until is not None:
-        newest = newest.where(runs.c.started_at < until)
-    newest = newest.order_by(runs.c.started_at.desc()).limit(per_pipeline).lateral("newest")
+        query = query.where(runs.c.started_at < until)
+    newest = query.order_by(runs.c.started_at.desc()).limit(per_pipeline).lateral("newest")
     q = (
         sa.select(newest.c.pipeline, newest.c.started_at, newest.c.status, newest.c.run_id)
         .select_from(names)
