@@ -105,15 +105,16 @@ _CHUNK_CELLS = 4_000_000  # cells of the widest intermediate array per chunk of 
 # scan``), as spans of time with the least number of points each may be. Chosen with one
 # search on 47 labelled NAB series of seven kinds (bench/nab_loco.py; the search and its
 # leave-one-category-out check are in bench/README.md): the mean of the last 2 hours and the
-# point itself, each against the median of the 12 hours before, and the 2-hour mean against
+# point itself, each against the median of the 2 hours before, and the 2-hour mean against
 # its usual range at that time of day, must pass 1.5 x the largest such deviation of the last
-# 21 days (deviations that were anomalies left out); or the point must be beyond every earlier
-# one by 5% of their range (the record path, from the fifth day on; its margin was searched
-# with the rest, its warm-up set by hand: see ``INTRADAY["record_warmup"]``).
+# 14 days (deviations that were anomalies left out); or the point must be beyond every earlier
+# one by 3% of their range (the record path, from the fifth day on; its margin was searched
+# with the rest, its warm-up set by hand: see ``INTRADAY["record_warmup"]``). The 14 days are
+# not searched: they are what the scheduled ``pipepulse detect`` reads (``lookback_days``).
 INTRADAY: dict[str, float] = {
     "scale": 2 * 3600.0,  # the second scale: the mean of the last 2 hours (0: the point only)
-    "baseline": 12 * 3600.0,  # the local median is taken over this much before the window
-    "history": 21 * DAY,  # the learned threshold looks back this far
+    "baseline": 2 * 3600.0,  # the local median is taken over this much before the window
+    "history": 14 * DAY,  # the learned threshold looks back this far (what ``pipepulse detect`` scans)
     "warmup": 2 * DAY,  # no flags before two days of history (a record is easy to set early on)
     "suppress": 6 * 3600.0,  # quiet time needed before a new incident is reported
     "season_window": 3600.0,  # +- around the same time of day
@@ -128,16 +129,17 @@ INTRADAY_QUANTILE = 1.0  # the largest past deviation (not an anomaly) ...
 INTRADAY_SENSITIVITY = 1.5  # ... times this
 INTRADAY_SEASON_MARGIN = 3.0
 INTRADAY_SEASON_SENSITIVITY = 1.5  # the seasonal path, as sensitive as the others
-# the record path: beyond every earlier value by 5% of their range (bench/README.md)
-INTRADAY_RECORD_MARGIN = 0.05
+# the record path: beyond every earlier value by 3% of their range (bench/README.md)
+INTRADAY_RECORD_MARGIN = 0.03
 RECORD = 1_000_000  # ``ScanResult.cause`` of the record path
 # Run aggregates (``DetectorConfig.for_runs``): the spans checked on the demo's incidents.
 RUN_SPANS: dict[str, float] = {"scale": 3 * 3600.0, "baseline": 6 * 3600.0, "history": 3 * DAY, "warmup": DAY,
                                "suppress": 12 * 3600.0, "season_window": 3600.0}
 MIN_WINDOWS = 24  # a scale's learned threshold needs this many of its windows of history
-# the learned thresholds are refreshed this many times per history span (every 7 hours with
-# 21 days of history): the cost of a scan is then the same whatever the span
-REFRESHES = 72
+# the learned thresholds are recomputed every 7 hours (72 times a history span when the span was
+# 21 days; kept at 7 hours when it became 14: recomputed every 4 h 40 min, white noise drew 1.7
+# flags per 14 days instead of 1.35)
+REFRESH = 7 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +218,7 @@ class DetectorConfig:
                 baseline=pts("baseline"),
                 history=pts("history"),
                 warmup=pts("warmup"),
-                refresh=max(1, int(round(pts("history") / REFRESHES))),
+                refresh=max(1, int(round(REFRESH / step))),
                 suppress=pts("suppress"),
                 period_seconds=DAY,
                 min_cycles=1,  # yesterday around the same hour already tells a daily job

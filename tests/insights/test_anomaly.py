@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from insights.anomaly import (
+    INTRADAY_RECORD_MARGIN,
     RECORD,
     DetectorConfig,
     events,
@@ -279,17 +280,18 @@ def test_a_value_beyond_every_earlier_one_is_flagged_by_the_record_path_after_it
     ts, x = five_minute()
     t = 5 * 288 + 100  # day 6
     hi, lo = x[:t].max(), x[:t].min()
-    x[t] = hi + 0.1 * (hi - lo)  # above every earlier value, well inside its local band
+    x[t] = hi + 2 * INTRADAY_RECORD_MARGIN * (hi - lo)  # above every earlier value, well inside its local band
     cfg = DetectorConfig.for_step(300)
     out = scan_frame(pd.DataFrame({"timestamp": ts, "value": x}), cfg)
     assert out.index[out["is_anomaly"] == 1].tolist() == [t]
     assert out.loc[t, "cause"] == RECORD
-    # its band is the range seen before it, widened by 5% of that range
-    assert out.loc[t, "expected"] == pytest.approx(hi) and out.loc[t, "upper"] == pytest.approx(hi + 0.05 * (hi - lo))
-    assert out.loc[t, "lower"] == pytest.approx(lo - 0.05 * (hi - lo))
+    # its band is the range seen before it, widened by the margin (3%) of that range
+    m = INTRADAY_RECORD_MARGIN
+    assert out.loc[t, "expected"] == pytest.approx(hi) and out.loc[t, "upper"] == pytest.approx(hi + m * (hi - lo))
+    assert out.loc[t, "lower"] == pytest.approx(lo - m * (hi - lo))
     (ev,) = events(out, gap=cfg.suppress, config=cfg)
     assert ev.reason == "the value is above its band around the highest value seen before it"
-    assert ev.ratio == pytest.approx(2.0) and ev.severity == "medium"  # 0.1 of the range over a margin of 0.05
+    assert ev.ratio == pytest.approx(2.0) and ev.severity == "medium"  # twice the margin past the edge
     # without the record path the point is within its local band
     assert scan(x, ts, replace(cfg, record_margin=None)).is_anomaly.sum() == 0
     # the same record on day 3, inside the record path's four-day warm-up, is not flagged
