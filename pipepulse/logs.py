@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
+__all__ = ["QUIET_LOGGERS", "JsonFormatter", "TextFormatter", "configure_logging"]
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -54,6 +54,11 @@ def _text(value: object) -> str:
     return json.dumps(text) if (not text or any(c.isspace() for c in text)) else text
 
 
+# libraries kept at WARNING or above whatever the level: botocore's DEBUG lines carry whole
+# request and response bodies (a GetSecretValue answer holds the secret)
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "werkzeug", "alembic", "s3transfer")
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Send pipepulse's logs to stderr; quiets chatty libraries."""
     handler = logging.StreamHandler(sys.stderr)
@@ -61,7 +66,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "alembic", "s3transfer"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # moto is only ever the local AWS: it logs the demo's intended failures as errors.
     logging.getLogger("moto").setLevel(logging.CRITICAL)

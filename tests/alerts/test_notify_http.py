@@ -28,6 +28,7 @@ from alerts_testkit import DASH, NOW, PIPELINES, body, smtp_alerts
 from alerts import notify
 from alerts.digest import run_digest
 from pipepulse.errors import ConfigError
+from pipepulse.logs import QUIET_LOGGERS
 from pipepulse.retries import Backoff
 from pipepulse.settings import load_settings
 from store.schema import digests, notifications
@@ -128,10 +129,18 @@ def _signature_ok(headers: dict[str, str], raw: bytes) -> bool:
     return hmac.compare_digest(expected, headers["X-Pipepulse-Signature"]) and abs(time.time() - int(ts)) < 300
 
 
+def _debug_as_the_cli_logs(caplog):
+    """Capture at DEBUG with the libraries held where ``configure_logging`` holds them (without
+    it botocore's DEBUG lines print the Secrets Manager answer, whatever pipepulse does)."""
+    caplog.set_level(logging.DEBUG)
+    for name in QUIET_LOGGERS:
+        caplog.set_level(logging.WARNING, logger=name)
+
+
 def test_slack_and_webhook_get_the_alert_once_signed_and_retried(
     seeded, smtp_server, receiver, slack_secret, tmp_path, db_url, caplog
 ):
-    caplog.set_level(logging.DEBUG)
+    _debug_as_the_cli_logs(caplog)
     settings = _settings(tmp_path, db_url, smtp_server, receiver, slack_secret, rules=IMMEDIATE + DAILY)
     receiver.answers = [200, 500]  # Slack first (200); the webhook's first try fails, its retry succeeds
 
@@ -195,7 +204,7 @@ def test_slack_and_webhook_get_the_alert_once_signed_and_retried(
 def test_a_receiver_that_keeps_failing_leaves_the_items_for_the_next_pass(
     seeded, smtp_server, receiver, slack_secret, tmp_path, db_url, caplog
 ):
-    caplog.set_level(logging.DEBUG)
+    _debug_as_the_cli_logs(caplog)
     settings = _settings(tmp_path, db_url, smtp_server, receiver, slack_secret, attempts=2,
                          rules=IMMEDIATE.replace('"pager@example.com", "slack:oncall", ', ""))
     receiver.answers = [503, 503]
