@@ -138,7 +138,7 @@ RUN_SPANS: dict[str, float] = {"scale": 3 * 3600.0, "baseline": 6 * 3600.0, "his
 MIN_WINDOWS = 24  # a scale's learned threshold needs this many of its windows of history
 # the learned thresholds are recomputed every 7 hours (72 times a history span when the span was
 # 21 days; kept at 7 hours when it became 14: recomputed every 4 h 40 min, white noise drew 1.7
-# flags per 14 days instead of 1.35)
+# flags per 14 days instead of 1.35, both at a 5% record margin)
 REFRESH = 7 * 3600.0
 
 
