@@ -256,13 +256,9 @@ def _upsert(engine: sa.Engine, table: sa.Table, make, n: int) -> tuple[_Clock, i
     return clock, changed
 
 
-def _create_like(conn: sa.Connection, table: str, name: str) -> None:
-    """``CREATE TABLE name (LIKE table INCLUDING ALL)``, partitioned as ``table`` is (same key,
-    partitions of the same bounds): the baseline COPY pays the same partition routing and the
-    same per-partition indexes as the upsert."""
+def partitioning(conn: sa.Connection, table: str) -> tuple[str | None, list[str]]:
+    """``table``'s partition key (None: not partitioned) and its partitions' bounds, by name."""
     key = conn.execute(sa.text("SELECT pg_get_partkeydef(CAST(:t AS regclass))"), {"t": table}).scalar_one()
-    partitioned = f" PARTITION BY {key}" if key else ""
-    conn.execute(sa.text(f"CREATE TABLE {name} (LIKE {table} INCLUDING ALL){partitioned}"))
     bounds = conn.execute(
         sa.text(
             "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -270,6 +266,16 @@ def _create_like(conn: sa.Connection, table: str, name: str) -> None:
         ),
         {"t": table},
     ).scalars()
+    return key, list(bounds)
+
+
+def _create_like(conn: sa.Connection, table: str, name: str) -> None:
+    """``CREATE TABLE name (LIKE table INCLUDING ALL)``, partitioned as ``table`` is (same key,
+    partitions of the same bounds): the baseline COPY pays the same partition routing and the
+    same per-partition indexes as the upsert."""
+    key, bounds = partitioning(conn, table)
+    partitioned = f" PARTITION BY {key}" if key else ""
+    conn.execute(sa.text(f"CREATE TABLE {name} (LIKE {table} INCLUDING ALL){partitioned}"))
     for i, bound in enumerate(bounds):
         conn.execute(sa.text(f"CREATE TABLE {name}_p{i} PARTITION OF {name} {bound}"))
 

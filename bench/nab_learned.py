@@ -32,6 +32,7 @@ import numpy as np
 
 from bench.nab_data import aggregate, load, score_file
 from bench.nab_loco import HOUR, RECORDED, Evaluator, Knobs, objective
+from insights.anomaly import onsets
 
 __all__ = ["features", "main"]
 
@@ -72,10 +73,7 @@ def labels(s) -> np.ndarray:
 def flags_of(p: np.ndarray, cut: float, suppress: int, warmup: int) -> np.ndarray:
     anomalous = p > cut
     anomalous[:warmup] = False
-    idx = np.arange(len(p))
-    seen = np.maximum.accumulate(np.where(anomalous, idx, -(10**9)))
-    before = np.concatenate([[-(10**9)], seen[:-1]])
-    return anomalous & (idx - before > suppress)
+    return onsets(anomalous, suppress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,7 +41,6 @@ __all__ = ["left_neighbour", "main"]
 
 SEGMENTS = 4
 STRIDE = 3  # candidate windows end every this many points
-WARMUP_DAYS = 4.0  # the record path's warm-up
 CHOICES = (1.0, 1.1, 1.25, 1.35, 1.5, 2.0)
 _BLOCK = 2048  # query points per distance block
 
@@ -108,15 +107,8 @@ class ShapePath:
         z = self.distance(i)
         if key not in self._q:
             self._q[key] = A._learned(z[None], np.zeros((1, len(z)), dtype=bool), cfg, sensitivity)[0]
-        warm = np.arange(len(z)) >= WARMUP_DAYS * A.DAY / self.ev.step[i]
+        warm = np.arange(len(z)) >= A.INTRADAY["record_warmup"] / self.ev.step[i]  # the record path's warm-up
         return (z > sensitivity * self._q[key]) & warm
-
-
-def _onsets(anomalous: np.ndarray, suppress: int) -> np.ndarray:
-    idx = np.arange(len(anomalous))
-    seen = np.maximum.accumulate(np.where(anomalous, idx, -(10**9)))
-    before = np.concatenate([[-(10**9)], seen[:-1]])
-    return anomalous & (idx - before > suppress)
 
 
 def scores(ev: Evaluator, path: ShapePath, k: Knobs, sensitivity: float | None, files: Sequence[int]) -> np.ndarray:
@@ -127,7 +119,7 @@ def scores(ev: Evaluator, path: ShapePath, k: Knobs, sensitivity: float | None, 
         anomalous = A._decide(ev._features(i, cfg), cfg, explain=False).anomalous[0]
         if sensitivity is not None:
             anomalous = anomalous | path.flags(i, k, sensitivity)
-        rows.append(score_file(ev.series[i], _onsets(anomalous, cfg.suppress)))
+        rows.append(score_file(ev.series[i], A.onsets(anomalous, cfg.suppress)))
     return np.array(rows, dtype=float)
 
 

@@ -86,6 +86,7 @@ __all__ = [
     "ScanResult",
     "events",
     "fingerprint",
+    "onsets",
     "outside_text",
     "planned_mask",
     "reason",
@@ -565,13 +566,17 @@ def _decide(f: _Features, cfg: DetectorConfig, *, explain: bool = True) -> ScanR
     cause = np.where(anomalous, cause, 0)
     best = np.where(ex, np.minimum(best, _BELOW), best)
     score = np.where(np.isfinite(best), 1.0 - np.exp2(-best), 1.0)
-    # Report the onset of an incident only: an anomalous point after at least `suppress`
-    # points with no anomaly at all (a burst of bursts is one incident, one alert).
-    idx = np.arange(n)
-    seen = np.maximum.accumulate(np.where(anomalous, idx, -(10**9)), axis=1)
-    before = np.concatenate([np.full((m, 1), -(10**9)), seen[:, :-1]], axis=1)
-    reported = anomalous & (idx - before > cfg.suppress)
+    reported = onsets(anomalous, cfg.suppress)
     return ScanResult(score, reported, anomalous, expected, lower, upper, best, judged, cause)
+
+
+def onsets(anomalous: np.ndarray, suppress: int) -> np.ndarray:
+    """The onsets of incidents along the last axis: an anomalous point after at least
+    ``suppress`` points with no anomaly at all (a burst of bursts is one incident, one alert)."""
+    idx = np.arange(anomalous.shape[-1])
+    seen = np.maximum.accumulate(np.where(anomalous, idx, -(10**9)), axis=-1)
+    before = np.concatenate([np.full((*anomalous.shape[:-1], 1), -(10**9)), seen[..., :-1]], axis=-1)
+    return anomalous & (idx - before > suppress)
 
 
 def _carry_forward(x: np.ndarray, ex: np.ndarray, span: int) -> np.ndarray:
