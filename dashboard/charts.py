@@ -338,7 +338,7 @@ def _markers(marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column:
     ]
 
 
-FOCUS = 6  # pipelines drawn as named lines; the rest share one grey trace
+FOCUS = 6  # pipelines drawn as named lines; the rest share one grey band and median line
 
 
 def _focus(daily: pd.DataFrame, marks: pd.DataFrame | None, column: str, top: int) -> list[str]:
@@ -351,24 +351,31 @@ def _focus(daily: pd.DataFrame, marks: pd.DataFrame | None, column: str, top: in
 
 
 def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> list[dict]:
-    """The pipelines not in ``names`` as one grey line trace (segments split by gaps); the hover
-    names the pipeline. One trace instead of one each: plotly's drawing time grows with traces."""
+    """The pipelines not in ``names`` as one grey band per bucket (their lowest to highest
+    ``column``) with their median as a grey line; the median's hover gives how many of them ran
+    in that bucket and the range. Three traces of one point a bucket, however many pipelines
+    there are (one grey line each sent every pipeline's points to the browser). One legend entry
+    (a second one stacks the legend on two rows) shows and hides all three."""
     rest = daily[~daily["pipeline"].isin(names)]
-    if rest.empty:
+    values = rest[column].to_numpy(float) if not rest.empty else np.empty(0)
+    if rest.empty or np.isnan(values).all():
         return []
-    rest = rest.sort_values(["pipeline", "day"], kind="stable")
-    pipes = rest["pipeline"].to_numpy(object)
-    # a None after each pipeline's last point: the segments do not join
-    ends = np.flatnonzero(np.append(pipes[1:] != pipes[:-1], True)) + 1
-    xs = np.insert(pd.to_datetime(rest["day"]).dt.strftime("%Y-%m-%d %H:%M").to_numpy(object), ends, None).tolist()
-    ys = np.insert(rest[column].to_numpy(float).astype(object), ends, None).tolist()
-    text = np.insert(np.array([_t(p) for p in pipes], dtype=object), ends, "").tolist()
     n = rest["pipeline"].nunique()
-    return [{
-        "type": "scatter", "x": xs, "y": ys, "mode": "lines", "name": f"{n} other pipeline{'s' if n != 1 else ''}",
-        "line": {"color": "#c7c7c7", "width": 1}, "text": text, "connectgaps": False,
-        "hovertemplate": "%{text}: %{y:,.4g} " + unit + "<extra></extra>",
-    }]
+    g = (pd.DataFrame({"day": rest["day"].to_numpy(), "v": values}).dropna()
+         .groupby("day", sort=True)["v"].agg(["min", "median", "max", "count"]))
+    days = g.index.to_numpy()
+    label = f"{n} other pipeline{'s' if n != 1 else ''}"
+    group = {"legendgroup": "others", "mode": "lines", "x": days}
+    return [
+        {"type": "scatter", **group, "y": g["max"].to_numpy(float), "line": {"width": 0, "color": "#c7c7c7"},
+         "showlegend": False, "hoverinfo": "skip", "name": f"{label}: highest"},
+        {"type": "scatter", **group, "y": g["min"].to_numpy(float), "line": {"width": 0, "color": "#c7c7c7"},
+         "fill": "tonexty", "fillcolor": "rgba(160,160,160,0.25)", "hoverinfo": "skip", "name": f"{label}: range and median"},
+        {"type": "scatter", **group, "y": g["median"].to_numpy(float), "line": {"color": "#a0a0a0", "width": 1},
+         "name": f"{label}: median", "showlegend": False, "customdata": np.column_stack([g["count"], g["min"], g["max"]]),
+         "hovertemplate": "%{customdata[0]:d} other pipeline(s): median %{y:,.4g} " + unit
+         + ", lowest %{customdata[1]:,.4g}, highest %{customdata[2]:,.4g}<extra></extra>"},
+    ]
 
 
 def duration_trend(
@@ -378,8 +385,8 @@ def duration_trend(
     """Daily p50 and p95 run duration per pipeline (rollup), with duration anomalies marked.
 
     At most ``top`` pipelines are named (those with anomalies first, then the slowest p95); the
-    others' p95 share one grey line, so the chart stays readable (and quick to draw) at many
-    pipelines. Choosing pipelines in the sidebar names them. Points are per day (or per hour,
+    others' p95 are one grey band (lowest to highest per bucket) around their median, so the chart
+    stays readable (and quick to send and draw) at many pipelines. Choosing pipelines in the sidebar names them. Points are per day (or per hour,
     ``bucket``); the bucket from ``partial_from`` on is not over, under a band saying so."""
     title = "Duration p95 (solid) and p50 (dotted), seconds" + (" per hour" if bucket == "hour" else "")
     if daily.empty:
@@ -405,7 +412,7 @@ def throughput_trend(
 ) -> go.Figure:
     """Records out per day (or per hour, ``bucket``) per pipeline, with throughput anomalies
     marked; at most ``top`` pipelines named (anomalies first, then the most records), the rest one
-    grey line. The bucket from ``partial_from`` on is not over: its counts are hollow markers
+    grey band (lowest to highest per bucket) around their median. The bucket from ``partial_from`` on is not over: its counts are hollow markers
     "so far (partial)" apart from the lines (as the line's end they would read as a crash)."""
     title = f"Throughput (records out {_per(bucket)})"
     if daily.empty:

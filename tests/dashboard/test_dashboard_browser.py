@@ -517,3 +517,60 @@ def test_pages_fit_at_1024_and_1440_px_offline(served, browser):
     problems, outside = _walk_fit(browser, server.base, ds.run_ids["failed"], "fit", kind)
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
     assert outside == []
+
+
+def test_pipelines_beyond_the_named_six_are_one_band_in_the_browser(tmp_path, browser):
+    """Eight pipelines: the six slowest (busiest) are named lines, the other two one grey band from
+    their lowest to their highest value per day around their median, as plotly.js received them."""
+    from datetime import UTC, datetime, timedelta
+
+    from store.db import connect, upgrade
+    from store.rollups import refresh_run_daily
+    from store.schema import runs
+    from store.writes import upsert
+
+    day1 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
+    # (pipeline, day 1 and day 2 durations, day 1 and day 2 records out); one run a day: p95 = p50 = its duration
+    shape = [("small_a", (10.0, 20.0), (5, 7)), ("small_b", (30.0, 12.0), (9, 1))]
+    shape += [(f"big_{i}", (100.0 + i, 100.0 + i), (100 + i, 100 + i)) for i in range(6)]
+    rows = [
+        {"run_id": f"{name}-{d}", "pipeline": name, "source": "reference", "status": "SUCCEEDED",
+         "started_at": day1 + timedelta(days=d, hours=1), "ended_at": day1 + timedelta(days=d, hours=1, seconds=secs[d]),
+         "duration_seconds": secs[d], "records_out": out[d]}
+        for name, secs, out in shape for d in (0, 1)
+    ]
+    url = f"sqlite:///{tmp_path / 'band.db'}"
+    engine = connect(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        upsert(conn, runs, rows, now=day1 + timedelta(days=3))
+        refresh_run_daily(conn, days={day1.date(), (day1 + timedelta(days=1)).date()})
+    engine.dispose()
+    server = Server(url, cwd=tmp_path)
+    try:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
+        page = ctx.new_page()
+        page.goto(server.base + "/pipelines?range=30d&to=" + (day1 + timedelta(days=2)).date().isoformat())
+        _settle(page, plots=3, text="Run history")
+        # numeric arrays arrive base64-packed ({dtype, bdata}); plotly.js keeps the decoded values in _inputArray
+        read = """i => {
+            const a = v => v == null ? null : Array.from(v._inputArray || v);
+            return document.querySelectorAll('.js-plotly-plot')[i].data.slice(0, 3).map(
+                t => [t.name, a(t.y), t.customdata ? a(t.customdata).map(a) : null, t.fill || null]);
+        }"""
+        band = ["2 other pipelines: highest", "2 other pipelines: range and median", "2 other pipelines: median"]
+        # duration: small_a (10, 20) and small_b (30, 12); the count of pipelines and the range ride on the median
+        assert page.evaluate(read, 0) == [
+            [band[0], [30, 20], None, None], [band[1], [10, 12], None, "tonexty"], [band[2], [20, 16], [[2, 10, 30], [2, 12, 20]], None],
+        ]
+        # throughput: small_a (5, 7) and small_b (9, 1)
+        assert page.evaluate(read, 1) == [
+            [band[0], [9, 7], None, None], [band[1], [5, 1], None, "tonexty"], [band[2], [7, 4], [[2, 5, 9], [2, 1, 7]], None],
+        ]
+        # the legend says what the band is; the six named pipelines each have their own entry
+        legend = page.locator(".js-plotly-plot").first.locator(".legendtext").all_text_contents()
+        assert legend == ["2 other pipelines: range and median", *(f"big_{i} p95" for i in range(6))]
+        _shot(page, "pipelines_band", "sqlite")
+        ctx.close()
+    finally:
+        server.stop()

@@ -243,7 +243,7 @@ def test_times_are_sent_as_naive_utc():
     assert spec["data"][1]["base"] == ["2026-11-20T00:00:10.000000"]
 
 
-def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_one_grey_line():
+def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_one_grey_band():
     days = pd.to_datetime(["2026-11-01", "2026-11-02"])
     names = ["a", "b", "c", "d"]
     daily = pd.DataFrame(
@@ -258,20 +258,50 @@ def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_
          "subject": ["d p95"], "severity": ["high"]}
     )
     fig = charts.duration_trend(daily, marks, top=2)
-    assert [t.name for t in fig.data] == ["2 other pipelines", "b p95", "b p50", "d p95", "d p50", "duration anomaly"]
-    grey = fig.data[0]
-    # a and c, each its own segment: a gap (None) ends each so the lines do not join
-    assert list(grey.y) == [2.0, 3.0, None, 9.0, 8.0, None]
-    assert list(grey.text) == ["a", "a", "", "c", "c", ""]
-    assert list(fig.data[5].y) == [4.0]  # the mark sits on d's line
+    band = ["2 other pipelines: highest", "2 other pipelines: range and median", "2 other pipelines: median"]
+    assert [t.name for t in fig.data] == [*band, "b p95", "b p50", "d p95", "d p50", "duration anomaly"]
+    # a (p95 2, 3) and c (9, 8): per day the band spans the two, the median line runs between them
+    high, low, median = fig.data[:3]
+    assert [list(high.y), list(low.y), list(median.y)] == [[9.0, 8.0], [2.0, 3.0], [5.5, 5.5]]
+    assert list(high.x) == list(low.x) == list(median.x) == list(days)
+    assert (low.fill, high.hoverinfo, low.hoverinfo) == ("tonexty", "skip", "skip")
+    # one legend entry (the band's), whose click hides band and median
+    assert [t.showlegend for t in fig.data[:3]] == [False, None, False]
+    assert {t.legendgroup for t in fig.data[:3]} == {"others"}
+    # the median's hover: how many of the others ran that day, and their range
+    assert median.customdata.tolist() == [[2, 2.0, 9.0], [2, 3.0, 8.0]]
+    assert median.hovertemplate.startswith("%{customdata[0]:d} other pipeline(s): median %{y:,.4g} s p95")
+    assert list(fig.data[-1].y) == [4.0]  # the mark sits on d's line
 
     fig = charts.throughput_trend(daily, None, top=2)
-    assert [t.name for t in fig.data] == ["2 other pipelines", "a", "d"]  # the most records out
-    # a few pipelines: every one named, no grey trace
+    assert [t.name for t in fig.data] == [*band, "a", "d"]  # the most records out
+    high, low, median = fig.data[:3]
+    # b (5, 6) and c (50, 40)
+    assert [list(high.y), list(low.y), list(median.y)] == [[50.0, 40.0], [5.0, 6.0], [27.5, 23.0]]
+    # a few pipelines: every one named, no band
     assert [t.name for t in charts.throughput_trend(daily[daily["pipeline"].isin(["a", "b"])], None, top=2).data] == ["a", "b"]
-    # names are escaped in the grey line's hover text too
-    odd = daily.assign(pipeline=daily["pipeline"].replace({"a": "<b>x</b>"}))
-    assert "&lt;b&gt;x&lt;/b&gt;" in list(charts.duration_trend(odd, None, top=1).data[0].text)  # b is the slowest
+
+
+def test_the_others_band_is_three_traces_of_one_point_a_bucket_however_many_pipelines():
+    hours = pd.date_range("2026-11-13", periods=168, freq="h")
+    many = pd.DataFrame([
+        {"day": h, "pipeline": f"p{i:02d}", "duration_p50": float(i), "duration_p95": float(i + (k % 3)), "records_out": i * 10}
+        for i in range(40) for k, h in enumerate(hours)
+        if not (i == 0 and k == 5)  # p00 did not run in the sixth hour
+    ])
+    many.loc[(many["pipeline"] == "p01") & (many["day"] == hours[7]), "duration_p95"] = None  # nor finish one in the eighth
+    fig = charts.duration_trend(many, None, bucket="hour")
+    others = fig.data[:3]
+    assert [t.name for t in others] == [f"34 other pipelines: {x}" for x in ("highest", "range and median", "median")]
+    assert all(len(t.x) == len(t.y) == 168 for t in others)  # 168 points a trace, not 34 x 168
+    assert len(fig.data) == 3 + 2 * charts.FOCUS
+    # the named six are the slowest (p34..p39); the others are p00..p33, each at i + (hour % 3)
+    high, low, median = others
+    count = median.customdata[:, 0].tolist()
+    assert count[5] == 33 and count[7] == 33 and count.count(34) == 166
+    assert (low.y[0], high.y[0], median.y[0]) == (0.0, 33.0, 16.5)
+    assert (low.y[5], high.y[5], median.y[5]) == (3.0, 35.0, 19.0)  # p00 missing: p01..p33 at i + 2
+    assert (low.y[7], high.y[7], median.y[7]) == (1.0, 34.0, 18.0)  # p01 missing: p00, p02..p33 at i + 1
 
 
 def test_throughput_marks_points_only_where_they_stand_apart():
