@@ -338,6 +338,38 @@ def _markers(marks: pd.DataFrame | None, name: str, daily: pd.DataFrame, column:
     ]
 
 
+class _Grid:
+    """A chart's buckets as ``x0 + i * dx``: a line sends its y values on the grid (NaN where it
+    has no point, joined over by ``connectgaps``) instead of one date string a point (28
+    characters each, a week of hours on 20 lines was most of the Pipelines page's payload)."""
+
+    MAX = 10_000  # buckets; a longer grid (never from the dashboard's windows) sends dates
+
+    def __init__(self, days: pd.Series, bucket: str):
+        t = pd.to_datetime(pd.Series(_dates(pd.Series(days)))) if len(days) else pd.Series(dtype="datetime64[ns]")
+        self.step = STEPS[bucket]
+        self.t0 = t.min() if len(t) else None
+        self.n = int((t.max() - self.t0) / self.step) + 1 if len(t) else 0
+
+    def line(self, days, values) -> dict:
+        """``x0``/``dx`` and ``y`` (or ``x`` and ``y`` off the grid) for one trace."""
+        values = np.asarray(values, dtype=float)
+        t = pd.to_datetime(pd.Series(_dates(pd.Series(days))))
+        pos = ((t - self.t0) / self.step).to_numpy(float) if self.t0 is not None else np.empty(0)
+        if self.t0 is None or self.n > self.MAX or len(pos) != len(values) or not np.array_equal(pos, np.round(pos)):
+            return {"x": t.to_numpy(), "y": values}
+        y = np.full(self.n, np.nan)
+        y[pos.astype(int)] = values
+        return {"x0": self.t0.strftime("%Y-%m-%d %H:%M"), "dx": self.step.total_seconds() * 1000, "y": y, "connectgaps": True}
+
+    def rows(self, days, values: np.ndarray) -> np.ndarray:
+        """Rows of ``values`` (one per day of ``days``) placed on the grid, NaN rows between."""
+        t = pd.to_datetime(pd.Series(_dates(pd.Series(days))))
+        out = np.full((self.n, values.shape[1]), np.nan)
+        out[((t - self.t0) / self.step).to_numpy(float).astype(int)] = values
+        return out
+
+
 FOCUS = 6  # pipelines drawn as named lines; the rest share one grey band and median line
 
 
@@ -350,7 +382,7 @@ def _focus(daily: pd.DataFrame, marks: pd.DataFrame | None, column: str, top: in
     return sorted(chosen)
 
 
-def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> list[dict]:
+def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str, grid: _Grid) -> list[dict]:
     """The pipelines not in ``names`` as one grey band per bucket (their lowest to highest
     ``column``) with their median as a grey line; the median's hover gives how many of them ran
     in that bucket and the range. Three traces of one point a bucket, however many pipelines
@@ -363,16 +395,18 @@ def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str) -> lis
     n = rest["pipeline"].nunique()
     g = (pd.DataFrame({"day": rest["day"].to_numpy(), "v": values}).dropna()
          .groupby("day", sort=True)["v"].agg(["min", "median", "max", "count"]))
-    days = g.index.to_numpy()
+    days = g.index.to_series()
     label = f"{n} other pipeline{'s' if n != 1 else ''}"
-    group = {"legendgroup": "others", "mode": "lines", "x": days}
+    group = {"legendgroup": "others", "mode": "lines"}
+    median = grid.line(days, g["median"])
     return [
-        {"type": "scatter", **group, "y": g["max"].to_numpy(float), "line": {"width": 0, "color": "#c7c7c7"},
+        {"type": "scatter", **group, **grid.line(days, g["max"]), "line": {"width": 0, "color": "#c7c7c7"},
          "showlegend": False, "hoverinfo": "skip", "name": f"{label}: highest"},
-        {"type": "scatter", **group, "y": g["min"].to_numpy(float), "line": {"width": 0, "color": "#c7c7c7"},
+        {"type": "scatter", **group, **grid.line(days, g["min"]), "line": {"width": 0, "color": "#c7c7c7"},
          "fill": "tonexty", "fillcolor": "rgba(160,160,160,0.25)", "hoverinfo": "skip", "name": f"{label}: range and median"},
-        {"type": "scatter", **group, "y": g["median"].to_numpy(float), "line": {"color": "#a0a0a0", "width": 1},
-         "name": f"{label}: median", "showlegend": False, "customdata": np.column_stack([g["count"], g["min"], g["max"]]),
+        {"type": "scatter", **group, **median, "line": {"color": "#a0a0a0", "width": 1},
+         "name": f"{label}: median", "showlegend": False,
+         "customdata": g[["count", "min", "max"]].to_numpy(float) if "x" in median else grid.rows(days, g[["count", "min", "max"]].to_numpy(float)),
          "hovertemplate": "%{customdata[0]:d} other pipeline(s): median %{y:,.4g} " + unit
          + ", lowest %{customdata[1]:,.4g}, highest %{customdata[2]:,.4g}<extra></extra>"},
     ]
@@ -392,15 +426,15 @@ def duration_trend(
     if daily.empty:
         return _empty(title)
     focus = _focus(daily, marks, "duration_p95", top)
-    traces = _others(daily, set(focus), "duration_p95", "s p95")
+    grid = _Grid(daily["day"], bucket)
+    traces = _others(daily, set(focus), "duration_p95", "s p95", grid)
     for i, name in enumerate(focus):
         part = daily[daily["pipeline"] == name]
         color = PALETTE[i % len(PALETTE)]
-        days = part["day"].to_numpy()
         # one legend entry per pipeline: p95 solid, p50 dotted, toggled together
-        traces.append({"type": "scatter", "x": days, "y": part["duration_p95"].to_numpy(float), "mode": "lines",
+        traces.append({"type": "scatter", **grid.line(part["day"], part["duration_p95"]), "mode": "lines",
                        "name": f"{_t(name)} p95", "legendgroup": str(i), "line": {"color": color}})
-        traces.append({"type": "scatter", "x": days, "y": part["duration_p50"].to_numpy(float), "mode": "lines",
+        traces.append({"type": "scatter", **grid.line(part["day"], part["duration_p50"]), "mode": "lines",
                        "name": f"{_t(name)} p50", "legendgroup": str(i), "showlegend": False, "line": {"color": color, "dash": "dot"}})
     traces += _markers(marks, "duration anomaly", daily, "duration_p95", bucket)
     return _figure(traces, title, ytitle="seconds", xaxis=_time_axis(bucket, window), **_partial_band(partial_from, bucket))
@@ -420,14 +454,15 @@ def throughput_trend(
     partial = _is_partial(daily["day"], partial_from)
     done, now = daily[~partial], daily[partial]
     focus = _focus(daily, marks, "records_out", top)
-    traces = _others(done, set(focus), "records_out", "records")
+    grid = _Grid(done["day"], bucket)
+    traces = _others(done, set(focus), "records_out", "records", grid)
     colors = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(focus)}
     # a marker on every point only where points stand apart: at 168 hours a line holds 168 markers
     # (1,000 SVG circles for six pipelines) that draw as a thicker line
     mode = "lines+markers" if done["day"].nunique() <= MARKERS_UP_TO else "lines"
     for name in focus:
         part = done[done["pipeline"] == name]
-        traces.append({"type": "scatter", "x": part["day"].to_numpy(), "y": part["records_out"].to_numpy(), "mode": mode,
+        traces.append({"type": "scatter", **grid.line(part["day"], part["records_out"]), "mode": mode,
                        "name": _t(name), "line": {"color": colors[name]}, "marker": {"size": 4}})
     if not now.empty:
         traces.append({

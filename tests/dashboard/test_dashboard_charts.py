@@ -263,7 +263,8 @@ def test_trends_name_the_anomalous_and_slowest_pipelines_and_fold_the_rest_into_
     # a (p95 2, 3) and c (9, 8): per day the band spans the two, the median line runs between them
     high, low, median = fig.data[:3]
     assert [list(high.y), list(low.y), list(median.y)] == [[9.0, 8.0], [2.0, 3.0], [5.5, 5.5]]
-    assert list(high.x) == list(low.x) == list(median.x) == list(days)
+    # the days are not sent one a point: the first one and a day's step in ms
+    assert {(t.x0, t.dx, t.x) for t in fig.data[:7]} == {("2026-11-01 00:00", 86_400_000, None)}
     assert (low.fill, high.hoverinfo, low.hoverinfo) == ("tonexty", "skip", "skip")
     # one legend entry (the band's), whose click hides band and median
     assert [t.showlegend for t in fig.data[:3]] == [False, None, False]
@@ -293,7 +294,8 @@ def test_the_others_band_is_three_traces_of_one_point_a_bucket_however_many_pipe
     fig = charts.duration_trend(many, None, bucket="hour")
     others = fig.data[:3]
     assert [t.name for t in others] == [f"34 other pipelines: {x}" for x in ("highest", "range and median", "median")]
-    assert all(len(t.x) == len(t.y) == 168 for t in others)  # 168 points a trace, not 34 x 168
+    assert all(len(t.y) == 168 and t.x is None for t in others)  # 168 values a trace, not 34 x 168
+    assert (others[0].x0, others[0].dx) == ("2026-11-13 00:00", 3_600_000)
     assert len(fig.data) == 3 + 2 * charts.FOCUS
     # the named six are the slowest (p34..p39); the others are p00..p33, each at i + (hour % 3)
     high, low, median = others
@@ -326,3 +328,24 @@ def test_long_category_labels_are_turned_or_upright_without_automargin():
         assert fig.layout.margin.b >= 7 * len("pipeline_with_a_long_name_0") * 0.5
     short = long.head(2).assign(pipeline=["a", "b"])
     assert charts.cost_per_run(short).layout.xaxis.tickangle is None
+
+
+def test_trend_lines_send_values_on_the_bucket_grid_with_gaps_joined():
+    days = pd.to_datetime(["2026-11-01", "2026-11-02", "2026-11-04"])
+    daily = pd.DataFrame({"day": [*days, days[0], days[2]], "pipeline": ["a", "a", "a", "b", "b"],
+                          "duration_p50": [1.0, 2.0, 3.0, 4.0, 5.0], "duration_p95": [2.0, 3.0, 4.0, 8.0, 9.0],
+                          "records_out": [10, 20, 30, 40, 50]})
+    fig = charts.throughput_trend(daily)
+    a, b = fig.data
+    # four days from Nov 1: a ran on none of Nov 3, b on Nov 1 and 4 only; the line joins over them
+    assert (a.x0, a.dx, a.connectgaps) == ("2026-11-01 00:00", 86_400_000, True)
+    assert [None if v != v else v for v in a.y] == [10.0, 20.0, None, 30.0]
+    assert [None if v != v else v for v in b.y] == [40.0, None, None, 50.0]
+    # the band's hover rows sit on the same grid (top=1: b, the slowest, is named; a is "the others")
+    median = charts.duration_trend(daily, top=1).data[2]
+    assert median.customdata.shape == (4, 3) and median.customdata[3].tolist() == [1.0, 4.0, 4.0]
+    assert [None if v != v else v for v in median.y] == [2.0, 3.0, None, 4.0]
+    # today's partial counts keep their own dates (a few points)
+    part = charts.throughput_trend(daily, partial_from=days[2])
+    assert [t.name for t in part.data] == ["a", "b", "so far (partial)"]
+    assert len(part.data[0].y) == 2 and list(part.data[2].x) == [days[2].to_datetime64()] * 2
