@@ -185,6 +185,7 @@ def build(url: str, scale: float, end: datetime, *, log=print) -> dict[str, int]
     """Fill an empty, migrated database; returns rows per table."""
     from store.db import connect, upgrade
     from store.partitions import PARTITIONED, create_month, is_partitioned
+    from store.places import refresh_places
     from store.rollups import refresh_run_daily
 
     engine = connect(url)
@@ -282,7 +283,8 @@ def build(url: str, scale: float, end: datetime, *, log=print) -> dict[str, int]
     with engine.begin() as conn:
         first = (end - timedelta(days=DAYS)).date()
         refresh_run_daily(conn, days={first + timedelta(days=i) for i in range(DAYS + 1)}, now=end)
-    step("run_daily")
+        refresh_places(conn, "cost", last - timedelta(days=days - 1), last + timedelta(days=1))
+    step("run_daily, places")
     # VACUUM as well as ANALYZE: a long-lived database has been through autovacuum (visibility map
     # set, hint bits written); without it autovacuum would run during the timings
     with engine.connect() as conn:

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipepulse.vocab import ALL
+from store.places import refresh_places
 from store.schema import cost_daily
 
 __all__ = [
@@ -95,6 +96,7 @@ def replace_cost_rows(
     )
     if stored.empty:
         _bulk_insert(conn, frame, now)
+        _places(conn, start, end, len(frame))
         return len(frame)
     stored = _cost_frame(stored, source)
     merged = stored.merge(frame, on=list(COST_KEY), how="outer", suffixes=("_old", ""), indicator=True)
@@ -108,12 +110,20 @@ def replace_cost_rows(
         # most of the scope changed: clearing it is cheaper than deleting key by key
         conn.execute(cost_daily.delete().where(*cond))
         _bulk_insert(conn, frame, now)
-        return int((merged["_merge"] != "both").sum() + ((merged["_merge"] == "both") & ~same).sum())
+        return _places(conn, start, end, int((merged["_merge"] != "both").sum() + ((merged["_merge"] == "both") & ~same).sum()))
     if not stale.empty:
         stmt = cost_daily.delete().where(*[cost_daily.c[c] == sa.bindparam(f"k_{c}") for c in COST_KEY])
         conn.execute(stmt, [{f"k_{c}": v for c, v in zip(COST_KEY, key, strict=True)} for key in stale[list(COST_KEY)].itertuples(index=False)])
     _bulk_insert(conn, fresh[[*COST_KEY, *VALUE_COLUMNS]], now)
-    return int((merged["_merge"] == "left_only").sum() + len(fresh))
+    return _places(conn, start, end, int((merged["_merge"] == "left_only").sum() + len(fresh)))
+
+
+def _places(conn: Connection, start: date, end: date, changed: int) -> int:
+    """``changed``, after recomputing the scope's days of ``places`` when rows did change (the
+    dashboard's account and region lists read them; a re-import that changes nothing skips it)."""
+    if changed:
+        refresh_places(conn, "cost", start, end)
+    return changed
 
 
 def _cost_frame(rows: pd.DataFrame | Iterable[Mapping[str, Any]], source: str) -> pd.DataFrame:

@@ -14,7 +14,7 @@ caller strings), and a test under ``tests/dashboard``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -23,13 +23,13 @@ from sqlalchemy.engine import Connection
 
 from pipepulse.vocab import ALL, FAILURES, SUCCEEDED, TERMINAL
 from store.schema import (
-    cost_daily,
+    pipelines as pipelines_table,
+)
+from store.schema import (
+    places,
     run_daily,
     run_logs,
     runs,
-)
-from store.schema import (
-    pipelines as pipelines_table,
 )
 
 __all__ = [
@@ -74,22 +74,20 @@ def pipeline_names(conn: Connection, *, since: date | None = None) -> list[str]:
 
 def accounts(conn: Connection, *, since: date) -> list[str]:
     """Accounts seen in cost rows or runs since ``since`` or on stored pipelines, sorted."""
-    q = sa.select(cost_daily.c.account).where(cost_daily.c.day >= since, cost_daily.c.account != ALL).distinct()
-    found = set(conn.execute(q).scalars()) | set(conn.execute(sa.select(pipelines_table.c.account).distinct()).scalars())
-    found |= set(conn.execute(sa.select(runs.c.account).where(runs.c.started_at >= _midnight(since)).distinct()).scalars())
-    return sorted(a for a in found if a)
+    return _seen(conn, places.c.account, pipelines_table.c.account, since)
 
 
 def regions(conn: Connection, *, since: date) -> list[str]:
     """AWS regions seen in runs or cost rows since ``since`` or on stored pipelines, sorted."""
-    q = sa.select(cost_daily.c.region).where(cost_daily.c.day >= since, cost_daily.c.region != ALL).distinct()
-    found = set(conn.execute(q).scalars()) | set(conn.execute(sa.select(pipelines_table.c.region).distinct()).scalars())
-    found |= set(conn.execute(sa.select(runs.c.region).where(runs.c.started_at >= _midnight(since)).distinct()).scalars())
-    return sorted(r for r in found if r)
+    return _seen(conn, places.c.region, pipelines_table.c.region, since)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), UTC)
+def _seen(conn: Connection, column, configured, since: date) -> list[str]:
+    # from ``places`` (days x places, kept by the run rollup and the cost writes): its size does
+    # not grow with runs or cost rows a day, as the two weeks of runs and cost rows read before did
+    found = set(conn.execute(sa.select(column).where(places.c.day >= since, column != ALL).distinct()).scalars())
+    found |= set(conn.execute(sa.select(configured).distinct()).scalars())
+    return sorted(x for x in found if x)
 
 
 def _placed(q, table, accounts: Sequence[str] | None, regions: Sequence[str] | None):

@@ -2,9 +2,10 @@
 
 ``refresh_run_daily(conn, days=...)`` recomputes whole days from ``runs`` (day = UTC date of
 ``started_at``) inside the caller's transaction, so collectors refresh exactly the days whose
-runs they stored. Percentiles are continuous (linear interpolation): ``percentile_cont`` on
-PostgreSQL, ``pandas.Series.quantile`` on SQLite; both give the same numbers. Daily percentiles
-cannot be combined into weekly ones; read raw runs for that.
+runs they stored (and, with them, those days' ``places``: where runs came from, which the
+dashboard's account and region lists read). Percentiles are continuous (linear interpolation):
+``percentile_cont`` on PostgreSQL, ``pandas.Series.quantile`` on SQLite; both give the same
+numbers. Daily percentiles cannot be combined into weekly ones; read raw runs for that.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipepulse.vocab import FAILURES, SUCCEEDED
+from store.places import refresh_places
 from store.schema import run_daily, runs
 from store.writes import upsert
 
@@ -36,6 +38,7 @@ def refresh_run_daily(conn: Connection, *, days: set[date], now: datetime | None
     frame = _compute_pg(conn, start, end) if conn.dialect.name == "postgresql" else _compute_pandas(conn, start, end)
     frame = frame[frame["day"].isin(days)] if not frame.empty else frame
     conn.execute(run_daily.delete().where(run_daily.c.day.in_(sorted(days))))
+    refresh_places(conn, "runs", min(days), max(days) + timedelta(days=1))
     if frame.empty:
         return 0
     return upsert(conn, run_daily, frame, now=now or datetime.now(UTC))

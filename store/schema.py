@@ -400,6 +400,20 @@ run_daily = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+# Where runs and cost rows were read from, per day: the dashboard's account and region lists read
+# these few rows instead of two weeks of runs and cost rows (store.places). Whole days are
+# recomputed from the rows by store.rollups.refresh_run_daily (kind 'runs') and
+# store.costs.replace_cost_rows (kind 'cost'), so the table holds days x places, however many
+# runs or cost rows a day has.
+places = sa.Table(
+    "places",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),  # runs: the UTC date of started_at
+    sa.Column("kind", sa.String(8), primary_key=True),  # runs | cost
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("region", sa.String(64), primary_key=True),
+)
+
 # Who did what on the dashboard (and ``pipepulse anomalies ack|snooze|resolve``): every sign-in,
 # failed and refused ones included, every sign-out and every admin action. The login's rate
 # limit reads the failures back (store/audit.py). A sign-in row is written "pending" before the

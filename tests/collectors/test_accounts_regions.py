@@ -29,6 +29,7 @@ from devkit.localaws.sts import StsStandIn, create_role
 from pipepulse.errors import ConfigError
 from store import dashboard_reads as reads
 from store.collecting import failed_runs_to_read
+from store.rollups import refresh_run_daily
 from store.runs import recent_failures
 from store.schema import collector_runs, cost_daily, metric_points, metric_series, runs, watermarks
 from store.writes import upsert
@@ -282,6 +283,7 @@ def test_run_lists_filter_by_account_and_region(engine, now):
             for i, (account, region) in enumerate([(PROD, "us-east-1"), (PROD, "eu-west-1"), (ANALYTICS, "eu-west-1"), ("", "")])]
     with engine.begin() as conn:
         upsert(conn, runs, rows, now=now)
+        refresh_run_daily(conn, days={r["started_at"].date() for r in rows}, now=now)  # as the collectors do
     start, end = now - timedelta(days=1), now
     with engine.connect() as conn:
         assert reads.regions(conn, since=start.date()) == ["eu-west-1", "us-east-1"]

@@ -1,5 +1,5 @@
 """A small but realistic pipepulse database for the dashboard tests, written with the store's own
-upsert (and ``store.rollups.refresh_run_daily``), on SQLite or PostgreSQL.
+upsert (and ``store.rollups.refresh_run_daily``, ``store.places.refresh_places``), on SQLite or PostgreSQL.
 
 Thirty days of hourly and daily runs of the demo's six pipelines (``examples/demo.toml``) ending
 at ``end``: failures with errors (one whose error is ``<script>alert(1)</script>``), timeouts,
@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from store.places import refresh_places
 from store.rollups import refresh_run_daily
 from store.schema import (
     anomalies,
@@ -84,7 +85,10 @@ def build(engine, *, end: datetime, days: int = 30, seed: int = 7) -> Dataset:
         upsert(conn, run_logs, log_rows)
         days_set = {r["started_at"].date() for r in run_rows}
         refresh_run_daily(conn, days=days_set, now=end)
-        upsert(conn, cost_daily, _costs(rnd, end.date(), 60), now=end)
+        cost_rows = _costs(rnd, end.date(), 60)
+        upsert(conn, cost_daily, cost_rows, now=end)
+        # as store.costs.replace_cost_rows does for the collectors: the account and region lists read these
+        refresh_places(conn, "cost", min(r["day"] for r in cost_rows), max(r["day"] for r in cost_rows) + timedelta(days=1))
         _forecast(conn, end)
         upsert(conn, anomalies, _anomalies(end, out))
         upsert(conn, collector_runs, _collector_runs(end))
