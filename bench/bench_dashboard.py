@@ -12,11 +12,11 @@ x 30 usage types (21.9M cost rows; below scale 1 the cost span shrinks with the 
 PostgreSQL itself (``INSERT ... SELECT`` over ``generate_series`` with ``random()`` after
 ``setseed``), the three big tables loaded as a restore loads them (keys and indexes dropped, then
 made again from their catalog definitions and checked equal to the migrated ones); then the
-``run_daily`` rollup is refreshed and the database vacuumed and analyzed. Scale 10 (10M runs,
-100M points) built in 931 s on the shared 2-core machine (2026-12-06, load 6-10). Then for Overview,
-Pipelines and Costs (default 7-day window; Costs in each of its three tabs, which draw only the
-open one) it times ``page.goto`` until every plotly chart of the page has drawn and the script has
-finished:
+``run_daily`` rollup and ``places`` (the filter lists' table) are refreshed and the database
+vacuumed and analyzed. Scale 10 (10M runs, 100M points) built in 931 s on the shared 2-core
+machine (2026-12-06, load 6-10). Then for Overview, Pipelines and Costs (default 7-day window;
+Costs in each of its three tabs, which draw only the open one) it times ``page.goto`` until every
+plotly chart of the page has drawn and the script has finished:
 
 - cold: the first load of the page in a new browser context. Each repetition restarts both
   servers, then loads Overview, Pipelines and the Costs tabs in turn, so only Overview's cold load meets
