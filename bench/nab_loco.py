@@ -212,8 +212,10 @@ def objective(table: np.ndarray, cats: Sequence[str]) -> float:
     return float(np.mean(nabs)) + F1_WEIGHT * f1
 
 
-def search(ev: Evaluator, files: Sequence[int], *, fine: bool = True, log: Callable[[str], None] = print) -> tuple[Knobs, float]:
-    """The knobs that maximise ``objective`` on ``files`` (indices into ``ev.series``)."""
+def search(ev: Evaluator, files: Sequence[int], *, fine: bool = True, log: Callable[[str], None] = print,
+           trail: list[Knobs] | None = None) -> tuple[Knobs, float]:
+    """The knobs that maximise ``objective`` on ``files`` (indices into ``ev.series``);
+    ``trail`` collects the choice after each start (what ``STARTS`` = 1, 2, ... would return)."""
     cats = [ev.series[i].category for i in files]
 
     subsets = [np.array([j for j, c in enumerate(cats) if c != left]) for left in sorted(set(cats))]
@@ -250,6 +252,8 @@ def search(ev: Evaluator, files: Sequence[int], *, fine: bool = True, log: Calla
         log(f"  stage 2 from start {n_start + 1} ({start_v:.2f}): {v:.2f}  {k.text()}")
         if v > best_v + 1e-9 or n_start == 0:
             best, best_v = k, v
+        if trail is not None:
+            trail.append(best)
     return best, best_v
 
 
@@ -317,12 +321,14 @@ def loco(ev: Evaluator, *, fine: bool = True, log: Callable[[str], None] = print
     """In-sample choice on all files, and one left-out choice per category."""
     everything = list(range(len(ev.series)))
     log("choosing on all 47 files")
-    chosen, _ = search(ev, everything, fine=fine, log=log)
-    out: dict[str, Any] = {"chosen": chosen, "folds": {}}
+    trails: dict[str, list[Knobs]] = {"": []}
+    chosen, _ = search(ev, everything, fine=fine, log=log, trail=trails[""])
+    out: dict[str, Any] = {"chosen": chosen, "folds": {}, "trails": trails}
     for cat in categories(ev):
         train = [i for i in everything if ev.series[i].category != cat]
         log(f"choosing without {cat}")
-        k, _ = search(ev, train, fine=fine, log=log)
+        trails[cat] = []
+        k, _ = search(ev, train, fine=fine, log=log, trail=trails[cat])
         out["folds"][cat] = k
     return out
 
@@ -399,6 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = loco(ev, fine=not a.quick, log=lambda m: print(m, file=sys.stderr, flush=True))
     print(report(ev, result))
+    if a.starts > 1 and "trails" in result:
+        print(f"\nthe same search with fewer starts (the best of the first K climbs), all 47 pooled:\n"
+              f"{'starts':>6}  {'in-sample NAB':>13} {'F1':>6}  {'left-out NAB':>12} {'F1':>6}  {'gap':>6}")
+        for n in range(1, a.starts + 1):
+            t = result["trails"]
+            if any(len(v) < n for v in t.values()):
+                break
+            pin = np.concatenate([ev.scores(t[""][n - 1])[[i for i, s in enumerate(ev.series) if s.category == c]] for c in categories(ev)])
+            pout = np.concatenate([ev.scores(t[c][n - 1])[[i for i, s in enumerate(ev.series) if s.category == c]] for c in categories(ev)])
+            x, y = aggregate(map(tuple, pin)), aggregate(map(tuple, pout))
+            print(f"{n:>6}  {x['nab_standard']:>13.2f} {x['event_f1']:>6.3f}  {y['nab_standard']:>12.2f} {y['event_f1']:>6.3f}  "
+                  f"{x['nab_standard'] - y['nab_standard']:>6.2f}")
     if not (a.recorded or a.only):
         print(f"\n{ev.evaluated} configurations scored, {time.process_time() - t0:.0f} s of CPU")
     if a.write:

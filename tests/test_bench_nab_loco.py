@@ -46,8 +46,11 @@ def landscape(monkeypatch):
 def test_stage_two_starts_and_smoothing(landscape, monkeypatch, starts, smooth, sensitivity, value):
     monkeypatch.setattr(L, "STARTS", starts)
     monkeypatch.setattr(L, "SMOOTH", smooth)
-    k, v = L.search(landscape, [0, 1], log=lambda m: None)
+    trail: list[L.Knobs] = []
+    k, v = L.search(landscape, [0, 1], log=lambda m: None, trail=trail)
     assert k.sensitivity == sensitivity
+    # the choice after each start: the first is what one start returns
+    assert len(trail) == starts and trail[-1] == k and trail[0].sensitivity == 2.5
     assert v == pytest.approx(value)
     assert {n: getattr(k, n) for n in L.FIXED} == L.FIXED  # the held knobs stay held
 
