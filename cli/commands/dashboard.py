@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -188,7 +186,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> list[str]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from cli.ports import port_problem, wait_listening
+    from cli.ports import port_problem
 
     cmd = serve_command(args, settings)
     problem = port_problem(args.address, args.port)
@@ -200,31 +198,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     # the client of every request from 127.0.0.1 before the request guard sees who connected
     # (dashboard/guard.py applies the trusted proxies itself).
     env = {**os.environ, "FORWARDED_ALLOW_IPS": ""}
-    proc = subprocess.Popen(cmd, env=env)
-    stopping: list[int] = []
-
-    def _stop(signum, _frame):
-        stopping.append(signum)
-        proc.terminate()
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        # said only once it listens, so a failed start never looks like a running dashboard
-        if wait_listening(args.address, args.port, alive=lambda: proc.poll() is None):
-            print(f"pipepulse dashboard on http://{host}:{args.port} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        code = proc.wait()
-        # stopped as asked (SIGTERM to this process, or to its whole process group as systemd and
-        # `docker stop` on a shell entry point send it): a clean stop, not a failure
-        return 0 if stopping and code in (0, -signal.SIGTERM) else code
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # This process has every command's modules loaded (~166 MB); it becomes a small supervisor
+    # (cli/supervise.py: the standard library only) that starts the server and waits on it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "cli.supervise", args.address, str(args.port), host, "--", *cmd], env)
+    return 1  # not reached: execve returns only by raising
 
 
 def cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:

@@ -110,3 +110,50 @@ def test_no_dashboard_script_relies_on_magic():
         for node in ast.walk(tree):
             if isinstance(node, ast.Expr) and id(node) not in docstrings:
                 assert isinstance(node.value, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom)), f"{path.name}:{node.lineno} needs magic"
+
+
+def test_serve_waits_on_the_server_in_a_small_process(tmp_path):
+    """Once its checks pass, ``dashboard serve`` becomes ``cli.supervise`` (same process id, so a
+    SIGTERM to it still stops the server cleanly): the process that waits does not hold the
+    command line's pandas, pyarrow, SQLAlchemy and boto3 (166 MB resident) for the server's life."""
+    import signal
+    import socket
+    import threading
+    import time
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "--config", str(DEMO_CONFIG), "dashboard", "serve", "--port", str(port)],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(proc.stderr or ()), daemon=True)
+    reader.start()
+    ready = f"pipepulse dashboard on http://localhost:{port} (Ctrl-C to stop)"
+    try:
+        deadline = time.monotonic() + 90
+        while not any(ready in line for line in said):  # said once the server listens
+            assert proc.poll() is None, "".join(said)
+            assert time.monotonic() < deadline, f"the dashboard did not listen within 90 s: {''.join(said)}"
+            time.sleep(0.2)
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:3] == [b"-m", b"cli.supervise"]
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        for heavy in ("/pandas/", "/pyarrow/", "/sqlalchemy/", "/numpy/"):
+            assert heavy not in maps, f"the waiting process loaded {heavy.strip('/')}"
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if ":" in line)
+        assert int(status["VmRSS"].split()[0]) < 60_000  # kB; 166 MB before
+        children = [int(c) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+        assert len(children) == 1 and b"streamlit" in Path(f"/proc/{children[0]}/cmdline").read_bytes()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert not Path(f"/proc/{children[0]}").exists() or b"zombie" in Path(f"/proc/{children[0]}/status").read_bytes().lower()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
