@@ -16,14 +16,19 @@ made again from their catalog definitions and checked equal to the migrated ones
 vacuumed and analyzed. Scale 10 (10M runs, 100M points) built in 931 s on the shared 2-core
 machine (2026-12-06, load 6-10). Then for Overview, Pipelines and Costs (default 7-day window;
 Costs in each of its three tabs, which draw only the open one) it times ``page.goto`` until every
-plotly chart of the page has drawn and the script has finished:
+plotly chart of the page has drawn, the script has finished and the page has settled (two frames
+painted, then the browser's main thread idle: ``SETTLED``):
 
 - cold: the first load of the page in a new browser context. Each repetition restarts both
   servers, then loads Overview, Pipelines and the Costs tabs in turn, so only Overview's cold load meets
   a freshly started server (empty caches, imports still to do); Pipelines and Costs meet one
   that has served the pages before them (imports done, shared reads such as the pipeline list
   cached). The bare page is measured the same way;
-- warm: the same page loaded again in the same context (server caches and browser cache warm).
+- warm: the same page loaded again in the same context (server caches and browser cache warm),
+  started once the cold load has settled, as a user opens a page again. Until 2026-12-06 (h22v)
+  the timing stopped as soon as every chart had its SVG, while the dashboard still had 0.16-0.27 s
+  of main-thread work queued (the bare page ~0); the warm load, started at once, waited for it, so
+  the dashboard's warm ratios were too high and its cold ones too low (bench/README.md, h22v).
 
 The dashboard is served as ``pipepulse dashboard serve`` serves it (its Streamlit flags include
 ``--runner.postScriptGC false`` and ``--client.toolbarMode minimal``); the bare page with
@@ -350,14 +355,26 @@ class Server:
             self.proc.kill()
 
 
+DRAWN = (
+    "n => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= n"
+    " && document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state') === 'notRunning'"
+)
+# resolves once the page has painted two frames and then found its main thread idle: the work the
+# page still has queued when DRAWN first holds (plotly finishing its charts: 0.16-0.27 s on
+# Pipelines at 1M runs, ~0 on the bare page) belongs to this load, not to the next one
+SETTLED = (
+    "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame("
+    "() => requestIdleCallback(() => r(true), {timeout: 10000}))))"
+)
+
+
 def _load(page, url: str, charts: int) -> float:
+    """Seconds from ``page.goto(url)`` until ``charts`` plotly charts have drawn, the script has
+    finished and the page has settled (``SETTLED``)."""
     t0 = time.perf_counter()
     page.goto(url)
-    page.wait_for_function(
-        "n => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length >= n"
-        " && document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state') === 'notRunning'",
-        arg=charts, timeout=120_000, polling=50,
-    )
+    page.wait_for_function(DRAWN, arg=charts, timeout=120_000, polling=50)
+    page.evaluate(SETTLED)
     return time.perf_counter() - t0
 
 
