@@ -263,9 +263,14 @@ def neighbours(k: Knobs) -> list[Knobs]:
     for name in (n for n in LADDER if n not in FIXED):
         ladder = LADDER[name]
         cur = getattr(k, name)
-        pos = int(np.argmin([abs(v - cur) if np.isfinite(v) or np.isfinite(cur) else 0 for v in ladder]))
+        pos = _ladder_pos(ladder, cur)
         out += [replace(k, **{name: ladder[j]}) for j in (pos - 1, pos + 1) if 0 <= j < len(ladder)]
     return out
+
+
+def _ladder_pos(ladder: Sequence[float], cur: float) -> int:
+    """Where ``cur`` stands on ``ladder`` (its nearest rung; inf matches inf)."""
+    return int(np.argmin([abs(v - cur) if np.isfinite(v) or np.isfinite(cur) else 0 for v in ladder]))
 
 
 def _climb(value: Callable[[Knobs], float], best: Knobs, best_v: float, names: Sequence[str]) -> tuple[Knobs, float]:
@@ -276,7 +281,7 @@ def _climb(value: Callable[[Knobs], float], best: Knobs, best_v: float, names: S
         for name in (n for n in names if n not in FIXED):
             ladder = LADDER[name]
             cur = getattr(best, name)
-            pos = int(np.argmin([abs(v - cur) if np.isfinite(v) or np.isfinite(cur) else 0 for v in ladder]))
+            pos = _ladder_pos(ladder, cur)
             for j in (pos - 2, pos - 1, pos + 1, pos + 2):
                 if 0 <= j < len(ladder):
                     k = replace(best, **{name: ladder[j]})
@@ -333,18 +338,23 @@ def loco(ev: Evaluator, *, fine: bool = True, log: Callable[[str], None] = print
     return out
 
 
+def pooled(ev: Evaluator, chosen: Knobs, folds: dict[str, Knobs]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The scores over all files: in-sample (every file with ``chosen``) and left out (each
+    category's files with the configuration chosen without it, ``folds``)."""
+    cats = [s.category for s in ev.series]
+    out = np.stack([ev.scores(folds[c])[i] for i, c in enumerate(cats)])
+    return aggregate(map(tuple, ev.scores(chosen))), aggregate(map(tuple, out))
+
+
 def report(ev: Evaluator, result: dict[str, Any]) -> str:
     """The LOCO table: per category, in-sample vs left out, and the gap; pooled over all."""
     chosen: Knobs = result["chosen"]
     lines = [f"chosen on all 47 files: {chosen.text()}", "",
              f"{'category':<24}{'files':>6}  {'in-sample NAB':>13} {'F1':>6}  {'left-out NAB':>12} {'F1':>6}  {'gap':>6}  left-out FP events"]
-    pooled_in, pooled_out = [], []
     for cat in categories(ev):
         files = [i for i, s in enumerate(ev.series) if s.category == cat]
         a = table_of(ev, chosen, files)
         b = table_of(ev, result["folds"][cat], files)
-        pooled_in.append(ev.scores(chosen)[files])
-        pooled_out.append(ev.scores(result["folds"][cat])[files])
         if a["windows"]:
             gap = a["nab_standard"] - b["nab_standard"]
             lines.append(f"{cat:<24}{len(files):>6}  {a['nab_standard']:>13.2f} {a['event_f1']:>6.3f}  {b['nab_standard']:>12.2f} "
@@ -352,8 +362,7 @@ def report(ev: Evaluator, result: dict[str, Any]) -> str:
         else:
             lines.append(f"{cat:<24}{len(files):>6}  {'no windows':>13} {'':>6}  {'no windows':>12} {'':>6}  {'':>6}  "
                          f"{b['fp_events']} (in-sample {a['fp_events']})")
-    a = aggregate(map(tuple, np.concatenate(pooled_in)))
-    b = aggregate(map(tuple, np.concatenate(pooled_out)))
+    a, b = pooled(ev, chosen, result["folds"])
     lines.append(f"{'all 47, pooled':<24}{len(ev.series):>6}  {a['nab_standard']:>13.2f} {a['event_f1']:>6.3f}  "
                  f"{b['nab_standard']:>12.2f} {b['event_f1']:>6.3f}  {a['nab_standard'] - b['nab_standard']:>6.2f}  {b['fp_events']}")
     lines.append("")
@@ -412,9 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             t = result["trails"]
             if any(len(v) < n for v in t.values()):
                 break
-            pin = np.concatenate([ev.scores(t[""][n - 1])[[i for i, s in enumerate(ev.series) if s.category == c]] for c in categories(ev)])
-            pout = np.concatenate([ev.scores(t[c][n - 1])[[i for i, s in enumerate(ev.series) if s.category == c]] for c in categories(ev)])
-            x, y = aggregate(map(tuple, pin)), aggregate(map(tuple, pout))
+            x, y = pooled(ev, t[""][n - 1], {c: t[c][n - 1] for c in categories(ev)})
             print(f"{n:>6}  {x['nab_standard']:>13.2f} {x['event_f1']:>6.3f}  {y['nab_standard']:>12.2f} {y['event_f1']:>6.3f}  "
                   f"{x['nab_standard'] - y['nab_standard']:>6.2f}")
     if not (a.recorded or a.only):

@@ -18,9 +18,17 @@ from sqlalchemy.engine import Connection
 
 from store.schema import cost_daily, places, runs
 
-__all__ = ["KINDS", "refresh_places"]
+__all__ = ["KINDS", "refresh_places", "run_day"]
 
 KINDS = ("runs", "cost")
+
+
+def run_day(conn: Connection) -> sa.ColumnElement:
+    """A run's day: the UTC date of ``runs.started_at`` (the day ``run_daily`` rolls it up on)."""
+    if conn.dialect.name == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", runs.c.started_at), sa.Date)
+    # SQLite keeps naive UTC text: its date() is the UTC date, as text a Date column reads
+    return sa.func.date(runs.c.started_at)
 
 
 def refresh_places(conn: Connection, kind: str, start: date, end: date) -> None:
@@ -29,11 +37,7 @@ def refresh_places(conn: Connection, kind: str, start: date, end: date) -> None:
         raise ValueError(f"refresh_places: kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == "runs":
         r = runs.c
-        if conn.dialect.name == "postgresql":
-            day: sa.ColumnElement = sa.cast(sa.func.timezone("UTC", r.started_at), sa.Date)
-        else:  # SQLite keeps naive UTC text: its date() is the UTC date, as text a Date column reads
-            day = sa.func.date(r.started_at)
-        found = sa.select(day.label("day"), sa.literal(kind).label("kind"), r.account, r.region).where(
+        found = sa.select(run_day(conn).label("day"), sa.literal(kind).label("kind"), r.account, r.region).where(
             r.started_at >= _midnight(start), r.started_at < _midnight(end))
     else:
         c = cost_daily.c

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from pipepulse.vocab import FAILURES, SUCCEEDED
-from store.places import refresh_places
+from store.places import refresh_places, run_day
 from store.schema import run_daily, runs
 from store.writes import upsert
 
@@ -46,7 +46,7 @@ def refresh_run_daily(conn: Connection, *, days: set[date], now: datetime | None
 
 def _compute_pg(conn: Connection, start: datetime, end: datetime) -> pd.DataFrame:
     r = runs.c
-    day = sa.cast(sa.func.timezone("UTC", r.started_at), sa.Date).label("day")
+    day = run_day(conn).label("day")
     failed = r.status.in_(FAILURES)
     q = (
         sa.select(
