@@ -10,7 +10,8 @@ For each table (``runs``: 1,000,000 rows of 23 columns; ``metric_points``: 5,000
   also times text format, which measured 2-4x slower).
   Into an identical table (``CREATE TABLE ... (LIKE <table> INCLUDING ALL)``: same
   columns, primary key and indexes; on a partitioned table, partitioned the same way with
-  partitions of the same bounds, so both sides pay the same routing), in one transaction.
+  partitions of the same bounds and storage parameters, such as metric_points' fillfactor 90,
+  so both sides pay the same routing and page filling), in one transaction.
   The baseline table starts empty; the upsert's target holds the stored share of the rows,
   and inserting keys between stored ones costs the server more than appending them (measured
   with a plain COPY of the 990,000 new points: 1.24-1.46 s backend CPU into a table holding
@@ -256,28 +257,35 @@ def _upsert(engine: sa.Engine, table: sa.Table, make, n: int) -> tuple[_Clock, i
     return clock, changed
 
 
-def partitioning(conn: sa.Connection, table: str) -> tuple[str | None, list[str]]:
-    """``table``'s partition key (None: not partitioned) and its partitions' bounds, by name."""
+def partitioning(conn: sa.Connection, table: str) -> tuple[str | None, list[tuple[str, list[str]]]]:
+    """``table``'s partition key (None: not partitioned) and its partitions' bounds and storage
+    parameters (``["fillfactor=90"]``), by name."""
     key = conn.execute(sa.text("SELECT pg_get_partkeydef(CAST(:t AS regclass))"), {"t": table}).scalar_one()
-    bounds = conn.execute(
+    parts = conn.execute(
         sa.text(
-            "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY c.relname"
+            "SELECT pg_get_expr(c.relpartbound, c.oid), coalesce(c.reloptions, '{}') FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = CAST(:t AS regclass) ORDER BY c.relname"
         ),
         {"t": table},
-    ).scalars()
-    return key, list(bounds)
+    ).all()
+    return key, [(bound, list(options)) for bound, options in parts]
 
 
 def _create_like(conn: sa.Connection, table: str, name: str) -> None:
     """``CREATE TABLE name (LIKE table INCLUDING ALL)``, partitioned as ``table`` is (same key,
-    partitions of the same bounds): the baseline COPY pays the same partition routing and the
-    same per-partition indexes as the upsert."""
-    key, bounds = partitioning(conn, table)
+    partitions of the same bounds and storage parameters, e.g. ``fillfactor``): the baseline
+    COPY pays the same partition routing, per-partition indexes and page filling as the upsert.
+    (``LIKE`` copies no storage parameters, and a partitioned parent has none.)"""
+    key, parts = partitioning(conn, table)
     partitioned = f" PARTITION BY {key}" if key else ""
-    conn.execute(sa.text(f"CREATE TABLE {name} (LIKE {table} INCLUDING ALL){partitioned}"))
-    for i, bound in enumerate(bounds):
-        conn.execute(sa.text(f"CREATE TABLE {name}_p{i} PARTITION OF {name} {bound}"))
+    options = conn.execute(
+        sa.text("SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = CAST(:t AS regclass)"), {"t": table}
+    ).scalar_one()
+    plain = f" WITH ({', '.join(options)})" if options and not key else ""
+    conn.execute(sa.text(f"CREATE TABLE {name} (LIKE {table} INCLUDING ALL){partitioned}{plain}"))
+    for i, (bound, opts) in enumerate(parts):
+        with_ = f" WITH ({', '.join(opts)})" if opts else ""
+        conn.execute(sa.text(f"CREATE TABLE {name}_p{i} PARTITION OF {name} {bound}{with_}"))
 
 
 def bench_table(
@@ -404,6 +412,7 @@ def main() -> None:
         action="store_true",
         help="also time a text-format COPY (2-4x slower than binary here)",
     )
+    ap.add_argument("--db-prefix", default="pp_bench", help="name prefix of the database it creates (and drops)")
     ap.add_argument("--sqlite", action="store_true", help="SQLite instead (baseline: plain executemany)")
     args = ap.parse_args()
     tables = ((runs, run_rows, args.runs), (metric_points, point_rows, args.points), (cost_daily, cost_rows, args.costs))
@@ -415,7 +424,7 @@ def main() -> None:
             engine.dispose()
         return
     admin = sa.create_engine(args.url, isolation_level="AUTOCOMMIT")
-    name = f"pp_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"{args.db_prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:

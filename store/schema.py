@@ -21,6 +21,7 @@ from datetime import UTC
 import sqlalchemy as sa
 
 from pipepulse.vocab import ANOMALY_STATUSES, RUN_STATUSES, SEVERITIES
+from store.partitions import storage_clause
 
 __all__ = ["metadata"]
 
@@ -203,9 +204,10 @@ for _partitioned in (metric_points, cost_daily):
     sa.event.listen(
         _partitioned,
         "after_create",
-        sa.DDL(f"CREATE TABLE {_partitioned.name}_default PARTITION OF {_partitioned.name} DEFAULT").execute_if(
-            dialect="postgresql"
-        ),
+        sa.DDL(
+            f"CREATE TABLE {_partitioned.name}_default PARTITION OF {_partitioned.name} DEFAULT"
+            + storage_clause(_partitioned.name)
+        ).execute_if(dialect="postgresql"),
     )
 
 forecast_snapshots = sa.Table(

@@ -14,7 +14,10 @@ def test_baseline_table_is_partitioned_like_the_target(engine, table):
         copy_key, copy_bounds = partitioning(conn, "bench_copy_shape")
         key, bounds = partitioning(conn, table)
         conn.rollback()
+    # same bounds, same storage parameters (metric_points' partitions: fillfactor 90)
     assert (copy_key, sorted(copy_bounds)) == (key, sorted(bounds))
+    if table == "metric_points":
+        assert {tuple(options) for _, options in copy_bounds} == {("fillfactor=90",)}
     # metric points and cost rows are partitioned by month on PostgreSQL, runs are not
     assert (key is not None) == (table != "runs")
     assert bool(bounds) == (table != "runs")

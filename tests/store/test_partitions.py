@@ -163,3 +163,45 @@ def test_migration_down_and_up_keeps_rows_and_extra_columns(engine, now):
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE cost_daily DROP COLUMN IF EXISTS note"))
+
+
+def _fillfactor(conn, name: str) -> str | None:
+    options = conn.execute(
+        sa.text("SELECT reloptions FROM pg_class WHERE oid = CAST(:n AS regclass)"), {"n": name}
+    ).scalar_one()
+    return next((o.split("=", 1)[1] for o in options or [] if o.startswith("fillfactor=")), None)
+
+
+def test_metric_points_partitions_have_fillfactor_90_from_the_schedule_and_the_migration(engine, now):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("partitions (and fillfactor) are PostgreSQL's")
+    from alembic import command
+
+    from store.db import _alembic_config
+
+    this = _month(now.date())
+    later = _month(this, 8)  # beyond what the migrations made: the schedule's
+    with engine.begin() as conn:
+        ensure_months(conn, datetime(later.year, later.month, 2, tzinfo=UTC))
+        made = [p.name for p in month_partitions(conn, "metric_points")]
+        assert f"metric_points_p{later:%Y%m}" in made
+        assert {_fillfactor(conn, n) for n in [*made, "metric_points_default"]} == {"90"}
+        # cost rows are not restated in place often enough to pay 10% of their space for it
+        assert {_fillfactor(conn, p.name) for p in month_partitions(conn, "cost_daily")} == {None}
+    command.downgrade(_alembic_config(engine), "0010_h22z")
+    try:
+        with engine.begin() as conn:
+            assert {_fillfactor(conn, n) for n in [*made, "metric_points_default"]} == {None}
+            assert create_month(conn, "metric_points", _month(later, 6))  # made before the migration
+            conn.execute(sa.text(f"ALTER TABLE metric_points_p{_month(later, 6):%Y%m} RESET (fillfactor)"))
+        command.upgrade(_alembic_config(engine), "head")
+        with engine.connect() as conn:
+            names = [p.name for p in month_partitions(conn, "metric_points")] + ["metric_points_default"]
+            assert f"metric_points_p{_month(later, 6):%Y%m}" in names
+            assert {_fillfactor(conn, n) for n in names} == {"90"}
+    finally:
+        command.upgrade(_alembic_config(engine), "head")
+        with engine.begin() as conn:  # (the shared test database keeps its partitions otherwise)
+            for m in range(7):
+                for table in partitions.PARTITIONED:
+                    conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}_p{_month(later, m):%Y%m}"))
