@@ -186,7 +186,7 @@ def test_metric_points_partitions_have_fillfactor_90_from_the_schedule_and_the_m
         made = [p.name for p in month_partitions(conn, "metric_points")]
         assert f"metric_points_p{later:%Y%m}" in made
         assert {_fillfactor(conn, n) for n in [*made, "metric_points_default"]} == {"90"}
-        # cost rows are not restated in place often enough to pay 10% of their space for it
+        # cost_daily keeps PostgreSQL's default (FILLFACTOR names metric_points only)
         assert {_fillfactor(conn, p.name) for p in month_partitions(conn, "cost_daily")} == {None}
     command.downgrade(_alembic_config(engine), "0010_h22z")
     try:
