@@ -21,7 +21,8 @@ painted, then the browser's main thread idle: ``SETTLED``):
 
 - cold: the first load of the page in a new browser context. Each repetition restarts both
   servers, then loads Overview, Pipelines and the Costs tabs in turn, so only Overview's cold load meets
-  a freshly started server (empty caches, imports still to do); Pipelines and Costs meet one
+  a freshly started server (empty caches, imports still to do: since h22o the dashboard starts
+  them at the page request, while the browser loads Streamlit's scripts); Pipelines and Costs meet one
   that has served the pages before them (imports done, shared reads such as the pipeline list
   cached). The bare page is measured the same way;
 - warm: the same page loaded again in the same context (server caches and browser cache warm),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 
-from dash_paths import APP
+from dash_paths import APP, ROOT
 
 from dashboard import serve
 
@@ -57,3 +61,36 @@ def test_preloads_leave_out_what_the_page_has_and_give_nothing_without_the_chunk
 def test_the_root_and_every_page_path_are_routed():
     # and the pages' CSV downloads (dashboard/downloads.py)
     assert sorted(r.path for r in serve.ROUTES) == sorted(["/", *(f"/{p}" for p in serve.PAGE_PATHS), "/export/{token}"])
+
+
+# Run in a fresh interpreter: this test process has imported the app's modules long since.
+FIRST_VISIT = """
+import asyncio, json, sys, threading
+from starlette.requests import Request
+from dashboard import serve
+
+HEAVY = ("dashboard.data", "dashboard.charts", "pandas", "sqlalchemy", "store.schema", "insights.freshness")
+started = [m for m in HEAVY if m in sys.modules]
+page = {r.path: r for r in serve.ROUTES}["/pipelines"]
+scope = {"type": "http", "method": "GET", "path": "/pipelines", "headers": [], "query_string": b""}
+first = asyncio.run(page.endpoint(Request(scope)))
+workers = [t for t in threading.enumerate() if t.name == "pipepulse-app-imports"]
+for t in workers:
+    t.join(timeout=60)
+after_first = [m for m in HEAVY if m in sys.modules]
+asyncio.run(page.endpoint(Request(scope)))
+again = [t.name for t in threading.enumerate() if t.name == "pipepulse-app-imports"]
+print(json.dumps({"started": started, "status": first.status_code, "workers": len(workers),
+                  "after_first": after_first, "again": again}))
+"""
+
+
+def test_the_first_page_request_imports_the_apps_modules_once_and_nothing_before_it():
+    out = subprocess.run([sys.executable, "-c", FIRST_VISIT], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["started"] == []  # a started server has not paid for them
+    assert got["status"] == 200 and got["workers"] == 1
+    # imported while the browser loads Streamlit's scripts, before the first script run needs them
+    assert got["after_first"] == ["dashboard.data", "dashboard.charts", "pandas", "sqlalchemy", "store.schema", "insights.freshness"]
+    assert got["again"] == []  # later visits start no import
