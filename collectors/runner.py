@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 from collectors.accounts import Credentials, Target, targets
 from collectors.aws import CallCounter, default_client_config
 from collectors.base import NOTHING, Batch, Collector, Context, Reads, Stored
+from collectors.sources import SOURCES
 from pipepulse.cron import CronSchedule
 from pipepulse.errors import CollectorError, ConfigError, PipepulseError, StoreError
 from pipepulse.settings import Settings, opt, require_table
@@ -76,20 +77,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# name -> "module" (its create), "module:function", or a factory ``(settings) -> Collector``.
-# Order matters: run sources before `logs`, which reads the failed runs they stored.
-SOURCES: dict[str, str | Callable[[Settings], Collector]] = {
-    "reference": "collectors.reference",
-    "stepfunctions": "collectors.stepfunctions",
-    "glue": "collectors.glue",
-    "cloudwatch": "collectors.cloudwatch",
-    "logs": "collectors.logs",
-    "ce": "collectors.costexplorer",
-    "focus": "collectors.costfiles:create_focus",
-    "cur": "collectors.costfiles:create_cur",
-    "athena": "collectors.athena",
-    "airflow": "collectors.airflow",
-}
+# (the sources by name: collectors/sources.py, importable without this module's dependencies)
 # Sources that run when the config says nothing (cost files need a path, so they are opt-in).
 DEFAULT_ENABLED = ("reference", "stepfunctions", "glue", "cloudwatch", "logs", "ce")
 DEFAULT_CRON = {

@@ -28,11 +28,12 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from pipepulse.settings import Settings
+
+if TYPE_CHECKING:  # (the command line lists jobs without importing SQLAlchemy)
+    from sqlalchemy.engine import Engine
 
 __all__ = ["JOBS", "Job", "Planned", "job", "planned"]
 

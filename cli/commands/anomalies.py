@@ -12,16 +12,18 @@ import argparse
 import csv
 import math
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipepulse.errors import InputError
 from pipepulse.export import write_csv
 from pipepulse.files import open_private
 from pipepulse.redact import terminal_text
 from pipepulse.settings import Settings
+
+if TYPE_CHECKING:  # (pandas is imported by the handlers that use it: `pipepulse --help` stays quick)
+    import pandas as pd
 
 __all__ = ["MAX_POINTS", "read_series_csv", "register"]
 
@@ -58,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--note", help="why (shown beside the status)")
         sp.add_argument("--by", help="who made the change (shown beside the status)")
         if name == "snooze":
-            sp.add_argument("--until", required=True, help="UTC date-time, e.g. 2026-12-01T09:00Z")
+            sp.add_argument("--until", required=True, help="UTC date-time, e.g. 2026-12-01T09:00Z, or from now: +8h, +2d")
         sp.set_defaults(handler=cmd_status, status=status)
 
     d = sub.add_parser("detect", help="run anomaly detection over the stored metrics, runs and costs")
@@ -77,6 +79,8 @@ def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.Da
     6 KB a point at the detector's peak (its baseline windows are points x window wide), so about
     1 GB at the default limit (``bench/bench_cli_memory.py``). A longer file is an error naming
     the line, not a slow death; ``--max-points`` raises the limit knowingly."""
+    import pandas as pd
+
     path = Path(path)
     limit = MAX_POINTS if max_points is None else max_points
     hint = "the file needs a header line 'timestamp,value' and one ISO time and number per line"
@@ -87,6 +91,7 @@ def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.Da
     stamps: list[pd.Timestamp] = []
     values: list[float] = []
     raw_stamps: list[str] = []
+    lines: list[int] = []
     with fh:
         reader = csv.reader(fh)
         try:
@@ -123,21 +128,47 @@ def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.Da
                 stamps.append(ts)
                 values.append(x)
                 raw_stamps.append(t)
+                lines.append(line)
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x}); {hint}") from None
         except csv.Error as exc:
             raise InputError(f"{path} line {reader.line_num}: not CSV text ({exc}); {hint}") from None
     if not stamps:
         raise InputError(f"{path}: no data lines after the header; {hint}")
-    return pd.DataFrame({"timestamp": raw_stamps, "value": values, "_ts": stamps})
+    return pd.DataFrame({"timestamp": raw_stamps, "value": values, "_ts": stamps, "_line": lines})
+
+
+def order_note(path: str | Path, frame: pd.DataFrame) -> str | None:
+    """A note when timestamps step back or repeat (``read_series_csv`` keeps file order, which the
+    scan reads as a live stream): how many lines, and the first of each, so that a file sorted by
+    mistake can be told from one that really arrived that way. None when time only moves on."""
+    ts = frame["_ts"]
+    back = (ts < ts.shift()).to_numpy()
+    same = (ts == ts.shift()).to_numpy()
+    if not back.any() and not same.any():
+        return None
+    line = frame["_line"].to_numpy()
+    parts = []
+    if back.any():
+        parts.append(f"{int(back.sum()):,} line(s) step back in time (first: line {line[back.argmax()]})")
+    if same.any():
+        parts.append(f"{int(same.sum()):,} repeat the timestamp before them (first: line {line[same.argmax()]})")
+    return (f"{path}: note: {' and '.join(parts)}; scored in file order, as a live stream delivers "
+            "points (a repeat is a second point at that time); sort the file by timestamp first if that "
+            "was not meant")
 
 
 def cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    import pandas as pd
+
     from insights.anomaly import STEP_POINTS, DetectorConfig, scan
 
     if args.max_points < 1:
         raise InputError(f"--max-points must be at least 1, got {args.max_points}")
     frame = read_series_csv(args.input, max_points=args.max_points)
+    note = order_note(args.input, frame)
+    if note:
+        print(note, file=sys.stderr)
     ts = pd.DatetimeIndex(frame["_ts"])
     # the sampling step from the first points only (all inside the warm-up): stays online
     head = pd.Series(ts[:STEP_POINTS]).diff().dt.total_seconds()
@@ -190,16 +221,36 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_FROM_NOW = {"h": 3600, "d": 86400}
+
+
+def snooze_until(text: str, now: datetime) -> datetime:
+    """``--until``: a UTC date-time (a time without an offset is UTC), or a span from ``now`` such
+    as ``+8h`` or ``+2d``; InputError saying both forms otherwise."""
+    import pandas as pd
+
+    hint = "use a UTC date-time such as 2026-12-01T09:00Z, or a span from now such as +8h or +2d"
+    value = text.strip()
+    if value.startswith("+"):
+        amount, unit = value[1:-1], value[-1:].lower()
+        if unit not in _FROM_NOW or not amount.isdigit() or int(amount) < 1:
+            raise InputError(f"--until {text!r} is not a span; {hint}")
+        return now + timedelta(seconds=int(amount) * _FROM_NOW[unit])
+    try:
+        until = pd.Timestamp(value)
+        if until is pd.NaT:
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):
+        raise InputError(f"--until {text!r} is not a date-time; {hint}") from None
+    return (until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")).to_pydatetime()
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from store.anomalies import set_status
 
     until = None
     if getattr(args, "until", None):
-        try:
-            until = pd.Timestamp(args.until)
-        except ValueError:
-            raise InputError(f"--until {args.until!r} is not a date-time; use e.g. 2026-12-01T09:00Z") from None
-        until = (until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")).to_pydatetime()
+        until = snooze_until(args.until, datetime.now(UTC))
     import getpass
 
     from store.audit import record

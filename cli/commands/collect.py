@@ -18,7 +18,7 @@ __all__ = ["cmd_collect", "cmd_schedule", "crontab", "register"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     from cli.awsenv import add_local_aws_flag
-    from collectors.runner import SOURCES
+    from collectors.sources import SOURCES
     from jobs.registry import job
 
     p = sub.add_parser("collect", help="one collection pass of every enabled source (for cron)",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from pipepulse.settings import Settings
-from store.db import connect, describe_url, schema_status, upgrade
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from store.db import connect, describe_url, schema_status, upgrade
+
     engine = connect(settings.database_url)
     before = schema_status(engine)
     after = upgrade(engine)
@@ -47,6 +48,7 @@ def cmd_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from store.db import connect, describe_url, schema_status
     from store.stats import table_counts
 
     engine = connect(settings.database_url, create_dirs=False)
@@ -62,6 +64,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from store.backup import backup_sqlite
+    from store.db import connect
 
     if args.path is None:
         from datetime import UTC, datetime

@@ -22,14 +22,16 @@ import math
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from pipepulse.errors import InputError
 from pipepulse.export import write_csv
 from pipepulse.files import open_private
 from pipepulse.redact import terminal_text
 from pipepulse.settings import Settings
+
+if TYPE_CHECKING:  # (pandas is imported where it is used: `pipepulse --help` stays quick)
+    import pandas as pd
 
 ACTIONS = ("snapshot", "score")
 # Stated limits, which bound the memory a forecast takes (a few MB at both): a horizon past a
@@ -169,6 +171,8 @@ def read_daily_csv(path: Path, *, fill_missing: bool = False) -> pd.Series:
             f"{path}: {len(missing)} day(s) missing between {days[0]} and {days[-1]}, first {missing[0]}; "
             "add them, or pass --fill-missing to count them as zero spend"
         )
+    import pandas as pd
+
     series = pd.Series([values.get(d, 0.0) for d in full], index=full, dtype=float)
     series.attrs["last_line"] = lines[days[-1]]
     return series

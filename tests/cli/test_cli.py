@@ -76,3 +76,32 @@ def test_bad_config_file_is_one_line(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "pipepulse: error: pipepulse.toml: [aws] region: expected str, got 3"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """cli/main.py's promise: command modules import only the floor, so `pipepulse --help` and the
+    container's healthcheck do not pay for pandas, numpy, SQLAlchemy, boto3 or Streamlit (about
+    2 s of imports together); each handler imports what it uses."""
+    heavy = ("pandas", "numpy", "sqlalchemy", "boto3", "streamlit", "plotly")
+    code = (
+        "import sys; from cli.main import build_parser; build_parser(); "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "", f"imported at start-up: {proc.stdout.strip()}"
+
+
+def test_snooze_until_takes_a_time_or_a_span_from_now():
+    from datetime import UTC, datetime, timedelta
+
+    from cli.commands.anomalies import snooze_until
+    from pipepulse.errors import InputError
+
+    now = datetime(2026, 12, 7, 1, 30, tzinfo=UTC)
+    assert snooze_until("+8h", now) == now + timedelta(hours=8)
+    assert snooze_until("+2d", now) == now + timedelta(days=2)
+    assert snooze_until("2027-01-04T09:00", now) == datetime(2027, 1, 4, 9, 0, tzinfo=UTC)  # no offset: UTC
+    assert snooze_until("2027-01-04T10:00+01:00", now) == datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
+    for bad in ("+0h", "+8m", "+h", "+1.5d", "next week", ""):
+        with pytest.raises(InputError, match="span from now such as \\+8h"):
+            snooze_until(bad, now)

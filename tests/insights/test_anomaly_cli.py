@@ -78,3 +78,20 @@ def test_nab_scores_beat_numenta(shared_dir):
     assert numenta["nab_standard"] == 78.9 and numenta["event_f1"] == 0.611
     assert ours["nab_standard"] > 78.9, result["table"]
     assert ours["event_f1"] > 0.61, result["table"]
+
+
+def test_scan_says_when_timestamps_step_back_or_repeat(tmp_path, capsys):
+    """The scan keeps file order (a live stream's order), so a file out of order is scored as
+    given; it says so, with the first line of each kind, instead of passing silently."""
+    src = tmp_path / "in.csv"
+    src.write_text("timestamp,value\n2026-11-01 00:10,1\n2026-11-01 00:05,2\n\n2026-11-01 00:05,3\n2026-11-01 00:20,4\n")
+    assert main(["anomalies", "scan", str(src), "--out", str(tmp_path / "out.csv")]) == 0
+    err = capsys.readouterr().err
+    assert f"{src}: note: 1 line(s) step back in time (first: line 3) and 1 repeat the timestamp before them (first: line 5)" in err
+    assert "4 points, 0 anomalies" in err
+    assert pd.read_csv(tmp_path / "out.csv")["value"].tolist() == [1, 2, 3, 4]  # file order kept
+    # in order: no note
+    ordered = tmp_path / "ordered.csv"
+    write_series(ordered, n=300, spike=100)
+    assert main(["anomalies", "scan", str(ordered), "--out", str(tmp_path / "o2.csv")]) == 0
+    assert "note" not in capsys.readouterr().err
