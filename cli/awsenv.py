@@ -131,9 +131,13 @@ def _no_aws_message(settings: Settings, advert: str | None) -> str:
     if advert or (settings.data_dir / DEMO_MARKER).exists():
         return (f"the demo's local AWS is not running (data folder {settings.data_dir}): start it with `make demo` or "
                 "`pipepulse demo up` (in another terminal), or pass --local-aws for an empty one that lives for this command")
-    return ("no AWS is configured (no AWS credentials, no endpoint, no running demo): configure AWS credentials "
+    where = f" by {settings.config_path}" if settings.config_path else ""
+    none = "" if settings.config_path else "no config file, "
+    return (f"no AWS is configured{where} ({none}no AWS credentials, no endpoint, and no demo running in the data "
+            f"folder {settings.data_dir}): configure AWS credentials "
             "(AWS_PROFILE or an instance role), or set AWS_ENDPOINT_URL / [aws] endpoint_url, or run `make demo` "
-            "(or `pipepulse demo up`) and use its config, or pass --local-aws for an empty local AWS for this command")
+            "(or `pipepulse demo up`) and use its config (`--config examples/demo.toml`), or pass --local-aws for an "
+            "empty local AWS for this command")
 
 
 def add_local_aws_flag(parser: argparse.ArgumentParser) -> None:

@@ -367,7 +367,9 @@ def _config_path(env: Mapping[str, str], given: str | Path | None) -> Path | Non
         path = Path(DEFAULT_CONFIG_NAME)
         return path if path.is_file() else None
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; create it or unset PIPEPULSE_CONFIG")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        fix = "give a config file's path" if given is not None else "create it or unset PIPEPULSE_CONFIG"
+        raise ConfigError(f"config file {path} {what}; {fix}")
     return path
 
 

@@ -58,6 +58,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     result = import_cost_files(engine, args.paths, tag_key=settings.cost_tag_key, now=datetime.now(UTC), s3_client=s3)
     for name, kind, read, rejected in result.files:
         print(f"{name}: {kind.upper()}, {read:,} rows read, {rejected:,} rejected")
+    if not result.files:  # nothing was read: the errors below say why, without a summary of nothing
+        for name, reason in result.unreadable:
+            print(f"pipepulse: error: {name}: {reason}", file=sys.stderr)
+        return 0 if result.ok else 1
     print(f"rows stored: {result.rows_stored:,} daily cost rows changed ({result.daily_rows:,} daily rows from "
           f"{result.rows_read - result.rows_rejected:,} good line items)")
     print(f"rows rejected: {result.rows_rejected:,}")

@@ -77,9 +77,11 @@ def test_no_empty_local_aws_is_started_unless_asked_for(tmp_path, clean_env):
     with pytest.raises(ConfigError) as err, aws_environment(settings):
         pass
     assert str(err.value) == (
-        "no AWS is configured (no AWS credentials, no endpoint, no running demo): configure AWS credentials "
+        f"no AWS is configured (no config file, no AWS credentials, no endpoint, and no demo running in the data "
+        f"folder {tmp_path}): configure AWS credentials "
         "(AWS_PROFILE or an instance role), or set AWS_ENDPOINT_URL / [aws] endpoint_url, or run `make demo` "
-        "(or `pipepulse demo up`) and use its config, or pass --local-aws for an empty local AWS for this command"
+        "(or `pipepulse demo up`) and use its config (`--config examples/demo.toml`), or pass --local-aws for an "
+        "empty local AWS for this command"
     )
     assert "AWS_ENDPOINT_URL" not in os.environ
     with aws_environment(settings, start=True) as target:  # --local-aws

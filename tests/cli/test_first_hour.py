@@ -66,7 +66,8 @@ def test_collect_without_any_aws_says_what_to_configure(data, capsys):
     capsys.readouterr()
     assert main(["collect"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("pipepulse: error: no AWS is configured (no AWS credentials, no endpoint, no running demo)")
+    assert err.startswith("pipepulse: error: no AWS is configured")
+    assert "no AWS credentials, no endpoint, and no demo running in the data folder " in err
     assert err.count("\n") == 1
 
 

@@ -51,6 +51,11 @@ def test_unreadable_file_exits_non_zero(cli, sample, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "FOCUS, 1,000 rows read, 0 rejected" in captured.out
     assert captured.err.startswith(f"pipepulse: error: {broken}: not a readable Parquet file")
+    # the broken file alone: its error, and no summary of rows that were never read
+    assert cli(["costs", "import", str(broken)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"pipepulse: error: {broken}: not a readable Parquet file")
 
 
 def test_daily_table_and_csv(cli, sample, capsys):

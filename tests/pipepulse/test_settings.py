@@ -73,8 +73,13 @@ def test_bad_config_names_file_key_and_expectation(tmp_path, text, message):
 
 
 def test_missing_config_file_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"config file .*nope\.toml does not exist"):
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml does not exist; create it or unset PIPEPULSE_CONFIG$"):
         load_settings({"PIPEPULSE_CONFIG": str(tmp_path / "nope.toml")})
+    # given with --config: the variable is not to blame; a folder is told from a missing file
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml does not exist; give a config file's path$"):
+        load_settings({}, config_path=tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match=f"config file {tmp_path} is a folder, not a file; give a config file's path$"):
+        load_settings({}, config_path=tmp_path)
 
 
 def test_bad_environment_values_named():
