@@ -105,13 +105,23 @@ class Spend:
         return self.forecast_mean / self.budget - 1.0
 
     @property
+    def spent_over_by(self) -> float | None:
+        """Month to date over budget as a share (0.08 = 8% over); None unless the budget is already passed."""
+        if self.month_to_date is None or not self.budget or self.month_to_date <= self.budget:
+            return None
+        return self.month_to_date / self.budget - 1.0
+
+    @property
     def status(self) -> str:
-        """``over budget``, ``on track``, ``no budget`` or ``no forecast``."""
+        """``over budget`` (month to date already past it), ``forecast over budget`` (only the
+        forecast month end is), ``on track``, ``no budget`` or ``no forecast``."""
+        if self.spent_over_by is not None:
+            return "over budget"
         if self.forecast_mean is None:
             return "no forecast"
         if not self.budget:
             return "no budget"
-        return "over budget" if self.forecast_mean > self.budget else "on track"
+        return "forecast over budget" if self.forecast_mean > self.budget else "on track"
 
 
 @dataclass(kw_only=True)

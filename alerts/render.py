@@ -20,7 +20,7 @@ from datetime import datetime
 
 from alerts import links
 from alerts.chart import spend_sparkline
-from alerts.collect import Context, Item, severity_rank
+from alerts.collect import Context, Item, Spend, severity_rank
 from alerts.fmt import money, when
 
 __all__ = ["SPARKLINE_CID", "Rendered", "render_digest", "subject_line"]
@@ -155,8 +155,10 @@ def subject_line(period: str, items: Sequence[Item], context: Context) -> str:
     if older:
         parts.append(f"{len(older)} older {'anomaly' if len(older) == 1 else 'anomalies'} open")
     spend = context.spend
-    if spend.status == "over budget" and spend.over_by is not None:
-        parts.append(f"spend {spend.over_by:.0%} over budget")
+    if spend.spent_over_by is not None:
+        parts.append(f"spend already {spend.spent_over_by:.0%} over budget")
+    elif spend.status == "forecast over budget" and spend.over_by is not None:
+        parts.append(f"spend forecast {spend.over_by:.0%} over budget")
     elif spend.status == "on track":
         parts.append("spend on track")
     elif c["budget"]:
@@ -343,9 +345,8 @@ def _spend_html(context: Context) -> tuple[str, str, dict[str, bytes]]:
             f"<div style='color:#6b7280;font-size:11px'>daily spend, {first:%d %b} – {last:%d %b}"
             f"{'; dashed: budget pace ' + _e(_money(pace, cur)) + '/day' if pace else ''}</div>"
         )
-    status = s.status
-    color = {"over budget": "#b91c1c", "on track": "#15803d"}.get(status, "#4b5563")
-    over = f" ({s.over_by:+.0%})" if s.over_by is not None else ""
+    status = _spend_verdict(s)
+    color = {"over budget": "#b91c1c", "forecast over budget": "#b45309", "on track": "#15803d"}.get(s.status, "#4b5563")
     rng = ""
     if s.forecast_lower is not None and s.forecast_upper is not None:
         rng = f" <span style='color:#6b7280'>(80%: {_e(_money(s.forecast_lower, cur))}–{_e(_money(s.forecast_upper, cur))})</span>"
@@ -358,17 +359,30 @@ def _spend_html(context: Context) -> tuple[str, str, dict[str, bytes]]:
         f"<tr><td style='padding:2px 12px 2px 0;color:#6b7280'>{k}</td><td style='padding:2px 0'>{v}</td></tr>" for k, v in rows
     )
     h = (
-        f"<div style='font-size:15px'>Spend in {_e(_month_name(s.month))}: <b style='color:{color}'>{_e(status)}{_e(over)}</b></div>"
+        f"<div style='font-size:15px'>Spend in {_e(_month_name(s.month))}: <b style='color:{color}'>{_e(status)}</b></div>"
         f"<table style='border-collapse:collapse;font-size:13px;margin-top:4px'>{cells}</table>{img}"
         f"<div style='margin-top:6px'>{_a(s.link, 'Open costs →')}</div>"
     )
     t = (
-        f"Spend in {_month_name(s.month)}: {status}{over}\n"
+        f"Spend in {_month_name(s.month)}: {status}\n"
         f"  month to date {_money(s.month_to_date, cur)}; forecast month end {_money(s.forecast_mean, cur)}"
         + (f" (80%: {_money(s.forecast_lower, cur)}-{_money(s.forecast_upper, cur)})" if rng else "")
         + f"; budget {_money(s.budget, cur) if s.budget else 'not set'}\n  {s.link}"
     )
     return h, t, images
+
+
+def _spend_verdict(s: Spend) -> str:
+    """What is true of the month's spend: already past the budget, or only forecast to pass it."""
+    if s.spent_over_by is not None:
+        later = f"; forecast to end the month {s.over_by:.0%} over" if s.over_by is not None else ""
+        return f"already {s.spent_over_by:.0%} over budget{later}"
+    if s.status == "forecast over budget" and s.over_by is not None:
+        return f"forecast to end the month {s.over_by:.0%} over budget"
+    if s.status == "on track" and s.over_by is not None:
+        under = f"{-s.over_by:.0%} under" if s.over_by < 0 else "at"
+        return f"on track (forecast month end {under} budget)"
+    return s.status
 
 
 def _rightsizing_html(context: Context) -> tuple[str, str]:
@@ -492,9 +506,8 @@ def render_digest(
     spend_h, spend_t, images = _spend_html(context)
     runs_h, runs_t = _runs_html(context)
     sizing_h, sizing_t = _rightsizing_html(context)
-    intro = (
-        "Nothing new needs your attention." if not items else f"{_plural(len(items), 'new item')}, most urgent first."
-    )
+    # older anomalies are listed under "Still open", not counted as new
+    intro = "Nothing new needs your attention." if not news else f"{_plural(len(news), 'new item')}, most urgent first."
     if all_clear and not items:
         intro = "All clear: no new failures, late runs or anomalies in this period."
     overview = links.overview_link(context.dashboard_url, range_key=context.range_key, to=context.to)

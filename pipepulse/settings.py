@@ -271,8 +271,18 @@ def load_settings(
         if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
             raise ConfigError(f"{label}: [budgets.pipelines] {k}: expected a non-negative number, got {v!r}")
     monthly = opt(budgets, "monthly", (int, float), label, "budgets")
+    if monthly is not None and monthly < 0:
+        raise ConfigError(f"{label}: [budgets] monthly: expected a non-negative number (the month's budget), got {monthly!r}")
     if env.get("PIPEPULSE_BUDGET_MONTHLY"):
         monthly = _float(env["PIPEPULSE_BUDGET_MONTHLY"], "PIPEPULSE_BUDGET_MONTHLY")
+        if monthly < 0:
+            raise ConfigError(f"PIPEPULSE_BUDGET_MONTHLY: expected a non-negative number, got {env['PIPEPULSE_BUDGET_MONTHLY']!r}")
+    notify = _notify(require_table(raw.get("notify", {}), label, "notify"), label)
+    # [[alerts.rules]] now, not at the first digest: `pipepulse schedule` must not start with a
+    # rule that fails hours later. The rest of [alerts] (SMTP secrets) is read where it is used.
+    from pipepulse.alert_rules import parse_rules  # it uses this module's helpers
+
+    parse_rules(require_table(raw.get("alerts", {}), label, "alerts").get("rules", []), label, notify)
 
     return Settings(
         database_url=database_url,
@@ -297,7 +307,7 @@ def load_settings(
         environment={k: v for k, v in env.items() if k.startswith("PIPEPULSE_")},
         backup_dir=Path(backup_dir) if backup_dir else None,
         backup_keep=backup_keep,
-        notify=_notify(require_table(raw.get("notify", {}), label, "notify"), label),
+        notify=notify,
         metrics_host=opt(metrics, "host", str, label, "metrics", default="127.0.0.1"),
         metrics_port=metrics_port,
     )
@@ -709,7 +719,7 @@ CONFIG_KEYS: dict[str, Any] = {
         "smtp": dict.fromkeys(("host", "port", "security", "username", "password", "password_file", "password_env",
                                "ca_file", "timeout_seconds"), VALUE),
         "ses": dict.fromkeys(("region", "configuration_set"), VALUE),
-        # each kind accepts a subset (alerts/rules.py _KIND_OPTIONS); this is their union
+        # each kind accepts a subset (pipepulse/alert_rules.py _KIND_OPTIONS); this is their union
         "rules": [dict.fromkeys(("name", "kind", "recipients", "frequency", "pipelines", "suppression_hours", "threshold",
                                  "window_hours", "min_severity", "tolerance", "min_failures"), VALUE)],
     },

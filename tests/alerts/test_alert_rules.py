@@ -102,14 +102,13 @@ def test_defaults_without_a_section(tmp_path):
 
 
 def test_a_malformed_recipient_is_named(tmp_path):
-    s = settings_from(tmp_path, """
+    with pytest.raises(ConfigError) as err:  # rules are checked when the config is read
+        settings_from(tmp_path, """
 [[alerts.rules]]
 name = "failures"
 kind = "failed_runs"
 recipients = ["oncall@example.com", "oncall@@example", "x@example.com"]
 """)
-    with pytest.raises(ConfigError) as err:
-        load_alert_config(s)
     assert str(err.value) == (
         f"{tmp_path / 'pipepulse.toml'}: [[alerts.rules]] 'failures' recipients: 'oncall@@example' is not an email "
         'address (expected e.g. oncall@example.com or "On-call <oncall@example.com>")'
@@ -118,15 +117,13 @@ recipients = ["oncall@example.com", "oncall@@example", "x@example.com"]
 
 @pytest.mark.parametrize("bad", ["team", "a b@example.com", "<x@example.com", "x@localhost", ""])
 def test_other_malformed_addresses(tmp_path, bad):
-    s = settings_from(tmp_path, f'[[alerts.rules]]\nname = "r"\nkind = "budget"\nrecipients = ["{bad}"]\n')
     with pytest.raises(ConfigError, match=f"recipients: {bad!r} is not an email address"):
-        load_alert_config(s)
+        settings_from(tmp_path, f'[[alerts.rules]]\nname = "r"\nkind = "budget"\nrecipients = ["{bad}"]\n')
 
 
 def test_an_unknown_kind_names_the_rule_and_the_kinds(tmp_path):
-    s = settings_from(tmp_path, '[[alerts.rules]]\nname = "late stuff"\nkind = "lateness"\nrecipients = ["a@example.com"]\n')
     with pytest.raises(ConfigError) as err:
-        load_alert_config(s)
+        settings_from(tmp_path, '[[alerts.rules]]\nname = "late stuff"\nkind = "lateness"\nrecipients = ["a@example.com"]\n')
     assert str(err.value) == (
         f"{tmp_path / 'pipepulse.toml'}: [[alerts.rules]] 'late stuff': unknown kind 'lateness'; expected one of "
         "failed_runs, freshness, success_rate, anomalies, budget, collector_failing"
@@ -169,16 +166,36 @@ def test_delivery_errors_name_the_key(tmp_path, body, message):
     ],
 )
 def test_rule_errors_name_the_rule_and_key(tmp_path, rule, message):
-    s = settings_from(tmp_path, f'[[alerts.rules]]\nname = "r"\n{rule}\n')
     with pytest.raises(ConfigError) as err:
-        load_alert_config(s)
+        settings_from(tmp_path, f'[[alerts.rules]]\nname = "r"\n{rule}\n')
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('kind = "anomalies"\nmin_severity = "urgent"',
+         "[alerts.rules r] min_severity: expected one of low, medium, high, critical, got 'urgent'"),
+        ('kind = "failed_runs"\nfrequency = "fortnightly"',
+         "[alerts.rules r] frequency: expected immediate, daily or weekly, got 'fortnightly'"),
+        ('kind = "budgets"', "[[alerts.rules]] 'r': unknown kind 'budgets'; expected one of failed_runs, freshness, "),
+    ],
+)
+def test_a_bad_rule_stops_the_scheduler_before_it_starts(tmp_path, capsys, line, message):
+    """Every command reads the config first; a bad rule is no longer found only at the first digest."""
+    from cli.main import main
+
+    path = tmp_path / "pipepulse.toml"
+    path.write_text(f'[[alerts.rules]]\nname = "r"\nrecipients = ["a@example.com"]\n{line}\n', encoding="utf-8")
+    assert main(["--config", str(path), "schedule", "--list"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"pipepulse: error: {path}: ") and message in err, err
 
 
 def test_a_rule_name_used_twice(tmp_path):
     r = '[[alerts.rules]]\nname = "r"\nkind = "budget"\nrecipients = ["a@example.com"]\n'
     with pytest.raises(ConfigError, match="'r' is defined twice"):
-        load_alert_config(settings_from(tmp_path, r + r))
+        settings_from(tmp_path, r + r)
 
 
 def test_password_file_drops_the_trailing_newline(tmp_path):

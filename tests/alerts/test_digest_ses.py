@@ -60,7 +60,7 @@ def test_an_unverified_sender_gets_a_clear_error_and_loses_nothing(aws, seeded, 
     msg = email.message_from_string(raw["raw_data"], policy=email.policy.default)
     assert msg["Subject"] == (
         "pipepulse daily: 2 failures, 1 missed, 1 below success target, 1 anomaly, 1 collector failing, "
-        "spend 12% over budget"
+        "spend forecast 12% over budget"
     )
     # both parts and the inline chart survive send_raw_email
     assert sorted(parts(msg)) == ["image/png", "multipart/alternative", "multipart/related", "text/html", "text/plain"]

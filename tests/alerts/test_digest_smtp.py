@@ -27,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 SUBJECT = (
     "pipepulse daily: 2 failures, 1 missed, 1 below success target, 1 anomaly, 1 collector failing, "
-    "spend 12% over budget"
+    "spend forecast 12% over budget"
 )
 FIRST_KEYS = {
     "run:reference:orders-112003",
@@ -166,7 +166,7 @@ def test_a_new_failure_is_sent_alone_and_an_acknowledged_anomaly_is_left_out(see
     [d] = result.digests
     assert set(d.items) == {"run:reference:orders-112012"}
     [_, (_, msg)] = smtp_server.recorder.messages
-    assert msg["Subject"] == "pipepulse daily: 1 failure, spend 12% over budget"
+    assert msg["Subject"] == "pipepulse daily: 1 failure, spend forecast 12% over budget"
     html = body(msg, "text/html")
     assert "s3://orders-raw/2026/11/20/12.json not found" in html
     assert "Amazon S3" not in html  # acknowledged: not new, not "still open"
@@ -202,7 +202,7 @@ def test_a_severity_increase_is_sent_again_inside_the_suppression_interval(seede
     [d] = worse.digests
     assert d.items == ("anomaly:a1cost",)
     msg = smtp_server.recorder.messages[-1][1]
-    assert msg["Subject"] == "pipepulse daily: 1 anomaly, spend 12% over budget"
+    assert msg["Subject"] == "pipepulse daily: 1 anomaly, spend forecast 12% over budget"
     assert ">critical</span>" in body(msg, "text/html")
     versions = {(r["item_version"], r["status"]) for r in rows(seeded, notifications, notifications.c.notification_id)
                 if r["item_key"] == "anomaly:a1cost"}
@@ -324,7 +324,7 @@ recipients = ["finance@example.com"]
     [d] = first.digests
     assert (d.status, d.items) == ("sent", ())
     msg = smtp_server.recorder.messages[0][1]
-    assert msg["Subject"] == "pipepulse daily: all clear, spend 12% over budget"
+    assert msg["Subject"] == "pipepulse daily: all clear, spend forecast 12% over budget"
     html = body(msg, "text/html")
     assert "All clear: no new failures, late runs or anomalies in this period." in html
     assert "orders" not in html.split("Runs in this period")[1]  # the table covers the rule's pipelines only
@@ -356,7 +356,7 @@ recipients = ["finops@example.com"]
     assert run_digest(settings, seeded, period="daily", now=NOW).digests == []
     [d] = run_digest(settings, seeded, period="weekly", now=NOW).digests
     assert d.items == ("budget:total:2026-11",)
-    assert smtp_server.recorder.messages[0][1]["Subject"] == "pipepulse weekly: spend 12% over budget"
+    assert smtp_server.recorder.messages[0][1]["Subject"] == "pipepulse weekly: spend forecast 12% over budget"
 
 
 def test_the_cli_digest_dry_run(seeded, tmp_path, db_url, monkeypatch, capsys, smtp_server):
@@ -402,7 +402,7 @@ recipients = ["pager@example.com"]
     settings = make_settings(tmp_path, db_url, smtp_alerts(smtp_server, extra="send_all_clear = true"), rules=rules)
     [d] = run_digest(settings, seeded, period="immediate", now=NOW).digests
     msg = smtp_server.recorder.messages[0][1]
-    assert msg["Subject"] == "pipepulse alert: 2 failures, spend 12% over budget"
+    assert msg["Subject"] == "pipepulse alert: 2 failures, spend forecast 12% over budget"
     assert "pipepulse alert · Thu 19 Nov 12:00 UTC – Fri 20 Nov 12:00 UTC" in body(msg, "text/html")
     # five minutes later: nothing new, and no all-clear for immediate rules
     assert run_digest(settings, seeded, period="immediate", now=NOW + timedelta(minutes=5)).digests == []
@@ -505,7 +505,7 @@ def test_an_older_open_anomaly_is_listed_compactly_until_it_gets_worse(seeded, s
     msg = smtp_server.recorder.messages[0][1]
     assert msg["Subject"] == (
         "pipepulse daily: 2 failures, 1 missed, 1 below success target, 1 anomaly, 1 collector failing, "
-        "1 older anomaly open, spend 12% over budget"
+        "1 older anomaly open, spend forecast 12% over budget"
     )
     html = body(msg, "text/html")
     assert "Anomalies (1)" in html  # ...but not as news

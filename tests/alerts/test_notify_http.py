@@ -151,7 +151,7 @@ def test_slack_and_webhook_get_the_alert_once_signed_and_retried(
     assert {d.status for d in result.digests} == {"sent"}
     assert by_channel["slack:oncall"].attempts == 1
     assert by_channel["webhook:ops"].attempts == 2
-    subject = "pipepulse alert: 2 failures, spend 12% over budget"
+    subject = "pipepulse alert: 2 failures, spend forecast 12% over budget"
     assert {d.subject for d in result.digests} == {subject}
 
     # Slack: Block Kit, the subject, one section per failure with the same links as the email

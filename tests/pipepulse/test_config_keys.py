@@ -60,10 +60,10 @@ def test_shipped_configs_use_only_declared_keys(example):
 
 
 def test_declaration_matches_the_code_it_describes():
-    from alerts.rules import _COMMON, _KIND_OPTIONS
     from collectors.runner import SOURCES
     from jobs.detect import AnomalySettings
     from jobs.registry import JOBS
+    from pipepulse.alert_rules import _COMMON, _KIND_OPTIONS
     from store.retention import PRUNABLE
 
     assert {k for k, v in CONFIG_KEYS["collectors"].items() if isinstance(v, dict)} == set(SOURCES)

@@ -61,6 +61,7 @@ def test_demo_config_parses():
         ('[prices]\nglue_dpu_hour = "cheap"\n', r"\[prices\] glue_dpu_hour: expected a non-negative number, got 'cheap'"),
         ('[prices]\nglue_dpu_hours = 1\n', r"pipepulse\.toml:2: \[prices\] glue_dpu_hours: unknown key; did you mean glue_dpu_hour\?"),
         ('[budgets.pipelines]\norders = -5\n', r"\[budgets.pipelines\] orders: expected a non-negative number, got -5"),
+        ('[budgets]\nmonthly = -5\n', r"\[budgets\] monthly: expected a non-negative number \(the month's budget\), got -5"),
         ('[database]\nurl = "not a url"\n', r"database url 'not a url' is not a URL"),
         ('pipelines = "x"\n', r"pipelines must be an array of tables"),
         ("[aws\nregion='x'\n", r"pipepulse\.toml: not valid TOML"),
@@ -89,3 +90,5 @@ def test_bad_environment_values_named():
         load_settings({"PIPEPULSE_LOG_LEVEL": "LOUD"})
     with pytest.raises(ConfigError, match="PIPEPULSE_BUDGET_MONTHLY: expected a number"):
         load_settings({"PIPEPULSE_BUDGET_MONTHLY": "lots"})
+    with pytest.raises(ConfigError, match="PIPEPULSE_BUDGET_MONTHLY: expected a non-negative number, got '-5'"):
+        load_settings({"PIPEPULSE_BUDGET_MONTHLY": "-5"})
