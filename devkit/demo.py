@@ -125,7 +125,8 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
     seeded = step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end, history_days=days), _describe)
     days_done = ticker("pipeline backfill", "days") if bar is not None else progress
     filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=days_done,
-                                                        state_transitions=seeded.sfn_transitions), _describe_backfill)
+                                                        state_transitions=seeded.sfn_transitions,
+                                                        glue_nights=seeded.glue_nights), _describe_backfill)
     step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: _collect(settings, engine, end + timedelta(minutes=5), ticker("collect", "sources")),
