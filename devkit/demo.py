@@ -37,6 +37,7 @@ from jobs import detect, forecast
 from pipeline.backfill import backfill
 from pipeline.config import pipeline_section
 from pipepulse.errors import ConfigError
+from pipepulse.files import private_dir, write_private
 from pipepulse.settings import DEMO_MARKER, Settings
 from store.stats import table_counts
 
@@ -64,10 +65,11 @@ def reset_demo_dir(settings: Settings) -> Path:
             f"{folder} holds files the demo did not create; the demo only rebuilds a folder it owns. "
             "Point [pipepulse] data_dir (or PIPEPULSE_DATA_DIR) at an empty folder for the demo"
         )
-    if folder.exists():
+    if marker.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    marker.write_text("created by `pipepulse demo`; rebuilt by every `make demo`\n")
+    # 0700, as are the parents it creates; an empty folder of the user's is kept, mode and all
+    private_dir(folder)
+    write_private(marker, "created by `pipepulse demo`; rebuilt by every `make demo`\n", what="demo marker")
     return folder
 
 
