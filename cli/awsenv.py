@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipepulse.errors import ConfigError
+from pipepulse.files import private_dir, write_private
 from pipepulse.settings import Settings
 
 __all__ = ["AwsTarget", "add_local_aws_flag", "advertise_local_aws", "aws_environment", "devkit_missing"]
@@ -170,8 +171,8 @@ def _read_advert(settings: Settings) -> str | None:
 def advertise_local_aws(settings: Settings, endpoint: str) -> Iterator[Path]:
     """Tell other pipepulse commands (same data folder) where the running local AWS is."""
     path = _advert_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}))
+    private_dir(path.parent)
+    write_private(path, json.dumps({"endpoint": endpoint, "pid": os.getpid()}), what="local AWS advert")
     try:
         yield path
     finally:

@@ -6,8 +6,9 @@
   execute mode: Pass, Wait, Choice and Fail states, so some executions succeed and some fail
   with an error and a cause that the collector reads from the execution history;
 - the Glue job ``nightly-compaction`` with one run per night at 02:00 UTC for every day of the
-  demo's history (the days its bill has a ``glue_nightly`` line; the last ``GLUE_NIGHTS`` nights
-  without a history), so that its runs' estimates add up to that line over any window. moto's
+  demo's history whose run is over by ``now`` (the last ``GLUE_NIGHTS`` nights without a
+  history); the bill charges its ``glue_nightly`` line on those days only (``glue_nights``), so
+  that its runs' estimates add up to that line over any window. moto's
   runs always succeed, carry the wall-clock start and report ``ExecutionTime`` 123 s whatever
   they did; the demo runs moto in this process, so it sets each run's start, end,
   billed seconds and (for a few) FAILED or TIMEOUT state on moto's backend object, which is the
@@ -100,6 +101,9 @@ class SeededAws:
     # (day, pipeline tag, state machine ARN) -> state transitions the executions started that
     # day bill (Standard), as the collector counts them from their histories
     sfn_transitions: dict[tuple[date, str, str], int] = field(default_factory=dict)
+    # the days the Glue job ran: the only days the bill charges it (tonight's run, if not over
+    # by ``now``, is not one of them)
+    glue_nights: list[date] = field(default_factory=list)
 
     def __str__(self) -> str:
         n = sum(self.sfn_transitions.values())
@@ -108,14 +112,16 @@ class SeededAws:
 
 def seed_aws_sources(settings: Settings, *, now: datetime, history_days: int | None = None) -> SeededAws:
     """Create the demo's state machine with executions and Glue job with nightly runs; says how many
-    (``str``) and what the executions bill (``sfn_transitions``).
+    (``str``), what the executions bill (``sfn_transitions``) and which days the job ran
+    (``glue_nights``).
     ``history_days``: how far back the demo's bill starts (its Glue line grows from there)."""
     sfn = boto3.client("stepfunctions", region_name=settings.aws_region)
     glue = boto3.client("glue", region_name=settings.aws_region)
     arn, started = _seed_step_functions(sfn, settings, now)
-    n_glue = _seed_glue(glue, settings, now, history_days=history_days)
-    seeded = SeededAws(len(started), n_glue, _billed_transitions(sfn, settings, arn, started))
-    log.info("seeded AWS sources", extra={"executions": seeded.executions, "glue_runs": n_glue,
+    nights = _seed_glue(glue, settings, now, history_days=history_days)
+    seeded = SeededAws(len(started), len(nights), _billed_transitions(sfn, settings, arn, started),
+                       [night.date() for night in nights])
+    log.info("seeded AWS sources", extra={"executions": seeded.executions, "glue_runs": seeded.glue_runs,
                                            "state_transitions": sum(seeded.sfn_transitions.values())})
     return seeded
 
@@ -250,7 +256,8 @@ GLUE_OOM_NIGHT = 9
 GLUE_TIMEOUT_NIGHT = 3
 
 
-def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | None = None) -> int:
+def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | None = None) -> list[datetime]:
+    """Create the Glue job and its nightly runs; returns when the runs started."""
     nights = _glue_nights(now, history_days)
     try:
         glue.create_job(
@@ -271,7 +278,7 @@ def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | N
     backend_runs = _moto_job_runs(settings.aws_region)
     if backend_runs is None:
         log.warning("moto is not in this process: Glue runs keep moto's times and states")
-        return len(ids)
+        return nights
     history_start = (now - timedelta(days=history_days if history_days else GLUE_NIGHTS)).date()
     for start, run_id in zip(nights, ids, strict=True):
         run = backend_runs[run_id]
@@ -288,7 +295,7 @@ def _seed_glue(glue, settings: Settings, now: datetime, *, history_days: int | N
         run.completed_on = (start + GLUE_STARTUP + timedelta(seconds=seconds)).replace(tzinfo=None)
         run.status = status
         _set_execution_time(run, seconds)
-    return len(ids)
+    return nights
 
 
 def _set_execution_time(run, seconds: int) -> None:

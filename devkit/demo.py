@@ -37,6 +37,7 @@ from jobs import detect, forecast
 from pipeline.backfill import backfill
 from pipeline.config import pipeline_section
 from pipepulse.errors import ConfigError
+from pipepulse.files import private_dir, write_private
 from pipepulse.settings import DEMO_MARKER, Settings
 from store.stats import table_counts
 
@@ -64,10 +65,11 @@ def reset_demo_dir(settings: Settings) -> Path:
             f"{folder} holds files the demo did not create; the demo only rebuilds a folder it owns. "
             "Point [pipepulse] data_dir (or PIPEPULSE_DATA_DIR) at an empty folder for the demo"
         )
-    if folder.exists():
+    if marker.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    marker.write_text("created by `pipepulse demo`; rebuilt by every `make demo`\n")
+    # 0700, as are the parents it creates; an empty folder of the user's is kept, mode and all
+    private_dir(folder)
+    write_private(marker, "created by `pipepulse demo`; rebuilt by every `make demo`\n", what="demo marker")
     return folder
 
 
@@ -125,7 +127,8 @@ def build_demo(settings: Settings, engine: Engine, *, days: int, end: datetime, 
     seeded = step("Step Functions and Glue", lambda: seed_aws_sources(settings, now=end, history_days=days), _describe)
     days_done = ticker("pipeline backfill", "days") if bar is not None else progress
     filled = step("pipeline backfill", lambda: backfill(settings, days=days, end=end, progress=days_done,
-                                                        state_transitions=seeded.sfn_transitions), _describe_backfill)
+                                                        state_transitions=seeded.sfn_transitions,
+                                                        glue_nights=seeded.glue_nights), _describe_backfill)
     step("Lambda REPORT lines", lambda: seed_lambda_reports(settings, now=end), _describe)
     step("Cost Explorer data", lambda: _load_cost_explorer(settings, local_aws, filled.export_keys), _describe)
     passes = step("collect", lambda: _collect(settings, engine, end + timedelta(minutes=5), ticker("collect", "sources")),

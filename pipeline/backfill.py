@@ -45,7 +45,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -182,11 +182,15 @@ def backfill(
     seed: int = 7,
     progress: bool | Callable[[int, int], None] = False,
     state_transitions: Mapping[tuple[date, str, str], float] | None = None,
+    glue_nights: Collection[date] | None = None,
 ) -> BackfillSummary:
     """Simulate ``days`` days of runs ending at ``end`` (see module docstring).
 
     ``state_transitions``: Step Functions transitions the bill charges besides the reference
     pipelines, by (day, pipeline tag, state machine ARN); the demo passes its executions'.
+    ``glue_nights``: the days the nightly Glue job ran, the only days the bill charges it (the demo
+    passes its runs'); None: every day. The bill ends at ``end``: its last day has only the hours
+    before ``end`` (``pipeline.focus.account_rows``).
 
     ``progress``: True draws a bar on stderr when it is a terminal; a callable gets ``(days done,
     days)`` after each simulated day.
@@ -296,6 +300,8 @@ def backfill(
             seed=seed,
             dt_spike_day=faults.dt_spike_day,
             state_transitions=state_transitions,
+            until=end_dt,
+            glue_nights=glue_nights,
         )
         summary.export_keys = focus.write_export(rows, section.export_bucket)
         summary.export_rows = len(rows)

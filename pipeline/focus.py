@@ -14,6 +14,12 @@
   pipeline's output, which no run estimate includes;
 - incidents: a two-day data-transfer spike (``dt_spike_day``).
 
+The day the bill ends in (``until``, when not midnight) is billed for the hours before it, as a
+real export read during the day has only that day's usage so far: the metered lines at their
+share of the day, the reference pipelines and Step Functions for the runs and executions that
+happened (the caller passes only those), and the nightly Glue job only if its run did
+(``glue_nights``). AWS's export trails usage by some hours; the demo does not model that delay.
+
 ``write_export`` writes one gzip CSV per billing period to
 ``s3://<bucket>/focus/pipepulse-demo/data/BILLING_PERIOD=YYYY-MM/pipepulse-demo-00001.csv.gz``
 plus a manifest under ``metadata/``, replacing earlier versions (AWS rewrites the month's file
@@ -28,8 +34,8 @@ import gzip
 import io
 import json
 import random
-from collections.abc import Mapping
-from datetime import date, timedelta
+from collections.abc import Collection, Mapping
+from datetime import UTC, date, datetime, time, timedelta
 
 import boto3
 from botocore.exceptions import ClientError
@@ -308,10 +314,16 @@ def account_rows(
     seed: int,
     dt_spike_day: date | None = None,
     state_transitions: Mapping[tuple[date, str, str], float] | None = None,
+    until: datetime | None = None,
+    glue_nights: Collection[date] | None = None,
 ) -> list[dict[str, str]]:
     """FOCUS rows for every day in ``[start, end)`` (see module docstring).
     ``state_transitions``: (day, pipeline tag, state machine ARN) -> Standard workflow state
-    transitions that day; billed exactly, one row each."""
+    transitions that day; billed exactly, one row each.
+    ``until``: the bill's end (UTC); the day it falls in is billed for the hours before it, a day
+    after it not at all. None: every day in full.
+    ``glue_nights``: the days the nightly Glue job ran; its line is billed on those days only.
+    None: every day."""
     transitions = state_transitions or {}
     rng = random.Random(f"focus:{seed}")
     rows: list[dict[str, str]] = []
@@ -319,6 +331,9 @@ def account_rows(
     n = 0
     while day < end:
         weekday = day.weekday() < 5
+        share = _share_of_day(day, until)
+        if share <= 0:
+            break
         for svc, region, usage, op, unit, price, qty, swing, growth, resource, tag in _BASE:
             if svc == "AWSGlue":
                 # the draw of the invented Step Functions line that stood here, kept so that
@@ -336,6 +351,11 @@ def account_rows(
                 and dt_spike_day <= day < dt_spike_day + timedelta(days=2)
             ):
                 q *= 6.0  # incident: a replication job sent the lake across the internet for two days
+            if tag == "glue_nightly" and glue_nights is not None:
+                if day not in glue_nights:
+                    continue  # no run that day (tonight's has not happened yet): nothing to bill
+            else:
+                q *= share
             rows.append(_row(day, svc, region, usage, op, unit, price, max(q, 0.0), resource, tag))
         for (_, tag, machine), count in sorted(t for t in transitions.items() if t[0][0] == day):
             rows.append(_row(day, "AWSStepFunctions", "us-east-1", "StateTransition", "StartExecution",
@@ -372,7 +392,7 @@ def account_rows(
                     "StandardStorage",
                     "GB-Mo",
                     0.023,
-                    stored_gb * 24 / 720 * 30,
+                    stored_gb * 24 / 720 * 30 * share,
                     f"pipepulse-demo-lake/{pipeline}",
                     pipeline,
                 )
@@ -380,6 +400,15 @@ def account_rows(
         day += timedelta(days=1)
         n += 1
     return rows
+
+
+def _share_of_day(day: date, until: datetime | None) -> float:
+    """The part of ``day`` (UTC) before ``until``: 1.0 for a day that has ended, 0.0 for one
+    that has not begun."""
+    if until is None:
+        return 1.0
+    begins = datetime.combine(day, time.min, UTC)
+    return min(max((until - begins) / timedelta(days=1), 0.0), 1.0)
 
 
 def _pipeline_resource(svc: str, pipeline: str) -> str:

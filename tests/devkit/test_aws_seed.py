@@ -56,6 +56,8 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
     # every day the bill's glue_nightly line covers, from its first day, has its night's run, at 02:00
     days = sorted({r.started_at.date() for r in glue_runs} | {d.date() for d in failed.values()})
     assert days == [start + timedelta(days=i) for i in range(nights)]
+    # and those nights are the days the bill charges the job (tonight's only once its run is over)
+    assert seeded.glue_nights == days
     assert {(r.started_at.hour, r.started_at.minute) for r in glue_runs} == {(2, 0)}
     assert {k: (now.date() - v.date()).days for k, v in failed.items()} == {"FAILED": GLUE_OOM_NIGHT, "TIMED_OUT": GLUE_TIMEOUT_NIGHT}
     for run in glue_runs:

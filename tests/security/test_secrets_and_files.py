@@ -143,3 +143,35 @@ def test_hash_password_refuses_weak_passwords(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse battery staple\n"))
     assert main(["dashboard", "hash-password", "--password-stdin"]) == 0
     assert capsys.readouterr().out.startswith("scrypt$")
+
+
+def test_the_demo_folder_and_its_files_are_private(tmp_path):
+    """`make demo` made data/ and data/demo 0755 and its marker 0644 (new-user review #4)."""
+    from devkit.demo import MARKER, reset_demo_dir
+    from pipepulse.settings import load_settings
+
+    folder = tmp_path / "data" / "demo"
+    settings = load_settings({"PIPEPULSE_DATA_DIR": str(folder)})
+    reset_demo_dir(settings)
+    assert (_mode(folder.parent), _mode(folder), _mode(folder / MARKER)) == (0o700, 0o700, 0o600)
+    (folder / "pipepulse.db").write_text("")
+    reset_demo_dir(settings)  # a rebuild: the demo's own folder, emptied and made again
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER]
+    assert (_mode(folder), _mode(folder / MARKER)) == (0o700, 0o600)
+    # an empty folder the user made for the demo is used as it is: its mode is the user's
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o750)
+    os.chmod(mine, 0o750)
+    reset_demo_dir(load_settings({"PIPEPULSE_DATA_DIR": str(mine)}))
+    assert (_mode(mine), _mode(mine / MARKER)) == (0o750, 0o600)
+
+
+def test_the_local_aws_advert_is_private(tmp_path):
+    """The demo's data/demo/localaws.json was 0644 (new-user review #4)."""
+    from cli.awsenv import advertise_local_aws
+    from pipepulse.settings import load_settings
+
+    folder = tmp_path / "data" / "demo"
+    with advertise_local_aws(load_settings({"PIPEPULSE_DATA_DIR": str(folder)}), "http://127.0.0.1:5999") as advert:
+        assert advert.parent == folder
+        assert (_mode(folder.parent), _mode(folder), _mode(advert)) == (0o700, 0o700, 0o600)
