@@ -523,7 +523,9 @@ def anomalies(
             for p in (pipelines or (None,))
         ]
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    frame = frame.sort_values(["last_seen", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    # newest incident first, as `pipepulse anomalies list` (store.anomalies.list_anomalies): one
+    # detect pass gives every anomaly it sees the same last_seen, so that would order by fingerprint
+    frame = frame.sort_values(["window_start", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if frame.empty:
         for col in ("root_cause_text", "why_text", "observed_text", "expected_text", "band_text"):
             frame[col] = pd.Series(dtype=str)

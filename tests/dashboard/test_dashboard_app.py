@@ -247,6 +247,32 @@ def test_admin_acknowledges_an_anomaly(filled_db, app_env):
     assert options and not [o for o in options if f"({fp[:8]})" in o]
 
 
+def test_anomalies_list_newest_incident_first_and_act_on_one_preselects_it(fresh_filled_db, app_env):
+    # one detect pass gives every anomaly it sees the same last_seen: the list must still be
+    # newest incident (window) first, as `pipepulse anomalies list`, and not fingerprint order
+    url, ds = fresh_filled_db
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        seen = conn.execute(sa.select(sa.func.max(anomalies.c.last_seen))).scalar_one()
+        conn.execute(anomalies.update().values(last_seen=seen))
+        # the throughput anomaly (the last fingerprint of the open ones) becomes the newest incident
+        newest = conn.execute(sa.select(sa.func.max(anomalies.c.window_start))).scalar_one()
+        conn.execute(anomalies.update().where(anomalies.c.fingerprint == ds.fingerprints["thr"])
+                     .values(window_start=newest + timedelta(hours=6), window_end=newest + timedelta(hours=7)))
+        expected = conn.execute(
+            sa.select(anomalies.c.subject, anomalies.c.fingerprint).where(anomalies.c.status == "open")
+            .order_by(anomalies.c.window_start.desc(), anomalies.c.fingerprint)
+        ).all()
+    engine.dispose()
+    app_env(url)
+    at = _open("views/anomalies.py")
+    assert not at.exception
+    table = _static_table(at, "anomalies")
+    assert [a.split(": ", 1)[1] for a in table["anomaly"]] == [subject for subject, _ in expected]
+    assert expected[0][1] == ds.fingerprints["thr"]
+    assert at.selectbox(key="fp_pick").value == ds.fingerprints["thr"]
+
+
 SECRETS = {
     "pipepulse": {
         "users": {
