@@ -115,6 +115,77 @@ def test_every_page_renders_the_demo_data(filled_db, app_env):
     assert not any("<script>" in h.proto.body for h in at.get("html"))
 
 
+def _open_link(query: dict) -> AppTest:
+    """The Overview opened from a link with ``query`` (see test_deep_link_applies_filters)."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params = dict(query)
+    return at.run()
+
+
+RUN_TILES = ("Success rate", "p95 duration", "Throughput (records/h)", "Failed runs", "Runs")
+
+
+def _records_out_and_first_run(url: str, start: datetime, end: datetime) -> tuple[float, datetime]:
+    from store.schema import runs
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(runs.c.records_out), 0))
+                             .where(runs.c.started_at >= start, runs.c.started_at < end)).scalar_one()
+        first = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar_one()
+    engine.dispose()
+    return float(total), first.replace(tzinfo=UTC) if first.tzinfo is None else first
+
+
+def test_overview_compares_only_with_a_covered_window_and_counts_throughput_from_the_first_run(filled_db, app_env):
+    # the dataset holds 30 days of runs: a 90d window reaches 60 days back before them, and the
+    # 90d before it hold no runs at all
+    url, ds = filled_db
+    app_env(url)
+    to = ds.end.date() - timedelta(days=1)  # "Up to" yesterday: the window ends at today's midnight
+    end = datetime.combine(to + timedelta(days=1), datetime.min.time(), UTC)
+    at = _open_link({"range": "90d", "to": to.isoformat()})
+    assert not at.exception
+    tiles = _tiles(at)
+    total, first = _records_out_and_first_run(url, end - timedelta(days=90), end)
+    # records per hour over the hours from the first stored run on, not over all 90 days
+    assert tiles["Throughput (records/h)"][0] == f"{total / ((end - first).total_seconds() / 3600):,.0f}"
+    # no tile shows a change against a window the history does not cover
+    assert [tiles[t][1] for t in RUN_TILES] == [None] * len(RUN_TILES)
+    assert [c.value for c in at.caption][0] == (
+        f"Last 90d. No changes shown: the stored runs start {first:%Y-%m-%d %H:%M} UTC, so the 90d before hold too "
+        "little to compare with"
+    )
+
+    # a week is covered, as is the week before it: every run tile shows its change, and
+    # throughput is over the whole week (the history starts before it)
+    at = _open_link({"range": "7d", "to": to.isoformat()})
+    tiles = _tiles(at)
+    total, _ = _records_out_and_first_run(url, end - timedelta(days=7), end)
+    assert tiles["Throughput (records/h)"][0] == f"{total / (7 * 24):,.0f}"
+    assert all(tiles[t][1] is not None for t in RUN_TILES), tiles
+    assert [c.value for c in at.caption][0] == "Last 7d against the 7d before"
+
+
+def test_overview_spend_change_only_against_covered_days_of_the_month_before(fresh_filled_db, app_env):
+    from store.schema import cost_daily
+
+    url, ds = fresh_filled_db
+    app_env(url)
+    today = ds.end.date()
+    assert _tiles(_open())["Spend month to date"][1].endswith(" vs last month")
+    # drop the cost rows of more than half of last month's days 1..today's day: no baseline left
+    prev_start = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    cut = prev_start + timedelta(days=min(today.day, 28) // 2 + 1)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(cost_daily.delete().where(cost_daily.c.day < cut))
+    engine.dispose()
+    app_env(url)
+    tiles = _tiles(_open())
+    assert tiles["Spend month to date"][0].endswith(" USD") and tiles["Spend month to date"][1] is None
+
+
 def test_deep_link_applies_filters(filled_db, app_env):
     # AppTest loses sidebar widgets on reruns under st.navigation, so the link is opened on the
     # default page in the first run; test_browser.py opens deep links on every page.
@@ -126,7 +197,8 @@ def test_deep_link_applies_filters(filled_db, app_env):
     assert not at.exception
     assert at.selectbox(key="range").value == "30d"
     assert at.multiselect(key="pipeline").value == ["orders"]
-    assert "Last 30d against the 30d before" in [c.value for c in at.caption]
+    # (the dataset's 30 days of runs do not cover the 30 days before: no changes, and the caption says so)
+    assert [c.value for c in at.caption][0].startswith("Last 30d. No changes shown: the stored runs start ")
     # the sidebar's caption (Markdown, escaped) says what the Filters popover selects
     summary = [re.sub(r"\\(.)", r"\1", c.value) for c in at.sidebar.caption]
     assert len(summary) == 1 and summary[0].startswith("Last 30d: ") and summary[0].endswith(" UTC; pipelines orders")
