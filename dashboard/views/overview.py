@@ -76,7 +76,22 @@ with tiles:
     else:
         row.append(ui.Tile("Spend month to date", "no cost data"))
     budget = s.budget_monthly if s.budget_monthly is not None else (snap or {}).get("budget")
-    if snap is not None and snap.get("month_end_mean") is not None:
+    month = f.end_day.replace(day=1)
+    if month < f.now.date().replace(day=1):
+        # "Up to" a day of a past month: that month's whole bill against the budget, not the
+        # current month's forecast next to a past month's spend
+        last = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        whole = data.spend_month_to_date(last, "billed", None, None)
+        label = f"Spend in {month:%B %Y}"
+        if whole["has_data"]:
+            shown, sign = _change(whole["mtd"] - budget, "{:+,.0f}", f" vs budget {budget:,.0f}") if budget else (None, 0)
+            row.append(ui.Tile(
+                label, f"{whole['mtd']:,.0f} {cur}", shown, sign, "down",
+                help=f"Billed in all of {month:%B %Y}, all accounts and pipelines, against the monthly budget",
+            ))
+        else:
+            row.append(ui.Tile(label, "no cost data"))
+    elif snap is not None and snap.get("month_end_mean") is not None:
         mean = snap["month_end_mean"]
         band = ""
         if snap.get("month_end_lower") is not None and snap.get("month_end_upper") is not None:

@@ -186,6 +186,27 @@ def test_overview_spend_change_only_against_covered_days_of_the_month_before(fre
     assert tiles["Spend month to date"][0].endswith(" USD") and tiles["Spend month to date"][1] is None
 
 
+def test_overview_up_to_a_past_month_shows_that_months_bill_against_the_budget(filled_db, app_env):
+    from store.costs import daily_cost
+
+    url, ds = filled_db
+    app_env(url)
+    month = (ds.end.date().replace(day=1) - timedelta(days=1)).replace(day=1)  # last month: the dataset bills all of it
+    to = month + timedelta(days=10)
+    nxt = (month + timedelta(days=32)).replace(day=1)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        whole = float(daily_cost(conn, month, nxt - timedelta(days=1))["billed_cost"].sum())
+        part = float(daily_cost(conn, month, to)["billed_cost"].sum())
+    engine.dispose()
+    tiles = _tiles(_open_link({"to": to.isoformat()}))
+    assert tiles["Spend month to date"][0] == f"{part:,.0f} USD"
+    # that month's own bill against the budget (demo.toml: 2,600), not this month's forecast
+    assert "Forecast month end" not in tiles
+    change = whole - 2600
+    assert tiles[f"Spend in {month:%B %Y}"] == (f"{whole:,.0f} USD", f"{change:+,.0f} vs budget 2,600", (change > 0) - (change < 0))
+
+
 def test_deep_link_applies_filters(filled_db, app_env):
     # AppTest loses sidebar widgets on reruns under st.navigation, so the link is opened on the
     # default page in the first run; test_browser.py opens deep links on every page.
