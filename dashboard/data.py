@@ -149,7 +149,18 @@ def region_options(since: date) -> list[str]:
 # ---- health ------------------------------------------------------------------------------------
 
 
+# A window is compared with the one before it only when the stored history covers at least this
+# share of that earlier window: a previous 90 days holding the first two runs ever is no baseline.
+COVERED = 0.75
+
+
+def _covers(first: datetime | date | None, start: datetime | date, end: datetime | date) -> bool:
+    """Whether data that starts at ``first`` covers at least ``COVERED`` of ``[start, end)``."""
+    return first is not None and first <= start + (end - start) * (1.0 - COVERED)
+
+
 def _rates(stats: dict[str, float], p: dict[float, float | None], hours: float) -> dict[str, float | None]:
+    """The KPIs of one window; ``hours``: the hours of it that hold data (throughput's divisor)."""
     terminal = stats["terminal"]
     return {
         "runs": stats["runs"],
@@ -158,7 +169,7 @@ def _rates(stats: dict[str, float], p: dict[float, float | None], hours: float) 
         "p50": p.get(0.5),
         "p95": p.get(0.95),
         "records_out": stats["records_out"],
-        "throughput_per_hour": stats["records_out"] / hours if hours else None,
+        "throughput_per_hour": stats["records_out"] / hours if hours > 0 else None,
         "retries": stats["retries"],
         "cost_usd": stats["cost_usd"],
     }
@@ -167,14 +178,22 @@ def _rates(stats: dict[str, float], p: dict[float, float | None], hours: float) 
 @st.cache_data(ttl=TTL, show_spinner=False)
 def kpis(
     start: datetime, end: datetime, prev_start: datetime, prev_end: datetime, pipelines: tuple[str, ...] | None
-) -> dict[str, dict[str, float | None]]:
-    """Run KPIs of the window and of the previous window of the same length."""
-    out: dict[str, dict[str, float | None]] = {}
+) -> dict[str, Any]:
+    """Run KPIs of the window (``current``) and of the previous window of the same length
+    (``previous``); ``first_run``, when the stored run history starts; ``comparable``, whether
+    that history covers the previous window (``COVERED``), so that changes against it mean
+    something. Throughput counts only the hours from the first stored run on, so a window
+    reaching back before the history is not diluted by hours with no data."""
+    out: dict[str, Any] = {}
     with engine().connect() as conn:
+        first = reads.first_run_start(conn, end, pipelines=pipelines)
         for name, (a, b) in {"current": (start, end), "previous": (prev_start, prev_end)}.items():
             stats = reads.run_window_stats(conn, a, b, pipelines=pipelines)
             q = reads.duration_quantiles(conn, a, b, pipelines=pipelines)
-            out[name] = _rates(stats, q, (b - a).total_seconds() / 3600.0)
+            hours = 0.0 if first is None else (b - max(a, first)).total_seconds() / 3600.0
+            out[name] = _rates(stats, q, hours)
+    out["first_run"] = first
+    out["comparable"] = _covers(first, prev_start, prev_end)
     return out
 
 
@@ -361,7 +380,8 @@ def daily_total_cost(
 def spend_month_to_date(
     today: date, amount: str, accounts: tuple[str, ...] | None, pipelines: tuple[str, ...] | None
 ) -> dict[str, float]:
-    """Month-to-date spend and the same days of the previous month."""
+    """Month-to-date spend and the same days of the previous month; ``comparable``: whether cost
+    rows cover at least ``COVERED`` of those earlier days (as ``kpis``'s previous window)."""
     start = today.replace(day=1)
     prev_end = start - timedelta(days=1)
     prev_start = prev_end.replace(day=1)
@@ -370,7 +390,9 @@ def spend_month_to_date(
     with engine().connect() as conn:
         cur = _daily_cost(conn, start, today, None, accounts, pipelines)
         prev = _daily_cost(conn, prev_start, prev_to, None, accounts, pipelines)
-    return {"mtd": float(cur[col].sum()), "previous": float(prev[col].sum()), "has_data": not cur.empty}
+    covered = prev["day"].nunique() / ((prev_to - prev_start).days + 1)
+    return {"mtd": float(cur[col].sum()), "previous": float(prev[col].sum()), "has_data": not cur.empty,
+            "comparable": covered >= COVERED}
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -523,7 +545,9 @@ def anomalies(
             for p in (pipelines or (None,))
         ]
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    frame = frame.sort_values(["last_seen", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    # newest incident first, as `pipepulse anomalies list` (store.anomalies.list_anomalies): one
+    # detect pass gives every anomaly it sees the same last_seen, so that would order by fingerprint
+    frame = frame.sort_values(["window_start", "fingerprint"], ascending=[False, True], kind="stable").reset_index(drop=True)
     if frame.empty:
         for col in ("root_cause_text", "why_text", "observed_text", "expected_text", "band_text"):
             frame[col] = pd.Series(dtype=str)

@@ -190,6 +190,13 @@ def run_window_stats(
     return {k: float(v or 0) for k, v in zip(keys, row, strict=True)}
 
 
+def first_run_start(conn: Connection, before: datetime, *, pipelines: Sequence[str] | None = None) -> datetime | None:
+    """When the oldest stored run started before ``before`` began (where the run history starts),
+    or None when there is none."""
+    q = _pipes(sa.select(sa.func.min(runs.c.started_at)).where(runs.c.started_at < before), runs.c.pipeline, pipelines)
+    return conn.execute(q).scalar()
+
+
 RUN_COLUMNS = [
     runs.c.run_id,
     runs.c.pipeline,

@@ -21,16 +21,17 @@ def _change(x: float, fmt: str, then: str = "") -> tuple[str, int]:
 
 
 def _tile(k: dict, key: str, label: str, fmt: str, delta_fmt: str, good: str = "up", help: str | None = None) -> ui.Tile:
-    """A tile of ``k["current"][key]`` with its change against ``k["previous"][key]``."""
+    """A tile of ``k["current"][key]`` with its change against ``k["previous"][key]``, shown only
+    when the stored history covers the previous window (``data.kpis``'s ``comparable``)."""
     a, b = k["current"].get(key), k["previous"].get(key)
     value = "n/a" if a is None else fmt.format(a)
-    if a is None or b is None:
+    if a is None or b is None or not k["comparable"]:
         return ui.Tile(label, value, help=help)
     return ui.Tile(label, value, *_change(a - b, delta_fmt), good, help)
 
 
 st.title("Overview")
-st.caption(f"Last {f.range} against the {f.range} before")
+caption = st.empty()  # says what the changes compare with, once the KPIs are read
 
 # The tiles are drawn into this slot after the health grid: its chart reaches the browser first
 # and plotly's script (slow to load in a new browser) loads while the tiles' reads run.
@@ -47,11 +48,18 @@ with left:
 with tiles:
     k = data.kpis(f.start, f.end, f.prev_start, f.prev_end, f.pipelines)
     now_k, prev_k = k["current"], k["previous"]
+    if k["comparable"] or k["first_run"] is None:
+        caption.caption(f"Last {f.range} against the {f.range} before")
+    else:
+        caption.caption(
+            f"Last {f.range}. No changes shown: the stored runs start {k['first_run']:%Y-%m-%d %H:%M} UTC, "
+            f"so the {f.range} before hold too little to compare with"
+        )
 
     row = [
         _tile(k, "success_rate", "Success rate", "{:.1f}%", "{:+.1f} pts"),
         _tile(k, "p95", "p95 duration", "{:,.0f} s", "{:+,.0f} s", good="down"),
-        _tile(k, "throughput_per_hour", "Throughput (records/h)", "{:,.0f}", "{:+,.0f}", help="Records out per hour over the window"),
+        _tile(k, "throughput_per_hour", "Throughput (records/h)", "{:,.0f}", "{:+,.0f}", help="Records out per hour of the window, counted from the first stored run on: hours before the run history starts do not count"),
         _tile(k, "failed", "Failed runs", "{:,.0f}", "{:+,.0f}", good="down"),
     ]
 
@@ -61,13 +69,29 @@ with tiles:
     if spend["has_data"]:
         shown, sign = _change(spend["mtd"] - spend["previous"], "{:+,.0f}", " vs last month")
         row.append(ui.Tile(
-            "Spend month to date", f"{spend['mtd']:,.0f} {cur}", shown if spend["previous"] else None, sign, "down",
-            help="Billed so far this month, against the same days of last month",
+            "Spend month to date", f"{spend['mtd']:,.0f} {cur}", shown if spend["comparable"] else None, sign, "down",
+            help=f"Billed {f.end_day:%B} 1 to {f.end_day.day}, against the same days of the month before "
+                 "(a change is shown when cost rows cover most of those days)",
         ))
     else:
         row.append(ui.Tile("Spend month to date", "no cost data"))
     budget = s.budget_monthly if s.budget_monthly is not None else (snap or {}).get("budget")
-    if snap is not None and snap.get("month_end_mean") is not None:
+    month = f.end_day.replace(day=1)
+    if month < f.now.date().replace(day=1):
+        # "Up to" a day of a past month: that month's whole bill against the budget, not the
+        # current month's forecast next to a past month's spend
+        last = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        whole = data.spend_month_to_date(last, "billed", None, None)
+        label = f"Spend in {month:%B %Y}"
+        if whole["has_data"]:
+            shown, sign = _change(whole["mtd"] - budget, "{:+,.0f}", f" vs budget {budget:,.0f}") if budget else (None, 0)
+            row.append(ui.Tile(
+                label, f"{whole['mtd']:,.0f} {cur}", shown, sign, "down",
+                help=f"Billed in all of {month:%B %Y}, all accounts and pipelines, against the monthly budget",
+            ))
+        else:
+            row.append(ui.Tile(label, "no cost data"))
+    elif snap is not None and snap.get("month_end_mean") is not None:
         mean = snap["month_end_mean"]
         band = ""
         if snap.get("month_end_lower") is not None and snap.get("month_end_upper") is not None:

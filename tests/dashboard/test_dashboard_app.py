@@ -115,6 +115,98 @@ def test_every_page_renders_the_demo_data(filled_db, app_env):
     assert not any("<script>" in h.proto.body for h in at.get("html"))
 
 
+def _open_link(query: dict) -> AppTest:
+    """The Overview opened from a link with ``query`` (see test_deep_link_applies_filters)."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params = dict(query)
+    return at.run()
+
+
+RUN_TILES = ("Success rate", "p95 duration", "Throughput (records/h)", "Failed runs", "Runs")
+
+
+def _records_out_and_first_run(url: str, start: datetime, end: datetime) -> tuple[float, datetime]:
+    from store.schema import runs
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(runs.c.records_out), 0))
+                             .where(runs.c.started_at >= start, runs.c.started_at < end)).scalar_one()
+        first = conn.execute(sa.select(sa.func.min(runs.c.started_at))).scalar_one()
+    engine.dispose()
+    return float(total), first.replace(tzinfo=UTC) if first.tzinfo is None else first
+
+
+def test_overview_compares_only_with_a_covered_window_and_counts_throughput_from_the_first_run(filled_db, app_env):
+    # the dataset holds 30 days of runs: a 90d window reaches 60 days back before them, and the
+    # 90d before it hold no runs at all
+    url, ds = filled_db
+    app_env(url)
+    to = ds.end.date() - timedelta(days=1)  # "Up to" yesterday: the window ends at today's midnight
+    end = datetime.combine(to + timedelta(days=1), datetime.min.time(), UTC)
+    at = _open_link({"range": "90d", "to": to.isoformat()})
+    assert not at.exception
+    tiles = _tiles(at)
+    total, first = _records_out_and_first_run(url, end - timedelta(days=90), end)
+    # records per hour over the hours from the first stored run on, not over all 90 days
+    assert tiles["Throughput (records/h)"][0] == f"{total / ((end - first).total_seconds() / 3600):,.0f}"
+    # no tile shows a change against a window the history does not cover
+    assert [tiles[t][1] for t in RUN_TILES] == [None] * len(RUN_TILES)
+    assert [c.value for c in at.caption][0] == (
+        f"Last 90d. No changes shown: the stored runs start {first:%Y-%m-%d %H:%M} UTC, so the 90d before hold too "
+        "little to compare with"
+    )
+
+    # a week is covered, as is the week before it: every run tile shows its change, and
+    # throughput is over the whole week (the history starts before it)
+    at = _open_link({"range": "7d", "to": to.isoformat()})
+    tiles = _tiles(at)
+    total, _ = _records_out_and_first_run(url, end - timedelta(days=7), end)
+    assert tiles["Throughput (records/h)"][0] == f"{total / (7 * 24):,.0f}"
+    assert all(tiles[t][1] is not None for t in RUN_TILES), tiles
+    assert [c.value for c in at.caption][0] == "Last 7d against the 7d before"
+
+
+def test_overview_spend_change_only_against_covered_days_of_the_month_before(fresh_filled_db, app_env):
+    from store.schema import cost_daily
+
+    url, ds = fresh_filled_db
+    app_env(url)
+    today = ds.end.date()
+    assert _tiles(_open())["Spend month to date"][1].endswith(" vs last month")
+    # drop the cost rows of more than half of last month's days 1..today's day: no baseline left
+    prev_start = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    cut = prev_start + timedelta(days=min(today.day, 28) // 2 + 1)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(cost_daily.delete().where(cost_daily.c.day < cut))
+    engine.dispose()
+    app_env(url)
+    tiles = _tiles(_open())
+    assert tiles["Spend month to date"][0].endswith(" USD") and tiles["Spend month to date"][1] is None
+
+
+def test_overview_up_to_a_past_month_shows_that_months_bill_against_the_budget(filled_db, app_env):
+    from store.costs import daily_cost
+
+    url, ds = filled_db
+    app_env(url)
+    month = (ds.end.date().replace(day=1) - timedelta(days=1)).replace(day=1)  # last month: the dataset bills all of it
+    to = month + timedelta(days=10)
+    nxt = (month + timedelta(days=32)).replace(day=1)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        whole = float(daily_cost(conn, month, nxt - timedelta(days=1))["billed_cost"].sum())
+        part = float(daily_cost(conn, month, to)["billed_cost"].sum())
+    engine.dispose()
+    tiles = _tiles(_open_link({"to": to.isoformat()}))
+    assert tiles["Spend month to date"][0] == f"{part:,.0f} USD"
+    # that month's own bill against the budget (demo.toml: 2,600), not this month's forecast
+    assert "Forecast month end" not in tiles
+    change = whole - 2600
+    assert tiles[f"Spend in {month:%B %Y}"] == (f"{whole:,.0f} USD", f"{change:+,.0f} vs budget 2,600", (change > 0) - (change < 0))
+
+
 def test_deep_link_applies_filters(filled_db, app_env):
     # AppTest loses sidebar widgets on reruns under st.navigation, so the link is opened on the
     # default page in the first run; test_browser.py opens deep links on every page.
@@ -126,7 +218,8 @@ def test_deep_link_applies_filters(filled_db, app_env):
     assert not at.exception
     assert at.selectbox(key="range").value == "30d"
     assert at.multiselect(key="pipeline").value == ["orders"]
-    assert "Last 30d against the 30d before" in [c.value for c in at.caption]
+    # (the dataset's 30 days of runs do not cover the 30 days before: no changes, and the caption says so)
+    assert [c.value for c in at.caption][0].startswith("Last 30d. No changes shown: the stored runs start ")
     # the sidebar's caption (Markdown, escaped) says what the Filters popover selects
     summary = [re.sub(r"\\(.)", r"\1", c.value) for c in at.sidebar.caption]
     assert len(summary) == 1 and summary[0].startswith("Last 30d: ") and summary[0].endswith(" UTC; pipelines orders")
@@ -245,6 +338,32 @@ def test_admin_acknowledges_an_anomaly(filled_db, app_env):
     assert "<td>" in table
     options = at.selectbox(key="fp_pick").options
     assert options and not [o for o in options if f"({fp[:8]})" in o]
+
+
+def test_anomalies_list_newest_incident_first_and_act_on_one_preselects_it(fresh_filled_db, app_env):
+    # one detect pass gives every anomaly it sees the same last_seen: the list must still be
+    # newest incident (window) first, as `pipepulse anomalies list`, and not fingerprint order
+    url, ds = fresh_filled_db
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        seen = conn.execute(sa.select(sa.func.max(anomalies.c.last_seen))).scalar_one()
+        conn.execute(anomalies.update().values(last_seen=seen))
+        # the throughput anomaly (the last fingerprint of the open ones) becomes the newest incident
+        newest = conn.execute(sa.select(sa.func.max(anomalies.c.window_start))).scalar_one()
+        conn.execute(anomalies.update().where(anomalies.c.fingerprint == ds.fingerprints["thr"])
+                     .values(window_start=newest + timedelta(hours=6), window_end=newest + timedelta(hours=7)))
+        expected = conn.execute(
+            sa.select(anomalies.c.subject, anomalies.c.fingerprint).where(anomalies.c.status == "open")
+            .order_by(anomalies.c.window_start.desc(), anomalies.c.fingerprint)
+        ).all()
+    engine.dispose()
+    app_env(url)
+    at = _open("views/anomalies.py")
+    assert not at.exception
+    table = _static_table(at, "anomalies")
+    assert [a.split(": ", 1)[1] for a in table["anomaly"]] == [subject for subject, _ in expected]
+    assert expected[0][1] == ds.fingerprints["thr"]
+    assert at.selectbox(key="fp_pick").value == ds.fingerprints["thr"]
 
 
 SECRETS = {

@@ -58,6 +58,14 @@ def test_run_window_stats_counts_and_sums_in_sql(filled):
     assert orders["runs"] == 4 and orders["failed"] == 1
 
 
+def test_first_run_start_is_where_the_history_of_the_chosen_pipelines_starts(filled):
+    with filled.connect() as conn:
+        assert reads.first_run_start(conn, T0 + timedelta(days=2)) == T0 + timedelta(hours=1)
+        assert reads.first_run_start(conn, T0 + timedelta(days=2), pipelines=["daily"]) == T0 + timedelta(hours=5)
+        assert reads.first_run_start(conn, T0 + timedelta(hours=1)) is None  # none started before
+        assert reads.first_run_start(conn, T0 + timedelta(days=2), pipelines=["idle"]) is None
+
+
 def test_duration_quantiles_interpolate_like_numpy(filled):
     with filled.connect() as conn:
         q = reads.duration_quantiles(conn, T0, T0 + timedelta(hours=24), pipelines=["orders"])
