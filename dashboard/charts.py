@@ -677,19 +677,23 @@ def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure
 # ---- collectors --------------------------------------------------------------------------------
 
 
-def collector_api_cost(passes: pd.DataFrame) -> go.Figure:
-    """The price of the API calls the collectors made, per day and source."""
+def collector_api_cost(passes: pd.DataFrame, *, window: tuple[object, object] | None = None) -> go.Figure:
+    """The price of the API calls the collectors made, per day and source. With ``window``
+    (start, end) the x axis spans the window's days, not only the days with passes."""
     title = "What watching costs: API calls priced (USD/day)"
     if passes.empty:
         return _empty(title)
     f = passes.assign(day=pd.to_datetime(passes["started_at"], utc=True).dt.floor("D"))
     g = f.groupby(["day", "source"], as_index=False)[["api_cost_usd", "api_calls"]].sum()
+    # a day wide each (in ms on a date axis): plotly sizes bars by the gap between them, and a
+    # single day of passes gave one bar across the whole plot
+    width = 0.8 * 86_400_000
     traces = [
         {
             "type": "bar", "x": _dates(part["day"]), "y": part["api_cost_usd"].to_numpy(float), "name": _t(source),
-            "marker": {"color": PALETTE[i % len(PALETTE)]}, "customdata": part["api_calls"].to_numpy(),
-            "hovertemplate": "%{x}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
+            "width": width, "marker": {"color": PALETTE[i % len(PALETTE)]}, "customdata": part["api_calls"].to_numpy(),
+            "hovertemplate": "%{x|%b %d}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
         }
         for i, (source, part) in enumerate(g.groupby("source", sort=True))
     ]
-    return _figure(traces, title, ytitle="USD", barmode="stack")
+    return _figure(traces, title, ytitle="USD", barmode="stack", xaxis=_time_axis("day", window))

@@ -189,6 +189,19 @@ def test_collector_api_cost_sums_per_day_and_source():
     assert list(by_name["ce"].customdata) == [6]
 
 
+def test_collector_api_cost_spans_the_window_with_day_wide_bars():
+    # passes on one day of a 90-day window: the axis is the window's days, the bar one day wide
+    # (plotly sized a lone bar to the whole plot, and its ticks read "00:00:00 / Nov 20, 2026")
+    passes = pd.DataFrame({"started_at": [T0 + timedelta(hours=1)], "source": ["ce"], "api_cost_usd": [0.03], "api_calls": [3]})
+    start, end = date(2026, 8, 23), date(2026, 11, 21)
+    fig = charts.collector_api_cost(passes, window=(start, end))
+    lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
+    assert (lo, hi) == (pd.Timestamp(start) - timedelta(hours=12), pd.Timestamp(end) - timedelta(hours=12))
+    assert fig.layout.xaxis.tickformat == "%b %d"
+    assert fig.data[0].width == 0.8 * 86_400_000
+    assert pd.Timestamp(fig.data[0].x[0]) == pd.Timestamp("2026-11-20")
+
+
 def _every_chart() -> dict[str, object]:
     days = pd.to_datetime(["2026-11-01", "2026-11-02"])
     daily = pd.DataFrame(
