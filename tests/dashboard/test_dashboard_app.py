@@ -202,6 +202,20 @@ def test_retried_run_lists_both_attempts(filled_db, app_env):
     assert list(steps.loc[steps["stage"] == "transform", "status"]) == ["FAILED", "SUCCEEDED"]
 
 
+def test_overview_freshness_state_reads_on_one_line(filled_db, app_env):
+    # the Overview's narrow freshness table broke "on_time" after its underscore ("on_ / time")
+    url, ds = filled_db
+    app_env(url)
+    at = _open()
+    states = list(_static_table(at, "freshness")["state"])
+    assert "on_time" in states
+    body = next(h.proto.body for h in at.get("html") if 'data-key="freshness"' in h.proto.body)
+    table = body.split('data-key="freshness"')[1].split("</table>")[0]
+    assert "on_<wbr>time" not in table
+    # every state cell is kept on one line
+    assert sum(table.count(f'<td class="nb">{s}</td>') for s in set(states)) == len(states)
+
+
 def test_empty_database_says_what_to_run(db_url, app_env):
     app_env(db_url)
     at = _open()
