@@ -375,8 +375,9 @@ FOCUS = 6  # pipelines drawn as named lines; the rest share one grey band and me
 
 def _focus(daily: pd.DataFrame, marks: pd.DataFrame | None, column: str, top: int) -> list[str]:
     """The pipelines to name: those with an anomaly marked first, then the highest ``column``
-    (the window's peak), at most ``top``."""
-    peak = daily.groupby("pipeline", sort=True)[column].max().sort_values(ascending=False, kind="stable")
+    (the window's peak), at most ``top``. A pipeline with no ``column`` value in the window (one
+    that reports no records out) is never named: it would be a legend entry with no line."""
+    peak = daily.groupby("pipeline", sort=True)[column].max().dropna().sort_values(ascending=False, kind="stable")
     marked = [] if marks is None or marks.empty else [p for p in marks["pipeline"].dropna().unique() if p in peak.index]
     chosen = list(dict.fromkeys(marked[:top] + list(peak.index)))[:top]
     return sorted(chosen)
@@ -392,7 +393,7 @@ def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str, grid: 
     values = rest[column].to_numpy(float) if not rest.empty else np.empty(0)
     if rest.empty or np.isnan(values).all():
         return []
-    n = rest["pipeline"].nunique()
+    n = rest.loc[~np.isnan(values), "pipeline"].nunique()  # those with a value to draw
     g = (pd.DataFrame({"day": rest["day"].to_numpy(), "v": values}).dropna()
          .groupby("day", sort=True)["v"].agg(["min", "median", "max", "count"]))
     days = g.index.to_series()

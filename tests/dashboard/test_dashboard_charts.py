@@ -319,6 +319,17 @@ def test_the_others_band_is_three_traces_of_one_point_a_bucket_however_many_pipe
     assert (low.y[7], high.y[7], median.y[7]) == (1.0, 34.0, 18.0)  # p01 missing: p00, p02..p33 at i + 1
 
 
+def test_throughput_names_only_pipelines_with_records_out():
+    # the demo's Glue and Airflow pipelines report no records out: named, they were legend entries
+    # with no line, two of the six slots, and counted among "other pipelines"
+    days = pd.to_datetime(["2026-11-01", "2026-11-02"])
+    rows = [(d, p, v) for d in days for p, v in (("a", 10.0), ("b", 20.0), ("c", 30.0), ("glue", None), ("pp_fail", None))]
+    daily = pd.DataFrame(rows, columns=["day", "pipeline", "records_out"])
+    assert [t.name for t in charts.throughput_trend(daily).data] == ["a", "b", "c"]
+    fig = charts.throughput_trend(daily, top=1)
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["2 other pipelines: range and median", "c"]
+
+
 def test_throughput_marks_points_only_where_they_stand_apart():
     week = pd.date_range("2026-11-13", periods=168, freq="h")
     hourly = pd.DataFrame({"day": week, "pipeline": "a", "records_out": range(168)})
