@@ -20,9 +20,13 @@ from pipepulse.errors import PipepulseError
 
 
 @st.cache_resource
-def _icon() -> bytes:
-    """The tab's icon, drawn here (a pulse line on a red square): a ``:material/...:`` page icon
-    makes the browser fetch its SVG from fonts.gstatic.com, which an offline network refuses."""
+def _icon() -> str:
+    """The tab's icon, drawn here (a pulse line on a red square), as a ``data:`` URI: a
+    ``:material/...:`` page icon makes the browser fetch its SVG from fonts.gstatic.com, which an
+    offline network refuses; given as bytes, Streamlit serves it as ``/media/<hash>.png``, which
+    the request guard closes (``guard.CLOSED_PATHS``): a 404 in the console on a new browser
+    session's first load. A data URI needs no request at all."""
+    import base64
     import io
 
     from PIL import Image, ImageDraw
@@ -33,18 +37,23 @@ def _icon() -> bytes:
     draw.line([(8, 34), (20, 34), (26, 18), (34, 48), (40, 30), (44, 34), (56, 34)], fill="white", width=5, joint="curve")
     out = io.BytesIO()
     img.save(out, format="PNG")
-    return out.getvalue()
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 st.set_page_config(page_title="pipepulse", page_icon=_icon(), layout="wide")
 
+
 PAGES = [
-    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="overview", default=True),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", url_path="", default=True),
     st.Page("views/pipelines.py", title="Pipelines", icon=":material/account_tree:", url_path="pipelines"),
     st.Page("views/run_detail.py", title="Run detail", icon=":material/receipt_long:", url_path="run"),
     st.Page("views/costs.py", title="Costs", icon=":material/payments:", url_path="costs"),
     st.Page("views/anomalies.py", title="Anomalies", icon=":material/crisis_alert:", url_path="anomalies"),
     st.Page("views/collectors.py", title="Collectors", icon=":material/cloud_sync:", url_path="collectors"),
+    # /overview, the Overview by its name: Streamlit serves the default page at / only, and
+    # answered /overview with "Page not found" (a hidden page runs the same script there; a
+    # switch to / would lose the filters in the URL, which a switch may not set)
+    st.Page("views/overview.py", title="Overview", url_path="overview", visibility="hidden"),
 ]
 
 

@@ -375,8 +375,9 @@ FOCUS = 6  # pipelines drawn as named lines; the rest share one grey band and me
 
 def _focus(daily: pd.DataFrame, marks: pd.DataFrame | None, column: str, top: int) -> list[str]:
     """The pipelines to name: those with an anomaly marked first, then the highest ``column``
-    (the window's peak), at most ``top``."""
-    peak = daily.groupby("pipeline", sort=True)[column].max().sort_values(ascending=False, kind="stable")
+    (the window's peak), at most ``top``. A pipeline with no ``column`` value in the window (one
+    that reports no records out) is never named: it would be a legend entry with no line."""
+    peak = daily.groupby("pipeline", sort=True)[column].max().dropna().sort_values(ascending=False, kind="stable")
     marked = [] if marks is None or marks.empty else [p for p in marks["pipeline"].dropna().unique() if p in peak.index]
     chosen = list(dict.fromkeys(marked[:top] + list(peak.index)))[:top]
     return sorted(chosen)
@@ -392,7 +393,7 @@ def _others(daily: pd.DataFrame, names: set[str], column: str, unit: str, grid: 
     values = rest[column].to_numpy(float) if not rest.empty else np.empty(0)
     if rest.empty or np.isnan(values).all():
         return []
-    n = rest["pipeline"].nunique()
+    n = rest.loc[~np.isnan(values), "pipeline"].nunique()  # those with a value to draw
     g = (pd.DataFrame({"day": rest["day"].to_numpy(), "v": values}).dropna()
          .groupby("day", sort=True)["v"].agg(["min", "median", "max", "count"]))
     days = g.index.to_series()
@@ -677,19 +678,23 @@ def estimate_vs_bill(frame: pd.DataFrame, *, currency: str = "USD") -> go.Figure
 # ---- collectors --------------------------------------------------------------------------------
 
 
-def collector_api_cost(passes: pd.DataFrame) -> go.Figure:
-    """The price of the API calls the collectors made, per day and source."""
+def collector_api_cost(passes: pd.DataFrame, *, window: tuple[object, object] | None = None) -> go.Figure:
+    """The price of the API calls the collectors made, per day and source. With ``window``
+    (start, end) the x axis spans the window's days, not only the days with passes."""
     title = "What watching costs: API calls priced (USD/day)"
     if passes.empty:
         return _empty(title)
     f = passes.assign(day=pd.to_datetime(passes["started_at"], utc=True).dt.floor("D"))
     g = f.groupby(["day", "source"], as_index=False)[["api_cost_usd", "api_calls"]].sum()
+    # a day wide each (in ms on a date axis): plotly sizes bars by the gap between them, and a
+    # single day of passes gave one bar across the whole plot
+    width = 0.8 * 86_400_000
     traces = [
         {
             "type": "bar", "x": _dates(part["day"]), "y": part["api_cost_usd"].to_numpy(float), "name": _t(source),
-            "marker": {"color": PALETTE[i % len(PALETTE)]}, "customdata": part["api_calls"].to_numpy(),
-            "hovertemplate": "%{x}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
+            "width": width, "marker": {"color": PALETTE[i % len(PALETTE)]}, "customdata": part["api_calls"].to_numpy(),
+            "hovertemplate": "%{x|%b %d}: $%{y:,.4f} (%{customdata} calls)<extra></extra>",
         }
         for i, (source, part) in enumerate(g.groupby("source", sort=True))
     ]
-    return _figure(traces, title, ytitle="USD", barmode="stack")
+    return _figure(traces, title, ytitle="USD", barmode="stack", xaxis=_time_axis("day", window))

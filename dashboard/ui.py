@@ -172,7 +172,7 @@ def html_table(
 ) -> str:
     """``frame`` as an HTML table: every header and cell escaped (a ``<script>`` in the data shows
     as that text), formatted after Streamlit's ``column_config`` (labels, number and date formats,
-    links, help as a tooltip, wide text columns). ``data-key`` names it for tests. ``download``,
+    links, help as a tooltip, wide text columns, small ones kept on one line). ``data-key`` names it for tests. ``download``,
     ``(url, file name)``, adds a "Download CSV" link under it."""
     config = column_config or {}
     cols = []
@@ -183,7 +183,7 @@ def html_table(
         cfg = cfg or {}
         tc = cfg.get("type_config") or {}
         cols.append((cfg.get("label") or header(name), cfg.get("help"), tc.get("type"), tc.get("format"), tc.get("display_text"),
-                     cfg.get("width") in ("medium", "large")))
+                     cfg.get("width")))
     head = "".join(
         f'<th title="{html.escape(help_, quote=True)}">{html.escape(label)}</th>' if help_ else f"<th>{html.escape(label)}</th>"
         for label, help_, *_ in cols
@@ -191,12 +191,15 @@ def html_table(
     rows = []
     for values in frame.itertuples(index=False, name=None):
         cells = []
-        for value, (_label, _help, kind, fmt, display, wide) in zip(values, cols, strict=True):
+        for value, (_label, _help, kind, fmt, display, width) in zip(values, cols, strict=True):
             text, number = _cell(value, kind, fmt, display)
             if number:
                 cls = ' class="n"'
-            elif wide:
+            elif width in ("medium", "large"):
                 cls = ' class="w"'
+            elif width == "small" and kind != "link":
+                # a short word kept on one line (a state such as on_time broke as "on_ / time")
+                cls, text = ' class="nb"', text.replace("<wbr>", "")
             elif text.startswith('<span class="nb">'):
                 cls = ' class="t"'
             else:

@@ -9,6 +9,7 @@ runs every job on its cron (``schedule --list`` shows them). Crontab line for a 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pipepulse.settings import Settings
@@ -90,8 +91,10 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     described = {j.name: j.description for j in JOBS}
     if args.list:
-        for s in build_jobs(settings, engine):
-            print(f"{s.name:<14} {s.cron.expression:<16} {described.get(s.name, 'collector source (the collect job)')}")
+        listed = build_jobs(settings, engine)
+        width = _name_width(s.name for s in listed)
+        for s in listed:
+            print(f"{s.name:<{width}} {s.cron.expression:<16} {described.get(s.name, 'collector source (the collect job)')}")
         return 0
     from jobs.metrics import Metrics, serve
 
@@ -107,8 +110,9 @@ def cmd_schedule(args: argparse.Namespace, settings: Settings) -> int:
         scheduler = Scheduler(engine, jobs, lock_ttl=lock_ttl(settings), on_outcome=metrics.observe)
         holder.append(scheduler)
         scheduler.install_signal_handlers()
+        width = _name_width(j.name for j in scheduler.jobs)
         for j in scheduler.jobs:
-            print(f"{j.name:<14} {j.cron.expression:<16} next {j.next_at:%Y-%m-%d %H:%M} UTC")
+            print(f"{j.name:<{width}} {j.cron.expression:<16} next {j.next_at:%Y-%m-%d %H:%M} UTC")
         scheduler.run_forever()
     return 0
 
@@ -119,6 +123,12 @@ def _ping(engine) -> bool:
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
     return True
+
+
+def _name_width(names: Iterable[str]) -> int:
+    """The job-name column's width: the longest name and a space (a fixed 14 pushed the rest of
+    the alerts_immediate row two characters right of the others)."""
+    return max((len(n) for n in names), default=0) + 1
 
 
 def crontab(lines, *, executable: str = "pipepulse", config=None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import auth, data, state, ui
@@ -17,6 +18,24 @@ from pipepulse.vocab import ANOMALY_KINDS, ANOMALY_STATUSES
 
 def _num(v: object) -> str:
     return "n/a" if v is None or v != v else f"{float(v):,.4g}"  # v != v: NaN
+
+
+def _when(ts: object) -> str:
+    t = pd.Timestamp(ts)  # type: ignore[arg-type]
+    return (t.tz_convert("UTC") if t.tzinfo is not None else t).strftime("%Y-%m-%d %H:%M")
+
+
+def _status(effective: str, stored: str, until: object, note: object) -> str:
+    """The status as read on the page: with the snooze's end and the note set with it."""
+    text = effective
+    if not pd.isna(until):
+        if effective == "snoozed":
+            text += f" until {_when(until)}"
+        elif stored == "snoozed":
+            text += f" (snooze ended {_when(until)})"
+    if isinstance(note, str) and note:
+        text += f": {note}"
+    return text
 
 
 f = state.current()
@@ -47,12 +66,15 @@ value = [
     f"{o or 'n/a'} (expected {e or 'n/a'}" + (f"; band {b})" if b else ")")
     for o, e, b in zip(frame["observed_text"], frame["expected_text"], frame["band_text"], strict=True)
 ]
-shown = ["anomaly", "effective_status", "window_start", "value", "root_cause_text"]
-raw = ["severity", "kind", "subject", "observed", "expected", "lower", "upper", "last_seen", "status_by", "status_note",
-       "snoozed_until", "fingerprint"]
-view = frame.assign(anomaly=what, value=value)[shown + raw]
+status = [_status(e, s, u, n) for e, s, u, n in
+          zip(frame["effective_status"], frame["status"], frame["snoozed_until"], frame["status_note"], strict=True)]
+shown = ["anomaly", "status_text", "window_start", "value", "root_cause_text"]
+raw = ["severity", "kind", "subject", "observed", "expected", "lower", "upper", "last_seen", "effective_status", "status_by",
+       "status_note", "snoozed_until", "fingerprint"]
+view = frame.assign(anomaly=what, value=value, status_text=status)[shown + raw]
 ui.table(view, key="anomalies", filename="anomalies.csv", height=360, static=True, hide=tuple(raw), column_config={
-    "effective_status": "status",
+    "status_text": st.column_config.TextColumn(
+        "status", help="A snooze's end, and the note left when the status was set, follow the status"),
     "window_start": st.column_config.DatetimeColumn("window", format="YYYY-MM-DD HH:mm"),
     "value": st.column_config.TextColumn(
         "observed", help="The value the detector judged, in its unit, what this series' own history predicted, and the "
@@ -73,10 +95,11 @@ st.text(
 )
 if why := row["why_text"]:
     # what was judged is the value or a window's mean, whichever strayed furthest (insights.anomaly)
-    st.text(f"why: observed is {why}; the band is the expected value -+ the threshold learned from this series' own history")
+    st.text(f"why: observed is {why}; the band is the expected value ± the threshold learned from this series' own history")
 if row["root_cause_text"]:
     st.text(f"root cause: {row['root_cause_text']}")
-st.caption(f"status: {row['effective_status']}")
+by = f" (set by {row['status_by']} at {_when(row['status_at'])})" if isinstance(row["status_by"], str) and not pd.isna(row["status_at"]) else ""
+st.caption(ui.esc(f"status: {_status(row['effective_status'], row['status'], row['snoozed_until'], row['status_note'])}{by}"))
 
 if not user.is_admin:
     st.info("Only admins can acknowledge, snooze or resolve anomalies.")

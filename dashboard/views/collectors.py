@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
 from dashboard import charts, data, state, ui
@@ -37,7 +39,8 @@ ui.table(view, key="collector_summary", filename="collectors.csv", static=True, 
     "api_cost_usd": st.column_config.NumberColumn("API cost USD", format="%.4f"),
     "last_error": st.column_config.TextColumn("last error"),
 })
-st.plotly_chart(charts.collector_api_cost(passes), key="collector_cost", config=charts.CONFIG)
+st.plotly_chart(charts.collector_api_cost(passes, window=(f.start_day, f.end_day + timedelta(days=1))),
+                key="collector_cost", config=charts.CONFIG)
 st.subheader("Passes")
 PASS_ROWS = 50
 st.caption(f"Newest {min(PASS_ROWS, len(passes)):,} of {len(passes):,} passes in this window; the CSV has all of them.")

@@ -126,6 +126,7 @@ with right:
             column_config={
                 "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
                 "last_run_status": "last run",
+                "state": st.column_config.TextColumn("state", width="small"),  # on one line, not "on_ / time"
                 "message": st.column_config.TextColumn("freshness", width="medium"),
             },
         )

@@ -47,6 +47,7 @@ else:
         column_config={
             "last_started_at": st.column_config.DatetimeColumn("last start", format="YYYY-MM-DD HH:mm"),
             "last_success_at": st.column_config.DatetimeColumn("last success", format="YYYY-MM-DD HH:mm"),
+            "state": st.column_config.TextColumn("state", width="small"),  # on one line, not "on_ / time"
             "due_at": st.column_config.DatetimeColumn("due", format="YYYY-MM-DD HH:mm"),
             "deadline": st.column_config.DatetimeColumn("deadline", format="YYYY-MM-DD HH:mm"),
             "message": st.column_config.TextColumn("freshness", width="large"),

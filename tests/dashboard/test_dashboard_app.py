@@ -295,6 +295,20 @@ def test_retried_run_lists_both_attempts(filled_db, app_env):
     assert list(steps.loc[steps["stage"] == "transform", "status"]) == ["FAILED", "SUCCEEDED"]
 
 
+def test_overview_freshness_state_reads_on_one_line(filled_db, app_env):
+    # the Overview's narrow freshness table broke "on_time" after its underscore ("on_ / time")
+    url, ds = filled_db
+    app_env(url)
+    at = _open()
+    states = list(_static_table(at, "freshness")["state"])
+    assert "on_time" in states
+    body = next(h.proto.body for h in at.get("html") if 'data-key="freshness"' in h.proto.body)
+    table = body.split('data-key="freshness"')[1].split("</table>")[0]
+    assert "on_<wbr>time" not in table
+    # every state cell is kept on one line
+    assert sum(table.count(f'<td class="nb">{s}</td>') for s in set(states)) == len(states)
+
+
 def test_empty_database_says_what_to_run(db_url, app_env):
     app_env(db_url)
     at = _open()
@@ -321,7 +335,7 @@ def test_admin_acknowledges_an_anomaly(filled_db, app_env):
     # the explanation: expected value, band, and how far outside it the observed value is
     shown = [t.value for t in at.text]
     assert "clickstream duration p95\nobserved 1,050 s, expected 420 s (band 336 s to 504 s), score 0.97" in shown
-    assert ("why: observed is 546 above the upper edge 504; the band is the expected value -+ the threshold learned "
+    assert ("why: observed is 546 above the upper edge 504; the band is the expected value ± the threshold learned "
             "from this series' own history") in shown
     at.text_input(key="anomaly_note").input("deploy made it slow; rollback planned")
     at.button(key="ack").click().run()
@@ -338,6 +352,27 @@ def test_admin_acknowledges_an_anomaly(filled_db, app_env):
     assert "<td>" in table
     options = at.selectbox(key="fp_pick").options
     assert options and not [o for o in options if f"({fp[:8]})" in o]
+    # listed as acknowledged, the note is on the page with it (it was only in the CSV and the audit)
+    at = _open("views/anomalies.py", query={"status": "acknowledged", "fp": fp})
+    rows = _static_table(at, "anomalies")
+    assert "acknowledged: deploy made it slow; rollback planned" in set(rows["status"])
+    caption = next(c for c in (re.sub(r"\\(.)", r"\1", c.value) for c in at.caption) if c.startswith("status:"))
+    assert caption.startswith("status: acknowledged: deploy made it slow; rollback planned (set by local at ")
+
+
+def test_a_snoozed_anomaly_shows_until_when_and_its_note(filled_db, app_env):
+    url, ds = filled_db
+    app_env(url)
+    fp = ds.fingerprints["snz"]
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        until = conn.execute(sa.select(anomalies.c.snoozed_until).where(anomalies.c.fingerprint == fp)).scalar_one()
+    engine.dispose()
+    at = _open("views/anomalies.py", query={"status": "snoozed", "fp": fp})
+    assert not at.exception
+    # the snooze's end and the note were only in the CSV and `dashboard audit`
+    rows = _static_table(at, "anomalies")
+    assert list(rows["status"]) == [f"snoozed until {until:%Y-%m-%d %H:%M}: known partner issue"]
 
 
 def test_anomalies_list_newest_incident_first_and_act_on_one_preselects_it(fresh_filled_db, app_env):

@@ -108,6 +108,32 @@ def test_every_page_draws_without_errors(served, page):
     _shot(page, "run_detail", kind)
 
 
+def test_a_new_sessions_first_load_fetches_nothing_that_fails(served, page):
+    # the tab icon, given to Streamlit as PNG bytes, was /media/<hash>.png, which the guard
+    # closes: a 404 on the first load of every new browser session; now it is a data: URI
+    server, *_ = served
+    failed = []
+    page.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+    page.goto(server.base + "/")
+    _settle(page, plots=1, text="Recent failures")
+    page.wait_for_timeout(1000)  # the favicon is asked for after the page has drawn
+    assert failed == []
+    icon = page.evaluate("() => [...document.querySelectorAll('link[rel~=icon]')].map(l => l.href)")
+    assert icon and all(h.startswith("data:image/png;base64,") for h in icon)
+
+
+def test_overview_by_its_name_opens_the_overview(served, page):
+    # /overview (the page's url_path) opened a "Page not found" modal: Streamlit serves the
+    # default page at / only; it now opens the Overview there, its filters kept
+    server, *_ = served
+    page.goto(server.base + "/overview?range=30d")
+    _settle(page, plots=1, text="Recent failures")
+    assert page.get_by_text("Page not found").count() == 0
+    assert page.locator('[data-testid="stDialog"]').count() == 0
+    assert page.url == server.base + "/overview?range=30d"
+    assert page.get_by_text("Last 30d against the 30d before").count() == 1
+
+
 def test_deep_link_applies_its_filters(served, page):
     server, *_ = served
     asked = []

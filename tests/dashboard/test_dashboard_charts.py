@@ -189,6 +189,19 @@ def test_collector_api_cost_sums_per_day_and_source():
     assert list(by_name["ce"].customdata) == [6]
 
 
+def test_collector_api_cost_spans_the_window_with_day_wide_bars():
+    # passes on one day of a 90-day window: the axis is the window's days, the bar one day wide
+    # (plotly sized a lone bar to the whole plot, and its ticks read "00:00:00 / Nov 20, 2026")
+    passes = pd.DataFrame({"started_at": [T0 + timedelta(hours=1)], "source": ["ce"], "api_cost_usd": [0.03], "api_calls": [3]})
+    start, end = date(2026, 8, 23), date(2026, 11, 21)
+    fig = charts.collector_api_cost(passes, window=(start, end))
+    lo, hi = (pd.Timestamp(x) for x in fig.layout.xaxis.range)
+    assert (lo, hi) == (pd.Timestamp(start) - timedelta(hours=12), pd.Timestamp(end) - timedelta(hours=12))
+    assert fig.layout.xaxis.tickformat == "%b %d"
+    assert fig.data[0].width == 0.8 * 86_400_000
+    assert pd.Timestamp(fig.data[0].x[0]) == pd.Timestamp("2026-11-20")
+
+
 def _every_chart() -> dict[str, object]:
     days = pd.to_datetime(["2026-11-01", "2026-11-02"])
     daily = pd.DataFrame(
@@ -304,6 +317,17 @@ def test_the_others_band_is_three_traces_of_one_point_a_bucket_however_many_pipe
     assert (low.y[0], high.y[0], median.y[0]) == (0.0, 33.0, 16.5)
     assert (low.y[5], high.y[5], median.y[5]) == (3.0, 35.0, 19.0)  # p00 missing: p01..p33 at i + 2
     assert (low.y[7], high.y[7], median.y[7]) == (1.0, 34.0, 18.0)  # p01 missing: p00, p02..p33 at i + 1
+
+
+def test_throughput_names_only_pipelines_with_records_out():
+    # the demo's Glue and Airflow pipelines report no records out: named, they were legend entries
+    # with no line, two of the six slots, and counted among "other pipelines"
+    days = pd.to_datetime(["2026-11-01", "2026-11-02"])
+    rows = [(d, p, v) for d in days for p, v in (("a", 10.0), ("b", 20.0), ("c", 30.0), ("glue", None), ("pp_fail", None))]
+    daily = pd.DataFrame(rows, columns=["day", "pipeline", "records_out"])
+    assert [t.name for t in charts.throughput_trend(daily).data] == ["a", "b", "c"]
+    fig = charts.throughput_trend(daily, top=1)
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["2 other pipelines: range and median", "c"]
 
 
 def test_throughput_marks_points_only_where_they_stand_apart():

@@ -55,6 +55,14 @@ def test_html_table_formats_after_the_column_config():
     assert 'style="max-height:200px" data-key="k"' in out
 
 
+def test_html_table_keeps_a_small_text_column_on_one_line():
+    # a state such as on_time in a narrow column broke after its underscore ("on_ / time")
+    frame = pd.DataFrame({"state": ["on_time"], "pipeline": ["sfn_customer_etl"]})
+    out = ui.html_table(frame, key="k", column_config={"state": st.column_config.TextColumn("state", width="small")})
+    assert '<td class="nb">on_time</td>' in out
+    assert "sfn_<wbr>customer_<wbr>etl" in out  # other text may still break after an underscore
+
+
 def test_tiles_escape_text_and_colour_a_change_by_which_way_is_good():
     from dashboard.ui import Tile, tiles_html
 

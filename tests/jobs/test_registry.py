@@ -46,3 +46,20 @@ def test_schedule_list_prints_the_registry_as_configured(db_url, tmp_path, monke
         "digest_daily   0 8 * * *        the daily alert digest: new failures, late runs, anomalies, spend",
         "digest_weekly  0 8 * * 1        the weekly alert digest",
     ]
+
+
+def test_schedule_list_keeps_its_columns_with_a_long_job_name(db_url, tmp_path, monkeypatch, capsys):
+    # alerts_immediate (16 characters) ran past the 14-character name column
+    config = tmp_path / "pipepulse.toml"
+    config.write_text('[collectors]\nsources = ["ce"]\n')
+    monkeypatch.setenv("PIPEPULSE_DATABASE_URL", db_url)
+    assert main(["--config", str(config), "schedule", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert "alerts_immediate" in names
+    # the name column is as wide as the longest name and two spaces (as before, at 14), so every
+    # cron and every description starts in the same column
+    w = len("alerts_immediate") + 2
+    for line, name in zip(lines, names, strict=True):
+        cron = " ".join(line.split()[1:6])
+        assert line[:w] == f"{name:<{w}}" and line[w:w + 17] == f"{cron:<16} " and line[w + 17] != " ", line
