@@ -60,7 +60,9 @@ if spend_tab.open:
             st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur, partial_from=partial_from,
                                                 window=(f.start_day, f.end_day + timedelta(days=1))),
                             key="cost_stacked", config=charts.CONFIG)
+            blank = charts.key_label(by)  # spend without a value of ``by``: one name on the charts, tables and CSVs
             moved = data.cost_movers(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
+            moved = moved.assign(**{by: moved[by].replace("", blank)})
             # the table under the chart, not beside it: beside it, its five columns do not fit a 1024 px window
             st.plotly_chart(charts.movers(moved, by, currency=cur), key="movers", config=charts.CONFIG)
             ui.table(
@@ -77,7 +79,8 @@ if spend_tab.open:
             )
             # drawn on request: an interactive grid is slow for the browser to set up
             if st.toggle("Daily spend as a table", key="by_day_table", help="Every day and key of the chart above, to sort, search or download"):
-                ui.table(by_day.rename(columns={"key": by}), key="by_day", filename=f"cost_by_{by}.csv")
+                ui.table(by_day.assign(key=by_day["key"].replace("", blank)).rename(columns={"key": by}), key="by_day",
+                         filename=f"cost_by_{by}.csv")
 
         st.subheader("Cost anomalies")
         ca = data.anomalies(kinds=("cost",), since=f.start)
