@@ -83,9 +83,20 @@ if spend_tab.open:
                          filename=f"cost_by_{by}.csv")
 
         st.subheader("Cost anomalies")
-        ca = data.anomalies(kinds=("cost",), since=f.start)
+        ca = data.anomalies(kinds=("cost",), pipelines=f.pipelines, since=f.start, until=f.end)
+        if f.pipelines:
+            # only a pipeline's own spend series is keyed by pipeline; the total, service, region,
+            # account and usage type ones are the account's, so the filter leaves them out, and says so
+            wide = data.anomalies(kinds=("cost",), since=f.start, until=f.end)
+            n_wide = int(wide["pipeline"].isna().sum())
+            st.caption(
+                "Anomalies in the selected pipelines' tagged spend."
+                + (f" {n_wide} account-wide cost {'anomaly' if n_wide == 1 else 'anomalies'} in this window (total, service, "
+                   "region, account or usage type spend, not one pipeline's) not shown: clear the Pipelines filter to see "
+                   f"{'it' if n_wide == 1 else 'them'}." if n_wide else "")
+            )
         if ca.empty:
-            st.success("No cost anomalies in this window.")
+            st.success("No cost anomalies in this window" + (" for the selected pipelines." if f.pipelines else "."))
         else:
             view = ca[["effective_status", "severity", "subject", "window_start", "observed", "expected", "root_cause_text", "fingerprint"]]
             ui.table(view, key="cost_anomalies", filename="cost_anomalies.csv", static=True, hide=("fingerprint",), column_config={
