@@ -558,6 +558,12 @@ def _top_keys(frame: pd.DataFrame, top: int) -> list[str]:
     return list(totals.index[:top])
 
 
+def key_label(by: str) -> str:
+    """The name of spend with no ``by`` value, on the charts and in their tables alike: "(untagged)"
+    for a pipeline (no pipeline tag; as root causes say), else "(none)"."""
+    return "(untagged)" if by == "pipeline" else "(none)"
+
+
 def cost_stacked(
     by_day: pd.DataFrame, by: str, *, top: int = 10, currency: str = "USD", partial_from: date | None = None,
     window: tuple[object, object] | None = None,
@@ -570,9 +576,9 @@ def cost_stacked(
         return _empty(title)
     keep = _top_keys(by_day, top)
     f = by_day.assign(key=by_day["key"].where(by_day["key"].isin(keep), OTHER))
-    f["key"] = f["key"].replace("", "(untagged)" if by == "pipeline" else "(none)")
+    f["key"] = f["key"].replace("", key_label(by))
     g = f.groupby(["day", "key"], as_index=False)["cost"].sum()
-    order = [k if k != "" else ("(untagged)" if by == "pipeline" else "(none)") for k in keep]
+    order = [k if k != "" else key_label(by) for k in keep]
     if OTHER in set(g["key"]):
         order.append(OTHER)
     traces = []
@@ -599,7 +605,7 @@ def movers(frame: pd.DataFrame, by: str, *, currency: str = "USD") -> go.Figure:
         return _empty(title)
     f = frame.iloc[::-1]
     colors = ["#d62728" if c > 0 else "#2e9e5b" for c in f["change"]]
-    names = [k if k != "" else "(none)" for k in f[by]]
+    names = [k if k != "" else key_label(by) for k in f[by]]
     # long names (usage types) are cut on the axis, whole in the hover: a margin for 60 characters
     # left no room for the bars in a narrow column, and the labels ran into each other
     labels = [_t(_short(k, MOVER_LABEL)) for k in names]

@@ -534,13 +534,14 @@ def anomalies(
     kinds: tuple[str, ...] | None = None,
     pipelines: tuple[str, ...] | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
 ) -> pd.DataFrame:
-    """Anomalies with a readable ``root_cause_text`` and ``why_text`` (how far outside its band
-    the observed value is, ``insights.anomaly.outside_text``); a snooze that has ended counts as
-    open."""
+    """Anomalies (whose window overlaps ``[since, until)``) with a readable ``root_cause_text``
+    and ``why_text`` (how far outside its band the observed value is,
+    ``insights.anomaly.outside_text``); a snooze that has ended counts as open."""
     with engine().connect() as conn:
         parts = [
-            anomalies_store.list_anomalies(conn, kind=k, pipeline=p, start=since)
+            anomalies_store.list_anomalies(conn, kind=k, pipeline=p, start=since, end=until)
             for k in (kinds or (None,))
             for p in (pipelines or (None,))
         ]

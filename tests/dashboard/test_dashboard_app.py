@@ -545,18 +545,23 @@ def test_costs_page_draws_only_the_open_view(filled_db, app_env):
     at = _open("views/costs.py", query={"view": "Forecast"})  # a budget alert's link
     assert not at.exception
     forecast = _tiles(at, "forecast_tiles")
-    assert set(forecast) == {"Month end (USD)", "Backtest MAE", "Backtest MAPE", "Interval coverage", "Budget crossed"}
+    assert set(forecast) == {"Month end (USD)", "Backtest MAE (model choice)", "Backtest MAPE", "Interval coverage", "Budget crossed"}
     assert forecast["Month end (USD)"][0] == "3,050"
-    # which model the series uses and its backtest error against the better simple forecast
-    # (4.20 against seasonal-naive's 5.25: 0.80x, down, which is good)
-    assert forecast["Backtest MAE"] == ("4.20", "0.80x the better simple forecast", -1)
-    assert "model robust\\-ets (chosen by this series' own backtest)" in " ".join(c.value for c in at.caption)  # markdown-escaped
+    # which model the series uses, and the backtest error of the model choice (replayed over past
+    # days, so not always that model) against the better simple forecast, named (4.20 against
+    # seasonal-naive's 5.25: 0.80x, down, which is good)
+    assert forecast["Backtest MAE (model choice)"] == ("4.20", "0.80x seasonal-naive's error", -1)
+    captions = " ".join(c.value for c in at.caption)
+    assert ("model robust\\-ets (chosen today from the series' history; the backtest figures replay the model choice over "
+            "past days, where it could pick other models)") in captions  # markdown-escaped
     models = _static_table(at, "forecast_models")
     assert models.values.tolist() == [
         ["total", "robust-ets", "4.20", "0.70x", "0.80x", "79.0%", models.iloc[0, 6]],
         ["pipeline:orders", "last-value", "1.50", "1.00x", "0.75x", "75.0%", models.iloc[1, 6]],
     ]
-    assert list(models.columns)[:3] == ["series", "model", "backtest MAE (USD/day)"]
+    # the backtest columns say they measure the model choice: "pipeline:orders" with model last-value
+    # at 1.00x last-value is a tie of the replayed choice, not a model against itself
+    assert list(models.columns)[2:5] == ["choice's backtest MAE (USD/day)", "choice vs last-value", "choice vs seasonal-naive"]
     assert "Cost anomalies" not in [h.value for h in at.subheader]
     at = _open("views/costs.py", query={"view": "Unit costs"})
     assert not at.exception
@@ -668,3 +673,128 @@ def test_a_metric_anomaly_reads_in_its_metric():
     assert value_text("metric", 1089.2, unit=metric_unit(subject)) == "1,089 RecordsRejected"
     assert value_text("metric", 1.0, unit=metric_unit("AWS/Lambda/Errors{FunctionName=f}")) == "1 Errors"
     assert value_text("duration", 12.5) == "12.5 s"
+
+
+def _open_filtered(page: str, query: dict) -> AppTest:
+    """``page`` opened with ``query`` in the URL from the first run: the filters' widgets are drawn
+    by the main page, and AppTest loses them when the query is set after it (as
+    ``test_deep_link_applies_filters`` says)."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params = dict(query)
+    at.run()
+    at.switch_page(page)
+    at.run()
+    return at
+
+
+def _chart(at: AppTest, key: str) -> list[dict]:
+    """The traces of the plotly figure drawn with ``st.plotly_chart(key=key)``, its typed arrays
+    (``{"dtype", "bdata"}``, as plotly writes numpy arrays) decoded to lists."""
+    import base64
+    import json
+
+    import numpy as np
+
+    def plain(v):
+        if isinstance(v, dict) and set(v) >= {"dtype", "bdata"}:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+        return v
+
+    for element in at.get("plotly_chart"):
+        if key in element.proto.id:
+            return [{k: plain(v) for k, v in t.items()} for t in json.loads(element.proto.spec)["data"]]
+    raise AssertionError(f"no chart {key!r} on the page")
+
+
+def test_costs_forecast_follows_the_pipelines_filter(fresh_filled_db, app_env):
+    # /costs?view=Forecast&pipeline=orders drew the account's total forecast (and its actual spend)
+    # under a sidebar saying "pipelines orders"; now it draws orders' own forecast and spend, and a
+    # selected pipeline without a forecast says so instead of borrowing the total's
+    from store import costs as costs_store
+    from store.db import connect
+    from store.schema import forecast_points, forecast_snapshots
+
+    url, ds = fresh_filled_db
+    engine = connect(url)
+    with engine.begin() as conn:
+        conn.execute(sa.update(forecast_snapshots).where(forecast_snapshots.c.subject == "pipeline:orders").values(
+            month_end_mean=181.59, month_end_lower=170.2, month_end_upper=195.8, budget=260.0))
+        conn.execute(sa.insert(forecast_points), [
+            {"snapshot_id": 2, "day": ds.end.date() + timedelta(days=i), "mean": 6.0, "lower": 5.0, "upper": 7.0} for i in range(5)
+        ])
+        end = ds.end.date()
+        orders = costs_store.daily_cost(conn, end - timedelta(days=6), end, pipeline="orders")
+        total = costs_store.daily_cost(conn, end - timedelta(days=6), end)
+    engine.dispose()
+    app_env(url)
+    at = _open_filtered("views/costs.py", {"view": "Forecast", "pipeline": "orders"})
+    assert not at.exception
+    assert not _tiles(at, "forecast_tiles")  # the total's
+    tiles = _tiles(at, "forecast_tiles_orders")
+    assert tiles["Month end (USD)"][:2] == ("182", "170 to 196")
+    assert tiles["Backtest MAE (model choice)"] == ("1.50", "1.00x last-value's error", 0)
+    assert "The forecast of each selected pipeline's tagged spend (not the account's total)" in [c.value for c in at.caption]
+    traces = _chart(at, "forecast_orders")
+    assert [t["y"] for t in traces if t.get("name") == "forecast"] == [[6.0] * 5]
+    spent = sum(sum(t["y"]) for t in traces if t.get("name") not in (None, "80% band", "forecast"))
+    assert round(spent, 4) == round(float(orders["billed_cost"].sum()), 4) != round(float(total["billed_cost"].sum()), 4)
+
+    at = _open_filtered("views/costs.py", {"view": "Forecast", "pipeline": ["orders", "clickstream"]})
+    assert not at.exception
+    assert [h.value for h in at.subheader][:2] == ["Pipeline orders", "Pipeline clickstream"]
+    assert _tiles(at, "forecast_tiles_orders") and not _tiles(at, "forecast_tiles_clickstream") and not _tiles(at, "forecast_tiles")
+    assert "No forecast of pipeline clickstream's spend" in _texts(at)
+
+
+def test_cost_anomalies_follow_the_pipelines_filter_and_the_window_end(fresh_filled_db, app_env):
+    # "Cost anomalies" listed every cost anomaly since the window's start: other pipelines' under
+    # a pipeline filter, and ones after an "Up to" day
+    from store.db import connect
+    from store.writes import upsert
+
+    url, ds = fresh_filled_db
+    day = ds.end.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = []
+    for pipe, ago in (("orders", 4), ("clickstream", 4)):
+        ws = day - timedelta(days=ago)
+        rows.append({
+            "fingerprint": f"fp-cost-{pipe}", "kind": "cost", "subject": f"cost:pipeline={pipe}", "pipeline": pipe,
+            "window_start": ws, "window_end": ws + timedelta(days=1), "observed": 30.0, "expected": 10.0, "lower": 8.0,
+            "upper": 12.0, "score": 0.97, "severity": "high", "status": "open", "detector": "pipepulse", "version": 1,
+            "first_seen": ws + timedelta(hours=1), "last_seen": ws + timedelta(hours=5),
+        })
+    engine = connect(url)
+    with engine.begin() as conn:
+        upsert(conn, anomalies, rows, now=ds.end)
+    engine.dispose()
+    app_env(url)
+    at = _open_filtered("views/costs.py", {"pipeline": "orders", "range": "30d"})
+    assert not at.exception
+    assert _static_table(at, "cost_anomalies")["subject"].tolist() == ["cost:pipeline=orders"]
+    # the account-wide one (AWS Glue's daily spend, two days ago) is left out, and the page says so
+    assert any(c.value.startswith("Anomalies in the selected pipelines' tagged spend. 1 account-wide cost anomaly in this window")
+               for c in at.caption)
+    # "Up to" three days ago: the window ends before the AWS Glue anomaly's day
+    to = (day - timedelta(days=3)).date().isoformat()
+    at = _open_filtered("views/costs.py", {"range": "30d", "to": to})
+    assert not at.exception
+    assert sorted(_static_table(at, "cost_anomalies")["subject"]) == ["cost:pipeline=clickstream", "cost:pipeline=orders"]
+    at = _open_filtered("views/costs.py", {"range": "30d"})
+    assert sorted(_static_table(at, "cost_anomalies")["subject"]) == [
+        "cost:pipeline=clickstream", "cost:pipeline=orders", "daily spend AWS Glue"]
+
+
+def test_costs_by_pipeline_names_untagged_spend_one_way(filled_db, app_env):
+    # the legend said "(untagged)", the movers chart "(none)" and the movers table an empty cell
+    url, _ = filled_db
+    app_env(url)
+    at = _open_filtered("views/costs.py", {"by": "pipeline", "range": "30d"})
+    assert not at.exception
+    movers = _static_table(at, "movers")
+    assert "(untagged)" in movers["pipeline"].tolist() and "" not in movers["pipeline"].tolist()
+    chart = _chart(at, "movers")[0]["customdata"]
+    legend = [t["name"] for t in _chart(at, "cost_stacked")]
+    assert "(untagged)" in chart and "(untagged)" in legend and "(none)" not in chart + legend
+    at.toggle(key="by_day_table").set_value(True).run()
+    by_day = next(d.value for d in at.dataframe if list(d.value.columns) == ["day", "pipeline", "cost"])
+    assert "(untagged)" in set(by_day["pipeline"]) and "" not in set(by_day["pipeline"])

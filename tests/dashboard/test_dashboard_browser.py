@@ -198,8 +198,8 @@ def test_costs_tabs_draw_one_view_and_keep_it_in_the_url(served, page):
     assert "range=30d" in page.url and "amount=effective" in page.url
     assert selectors() == ["effective"]
     tiles = page.locator('[data-key="forecast_tiles"] > div')
-    assert tiles.count() == 5 and tiles.nth(1).locator(".l").inner_text() == "Backtest MAE"
-    assert page.get_by_text("model robust-ets (chosen by this series' own backtest)").count() == 1
+    assert tiles.count() == 5 and tiles.nth(1).locator(".l").inner_text() == "Backtest MAE (model choice)"
+    assert page.get_by_text("model robust-ets (chosen today from the series' history; the backtest figures replay", exact=False).count() == 1
     assert page.locator('[data-key="forecast_models"] tbody tr').count() == 2
     page.get_by_role("tab", name="Unit costs").click()
     page.wait_for_url("**view=Unit+costs**")

@@ -106,6 +106,17 @@ def test_cost_stacked_names_untagged_pipeline_spend():
     assert [t.name for t in fig.data] == ["(untagged)", "orders"]
 
 
+def test_movers_name_untagged_pipeline_spend_as_the_stacked_chart_does():
+    moved = pd.DataFrame({"pipeline": ["", "orders"], "current": [9.0, 2.0], "previous": [5.0, 3.0], "change": [4.0, -1.0],
+                          "change_pct": [0.8, -1 / 3]})
+    fig = charts.movers(moved, "pipeline")
+    by_day = pd.DataFrame({"day": pd.to_datetime(["2026-11-01", "2026-11-01"]), "key": ["", "orders"], "cost": [9.0, 2.0]})
+    legend = [t.name for t in charts.cost_stacked(by_day, "pipeline").data]
+    assert list(fig.data[0].customdata) == ["orders", "(untagged)"] and "(untagged)" in legend
+    # another dimension's blank reads "(none)" on both charts
+    assert list(charts.movers(moved.rename(columns={"pipeline": "region"}), "region").data[0].customdata) == ["orders", "(none)"]
+
+
 def test_forecast_vs_actual_draws_band_mean_and_actual():
     actual = pd.DataFrame({"day": pd.to_datetime(["2026-11-01", "2026-11-02"]), "cost": [100.0, 110.0]})
     points = pd.DataFrame({"day": pd.to_datetime(["2026-11-03"]), "mean": [105.0], "lower": [95.0], "upper": [120.0]})
