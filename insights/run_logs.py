@@ -126,8 +126,8 @@ def no_log_lines(run: Mapping[str, Any], looked_pass: Mapping[str, Any] | None, 
             f"No log lines: the log group{'s' if len(entries) > 1 else ''} {missing} did not exist when the logs collector "
             f"looked ({_when(looked)}).{hint}")
     name = _names(existing) if existing else "its log group"
-    days = [e.get("retention_days") for e in existing]
-    kept = max(days) if days and all(days) else None  # None: one of them keeps events forever
+    days = [int(e["retention_days"]) for e in existing if e.get("retention_days")]
+    kept = max(days) if existing and len(days) == len(existing) else None  # None: one of them keeps events forever
     if kept and age > timedelta(days=kept):
         keeps = (f"its log group {name} keeps events {kept} days (its retention setting)" if len(existing) == 1 else
                  f"its log groups {name} keep events at most {kept} days (their retention settings)")
