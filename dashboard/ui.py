@@ -80,8 +80,8 @@ def table(
     config = dict(column_config or {})
     for name in shown.columns:
         config.setdefault(name, header(name))  # headers in words, not snake_case
-    # the grid writes a missing value as "None": text columns show a dash instead
-    text = [c for c in shown.columns if shown[c].dtype == object]
+    # the grid writes a missing value as "None": text columns (object, or pandas' str) show a dash instead
+    text = [c for c in shown.columns if shown[c].dtype == object or pd.api.types.is_string_dtype(shown[c].dtype)]
     if text:
         shown = shown.assign(**{c: shown[c].where(shown[c].notna(), DASH) for c in text})
     st.dataframe(shown, hide_index=True, column_config=config, height=height, width="stretch", key=f"df_{key}")

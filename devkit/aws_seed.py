@@ -314,9 +314,11 @@ def _moto_job_runs(region: str):
 
 
 # The reference pipeline's two Lambda functions as deploy/cloudformation/reference-pipeline.yaml
-# sizes them (1024 and 2048 MB); the demo's invocations use far less, so right-sizing has
-# something to say. (function, memory size MB, max memory used range MB, share of the run's time)
-DEMO_LAMBDAS = (("pipepulse-orders-ingest", 1024, (148, 212), 0.35), ("pipepulse-orders-transform", 2048, (301, 455), 0.5))
+# sizes them (1024 and 2048 MB) and splits the stages between them; the demo's invocations use far
+# less memory, so right-sizing has something to say. (function, memory size MB, max memory used
+# range MB, the stages it runs)
+DEMO_LAMBDAS = (("pipepulse-orders-ingest", 1024, (148, 212), ("ingest", "validate", "quarantine")),
+                ("pipepulse-orders-transform", 2048, (301, 455), ("transform", "load")))
 LAMBDA_PIPELINE = "orders"
 LAMBDA_DAYS = 12  # CloudWatch refuses events older than 14 days
 
@@ -337,7 +339,8 @@ def _lambda_events(request_id: str, start: datetime, seconds: float, memory: int
 
 def seed_lambda_reports(settings: Settings, *, now: datetime) -> int:
     """REPORT lines of the reference pipeline's Lambdas for the last ``LAMBDA_DAYS`` days of
-    ``orders`` runs (from the ledger): one invocation of each function per run, inside the run."""
+    ``orders`` runs (from the ledger): per run, one invocation of each function that ran a stage,
+    from the start of its first stage to the end of its last (as the run detail shows them)."""
     import random
     import uuid
 
@@ -349,9 +352,13 @@ def seed_lambda_reports(settings: Settings, *, now: datetime) -> int:
     oldest = max(now, wall) - timedelta(days=LAMBDA_DAYS)
     with Ledger(pipeline_section(settings).ledger_path) as ledger:
         runs = [r for r in ledger.runs(pipeline=LAMBDA_PIPELINE) if r.get("started_at") and r.get("ended_at")]
+        runs = [r for r in runs if datetime.fromisoformat(str(r["started_at"])) >= oldest
+                and datetime.fromisoformat(str(r["ended_at"])) <= wall]
+        steps = {r["run_id"]: [s for s in ledger.steps(run_id=r["run_id"]) if s.get("started_at") and s.get("ended_at")]
+                 for r in runs}
     logs = boto3.client("logs", region_name=settings.aws_region)
     written = 0
-    for function, memory, (low, high), share in DEMO_LAMBDAS:
+    for function, memory, (low, high), stages in DEMO_LAMBDAS:
         group = f"/aws/lambda/{function}"
         try:
             logs.create_log_group(logGroupName=group)
@@ -360,15 +367,16 @@ def seed_lambda_reports(settings: Settings, *, now: datetime) -> int:
         by_day: dict[str, list[dict]] = {}
         last_start: datetime | None = None
         for run in runs:
-            started = datetime.fromisoformat(str(run["started_at"]))
-            ended = datetime.fromisoformat(str(run["ended_at"]))
-            if started < oldest or ended > wall:
+            ran = [s for s in steps[run["run_id"]] if s["stage"] in stages]
+            if not ran:  # the run ended before this function's stages
                 continue
-            seconds = max(1.0, min(900.0, (ended - started).total_seconds() * share))
+            started = min(datetime.fromisoformat(str(s["started_at"])) for s in ran)
+            ended = max(datetime.fromisoformat(str(s["ended_at"])) for s in ran)
+            seconds = max(0.1, min(900.0, (ended - started).total_seconds()))
             # a cold start after more than 45 idle minutes, as Lambda recycles idle environments
             cold = last_start is None or (started - last_start) > timedelta(minutes=45)
             init_ms = round(rng.uniform(380, 720), 2) if cold else None
-            events = _lambda_events(str(uuid.UUID(int=rng.getrandbits(128))), started + timedelta(seconds=2), seconds,
+            events = _lambda_events(str(uuid.UUID(int=rng.getrandbits(128))), started, seconds,
                                     memory, rng.randint(low, high), init_ms)
             by_day.setdefault(f"{started:%Y/%m/%d}", []).extend(events)
             last_start = started

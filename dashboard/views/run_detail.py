@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -46,22 +48,48 @@ ui.tiles([
             change=0 if vs_day is None or same else (1 if cost > per_run else -1), good="down",
             help="Against the average cost of this pipeline's runs on the same day"),
 ], key="run_kpis", columns=5)
+# times to the second (a stage can take 2 s), in UTC, without the offset and microseconds noise
+TIME = "%Y-%m-%d %H:%M:%S"
+COUNTS = ("records_in", "records_out", "records_rejected")
+
+
+def _at(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    ts = pd.Timestamp(value)
+    return (ts.tz_convert("UTC") if ts.tzinfo is not None else ts).strftime(TIME)
+
+
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` for a grid: times as ``TIME`` and counts as whole numbers, text both, so that a
+    missing one shows as a dash (the grid writes "None" for a missing time or number)."""
+    times = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    counts = [c for c in COUNTS if c in frame.columns]
+    return frame.assign(
+        **{c: frame[c].map(_at).astype(object) for c in times},
+        **{c: frame[c].map(lambda v: None if v is None or pd.isna(v) else str(int(v))).astype(object) for c in counts},
+    )
+
+
 meta = {
     "run id": run["run_id"],
     "trigger": run.get("trigger"),
     "attempt": run.get("attempt"),
-    "scheduled for": run.get("scheduled_for"),
-    "queued at": run.get("queued_at"),
-    "started at": run.get("started_at"),
-    "ended at": run.get("ended_at"),
-    "records in / out / rejected": " / ".join("\u2014" if run.get(k) is None else f"{run[k]:,}" for k in ("records_in", "records_out", "records_rejected")),
+    "scheduled for": _at(run.get("scheduled_for")),
+    "queued at": _at(run.get("queued_at")),
+    "started at": _at(run.get("started_at")),
+    "ended at": _at(run.get("ended_at")),
+    "records in / out / rejected": " / ".join("\u2014" if run.get(k) is None else f"{run[k]:,}" for k in COUNTS),
     "correlation id": run.get("correlation_id"),
     "account / region": f"{run.get('account') or '-'} / {run.get('region') or '-'}",
 }
+st.caption("Times are UTC.")
+# a static table: a long run id (a Step Functions execution ARN) wraps instead of being cut off
 ui.table(
-    pd.DataFrame({"field": list(meta), "value": [("" if v is None else str(v)) for v in meta.values()]}),
+    pd.DataFrame({"field": list(meta), "value": [ui.DASH if v is None else str(v) for v in meta.values()]}),
     key="run_meta",
     filename="run.csv",
+    static=True,
 )
 
 if run.get("error_message") or run.get("error_type"):
@@ -73,7 +101,7 @@ st.subheader("Stages")
 st.plotly_chart(charts.run_timeline(steps), key="timeline", config=charts.CONFIG)
 if not steps.empty:
     ui.table(
-        steps[["stage", "attempt", "status", "queued_at", "started_at", "ended_at", "duration_seconds", "records_in", "records_out", "records_rejected", "error_type", "error_message", "next_retry_at"]],
+        _shown(steps[["stage", "attempt", "status", "queued_at", "started_at", "ended_at", "duration_seconds", *COUNTS, "error_type", "error_message", "next_retry_at"]]),
         key="steps",
         filename="steps.csv",
     )
@@ -85,6 +113,7 @@ if not invocations.empty:
     st.caption(f"{len(invocations)} invocation(s) of the pipeline's Lambda functions while the run ran, "
                f"{cold} cold start(s), from their REPORT lines")
     ui.table(invocations, key="invocations", filename="invocations.csv", static=True, column_config={
+        "ended_at": st.column_config.DatetimeColumn("ended at", format="YYYY-MM-DD HH:mm:ss"),
         "duration_ms": st.column_config.NumberColumn("duration (ms)", format="%.2f"),
         "billed_duration_ms": st.column_config.NumberColumn("billed (ms)", format="%.0f"),
         "memory_size_mb": st.column_config.NumberColumn("memory size (MB)"),
@@ -107,4 +136,4 @@ if logs.empty:
     else:
         st.info(why.reason, icon=":material/info:")
 else:
-    ui.table(logs, key="logs", filename="logs.csv", height=360, column_config={"message": st.column_config.TextColumn("message", width="large")})
+    ui.table(_shown(logs), key="logs", filename="logs.csv", height=360, column_config={"message": st.column_config.TextColumn("message", width="large")})

@@ -611,6 +611,54 @@ def test_run_detail_says_why_a_failed_run_has_no_log_lines(db_url, app_env, tmp_
     ]
 
 
+def test_run_detail_shows_times_to_the_second_and_a_dash_for_what_is_missing(db_url, app_env):
+    """No raw datetimes (microseconds, "+00:00") and no grey "None" cells: times read
+    YYYY-MM-DD HH:MM:SS (UTC, said once), a missing time, count or stage reads as a dash."""
+    from store.db import connect
+    from store.schema import run_logs, run_steps, runs
+    from store.writes import upsert
+
+    arn = "arn:aws:states:us-east-1:123456789012:execution:customer-etl:demo-20261207T0100-08"
+    run_id = f"stepfunctions:{arn}"
+    started = datetime(2026, 12, 6, 6, 30, 24, 20_000, tzinfo=UTC)
+    ended = datetime(2026, 12, 6, 6, 36, 1, 100_000, tzinfo=UTC)
+    engine = connect(db_url)
+    with engine.begin() as conn:
+        upsert(conn, runs, [{"run_id": run_id, "pipeline": "sfn_customer_etl", "source": "stepfunctions", "status": "FAILED",
+                             "trigger": "schedule", "attempt": 1, "correlation_id": "demo-20261207T0100-08",
+                             "started_at": started, "ended_at": ended}], now=ended)
+        upsert(conn, run_steps, [
+            {"run_id": run_id, "stage": "Extract", "attempt": 1, "status": "SUCCEEDED", "started_at": started,
+             "ended_at": started + timedelta(seconds=95), "records_in": 1294, "error_type": None, "error_message": None},
+            {"run_id": run_id, "stage": "RejectBatch", "attempt": 1, "status": "FAILED", "started_at": ended,
+             "ended_at": ended, "records_in": None, "error_type": "DataQualityError", "error_message": "null customer_id"},
+        ], now=ended)
+        upsert(conn, run_logs, [
+            {"log_id": "g:1", "run_id": run_id, "correlation_id": "demo-20261207T0100-08", "ts": ended, "level": "ERROR",
+             "stage": None, "message": "run failed"},
+            {"log_id": "g:2", "run_id": run_id, "correlation_id": "demo-20261207T0100-08", "ts": started + timedelta(seconds=95),
+             "level": "WARN", "stage": "Extract", "message": "slow"},
+        ])
+    engine.dispose()
+    app_env(db_url)
+
+    at = _open("views/run_detail.py", query={"run": run_id})
+    assert not at.exception
+    meta = dict(_static_table(at, "run_meta").itertuples(index=False, name=None))
+    assert meta["run id"] == run_id  # the whole id (a static table wraps it)
+    assert (meta["started at"], meta["ended at"]) == ("2026-12-06 06:30:24", "2026-12-06 06:36:01")
+    assert meta["queued at"] == meta["scheduled for"] == "\u2014"
+    assert "Times are UTC." in [c.value for c in at.caption]
+    steps = next(d.value for d in at.dataframe if "stage" in d.value.columns and "attempt" in d.value.columns)
+    assert steps[["stage", "queued_at", "started_at", "ended_at", "records_in", "records_out", "error_type"]].values.tolist() == [
+        ["Extract", "\u2014", "2026-12-06 06:30:24", "2026-12-06 06:31:59", "1294", "\u2014", "\u2014"],
+        ["RejectBatch", "\u2014", "2026-12-06 06:36:01", "2026-12-06 06:36:01", "\u2014", "\u2014", "DataQualityError"],
+    ]
+    logs = next(d.value for d in at.dataframe if "message" in d.value.columns and "level" in d.value.columns)
+    assert logs[["ts", "level", "stage"]].values.tolist() == [
+        ["2026-12-06 06:31:59", "WARN", "Extract"], ["2026-12-06 06:36:01", "ERROR", "\u2014"]]
+
+
 def test_costs_page_shows_lambda_rightsizing_as_an_estimate(db_url, app_env):
     from store.db import connect
     from store.schema import lambda_invocations

@@ -82,3 +82,49 @@ def test_demo_seed_collects_sfn_and_glue(aws, db_url, tmp_path, engine, now):
     assert all(billed[d] == pytest.approx(estimate[d], rel=1e-9) for d in billed), (billed, estimate)
     again = collect(settings, engine, sources=["stepfunctions", "glue"], now=now + timedelta(minutes=10))
     assert [r.rows_written for r in again] == [0, 0]
+
+
+@pytest.mark.aws_clock
+def test_demo_lambda_invocations_line_up_with_the_stages_they_run(aws, db_url, tmp_path, engine, now):
+    """Each function's REPORT line spans the stages it runs in the run (ingest: ingest to
+    quarantine; transform: transform and load), as the run detail lists them under the run."""
+    from devkit.aws_seed import seed_lambda_reports
+    from pipeline.config import pipeline_section
+    from store.invocations import invocations_frame
+    from store.ledger import LedgerFile, iso
+
+    shutil.copy(DEMO, tmp_path / "demo.toml")
+    settings = load_settings({"PIPEPULSE_DATABASE_URL": db_url, "PIPEPULSE_DATA_DIR": str(tmp_path / "data")},
+                             config_path=tmp_path / "demo.toml")
+    at = now - timedelta(days=2)
+    # (run, its stages as (stage, attempt, status, start s, end s) from the run's start)
+    plan = {
+        "r-ok": [("ingest", 1, "SUCCEEDED", 9, 18.2), ("validate", 1, "SUCCEEDED", 18.2, 21.5),
+                 ("quarantine", 1, "SUCCEEDED", 21.5, 22.4), ("transform", 1, "SUCCEEDED", 22.4, 184.8),
+                 ("load", 1, "FAILED", 184.8, 188.1), ("load", 2, "SUCCEEDED", 192.1, 195.4)],
+        "r-early": [("ingest", 1, "SUCCEEDED", 5, 11), ("validate", 1, "FAILED", 11, 14)],
+    }
+    starts = {"r-ok": at, "r-early": at + timedelta(hours=1)}
+    with LedgerFile(pipeline_section(settings).ledger_path) as ledger:
+        for rid, stages in plan.items():
+            t = starts[rid]
+            ledger.insert_run({"run_id": rid, "pipeline": "orders", "status": "FAILED" if rid == "r-early" else "SUCCEEDED",
+                               "trigger": "schedule", "attempt": 1, "started_at": iso(t),
+                               "ended_at": iso(t + timedelta(seconds=stages[-1][4] + 1)), "correlation_id": f"c-{rid}"})
+            for stage, attempt, status, a, b in stages:
+                ledger.insert_step({"run_id": rid, "stage": stage, "attempt": attempt, "status": status,
+                                    "started_at": iso(t + timedelta(seconds=a)), "ended_at": iso(t + timedelta(seconds=b))})
+    assert seed_lambda_reports(settings, now=now) == 3
+    [p] = collect(settings, engine, sources=["logs"], now=now + timedelta(minutes=5))
+    assert p.status == "succeeded", p.error
+
+    def shown(rid):  # the invocations the run detail lists under the run (dashboard/data.py run_invocations)
+        t, last = starts[rid], plan[rid][-1][4] + 1
+        with engine.connect() as conn:
+            frame = invocations_frame(conn, t, t + timedelta(seconds=last, minutes=1), pipeline="orders")
+        return [(f, e - t, round(d)) for f, e, d in frame[["function_name", "ended_at", "duration_ms"]].itertuples(index=False)]
+
+    assert shown("r-ok") == [("pipepulse-orders-ingest", timedelta(seconds=22.4), 13_400),
+                             ("pipepulse-orders-transform", timedelta(seconds=195.4), 173_000)]
+    # a run that failed before its transform stage: no transform invocation
+    assert shown("r-early") == [("pipepulse-orders-ingest", timedelta(seconds=14), 9_000)]
