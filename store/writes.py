@@ -86,7 +86,7 @@ def upsert(
     # the key's columns first, updated_at last: a stored row read back as (key, compared
     # values) is then the start of the batch's row, and a row compares with it as a whole
     # (the rows' own strings, not the schema's quoted names: a str subclass slows every dict
-    # look-up of the batching ~1.7x)
+    # look-up of the batching ~1.5x)
     own = {c: c for c in columns}
     rest = [c for c in columns if c not in key_cols]
     columns = [*(own[k] for k in key_cols), *(c for c in rest if c != "updated_at"), *(c for c in rest if c == "updated_at")]
