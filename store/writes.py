@@ -16,6 +16,7 @@ Column names come from the schema, never from callers' strings.
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
 import itertools
 import operator
@@ -82,6 +83,13 @@ def upsert(
     missing = [c for c in key_cols if c not in columns]
     if missing:
         raise ValueError(f"rows for {table.name} lack key column(s) {missing}")
+    # the key's columns first, updated_at last: a stored row read back as (key, compared
+    # values) is then the start of the batch's row, and a row compares with it as a whole
+    # (the rows' own strings, not the schema's quoted names: a str subclass slows every dict
+    # look-up of the batching ~1.5x)
+    own = {c: c for c in columns}
+    rest = [c for c in columns if c not in key_cols]
+    columns = [*(own[k] for k in key_cols), *(c for c in rest if c != "updated_at"), *(c for c in rest if c == "updated_at")]
     stamp = "updated_at" in table.c and "updated_at" not in columns
     if stamp:
         columns = [*columns, "updated_at"]
@@ -195,28 +203,27 @@ def _upsert_pg(conn, table, columns, key_cols, batches) -> int:
         int_idx = [i for i, t in enumerate(types) if t in ("int4", "int8")]
         tx = _binary_transformer(cur, types)
 
-        def encode(batch: list[tuple]) -> tuple[list[tuple], bytearray, list[int]]:
-            if int_idx:
-                batch = _ints(batch, int_idx, table, columns)
-            return (batch, *_binary_copy_data(tx, batch))
+        def ints(batch: list[tuple]) -> list[tuple]:
+            return _ints(batch, int_idx, table, columns) if int_idx else batch
 
         sql = _MergeSql(q, table.name, stage, columns, key_cols, values, compare)
         if raw.autocommit:  # no savepoints (and a temp table emptied by every statement's commit)
-            for _, data, _ in map(encode, batches):
+            for batch in map(ints, batches):
                 cur.execute(f"TRUNCATE {q(stage)}")
                 with cur.copy(sql.copy_stage) as copy:
-                    copy.write(data)
+                    copy.write(_binary_copy_rows(tx, batch))
                 cur.execute(sql.on_conflict_distinct if compare else sql.on_conflict)
                 total += cur.rowcount
             return total
-        # Per batch, its rows encoded once as binary COPY data (after a batch without stored keys,
-        # step 2 is tried first with all rows):
+        # Per batch (after a batch without stored keys, step 2 is tried first with all rows, the
+        # batch encoded as binary COPY data once and the new rows cut out of it if that fails;
+        # else each row is encoded only for the COPY it goes to):
         # 1. which of its keys are stored already: one query (an index range scan over the
         #    batch's key range when the key columns are numbers and times, else index look-ups
         #    of the batch's keys), answered with the stored keys and values: stored rows that
         #    are unchanged are dropped here;
-        # 2. the new rows: cut out of the batch's COPY data and COPYed straight into the table
-        #    (multi-row inserts, as fast as a raw COPY), inside a savepoint;
+        # 2. the new rows: COPYed straight into the table (multi-row inserts, as fast as a raw
+        #    COPY), inside a savepoint;
         # 3. the stored rows that differ: binary COPY into the temporary staging table, then one
         #    UPDATE ... FROM of those that differ (by index look-ups);
         # 4. all rows, if step 2 failed with UniqueViolation (a key repeated in the batch, or
@@ -224,43 +231,49 @@ def _upsert_pg(conn, table, columns, key_cols, batches) -> int:
         #    UPDATE ... WHERE the row differs (DISTINCT ON the key). Plain COPY measured 2-4x faster than
         #    INSERT ... SELECT ... ON CONFLICT for new rows, which is why they skip the staging.
         # An unchanged row is written by none of these: a second identical upsert returns 0.
-        probe = _KeyProbe(cur, q, table.name, [columns.index(k) for k in key_cols], key_cols,
-                          [types[columns.index(k)] for k in key_cols], [columns.index(c) for c in compare], compare)
+        probe = _KeyProbe(cur, q, table.name, key_cols, [types[columns.index(k)] for k in key_cols], compare,
+                          len(columns))
         merge = sql.on_conflict_distinct if compare else sql.on_conflict
 
-        def stage_rows(data: bytes | bytearray) -> None:
+        def merge_all(batch: list[tuple], data: bytes | bytearray | None) -> int:
             cur.execute(f"TRUNCATE {q(stage)}")
             with cur.copy(sql.copy_stage) as copy:
-                copy.write(data)
+                copy.write(_binary_copy_rows(tx, batch) if data is None else data)
+            cur.execute(merge)
+            return cur.rowcount
 
         # (index look-ups for the joins, no JIT: for the whole upsert, not per batch)
         with _nested_loops(cur):
             optimistic = True  # the last batch held no stored key: try this one as all new first
-            for batch, data, starts in map(encode, batches):
-                if optimistic and _copy_new(cur, sql.copy_table, data):
-                    total += len(batch)
-                    continue
+            for batch in map(ints, batches):
+                data: bytearray | None = None
+                if optimistic:
+                    data, starts = _binary_copy_data(tx, batch)
+                    if _copy_new(cur, sql.copy_table, data):
+                        total += len(batch)
+                        continue
                 split = probe.split(batch)
                 if split is None:  # the probe could not tell: merge the whole batch
-                    stage_rows(data)
-                    cur.execute(merge)
-                    total += cur.rowcount
+                    total += merge_all(batch, data)
                     optimistic = False
                     continue
                 held, changed = split  # held: where the stored rows are; changed: those that differ
                 optimistic = not held
                 if len(held) < len(batch):
-                    fresh = _rows_except(data, starts, held) if held else data
+                    if data is None:
+                        fresh: bytes | bytearray = _binary_copy_rows(tx, _rows_without(batch, held))
+                    else:
+                        fresh = _rows_except(data, starts, held) if held else data
                     if not _copy_new(cur, sql.copy_table, fresh):
-                        stage_rows(data)
-                        cur.execute(merge)
-                        total += cur.rowcount
+                        total += merge_all(batch, data)
                         continue
                     total += len(batch) - len(held)
                 if changed:
                     # rows known stored: an UPDATE of those that differ (index look-ups) is
                     # cheaper than INSERT ... ON CONFLICT's speculative insertion
-                    stage_rows(_binary_copy_data(tx, changed)[0])
+                    cur.execute(f"TRUNCATE {q(stage)}")
+                    with cur.copy(sql.copy_stage) as copy:
+                        copy.write(_binary_copy_rows(tx, changed))
                     cur.execute(sql.update)
                     total += cur.rowcount
     return total
@@ -288,19 +301,21 @@ class _KeyProbe:
     """Splits a batch into rows whose key is not stored yet, rows stored with other values, and
     rows stored as they are (dropped: nothing to write), by reading the stored values back.
 
+    The batch's rows hold the key's columns first, then the compared ones (then updated_at):
+    a stored row read back (key, compared values) is the start of the batch's row.
+
     Only a speed-up: a stored row taken for new fails its COPY with UniqueViolation and the
     batch is merged; a row taken for changed is updated only if the database finds it differs."""
 
-    def __init__(self, cur, q, name, idx, key_cols, key_types, cidx, compare):
-        self.cur, self.idx = cur, idx
+    def __init__(self, cur, q, name, key_cols, key_types, compare, width):
+        self.cur = cur
+        nk = self.nk = len(key_cols)
         cols = ", ".join(map(q, key_cols))
-        nk = len(key_cols)
-        self.nk = nk
         read = ", ".join([*map(q, key_cols), *map(q, compare)])
         # the range: over the whole key when its columns are all numbers and times, else over its
         # first such column (cost_daily's day), else none
         if all(t in _RANGE_TYPES for t in key_types):
-            self.ranged: list[int] | None = list(range(len(key_cols)))
+            self.ranged: list[int] | None = list(range(nk))
         else:
             self.ranged = next(([i] for i, t in enumerate(key_types) if t in _RANGE_TYPES), None)
         if self.ranged is not None:
@@ -315,93 +330,110 @@ class _KeyProbe:
             f"SELECT {', '.join('t.' + q(c) for c in [*key_cols, *compare])} FROM unnest({unnest}) AS k({cols}) "
             f"JOIN {q(name)} AS t ON {on}"
         )
-        get = operator.itemgetter(*idx)
-        # (map and zip: the per-row work stays in C)
-        self.keys = (lambda rows: list(zip(map(get, rows)))) if len(idx) == 1 else (lambda rows: list(map(get, rows)))
-        if len(cidx) > 1:
-            self.values = operator.itemgetter(*cidx)
-        else:
-            self.values = (lambda r: ()) if not cidx else (lambda r, i=cidx[0]: (r[i],))
-        self.read = operator.itemgetter(slice(0, nk)), operator.itemgetter(slice(nk, None))
+        # a row's key: the value itself for one column (compared and hashed without a tuple)
+        self.key = operator.itemgetter(0) if nk == 1 else operator.itemgetter(slice(0, nk))
+        # what of a batch's row compares with a stored one: all of it, or all but updated_at
+        read_width = nk + len(compare)
+        self.cut = None if read_width == width else operator.itemgetter(slice(0, read_width))
 
-    def stored(self, keys: list[tuple], ascending: bool) -> list[tuple] | None:
-        """The stored rows (key columns, then compared ones) among ``keys`` (those of the range
-        may come along), or None when the keys cannot be ordered."""
+    def stored(self, batch: list[tuple], ascending: bool) -> list[tuple] | None:
+        """The stored rows (key columns, then compared ones) among ``batch``'s keys (those of
+        the range may come along), or None when the keys cannot be ordered."""
         if self.ranged is not None:
             try:
-                if len(self.ranged) == len(self.idx):
-                    lo, hi = (keys[0], keys[-1]) if ascending else (min(keys), max(keys))
+                if len(self.ranged) == self.nk:
+                    if ascending:
+                        lo, hi = batch[0][: self.nk], batch[-1][: self.nk]
+                    else:
+                        key = operator.itemgetter(slice(0, self.nk))
+                        lo, hi = min(map(key, batch)), max(map(key, batch))
                 else:
-                    part = [tuple(k[i] for i in self.ranged) for k in keys]
-                    lo, hi = min(part), max(part)
+                    part = operator.itemgetter(*self.ranged)
+                    lo, hi = (min(map(part, batch)),), (max(map(part, batch)),)
             except TypeError:  # e.g. naive and aware times in one batch
                 return None
             # a range holding more rows than the batch (say one new point for each of many
             # series) is not read back: the keys are looked up one by one instead
-            limit = len(keys) + 1
+            limit = len(batch) + 1
             self.cur.execute(self.range_sql, [*lo, *hi, limit], binary=True)  # (binary: parsed faster)
             found = self.cur.fetchall()
             if len(found) < limit:
                 return found
         # index look-ups of each key (nested loop, under _nested_loops: a hash join would read
         # the whole table)
-        self.cur.execute(self.lookup_sql, [list(col) for col in zip(*keys, strict=True)], binary=True)
+        keys = [list(map(operator.itemgetter(i), batch)) for i in range(self.nk)]
+        self.cur.execute(self.lookup_sql, keys, binary=True)
         return self.cur.fetchall()
 
     def split(self, batch: list[tuple]) -> tuple[list[int], list[tuple]] | None:
         """(where the batch's stored rows are, ascending; those of them that differ from what is
         stored), or None when the stored keys could not be read."""
-        keys = self.keys(batch)
         try:
-            ascending = all(map(operator.lt, keys, itertools.islice(keys, 1, None)))
+            # rows in ascending order: their keys (leading) ascend too, or repeat (a repeated
+            # key goes to the COPY of new rows, which then fails and the batch is merged)
+            ascending = all(map(operator.lt, batch, itertools.islice(batch, 1, None)))
         except TypeError:  # e.g. naive and aware times
             ascending = False
-        found = self.stored(keys, ascending)
+        found = self.stored(batch, ascending)
         if found is None:
             return None
         if not found:
             return [], []
-        key, old = self.read
-        places = _places_in_order(keys, found, key) if ascending else None
-        if places is None:
-            # the batch's keys hashed in C (a repeated key keeps its last place: the other copy
-            # goes to the COPY of new rows, which then fails and the batch is merged)
-            where = dict(zip(keys, range(len(keys)), strict=True))
-            places = list(map(where.get, map(key, found)))
+        split = self._in_order(batch, found) if ascending else None
+        return self._hashed(batch, found) if split is None else split
+
+    def _in_order(self, batch: list[tuple], found: list[tuple]) -> tuple[list[int], list[tuple]] | None:
+        """``split`` for a batch whose rows ascend: the stored rows, sorted, are found by walking
+        both in order (a stored row next to the last one found costs no search) instead of
+        hashing every key of the batch (a new datetime's hash costs ~1 us: 50 ms a batch).
+        None when the keys cannot be ordered."""
+        key, cut = self.key, self.cut
         held: list[int] = []
         changed: list[tuple] = []
-        values = self.values
-        for i, r in zip(places, found, strict=True):
+        hold, change = held.append, changed.append
+        n = len(batch)
+        at = 0
+        try:
+            found.sort()  # (by key: the table holds each key once)
+            for r in found:
+                k = key(r)
+                row = batch[at]
+                if key(row) != k:  # further on, or not in the batch: search the next rows first
+                    near = at + 8 if at + 8 < n else n
+                    at = bisect.bisect_left(batch, k, at, near, key=key)
+                    if at == near < n:
+                        at = bisect.bisect_left(batch, k, near, n, key=key)
+                    if at == n:
+                        break
+                    row = batch[at]
+                    if key(row) != k:  # stored in the batch's key range, not in the batch
+                        continue
+                hold(at)
+                if (row if cut is None else cut(row)) != r:
+                    change(row)
+                at += 1
+                if at == n:
+                    break
+        except TypeError:  # e.g. naive and aware times
+            return None
+        return held, changed
+
+    def _hashed(self, batch: list[tuple], found: list[tuple]) -> tuple[list[int], list[tuple]]:
+        """``split`` for any batch: its keys hashed in C (a repeated key keeps its last place: the
+        other copy goes to the COPY of new rows, which then fails and the batch is merged)."""
+        key, cut = self.key, self.cut
+        where = dict(zip(map(key, batch), range(len(batch)), strict=True))
+        held: list[int] = []
+        changed: list[tuple] = []
+        for i, r in zip(map(where.get, map(key, found)), found, strict=True):
             if i is None:  # stored in the batch's key range, not in the batch
                 continue
             held.append(i)
-            if old(r) != values(batch[i]):
-                changed.append(batch[i])
+            row = batch[i]
+            if (row if cut is None else cut(row)) != r:
+                changed.append(row)
         held.sort()
         return held, changed
-
-
-def _places_in_order(keys: list[tuple], found: list[tuple], key: Callable[[tuple], tuple]) -> list[int | None] | None:
-    """Where the stored rows ``found`` (sorted here by ``key``) are among ``keys``, which
-    strictly ascend (the usual batch: a time series, runs by id): found by walking both in order
-    instead of hashing every key of the batch (a new datetime's hash costs ~1 us: 50 ms a batch).
-    None when the keys cannot be ordered."""
-    try:
-        found.sort(key=key)
-        n = len(keys)
-        at = 0
-        places: list[int | None] = []
-        for k in map(key, found):
-            if at < n and keys[at] != k:  # (consecutive stored rows: no search)
-                at = bisect.bisect_left(keys, k, at)
-            if at < n and keys[at] == k:
-                places.append(at)
-                at += 1
-            else:
-                places.append(None)
-    except TypeError:  # e.g. naive and aware times
-        return None
-    return places
 
 
 @contextlib.contextmanager
@@ -438,6 +470,13 @@ def _rows_except(data: bytearray, starts: list[int], skip: list[int]) -> bytes:
         at = starts[i + 1] if i + 1 < len(starts) else end
     parts.append(view[at:])
     return b"".join(parts)
+
+
+def _rows_without(batch: list[tuple], skip: list[int]) -> list[tuple]:
+    """``batch`` without the rows at ``skip`` (C loops: a mask, then ``compress``)."""
+    keep = [True] * len(batch)
+    collections.deque(map(keep.__setitem__, skip, itertools.repeat(False)), maxlen=0)
+    return list(itertools.compress(batch, keep))
 
 
 class _MergeSql:
@@ -489,6 +528,15 @@ def _binary_copy_data(tx: abc.Transformer, batch: list[tuple]) -> tuple[bytearra
         format_row_binary(row, tx, out)
     out += _BINARY_TRAILER
     return out, starts
+
+
+def _binary_copy_rows(tx: abc.Transformer, batch: list[tuple]) -> bytearray:
+    """``batch`` as one block of binary COPY data, as ``_binary_copy_data`` without noting where
+    each row begins (a third faster: the per-row loop runs in C)."""
+    out = bytearray(_BINARY_SIGNATURE)
+    collections.deque(map(format_row_binary, batch, itertools.repeat(tx), itertools.repeat(out)), maxlen=0)
+    out += _BINARY_TRAILER
+    return out
 
 
 def _ints(batch: list[tuple], idx: list[int], table: sa.Table, columns: list[str]) -> list[tuple]:
