@@ -57,14 +57,14 @@ if spend_tab.open:
                 late = set(data.partial_days(f.end_day - timedelta(days=6), f.end_day))
                 while partial_from - timedelta(days=1) in late:
                     partial_from -= timedelta(days=1)
-            st.plotly_chart(charts.cost_stacked(by_day, by, currency=cur, partial_from=partial_from,
-                                                window=(f.start_day, f.end_day + timedelta(days=1))),
+            st.plotly_chart(data.figure(charts.cost_stacked, by_day, by, currency=cur, partial_from=partial_from,
+                                         window=(f.start_day, f.end_day + timedelta(days=1))),
                             key="cost_stacked", config=charts.CONFIG)
             blank = charts.key_label(by)  # spend without a value of ``by``: one name on the charts, tables and CSVs
             moved = data.cost_movers(f.start_day, f.end_day, by, amount, f.accounts, f.pipelines)
             moved = moved.assign(**{by: moved[by].replace("", blank)})
             # the table under the chart, not beside it: beside it, its five columns do not fit a 1024 px window
-            st.plotly_chart(charts.movers(moved, by, currency=cur), key="movers", config=charts.CONFIG)
+            st.plotly_chart(data.figure(charts.movers, moved, by, currency=cur), key="movers", config=charts.CONFIG)
             ui.table(
                 moved,
                 key="movers",
@@ -126,7 +126,7 @@ def _forecast(subject: str, pipeline: str | None, amount: str) -> None:
     while partial_from - timedelta(days=1) in late:
         partial_from -= timedelta(days=1)
     st.plotly_chart(
-        charts.forecast_vs_actual(actual, points, level=snap.get("level"), currency=cur, partial_from=partial_from),
+        data.figure(charts.forecast_vs_actual, actual, points, level=snap.get("level"), currency=cur, partial_from=partial_from),
         key=f"forecast{suffix}", config=charts.CONFIG,
     )
     settings = data.settings()
@@ -214,7 +214,7 @@ if unit_tab.open:
         else:
             # the table under the chart, not beside it: beside it, neither the table's columns nor the
             # chart's pipeline names fit (1024 and 1440 px windows alike)
-            st.plotly_chart(charts.cost_per_run(unit, currency=cur), key="cost_per_run", config=charts.CONFIG)
+            st.plotly_chart(data.figure(charts.cost_per_run, unit, currency=cur), key="cost_per_run", config=charts.CONFIG)
             ui.table(
                 unit,
                 key="unit",
@@ -265,7 +265,7 @@ if unit_tab.open:
             ui.empty("Nothing to compare yet", "pipepulse collect")
         else:
             # one under the other, as above
-            st.plotly_chart(charts.estimate_vs_bill(evb, currency=cur), key="estimate_vs_bill", config=charts.CONFIG)
+            st.plotly_chart(data.figure(charts.estimate_vs_bill, evb, currency=cur), key="estimate_vs_bill", config=charts.CONFIG)
             ui.table(evb, key="evb", filename="estimate_vs_bill.csv", static=True, column_config={
                 "estimate": st.column_config.NumberColumn(format="%.2f"),
                 "billed": st.column_config.NumberColumn(format="%.2f"),

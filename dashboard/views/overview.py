@@ -44,7 +44,7 @@ with left:
     if grid.empty:
         ui.empty("No runs to show", "pipepulse collect")
     else:
-        st.plotly_chart(charts.health_grid(grid), key="health_grid", config=charts.CONFIG)
+        st.plotly_chart(data.figure(charts.health_grid, grid), key="health_grid", config=charts.CONFIG)
 with tiles:
     k = data.kpis(f.start, f.end, f.prev_start, f.prev_end, f.pipelines)
     now_k, prev_k = k["current"], k["previous"]

@@ -29,9 +29,9 @@ else:
     tmarks = data.anomalies(kinds=("throughput",), pipelines=f.pipelines, since=f.start)
     # one chart a row: side by side at 1024 px each was 260 px wide, its ticks turned on end and its
     # legend ran into them (tests/dashboard/test_dashboard_browser.py checks the charts' text)
-    st.plotly_chart(charts.duration_trend(daily, marks, **trend), key="duration_trend", config=charts.CONFIG)
-    st.plotly_chart(charts.throughput_trend(daily, tmarks, **trend), key="throughput_trend", config=charts.CONFIG)
-    st.plotly_chart(charts.runs_by_status(daily, **trend), key="runs_by_status", config=charts.CONFIG)
+    st.plotly_chart(data.figure(charts.duration_trend, daily, marks, **trend), key="duration_trend", config=charts.CONFIG)
+    st.plotly_chart(data.figure(charts.throughput_trend, daily, tmarks, **trend), key="throughput_trend", config=charts.CONFIG)
+    st.plotly_chart(data.figure(charts.runs_by_status, daily, **trend), key="runs_by_status", config=charts.CONFIG)
 
 st.subheader("Freshness against schedule")
 fresh = data.freshness(f.end, f.pipelines)
