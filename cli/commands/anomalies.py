@@ -70,6 +70,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ---- scan ------------------------------------------------------------------------------------
 
 
+def _utc_time(text: str) -> pd.Timestamp | None:
+    """``text`` as a UTC time (one without an offset is taken as UTC), or None if it is none."""
+    import pandas as pd
+
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if ts is pd.NaT:
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.DataFrame:
     """Read ``timestamp,value``; InputError naming the file and line for anything malformed.
 
@@ -112,19 +125,15 @@ def read_series_csv(path: str | Path, *, max_points: int | None = None) -> pd.Da
                 if len(row) != len(cols):
                     raise InputError(f"{path} line {line}: {len(row)} fields, expected {len(cols)}; {hint}")
                 t, v = row[ti].strip(), row[vi].strip()
-                try:
-                    ts = pd.Timestamp(t)
-                    if ts is pd.NaT:
-                        raise ValueError
-                except (ValueError, TypeError, OverflowError):
-                    raise InputError(f"{path} line {line}: timestamp {terminal_text(t)[:80]!r} is not a date-time; use e.g. 2014-02-14 14:30:00") from None
+                ts = _utc_time(t)
+                if ts is None:
+                    raise InputError(f"{path} line {line}: timestamp {terminal_text(t)[:80]!r} is not a date-time; use e.g. 2014-02-14 14:30:00")
                 try:
                     x = float(v)
                 except ValueError:
                     raise InputError(f"{path} line {line}: value {terminal_text(v)[:80]!r} is not a number; {hint}") from None
                 if not math.isfinite(x):
                     raise InputError(f"{path} line {line}: value {v[:80]!r} is not finite; drop the line or fill the gap")
-                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
                 stamps.append(ts)
                 values.append(x)
                 raw_stamps.append(t)
@@ -227,8 +236,6 @@ _FROM_NOW = {"h": 3600, "d": 86400}
 def snooze_until(text: str, now: datetime) -> datetime:
     """``--until``: a UTC date-time (a time without an offset is UTC), or a span from ``now`` such
     as ``+8h`` or ``+2d``; InputError saying both forms otherwise."""
-    import pandas as pd
-
     hint = "use a UTC date-time such as 2026-12-01T09:00Z, or a span from now such as +8h or +2d"
     value = text.strip()
     if value.startswith("+"):
@@ -236,13 +243,10 @@ def snooze_until(text: str, now: datetime) -> datetime:
         if unit not in _FROM_NOW or not amount.isdigit() or int(amount) < 1:
             raise InputError(f"--until {text!r} is not a span; {hint}")
         return now + timedelta(seconds=int(amount) * _FROM_NOW[unit])
-    try:
-        until = pd.Timestamp(value)
-        if until is pd.NaT:
-            raise ValueError
-    except (ValueError, TypeError, OverflowError):
-        raise InputError(f"--until {text!r} is not a date-time; {hint}") from None
-    return (until.tz_localize("UTC") if until.tzinfo is None else until.tz_convert("UTC")).to_pydatetime()
+    until = _utc_time(value)
+    if until is None:
+        raise InputError(f"--until {text!r} is not a date-time; {hint}")
+    return until.to_pydatetime()
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
