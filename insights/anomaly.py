@@ -407,8 +407,9 @@ def _features(x: np.ndarray, ts: np.ndarray, cfg: DetectorConfig, ex: np.ndarray
         base = _baseline(xs, s, max(cfg.baseline, 2 * s))
         dev = np.abs(z - base)
         q = _learned(dev, ex, cfg, cfg.sensitivity, s)
-        gates = [(_envelope(z, ts, cfg), cfg.min_cycles)]
-        gates += [(_envelope(z, ts, replace(cfg, period_seconds=p)), 1) for p in cfg.also_periods]
+        daily = _envelope(z, ts, cfg)
+        gates = [(daily, cfg.min_cycles)]
+        gates += [(_one_cycle_spread(_envelope(z, ts, replace(cfg, period_seconds=p)), daily), 1) for p in cfg.also_periods]
         out.append(_Scale(s, z, base, q, gates))
     if cfg.season_sensitivity is not None and cfg.period_seconds is not None:
         out.append(_seasonal(out[-1].z, out[-1].gates[0][0], ex, cfg, out[-1].s))
@@ -616,6 +617,20 @@ def _quantile_rows(h: np.ndarray, drop: np.ndarray, q: float) -> np.ndarray:
     srt = np.partition(h, ks, axis=1) if len(ks) <= 64 else np.sort(h, axis=1)
     val = srt[rr, lo] * (1 - frac) + srt[rr, hi] * frac
     return np.where(c >= 2, val, np.inf)
+
+
+def _one_cycle_spread(env: tuple[np.ndarray, ...], main: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """An extra gate's envelope (``also_periods``, e.g. weekly) where it has one earlier cycle
+    only: one cycle gives no spread across cycles (0), so its band would be that cycle's own
+    min/max, and a quiet weekend hour 2.5% below last Saturday's was flagged (the demo, with the
+    14 days ``pipepulse detect`` reads: every judged point has one earlier week). There it takes
+    the main gate's spread at the same point (the same quantity over the daily cycles), when
+    larger; from two cycles on, its own."""
+    mU, mL, sU, sL, cnt = env
+    one = cnt == 1
+    sU = np.where(one, np.fmax(sU, main[2]), sU)
+    sL = np.where(one, np.fmax(sL, main[3]), sL)
+    return mU, mL, sU, sL, cnt
 
 
 def _envelope(z: np.ndarray, ts: np.ndarray, cfg: DetectorConfig):

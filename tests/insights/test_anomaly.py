@@ -320,3 +320,26 @@ def test_reason_and_outside_text_in_words():
     assert outside_text(50.0, 80.0, 120.0) == "30 below the lower edge 80"
     assert outside_text(100.0, 80.0, 120.0) == ""
     assert outside_text(float("nan"), 80.0, 120.0) == "" and outside_text(None, 80.0, 120.0) == ""
+
+
+def test_a_weekly_gate_with_one_earlier_week_is_not_a_zero_width_band():
+    """What `pipepulse detect` reads: 14 days of an hourly run metric, judged after a week's
+    warm-up, so every judged hour has one earlier week. One week gives no spread across weeks;
+    the gate then borrows the daily gate's spread, so the second Saturday's quiet hours a few
+    percent below the first Saturday's are normal (they were flagged), and a real drop is not."""
+    from jobs.detect import WEEK, _week_of
+
+    ts = pd.date_range("2026-11-23", periods=14 * 24, freq="h", tz="UTC")  # a Monday
+    dow, hour = ts.day_of_week.to_numpy(), ts.hour.to_numpy()
+    rng = np.random.default_rng(3)
+    x = np.where(dow >= 5, 0.8, 1.0) * 1600 * rng.lognormal(0, 0.03, len(ts))
+    second = ts >= ts[0] + pd.Timedelta(days=7)
+    quiet = np.flatnonzero(second & (dow == 5) & (hour >= 3) & (hour < 6))
+    x[quiet] = 0.96 * x[~second & (dow == 5)].min()  # 4% below anything the first Saturday showed
+    config = DetectorConfig.for_runs(3600, also_periods=(WEEK,), warmup=_week_of(3600))
+    assert not scan(x, ts, config).is_anomaly[second].any()
+    drop = np.flatnonzero(second & (dow == 3) & (hour >= 10) & (hour < 13))
+    y = x.copy()
+    y[drop] *= 0.5
+    found = np.flatnonzero(scan(y, ts, config).is_anomaly)
+    assert found.tolist() == [drop[0]]
